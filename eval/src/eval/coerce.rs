@@ -1,0 +1,108 @@
+//! Coercion of values to strings, with Nix's rules for each context.
+
+use std::os::unix::ffi::OsStrExt;
+use std::rc::Rc;
+
+use super::{sym, Evaluator};
+use crate::error::{ErrorKind, EvalError, EvalResult};
+use crate::source::Span;
+use crate::value::{ContextElem, NixString, StringBuilder, Value};
+
+/// Which coercion rules apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoerceMode {
+    /// `"${x}"`: strings, paths (copied to the store), sets with `__toString`/`outPath`.
+    Interpolation,
+    /// `./a/${x}`: like interpolation, but paths are used as they are.
+    PathSegment,
+    /// `toString x`: also numbers, Booleans, null and lists; paths are not copied.
+    ToString,
+}
+
+/// C++'s `std::to_string(double)`, which `toString` uses for floats.
+pub fn float_to_string(f: f64) -> String {
+    format!("{f:.6}")
+}
+
+impl Evaluator {
+    /// Coerces `v` to a string under `mode`.
+    pub fn coerce_to_string(
+        &mut self,
+        v: Value,
+        mode: CoerceMode,
+        span: Option<Span>,
+    ) -> EvalResult<NixString> {
+        let v = self.force(v)?;
+        match v {
+            Value::String(s) => Ok(Rc::unwrap_or_clone(s)),
+            Value::Path(p) => {
+                if mode == CoerceMode::Interpolation {
+                    let store_path = self
+                        .io
+                        .import_path(&p)
+                        .map_err(|m| EvalError::new(ErrorKind::Other(m), span))?;
+                    let mut ctx = crate::value::Context::new();
+                    ctx.insert(ContextElem::Plain(store_path.clone()));
+                    Ok(NixString::with_context(store_path.into_bytes(), ctx))
+                } else {
+                    Ok(NixString::new(p.as_os_str().as_bytes()))
+                }
+            }
+            Value::Attrs(ref a) => {
+                if let Some(f) = a.get(sym::to_string()).cloned() {
+                    let f = self.force(f)?;
+                    let r = self.call(f, v.clone(), span)?;
+                    let r = self.force(r)?;
+                    return match r {
+                        Value::String(_) | Value::Path(_) => self.coerce_to_string(r, mode, span),
+                        other => Err(EvalError::new(
+                            ErrorKind::Other(format!(
+                                "`__toString` should return a string, but got {}",
+                                self.describe(&other)
+                            )),
+                            span,
+                        )),
+                    };
+                }
+                if let Some(out) = a.get(sym::out_path()).cloned() {
+                    return self.coerce_to_string(out, mode, span);
+                }
+                self.cannot_coerce(&v, span)
+            }
+            Value::Int(i) if mode == CoerceMode::ToString => Ok(NixString::from(i.to_string())),
+            Value::Float(f) if mode == CoerceMode::ToString => {
+                Ok(NixString::from(float_to_string(f)))
+            }
+            Value::Bool(b) if mode == CoerceMode::ToString => {
+                Ok(NixString::from(if b { "1" } else { "" }))
+            }
+            Value::Null if mode == CoerceMode::ToString => Ok(NixString::from("")),
+            Value::List(ref l) if mode == CoerceMode::ToString => {
+                let mut b = StringBuilder::new();
+                for (i, item) in l.iter().enumerate() {
+                    let item = self.force(item.clone())?;
+                    let empty_list = matches!(&item, Value::List(x) if x.is_empty());
+                    let s = self.coerce_to_string(item, mode, span)?;
+                    b.push(&s);
+                    // Nix separates elements by a space, except after an empty list.
+                    if i + 1 < l.len() && !empty_list {
+                        b.push_bytes(b" ");
+                    }
+                }
+                Ok(b.finish())
+            }
+            other => self.cannot_coerce(&other, span),
+        }
+    }
+
+    fn cannot_coerce<T>(&self, v: &Value, span: Option<Span>) -> EvalResult<T> {
+        Err(EvalError::new(
+            ErrorKind::Other(format!(
+                "cannot coerce {} to a string: {}",
+                v.type_desc(),
+                self.preview(v)
+            )),
+            span,
+        ))
+    }
+}

@@ -1,0 +1,775 @@
+//! The evaluator: a direct, synchronous, lazy interpreter over the IR.
+//!
+//! `eval` returns values in weak head normal form; lazy positions get thunks via `delay`.
+//! Native recursion follows the program's recursion, so deep programs are kept safe two ways:
+//! the call depth is bounded (`max_call_depth`, CppNix's `--max-call-depth`) and the native
+//! stack grows on demand (`stacker`) instead of overflowing.
+
+mod coerce;
+mod ops;
+pub mod sym;
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
+
+pub use coerce::CoerceMode;
+
+use crate::error::{AddContext, ErrorKind, EvalError, EvalResult};
+use crate::io::EvalIO;
+use crate::ir::*;
+use crate::lower::{self, Globals, LowerOptions};
+use crate::source::{SourceMap, Span};
+use crate::symbol::Symbol;
+use crate::value::*;
+
+/// Stack kept free before growing (bytes), and the size of each new segment.
+const STACK_RED_ZONE: usize = 256 * 1024;
+const STACK_SEGMENT: usize = 8 * 1024 * 1024;
+
+/// One entry of the search path (`-I`, `NIX_PATH`).
+#[derive(Clone, Debug)]
+pub struct SearchPathEntry {
+    /// The prefix (`nixpkgs` in `nixpkgs=/path`), empty for a bare directory.
+    pub prefix: String,
+    /// The directory or file.
+    pub path: String,
+}
+
+impl SearchPathEntry {
+    /// Parses `prefix=path` or `path`.
+    pub fn parse(s: &str) -> SearchPathEntry {
+        match s.split_once('=') {
+            Some((p, path)) => SearchPathEntry {
+                prefix: p.to_string(),
+                path: path.to_string(),
+            },
+            None => SearchPathEntry {
+                prefix: String::new(),
+                path: s.to_string(),
+            },
+        }
+    }
+}
+
+/// Settings fixed when the evaluator is made.
+#[derive(Clone)]
+pub struct EvalConfig {
+    /// Search path entries, highest priority first.
+    pub search_path: Vec<SearchPathEntry>,
+    /// Maximum depth of nested function calls.
+    pub max_call_depth: usize,
+    /// Lowering options (experimental features).
+    pub lower: LowerOptions,
+    /// `builtins.currentSystem`.
+    pub system: String,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            search_path: Vec::new(),
+            max_call_depth: 10_000,
+            lower: LowerOptions::default(),
+            system: "x86_64-linux".to_string(),
+        }
+    }
+}
+
+/// The evaluator and everything that lives as long as it: the source map, the global scope,
+/// the import cache and the IO backend.
+pub struct Evaluator {
+    /// Every file and expression seen so far.
+    pub sources: SourceMap,
+    /// The outside world.
+    pub io: Box<dyn EvalIO>,
+    /// Settings.
+    pub config: EvalConfig,
+    globals: Globals,
+    global_env: Rc<Env>,
+    import_cache: FxHashMap<PathBuf, Value>,
+    call_depth: usize,
+    /// Messages from `builtins.trace` and warnings go here (stderr by default).
+    pub diagnostics: Box<dyn FnMut(&str)>,
+}
+
+impl Evaluator {
+    /// An evaluator with the given IO and settings.
+    pub fn new(io: Box<dyn EvalIO>, config: EvalConfig) -> Evaluator {
+        let (globals, global_env) = crate::builtins::global_scope(&config, io.as_ref());
+        Evaluator {
+            sources: SourceMap::new(),
+            io,
+            config,
+            globals,
+            global_env,
+            import_cache: FxHashMap::default(),
+            call_depth: 0,
+            diagnostics: Box::new(|msg| eprintln!("{msg}")),
+        }
+    }
+
+    /// Parses and lowers source text without evaluating it.
+    pub fn lower(
+        &mut self,
+        name: String,
+        text: String,
+        base_dir: PathBuf,
+    ) -> EvalResult<lower::Lowered> {
+        lower::lower_source(
+            &self.sources,
+            name,
+            text,
+            base_dir,
+            &self.globals,
+            &self.config.lower,
+        )
+    }
+
+    /// Evaluates source text to weak head normal form.
+    pub fn eval_source(
+        &mut self,
+        name: String,
+        text: String,
+        base_dir: PathBuf,
+    ) -> EvalResult<Value> {
+        let lowered = self.lower(name, text, base_dir)?;
+        let env = self.global_env.clone();
+        self.eval(&lowered.expr, &env)
+    }
+
+    /// Evaluates a file (`import`-style: a directory means its `default.nix`).
+    pub fn eval_file(&mut self, path: &Path) -> EvalResult<Value> {
+        self.import(path, None)
+    }
+
+    /// The global environment (builtins and top-level names).
+    pub fn global_env(&self) -> &Rc<Env> {
+        &self.global_env
+    }
+
+    /// The names of the global scope (for completion).
+    pub fn global_names(&self) -> impl Iterator<Item = Symbol> + '_ {
+        self.globals.keys().copied()
+    }
+
+    /// Evaluates `e` in `env` to weak head normal form.
+    pub fn eval(&mut self, e: &Expr, env: &Rc<Env>) -> EvalResult<Value> {
+        match e {
+            Expr::Const(v) => Ok(v.clone()),
+            Expr::Local { depth, idx } => {
+                let v = env.ancestor(*depth as usize).get(*idx as usize);
+                self.force(v)
+            }
+            Expr::WithVar { name, withs, span } => self.lookup_with(*name, withs, env, *span),
+            Expr::Str { parts, span } => self
+                .eval_str(parts, env, *span, CoerceMode::Interpolation)
+                .map(|s| Value::String(Rc::new(s))),
+            Expr::PathInterp { parts, span } => self.eval_path(parts, env, *span),
+            Expr::Attrs(a) => self.build_attrs(a, env),
+            Expr::RecAttrs { frame, attrs } => {
+                let env = self.enter_frame(frame, env);
+                self.build_attrs(attrs, &env)
+            }
+            Expr::List(items) => Ok(Value::list(
+                items.iter().map(|i| self.delay(i, env)).collect(),
+            )),
+            Expr::Select {
+                expr,
+                path,
+                default,
+                span,
+            } => self.eval_select(expr, path, default.as_ref(), env, *span),
+            Expr::HasAttr { expr, path, span } => self.eval_has_attr(expr, path, env, *span),
+            Expr::Apply { func, arg, span } => {
+                let f = self.eval(func, env)?;
+                let arg = self.delay(arg, env);
+                self.call(f, arg, Some(*span))
+            }
+            Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure {
+                lambda: l.clone(),
+                env: env.clone(),
+            }))),
+            Expr::Let { frame, body } => {
+                let env = self.enter_frame(frame, env);
+                self.eval(body, &env)
+            }
+            Expr::With {
+                namespace, body, ..
+            } => {
+                let ns = self.delay(namespace, env);
+                let env = Rc::new(Env::with_values(Some(env.clone()), [ns]));
+                self.eval(body, &env)
+            }
+            Expr::If {
+                cond,
+                then,
+                else_,
+                span,
+            } => {
+                let c = self.eval(cond, env)?;
+                let c = self
+                    .expect_bool(c, Some(cond_span(cond, *span)))
+                    .context(Some(*span), || {
+                        "while evaluating a branch condition".to_string()
+                    })?;
+                self.eval(if c { then } else { else_ }, env)
+            }
+            Expr::Assert { cond, body, span } => {
+                let c = self.eval(cond, env)?;
+                let c = self.expect_bool(c, Some(*span)).context(Some(*span), || {
+                    "while evaluating the condition of the assertion".to_string()
+                })?;
+                if !c {
+                    let text = self.sources.text(*span);
+                    return Err(EvalError::new(
+                        ErrorKind::AssertionFailed(text),
+                        Some(*span),
+                    ));
+                }
+                self.eval(body, env)
+            }
+            Expr::BinOp { op, lhs, rhs, span } => self.eval_binop(*op, lhs, rhs, env, *span),
+            Expr::Not { expr, span } => {
+                let v = self.eval(expr, env)?;
+                Ok(Value::Bool(!self.expect_bool(v, Some(*span))?))
+            }
+            Expr::Neg { expr, span } => {
+                let v = self.eval(expr, env)?;
+                ops::sub(Value::Int(0), v, Some(*span))
+            }
+            Expr::CurPos(span) => Ok(self.pos_attrs(*span)),
+        }
+    }
+
+    /// A value for `e` in `env` without evaluating it (a thunk unless `e` is trivially a value).
+    #[inline]
+    pub fn delay(&self, e: &ExprRef, env: &Rc<Env>) -> Value {
+        match &**e {
+            Expr::Const(v) => v.clone(),
+            Expr::Local { depth, idx } => env.ancestor(*depth as usize).get(*idx as usize),
+            Expr::Lambda(l) => Value::Lambda(Rc::new(Closure {
+                lambda: l.clone(),
+                env: env.clone(),
+            })),
+            _ => Value::Thunk(Thunk::suspended(e.clone(), env.clone())),
+        }
+    }
+
+    /// Makes the frame for `let`/`rec` bindings and fills it with thunks of its bindings.
+    fn enter_frame(&mut self, frame: &Frame, env: &Rc<Env>) -> Rc<Env> {
+        let new = Rc::new(Env::new(Some(env.clone()), frame.bindings.len()));
+        for (i, b) in frame.bindings.iter().enumerate() {
+            // A binding that names another slot of this same frame may not be filled yet.
+            let v = match &**b {
+                Expr::Local { depth: 0, .. } => {
+                    Value::Thunk(Thunk::suspended(b.clone(), new.clone()))
+                }
+                _ => self.delay(b, &new),
+            };
+            new.set(i, v);
+        }
+        new
+    }
+
+    /// Forces a value to weak head normal form.
+    #[inline]
+    pub fn force(&mut self, v: Value) -> EvalResult<Value> {
+        match v {
+            Value::Thunk(t) => self.force_thunk(&t),
+            other => Ok(other),
+        }
+    }
+
+    fn force_thunk(&mut self, t: &Thunk) -> EvalResult<Value> {
+        if let ThunkState::Done(v) = &*t.0.borrow() {
+            return Ok(v.clone());
+        }
+        let state = std::mem::replace(&mut *t.0.borrow_mut(), ThunkState::Blackhole);
+        let result = match &state {
+            ThunkState::Suspended(e, env) => {
+                stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || self.eval(e, env))
+            }
+            ThunkState::Apply(f, a) => {
+                let (f, a) = (f.clone(), a.clone());
+                stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
+                    let f = self.force(f)?;
+                    self.call(f, a, None)
+                })
+            }
+            ThunkState::Blackhole => Err(EvalError::new(ErrorKind::InfiniteRecursion, None)),
+            ThunkState::Done(_) => unreachable!("checked above"),
+        };
+        match result {
+            Ok(v) => {
+                *t.0.borrow_mut() = ThunkState::Done(v.clone());
+                Ok(v)
+            }
+            Err(e) => {
+                // A failed thunk can be forced again (e.g. after `tryEval`) and fail the same way.
+                *t.0.borrow_mut() = state;
+                Err(e)
+            }
+        }
+    }
+
+    /// Forces a value and everything inside it (for `--strict`, `deepSeq`).
+    pub fn force_deep(&mut self, v: Value) -> EvalResult<Value> {
+        let mut seen = rustc_hash::FxHashSet::default();
+        let v = self.force(v)?;
+        self.force_deep_inner(&v, &mut seen)?;
+        Ok(v)
+    }
+
+    fn force_deep_inner(
+        &mut self,
+        v: &Value,
+        seen: &mut rustc_hash::FxHashSet<usize>,
+    ) -> EvalResult<()> {
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || match v {
+            Value::Attrs(a) => {
+                if !seen.insert(Rc::as_ptr(a) as usize) {
+                    return Ok(());
+                }
+                for entry in a.iter() {
+                    let inner = self.force(entry.value.clone()).context(entry.pos, || {
+                        format!("while evaluating the attribute '{}'", entry.name)
+                    })?;
+                    self.force_deep_inner(&inner, seen)?;
+                }
+                Ok(())
+            }
+            Value::List(l) => {
+                if !seen.insert(Rc::as_ptr(l) as usize) {
+                    return Ok(());
+                }
+                for item in l.iter() {
+                    let inner = self.force(item.clone())?;
+                    self.force_deep_inner(&inner, seen)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        })
+    }
+
+    /// Applies `f` to `arg`.
+    pub fn call(&mut self, f: Value, arg: Value, span: Option<Span>) -> EvalResult<Value> {
+        match f {
+            Value::Lambda(c) => self.call_lambda(&c, arg, span),
+            Value::PrimOp(app) => {
+                let mut args = Vec::with_capacity(app.args.len() + 1);
+                args.extend(app.args.iter().cloned());
+                args.push(arg);
+                if args.len() == app.op.arity {
+                    self.enter_call(span)?;
+                    let r = (app.op.func)(self, args, span);
+                    self.call_depth -= 1;
+                    r
+                } else {
+                    Ok(Value::PrimOp(Rc::new(PrimOpApp { op: app.op, args })))
+                }
+            }
+            Value::Attrs(ref a) if a.contains(sym::functor()) => {
+                let functor = a.get(sym::functor()).cloned().unwrap_or(Value::Null);
+                let functor = self.force(functor)?;
+                let g = self.call(functor, f.clone(), span)?;
+                let g = self.force(g)?;
+                self.call(g, arg, span)
+            }
+            Value::Thunk(t) => {
+                let f = self.force_thunk(&t)?;
+                self.call(f, arg, span)
+            }
+            other => {
+                let shown = self.preview(&other);
+                Err(EvalError::new(
+                    ErrorKind::Other(format!(
+                        "attempt to call something which is not a function but {}: {shown}",
+                        other.type_desc()
+                    )),
+                    span,
+                ))
+            }
+        }
+    }
+
+    fn enter_call(&mut self, span: Option<Span>) -> EvalResult<()> {
+        self.call_depth += 1;
+        if self.call_depth > self.config.max_call_depth {
+            self.call_depth -= 1;
+            return Err(EvalError::new(ErrorKind::StackOverflow, span));
+        }
+        Ok(())
+    }
+
+    fn call_lambda(&mut self, c: &Closure, arg: Value, span: Option<Span>) -> EvalResult<Value> {
+        self.enter_call(span)?;
+        let result = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
+            let env = self.bind_args(c, arg, span)?;
+            self.eval(&c.lambda.body, &env)
+        });
+        self.call_depth -= 1;
+        result
+    }
+
+    fn lambda_name(&self, l: &Lambda) -> String {
+        match l.name {
+            Some(n) => format!("'{n}'"),
+            None => "'anonymous lambda'".to_string(),
+        }
+    }
+
+    fn bind_args(&mut self, c: &Closure, arg: Value, span: Option<Span>) -> EvalResult<Rc<Env>> {
+        let pattern = match &c.lambda.param {
+            Param::Ident(_) => return Ok(Rc::new(Env::with_values(Some(c.env.clone()), [arg]))),
+            Param::Pattern(p) => p,
+        };
+        let forced = self.force(arg.clone())?;
+        let Value::Attrs(attrs) = &forced else {
+            let found = self.describe(&forced);
+            return Err(EvalError::new(
+                ErrorKind::TypeError {
+                    expected: "a set",
+                    found,
+                },
+                span,
+            ));
+        };
+        let env = Rc::new(Env::new(Some(c.env.clone()), pattern.formals.len() + 1));
+        let mut used = 0;
+        for (i, formal) in pattern.formals.iter().enumerate() {
+            match attrs.get(formal.name) {
+                Some(v) => {
+                    used += 1;
+                    env.set(i, v.clone());
+                }
+                None => match &formal.default {
+                    Some(d) => env.set(i, Value::Thunk(Thunk::suspended(d.clone(), env.clone()))),
+                    None => {
+                        return Err(EvalError::new(
+                            ErrorKind::Other(format!(
+                                "function {} called without required argument '{}'",
+                                self.lambda_name(&c.lambda),
+                                formal.name
+                            )),
+                            span.or(Some(c.lambda.span)),
+                        ))
+                    }
+                },
+            }
+        }
+        if !pattern.ellipsis && used < attrs.len() {
+            for entry in attrs.iter() {
+                if !pattern.formals.iter().any(|f| f.name == entry.name) {
+                    return Err(EvalError::new(
+                        ErrorKind::Other(format!(
+                            "function {} called with unexpected argument '{}'",
+                            self.lambda_name(&c.lambda),
+                            entry.name
+                        )),
+                        span.or(Some(c.lambda.span)),
+                    ));
+                }
+            }
+        }
+        env.set(pattern.arg_slot(), forced);
+        Ok(env)
+    }
+
+    fn lookup_with(
+        &mut self,
+        name: Symbol,
+        withs: &[u32],
+        env: &Rc<Env>,
+        span: Span,
+    ) -> EvalResult<Value> {
+        for &depth in withs {
+            let ns = env.ancestor(depth as usize).get(0);
+            let ns = self.force(ns)?;
+            let Value::Attrs(a) = &ns else {
+                let found = self.describe(&ns);
+                return Err(EvalError::new(
+                    ErrorKind::TypeError {
+                        expected: "a set",
+                        found,
+                    },
+                    Some(span),
+                ));
+            };
+            if let Some(v) = a.get(name) {
+                let v = v.clone();
+                return self.force(v);
+            }
+        }
+        Err(EvalError::new(
+            ErrorKind::UndefinedVariable(name.to_string()),
+            Some(span),
+        ))
+    }
+
+    fn eval_str(
+        &mut self,
+        parts: &[StrPart],
+        env: &Rc<Env>,
+        span: Span,
+        mode: CoerceMode,
+    ) -> EvalResult<NixString> {
+        let mut b = StringBuilder::new();
+        for part in parts {
+            match part {
+                StrPart::Lit(bytes) => b.push_bytes(bytes),
+                StrPart::Interp(e, ispan) => {
+                    let v = self.eval(e, env)?;
+                    let s =
+                        self.coerce_to_string(v, mode, Some(*ispan))
+                            .context(Some(span), || match mode {
+                                CoerceMode::PathSegment => {
+                                    "while evaluating a path segment".to_string()
+                                }
+                                _ => "while evaluating a string interpolation".to_string(),
+                            });
+                    b.push(&s?);
+                }
+            }
+        }
+        Ok(b.finish())
+    }
+
+    fn eval_path(&mut self, parts: &[StrPart], env: &Rc<Env>, span: Span) -> EvalResult<Value> {
+        let s = self.eval_str(parts, env, span, CoerceMode::PathSegment)?;
+        Ok(Value::Path(Rc::new(lower::canonicalize_path(s.as_bytes()))))
+    }
+
+    /// Evaluates an attribute name expression to a symbol (`None` for `null`: skip it).
+    fn attr_name(&mut self, e: &Expr, env: &Rc<Env>, span: Span) -> EvalResult<Option<Symbol>> {
+        let v = self.eval(e, env)?;
+        match v {
+            Value::String(s) => Ok(Some(Symbol::intern_bytes(s.as_bytes()))),
+            Value::Null => Ok(None),
+            other => {
+                let found = self.describe(&other);
+                Err(EvalError::new(
+                    ErrorKind::TypeError {
+                        expected: "a string",
+                        found,
+                    },
+                    Some(span),
+                ))
+            }
+        }
+    }
+
+    fn build_attrs(&mut self, a: &AttrsExpr, env: &Rc<Env>) -> EvalResult<Value> {
+        let mut entries: Vec<AttrEntry> = a
+            .statics
+            .iter()
+            .map(|s| AttrEntry {
+                name: s.name,
+                value: self.delay(&s.value, env),
+                pos: Some(s.span),
+            })
+            .collect();
+        if a.dynamics.is_empty() {
+            return Ok(Value::attrs(Attrs::from_sorted(entries)));
+        }
+        let mut attrs = Attrs::from_sorted(std::mem::take(&mut entries));
+        for d in &a.dynamics {
+            let Some(name) = self.attr_name(&d.name, env, d.span)? else {
+                continue;
+            };
+            if let Some(prev) = attrs.get_entry(name) {
+                let at = prev
+                    .pos
+                    .map(|p| self.location_string(p))
+                    .unwrap_or_default();
+                return Err(EvalError::new(
+                    ErrorKind::Other(format!(
+                        "dynamic attribute '{name}' already defined at {at}"
+                    )),
+                    Some(d.span),
+                ));
+            }
+            attrs.insert(AttrEntry {
+                name,
+                value: self.delay(&d.value, env),
+                pos: Some(d.span),
+            });
+        }
+        Ok(Value::attrs(attrs))
+    }
+
+    /// `file:line:column` of a span.
+    pub fn location_string(&self, span: Span) -> String {
+        let loc = self.sources.location(span);
+        format!("{}:{}:{}", loc.file, loc.line, loc.column)
+    }
+
+    fn key_name(&mut self, key: &AttrKey, env: &Rc<Env>) -> EvalResult<Symbol> {
+        match key {
+            AttrKey::Static(s) => Ok(*s),
+            AttrKey::Dynamic(e, span) => {
+                let v = self.eval(e, env)?;
+                let s = self.coerce_to_string(v, CoerceMode::Interpolation, Some(*span))?;
+                Ok(Symbol::intern_bytes(s.as_bytes()))
+            }
+        }
+    }
+
+    fn eval_select(
+        &mut self,
+        expr: &Expr,
+        path: &[AttrKey],
+        default: Option<&ExprRef>,
+        env: &Rc<Env>,
+        span: Span,
+    ) -> EvalResult<Value> {
+        let mut v = self.eval(expr, env)?;
+        for key in path {
+            let name = self.key_name(key, env)?;
+            let next = match &v {
+                Value::Attrs(a) => match a.get_entry(name) {
+                    Some(e) => Some((e.value.clone(), e.pos)),
+                    None => None,
+                },
+                _ if default.is_some() => None,
+                other => {
+                    let found = self.describe(other);
+                    return Err(EvalError::new(
+                        ErrorKind::TypeError {
+                            expected: "a set",
+                            found,
+                        },
+                        Some(span),
+                    ))
+                    .context(Some(span), || format!("while selecting an attribute"));
+                }
+            };
+            match next {
+                Some((value, pos)) => {
+                    v = self
+                        .force(value)
+                        .context(pos, || format!("while evaluating the attribute '{name}'"))?;
+                }
+                None => {
+                    if let Some(d) = default {
+                        return self.eval(d, env);
+                    }
+                    let Value::Attrs(a) = &v else { unreachable!() };
+                    return Err(self.missing_attr(name, a, Some(span)));
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    /// The error for a missing attribute, with suggestions of close names.
+    pub fn missing_attr(&self, name: Symbol, attrs: &Attrs, span: Option<Span>) -> Box<EvalError> {
+        let suggestions =
+            crate::suggest::similar(name.as_str(), attrs.iter().map(|e| e.name.as_str()));
+        EvalError::new(
+            ErrorKind::MissingAttr {
+                name: name.to_string(),
+                suggestions,
+            },
+            span,
+        )
+    }
+
+    fn eval_has_attr(
+        &mut self,
+        expr: &Expr,
+        path: &[AttrKey],
+        env: &Rc<Env>,
+        _span: Span,
+    ) -> EvalResult<Value> {
+        let mut v = self.eval(expr, env)?;
+        for key in path {
+            let name = self.key_name(key, env)?;
+            let Value::Attrs(a) = &v else {
+                return Ok(Value::Bool(false));
+            };
+            match a.get(name) {
+                Some(next) => {
+                    let next = next.clone();
+                    v = self.force(next)?;
+                }
+                None => return Ok(Value::Bool(false)),
+            }
+        }
+        Ok(Value::Bool(true))
+    }
+
+    fn pos_attrs(&self, span: Span) -> Value {
+        let loc = self.sources.location(span);
+        crate::builtins::pos_value(&loc)
+    }
+
+    /// Imports a file (a directory means its `default.nix`), caching the result per path.
+    pub fn import(&mut self, path: &Path, span: Option<Span>) -> EvalResult<Value> {
+        let mut path = path.to_path_buf();
+        if matches!(self.io.file_type(&path), Ok(crate::io::FileType::Directory))
+            || (matches!(self.io.file_type(&path), Ok(crate::io::FileType::Symlink))
+                && std::fs::metadata(&path)
+                    .map(|m| m.is_dir())
+                    .unwrap_or(false))
+        {
+            path.push("default.nix");
+        }
+        if let Some(v) = self.import_cache.get(&path) {
+            return Ok(v.clone());
+        }
+        let bytes = self.io.read_file(&path).map_err(|e| {
+            let msg = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("path '{}' does not exist", path.display())
+            } else {
+                format!("reading '{}': {e}", path.display())
+            };
+            EvalError::new(ErrorKind::Other(msg), span)
+        })?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let v = self.eval_source(path.display().to_string(), text, base)?;
+        self.import_cache.insert(path, v.clone());
+        Ok(v)
+    }
+
+    /// Expects a Boolean.
+    pub fn expect_bool(&mut self, v: Value, span: Option<Span>) -> EvalResult<bool> {
+        match self.force(v)? {
+            Value::Bool(b) => Ok(b),
+            other => {
+                let found = self.describe(&other);
+                Err(EvalError::new(
+                    ErrorKind::TypeError {
+                        expected: "a Boolean",
+                        found,
+                    },
+                    span,
+                ))
+            }
+        }
+    }
+
+    /// `a string: "foo"`: the type and a short rendering of a value, for messages.
+    pub fn describe(&self, v: &Value) -> String {
+        format!("{}: {}", v.type_desc(), self.preview(v))
+    }
+
+    /// A short rendering of a value for messages (no forcing, nested values elided).
+    pub fn preview(&self, v: &Value) -> String {
+        crate::value::print::preview(v, &self.sources)
+    }
+}
+
+/// The span to blame for a condition: the condition itself.
+fn cond_span(cond: &Expr, whole: Span) -> Span {
+    match cond {
+        Expr::BinOp { span, .. } | Expr::Apply { span, .. } | Expr::Select { span, .. } => *span,
+        _ => whole,
+    }
+}

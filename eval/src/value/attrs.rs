@@ -1,0 +1,141 @@
+//! Attribute sets: entries kept sorted by name, so lookup is a binary search (a linear scan
+//! comparing interned pointers for small sets), iteration is in Nix's order, and `//` is a
+//! linear merge.
+
+use super::Value;
+use crate::source::Span;
+use crate::symbol::Symbol;
+
+/// One attribute: its name, value and where it was defined (for `unsafeGetAttrPos`).
+#[derive(Clone)]
+pub struct AttrEntry {
+    /// The name.
+    pub name: Symbol,
+    /// The value (possibly a thunk).
+    pub value: Value,
+    /// The definition site, when the attribute came from source.
+    pub pos: Option<Span>,
+}
+
+/// An immutable attribute set.
+#[derive(Clone, Default)]
+pub struct Attrs {
+    entries: Vec<AttrEntry>,
+}
+
+const LINEAR_SCAN_MAX: usize = 8;
+
+impl Attrs {
+    /// The empty set.
+    pub fn new() -> Attrs {
+        Attrs::default()
+    }
+
+    /// Builds a set from entries that are already sorted and unique by name.
+    pub fn from_sorted(entries: Vec<AttrEntry>) -> Attrs {
+        debug_assert!(entries.windows(2).all(|w| w[0].name < w[1].name));
+        Attrs { entries }
+    }
+
+    /// Builds a set from entries in any order; for duplicate names the first one wins.
+    pub fn from_unsorted(mut entries: Vec<AttrEntry>) -> Attrs {
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.dedup_by(|later, earlier| later.name == earlier.name);
+        Attrs { entries }
+    }
+
+    /// Number of attributes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn index_of(&self, name: Symbol) -> Result<usize, usize> {
+        if self.entries.len() <= LINEAR_SCAN_MAX {
+            for (i, e) in self.entries.iter().enumerate() {
+                if e.name == name {
+                    return Ok(i);
+                }
+            }
+            // Not found: callers that insert need the sorted position.
+            return Err(self.entries.partition_point(|e| e.name < name));
+        }
+        self.entries.binary_search_by(|e| e.name.cmp(&name))
+    }
+
+    /// The value of attribute `name`.
+    #[inline]
+    pub fn get(&self, name: Symbol) -> Option<&Value> {
+        self.index_of(name).ok().map(|i| &self.entries[i].value)
+    }
+
+    /// The whole entry of attribute `name`.
+    pub fn get_entry(&self, name: Symbol) -> Option<&AttrEntry> {
+        self.index_of(name).ok().map(|i| &self.entries[i])
+    }
+
+    /// Whether attribute `name` exists.
+    pub fn contains(&self, name: Symbol) -> bool {
+        self.index_of(name).is_ok()
+    }
+
+    /// Entries in name order.
+    pub fn iter(&self) -> std::slice::Iter<'_, AttrEntry> {
+        self.entries.iter()
+    }
+
+    /// The entries, sorted by name.
+    pub fn entries(&self) -> &[AttrEntry] {
+        &self.entries
+    }
+
+    /// Consumes the set, giving its sorted entries.
+    pub fn into_entries(self) -> Vec<AttrEntry> {
+        self.entries
+    }
+
+    /// `self // other`: attributes of `other` win.
+    pub fn update(&self, other: &Attrs) -> Attrs {
+        if other.is_empty() {
+            return self.clone();
+        }
+        if self.is_empty() {
+            return other.clone();
+        }
+        let (a, b) = (&self.entries, &other.entries);
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].name.cmp(&b[j].name) {
+                std::cmp::Ordering::Less => {
+                    out.push(a[i].clone());
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(b[j].clone());
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    out.push(b[j].clone());
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        Attrs { entries: out }
+    }
+
+    /// Inserts or replaces one attribute (used while building a set).
+    pub fn insert(&mut self, entry: AttrEntry) {
+        match self.index_of(entry.name) {
+            Ok(i) => self.entries[i] = entry,
+            Err(i) => self.entries.insert(i, entry),
+        }
+    }
+}

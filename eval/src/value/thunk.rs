@@ -1,0 +1,48 @@
+//! Thunks: suspended computations, evaluated at most once (call-by-need).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::{Env, Value};
+use crate::ir::ExprRef;
+
+/// What a thunk holds.
+pub enum ThunkState {
+    /// An expression to evaluate in an environment.
+    Suspended(ExprRef, Rc<Env>),
+    /// A function application made lazily by a builtin (`map`, `genList`, ...).
+    Apply(Value, Value),
+    /// Being evaluated right now: forcing it again is infinite recursion.
+    Blackhole,
+    /// Evaluated, in weak head normal form.
+    Done(Value),
+}
+
+/// A shared, mutable cell holding a suspended or evaluated value.
+#[derive(Clone)]
+pub struct Thunk(pub Rc<RefCell<ThunkState>>);
+
+impl Thunk {
+    /// A thunk for `expr` in `env`.
+    pub fn suspended(expr: ExprRef, env: Rc<Env>) -> Thunk {
+        Thunk(Rc::new(RefCell::new(ThunkState::Suspended(expr, env))))
+    }
+
+    /// A thunk for the application `f arg`.
+    pub fn apply(f: Value, arg: Value) -> Thunk {
+        Thunk(Rc::new(RefCell::new(ThunkState::Apply(f, arg))))
+    }
+
+    /// The value if the thunk has been evaluated.
+    pub fn value(&self) -> Option<Value> {
+        match &*self.0.borrow() {
+            ThunkState::Done(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether two handles are the same thunk.
+    pub fn ptr_eq(&self, other: &Thunk) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}

@@ -1,0 +1,373 @@
+//! Command-line parsing and dispatch. `tvix eval` mirrors `nix-instantiate --eval`; invoked as
+//! `nix-instantiate` the binary accepts that command's flags so existing scripts run unchanged.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use clap::{Args, Parser, Subcommand};
+use tvix_eval::diagnostic::{render_error, RenderOptions};
+use tvix_eval::eval::CoerceMode;
+use tvix_eval::io::StdIO;
+use tvix_eval::lower::LowerOptions;
+use tvix_eval::value::print::print_value;
+use tvix_eval::{EvalConfig, EvalError, EvalResult, Evaluator, SearchPathEntry, Value};
+
+#[derive(Parser)]
+#[command(name = "tvix", version, about = "A Nix implementation in Rust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate a Nix file or expression and print the result (like `nix-instantiate --eval`).
+    Eval(EvalArgs),
+}
+
+/// Flags of `tvix eval`, which are those of `nix-instantiate --eval`.
+#[derive(Args, Default)]
+struct EvalArgs {
+    /// The file to evaluate (`-` for standard input); `./default.nix` if omitted.
+    file: Option<String>,
+    /// Evaluate this expression instead of a file.
+    #[arg(short = 'E', long = "expr")]
+    expr: Option<String>,
+    /// Evaluate the result deeply, not just to weak head normal form.
+    #[arg(long)]
+    strict: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Print the result as XML.
+    #[arg(long)]
+    xml: bool,
+    /// Leave source positions out of the XML output.
+    #[arg(long)]
+    no_location: bool,
+    /// Select an attribute path from the result.
+    #[arg(short = 'A', long = "attr")]
+    attr: Vec<String>,
+    /// Pass NAME=EXPR to the top-level function.
+    #[arg(long, num_args = 2, value_names = ["NAME", "EXPR"])]
+    arg: Vec<String>,
+    /// Pass NAME="STRING" to the top-level function.
+    #[arg(long, num_args = 2, value_names = ["NAME", "STRING"])]
+    argstr: Vec<String>,
+    /// Add a search path entry (`PATH` or `NAME=PATH`).
+    #[arg(short = 'I', long = "include")]
+    include: Vec<String>,
+    /// Show the whole trace of an error.
+    #[arg(long)]
+    show_trace: bool,
+    /// Hide the trace (the default).
+    #[arg(long, hide = true)]
+    no_show_trace: bool,
+    /// Only parse the input; exit 1 on a syntax error.
+    #[arg(long)]
+    parse: bool,
+    /// Maximum depth of nested calls.
+    #[arg(long, default_value_t = 10_000)]
+    max_call_depth: usize,
+    /// Enable experimental features (`pipe-operators`, ...).
+    #[arg(long = "extra-experimental-features", alias = "experimental-features")]
+    features: Vec<String>,
+    /// Accepted for compatibility; evaluation never writes without a store.
+    #[arg(long, hide = true)]
+    read_write_mode: bool,
+    /// Accepted for compatibility.
+    #[arg(long, hide = true)]
+    readonly_mode: bool,
+    /// Accepted for compatibility.
+    #[arg(long, hide = true)]
+    impure: bool,
+    /// Lint levels for path and URL literals: `warn` or `fatal` (accepted; see issue 5/7).
+    #[arg(long, hide = true)]
+    lint_absolute_path_literals: Option<String>,
+    #[arg(long, hide = true)]
+    lint_short_path_literals: Option<String>,
+    #[arg(long, hide = true)]
+    lint_url_literals: Option<String>,
+}
+
+/// Runs the command line and returns the exit status.
+pub fn run() -> i32 {
+    let argv: Vec<String> = std::env::args().collect();
+    let invoked_as = argv
+        .first()
+        .and_then(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let cli = if invoked_as == "nix-instantiate" {
+        match nix_instantiate_args(&argv[1..]) {
+            Ok(c) => c,
+            Err(code) => return code,
+        }
+    } else {
+        match Cli::try_parse_from(&argv) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = e.print();
+                return if e.use_stderr() { 1 } else { 0 };
+            }
+        }
+    };
+    match cli.command {
+        Command::Eval(args) => run_on_big_stack(move || eval_command(args)),
+    }
+}
+
+/// Turns a `nix-instantiate` command line into `tvix eval` arguments.
+fn nix_instantiate_args(args: &[String]) -> Result<Cli, i32> {
+    let mut out = vec!["tvix".to_string(), "eval".to_string()];
+    let mut saw_eval = false;
+    for a in args {
+        match a.as_str() {
+            "--eval" | "--eval-only" => saw_eval = true,
+            _ => out.push(a.clone()),
+        }
+    }
+    let parse_only = args.iter().any(|a| a == "--parse");
+    if !saw_eval && !parse_only {
+        eprintln!("error: tvix's nix-instantiate supports only --eval and --parse so far");
+        return Err(1);
+    }
+    Cli::try_parse_from(&out).map_err(|e| {
+        let _ = e.print();
+        1
+    })
+}
+
+/// Evaluation recurses natively; give it room beyond the main thread's default stack.
+fn run_on_big_stack(f: impl FnOnce() -> i32 + Send + 'static) -> i32 {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024 * 1024)
+        .spawn(f)
+        .map(|h| h.join().unwrap_or(101))
+        .unwrap_or(101)
+}
+
+fn search_path(args: &EvalArgs) -> Vec<SearchPathEntry> {
+    let mut entries: Vec<SearchPathEntry> = args
+        .include
+        .iter()
+        .map(|s| SearchPathEntry::parse(s))
+        .collect();
+    if let Ok(nix_path) = std::env::var("NIX_PATH") {
+        entries.extend(
+            nix_path
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(SearchPathEntry::parse),
+        );
+    }
+    entries
+}
+
+fn eval_command(args: EvalArgs) -> i32 {
+    let config = EvalConfig {
+        search_path: search_path(&args),
+        max_call_depth: args.max_call_depth,
+        lower: LowerOptions {
+            pipe_operators: args
+                .features
+                .iter()
+                .any(|f| f.split_whitespace().any(|x| x == "pipe-operators")),
+            home: None,
+        },
+        ..EvalConfig::default()
+    };
+    let mut ev = Evaluator::new(Box::new(StdIO::new()), config);
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let render = RenderOptions {
+        show_trace: args.show_trace && !args.no_show_trace,
+        color,
+    };
+    match eval_and_print(&mut ev, &args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprint!("{}", render_error(&e, &ev.sources, render));
+            1
+        }
+    }
+}
+
+fn cwd() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))
+}
+
+fn read_input(args: &EvalArgs) -> Result<(String, String, PathBuf), String> {
+    if let Some(expr) = &args.expr {
+        return Ok(("«string»".to_string(), expr.clone(), cwd()));
+    }
+    let file = args
+        .file
+        .clone()
+        .unwrap_or_else(|| "default.nix".to_string());
+    if file == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("reading standard input: {e}"))?;
+        return Ok(("«stdin»".to_string(), text, cwd()));
+    }
+    let mut path = cwd().join(&file);
+    if path.is_dir() {
+        path.push("default.nix");
+    }
+    let bytes =
+        std::fs::read(&path).map_err(|e| format!("getting status of '{}': {e}", path.display()))?;
+    let abs = tvix_eval::lower::canonicalize_path(path.as_os_str().as_encoded_bytes());
+    let dir = abs
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    Ok((
+        abs.display().to_string(),
+        String::from_utf8_lossy(&bytes).into_owned(),
+        dir,
+    ))
+}
+
+fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
+    let (name, text, dir) =
+        read_input(args).map_err(|m| EvalError::new(tvix_eval::ErrorKind::Other(m), None))?;
+    if args.parse {
+        ev.lower(name, text, dir)?;
+        return Ok(());
+    }
+    let root = ev.eval_source(name, text, dir)?;
+    let auto_args = auto_args(ev, args)?;
+    let mut v = auto_call(ev, root, &auto_args)?;
+    for path in &args.attr {
+        v = select_attr_path(ev, v, path, &auto_args)?;
+    }
+    let v = auto_call(ev, v, &auto_args)?;
+    let out = if args.json || args.xml {
+        return Err(EvalError::new(
+            tvix_eval::ErrorKind::Other("--json/--xml: TODO".into()),
+            None,
+        ));
+    } else {
+        let v = if args.strict { ev.force_deep(v)? } else { v };
+        format!("{}\n", print_value(&v))
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+    Ok(())
+}
+
+/// The `--arg`/`--argstr` values as an attribute set (each `--arg` evaluated lazily).
+fn auto_args(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    for pair in args.arg.chunks(2) {
+        let v = ev.eval_source("«string»".to_string(), pair[1].clone(), cwd())?;
+        out.push((pair[0].clone(), v));
+    }
+    for pair in args.argstr.chunks(2) {
+        out.push((pair[0].clone(), Value::string(pair[1].as_str())));
+    }
+    Ok(out)
+}
+
+/// Nix's `autoCallFunction`: a function with formals is called with the matching `--arg`s.
+fn auto_call(ev: &mut Evaluator, v: Value, auto_args: &[(String, Value)]) -> EvalResult<Value> {
+    let v = ev.force(v)?;
+    let Value::Lambda(c) = &v else {
+        if let Value::Attrs(a) = &v {
+            if let Some(f) = a.get(tvix_eval::eval::sym::functor()).cloned() {
+                let f = ev.force(f)?;
+                let g = ev.call(f, v.clone(), None)?;
+                return auto_call(ev, g, auto_args);
+            }
+        }
+        return Ok(v);
+    };
+    let tvix_eval::ir::Param::Pattern(p) = &c.lambda.param else {
+        return Ok(v);
+    };
+    let mut entries = Vec::new();
+    for formal in &p.formals {
+        match auto_args.iter().find(|(n, _)| n == formal.name.as_str()) {
+            Some((_, val)) => entries.push((formal.name, val.clone())),
+            None if formal.default.is_some() => {}
+            None => {
+                return Err(EvalError::new(
+                    tvix_eval::ErrorKind::Other(format!(
+                        "cannot evaluate a function that has an argument without a value ('{}')",
+                        formal.name
+                    )),
+                    Some(formal.span),
+                ))
+            }
+        }
+    }
+    let arg = tvix_eval::builtins::make_attrs(entries);
+    let r = ev.call(v.clone(), arg, None)?;
+    ev.force(r)
+}
+
+/// `-A a.b.0.c`: attribute names and list indices, auto-calling functions on the way.
+fn select_attr_path(
+    ev: &mut Evaluator,
+    mut v: Value,
+    path: &str,
+    auto_args: &[(String, Value)],
+) -> EvalResult<Value> {
+    let fail = |m: String| EvalError::new(tvix_eval::ErrorKind::Other(m), None);
+    for part in split_attr_path(path) {
+        if part.is_empty() {
+            continue;
+        }
+        v = auto_call(ev, v, auto_args)?;
+        v = match (&v, part.parse::<usize>()) {
+            (Value::List(l), Ok(i)) => {
+                let item = l.get(i).cloned().ok_or_else(|| {
+                    fail(format!(
+                        "list index {i} in selection path '{path}' is out of range"
+                    ))
+                })?;
+                ev.force(item)?
+            }
+            (Value::Attrs(a), _) => {
+                let name = tvix_eval::symbol::Symbol::intern(&part);
+                match a.get(name) {
+                    Some(x) => ev.force(x.clone())?,
+                    None => {
+                        return Err(fail(format!(
+                            "attribute '{part}' in selection path '{path}' not found"
+                        )))
+                    }
+                }
+            }
+            _ => return Err(fail(format!(
+                "the expression selected by the selection path '{path}' should be a set but is {}",
+                v.type_of()
+            ))),
+        };
+    }
+    let _ = CoerceMode::ToString;
+    let _ = Rc::new(());
+    Ok(v)
+}
+
+/// Splits `a."b.c".d` into its parts.
+fn split_attr_path(path: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in path.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    parts
+}
