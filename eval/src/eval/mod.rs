@@ -155,13 +155,116 @@ impl Evaluator {
     }
 
     /// Evaluates `e` in `env` to weak head normal form.
+    ///
+    /// Tail positions that stay in this function (`if` branches, `let`/`with` bodies) loop
+    /// instead of recursing; rarely used forms live out of line to keep this frame small.
     pub fn eval(&mut self, e: &Expr, env: &Rc<Env>) -> EvalResult<Value> {
+        let mut e = e;
+        let mut owned: Option<Rc<Env>> = None;
+        loop {
+            let env: &Rc<Env> = match &owned {
+                Some(o) => o,
+                None => env,
+            };
+            match e {
+                Expr::Const(v) => return Ok(v.clone()),
+                Expr::Local { depth, idx } => {
+                    let v = env.ancestor(*depth as usize).get(*idx as usize);
+                    return self.force(v);
+                }
+                Expr::Apply { func, arg, span } => {
+                    let f = self.eval_operand(func, env)?;
+                    let arg = self.delay(arg, env);
+                    return self.call(f, arg, Some(*span));
+                }
+                Expr::BinOp { op, lhs, rhs, span } => {
+                    return self.eval_binop(*op, lhs, rhs, env, *span)
+                }
+                Expr::If {
+                    cond,
+                    then,
+                    else_,
+                    span,
+                } => {
+                    let c = self.eval_operand(cond, env)?;
+                    let c = match c {
+                        Value::Bool(b) => b,
+                        other => self.branch_condition(other, cond, *span)?,
+                    };
+                    e = if c { then } else { else_ };
+                }
+                Expr::Let { frame, body } => {
+                    let new = self.enter_frame(frame, env);
+                    e = body;
+                    owned = Some(new);
+                }
+                Expr::With {
+                    namespace, body, ..
+                } => {
+                    let ns = self.delay(namespace, env);
+                    let new = Rc::new(Env::with_values(Some(env.clone()), [ns]));
+                    e = body;
+                    owned = Some(new);
+                }
+                Expr::Select {
+                    expr,
+                    path,
+                    default,
+                    span,
+                } => return self.eval_select(expr, path, default.as_ref(), env, *span),
+                Expr::Lambda(l) => {
+                    return Ok(Value::Lambda(Rc::new(Closure {
+                        lambda: l.clone(),
+                        env: env.clone(),
+                    })))
+                }
+                Expr::Assert { cond, body, span } => {
+                    self.check_assertion(cond, env, *span)?;
+                    e = body;
+                }
+                _ => return self.eval_other(e, env),
+            }
+        }
+    }
+
+    /// Evaluates an operand, handling constants and variables without a recursive call.
+    #[inline(always)]
+    pub(crate) fn eval_operand(&mut self, e: &Expr, env: &Rc<Env>) -> EvalResult<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Local { depth, idx } => {
                 let v = env.ancestor(*depth as usize).get(*idx as usize);
                 self.force(v)
             }
+            _ => self.eval(e, env),
+        }
+    }
+
+    #[inline(never)]
+    fn branch_condition(&mut self, c: Value, cond: &Expr, span: Span) -> EvalResult<bool> {
+        self.expect_bool(c, Some(cond_span(cond, span)))
+            .context(Some(span), || {
+                "while evaluating a branch condition".to_string()
+            })
+    }
+
+    #[inline(never)]
+    fn check_assertion(&mut self, cond: &Expr, env: &Rc<Env>, span: Span) -> EvalResult<()> {
+        let c = self.eval(cond, env)?;
+        let c = self.expect_bool(c, Some(span)).context(Some(span), || {
+            "while evaluating the condition of the assertion".to_string()
+        })?;
+        if !c {
+            let text = self.sources.text(span);
+            return Err(EvalError::new(ErrorKind::AssertionFailed(text), Some(span)));
+        }
+        Ok(())
+    }
+
+    /// The less frequent expression forms, out of line.
+    #[inline(never)]
+    fn eval_other(&mut self, e: &Expr, env: &Rc<Env>) -> EvalResult<Value> {
+        match e {
             Expr::WithVar { name, withs, span } => self.lookup_with(*name, withs, env, *span),
             Expr::Str { parts, span } => self
                 .eval_str(parts, env, *span, CoerceMode::Interpolation)
@@ -175,62 +278,7 @@ impl Evaluator {
             Expr::List(items) => Ok(Value::list(
                 items.iter().map(|i| self.delay(i, env)).collect(),
             )),
-            Expr::Select {
-                expr,
-                path,
-                default,
-                span,
-            } => self.eval_select(expr, path, default.as_ref(), env, *span),
             Expr::HasAttr { expr, path, span } => self.eval_has_attr(expr, path, env, *span),
-            Expr::Apply { func, arg, span } => {
-                let f = self.eval(func, env)?;
-                let arg = self.delay(arg, env);
-                self.call(f, arg, Some(*span))
-            }
-            Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure {
-                lambda: l.clone(),
-                env: env.clone(),
-            }))),
-            Expr::Let { frame, body } => {
-                let env = self.enter_frame(frame, env);
-                self.eval(body, &env)
-            }
-            Expr::With {
-                namespace, body, ..
-            } => {
-                let ns = self.delay(namespace, env);
-                let env = Rc::new(Env::with_values(Some(env.clone()), [ns]));
-                self.eval(body, &env)
-            }
-            Expr::If {
-                cond,
-                then,
-                else_,
-                span,
-            } => {
-                let c = self.eval(cond, env)?;
-                let c = self
-                    .expect_bool(c, Some(cond_span(cond, *span)))
-                    .context(Some(*span), || {
-                        "while evaluating a branch condition".to_string()
-                    })?;
-                self.eval(if c { then } else { else_ }, env)
-            }
-            Expr::Assert { cond, body, span } => {
-                let c = self.eval(cond, env)?;
-                let c = self.expect_bool(c, Some(*span)).context(Some(*span), || {
-                    "while evaluating the condition of the assertion".to_string()
-                })?;
-                if !c {
-                    let text = self.sources.text(*span);
-                    return Err(EvalError::new(
-                        ErrorKind::AssertionFailed(text),
-                        Some(*span),
-                    ));
-                }
-                self.eval(body, env)
-            }
-            Expr::BinOp { op, lhs, rhs, span } => self.eval_binop(*op, lhs, rhs, env, *span),
             Expr::Not { expr, span } => {
                 let v = self.eval(expr, env)?;
                 Ok(Value::Bool(!self.expect_bool(v, Some(*span))?))
@@ -240,6 +288,8 @@ impl Evaluator {
                 ops::sub(Value::Int(0), v, Some(*span))
             }
             Expr::CurPos(span) => Ok(self.pos_attrs(*span)),
+            // The frequent forms are handled in `eval`; route them back there.
+            _ => self.eval(e, env),
         }
     }
 
@@ -253,6 +303,10 @@ impl Evaluator {
                 lambda: l.clone(),
                 env: env.clone(),
             })),
+            Expr::BinOp { op, lhs, rhs, .. } => match ops::int_binop_now(*op, lhs, rhs, env) {
+                Some(v) => v,
+                None => Value::Thunk(Thunk::suspended(e.clone(), env.clone())),
+            },
             _ => Value::Thunk(Thunk::suspended(e.clone(), env.clone())),
         }
     }

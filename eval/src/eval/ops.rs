@@ -19,6 +19,40 @@ fn overflow(verb: &str, a: i64, sym: &str, b: i64, span: Option<Span>) -> Box<Ev
     other(format!("integer overflow in {verb} {a} {sym} {b}"), span)
 }
 
+/// The value of an integer operand that is already known without evaluating anything.
+#[inline]
+fn known_int(e: &Expr, env: &Rc<Env>) -> Option<i64> {
+    match e {
+        Expr::Const(Value::Int(i)) => Some(*i),
+        Expr::Local { depth, idx } => match env.ancestor(*depth as usize).get(*idx as usize) {
+            Value::Int(i) => Some(i),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Computes `lhs op rhs` right away when both operands are integers already known and the
+/// operation cannot fail. Such an expression is pure, total and cheap, so computing it now is
+/// indistinguishable from delaying it, and saves a thunk (`f (n - 1)` in recursive code).
+#[inline]
+pub(super) fn int_binop_now(op: BinOp, lhs: &Expr, rhs: &Expr, env: &Rc<Env>) -> Option<Value> {
+    let a = known_int(lhs, env)?;
+    let b = known_int(rhs, env)?;
+    Some(match op {
+        BinOp::Add => Value::Int(a.checked_add(b)?),
+        BinOp::Sub => Value::Int(a.checked_sub(b)?),
+        BinOp::Mul => Value::Int(a.checked_mul(b)?),
+        BinOp::Lt => Value::Bool(a < b),
+        BinOp::LtEq => Value::Bool(a <= b),
+        BinOp::Gt => Value::Bool(a > b),
+        BinOp::GtEq => Value::Bool(a >= b),
+        BinOp::Eq => Value::Bool(a == b),
+        BinOp::NotEq => Value::Bool(a != b),
+        _ => return None,
+    })
+}
+
 /// Numeric subtraction (also used for unary minus).
 pub fn sub(a: Value, b: Value, span: Option<Span>) -> EvalResult<Value> {
     arith(BinOp::Sub, a, b, span)
@@ -95,6 +129,7 @@ fn as_f64(v: &Value) -> f64 {
 }
 
 impl Evaluator {
+    #[inline(never)]
     pub(super) fn eval_binop(
         &mut self,
         op: BinOp,
@@ -160,8 +195,36 @@ impl Evaluator {
                 self.call(f, x, sp)
             }
             _ => {
-                let l = self.eval(lhs, env)?;
-                let r = self.eval(rhs, env)?;
+                let l = self.eval_operand(lhs, env)?;
+                let r = self.eval_operand(rhs, env)?;
+                // Integer arithmetic and comparison dominate hot loops: skip the general path.
+                if let (Value::Int(a), Value::Int(b)) = (&l, &r) {
+                    let (a, b) = (*a, *b);
+                    match op {
+                        BinOp::Add => {
+                            if let Some(x) = a.checked_add(b) {
+                                return Ok(Value::Int(x));
+                            }
+                        }
+                        BinOp::Sub => {
+                            if let Some(x) = a.checked_sub(b) {
+                                return Ok(Value::Int(x));
+                            }
+                        }
+                        BinOp::Mul => {
+                            if let Some(x) = a.checked_mul(b) {
+                                return Ok(Value::Int(x));
+                            }
+                        }
+                        BinOp::Lt => return Ok(Value::Bool(a < b)),
+                        BinOp::LtEq => return Ok(Value::Bool(a <= b)),
+                        BinOp::Gt => return Ok(Value::Bool(a > b)),
+                        BinOp::GtEq => return Ok(Value::Bool(a >= b)),
+                        BinOp::Eq => return Ok(Value::Bool(a == b)),
+                        BinOp::NotEq => return Ok(Value::Bool(a != b)),
+                        _ => {}
+                    }
+                }
                 self.binop_values(op, l, r, sp)
             }
         }

@@ -2,26 +2,31 @@
 //! formals, a `let`, a `rec` set, a `with`). Variables were resolved at lowering time to
 //! (depth, slot), so a lookup is a walk up `depth` parents and an index.
 
-use std::cell::OnceCell;
+use std::cell::UnsafeCell;
 use std::rc::Rc;
 
+use smallvec::SmallVec;
+
 use super::Value;
+
+/// Frames of up to this many slots (most lambdas and small `let`s) need no second allocation.
+const INLINE_SLOTS: usize = 2;
 
 /// A frame of variable slots with a link to the enclosing frame.
 pub struct Env {
     /// The enclosing frame; `None` for the global frame.
     pub parent: Option<Rc<Env>>,
-    /// The slots. They are filled once, right after the frame is made: recursive scopes need the
-    /// frame to exist before the thunks that refer to it.
-    slots: Box<[OnceCell<Value>]>,
+    /// The slots. Recursive scopes need the frame to exist before the thunks that refer to it,
+    /// so slots are filled after the frame is shared (see `set`).
+    slots: UnsafeCell<SmallVec<[Value; INLINE_SLOTS]>>,
 }
 
 impl Env {
-    /// A frame with `size` empty slots.
+    /// A frame with `size` slots, all `null` until filled.
     pub fn new(parent: Option<Rc<Env>>, size: usize) -> Env {
         Env {
             parent,
-            slots: (0..size).map(|_| OnceCell::new()).collect(),
+            slots: UnsafeCell::new(smallvec::smallvec![Value::Null; size]),
         }
     }
 
@@ -29,23 +34,28 @@ impl Env {
     pub fn with_values(parent: Option<Rc<Env>>, values: impl IntoIterator<Item = Value>) -> Env {
         Env {
             parent,
-            slots: values.into_iter().map(OnceCell::from).collect(),
+            slots: UnsafeCell::new(values.into_iter().collect()),
         }
     }
 
-    /// Fills slot `i`. Filling a slot twice is a lowering bug; the first value stays.
+    /// Fills slot `i` (done while the frame is being set up, before code runs in it).
     pub fn set(&self, i: usize, v: Value) {
-        let _ = self.slots[i].set(v);
+        // SAFETY: `Env` is not `Sync`, and no reference into `slots` ever escapes this impl
+        // (`get` clones), so there is no live borrow while we write.
+        let slots = unsafe { &mut *self.slots.get() };
+        if let Some(slot) = slots.get_mut(i) {
+            let old = std::mem::replace(slot, v);
+            // Dropping the old value may run arbitrary drops; it happens after the write.
+            drop(old);
+        }
     }
 
     /// The value in slot `i` of this frame.
     #[inline]
     pub fn get(&self, i: usize) -> Value {
-        match self.slots[i].get() {
-            Some(v) => v.clone(),
-            // Lowering guarantees every slot is filled before code can read it.
-            None => Value::Null,
-        }
+        // SAFETY: see `set`; the reference lives only for the clone.
+        let slots = unsafe { &*self.slots.get() };
+        slots[i].clone()
     }
 
     /// The frame `depth` levels up (0 is this one).
@@ -63,11 +73,12 @@ impl Env {
 
     /// Number of slots.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        // SAFETY: see `set`.
+        unsafe { &*self.slots.get() }.len()
     }
 
     /// Whether the frame has no slots.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len() == 0
     }
 }
