@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use tvix_eval::diagnostic::{render_error, RenderOptions};
 use tvix_eval::eval::CoerceMode;
 use tvix_eval::io::StdIO;
-use tvix_eval::lower::LowerOptions;
+use tvix_eval::lower::{LintLevel, LowerOptions};
 use tvix_eval::value::print::print_value;
 use tvix_eval::{EvalConfig, EvalError, EvalResult, Evaluator, SearchPathEntry, Value};
 
@@ -178,6 +178,9 @@ fn eval_command(args: EvalArgs) -> i32 {
                 .iter()
                 .any(|f| f.split_whitespace().any(|x| x == "pipe-operators")),
             home: None,
+            lint_absolute_paths: lint_level(&args.lint_absolute_path_literals),
+            lint_short_paths: lint_level(&args.lint_short_path_literals),
+            lint_url_literals: lint_level(&args.lint_url_literals),
         },
         ..EvalConfig::default()
     };
@@ -194,6 +197,12 @@ fn eval_command(args: EvalArgs) -> i32 {
             1
         }
     }
+}
+
+fn lint_level(flag: &Option<String>) -> LintLevel {
+    flag.as_deref()
+        .and_then(LintLevel::parse)
+        .unwrap_or_default()
 }
 
 fn cwd() -> PathBuf {

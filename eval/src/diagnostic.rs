@@ -150,3 +150,18 @@ fn code_frame(out: &mut String, span: Span, sources: &SourceMap, st: &Style, ind
     )
     .expect("write");
 }
+
+/// Renders a warning (`warning: ...` and a code frame).
+pub fn render_warning(message: &str, span: Span, sources: &SourceMap, color: bool) -> String {
+    let st = style(color);
+    let mut out = String::new();
+    writeln!(
+        out,
+        "{}warning:{} {message}",
+        "\x1b[35;1m".get(..if color { 7 } else { 0 }).unwrap_or(""),
+        st.reset
+    )
+    .expect("write");
+    code_frame(&mut out, span, sources, &st, "         ");
+    out
+}

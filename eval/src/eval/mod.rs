@@ -117,14 +117,19 @@ impl Evaluator {
         text: String,
         base_dir: PathBuf,
     ) -> EvalResult<lower::Lowered> {
-        lower::lower_source(
+        let lowered = lower::lower_source(
             &self.sources,
             name,
             text,
             base_dir,
             &self.globals,
             &self.config.lower,
-        )
+        )?;
+        for w in &lowered.warnings {
+            let text = crate::diagnostic::render_warning(&w.message, w.span, &self.sources, false);
+            (self.diagnostics)(text.trim_end());
+        }
+        Ok(lowered)
     }
 
     /// Evaluates source text to weak head normal form.
@@ -240,6 +245,32 @@ impl Evaluator {
         }
     }
 
+    /// `rec { __overrides = { ... }; ... }`: the overrides replace the recursive bindings
+    /// (so other bindings see them) and the set's attributes. An old feature nixpkgs no
+    /// longer uses, kept for compatibility.
+    fn apply_overrides(
+        &mut self,
+        set: Value,
+        attrs: &AttrsExpr,
+        env: &Rc<Env>,
+    ) -> EvalResult<Value> {
+        let Value::Attrs(set) = set else {
+            return Ok(set);
+        };
+        let Some(ov) = set.get(sym::overrides()).cloned() else {
+            return Ok(Value::Attrs(set));
+        };
+        let ov = self.force_attrs(ov, attrs.span)?;
+        let mut result = (*set).clone();
+        for entry in ov.iter() {
+            if let Some(i) = attrs.statics.iter().position(|a| a.name == entry.name) {
+                env.set(i, entry.value.clone());
+            }
+            result.insert(entry.clone());
+        }
+        Ok(Value::attrs(result))
+    }
+
     #[inline(never)]
     fn branch_condition(&mut self, c: Value, cond: &Expr, span: Span) -> EvalResult<bool> {
         self.expect_bool(c, Some(cond_span(cond, span)))
@@ -273,7 +304,11 @@ impl Evaluator {
             Expr::Attrs(a) => self.build_attrs(a, env),
             Expr::RecAttrs { frame, attrs } => {
                 let env = self.enter_frame(frame, env);
-                self.build_attrs(attrs, &env)
+                let set = self.build_attrs(attrs, &env)?;
+                if attrs.statics.iter().any(|a| a.name == sym::overrides()) {
+                    return self.apply_overrides(set, attrs, &env);
+                }
+                Ok(set)
             }
             Expr::List(items) => Ok(Value::list(
                 items.iter().map(|i| self.delay(i, env)).collect(),

@@ -44,4 +44,5 @@ symbols! {
     wrong => "wrong",
     body => "body",
     ignore_nulls => "__ignoreNulls",
+    overrides => "__overrides",
 }

@@ -26,9 +26,48 @@ use crate::source::{File, SourceMap, Span};
 use crate::symbol::Symbol;
 use crate::value::Value;
 
+/// How a lint reports what it finds (`--lint-*` flags).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LintLevel {
+    /// Not reported.
+    #[default]
+    Off,
+    /// Reported as a warning.
+    Warn,
+    /// Reported as an error.
+    Fatal,
+}
+
+impl LintLevel {
+    /// Parses `warn` / `fatal` / `off`.
+    pub fn parse(s: &str) -> Option<LintLevel> {
+        match s {
+            "warn" => Some(LintLevel::Warn),
+            "fatal" => Some(LintLevel::Fatal),
+            "off" | "ignore" => Some(LintLevel::Off),
+            _ => None,
+        }
+    }
+}
+
+/// A warning found while lowering.
+#[derive(Clone, Debug)]
+pub struct Warning {
+    /// The message.
+    pub message: String,
+    /// Where.
+    pub span: Span,
+}
+
 /// Options that change how source is lowered.
 #[derive(Clone, Default)]
 pub struct LowerOptions {
+    /// `--lint-absolute-path-literals` (absolute and `~/` paths).
+    pub lint_absolute_paths: LintLevel,
+    /// `--lint-short-path-literals` (relative paths without `./`).
+    pub lint_short_paths: LintLevel,
+    /// `--lint-url-literals`.
+    pub lint_url_literals: LintLevel,
     /// Allow `|>` and `<|` (experimental feature `pipe-operators`).
     pub pipe_operators: bool,
     /// The home directory for `~/` paths.
@@ -51,6 +90,8 @@ pub struct Lowered {
     pub expr: ExprRef,
     /// Every resolved variable reference.
     pub resolutions: Vec<Resolution>,
+    /// Lint warnings.
+    pub warnings: Vec<Warning>,
 }
 
 /// The names of the global frame, in slot order.
@@ -65,6 +106,9 @@ pub fn lower_source(
     globals: &Globals,
     options: &LowerOptions,
 ) -> EvalResult<Lowered> {
+    // Nix ends a line at a lone carriage return; rnix does not. Turning it into a newline
+    // keeps every byte offset, and so every span, unchanged.
+    let text = normalize_lone_cr(text);
     let file = sources.add(name, text);
     let parse = rnix::Root::parse(file.source());
     if let Some(e) = parse.errors().first() {
@@ -79,7 +123,21 @@ pub fn lower_source(
     Ok(Lowered {
         expr: Rc::new(expr),
         resolutions: l.resolutions,
+        warnings: l.warnings,
     })
+}
+
+fn normalize_lone_cr(text: String) -> String {
+    if !text.contains('\r') {
+        return text;
+    }
+    let mut bytes = text.into_bytes();
+    for i in 0..bytes.len() {
+        if bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n') {
+            bytes[i] = b'\n';
+        }
+    }
+    String::from_utf8(bytes).expect("replacing ASCII keeps UTF-8 valid")
 }
 
 fn parse_error(file: &Arc<File>, e: &rnix::ParseError) -> Box<EvalError> {
@@ -134,6 +192,7 @@ pub(crate) struct Lowerer<'a> {
     scopes: Scopes,
     options: &'a LowerOptions,
     resolutions: Vec<Resolution>,
+    warnings: Vec<Warning>,
 }
 
 impl<'a> Lowerer<'a> {
@@ -153,6 +212,7 @@ impl<'a> Lowerer<'a> {
             scopes,
             options,
             resolutions: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -345,7 +405,17 @@ impl<'a> Lowerer<'a> {
                     ))
                 }
             },
-            ast::LiteralKind::Uri(u) => Value::string(u.syntax().text()),
+            ast::LiteralKind::Uri(u) => {
+                let text = u.syntax().text();
+                let level = self.options.lint_url_literals;
+                let verb = if level == LintLevel::Fatal {
+                    "disallowed"
+                } else {
+                    "discouraged"
+                };
+                self.lint(level, lit.syntax(), format!("URL literals are {verb}. Consider using a string literal \"{text}\" instead (lint-url-literals)"))?;
+                Value::string(text)
+            }
         }))
     }
 
@@ -580,6 +650,24 @@ impl<'a> Lowerer<'a> {
             [] => Some(Symbol::intern("")),
             [InterpolPart::Literal(t)] => Some(Symbol::intern(t)),
             _ => None,
+        }
+    }
+
+    /// Reports a lint finding at `node` according to `level`.
+    pub(crate) fn lint(
+        &mut self,
+        level: LintLevel,
+        node: &rnix::SyntaxNode,
+        message: String,
+    ) -> EvalResult<()> {
+        match level {
+            LintLevel::Off => Ok(()),
+            LintLevel::Warn => {
+                let span = self.span(node);
+                self.warnings.push(Warning { message, span });
+                Ok(())
+            }
+            LintLevel::Fatal => Err(self.error(node, message)),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Path literals: resolution against the file's directory or `$HOME`, and Nix's lexical
 //! canonicalisation (no filesystem access, symlinks are not resolved).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 
 use rnix::ast::{self, InterpolPart};
@@ -69,7 +69,23 @@ impl Lowerer<'_> {
     }
 
     /// Makes the literal start of a path absolute.
-    fn path_prefix(&self, p: &ast::Path, text: &str) -> EvalResult<String> {
+    fn path_prefix(&mut self, p: &ast::Path, text: &str) -> EvalResult<String> {
+        let whole = p.syntax().text().to_string();
+        match p {
+            ast::Path::PathAbs(_) => {
+                let level = self.options().lint_absolute_paths;
+                self.lint(level, p.syntax(), format!("absolute path literals are not portable. Consider replacing path literal '{whole}' by a string, relative path, or parameter (lint-absolute-path-literals)"))?;
+            }
+            ast::Path::PathHome(_) => {
+                let level = self.options().lint_absolute_paths;
+                self.lint(level, p.syntax(), format!("home path literals are not portable. Consider replacing path literal '{whole}' by a string, relative path, or parameter (lint-absolute-path-literals)"))?;
+            }
+            ast::Path::PathRel(_) if !whole.starts_with("./") && !whole.starts_with("../") => {
+                let level = self.options().lint_short_paths;
+                self.lint(level, p.syntax(), format!("relative path literal '{whole}' should be prefixed with '.' for clarity: './{whole}' (lint-short-path-literals)"))?;
+            }
+            _ => {}
+        }
         match p {
             ast::Path::PathAbs(_) => Ok(text.to_string()),
             ast::Path::PathHome(_) => {
@@ -89,11 +105,6 @@ impl Lowerer<'_> {
             ast::Path::PathSearch(_) => Err(self.error(p.syntax(), "unexpected search path")),
         }
     }
-}
-
-/// Whether `p` is absolute.
-pub fn is_absolute(p: &Path) -> bool {
-    p.is_absolute()
 }
 
 #[cfg(test)]

@@ -102,6 +102,16 @@ pub fn print_value(v: &Value) -> String {
 }
 
 fn print_inner(v: &Value, out: &mut String, seen: &mut HashSet<usize>) {
+    print_cell(v, None, out, seen)
+}
+
+/// Prints a value; `cell` identifies the thunk the value was reached through, if any.
+///
+/// `«repeated»` follows the reference's notion of identity: a set is the same when its
+/// attributes are shared; a list of more than two elements when its element array is shared;
+/// a list of one or two elements (stored inside the value cell by the reference) only when it
+/// is reached through the same cell. Empty sets and lists are never "repeated".
+fn print_cell(v: &Value, cell: Option<usize>, out: &mut String, seen: &mut HashSet<usize>) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -110,6 +120,10 @@ fn print_inner(v: &Value, out: &mut String, seen: &mut HashSet<usize>) {
         Value::String(s) => escape_string(s.as_bytes(), out),
         Value::Path(p) => out.push_str(&String::from_utf8_lossy(p.as_os_str().as_bytes())),
         Value::Attrs(a) => {
+            if a.is_empty() {
+                out.push_str("{ }");
+                return;
+            }
             if !seen.insert(Rc::as_ptr(a) as usize) {
                 out.push_str("«repeated»");
                 return;
@@ -125,9 +139,20 @@ fn print_inner(v: &Value, out: &mut String, seen: &mut HashSet<usize>) {
             out.push_str(" }");
         }
         Value::List(l) => {
-            if !seen.insert(Rc::as_ptr(l) as usize) {
-                out.push_str("«repeated»");
+            if l.is_empty() {
+                out.push_str("[ ]");
                 return;
+            }
+            let key = if l.len() <= 2 {
+                cell
+            } else {
+                Some(Rc::as_ptr(l) as usize)
+            };
+            if let Some(key) = key {
+                if !seen.insert(key) {
+                    out.push_str("«repeated»");
+                    return;
+                }
             }
             out.push('[');
             for item in l.iter() {
@@ -143,7 +168,7 @@ fn print_inner(v: &Value, out: &mut String, seen: &mut HashSet<usize>) {
             "<PRIMOP-APP>"
         }),
         Value::Thunk(t) => match t.value() {
-            Some(v) => print_inner(&v, out, seen),
+            Some(v) => print_cell(&v, Some(Rc::as_ptr(&t.0) as *const u8 as usize), out, seen),
             None => out.push_str("<CODE>"),
         },
     }
