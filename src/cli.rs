@@ -32,7 +32,7 @@ struct EvalArgs {
     /// The file to evaluate (`-` for standard input); `./default.nix` if omitted.
     file: Option<String>,
     /// Evaluate this expression instead of a file.
-    #[arg(short = 'E', long = "expr")]
+    #[arg(short = 'E', long = "expr", allow_hyphen_values = true)]
     expr: Option<String>,
     /// Evaluate the result deeply, not just to weak head normal form.
     #[arg(long)]

@@ -416,31 +416,49 @@ impl Evaluator {
         v: &Value,
         seen: &mut rustc_hash::FxHashSet<usize>,
     ) -> EvalResult<()> {
-        stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || match v {
+        match v {
             Value::Attrs(a) => {
-                if !seen.insert(Rc::as_ptr(a) as usize) {
+                if a.is_empty() || !seen.insert(Rc::as_ptr(a) as usize) {
                     return Ok(());
                 }
-                for entry in a.iter() {
-                    let inner = self.force(entry.value.clone()).context(entry.pos, || {
-                        format!("while evaluating the attribute '{}'", entry.name)
-                    })?;
-                    self.force_deep_inner(&inner, seen)?;
-                }
-                Ok(())
+                self.nested(None, |ev| {
+                    for entry in a.iter() {
+                        let inner = ev.force(entry.value.clone()).context(entry.pos, || {
+                            format!("while evaluating the attribute '{}'", entry.name)
+                        })?;
+                        ev.force_deep_inner(&inner, seen)?;
+                    }
+                    Ok(())
+                })
             }
             Value::List(l) => {
-                if !seen.insert(Rc::as_ptr(l) as usize) {
+                if l.is_empty() || !seen.insert(Rc::as_ptr(l) as usize) {
                     return Ok(());
                 }
-                for item in l.iter() {
-                    let inner = self.force(item.clone())?;
-                    self.force_deep_inner(&inner, seen)?;
-                }
-                Ok(())
+                self.nested(None, |ev| {
+                    for item in l.iter() {
+                        let inner = ev.force(item.clone())?;
+                        ev.force_deep_inner(&inner, seen)?;
+                    }
+                    Ok(())
+                })
             }
             _ => Ok(()),
-        })
+        }
+    }
+
+    /// Runs `f` one level deeper in the evaluator's recursion: counted against
+    /// `max_call_depth` like a call (so deeply nested data fails the way the reference does,
+    /// with a clean error), and with the native stack grown as needed.
+    pub fn nested<T>(
+        &mut self,
+        span: Option<Span>,
+        f: impl FnOnce(&mut Self) -> EvalResult<T>,
+    ) -> EvalResult<T> {
+        self.enter_call(span)?;
+        let r = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || f(self));
+        self.call_depth -= 1;
+        r
     }
 
     /// Applies `f` to `arg`.
@@ -718,10 +736,7 @@ impl Evaluator {
         for key in path {
             let name = self.key_name(key, env)?;
             let next = match &v {
-                Value::Attrs(a) => match a.get_entry(name) {
-                    Some(e) => Some((e.value.clone(), e.pos)),
-                    None => None,
-                },
+                Value::Attrs(a) => a.get_entry(name).map(|e| (e.value.clone(), e.pos)),
                 _ if default.is_some() => None,
                 other => {
                     let found = self.describe(other);
@@ -732,7 +747,7 @@ impl Evaluator {
                         },
                         Some(span),
                     ))
-                    .context(Some(span), || format!("while selecting an attribute"));
+                    .context(Some(span), || "while selecting an attribute".to_string());
                 }
             };
             match next {

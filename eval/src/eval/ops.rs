@@ -187,10 +187,7 @@ impl Evaluator {
                 let f = self.eval(f, env)?;
                 let x = match x {
                     Expr::Const(v) => v.clone(),
-                    _ => {
-                        let v = self.eval(x, env)?;
-                        v
-                    }
+                    _ => self.eval(x, env)?,
                 };
                 self.call(f, x, sp)
             }
@@ -292,7 +289,8 @@ impl Evaluator {
                     Value::String(s) => {
                         if s.has_context() {
                             return Err(other(
-                                format!("a string that refers to a store path cannot be appended to a path"),
+                                "a string that refers to a store path cannot be appended to a path"
+                                    .to_string(),
                                 span,
                             ));
                         }
@@ -398,6 +396,8 @@ impl Evaluator {
     }
 
     /// Deep equality as Nix defines it.
+    // The span is threaded through for the mismatch explanations of `assert a == b`.
+    #[allow(clippy::only_used_in_recursion)]
     pub fn values_equal(&mut self, l: Value, r: Value, span: Option<Span>) -> EvalResult<bool> {
         let l = self.force(l)?;
         let r = self.force(r)?;

@@ -36,7 +36,6 @@ enum PendingValue {
 enum Kind {
     Plain,
     Rec,
-    Let,
 }
 
 impl Pending {
@@ -307,7 +306,7 @@ impl Lowerer<'_> {
     fn lower_pending(&mut self, p: Pending, kind: Kind, span: Option<Span>) -> EvalResult<Expr> {
         match kind {
             Kind::Plain => self.lower_plain(p, span),
-            Kind::Rec | Kind::Let => {
+            Kind::Rec => {
                 let (frame, (attrs, _)) = self.with_rec_frame(p, span, |_| Ok(()))?;
                 Ok(Expr::RecAttrs {
                     frame: Box::new(frame),
@@ -334,7 +333,7 @@ impl Lowerer<'_> {
                 ..Default::default()
             };
             let mut statics = std::mem::take(&mut p.statics);
-            statics.sort_by(|a, b| a.0.cmp(&b.0));
+            statics.sort_by_key(|a| a.0);
             for (name, v, sp) in statics {
                 let value = Rc::new(self.lower_value(v, name, 0, 0)?);
                 attrs.statics.push(StaticAttr {
@@ -394,7 +393,7 @@ impl Lowerer<'_> {
         inner: impl FnOnce(&mut Self) -> EvalResult<T>,
     ) -> EvalResult<(Frame, (AttrsExpr, T))> {
         let mut statics = std::mem::take(&mut p.statics);
-        statics.sort_by(|a, b| a.0.cmp(&b.0));
+        statics.sort_by_key(|a| a.0);
         let mut names = FxHashMap::default();
         for (i, (name, _, sp)) in statics.iter().enumerate() {
             names.insert(*name, (i as u32, Some(*sp)));

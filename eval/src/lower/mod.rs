@@ -224,14 +224,6 @@ impl<'a> Lowerer<'a> {
         )
     }
 
-    fn token_span(&self, t: &rnix::SyntaxToken) -> Span {
-        let r = t.text_range();
-        self.file.span.subspan(
-            u64::from(u32::from(r.start())),
-            u64::from(u32::from(r.end())),
-        )
-    }
-
     pub(crate) fn error(&self, node: &rnix::SyntaxNode, msg: impl Into<String>) -> Box<EvalError> {
         EvalError::new(ErrorKind::Parse(msg.into()), Some(self.span(node)))
     }
@@ -677,10 +669,6 @@ impl<'a> Lowerer<'a> {
 
     pub(crate) fn options(&self) -> &LowerOptions {
         self.options
-    }
-
-    pub(crate) fn token_span_of(&self, t: &rnix::SyntaxToken) -> Span {
-        self.token_span(t)
     }
 }
 

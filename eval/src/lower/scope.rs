@@ -45,9 +45,8 @@ impl Scopes {
     /// Resolves `name`, ignoring the `skip` innermost scopes (used by `inherit` in `let` and
     /// `rec`, which refers to the enclosing scope, not to the binding it creates).
     pub fn resolve(&self, name: Symbol, skip: usize) -> Resolved {
-        let mut depth = skip as u32;
         let mut withs = Vec::new();
-        for scope in self.stack.iter().rev().skip(skip) {
+        for (depth, scope) in (skip as u32..).zip(self.stack.iter().rev().skip(skip)) {
             match scope {
                 Scope::Frame(names) => {
                     if let Some(&(idx, def)) = names.get(&name) {
@@ -56,23 +55,11 @@ impl Scopes {
                 }
                 Scope::With => withs.push(depth),
             }
-            depth += 1;
         }
         if withs.is_empty() {
             Resolved::Undefined
         } else {
             Resolved::With(withs.into_boxed_slice())
         }
-    }
-
-    /// All names visible from the innermost scope (for completion), innermost first.
-    pub fn visible_names(&self) -> Vec<Symbol> {
-        let mut out = Vec::new();
-        for scope in self.stack.iter().rev() {
-            if let Scope::Frame(names) = scope {
-                out.extend(names.keys().copied());
-            }
-        }
-        out
     }
 }

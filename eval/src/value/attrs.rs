@@ -39,7 +39,7 @@ impl Attrs {
 
     /// Builds a set from entries in any order; for duplicate names the first one wins.
     pub fn from_unsorted(mut entries: Vec<AttrEntry>) -> Attrs {
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.sort_by_key(|a| a.name);
         entries.dedup_by(|later, earlier| later.name == earlier.name);
         Attrs { entries }
     }
