@@ -261,8 +261,8 @@ mod tests {
             "{ a = 1; b = 3; }",
         );
         ok(
-            "builtins.listToAttrs [ { name = \"a\"; value = throw \"v\"; } ] ? a",
-            "true",
+            "builtins.attrNames (builtins.listToAttrs [ { name = \"a\"; value = throw \"v\"; } ])",
+            "[ \"a\" ]",
         );
         err(
             "builtins.listToAttrs 1",

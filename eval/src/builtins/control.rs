@@ -448,3 +448,107 @@ fn compare_keys(
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::{EvalConfig, Evaluator};
+    use crate::value::print::print_value;
+
+    fn eval(src: &str) -> Result<String, String> {
+        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
+        let v = ev
+            .eval_source(
+                "«test»".into(),
+                src.into(),
+                std::env::current_dir().unwrap(),
+            )
+            .and_then(|v| ev.force_deep(v))
+            .map_err(|e| e.kind.to_string())?;
+        Ok(print_value(&v))
+    }
+
+    fn ok(src: &str, expected: &str) {
+        assert_eq!(eval(src), Ok(expected.to_string()), "evaluating {src}");
+    }
+
+    fn err(src: &str, expected: &str) {
+        assert_eq!(eval(src), Err(expected.to_string()), "evaluating {src}");
+    }
+
+    #[test]
+    fn generic_closure() {
+        ok(
+            "map (x: x.key) (builtins.genericClosure { startSet = [ { key = 5; } ]; operator = x: if x.key == 0 then [ ] else [ { key = x.key - 1; } { key = x.key / 2; } ]; })",
+            "[ 5 4 2 3 1 0 ]",
+        );
+        // Numbers compare across int and float.
+        ok(
+            "builtins.length (builtins.genericClosure { startSet = [ { key = 1; } { key = 1.0; } { key = 2.5; } ]; operator = x: [ ]; })",
+            "2",
+        );
+        ok(
+            "map (x: x.key) (builtins.genericClosure { startSet = [ { key = \"b\"; } { key = \"a\"; } { key = \"b\"; } ]; operator = x: [ ]; })",
+            "[ \"b\" \"a\" ]",
+        );
+        ok(
+            "map (x: x.key) (builtins.genericClosure { startSet = [ { key = [ 1 2 ]; } { key = [ 1 ]; } { key = [ 1 2 ]; } { key = [ 0 ]; } ]; operator = x: [ ]; })",
+            "[ [ 1 2 ] [ 1 ] [ 0 ] ]",
+        );
+        ok(
+            "map (x: x.key) (builtins.genericClosure { startSet = [ { key = /a; } { key = /a; } ]; operator = x: [ ]; })",
+            "[ /a ]",
+        );
+        ok(
+            "builtins.genericClosure { startSet = [ ]; operator = 1; }",
+            "[ ]",
+        );
+        ok(
+            "builtins.genericClosure { startSet = [ { key = { }; } ]; operator = x: [ ]; }",
+            "[ { key = { }; } ]",
+        );
+        err(
+            "builtins.genericClosure { startSet = [ { key = 1; } { key = \"string\"; } ]; operator = x: [ ]; }",
+            "cannot compare a string with an integer; values are \"string\" and 1",
+        );
+        err(
+            "builtins.genericClosure { startSet = [ { key = { }; } { key = { }; } ]; operator = x: [ ]; }",
+            "cannot compare a set with a set; values of that type are incomparable (values are { } and { })",
+        );
+        err(
+            "builtins.genericClosure { startSet = [ { key = [ 1 ]; } { key = [ \"a\" ]; } ]; operator = x: [ ]; }",
+            "cannot compare a string with an integer; values are \"a\" and 1",
+        );
+        err(
+            "builtins.genericClosure { startSet = [ { nokey = 1; } ]; operator = x: [ ]; }",
+            "attribute 'key' missing",
+        );
+        err(
+            "builtins.genericClosure { startSet = [ \"not an attrset\" ]; operator = x: [ ]; }",
+            "expected a set but found a string: \"not an attrset\"",
+        );
+        err(
+            "builtins.genericClosure { startSet = [ { key = 1; } ]; }",
+            "attribute 'operator' missing",
+        );
+        err(
+            "builtins.genericClosure { operator = x: [ ]; }",
+            "attribute 'startSet' missing",
+        );
+        err(
+            "builtins.genericClosure \"not an attrset\"",
+            "expected a set but found a string: \"not an attrset\"",
+        );
+        err(
+            "builtins.genericClosure { startSet = [ { key = 1; } ]; operator = \"not a function\"; }",
+            "expected a function but found a string: \"not a function\"",
+        );
+        err(
+            "builtins.genericClosure { startSet = [ { key = 1; } ]; operator = x: \"not a list\"; }",
+            "expected a list but found a string: \"not a list\"",
+        );
+        err(
+            "builtins.genericClosure { startSet = \"not a list\"; operator = x: [ ]; }",
+            "expected a list but found a string: \"not a list\"",
+        );
+    }
+}

@@ -254,3 +254,203 @@ fn find_file(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
         s,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::eval::{EvalConfig, Evaluator};
+    use crate::value::print::print_value;
+
+    fn eval_in(dir: &Path, src: &str) -> Result<String, String> {
+        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
+        let v = ev
+            .eval_source("«test»".into(), src.into(), dir.to_path_buf())
+            .and_then(|v| ev.force_deep(v))
+            .map_err(|e| e.kind.to_string())?;
+        Ok(print_value(&v))
+    }
+
+    /// A scratch directory with files, a directory and symlinks (removed on drop).
+    struct Fixture(PathBuf);
+
+    impl Fixture {
+        fn new(name: &str) -> Fixture {
+            let root =
+                std::env::temp_dir().join(format!("tvix-paths-test-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(root.join("foo/lib")).unwrap();
+            std::fs::create_dir_all(root.join("overlays")).unwrap();
+            std::fs::write(root.join("bar"), "").unwrap();
+            std::fs::write(root.join("foo/file"), "").unwrap();
+            std::fs::write(root.join("foo/lib/default.nix"), "\"test\"").unwrap();
+            std::fs::write(root.join("overlays/overlay.nix"), "import ../lib").unwrap();
+            std::fs::write(root.join("lib.nix"), "{ x = 1; }").unwrap();
+            std::fs::write(
+                root.join("scoped.nix"),
+                "[ range import (builtins.length [ ]) ]",
+            )
+            .unwrap();
+            std::os::unix::fs::symlink("foo", root.join("ldir")).unwrap();
+            std::os::unix::fs::symlink("foo/file", root.join("linked")).unwrap();
+            std::os::unix::fs::symlink("nonexistent", root.join("broken")).unwrap();
+            std::os::unix::fs::symlink("../overlays", root.join("foo/overlays")).unwrap();
+            Fixture(root)
+        }
+
+        fn ok(&self, src: &str, expected: &str) {
+            assert_eq!(
+                eval_in(&self.0, src),
+                Ok(expected.to_string()),
+                "evaluating {src}"
+            );
+        }
+
+        fn err(&self, src: &str, expected: &str) {
+            let expected = expected.replace("ROOT", &self.0.display().to_string());
+            assert_eq!(eval_in(&self.0, src), Err(expected), "evaluating {src}");
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn path_exists() {
+        let f = Fixture::new("exists");
+        f.ok("builtins.pathExists ./lib.nix", "true");
+        f.ok("builtins.pathExists ./nope.nix", "false");
+        f.ok("builtins.pathExists (toString ./lib.nix)", "true");
+        f.ok("builtins.pathExists (toString ./lib.nix + \"/\")", "false");
+        f.ok("builtins.pathExists (toString ./lib.nix + \"/.\")", "false");
+        f.ok(
+            "builtins.pathExists (toString ./lib.nix + \"/./\")",
+            "false",
+        );
+        f.ok("builtins.pathExists (toString ./. + \"/\")", "true");
+        f.ok(
+            "builtins.pathExists (toString ./foo + \"/../foo/.\")",
+            "true",
+        );
+        f.ok("builtins.pathExists ./broken", "true");
+        f.ok("builtins.pathExists (toString ./broken + \"/.\")", "false");
+        f.ok("builtins.pathExists (toString ./ldir + \"/.\")", "true");
+        f.ok("builtins.pathExists ./foo/overlays/overlay.nix", "true");
+        f.ok("builtins.pathExists ./lib.nix/foo", "false");
+        f.ok(
+            "builtins.pathExists { outPath = toString ./lib.nix; }",
+            "true",
+        );
+        f.err(
+            "builtins.pathExists [ ]",
+            "cannot coerce a list to a string: [ ]",
+        );
+        f.err(
+            "builtins.pathExists \"zorglub\"",
+            "string 'zorglub' doesn't represent an absolute path",
+        );
+    }
+
+    #[test]
+    fn read_dir() {
+        let f = Fixture::new("readdir");
+        f.ok(
+            "builtins.readDir ./.",
+            "{ bar = \"regular\"; broken = \"symlink\"; foo = \"directory\"; ldir = \"symlink\"; \"lib.nix\" = \"regular\"; linked = \"symlink\"; overlays = \"directory\"; \"scoped.nix\" = \"regular\"; }",
+        );
+        f.ok(
+            "builtins.readDir ./ldir",
+            "{ file = \"regular\"; lib = \"directory\"; overlays = \"symlink\"; }",
+        );
+        f.err("builtins.readDir ./bar", "'ROOT/bar' is not a directory");
+        f.err(
+            "builtins.readDir ./linked",
+            "'ROOT/foo/file' is not a directory",
+        );
+        f.err("builtins.readDir ./nope", "path 'ROOT/nope' does not exist");
+        f.err(
+            "builtins.readDir 1",
+            "cannot coerce an integer to a string: 1",
+        );
+    }
+
+    #[test]
+    fn read_file_type() {
+        let f = Fixture::new("filetype");
+        f.ok(
+            "map builtins.readFileType [ ./bar ./foo ./ldir ./linked ./broken ]",
+            "[ \"regular\" \"directory\" \"symlink\" \"symlink\" \"symlink\" ]",
+        );
+        f.err(
+            "builtins.readFileType { outPath = \"not-absolute\"; }",
+            "string 'not-absolute' doesn't represent an absolute path",
+        );
+        f.err(
+            "builtins.readFileType { outPath = abort \"some failure\"; }",
+            "evaluation aborted with the following error message: 'some failure'",
+        );
+        f.err(
+            "builtins.readFileType { __toString = \"not a function\"; }",
+            "attempt to call something which is not a function but a string: \"not a function\"",
+        );
+    }
+
+    #[test]
+    fn to_path() {
+        let f = Fixture::new("topath");
+        f.ok("builtins.toPath \"/a/b/../c/\"", "\"/a/c\"");
+        f.ok("builtins.typeOf (builtins.toPath ./bar)", "\"string\"");
+        f.ok("builtins.toPath { __toString = _: \"/x//y\"; }", "\"/x/y\"");
+        f.err(
+            "builtins.toPath [ ]",
+            "cannot coerce a list to a string: [ ]",
+        );
+        f.err(
+            "builtins.toPath \"foo/bar\"",
+            "string 'foo/bar' doesn't represent an absolute path",
+        );
+    }
+
+    #[test]
+    fn import_through_symlinked_parent_is_lexical() {
+        let f = Fixture::new("symlink-import");
+        // `foo/overlays` -> `../overlays`; `overlay.nix` imports `../lib`, which Nix
+        // resolves against the path as written: `foo/lib`.
+        f.ok("import ./foo/overlays/overlay.nix", "\"test\"");
+        f.ok("import ./ldir/lib", "\"test\"");
+    }
+
+    #[test]
+    fn scoped_import() {
+        let f = Fixture::new("scoped");
+        f.ok(
+            "builtins.scopedImport { range = 1; import = 2; } ./scoped.nix",
+            "[ 1 2 0 ]",
+        );
+        // The scope shadows builtins; other names still resolve to them.
+        f.ok(
+            "builtins.scopedImport { builtins = { length = _: 7; }; range = 0; import = 0; } ./scoped.nix",
+            "[ 0 0 7 ]",
+        );
+        // Not cached with plain imports, nor across scopes.
+        f.ok(
+            "[ (import ./lib.nix).x (builtins.scopedImport { } ./lib.nix).x ]",
+            "[ 1 1 ]",
+        );
+        f.ok(
+            "map (n: builtins.head (builtins.scopedImport { range = n; import = 0; } ./scoped.nix)) [ 1 2 ]",
+            "[ 1 2 ]",
+        );
+        f.err(
+            "builtins.scopedImport { } ./scoped.nix",
+            "undefined variable 'range'",
+        );
+        f.err(
+            "builtins.scopedImport 1 ./scoped.nix",
+            "expected a set but found an integer: 1",
+        );
+    }
+}
