@@ -1,7 +1,9 @@
 //! Attribute set builtins.
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use super::control::primop;
-use crate::error::{ErrorKind, EvalError, EvalResult};
+use crate::error::{AddContext, ErrorKind, EvalError, EvalResult};
 use crate::eval::{sym, Evaluator};
 use crate::source::Span;
 use crate::symbol::Symbol;
@@ -34,6 +36,9 @@ pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("removeAttrs", 2, remove_attrs),
     primop!("listToAttrs", 1, list_to_attrs),
     primop!("mapAttrs", 2, map_attrs),
+    primop!("catAttrs", 2, cat_attrs),
+    primop!("zipAttrsWith", 2, zip_attrs_with),
+    primop!("unsafeGetAttrPos", 2, unsafe_get_attr_pos),
     primop!("intersectAttrs", 2, |ev, a, s| {
         let x = ev.force_attrs(a[0].clone(), s)?;
         let y = ev.force_attrs(a[1].clone(), s)?;
@@ -51,9 +56,12 @@ fn attr_name(ev: &mut Evaluator, v: &Value, s: Option<Span>) -> EvalResult<Symbo
 fn remove_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let set = ev.force_attrs(a[0].clone(), s)?;
     let names = ev.force_list(a[1].clone(), s)?;
-    let mut remove = Vec::new();
+    let mut remove = FxHashSet::default();
     for n in names.iter() {
-        remove.push(attr_name(ev, n, s)?);
+        remove.insert(attr_name(ev, n, s)?);
+    }
+    if set.is_empty() || remove.is_empty() {
+        return Ok(Value::Attrs(set));
     }
     Ok(Value::attrs(Attrs::from_sorted(
         set.iter()
@@ -103,4 +111,270 @@ fn map_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
         })
         .collect();
     Ok(Value::attrs(Attrs::from_sorted(entries)))
+}
+
+/// `catAttrs name sets`: the values of attribute `name` in those sets that have it.
+fn cat_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let name = attr_name(ev, &a[0], s).context(s, || {
+        "while evaluating the first argument passed to builtins.catAttrs".to_string()
+    })?;
+    let list = ev.force_list(a[1].clone(), s).context(s, || {
+        "while evaluating the second argument passed to builtins.catAttrs".to_string()
+    })?;
+    let mut out = Vec::new();
+    for item in list.iter() {
+        let set = ev.force_attrs(item.clone(), s).context(s, || {
+            "while evaluating an element in the list passed as second argument to builtins.catAttrs"
+                .to_string()
+        })?;
+        if let Some(v) = set.get(name) {
+            out.push(v.clone());
+        }
+    }
+    Ok(Value::list(out))
+}
+
+/// `zipAttrsWith f sets`: for every name in any of the sets, `f name [values...]` (lazily),
+/// the values in list order.
+fn zip_attrs_with(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let f = ev.force_function(a[0].clone(), s).context(s, || {
+        "while evaluating the first argument passed to builtins.zipAttrsWith".to_string()
+    })?;
+    let list = ev.force_list(a[1].clone(), s).context(s, || {
+        "while evaluating the second argument passed to builtins.zipAttrsWith".to_string()
+    })?;
+    let mut groups: FxHashMap<Symbol, Vec<Value>> = FxHashMap::default();
+    for item in list.iter() {
+        let set = ev.force_attrs(item.clone(), s).context(s, || {
+            "while evaluating a value of the list passed as second argument to builtins.zipAttrsWith"
+                .to_string()
+        })?;
+        for e in set.iter() {
+            groups.entry(e.name).or_default().push(e.value.clone());
+        }
+    }
+    let entries = groups
+        .into_iter()
+        .map(|(name, values)| {
+            let partial = Value::Thunk(Thunk::apply(f.clone(), Value::string(name.as_str())));
+            AttrEntry {
+                name,
+                value: Value::Thunk(Thunk::apply(partial, Value::list(values))),
+                pos: None,
+            }
+        })
+        .collect();
+    Ok(Value::attrs(Attrs::from_unsorted(entries)))
+}
+
+/// `unsafeGetAttrPos name set`: `{ file, line, column }` of the definition, or null.
+fn unsafe_get_attr_pos(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let name = attr_name(ev, &a[0], s).context(s, || {
+        "while evaluating the first argument passed to builtins.unsafeGetAttrPos".to_string()
+    })?;
+    let set = ev.force_attrs(a[1].clone(), s).context(s, || {
+        "while evaluating the second argument passed to builtins.unsafeGetAttrPos".to_string()
+    })?;
+    match set.get_entry(name).and_then(|e| e.pos) {
+        Some(span) => Ok(super::pos_value(&ev.sources.location(span))),
+        None => Ok(Value::Null),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::{EvalConfig, Evaluator};
+    use crate::value::print::print_value;
+
+    fn eval(src: &str) -> Result<String, String> {
+        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
+        let v = ev
+            .eval_source(
+                "/test.nix".into(),
+                src.into(),
+                std::env::current_dir().unwrap(),
+            )
+            .and_then(|v| ev.force_deep(v))
+            .map_err(|e| e.kind.to_string())?;
+        Ok(print_value(&v))
+    }
+
+    fn ok(src: &str, expected: &str) {
+        assert_eq!(eval(src), Ok(expected.to_string()), "evaluating {src}");
+    }
+
+    fn err(src: &str, expected: &str) {
+        assert_eq!(eval(src), Err(expected.to_string()), "evaluating {src}");
+    }
+
+    #[test]
+    fn names_values_get_has() {
+        ok("builtins.attrNames { b = 1; a = 2; }", "[ \"a\" \"b\" ]");
+        ok("builtins.attrValues { b = 1; a = 2; }", "[ 2 1 ]");
+        ok("builtins.getAttr \"a\" { a = 1; }", "1");
+        ok("builtins.hasAttr \"a\" { a = throw \"no\"; }", "true");
+        ok("builtins.hasAttr \"b\" { a = 1; }", "false");
+        err(
+            "builtins.attrNames 1",
+            "expected a set but found an integer: 1",
+        );
+        err(
+            "builtins.getAttr 1 { }",
+            "expected a string but found an integer: 1",
+        );
+        err(
+            "builtins.getAttr \"a\" 1",
+            "expected a set but found an integer: 1",
+        );
+        err("builtins.getAttr \"b\" { a = 1; }", "attribute 'b' missing");
+    }
+
+    #[test]
+    fn remove_and_intersect() {
+        ok(
+            "builtins.removeAttrs { a = 1; b = 2; c = 3; } [ \"a\" \"c\" \"z\" ]",
+            "{ b = 2; }",
+        );
+        ok("builtins.removeAttrs { a = 1; } [ ]", "{ a = 1; }");
+        err(
+            "builtins.removeAttrs { a = 1; } [ 1 ]",
+            "expected a string but found an integer: 1",
+        );
+        err(
+            "builtins.removeAttrs 1 [ ]",
+            "expected a set but found an integer: 1",
+        );
+        ok(
+            "builtins.intersectAttrs { a = 1; b = 2; } { b = 3; c = 4; }",
+            "{ b = 3; }",
+        );
+        err(
+            "builtins.intersectAttrs 1 { }",
+            "expected a set but found an integer: 1",
+        );
+    }
+
+    #[test]
+    fn list_to_attrs() {
+        ok(
+            "builtins.listToAttrs [ { name = \"a\"; value = 1; } { name = \"a\"; value = 2; } { name = \"b\"; value = 3; } ]",
+            "{ a = 1; b = 3; }",
+        );
+        ok(
+            "builtins.attrNames (builtins.listToAttrs [ { name = \"a\"; value = throw \"v\"; } ])",
+            "[ \"a\" ]",
+        );
+        err(
+            "builtins.listToAttrs 1",
+            "expected a list but found an integer: 1",
+        );
+        err(
+            "builtins.listToAttrs [ 1 ]",
+            "expected a set but found an integer: 1",
+        );
+        err("builtins.listToAttrs [ { } ]", "attribute 'name' missing");
+        err(
+            "builtins.listToAttrs [ { name = 1; } ]",
+            "expected a string but found an integer: 1",
+        );
+        err(
+            "builtins.listToAttrs [ { name = \"foo\"; } ]",
+            "attribute 'value' missing",
+        );
+    }
+
+    #[test]
+    fn map_attrs_is_lazy() {
+        ok(
+            "builtins.mapAttrs (n: v: n + toString v) { a = 1; b = 2; }",
+            "{ a = \"a1\"; b = \"b2\"; }",
+        );
+        ok("builtins.mapAttrs 1 { }", "{ }");
+        ok(
+            "builtins.attrNames (builtins.mapAttrs (n: v: throw \"no\") { a = 1; })",
+            "[ \"a\" ]",
+        );
+        err(
+            "builtins.mapAttrs [ ] [ ]",
+            "expected a set but found a list: [ ]",
+        );
+        err(
+            "builtins.mapAttrs \"\" { foo.bar = 1; }",
+            "attempt to call something which is not a function but a string: \"\"",
+        );
+    }
+
+    #[test]
+    fn cat_attrs() {
+        ok(
+            "builtins.catAttrs \"a\" [ { a = 1; } { b = 0; } { a = 2; } ]",
+            "[ 1 2 ]",
+        );
+        ok(
+            "builtins.length (builtins.catAttrs \"a\" [ { a = throw \"no\"; } ])",
+            "1",
+        );
+        err(
+            "builtins.catAttrs [ ] { }",
+            "expected a string but found a list: [ ]",
+        );
+        err(
+            "builtins.catAttrs \"foo\" { }",
+            "expected a list but found a set: { }",
+        );
+        err(
+            "builtins.catAttrs \"foo\" [ { foo = 1; } 1 ]",
+            "expected a set but found an integer: 1",
+        );
+    }
+
+    #[test]
+    fn zip_attrs_with() {
+        ok(
+            "builtins.zipAttrsWith (n: v: v) [ { a = 1; } { a = 2; b = 3; } ]",
+            "{ a = [ 1 2 ]; b = [ 3 ]; }",
+        );
+        ok(
+            "builtins.zipAttrsWith (n: v: n) [ { x = 1; } ]",
+            "{ x = \"x\"; }",
+        );
+        ok(
+            "builtins.attrNames (builtins.zipAttrsWith (n: v: throw \"no\") [ { a = 1; } ])",
+            "[ \"a\" ]",
+        );
+        err(
+            "builtins.zipAttrsWith [ ] [ 1 ]",
+            "expected a function but found a list: [ ]",
+        );
+        err(
+            "builtins.zipAttrsWith (_: 1) [ 1 ]",
+            "expected a set but found an integer: 1",
+        );
+        err(
+            "builtins.zipAttrsWith (_: 1) [ { foo = 1; } ]",
+            "attempt to call something which is not a function but an integer: 1",
+        );
+        err(
+            "builtins.zipAttrsWith (a: b: a + b) [ { foo = 1; } { foo = 2; } ]",
+            "cannot coerce a list to a string: [ 1 2 ]",
+        );
+    }
+
+    #[test]
+    fn unsafe_get_attr_pos() {
+        ok(
+            "builtins.unsafeGetAttrPos \"b\" {\n  a = 1;\n   b = 2; }",
+            "{ column = 4; file = \"/test.nix\"; line = 3; }",
+        );
+        ok("builtins.unsafeGetAttrPos \"abort\" builtins", "null");
+        ok("builtins.unsafeGetAttrPos \"x\" { }", "null");
+        err(
+            "builtins.unsafeGetAttrPos 1 { }",
+            "expected a string but found an integer: 1",
+        );
+        err(
+            "builtins.unsafeGetAttrPos \"a\" 1",
+            "expected a set but found an integer: 1",
+        );
+    }
 }

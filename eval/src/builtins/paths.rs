@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::control::primop;
 use super::fail;
-use crate::error::{ErrorKind, EvalError, EvalResult};
+use crate::error::{AddContext, ErrorKind, EvalError, EvalResult};
 use crate::eval::{sym, CoerceMode, Evaluator};
 use crate::lower::canonicalize_path;
 use crate::source::Span;
@@ -15,10 +15,11 @@ use crate::value::*;
 pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("import", 1, import),
     primop!("findFile", 2, find_file),
-    primop!("pathExists", 1, |ev, a, s| {
-        let p = real_path(ev, a[0].clone(), s)?;
-        Ok(Value::Bool(ev.io.path_exists(&p).unwrap_or(false)))
-    }),
+    primop!("scopedImport", 2, scoped_import),
+    primop!("pathExists", 1, path_exists),
+    primop!("readDir", 1, read_dir),
+    primop!("readFileType", 1, read_file_type),
+    primop!("toPath", 1, to_path),
     primop!("readFile", 1, |ev, a, s| {
         let p = real_path(ev, a[0].clone(), s)?;
         match ev.io.read_file(&p) {
@@ -64,6 +65,12 @@ pub(super) const BUILTINS: &[PrimOp] = &[
 
 /// A path argument as a real filesystem path: a path value, or a string holding an absolute path.
 pub(crate) fn real_path(ev: &mut Evaluator, v: Value, s: Option<Span>) -> EvalResult<PathBuf> {
+    Ok(path_arg(ev, v, s)?.0)
+}
+
+/// Like [`real_path`], also telling whether the text ended in `/` or `/.` (then the path
+/// must be a directory, as for the operating system).
+fn path_arg(ev: &mut Evaluator, v: Value, s: Option<Span>) -> EvalResult<(PathBuf, bool)> {
     let v = ev.force(v)?;
     let st = ev.coerce_to_string(v, CoerceMode::PathSegment, s)?;
     let bytes = st.as_bytes();
@@ -76,7 +83,116 @@ pub(crate) fn real_path(ev: &mut Evaluator, v: Value, s: Option<Span>) -> EvalRe
             s,
         );
     }
-    Ok(canonicalize_path(bytes))
+    let must_be_dir = bytes.len() > 1 && (bytes.ends_with(b"/") || bytes.ends_with(b"/."));
+    Ok((canonicalize_path(bytes), must_be_dir))
+}
+
+/// Whether an IO error means "there is nothing there" (missing, or a parent is not a directory).
+fn is_missing(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(20)
+}
+
+/// `pathExists p`: whether `p` exists, without following a final symlink (a dangling symlink
+/// exists), unless `p` was written with a trailing `/` or `/.`: then it must be a directory.
+fn path_exists(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let (p, must_be_dir) = path_arg(ev, a[0].clone(), s)
+        .context(s, || "while realising the context of a path".to_string())?;
+    if must_be_dir {
+        // Asking the system about `p/.` follows symlinks and fails for non-directories.
+        return Ok(Value::Bool(
+            ev.io.path_exists(&p.join(".")).unwrap_or(false),
+        ));
+    }
+    match ev.io.file_type(&p) {
+        Ok(_) => Ok(Value::Bool(true)),
+        Err(e) if is_missing(&e) => Ok(Value::Bool(false)),
+        Err(e) => fail(format!("getting status of '{}': {e}", p.display()), s),
+    }
+}
+
+/// `readDir p`: `{ name = "regular" | "directory" | "symlink" | "unknown"; }` for the entries
+/// of the directory `p` (symlinks to it are followed).
+fn read_dir(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let p = real_path(ev, a[0].clone(), s).context(s, || {
+        "while evaluating the first argument passed to builtins.readDir".to_string()
+    })?;
+    if !matches!(ev.io.path_exists(&p), Ok(true)) {
+        return fail(format!("path '{}' does not exist", p.display()), s);
+    }
+    let resolved = match ev.io.file_type(&p) {
+        Ok(crate::io::FileType::Symlink) => ev.io.canonicalize(&p).unwrap_or_else(|_| p.clone()),
+        _ => p.clone(),
+    };
+    match ev.io.file_type(&resolved) {
+        Ok(crate::io::FileType::Directory) => {}
+        Ok(_) => return fail(format!("'{}' is not a directory", resolved.display()), s),
+        Err(e) => {
+            return fail(
+                format!("getting status of '{}': {e}", resolved.display()),
+                s,
+            )
+        }
+    }
+    let entries = ev.io.read_dir(&resolved).or_else(|e| {
+        fail(
+            format!("opening directory '{}': {e}", resolved.display()),
+            s,
+        )
+    })?;
+    Ok(super::make_attrs(entries.into_iter().map(|(name, ft)| {
+        (
+            crate::symbol::Symbol::intern_bytes(&name),
+            Value::string(ft.as_str()),
+        )
+    })))
+}
+
+/// `readFileType p`: the type of `p` itself (a symlink is reported as such).
+fn read_file_type(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let p = real_path(ev, a[0].clone(), s).context(s, || {
+        "while evaluating the first argument passed to builtins.readFileType".to_string()
+    })?;
+    match ev.io.file_type(&p) {
+        Ok(ft) => Ok(Value::string(ft.as_str())),
+        Err(e) => fail(format!("getting status of '{}': {e}", p.display()), s),
+    }
+}
+
+/// `toPath s`: the canonical absolute path `s` names, as a string (with `s`'s context).
+fn to_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let v = ev.force(a[0].clone())?;
+    let st = ev
+        .coerce_to_string(v, CoerceMode::PathSegment, s)
+        .context(s, || {
+            "while evaluating the first argument passed to builtins.toPath".to_string()
+        })?;
+    if !st.as_bytes().starts_with(b"/") {
+        return fail(
+            format!(
+                "string '{}' doesn't represent an absolute path",
+                st.to_str_lossy()
+            ),
+            s,
+        )
+        .context(s, || {
+            "while evaluating the first argument passed to builtins.toPath".to_string()
+        });
+    }
+    let canonical = canonicalize_path(st.as_bytes());
+    Ok(Value::String(Rc::new(NixString::with_context(
+        canonical.as_os_str().as_bytes().to_vec(),
+        st.context().cloned().unwrap_or_default(),
+    ))))
+}
+
+/// `scopedImport attrs path`: imports `path` with the names of `attrs` in scope (they shadow
+/// the builtins). Not cached together with plain imports.
+fn scoped_import(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let scope = ev.force_attrs(a[0].clone(), s).context(s, || {
+        "while evaluating the first argument passed to builtins.scopedImport".to_string()
+    })?;
+    let p = real_path(ev, a[1].clone(), s)?;
+    ev.import_scoped(&p, Value::Attrs(scope), s)
 }
 
 fn import(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
@@ -137,4 +253,204 @@ fn find_file(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
         ),
         s,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::eval::{EvalConfig, Evaluator};
+    use crate::value::print::print_value;
+
+    fn eval_in(dir: &Path, src: &str) -> Result<String, String> {
+        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
+        let v = ev
+            .eval_source("«test»".into(), src.into(), dir.to_path_buf())
+            .and_then(|v| ev.force_deep(v))
+            .map_err(|e| e.kind.to_string())?;
+        Ok(print_value(&v))
+    }
+
+    /// A scratch directory with files, a directory and symlinks (removed on drop).
+    struct Fixture(PathBuf);
+
+    impl Fixture {
+        fn new(name: &str) -> Fixture {
+            let root =
+                std::env::temp_dir().join(format!("tvix-paths-test-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(root.join("foo/lib")).unwrap();
+            std::fs::create_dir_all(root.join("overlays")).unwrap();
+            std::fs::write(root.join("bar"), "").unwrap();
+            std::fs::write(root.join("foo/file"), "").unwrap();
+            std::fs::write(root.join("foo/lib/default.nix"), "\"test\"").unwrap();
+            std::fs::write(root.join("overlays/overlay.nix"), "import ../lib").unwrap();
+            std::fs::write(root.join("lib.nix"), "{ x = 1; }").unwrap();
+            std::fs::write(
+                root.join("scoped.nix"),
+                "[ range import (builtins.length [ ]) ]",
+            )
+            .unwrap();
+            std::os::unix::fs::symlink("foo", root.join("ldir")).unwrap();
+            std::os::unix::fs::symlink("foo/file", root.join("linked")).unwrap();
+            std::os::unix::fs::symlink("nonexistent", root.join("broken")).unwrap();
+            std::os::unix::fs::symlink("../overlays", root.join("foo/overlays")).unwrap();
+            Fixture(root)
+        }
+
+        fn ok(&self, src: &str, expected: &str) {
+            assert_eq!(
+                eval_in(&self.0, src),
+                Ok(expected.to_string()),
+                "evaluating {src}"
+            );
+        }
+
+        fn err(&self, src: &str, expected: &str) {
+            let expected = expected.replace("ROOT", &self.0.display().to_string());
+            assert_eq!(eval_in(&self.0, src), Err(expected), "evaluating {src}");
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn path_exists() {
+        let f = Fixture::new("exists");
+        f.ok("builtins.pathExists ./lib.nix", "true");
+        f.ok("builtins.pathExists ./nope.nix", "false");
+        f.ok("builtins.pathExists (toString ./lib.nix)", "true");
+        f.ok("builtins.pathExists (toString ./lib.nix + \"/\")", "false");
+        f.ok("builtins.pathExists (toString ./lib.nix + \"/.\")", "false");
+        f.ok(
+            "builtins.pathExists (toString ./lib.nix + \"/./\")",
+            "false",
+        );
+        f.ok("builtins.pathExists (toString ./. + \"/\")", "true");
+        f.ok(
+            "builtins.pathExists (toString ./foo + \"/../foo/.\")",
+            "true",
+        );
+        f.ok("builtins.pathExists ./broken", "true");
+        f.ok("builtins.pathExists (toString ./broken + \"/.\")", "false");
+        f.ok("builtins.pathExists (toString ./ldir + \"/.\")", "true");
+        f.ok("builtins.pathExists ./foo/overlays/overlay.nix", "true");
+        f.ok("builtins.pathExists ./lib.nix/foo", "false");
+        f.ok(
+            "builtins.pathExists { outPath = toString ./lib.nix; }",
+            "true",
+        );
+        f.err(
+            "builtins.pathExists [ ]",
+            "cannot coerce a list to a string: [ ]",
+        );
+        f.err(
+            "builtins.pathExists \"zorglub\"",
+            "string 'zorglub' doesn't represent an absolute path",
+        );
+    }
+
+    #[test]
+    fn read_dir() {
+        let f = Fixture::new("readdir");
+        f.ok(
+            "builtins.readDir ./.",
+            "{ bar = \"regular\"; broken = \"symlink\"; foo = \"directory\"; ldir = \"symlink\"; \"lib.nix\" = \"regular\"; linked = \"symlink\"; overlays = \"directory\"; \"scoped.nix\" = \"regular\"; }",
+        );
+        f.ok(
+            "builtins.readDir ./ldir",
+            "{ file = \"regular\"; lib = \"directory\"; overlays = \"symlink\"; }",
+        );
+        f.err("builtins.readDir ./bar", "'ROOT/bar' is not a directory");
+        f.err(
+            "builtins.readDir ./linked",
+            "'ROOT/foo/file' is not a directory",
+        );
+        f.err("builtins.readDir ./nope", "path 'ROOT/nope' does not exist");
+        f.err(
+            "builtins.readDir 1",
+            "cannot coerce an integer to a string: 1",
+        );
+    }
+
+    #[test]
+    fn read_file_type() {
+        let f = Fixture::new("filetype");
+        f.ok(
+            "map builtins.readFileType [ ./bar ./foo ./ldir ./linked ./broken ]",
+            "[ \"regular\" \"directory\" \"symlink\" \"symlink\" \"symlink\" ]",
+        );
+        f.err(
+            "builtins.readFileType { outPath = \"not-absolute\"; }",
+            "string 'not-absolute' doesn't represent an absolute path",
+        );
+        f.err(
+            "builtins.readFileType { outPath = abort \"some failure\"; }",
+            "evaluation aborted with the following error message: 'some failure'",
+        );
+        f.err(
+            "builtins.readFileType { __toString = \"not a function\"; }",
+            "attempt to call something which is not a function but a string: \"not a function\"",
+        );
+    }
+
+    #[test]
+    fn to_path() {
+        let f = Fixture::new("topath");
+        f.ok("builtins.toPath \"/a/b/../c/\"", "\"/a/c\"");
+        f.ok("builtins.typeOf (builtins.toPath ./bar)", "\"string\"");
+        f.ok("builtins.toPath { __toString = _: \"/x//y\"; }", "\"/x/y\"");
+        f.err(
+            "builtins.toPath [ ]",
+            "cannot coerce a list to a string: [ ]",
+        );
+        f.err(
+            "builtins.toPath \"foo/bar\"",
+            "string 'foo/bar' doesn't represent an absolute path",
+        );
+    }
+
+    #[test]
+    fn import_through_symlinked_parent_is_lexical() {
+        let f = Fixture::new("symlink-import");
+        // `foo/overlays` -> `../overlays`; `overlay.nix` imports `../lib`, which Nix
+        // resolves against the path as written: `foo/lib`.
+        f.ok("import ./foo/overlays/overlay.nix", "\"test\"");
+        f.ok("import ./ldir/lib", "\"test\"");
+    }
+
+    #[test]
+    fn scoped_import() {
+        let f = Fixture::new("scoped");
+        f.ok(
+            "builtins.scopedImport { range = 1; import = 2; } ./scoped.nix",
+            "[ 1 2 0 ]",
+        );
+        // The scope shadows builtins; other names still resolve to them.
+        f.ok(
+            "builtins.scopedImport { builtins = { length = _: 7; }; range = 0; import = 0; } ./scoped.nix",
+            "[ 0 0 7 ]",
+        );
+        // Not cached with plain imports, nor across scopes.
+        f.ok(
+            "[ (import ./lib.nix).x (builtins.scopedImport { } ./lib.nix).x ]",
+            "[ 1 1 ]",
+        );
+        f.ok(
+            "map (n: builtins.head (builtins.scopedImport { range = n; import = 0; } ./scoped.nix)) [ 1 2 ]",
+            "[ 1 2 ]",
+        );
+        f.err(
+            "builtins.scopedImport { } ./scoped.nix",
+            "undefined variable 'range'",
+        );
+        f.err(
+            "builtins.scopedImport 1 ./scoped.nix",
+            "expected a set but found an integer: 1",
+        );
+    }
 }

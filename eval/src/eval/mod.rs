@@ -842,6 +842,71 @@ impl Evaluator {
         Ok(v)
     }
 
+    /// `scopedImport`: evaluates a file (a directory means its `default.nix`) with the
+    /// attributes of `scope` as an outermost lexical frame that shadows the global names.
+    /// The result is not cached: the same file means something else in another scope.
+    pub fn import_scoped(
+        &mut self,
+        path: &Path,
+        scope: Value,
+        span: Option<Span>,
+    ) -> EvalResult<Value> {
+        let scope = match self.force(scope)? {
+            Value::Attrs(a) => a,
+            other => {
+                let found = self.describe(&other);
+                return Err(EvalError::new(
+                    ErrorKind::TypeError {
+                        expected: "a set",
+                        found,
+                    },
+                    span,
+                ));
+            }
+        };
+        let mut path = path.to_path_buf();
+        if std::fs::metadata(&path)
+            .map(|m| m.is_dir())
+            .unwrap_or(false)
+            || matches!(self.io.file_type(&path), Ok(crate::io::FileType::Directory))
+        {
+            path.push("default.nix");
+        }
+        let bytes = self.io.read_file(&path).map_err(|e| {
+            let msg = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("path '{}' does not exist", path.display())
+            } else {
+                format!("reading '{}': {e}", path.display())
+            };
+            EvalError::new(ErrorKind::Other(msg), span)
+        })?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        // A copy of the global frame with the scope's names appended (and bound to them).
+        let n = self.global_env.len();
+        let env = Env::new(None, n + scope.len());
+        for i in 0..n {
+            env.set(i, self.global_env.get(i));
+        }
+        let mut globals = self.globals.clone();
+        for (j, e) in scope.iter().enumerate() {
+            globals.insert(e.name, (n + j) as u32);
+            env.set(n + j, e.value.clone());
+        }
+        let lowered = lower::lower_source(
+            &self.sources,
+            path.display().to_string(),
+            text,
+            base,
+            &globals,
+            &self.config.lower,
+        )?;
+        self.eval(&lowered.expr, &Rc::new(env))
+    }
+
     /// Expects a Boolean.
     pub fn expect_bool(&mut self, v: Value, span: Option<Span>) -> EvalResult<bool> {
         match self.force(v)? {
