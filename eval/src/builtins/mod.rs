@@ -9,7 +9,9 @@ mod attrs;
 mod control;
 mod lists;
 mod paths;
+mod regex;
 mod strings;
+mod versions;
 
 use std::rc::Rc;
 
@@ -52,6 +54,8 @@ fn all_primops() -> impl Iterator<Item = &'static PrimOp> {
         .chain(lists::BUILTINS)
         .chain(strings::BUILTINS)
         .chain(paths::BUILTINS)
+        .chain(regex::BUILTINS)
+        .chain(versions::BUILTINS)
 }
 
 /// Builds the global frame: `builtins`, the constants and the aliases.
