@@ -7,6 +7,7 @@
 
 mod attrs;
 mod control;
+mod flakeref;
 mod lists;
 mod paths;
 mod regex;
@@ -56,6 +57,7 @@ fn all_primops() -> impl Iterator<Item = &'static PrimOp> {
         .chain(paths::BUILTINS)
         .chain(regex::BUILTINS)
         .chain(versions::BUILTINS)
+        .chain(flakeref::BUILTINS)
 }
 
 /// Builds the global frame: `builtins`, the constants and the aliases.

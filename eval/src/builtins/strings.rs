@@ -58,19 +58,15 @@ fn string_length(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
 }
 
 fn substring(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
-    let start = ev
-        .force_int(a[0].clone(), s)
-        .context(s, || {
-            arg_frame("the first argument (the start offset)", "substring")
-        })?;
+    let start = ev.force_int(a[0].clone(), s).context(s, || {
+        arg_frame("the first argument (the start offset)", "substring")
+    })?;
     if start < 0 {
         return fail("negative start position in 'substring'", s);
     }
-    let len = ev
-        .force_int(a[1].clone(), s)
-        .context(s, || {
-            arg_frame("the second argument (the substring length)", "substring")
-        })?;
+    let len = ev.force_int(a[1].clone(), s).context(s, || {
+        arg_frame("the second argument (the substring length)", "substring")
+    })?;
     // An empty substring of a string keeps the context without looking at the text: this is
     // how Nix code copies a string's context cheaply.
     if len == 0 {
@@ -84,9 +80,13 @@ fn substring(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
     }
     let st = ev
         .coerce_to_string(a[2].clone(), CoerceMode::Interpolation, s)
-        .context(s, || arg_frame("the third argument (the string)", "substring"))?;
+        .context(s, || {
+            arg_frame("the third argument (the string)", "substring")
+        })?;
     let bytes = st.as_bytes();
-    let start = usize::try_from(start).unwrap_or(usize::MAX).min(bytes.len());
+    let start = usize::try_from(start)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
     let end = if len < 0 {
         bytes.len()
     } else {
@@ -103,7 +103,10 @@ fn substring(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
 
 fn concat_strings_sep(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let sep = ev.force_string(a[0].clone(), s).context(s, || {
-        arg_frame("the first argument (the separator string)", "concatStringsSep")
+        arg_frame(
+            "the first argument (the separator string)",
+            "concatStringsSep",
+        )
     })?;
     let list = ev.force_list(a[1].clone(), s).context(s, || {
         arg_frame(
@@ -208,10 +211,7 @@ pub(super) mod tests {
     /// Evaluates `src` deeply and prints it as `nix-instantiate --eval --strict` would, or
     /// gives the error message.
     pub(crate) fn eval(src: &str) -> Result<String, String> {
-        let mut ev = Evaluator::new(
-            Box::new(crate::io::StdIO::new()),
-            EvalConfig::default(),
-        );
+        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
         let v = ev
             .eval_source(
                 "«test»".into(),
