@@ -7,9 +7,12 @@
 
 mod attrs;
 mod control;
+mod flakeref;
 mod lists;
 mod paths;
+mod regex;
 mod strings;
+mod versions;
 
 use std::rc::Rc;
 
@@ -52,6 +55,9 @@ fn all_primops() -> impl Iterator<Item = &'static PrimOp> {
         .chain(lists::BUILTINS)
         .chain(strings::BUILTINS)
         .chain(paths::BUILTINS)
+        .chain(regex::BUILTINS)
+        .chain(versions::BUILTINS)
+        .chain(flakeref::BUILTINS)
 }
 
 /// Builds the global frame: `builtins`, the constants and the aliases.
