@@ -179,6 +179,7 @@ fn eval_command(args: EvalArgs) -> i32 {
                 .any(|f| f.split_whitespace().any(|x| x == "pipe-operators")),
             home: None,
         },
+        parse_toml_timestamps: has_feature(&args, "parse-toml-timestamps"),
         ..EvalConfig::default()
     };
     let mut ev = Evaluator::new(Box::new(StdIO::new()), config);
@@ -194,6 +195,13 @@ fn eval_command(args: EvalArgs) -> i32 {
             1
         }
     }
+}
+
+/// Whether `--extra-experimental-features` (any of its space-separated lists) names `feature`.
+fn has_feature(args: &EvalArgs, feature: &str) -> bool {
+    args.features
+        .iter()
+        .any(|f| f.split_whitespace().any(|x| x == feature))
 }
 
 fn cwd() -> PathBuf {
@@ -247,11 +255,12 @@ fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
         v = select_attr_path(ev, v, path, &auto_args)?;
     }
     let v = auto_call(ev, v, &auto_args)?;
-    let out = if args.json || args.xml {
-        return Err(EvalError::new(
-            tvix_eval::ErrorKind::Other("--json/--xml: TODO".into()),
-            None,
-        ));
+    let out = if args.json {
+        let v = ev.force_deep(v)?;
+        format!("{}\n", ev.to_json(v, None)?)
+    } else if args.xml {
+        let v = ev.force_deep(v)?;
+        ev.to_xml(v, !args.no_location)?
     } else {
         let v = if args.strict { ev.force_deep(v)? } else { v };
         format!("{}\n", print_value(&v))
@@ -345,10 +354,12 @@ fn select_attr_path(
                     }
                 }
             }
-            _ => return Err(fail(format!(
+            _ => {
+                return Err(fail(format!(
                 "the expression selected by the selection path '{path}' should be a set but is {}",
                 v.type_of()
-            ))),
+            )))
+            }
         };
     }
     let _ = CoerceMode::ToString;

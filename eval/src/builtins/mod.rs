@@ -7,9 +7,13 @@
 
 mod attrs;
 mod control;
+pub mod hash;
+mod json;
 mod lists;
 mod paths;
 mod strings;
+mod toml;
+mod xml;
 
 use std::rc::Rc;
 
@@ -52,6 +56,10 @@ fn all_primops() -> impl Iterator<Item = &'static PrimOp> {
         .chain(lists::BUILTINS)
         .chain(strings::BUILTINS)
         .chain(paths::BUILTINS)
+        .chain(json::BUILTINS)
+        .chain(xml::BUILTINS)
+        .chain(toml::BUILTINS)
+        .chain(hash::BUILTINS)
 }
 
 /// Builds the global frame: `builtins`, the constants and the aliases.
