@@ -463,14 +463,16 @@ impl Parser<'_> {
                 Some(c @ b'0'..=b'9') => c - b'0',
                 Some(c @ b'a'..=b'f') => c - b'a' + 10,
                 Some(c @ b'A'..=b'F') => c - b'A' + 10,
-                _ => return Err(self.syntax_error(
-                    "value",
-                    &format!(
+                _ => {
+                    return Err(self.syntax_error(
+                        "value",
+                        &format!(
                         "invalid string: '\\u' must be followed by 4 hex digits; last read: '{}'",
                         String::from_utf8_lossy(&self.s[start..(self.pos + 1).min(self.s.len())])
                     ),
-                    self.pos,
-                )),
+                        self.pos,
+                    ))
+                }
             };
             n = n * 16 + d as u32;
             self.pos += 1;
