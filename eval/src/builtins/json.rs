@@ -249,9 +249,10 @@ fn write_json_string(bytes: &[u8], out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
-/// A float as nlohmann::json writes it: the shortest digits that read back the same number,
-/// in fixed notation for decimal exponents in (-4, 15] (with `.0` for whole numbers), in
-/// scientific notation (`1e+20`, `1.5e-07`) otherwise. Non-finite numbers become `null`.
+/// A float as nlohmann::json writes it: the digits of Grisu2 (shortest or nearly so, always
+/// reading back as the same number), in fixed notation when the decimal exponent of the
+/// leading digit is in [-4, 14] (with `.0` for whole numbers) and in scientific notation
+/// (`1e+20`, `1.5e-07`) otherwise. Non-finite numbers become `null`.
 pub fn json_float(f: f64) -> String {
     if !f.is_finite() {
         return "null".into();
@@ -260,14 +261,10 @@ pub fn json_float(f: f64) -> String {
     if f == 0.0 {
         return format!("{sign}0.0");
     }
-    // `{:e}` gives the shortest round-trip digits: `d.ddde±x`.
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let exp: i32 = exp.parse().unwrap_or(0);
+    let (digits, exp10) = grisu::digits(f.abs());
     let k = digits.len() as i32;
     // The value is 0.DIGITS * 10^n.
-    let n = exp + 1;
+    let n = k + exp10;
     let body = if k <= n && n <= 15 {
         format!("{digits}{}.0", "0".repeat((n - k) as usize))
     } else if 0 < n && n <= 15 {
@@ -288,6 +285,336 @@ pub fn json_float(f: f64) -> String {
         )
     };
     format!("{sign}{body}")
+}
+
+/// Grisu2 (Loitsch, "Printing Floating-Point Numbers Quickly and Accurately with Integers",
+/// 2010), with the parameters nlohmann::json uses: products scaled into binary exponents
+/// [-60, -32] by cached powers of ten every 8 decimal exponents from 10^-300 to 10^340. The
+/// cached powers are computed once, exactly, with big integers.
+mod grisu {
+    use std::sync::OnceLock;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Fp {
+        f: u64,
+        e: i32,
+    }
+
+    impl Fp {
+        fn normalize(self) -> Fp {
+            let s = self.f.leading_zeros();
+            Fp {
+                f: self.f << s,
+                e: self.e - s as i32,
+            }
+        }
+
+        /// The upper 64 bits of the product, rounded half up.
+        fn mul(self, o: Fp) -> Fp {
+            let p = self.f as u128 * o.f as u128;
+            let f = (p >> 64) as u64 + ((p as u64) >> 63);
+            Fp {
+                f,
+                e: self.e + o.e + 64,
+            }
+        }
+    }
+
+    const ALPHA: i32 = -60;
+    const GAMMA: i32 = -32;
+    const MIN_DEC_EXP: i32 = -300;
+    const MAX_DEC_EXP: i32 = 340;
+    const DEC_STEP: i32 = 8;
+
+    /// Little-endian base-2^32 natural numbers, just what the table needs.
+    #[derive(Clone)]
+    struct Big(Vec<u32>);
+
+    impl Big {
+        fn one() -> Big {
+            Big(vec![1])
+        }
+        fn mul_small(&mut self, m: u32) {
+            let mut carry = 0u64;
+            for limb in &mut self.0 {
+                let v = *limb as u64 * m as u64 + carry;
+                *limb = v as u32;
+                carry = v >> 32;
+            }
+            if carry > 0 {
+                self.0.push(carry as u32);
+            }
+        }
+        fn bits(&self) -> usize {
+            let top = self.0.iter().rposition(|&l| l != 0).unwrap_or(0);
+            top * 32 + (32 - self.0[top].leading_zeros() as usize)
+        }
+        fn bit(&self, i: usize) -> bool {
+            self.0.get(i / 32).is_some_and(|l| (l >> (i % 32)) & 1 == 1)
+        }
+        fn shl1_or(&mut self, bit: bool) {
+            let mut carry = bit as u32;
+            for limb in &mut self.0 {
+                let next = *limb >> 31;
+                *limb = (*limb << 1) | carry;
+                carry = next;
+            }
+            if carry > 0 {
+                self.0.push(carry);
+            }
+        }
+        fn ge(&self, o: &Big) -> bool {
+            let n = self.0.len().max(o.0.len());
+            for i in (0..n).rev() {
+                let (a, b) = (
+                    self.0.get(i).copied().unwrap_or(0),
+                    o.0.get(i).copied().unwrap_or(0),
+                );
+                if a != b {
+                    return a > b;
+                }
+            }
+            true
+        }
+        fn sub(&mut self, o: &Big) {
+            let mut borrow = 0i64;
+            for i in 0..self.0.len() {
+                let v = self.0[i] as i64 - o.0.get(i).copied().unwrap_or(0) as i64 - borrow;
+                borrow = (v < 0) as i64;
+                self.0[i] = v.rem_euclid(1 << 32) as u32;
+            }
+        }
+    }
+
+    /// 10^k as a normalised 64-bit significand and binary exponent, rounded to nearest.
+    fn power_of_ten(k: i32) -> Fp {
+        let mut p = Big::one();
+        for _ in 0..k.unsigned_abs() {
+            p.mul_small(10);
+        }
+        let len = p.bits();
+        if k >= 0 {
+            // The top 64 bits, rounded on the next one.
+            let mut f = 0u64;
+            for i in 0..64 {
+                let idx = len as isize - 1 - i as isize;
+                f = (f << 1) | (idx >= 0 && p.bit(idx as usize)) as u64;
+            }
+            let round = len > 64 && p.bit(len - 65);
+            let e = len as i32 - 64;
+            match f.checked_add(round as u64) {
+                Some(f) => Fp { f, e },
+                None => Fp {
+                    f: 1 << 63,
+                    e: e + 1,
+                },
+            }
+        } else {
+            // floor(2^s / 10^-k) with s chosen so the quotient has exactly 64 bits.
+            let s = len + 63;
+            let mut rem = Big(vec![0]);
+            let mut q = 0u64;
+            for i in (0..=s).rev() {
+                rem.shl1_or(i == s);
+                let fits = rem.ge(&p);
+                if fits {
+                    rem.sub(&p);
+                }
+                if i < 64 {
+                    q |= (fits as u64) << i;
+                }
+            }
+            rem.shl1_or(false);
+            let round = rem.ge(&p);
+            match q.checked_add(round as u64) {
+                Some(f) => Fp { f, e: -(s as i32) },
+                None => Fp {
+                    f: 1 << 63,
+                    e: -(s as i32) + 1,
+                },
+            }
+        }
+    }
+
+    fn cached_powers() -> &'static [Fp] {
+        static TABLE: OnceLock<Vec<Fp>> = OnceLock::new();
+        TABLE.get_or_init(|| {
+            (MIN_DEC_EXP..=MAX_DEC_EXP)
+                .step_by(DEC_STEP as usize)
+                .map(power_of_ten)
+                .collect()
+        })
+    }
+
+    /// The cached power 10^k (and k) that brings binary exponent `e` into [ALPHA, GAMMA].
+    fn cached_power_for(e: i32) -> (Fp, i32) {
+        // k = ceil((ALPHA - e - 1) * log10(2)), in integers.
+        let f = ALPHA - e - 1;
+        let k = (f * 78913) / (1 << 18) + (f > 0) as i32;
+        let index = ((-MIN_DEC_EXP + k + (DEC_STEP - 1)) / DEC_STEP) as usize;
+        let table = cached_powers();
+        let index = index.min(table.len() - 1);
+        (table[index], MIN_DEC_EXP + index as i32 * DEC_STEP)
+    }
+
+    /// Moves the last digit towards `w` while that stays inside the interval.
+    fn round(buf: &mut [u8], dist: u64, delta: u64, mut rest: u64, ten_k: u64) {
+        let Some(last) = buf.last_mut() else { return };
+        while rest < dist
+            && delta - rest >= ten_k
+            && (rest + ten_k < dist || dist - rest > rest + ten_k - dist)
+        {
+            *last -= 1;
+            rest += ten_k;
+        }
+    }
+
+    /// The decimal digits and exponent of a positive finite double (value = DIGITS * 10^exp).
+    pub(super) fn digits(v: f64) -> (String, i32) {
+        let bits = v.to_bits();
+        let frac = bits & ((1 << 52) - 1);
+        let biased = ((bits >> 52) & 0x7ff) as i32;
+        let (f, e) = if biased == 0 {
+            (frac, 1 - 1075)
+        } else {
+            (frac | (1 << 52), biased - 1075)
+        };
+        let lower_closer = frac == 0 && biased > 1;
+        let plus = Fp {
+            f: 2 * f + 1,
+            e: e - 1,
+        }
+        .normalize();
+        let minus = if lower_closer {
+            Fp {
+                f: 4 * f - 1,
+                e: e - 2,
+            }
+        } else {
+            Fp {
+                f: 2 * f - 1,
+                e: e - 1,
+            }
+        };
+        let minus = Fp {
+            f: minus.f << (minus.e - plus.e),
+            e: plus.e,
+        };
+        let w = Fp { f, e }.normalize();
+
+        let (c, ck) = cached_power_for(plus.e);
+        let w = w.mul(c);
+        let mut lo = minus.mul(c);
+        let mut hi = plus.mul(c);
+        lo.f += 1;
+        hi.f -= 1;
+        let mut exp10 = -ck;
+
+        let mut delta = hi.f - lo.f;
+        let mut dist = hi.f - w.f;
+        let shift = (-hi.e) as u32;
+        let one = 1u64 << shift;
+        let mut p1 = (hi.f >> shift) as u32;
+        let mut p2 = hi.f & (one - 1);
+
+        let mut buf: Vec<u8> = Vec::with_capacity(20);
+        let mut pow10 = 1u32;
+        let mut n = 1;
+        while n < 10 && p1 as u64 >= pow10 as u64 * 10 {
+            pow10 *= 10;
+            n += 1;
+        }
+        while n > 0 {
+            let d = p1 / pow10;
+            p1 %= pow10;
+            buf.push(b'0' + d as u8);
+            n -= 1;
+            let rest = ((p1 as u64) << shift) + p2;
+            if rest <= delta {
+                exp10 += n;
+                round(&mut buf, dist, delta, rest, (pow10 as u64) << shift);
+                return (String::from_utf8_lossy(&buf).into_owned(), exp10);
+            }
+            pow10 /= 10;
+        }
+        let mut m = 0;
+        loop {
+            p2 *= 10;
+            delta *= 10;
+            dist *= 10;
+            buf.push(b'0' + (p2 >> shift) as u8);
+            p2 &= one - 1;
+            m += 1;
+            if p2 <= delta {
+                break;
+            }
+        }
+        exp10 -= m;
+        round(&mut buf, dist, delta, p2, one);
+        (String::from_utf8_lossy(&buf).into_owned(), exp10)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn cached_powers_are_exact() {
+            assert_eq!(power_of_ten(0), Fp { f: 1 << 63, e: -63 });
+            assert_eq!(
+                power_of_ten(1),
+                Fp {
+                    f: 0xA000_0000_0000_0000,
+                    e: -60
+                }
+            );
+            assert_eq!(
+                power_of_ten(-300),
+                Fp {
+                    f: 0xAB70_FE17_C79A_C6CA,
+                    e: -1060
+                }
+            );
+            assert_eq!(
+                power_of_ten(340),
+                Fp {
+                    f: 0xAF87_023B_9BF0_EE6B,
+                    e: 1066
+                }
+            );
+        }
+
+        #[test]
+        fn digits_read_back_exactly() {
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+            for _ in 0..20000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let v = f64::from_bits(x & 0x7fff_ffff_ffff_ffff);
+                if !v.is_finite() || v == 0.0 {
+                    continue;
+                }
+                let (d, e) = digits(v);
+                let back: f64 = format!("{d}e{e}").parse().unwrap();
+                assert_eq!(back, v, "{v:e} gave {d}e{e}");
+                assert!(d.len() <= 17 && !d.starts_with('0'), "{v:e} gave {d}e{e}");
+            }
+        }
+
+        #[test]
+        fn known_outputs() {
+            assert_eq!(digits(1.44), ("144".into(), -2));
+            assert_eq!(digits(1e16), ("1".into(), 16));
+            assert_eq!(digits(5e-324), ("5".into(), -324));
+            assert_eq!(digits(f64::MAX), ("17976931348623157".into(), 292));
+            // Grisu2 is not always shortest: nlohmann prints 17 digits here.
+            assert_eq!(
+                digits(116.12066989062821),
+                ("11612066989062821".into(), -14)
+            );
+        }
+    }
 }
 
 /// The message for a string with a NUL byte, which Nix strings cannot hold.
