@@ -454,7 +454,9 @@ mod grisu {
         let index = ((-MIN_DEC_EXP + k + (DEC_STEP - 1)) / DEC_STEP) as usize;
         let table = cached_powers();
         let index = index.min(table.len() - 1);
-        (table[index], MIN_DEC_EXP + index as i32 * DEC_STEP)
+        let c = table[index];
+        debug_assert!((ALPHA..=GAMMA).contains(&(c.e + e + 64)));
+        (c, MIN_DEC_EXP + index as i32 * DEC_STEP)
     }
 
     /// Moves the last digit towards `w` while that stays inside the interval.
