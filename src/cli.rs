@@ -173,15 +173,13 @@ fn eval_command(args: EvalArgs) -> i32 {
         search_path: search_path(&args),
         max_call_depth: args.max_call_depth,
         lower: LowerOptions {
-            pipe_operators: args
-                .features
-                .iter()
-                .any(|f| f.split_whitespace().any(|x| x == "pipe-operators")),
+            pipe_operators: has_feature(&args, "pipe-operators"),
             home: None,
             lint_absolute_paths: lint_level(&args.lint_absolute_path_literals),
             lint_short_paths: lint_level(&args.lint_short_path_literals),
             lint_url_literals: lint_level(&args.lint_url_literals),
         },
+        parse_toml_timestamps: has_feature(&args, "parse-toml-timestamps"),
         ..EvalConfig::default()
     };
     let mut ev = Evaluator::new(Box::new(StdIO::new()), config);
@@ -203,6 +201,13 @@ fn lint_level(flag: &Option<String>) -> LintLevel {
     flag.as_deref()
         .and_then(LintLevel::parse)
         .unwrap_or_default()
+}
+
+/// Whether `--extra-experimental-features` (any of its space-separated lists) names `feature`.
+fn has_feature(args: &EvalArgs, feature: &str) -> bool {
+    args.features
+        .iter()
+        .any(|f| f.split_whitespace().any(|x| x == feature))
 }
 
 fn cwd() -> PathBuf {
@@ -256,11 +261,12 @@ fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
         v = select_attr_path(ev, v, path, &auto_args)?;
     }
     let v = auto_call(ev, v, &auto_args)?;
-    let out = if args.json || args.xml {
-        return Err(EvalError::new(
-            tvix_eval::ErrorKind::Other("--json/--xml: TODO".into()),
-            None,
-        ));
+    let out = if args.json {
+        let v = ev.force_deep(v)?;
+        format!("{}\n", ev.to_json(v, None)?)
+    } else if args.xml {
+        let v = ev.force_deep(v)?;
+        ev.to_xml(v, !args.no_location)?
     } else {
         let v = if args.strict { ev.force_deep(v)? } else { v };
         format!("{}\n", print_value(&v))

@@ -8,11 +8,15 @@
 mod attrs;
 mod control;
 mod flakeref;
+pub mod hash;
+mod json;
 mod lists;
 mod paths;
 mod regex;
 mod strings;
 mod versions;
+mod toml;
+mod xml;
 
 use std::rc::Rc;
 
@@ -58,6 +62,10 @@ fn all_primops() -> impl Iterator<Item = &'static PrimOp> {
         .chain(regex::BUILTINS)
         .chain(versions::BUILTINS)
         .chain(flakeref::BUILTINS)
+        .chain(json::BUILTINS)
+        .chain(xml::BUILTINS)
+        .chain(toml::BUILTINS)
+        .chain(hash::BUILTINS)
 }
 
 /// Builds the global frame: `builtins`, the constants and the aliases.

@@ -64,6 +64,9 @@ pub struct EvalConfig {
     pub lower: LowerOptions,
     /// `builtins.currentSystem`.
     pub system: String,
+    /// Experimental feature `parse-toml-timestamps`: `fromTOML` turns dates and times into
+    /// `{ _type = "timestamp"; value = "..."; }` instead of failing.
+    pub parse_toml_timestamps: bool,
 }
 
 impl Default for EvalConfig {
@@ -73,6 +76,7 @@ impl Default for EvalConfig {
             max_call_depth: 10_000,
             lower: LowerOptions::default(),
             system: "x86_64-linux".to_string(),
+            parse_toml_timestamps: false,
         }
     }
 }
