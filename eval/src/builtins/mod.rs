@@ -14,8 +14,8 @@ mod lists;
 mod paths;
 mod regex;
 mod strings;
-mod versions;
 mod toml;
+mod versions;
 mod xml;
 
 use std::rc::Rc;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 pub use coerce::CoerceMode;
 
@@ -182,6 +183,9 @@ impl Evaluator {
                     return self.force(v);
                 }
                 Expr::Apply { func, arg, span } => {
+                    if let Expr::Apply { .. } = &**func {
+                        return self.eval_apply_spine(e, env);
+                    }
                     let f = self.eval_operand(func, env)?;
                     let arg = self.delay(arg, env);
                     return self.call(f, arg, Some(*span));
@@ -474,10 +478,7 @@ impl Evaluator {
                 args.extend(app.args.iter().cloned());
                 args.push(arg);
                 if args.len() == app.op.arity {
-                    self.enter_call(span)?;
-                    let r = (app.op.func)(self, args, span);
-                    self.call_depth -= 1;
-                    r
+                    self.call_primop(app.op, args, span)
                 } else {
                     Ok(Value::PrimOp(Rc::new(PrimOpApp { op: app.op, args })))
                 }
@@ -504,6 +505,54 @@ impl Evaluator {
                 ))
             }
         }
+    }
+
+    /// Runs a builtin with all its arguments; the result is forced, like every call's.
+    fn call_primop(
+        &mut self,
+        op: &'static PrimOp,
+        args: Vec<Value>,
+        span: Option<Span>,
+    ) -> EvalResult<Value> {
+        self.enter_call(span)?;
+        let r = (op.func)(self, args, span);
+        self.call_depth -= 1;
+        self.force(r?)
+    }
+
+    /// `f a b c`: evaluates the head once and passes arguments straight to builtins that take
+    /// several, instead of building a partial application per argument.
+    #[inline(never)]
+    fn eval_apply_spine(&mut self, e: &Expr, env: &Rc<Env>) -> EvalResult<Value> {
+        let mut spine: SmallVec<[(&ExprRef, Span); 4]> = SmallVec::new();
+        let mut head = e;
+        while let Expr::Apply { func, arg, span } = head {
+            spine.push((arg, *span));
+            head = func;
+        }
+        spine.reverse();
+        let mut f = self.eval_operand(head, env)?;
+        let mut i = 0;
+        while i < spine.len() {
+            if let Value::PrimOp(app) = &f {
+                let arity = app.op.arity;
+                if app.args.is_empty() && arity > 1 && arity <= spine.len() - i {
+                    let op = app.op;
+                    let args: Vec<Value> = spine[i..i + arity]
+                        .iter()
+                        .map(|(a, _)| self.delay(a, env))
+                        .collect();
+                    f = self.call_primop(op, args, Some(spine[i + arity - 1].1))?;
+                    i += arity;
+                    continue;
+                }
+            }
+            let (arg, span) = spine[i];
+            let arg = self.delay(arg, env);
+            f = self.call(f, arg, Some(span))?;
+            i += 1;
+        }
+        Ok(f)
     }
 
     fn enter_call(&mut self, span: Option<Span>) -> EvalResult<()> {
