@@ -628,207 +628,248 @@ pub fn nul_byte_error(bytes: &[u8]) -> String {
 }
 
 /// Parses JSON text into a Nix value (objects become sets; on duplicate keys the last one
-/// wins; integers that fit are integers, other numbers floats).
+/// wins; integers that fit are integers, other numbers floats). Errors are worded like
+/// nlohmann::json's, which CppNix reports as they are.
 pub fn parse_json(text: &[u8]) -> Result<Value, String> {
-    let mut p = Parser { s: text, pos: 0 };
-    p.skip_ws();
-    let v = p.value()?;
-    p.skip_ws();
-    if p.pos < p.s.len() {
-        return Err(p.syntax_error(
-            "value",
-            &format!("unexpected {}; expected end of input", p.describe_here()),
-            p.pos,
-        ));
+    let mut p = Parser {
+        s: text,
+        pos: 0,
+        token_start: 0,
+    };
+    // A UTF-8 byte order mark is skipped, as nlohmann::json does.
+    if text.starts_with(b"\xef\xbb\xbf") {
+        p.pos = 3;
+        p.token_start = 3;
+    }
+    let first = p.next_token();
+    let v = p.value(first)?;
+    let last = p.next_token();
+    if !matches!(last.tok, Tok::Eof) {
+        return Err(p.unexpected(&last, "value", Some("end of input")));
     }
     Ok(v)
 }
 
+/// A lexical token.
+enum Tok {
+    BeginArray,
+    EndArray,
+    BeginObject,
+    EndObject,
+    NameSeparator,
+    ValueSeparator,
+    True,
+    False,
+    Null,
+    String(Vec<u8>),
+    Number(Result<Value, String>),
+    Eof,
+    /// A lexical error: the message and the index of the byte that caused it.
+    Error(String, usize),
+}
+
+struct Token {
+    tok: Tok,
+    /// Index just past the token (one past the input for the end of input).
+    end: usize,
+}
+
+impl Tok {
+    /// nlohmann's name for a token type.
+    fn name(&self) -> &'static str {
+        match self {
+            Tok::BeginArray => "'['",
+            Tok::EndArray => "']'",
+            Tok::BeginObject => "'{'",
+            Tok::EndObject => "'}'",
+            Tok::NameSeparator => "':'",
+            Tok::ValueSeparator => "','",
+            Tok::True => "true literal",
+            Tok::False => "false literal",
+            Tok::Null => "null literal",
+            Tok::String(_) => "string literal",
+            Tok::Number(_) => "number literal",
+            Tok::Eof => "end of input",
+            Tok::Error(..) => "<parse error>",
+        }
+    }
+}
+
+/// ASCII names of the control characters, for nlohmann's message about unescaped ones.
+const CONTROL_NAMES: [&str; 32] = [
+    "NUL", "SOH", "STX", "ETX", "EOT", "ENQ", "ACK", "BEL", "BS", "HT", "LF", "VT", "FF", "CR",
+    "SO", "SI", "DLE", "DC1", "DC2", "DC3", "DC4", "NAK", "SYN", "ETB", "CAN", "EM", "SUB", "ESC",
+    "FS", "GS", "RS", "US",
+];
+
 struct Parser<'a> {
     s: &'a [u8],
     pos: usize,
+    /// Where the text nlohmann calls "last read" begins: the start of the last string or
+    /// number token (other tokens and whitespace accumulate onto it).
+    token_start: usize,
 }
 
 impl Parser<'_> {
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.pos) {
-            self.pos += 1;
-        }
-    }
-
     fn peek(&self) -> Option<u8> {
         self.s.get(self.pos).copied()
     }
 
-    /// nlohmann's `parse error at line L, column C: syntax error while parsing WHAT - DETAIL`.
-    fn syntax_error(&self, what: &str, detail: &str, at: usize) -> String {
-        let at = at.min(self.s.len());
-        let line = self.s[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = self.s[..at]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map(|i| i + 1)
-            .unwrap_or(0);
-        let column = at - line_start + 1;
-        format!(
-            "[json.exception.parse_error.101] parse error at line {line}, column {column}: syntax error while parsing {what} - {detail}"
-        )
+    fn token(&self, tok: Tok) -> Token {
+        Token { tok, end: self.pos }
     }
 
-    fn describe_here(&self) -> String {
-        match self.peek() {
-            None => "end of input".to_string(),
-            Some(c) => format!("'{}'", String::from_utf8_lossy(&[c])),
+    fn lex_error(&self, msg: impl Into<String>, at: usize) -> Token {
+        Token {
+            tok: Tok::Error(msg.into(), at),
+            end: at + 1,
         }
     }
 
-    fn invalid_literal(&self, what: &str, start: usize, at: usize) -> String {
-        let end = (at + 1).min(self.s.len());
-        let last = String::from_utf8_lossy(&self.s[start..end]).into_owned();
-        self.syntax_error(what, &format!("invalid literal; last read: '{last}'"), at)
-    }
-
-    fn value(&mut self) -> Result<Value, String> {
-        stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || self.value_inner())
-    }
-
-    fn value_inner(&mut self) -> Result<Value, String> {
-        match self.peek() {
-            None => Err(self.syntax_error(
-                "value",
-                "unexpected end of input; expected '[', '{', or a literal",
-                self.pos,
-            )),
-            Some(b'{') => self.object(),
-            Some(b'[') => self.array(),
-            Some(b'"') => {
-                let s = self.string()?;
-                Ok(Value::string(s))
-            }
-            Some(b't') => self.literal(b"true", Value::Bool(true)),
-            Some(b'f') => self.literal(b"false", Value::Bool(false)),
-            Some(b'n') => self.literal(b"null", Value::Null),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(_) => Err(self.invalid_literal("value", self.pos, self.pos)),
-        }
-    }
-
-    fn literal(&mut self, word: &[u8], v: Value) -> Result<Value, String> {
-        let start = self.pos;
-        for (i, &c) in word.iter().enumerate() {
-            if self.s.get(start + i) != Some(&c) {
-                return Err(self.invalid_literal("value", start, start + i));
-            }
-        }
-        self.pos += word.len();
-        Ok(v)
-    }
-
-    fn number(&mut self) -> Result<Value, String> {
-        let start = self.pos;
-        let bad = |p: &Parser, at: usize| p.invalid_literal("value", start, at);
-        let mut i = self.pos;
-        if self.s.get(i) == Some(&b'-') {
-            i += 1;
-        }
-        match self.s.get(i) {
-            Some(b'0') => i += 1,
-            Some(b'1'..=b'9') => {
-                while let Some(b'0'..=b'9') = self.s.get(i) {
-                    i += 1;
-                }
-            }
-            _ => return Err(bad(self, i)),
-        }
-        let mut is_float = false;
-        if self.s.get(i) == Some(&b'.') {
-            is_float = true;
-            i += 1;
-            if !matches!(self.s.get(i), Some(b'0'..=b'9')) {
-                return Err(bad(self, i));
-            }
-            while let Some(b'0'..=b'9') = self.s.get(i) {
-                i += 1;
-            }
-        }
-        if let Some(b'e' | b'E') = self.s.get(i) {
-            is_float = true;
-            i += 1;
-            if let Some(b'+' | b'-') = self.s.get(i) {
-                i += 1;
-            }
-            if !matches!(self.s.get(i), Some(b'0'..=b'9')) {
-                return Err(bad(self, i));
-            }
-            while let Some(b'0'..=b'9') = self.s.get(i) {
-                i += 1;
-            }
-        }
-        self.pos = i;
-        // Only ASCII digits and signs were accepted above.
-        let text = std::str::from_utf8(&self.s[start..i]).unwrap_or("0");
-        if !is_float {
-            if let Ok(n) = text.parse::<i64>() {
-                return Ok(Value::Int(n));
-            }
-            if let Ok(n) = text.parse::<u64>() {
-                return Err(format!(
-                    "unsigned json number {n} outside of Nix integer range"
-                ));
-            }
-        }
-        match text.parse::<f64>() {
-            Ok(f) if f.is_finite() => Ok(Value::Float(f)),
-            _ => Err(format!(
-                "[json.exception.out_of_range.406] number overflow parsing '{text}'"
-            )),
-        }
-    }
-
-    fn hex4(&mut self, start: usize) -> Result<u32, String> {
-        let mut n = 0u32;
-        for _ in 0..4 {
-            let d = match self.peek() {
-                Some(c @ b'0'..=b'9') => c - b'0',
-                Some(c @ b'a'..=b'f') => c - b'a' + 10,
-                Some(c @ b'A'..=b'F') => c - b'A' + 10,
-                _ => {
-                    return Err(self.syntax_error(
-                        "value",
-                        &format!(
-                        "invalid string: '\\u' must be followed by 4 hex digits; last read: '{}'",
-                        String::from_utf8_lossy(&self.s[start..(self.pos + 1).min(self.s.len())])
-                    ),
-                        self.pos,
-                    ))
-                }
-            };
-            n = n * 16 + d as u32;
+    fn next_token(&mut self) -> Token {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
         }
-        Ok(n)
+        let Some(c) = self.peek() else {
+            return Token {
+                tok: Tok::Eof,
+                end: self.s.len() + 1,
+            };
+        };
+        let single = match c {
+            b'[' => Some(Tok::BeginArray),
+            b']' => Some(Tok::EndArray),
+            b'{' => Some(Tok::BeginObject),
+            b'}' => Some(Tok::EndObject),
+            b':' => Some(Tok::NameSeparator),
+            b',' => Some(Tok::ValueSeparator),
+            _ => None,
+        };
+        if let Some(t) = single {
+            self.pos += 1;
+            return self.token(t);
+        }
+        match c {
+            b't' => self.literal(b"true", Tok::True),
+            b'f' => self.literal(b"false", Tok::False),
+            b'n' => self.literal(b"null", Tok::Null),
+            b'"' => {
+                self.token_start = self.pos;
+                match self.string() {
+                    Ok(s) => self.token(Tok::String(s)),
+                    Err(t) => t,
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                self.token_start = self.pos;
+                self.number()
+            }
+            _ => self.lex_error("invalid literal", self.pos),
+        }
     }
 
-    /// A string literal (the cursor is on its opening quote). NUL bytes are refused.
-    fn string(&mut self) -> Result<Vec<u8>, String> {
+    fn literal(&mut self, word: &[u8], tok: Tok) -> Token {
+        for &c in word {
+            if self.peek() != Some(c) {
+                return self.lex_error("invalid literal", self.pos);
+            }
+            self.pos += 1;
+        }
+        self.token(tok)
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn number(&mut self) -> Token {
         let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return self.lex_error("invalid number; expected digit after '-'", self.pos),
+        }
+        let mut is_float = false;
+        if self.peek() == Some(b'.') {
+            is_float = true;
+            self.pos += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return self.lex_error("invalid number; expected digit after '.'", self.pos);
+            }
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            is_float = true;
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+                if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                    return self.lex_error(
+                        "invalid number; expected digit after exponent sign",
+                        self.pos,
+                    );
+                }
+            } else if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return self.lex_error(
+                    "invalid number; expected '+', '-', or digit after exponent",
+                    self.pos,
+                );
+            }
+            self.digits();
+        }
+        // Only ASCII digits, signs, '.' and 'e' were accepted above.
+        let text = String::from_utf8_lossy(&self.s[start..self.pos]).into_owned();
+        let value = (|| {
+            if !is_float {
+                if let Ok(n) = text.parse::<i64>() {
+                    return Ok(Value::Int(n));
+                }
+                if let Ok(n) = text.parse::<u64>() {
+                    return Err(format!(
+                        "unsigned json number {n} outside of Nix integer range"
+                    ));
+                }
+            }
+            match text.parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(Value::Float(f)),
+                _ => Err(format!(
+                    "[json.exception.out_of_range.406] number overflow parsing '{text}'"
+                )),
+            }
+        })();
+        self.token(Tok::Number(value))
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let mut n = 0u32;
+        for _ in 0..4 {
+            let d = (self.peek()? as char).to_digit(16)?;
+            n = n * 16 + d;
+            self.pos += 1;
+        }
+        Some(n)
+    }
+
+    /// A string literal (the cursor is on its opening quote), unescaped.
+    fn string(&mut self) -> Result<Vec<u8>, Token> {
+        const HEX: &str = "invalid string: '\\u' must be followed by 4 hex digits";
+        const LOW: &str =
+            "invalid string: surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF";
         self.pos += 1;
         let mut out = Vec::new();
         loop {
             let Some(c) = self.peek() else {
-                return Err(self.syntax_error(
-                    "value",
-                    &format!(
-                        "invalid string: missing closing quote; last read: '{}'",
-                        String::from_utf8_lossy(&self.s[start..])
-                    ),
-                    self.pos,
-                ));
+                return Err(self.lex_error("invalid string: missing closing quote", self.s.len()));
             };
             match c {
                 b'"' => {
                     self.pos += 1;
-                    break;
+                    return Ok(out);
                 }
                 b'\\' => {
                     self.pos += 1;
@@ -844,31 +885,27 @@ impl Parser<'_> {
                         Some(b'r') => out.push(b'\r'),
                         Some(b't') => out.push(b'\t'),
                         Some(b'u') => {
-                            let mut cp = self.hex4(start)?;
+                            let Some(mut cp) = self.hex4() else {
+                                return Err(self.lex_error(HEX, self.pos));
+                            };
                             if (0xd800..0xdc00).contains(&cp) {
-                                if self.s.get(self.pos) == Some(&b'\\')
-                                    && self.s.get(self.pos + 1) == Some(&b'u')
-                                {
-                                    self.pos += 2;
-                                    let lo = self.hex4(start)?;
-                                    if !(0xdc00..0xe000).contains(&lo) {
-                                        return Err(self.syntax_error(
-                                            "value",
-                                            "invalid string: surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF",
-                                            self.pos - 1,
-                                        ));
-                                    }
-                                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                                } else {
-                                    return Err(self.syntax_error(
-                                        "value",
-                                        "invalid string: surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF",
-                                        self.pos,
-                                    ));
+                                if self.peek() != Some(b'\\') {
+                                    return Err(self.lex_error(LOW, self.pos));
                                 }
+                                self.pos += 1;
+                                if self.peek() != Some(b'u') {
+                                    return Err(self.lex_error(LOW, self.pos));
+                                }
+                                self.pos += 1;
+                                let Some(lo) = self.hex4() else {
+                                    return Err(self.lex_error(HEX, self.pos));
+                                };
+                                if !(0xdc00..0xe000).contains(&lo) {
+                                    return Err(self.lex_error(LOW, self.pos - 1));
+                                }
+                                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                             } else if (0xdc00..0xe000).contains(&cp) {
-                                return Err(self.syntax_error(
-                                    "value",
+                                return Err(self.lex_error(
                                     "invalid string: surrogate U+DC00..U+DFFF must follow U+D800..U+DBFF",
                                     self.pos - 1,
                                 ));
@@ -878,8 +915,7 @@ impl Parser<'_> {
                             out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                         }
                         _ => {
-                            return Err(self.syntax_error(
-                                "value",
+                            return Err(self.lex_error(
                                 "invalid string: forbidden character after backslash",
                                 self.pos - 1,
                             ))
@@ -887,34 +923,36 @@ impl Parser<'_> {
                     }
                 }
                 0..=0x1f => {
-                    return Err(self.syntax_error(
-                        "value",
-                        &format!(
-                            "invalid string: control character U+{:04X} must be escaped",
-                            c
+                    let name = CONTROL_NAMES[c as usize];
+                    let short = match c {
+                        8 => " or \\b",
+                        9 => " or \\t",
+                        10 => " or \\n",
+                        12 => " or \\f",
+                        13 => " or \\r",
+                        _ => "",
+                    };
+                    return Err(self.lex_error(
+                        format!(
+                            "invalid string: control character U+{c:04X} ({name}) must be escaped to \\u{c:04X}{short}"
                         ),
                         self.pos,
-                    ))
+                    ));
                 }
                 0x80.. => {
-                    // Copy one UTF-8 sequence, checking it.
+                    // One UTF-8 sequence, checked.
                     let rest = &self.s[self.pos..];
                     let len = match std::str::from_utf8(&rest[..rest.len().min(4)]) {
-                        Ok(s) => s.chars().next().map(char::len_utf8).unwrap_or(1),
-                        Err(e) if e.valid_up_to() > 0 => {
-                            std::str::from_utf8(&rest[..e.valid_up_to()])
-                                .ok()
-                                .and_then(|s| s.chars().next())
-                                .map(char::len_utf8)
-                                .unwrap_or(1)
-                        }
-                        Err(_) => {
-                            return Err(self.syntax_error(
-                                "value",
-                                "invalid string: ill-formed UTF-8 byte",
-                                self.pos,
-                            ))
-                        }
+                        Ok(s) => s.chars().next().map(char::len_utf8),
+                        Err(e) => std::str::from_utf8(&rest[..e.valid_up_to()])
+                            .ok()
+                            .and_then(|s| s.chars().next())
+                            .map(char::len_utf8),
+                    };
+                    let Some(len) = len else {
+                        return Err(
+                            self.lex_error("invalid string: ill-formed UTF-8 byte", self.pos)
+                        );
                     };
                     out.extend_from_slice(&rest[..len]);
                     self.pos += len;
@@ -925,91 +963,115 @@ impl Parser<'_> {
                 }
             }
         }
-        if out.contains(&0) {
-            return Err(nul_byte_error(&out));
+    }
+
+    /// `line L, column C` after reading `consumed` bytes (plus one for the end of input).
+    fn position(&self, consumed: usize) -> (usize, usize) {
+        let read = &self.s[..consumed.min(self.s.len())];
+        let line = read.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = read
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        (line, consumed - line_start)
+    }
+
+    /// The syntax error for token `t` where `context` was being parsed and `expected` (if any)
+    /// would have been right.
+    fn unexpected(&self, t: &Token, context: &str, expected: Option<&str>) -> String {
+        let detail = match &t.tok {
+            Tok::Error(msg, at) => {
+                let end = (at + 1).min(self.s.len());
+                let mut last = String::new();
+                for ch in String::from_utf8_lossy(&self.s[self.token_start.min(end)..end]).chars() {
+                    if (ch as u32) < 0x20 {
+                        last.push_str(&format!("<U+{:04X}>", ch as u32));
+                    } else {
+                        last.push(ch);
+                    }
+                }
+                format!("{msg}; last read: '{last}'")
+            }
+            other => format!("unexpected {}", other.name()),
+        };
+        let expected = match expected {
+            Some(e) => format!("; expected {e}"),
+            None => String::new(),
+        };
+        let (line, column) = self.position(t.end);
+        format!(
+            "[json.exception.parse_error.101] parse error at line {line}, column {column}: syntax error while parsing {context} - {detail}{expected}"
+        )
+    }
+
+    fn value(&mut self, t: Token) -> Result<Value, String> {
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || self.value_inner(t))
+    }
+
+    fn value_inner(&mut self, t: Token) -> Result<Value, String> {
+        match t.tok {
+            Tok::BeginArray => self.array(),
+            Tok::BeginObject => self.object(),
+            Tok::String(s) => {
+                if s.contains(&0) {
+                    return Err(nul_byte_error(&s));
+                }
+                Ok(Value::string(s))
+            }
+            Tok::Number(n) => n,
+            Tok::True => Ok(Value::Bool(true)),
+            Tok::False => Ok(Value::Bool(false)),
+            Tok::Null => Ok(Value::Null),
+            Tok::Error(..) => Err(self.unexpected(&t, "value", None)),
+            _ => Err(self.unexpected(&t, "value", Some("'[', '{', or a literal"))),
         }
-        Ok(out)
     }
 
     fn array(&mut self) -> Result<Value, String> {
-        self.pos += 1;
-        self.skip_ws();
         let mut items = Vec::new();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
+        let mut t = self.next_token();
+        if matches!(t.tok, Tok::EndArray) {
             return Ok(Value::list(items));
         }
         loop {
-            self.skip_ws();
-            items.push(self.value()?);
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(Value::list(items));
-                }
-                _ => {
-                    return Err(self.syntax_error(
-                        "array",
-                        &format!("unexpected {}; expected ']'", self.describe_here()),
-                        self.pos,
-                    ))
-                }
+            items.push(self.value(t)?);
+            let sep = self.next_token();
+            match sep.tok {
+                Tok::ValueSeparator => t = self.next_token(),
+                Tok::EndArray => return Ok(Value::list(items)),
+                _ => return Err(self.unexpected(&sep, "array", Some("']'"))),
             }
         }
     }
 
     fn object(&mut self) -> Result<Value, String> {
-        self.pos += 1;
-        self.skip_ws();
         let mut entries = Vec::new();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            return Ok(Value::attrs(Attrs::new()));
-        }
-        loop {
-            self.skip_ws();
-            if self.peek() != Some(b'"') {
-                return Err(self.syntax_error(
-                    "object key",
-                    &format!(
-                        "unexpected {}; expected string literal",
-                        self.describe_here()
-                    ),
-                    self.pos,
-                ));
-            }
-            let key = self.string()?;
-            self.skip_ws();
-            if self.peek() != Some(b':') {
-                return Err(self.syntax_error(
-                    "object separator",
-                    &format!("unexpected {}; expected ':'", self.describe_here()),
-                    self.pos,
-                ));
-            }
-            self.pos += 1;
-            self.skip_ws();
-            let value = self.value()?;
-            entries.push(AttrEntry {
-                name: Symbol::intern_bytes(&key),
-                value,
-                pos: None,
-            });
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    break;
+        let mut t = self.next_token();
+        if !matches!(t.tok, Tok::EndObject) {
+            loop {
+                let Tok::String(key) = t.tok else {
+                    return Err(self.unexpected(&t, "object key", Some("string literal")));
+                };
+                if key.contains(&0) {
+                    return Err(nul_byte_error(&key));
                 }
-                _ => {
-                    return Err(self.syntax_error(
-                        "object",
-                        &format!("unexpected {}; expected '}}'", self.describe_here()),
-                        self.pos,
-                    ))
+                let sep = self.next_token();
+                if !matches!(sep.tok, Tok::NameSeparator) {
+                    return Err(self.unexpected(&sep, "object separator", Some("':'")));
+                }
+                let v = self.next_token();
+                let value = self.value(v)?;
+                entries.push(AttrEntry {
+                    name: Symbol::intern_bytes(&key),
+                    value,
+                    pos: None,
+                });
+                let sep = self.next_token();
+                match sep.tok {
+                    Tok::ValueSeparator => t = self.next_token(),
+                    Tok::EndObject => break,
+                    _ => return Err(self.unexpected(&sep, "object", Some("'}'"))),
                 }
             }
         }
@@ -1204,10 +1266,21 @@ mod tests {
             eval(r#"builtins.fromJSON " ""#),
             Err("[json.exception.parse_error.101] parse error at line 1, column 2: syntax error while parsing value - unexpected end of input; expected '[', '{', or a literal".into())
         );
-        assert!(eval(r#"builtins.fromJSON "[1, tru]""#)
-            .unwrap_err()
-            .contains("invalid literal"));
-        assert!(eval(r#"builtins.fromJSON "[1 2]""#).is_err());
+        // Messages checked against CppNix (nlohmann::json).
+        let parse_errors = [
+            ("[1, tru]", "parse error at line 1, column 8: syntax error while parsing value - invalid literal; last read: '1, tru]'"),
+            ("[1 2]", "parse error at line 1, column 4: syntax error while parsing array - unexpected number literal; expected ']'"),
+            ("{1:2}", "parse error at line 1, column 2: syntax error while parsing object key - unexpected number literal; expected string literal"),
+            ("{\"a\" 1}", "parse error at line 1, column 6: syntax error while parsing object separator - unexpected number literal; expected ':'"),
+            ("[1,]", "parse error at line 1, column 4: syntax error while parsing value - unexpected ']'; expected '[', '{', or a literal"),
+            ("1.", "parse error at line 1, column 3: syntax error while parsing value - invalid number; expected digit after '.'; last read: '1.'"),
+            ("{\"a\":1}x", "parse error at line 1, column 8: syntax error while parsing value - invalid literal; last read: '1}x'; expected end of input"),
+        ];
+        for (input, want) in parse_errors {
+            let got = parse_json(input.as_bytes()).err();
+            let want = format!("[json.exception.parse_error.101] {want}");
+            assert_eq!(got, Some(want), "input {input}");
+        }
         assert_eq!(
             eval("builtins.fromJSON 1"),
             Err("expected a string but found an integer: 1".into())
