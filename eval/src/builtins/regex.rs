@@ -124,13 +124,13 @@ pub fn translate(p: &[u8]) -> Result<(String, bool), BadRegex> {
                 has_dollar = true;
                 last_atom = None;
             }
-            b'*' | b'+' | b'?' => {
-                repeat(&mut out, last_atom, &mut repeated, &(c as char).to_string())?;
-            }
+            b'*' => repeat(&mut out, last_atom, &mut repeated, 0, None)?,
+            b'+' => repeat(&mut out, last_atom, &mut repeated, 1, None)?,
+            b'?' => repeat(&mut out, last_atom, &mut repeated, 0, Some(1))?,
             b'{' => {
-                let (op, next) = interval(p, i)?;
+                let (min, max, next) = interval(p, i)?;
                 i = next;
-                repeat(&mut out, last_atom, &mut repeated, &op)?;
+                repeat(&mut out, last_atom, &mut repeated, min, max)?;
             }
             b'.' => {
                 last_atom = Some(out.len());
@@ -165,26 +165,83 @@ pub fn translate(p: &[u8]) -> Result<(String, bool), BadRegex> {
     Ok((out, has_dollar))
 }
 
-/// Applies repetition operator `op` to the last atom. A second operator on the same atom
-/// applies to the repeated atom (POSIX has no lazy operators).
+/// The target syntax of a repetition of `min` to `max` (unbounded if None) times.
+fn repetition(min: u32, max: Option<u32>) -> String {
+    match (min, max) {
+        (0, None) => "*".into(),
+        (1, None) => "+".into(),
+        (0, Some(1)) => "?".into(),
+        (n, None) => format!("{{{n},}}"),
+        (n, Some(m)) if n == m => format!("{{{n}}}"),
+        (n, Some(m)) => format!("{{{n},{m}}}"),
+    }
+}
+
+/// Whether a translated expression can match the empty string anywhere (it is nullable and
+/// has no anchors).
+fn matches_empty_anywhere(src: &str) -> bool {
+    let cfg = syntax::Config::new().unicode(false).utf8(false);
+    match syntax::parse_with(src, &cfg) {
+        Ok(hir) => {
+            let props = hir.properties();
+            props.minimum_len() == Some(0) && props.look_set().is_empty()
+        }
+        Err(_) => false,
+    }
+}
+
+/// `src` with its capture groups made non-capturing. (In translated text every `(` opens a
+/// group: literal parentheses are written as escapes.)
+fn without_captures(src: &str) -> String {
+    let mut out = String::with_capacity(src.len() + 8);
+    let mut chars = src.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '(' && chars.peek() != Some(&'?') {
+            out.push_str("?:");
+        }
+    }
+    out
+}
+
+/// Applies a repetition of `min` to `max` times to the last atom. A second operator on the
+/// same atom applies to the repeated atom (POSIX has no lazy operators).
+///
+/// Nix's engine ends the repetition of a capture group that can match the empty string with
+/// one more, empty, iteration whenever the bound allows it, so such a group captures `""`
+/// (`(a*)*` on `aa` captures `""`). We reproduce that by spelling `(X){n,m}` as
+/// `(?:X){n-1,m-1}(X)`, where the last copy is the one that captures.
 fn repeat(
     out: &mut String,
     last_atom: Option<usize>,
     repeated: &mut bool,
-    op: &str,
+    min: u32,
+    max: Option<u32>,
 ) -> Result<(), BadRegex> {
     let start = last_atom.ok_or(BadRegex)?;
     if *repeated {
         out.insert_str(start, "(?:");
         out.push(')');
     }
-    out.push_str(op);
+    let is_capture = !*repeated && out[start..].starts_with('(') && !out[start..].starts_with("(?");
     *repeated = true;
+    if is_capture && max.is_none_or(|m| m >= 2) {
+        let body = &out[start + 1..out.len() - 1];
+        if matches_empty_anywhere(body) {
+            let group = out[start..].to_string();
+            let rest = repetition(min.saturating_sub(1), max.map(|m| m - 1));
+            let spelled = format!("(?:(?:{}){rest}{group})", without_captures(body));
+            out.truncate(start);
+            out.push_str(&spelled);
+            return Ok(());
+        }
+    }
+    out.push_str(&repetition(min, max));
     Ok(())
 }
 
 /// Parses an interval `{n}`, `{n,}` or `{n,m}` whose `{` is just before `i`.
-fn interval(p: &[u8], mut i: usize) -> Result<(String, usize), BadRegex> {
+fn interval(p: &[u8], mut i: usize) -> Result<(u32, Option<u32>, usize), BadRegex> {
     let number = |i: &mut usize| -> Option<u32> {
         let start = *i;
         while *i < p.len() && p[*i].is_ascii_digit() {
@@ -207,13 +264,10 @@ fn interval(p: &[u8], mut i: usize) -> Result<(String, usize), BadRegex> {
         return Err(BadRegex);
     }
     i += 1;
-    let op = match max {
-        None => format!("{{{min},}}"),
-        Some(max) if max < min => return Err(BadRegex),
-        Some(max) if max == min => format!("{{{min}}}"),
-        Some(max) => format!("{{{min},{max}}}"),
-    };
-    Ok((op, i))
+    if max.is_some_and(|m| m < min) {
+        return Err(BadRegex);
+    }
+    Ok((min, max, i))
 }
 
 /// One element of a bracket expression that can be a range endpoint.
@@ -224,7 +278,8 @@ fn bracket_char(p: &[u8], i: &mut usize) -> Result<u8, BadRegex> {
         let name_start = *i + 2;
         let close = find_close(p, name_start, kind)?;
         let name = &p[name_start..close];
-        if name.len() != 1 {
+        // Only single letters and digits are known collating elements.
+        if name.len() != 1 || !name[0].is_ascii_alphanumeric() {
             return Err(BadRegex);
         }
         *i = close + 2;
@@ -262,6 +317,10 @@ fn bracket(p: &[u8], mut i: usize, out: &mut String) -> Result<usize, BadRegex> 
             let name = class_name(&p[i + 2..close]).ok_or(BadRegex)?;
             out.push_str(&format!("[:{name}:]"));
             i = close + 2;
+            // A class cannot start a range.
+            if p.get(i) == Some(&b'-') && p.get(i + 1).is_some_and(|&d| d != b']') {
+                return Err(BadRegex);
+            }
             continue;
         }
         let lo = bracket_char(p, &mut i)?;
@@ -269,6 +328,10 @@ fn bracket(p: &[u8], mut i: usize, out: &mut String) -> Result<usize, BadRegex> 
             i += 1;
             let hi = bracket_char(p, &mut i)?;
             if hi < lo {
+                return Err(BadRegex);
+            }
+            // A range end cannot start another range (`[a-c-e]`).
+            if p.get(i) == Some(&b'-') && p.get(i + 1).is_some_and(|&d| d != b']') {
                 return Err(BadRegex);
             }
             push_literal(out, lo);
@@ -531,6 +594,16 @@ mod tests {
         m("(a*)*", "b", "null");
         m("()", "", "[ \"\" ]");
         m("(.+)+(.+)", "17.0.14+7", "[ \"17.0.14+\" \"7\" ]");
+        // A repeated group that can match nothing ends with an empty iteration, as in Nix.
+        m("(a*)*", "aa", "[ \"\" ]");
+        m("(a*)*", "", "[ \"\" ]");
+        m("(a|b|)+", "ab", "[ \"\" ]");
+        m("(a*){1,3}", "aa", "[ \"\" ]");
+        m("(a*)?", "aa", "[ \"aa\" ]");
+        m("((a*))*", "aa", "[ \"\" \"\" ]");
+        m("(a*)*(b)", "aab", "[ \"\" \"b\" ]");
+        m("(a*)*a", "aa", "[ \"\" ]");
+        m("(a|b)*", "ab", "[ \"b\" ]");
         m("(a|ab)(c|bcd)(d*)", "abcd", "[ \"a\" \"bcd\" \"\" ]");
         m("^a|b$", "b", "[ ]");
         m("a^b", "ab", "null");
@@ -603,6 +676,10 @@ mod tests {
             "[a",
             "[]",
             "[[:alpha:]",
+            "[a-c-e]",
+            "[[.-.]]",
+            "[[...]]",
+            "[[:alpha:]-z]",
         ] {
             err(
                 &format!("builtins.match {} \"\"", nix_str(bad)),
@@ -660,6 +737,11 @@ mod tests {
         sp("(b|bb$)", "bbb", "[ \"\" [ \"b\" ] \"\" [ \"bb\" ] \"\" ]");
         sp("^a", "aa", "[ \"\" [ ] \"a\" ]");
         sp("x", "", "[ \"\" ]");
+        sp(
+            "(a*)*",
+            "aab",
+            "[ \"\" [ \"\" ] \"\" [ \"\" ] \"b\" [ \"\" ] \"\" ]",
+        );
         err(
             "builtins.split \"f(o*o\" \"1foo2\"",
             "invalid regular expression 'f(o*o'",
