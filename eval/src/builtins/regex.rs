@@ -42,7 +42,8 @@ pub struct PosixRegex {
     /// `(?:P)`, leftmost-first: finds where the next match starts.
     search: Regex,
     /// `(?:P)` reporting all match states: an anchored search gives the longest match.
-    longest: Regex,
+    /// (None if the engine cannot build it; then the leftmost-first match is used.)
+    longest: Option<Regex>,
     /// `(?:P)$`, leftmost-first: a match that must run to the end of the haystack.
     to_end: Regex,
     /// Whether the pattern uses `$` (then a truncated haystack would change its meaning).
@@ -361,7 +362,7 @@ impl PosixRegex {
         let group = format!("(?:{body})");
         Ok(PosixRegex {
             search: build(&group, MatchKind::LeftmostFirst)?,
-            longest: build(&group, MatchKind::All)?,
+            longest: build(&group, MatchKind::All).ok(),
             to_end: build(&format!("{group}$"), MatchKind::LeftmostFirst)?,
             has_dollar,
         })
@@ -378,7 +379,10 @@ impl PosixRegex {
     /// The longest match starting exactly at `at`.
     fn longest_at(&self, hay: &[u8], at: usize) -> Option<usize> {
         let input = Input::new(hay).range(at..).anchored(Anchored::Yes);
-        self.longest.search(&input).map(|m| m.end())
+        match &self.longest {
+            Some(re) => re.search(&input).map(|m| m.end()),
+            None => self.search.search(&input).map(|m| m.end()),
+        }
     }
 
     /// The next match at or after `from` (or, when `nonempty_at_from`, a non-empty match
