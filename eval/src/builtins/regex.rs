@@ -54,6 +54,24 @@ pub struct PosixRegex {
 #[derive(Debug)]
 pub struct BadRegex;
 
+/// Why a pattern could not be compiled.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RegexError {
+    /// Not a valid POSIX ERE.
+    Invalid,
+    /// Valid, but its automaton would be too big.
+    TooBig,
+}
+
+impl From<BadRegex> for RegexError {
+    fn from(_: BadRegex) -> RegexError {
+        RegexError::Invalid
+    }
+}
+
+/// A match: its start, its end and the spans of its capture groups.
+type Found = (usize, usize, Vec<Option<(usize, usize)>>);
+
 /// The POSIX character classes Nix's engine accepts inside `[[:name:]]`, with the name the
 /// target syntax uses.
 fn class_name(name: &[u8]) -> Option<&'static str> {
@@ -346,18 +364,24 @@ fn bracket(p: &[u8], mut i: usize, out: &mut String) -> Result<usize, BadRegex> 
 
 impl PosixRegex {
     /// Compiles a POSIX ERE.
-    pub fn new(pattern: &[u8]) -> Result<PosixRegex, BadRegex> {
+    pub fn new(pattern: &[u8]) -> Result<PosixRegex, RegexError> {
         let (body, has_dollar) = translate(pattern)?;
         let syn = syntax::Config::new()
             .unicode(false)
             .utf8(false)
             .dot_matches_new_line(true);
-        let build = |src: &str, kind: MatchKind| -> Result<Regex, BadRegex> {
+        let build = |src: &str, kind: MatchKind| -> Result<Regex, RegexError> {
             Regex::builder()
                 .syntax(syn)
                 .configure(meta::Config::new().match_kind(kind).utf8_empty(false))
                 .build(src)
-                .map_err(|_| BadRegex)
+                .map_err(|e| {
+                    if e.size_limit().is_some() {
+                        RegexError::TooBig
+                    } else {
+                        RegexError::Invalid
+                    }
+                })
         };
         let group = format!("(?:{body})");
         Ok(PosixRegex {
@@ -387,13 +411,7 @@ impl PosixRegex {
 
     /// The next match at or after `from` (or, when `nonempty_at_from`, a non-empty match
     /// at `from` or any match after it), as (start, end, groups).
-    #[allow(clippy::type_complexity)]
-    fn next_match(
-        &self,
-        hay: &[u8],
-        mut from: usize,
-        nonempty_at_from: bool,
-    ) -> Option<(usize, usize, Vec<Option<(usize, usize)>>)> {
+    fn next_match(&self, hay: &[u8], mut from: usize, nonempty_at_from: bool) -> Option<Found> {
         let span = if nonempty_at_from {
             match self.longest_at(hay, from) {
                 Some(end) if end > from => Some((from, end)),
@@ -440,8 +458,7 @@ impl PosixRegex {
     /// All matches for `split`, in order, following POSIX `regex_iterator` rules: after an
     /// empty match the next one must be non-empty or start later; after a non-empty match
     /// an empty match may follow at its end.
-    #[allow(clippy::type_complexity)]
-    pub fn split_matches(&self, hay: &[u8]) -> Vec<(usize, usize, Vec<Option<(usize, usize)>>)> {
+    pub fn split_matches(&self, hay: &[u8]) -> Vec<Found> {
         let mut out = Vec::new();
         let mut pos = 0;
         let mut after_empty = false;
@@ -488,8 +505,15 @@ fn compile(pattern: &NixString, span: Option<Span>) -> EvalResult<Rc<PosixRegex>
             });
             Ok(r)
         }
-        Err(BadRegex) => fail(
+        Err(RegexError::Invalid) => fail(
             format!("invalid regular expression '{}'", pattern.to_str_lossy()),
+            span,
+        ),
+        Err(RegexError::TooBig) => fail(
+            format!(
+                "memory limit exceeded by regular expression '{}'",
+                pattern.to_str_lossy()
+            ),
             span,
         ),
     }
@@ -690,6 +714,10 @@ mod tests {
                 &format!("invalid regular expression '{bad}'"),
             );
         }
+        err(
+            "builtins.match \"a{1000}{1000}\" \"\"",
+            "memory limit exceeded by regular expression 'a{1000}{1000}'",
+        );
         err(
             "builtins.match 1 { }",
             "expected a string but found an integer: 1",
