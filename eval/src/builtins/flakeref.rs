@@ -219,15 +219,16 @@ pub fn parse(s: &str) -> Result<FlakeAttrs, String> {
             if parts.len() < 2 || parts[0].is_empty() || parts[1].is_empty() {
                 return Err(format!("URL '{s}' is not a valid {sc} URL"));
             }
-            attrs.insert("owner".into(), Attr::Str(percent_decode(parts[0])));
-            attrs.insert("repo".into(), Attr::Str(percent_decode(parts[1])));
+            // Kept as written: a GitLab subgroup is spelled with `%2F` in the owner.
+            attrs.insert("owner".into(), Attr::Str(parts[0].into()));
+            attrs.insert("repo".into(), Attr::Str(parts[1].into()));
             parse_query(query, s, &mut attrs)?;
             if parts.len() > 2 {
                 let rev_or_ref = parts[2..].join("/");
                 if rev_or_ref.is_empty() {
                     return Err(format!("URL '{s}' is not a valid {sc} URL"));
                 }
-                set_rev_or_ref(&mut attrs, &percent_decode(&rev_or_ref), s)?;
+                set_rev_or_ref(&mut attrs, &rev_or_ref, s)?;
             }
         }
         Some("path") => {
@@ -623,6 +624,7 @@ mod tests {
             "github:NixOS/nixpkgs",
             "github:NixOS/nixpkgs/23.05?dir=lib",
             "gitlab:veloren/veloren/master",
+            "gitlab:veloren%2Fdev/rfcs",
             "sourcehut:~misterio/nix-colors",
             "git+https://example.org/my/repo?dir=flake1&ref=master",
             "git://github.com/edolstra/dwarffs?ref=unstable",

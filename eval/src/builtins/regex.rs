@@ -42,7 +42,8 @@ pub struct PosixRegex {
     /// `(?:P)`, leftmost-first: finds where the next match starts.
     search: Regex,
     /// `(?:P)` reporting all match states: an anchored search gives the longest match.
-    longest: Regex,
+    /// (None if the engine cannot build it; then the leftmost-first match is used.)
+    longest: Option<Regex>,
     /// `(?:P)$`, leftmost-first: a match that must run to the end of the haystack.
     to_end: Regex,
     /// Whether the pattern uses `$` (then a truncated haystack would change its meaning).
@@ -52,6 +53,24 @@ pub struct PosixRegex {
 /// Translation failed: the pattern is not a valid POSIX ERE.
 #[derive(Debug)]
 pub struct BadRegex;
+
+/// Why a pattern could not be compiled.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RegexError {
+    /// Not a valid POSIX ERE.
+    Invalid,
+    /// Valid, but its automaton would be too big.
+    TooBig,
+}
+
+impl From<BadRegex> for RegexError {
+    fn from(_: BadRegex) -> RegexError {
+        RegexError::Invalid
+    }
+}
+
+/// A match: its start, its end and the spans of its capture groups.
+type Found = (usize, usize, Vec<Option<(usize, usize)>>);
 
 /// The POSIX character classes Nix's engine accepts inside `[[:name:]]`, with the name the
 /// target syntax uses.
@@ -124,13 +143,13 @@ pub fn translate(p: &[u8]) -> Result<(String, bool), BadRegex> {
                 has_dollar = true;
                 last_atom = None;
             }
-            b'*' | b'+' | b'?' => {
-                repeat(&mut out, last_atom, &mut repeated, &(c as char).to_string())?;
-            }
+            b'*' => repeat(&mut out, last_atom, &mut repeated, 0, None)?,
+            b'+' => repeat(&mut out, last_atom, &mut repeated, 1, None)?,
+            b'?' => repeat(&mut out, last_atom, &mut repeated, 0, Some(1))?,
             b'{' => {
-                let (op, next) = interval(p, i)?;
+                let (min, max, next) = interval(p, i)?;
                 i = next;
-                repeat(&mut out, last_atom, &mut repeated, &op)?;
+                repeat(&mut out, last_atom, &mut repeated, min, max)?;
             }
             b'.' => {
                 last_atom = Some(out.len());
@@ -165,26 +184,83 @@ pub fn translate(p: &[u8]) -> Result<(String, bool), BadRegex> {
     Ok((out, has_dollar))
 }
 
-/// Applies repetition operator `op` to the last atom. A second operator on the same atom
-/// applies to the repeated atom (POSIX has no lazy operators).
+/// The target syntax of a repetition of `min` to `max` (unbounded if None) times.
+fn repetition(min: u32, max: Option<u32>) -> String {
+    match (min, max) {
+        (0, None) => "*".into(),
+        (1, None) => "+".into(),
+        (0, Some(1)) => "?".into(),
+        (n, None) => format!("{{{n},}}"),
+        (n, Some(m)) if n == m => format!("{{{n}}}"),
+        (n, Some(m)) => format!("{{{n},{m}}}"),
+    }
+}
+
+/// Whether a translated expression can match the empty string anywhere (it is nullable and
+/// has no anchors).
+fn matches_empty_anywhere(src: &str) -> bool {
+    let cfg = syntax::Config::new().unicode(false).utf8(false);
+    match syntax::parse_with(src, &cfg) {
+        Ok(hir) => {
+            let props = hir.properties();
+            props.minimum_len() == Some(0) && props.look_set().is_empty()
+        }
+        Err(_) => false,
+    }
+}
+
+/// `src` with its capture groups made non-capturing. (In translated text every `(` opens a
+/// group: literal parentheses are written as escapes.)
+fn without_captures(src: &str) -> String {
+    let mut out = String::with_capacity(src.len() + 8);
+    let mut chars = src.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '(' && chars.peek() != Some(&'?') {
+            out.push_str("?:");
+        }
+    }
+    out
+}
+
+/// Applies a repetition of `min` to `max` times to the last atom. A second operator on the
+/// same atom applies to the repeated atom (POSIX has no lazy operators).
+///
+/// Nix's engine ends the repetition of a capture group that can match the empty string with
+/// one more, empty, iteration whenever the bound allows it, so such a group captures `""`
+/// (`(a*)*` on `aa` captures `""`). We reproduce that by spelling `(X){n,m}` as
+/// `(?:X){n-1,m-1}(X)`, where the last copy is the one that captures.
 fn repeat(
     out: &mut String,
     last_atom: Option<usize>,
     repeated: &mut bool,
-    op: &str,
+    min: u32,
+    max: Option<u32>,
 ) -> Result<(), BadRegex> {
     let start = last_atom.ok_or(BadRegex)?;
     if *repeated {
         out.insert_str(start, "(?:");
         out.push(')');
     }
-    out.push_str(op);
+    let is_capture = !*repeated && out[start..].starts_with('(') && !out[start..].starts_with("(?");
     *repeated = true;
+    if is_capture && max.is_none_or(|m| m >= 2) {
+        let body = &out[start + 1..out.len() - 1];
+        if matches_empty_anywhere(body) {
+            let group = out[start..].to_string();
+            let rest = repetition(min.saturating_sub(1), max.map(|m| m - 1));
+            let spelled = format!("(?:(?:{}){rest}{group})", without_captures(body));
+            out.truncate(start);
+            out.push_str(&spelled);
+            return Ok(());
+        }
+    }
+    out.push_str(&repetition(min, max));
     Ok(())
 }
 
 /// Parses an interval `{n}`, `{n,}` or `{n,m}` whose `{` is just before `i`.
-fn interval(p: &[u8], mut i: usize) -> Result<(String, usize), BadRegex> {
+fn interval(p: &[u8], mut i: usize) -> Result<(u32, Option<u32>, usize), BadRegex> {
     let number = |i: &mut usize| -> Option<u32> {
         let start = *i;
         while *i < p.len() && p[*i].is_ascii_digit() {
@@ -207,13 +283,10 @@ fn interval(p: &[u8], mut i: usize) -> Result<(String, usize), BadRegex> {
         return Err(BadRegex);
     }
     i += 1;
-    let op = match max {
-        None => format!("{{{min},}}"),
-        Some(max) if max < min => return Err(BadRegex),
-        Some(max) if max == min => format!("{{{min}}}"),
-        Some(max) => format!("{{{min},{max}}}"),
-    };
-    Ok((op, i))
+    if max.is_some_and(|m| m < min) {
+        return Err(BadRegex);
+    }
+    Ok((min, max, i))
 }
 
 /// One element of a bracket expression that can be a range endpoint.
@@ -224,7 +297,8 @@ fn bracket_char(p: &[u8], i: &mut usize) -> Result<u8, BadRegex> {
         let name_start = *i + 2;
         let close = find_close(p, name_start, kind)?;
         let name = &p[name_start..close];
-        if name.len() != 1 {
+        // Only single letters and digits are known collating elements.
+        if name.len() != 1 || !name[0].is_ascii_alphanumeric() {
             return Err(BadRegex);
         }
         *i = close + 2;
@@ -262,6 +336,10 @@ fn bracket(p: &[u8], mut i: usize, out: &mut String) -> Result<usize, BadRegex> 
             let name = class_name(&p[i + 2..close]).ok_or(BadRegex)?;
             out.push_str(&format!("[:{name}:]"));
             i = close + 2;
+            // A class cannot start a range.
+            if p.get(i) == Some(&b'-') && p.get(i + 1).is_some_and(|&d| d != b']') {
+                return Err(BadRegex);
+            }
             continue;
         }
         let lo = bracket_char(p, &mut i)?;
@@ -269,6 +347,10 @@ fn bracket(p: &[u8], mut i: usize, out: &mut String) -> Result<usize, BadRegex> 
             i += 1;
             let hi = bracket_char(p, &mut i)?;
             if hi < lo {
+                return Err(BadRegex);
+            }
+            // A range end cannot start another range (`[a-c-e]`).
+            if p.get(i) == Some(&b'-') && p.get(i + 1).is_some_and(|&d| d != b']') {
                 return Err(BadRegex);
             }
             push_literal(out, lo);
@@ -282,23 +364,29 @@ fn bracket(p: &[u8], mut i: usize, out: &mut String) -> Result<usize, BadRegex> 
 
 impl PosixRegex {
     /// Compiles a POSIX ERE.
-    pub fn new(pattern: &[u8]) -> Result<PosixRegex, BadRegex> {
+    pub fn new(pattern: &[u8]) -> Result<PosixRegex, RegexError> {
         let (body, has_dollar) = translate(pattern)?;
         let syn = syntax::Config::new()
             .unicode(false)
             .utf8(false)
             .dot_matches_new_line(true);
-        let build = |src: &str, kind: MatchKind| -> Result<Regex, BadRegex> {
+        let build = |src: &str, kind: MatchKind| -> Result<Regex, RegexError> {
             Regex::builder()
                 .syntax(syn)
                 .configure(meta::Config::new().match_kind(kind).utf8_empty(false))
                 .build(src)
-                .map_err(|_| BadRegex)
+                .map_err(|e| {
+                    if e.size_limit().is_some() {
+                        RegexError::TooBig
+                    } else {
+                        RegexError::Invalid
+                    }
+                })
         };
         let group = format!("(?:{body})");
         Ok(PosixRegex {
             search: build(&group, MatchKind::LeftmostFirst)?,
-            longest: build(&group, MatchKind::All)?,
+            longest: build(&group, MatchKind::All).ok(),
             to_end: build(&format!("{group}$"), MatchKind::LeftmostFirst)?,
             has_dollar,
         })
@@ -315,18 +403,15 @@ impl PosixRegex {
     /// The longest match starting exactly at `at`.
     fn longest_at(&self, hay: &[u8], at: usize) -> Option<usize> {
         let input = Input::new(hay).range(at..).anchored(Anchored::Yes);
-        self.longest.search(&input).map(|m| m.end())
+        match &self.longest {
+            Some(re) => re.search(&input).map(|m| m.end()),
+            None => self.search.search(&input).map(|m| m.end()),
+        }
     }
 
     /// The next match at or after `from` (or, when `nonempty_at_from`, a non-empty match
     /// at `from` or any match after it), as (start, end, groups).
-    #[allow(clippy::type_complexity)]
-    fn next_match(
-        &self,
-        hay: &[u8],
-        mut from: usize,
-        nonempty_at_from: bool,
-    ) -> Option<(usize, usize, Vec<Option<(usize, usize)>>)> {
+    fn next_match(&self, hay: &[u8], mut from: usize, nonempty_at_from: bool) -> Option<Found> {
         let span = if nonempty_at_from {
             match self.longest_at(hay, from) {
                 Some(end) if end > from => Some((from, end)),
@@ -373,8 +458,7 @@ impl PosixRegex {
     /// All matches for `split`, in order, following POSIX `regex_iterator` rules: after an
     /// empty match the next one must be non-empty or start later; after a non-empty match
     /// an empty match may follow at its end.
-    #[allow(clippy::type_complexity)]
-    pub fn split_matches(&self, hay: &[u8]) -> Vec<(usize, usize, Vec<Option<(usize, usize)>>)> {
+    pub fn split_matches(&self, hay: &[u8]) -> Vec<Found> {
         let mut out = Vec::new();
         let mut pos = 0;
         let mut after_empty = false;
@@ -421,8 +505,15 @@ fn compile(pattern: &NixString, span: Option<Span>) -> EvalResult<Rc<PosixRegex>
             });
             Ok(r)
         }
-        Err(BadRegex) => fail(
+        Err(RegexError::Invalid) => fail(
             format!("invalid regular expression '{}'", pattern.to_str_lossy()),
+            span,
+        ),
+        Err(RegexError::TooBig) => fail(
+            format!(
+                "memory limit exceeded by regular expression '{}'",
+                pattern.to_str_lossy()
+            ),
             span,
         ),
     }
@@ -531,6 +622,16 @@ mod tests {
         m("(a*)*", "b", "null");
         m("()", "", "[ \"\" ]");
         m("(.+)+(.+)", "17.0.14+7", "[ \"17.0.14+\" \"7\" ]");
+        // A repeated group that can match nothing ends with an empty iteration, as in Nix.
+        m("(a*)*", "aa", "[ \"\" ]");
+        m("(a*)*", "", "[ \"\" ]");
+        m("(a|b|)+", "ab", "[ \"\" ]");
+        m("(a*){1,3}", "aa", "[ \"\" ]");
+        m("(a*)?", "aa", "[ \"aa\" ]");
+        m("((a*))*", "aa", "[ \"\" \"\" ]");
+        m("(a*)*(b)", "aab", "[ \"\" \"b\" ]");
+        m("(a*)*a", "aa", "[ \"\" ]");
+        m("(a|b)*", "ab", "[ \"b\" ]");
         m("(a|ab)(c|bcd)(d*)", "abcd", "[ \"a\" \"bcd\" \"\" ]");
         m("^a|b$", "b", "[ ]");
         m("a^b", "ab", "null");
@@ -603,12 +704,20 @@ mod tests {
             "[a",
             "[]",
             "[[:alpha:]",
+            "[a-c-e]",
+            "[[.-.]]",
+            "[[...]]",
+            "[[:alpha:]-z]",
         ] {
             err(
                 &format!("builtins.match {} \"\"", nix_str(bad)),
                 &format!("invalid regular expression '{bad}'"),
             );
         }
+        err(
+            "builtins.match \"a{1000}{1000}\" \"\"",
+            "memory limit exceeded by regular expression 'a{1000}{1000}'",
+        );
         err(
             "builtins.match 1 { }",
             "expected a string but found an integer: 1",
@@ -660,6 +769,11 @@ mod tests {
         sp("(b|bb$)", "bbb", "[ \"\" [ \"b\" ] \"\" [ \"bb\" ] \"\" ]");
         sp("^a", "aa", "[ \"\" [ ] \"a\" ]");
         sp("x", "", "[ \"\" ]");
+        sp(
+            "(a*)*",
+            "aab",
+            "[ \"\" [ \"\" ] \"\" [ \"\" ] \"b\" [ \"\" ] \"\" ]",
+        );
         err(
             "builtins.split \"f(o*o\" \"1foo2\"",
             "invalid regular expression 'f(o*o'",
