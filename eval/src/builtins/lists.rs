@@ -58,6 +58,20 @@ pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("sort", 2, sort),
 ];
 
+/// A predicate's result as a Boolean; the common case (already a Boolean) skips the checks.
+#[inline]
+fn truth(
+    ev: &mut Evaluator,
+    v: Value,
+    s: Option<Span>,
+    ctx: impl FnOnce() -> String,
+) -> EvalResult<bool> {
+    match v {
+        Value::Bool(b) => Ok(b),
+        other => ev.force_bool(other, s).context(s, ctx),
+    }
+}
+
 fn first_arg(name: &str) -> String {
     format!("while evaluating the first argument passed to builtins.{name}")
 }
@@ -119,7 +133,7 @@ fn filter(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Valu
     let mut out = Vec::new();
     for x in l.iter() {
         let keep = ev.call_forced(f.clone(), x.clone(), s)?;
-        if ev.force_bool(keep, s).context(s, || {
+        if truth(ev, keep, s, || {
             "while evaluating the return value of the filtering function passed to builtins.filter"
                 .to_string()
         })? {
@@ -158,9 +172,15 @@ fn foldl(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value
         "while evaluating the third argument passed to builtins.foldlStrict".into()
     })?;
     let mut acc = a[1].clone();
+    let curried = Curried2::of(&f);
     for x in l.iter() {
-        acc = ev.call2(f.clone(), acc, x.clone(), s)?;
-        acc = ev.force(acc)?;
+        acc = match &curried {
+            Some(c) => c.call(ev, acc, x.clone())?,
+            None => {
+                let r = ev.call2(f.clone(), acc, x.clone(), s)?;
+                ev.force(r)?
+            }
+        };
     }
     ev.force(acc)
 }
@@ -236,7 +256,7 @@ fn any_or_all(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>, any: bool) -> 
         .context(s, || second_arg(name))?;
     for x in l.iter() {
         let r = ev.call_forced(f.clone(), x.clone(), s)?;
-        if ev.force_bool(r, s).context(s, || return_value(name))? == any {
+        if truth(ev, r, s, || return_value(name))? == any {
             return Ok(Value::Bool(any));
         }
     }
@@ -255,10 +275,9 @@ fn partition(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
     for x in l.iter() {
         let x = ev.force(x.clone())?;
         let r = ev.call_forced(f.clone(), x.clone(), s)?;
-        if ev
-            .force_bool(r, s)
-            .context(s, || "while evaluating the return value of the partition function passed to builtins.partition".to_string())?
-        {
+        if truth(ev, r, s, || {
+            "while evaluating the return value of the partition function passed to builtins.partition".to_string()
+        })? {
             right.push(x);
         } else {
             wrong.push(x);
@@ -311,36 +330,51 @@ fn sort(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value>
     }
     // `sort lessThan` (and `sort builtins.lessThan`) compares directly.
     let direct = matches!(&f, Value::PrimOp(p) if p.op.name == "lessThan" && p.args.is_empty());
-    // A comparator written `a: b: body` is applied by binding both frames directly, without
-    // building the intermediate closure for every comparison.
-    let curried = match &f {
-        Value::Lambda(c) => match (&c.lambda.param, &*c.lambda.body) {
-            (Param::Ident(_), Expr::Lambda(inner)) if matches!(inner.param, Param::Ident(_)) => {
-                Some((c.env.clone(), inner.body.clone()))
-            }
-            _ => None,
-        },
-        _ => None,
-    };
+    let curried = Curried2::of(&f);
     let mut less = |ev: &mut Evaluator, x: &Value, y: &Value| -> EvalResult<bool> {
         if direct {
             return Ok(ev.compare(x.clone(), y.clone(), s)? == Ordering::Less);
         }
         let r = match &curried {
-            Some((env, body)) => {
-                let outer = Rc::new(Env::with_values(Some(env.clone()), [x.clone()]));
-                let inner = Rc::new(Env::with_values(Some(outer), [y.clone()]));
-                ev.eval(body, &inner)?
-            }
+            Some(c) => c.call(ev, x.clone(), y.clone())?,
             None => ev.call2(f.clone(), x.clone(), y.clone(), s)?,
         };
-        ev.force_bool(r, s).context(s, || {
+        truth(ev, r, s, || {
             "while evaluating the return value of the sorting function passed to builtins.sort"
                 .to_string()
         })
     };
     merge_sort(ev, &mut items, &mut less)?;
     Ok(Value::list(items))
+}
+
+/// A function written `a: b: body`, applied to two arguments by binding both frames directly
+/// instead of building the intermediate closure each time (`sort`, `foldl'`).
+struct Curried2 {
+    env: Rc<Env>,
+    body: crate::ir::ExprRef,
+}
+
+impl Curried2 {
+    fn of(f: &Value) -> Option<Curried2> {
+        let Value::Lambda(c) = f else { return None };
+        match (&c.lambda.param, &*c.lambda.body) {
+            (Param::Ident(_), Expr::Lambda(inner)) if matches!(inner.param, Param::Ident(_)) => {
+                Some(Curried2 {
+                    env: c.env.clone(),
+                    body: inner.body.clone(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The body's value (in weak head normal form) for `a` and `b`.
+    fn call(&self, ev: &mut Evaluator, a: Value, b: Value) -> EvalResult<Value> {
+        let outer = Rc::new(Env::with_values(Some(self.env.clone()), [a]));
+        let inner = Rc::new(Env::with_values(Some(outer), [b]));
+        ev.eval(&self.body, &inner)
+    }
 }
 
 /// Runs shorter than this are sorted by insertion.
