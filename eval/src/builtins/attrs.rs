@@ -42,9 +42,15 @@ pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("intersectAttrs", 2, |ev, a, s| {
         let x = ev.force_attrs(a[0].clone(), s)?;
         let y = ev.force_attrs(a[1].clone(), s)?;
-        Ok(Value::attrs(Attrs::from_sorted(
-            y.iter().filter(|e| x.contains(e.name)).cloned().collect(),
-        )))
+        // Walk the smaller set, keeping the entries of the second one.
+        let entries: Vec<AttrEntry> = if x.len() < y.len() {
+            x.iter()
+                .filter_map(|e| y.get_entry(e.name).cloned())
+                .collect()
+        } else {
+            y.iter().filter(|e| x.contains(e.name)).cloned().collect()
+        };
+        Ok(Value::attrs(Attrs::from_sorted(entries)))
     }),
 ];
 
@@ -247,6 +253,14 @@ mod tests {
         ok(
             "builtins.intersectAttrs { a = 1; b = 2; } { b = 3; c = 4; }",
             "{ b = 3; }",
+        );
+        ok(
+            "builtins.intersectAttrs { b = 1; } { a = 0; b = 3; c = 4; }",
+            "{ b = 3; }",
+        );
+        ok(
+            "builtins.intersectAttrs { a = 0; b = 1; c = 2; d = 3; } { d = 4; }",
+            "{ d = 4; }",
         );
         err(
             "builtins.intersectAttrs 1 { }",

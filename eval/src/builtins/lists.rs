@@ -156,11 +156,16 @@ fn gen_list(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
     let f = ev
         .force_function(a[0].clone(), s)
         .context(s, || first_arg("genList"))?;
-    Ok(Value::list(
-        (0..n)
-            .map(|i| Value::Thunk(Thunk::apply(f.clone(), Value::Int(i))))
-            .collect(),
-    ))
+    let mut out: Vec<Value> = Vec::new();
+    if usize::try_from(n)
+        .ok()
+        .and_then(|n| out.try_reserve_exact(n).ok())
+        .is_none()
+    {
+        return fail(format!("cannot create list of size {n}: out of memory"), s);
+    }
+    out.extend((0..n).map(|i| Value::Thunk(Thunk::apply(f.clone(), Value::Int(i)))));
+    Ok(Value::list(out))
 }
 
 /// `foldl' op nul list`: forces the accumulator at every step (not the elements).
