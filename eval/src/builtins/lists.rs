@@ -1,9 +1,9 @@
 //! List builtins.
 //!
-//! Laziness follows Nix: `map`, `genList` and `concatMap`'s results hold the function's
-//! applications as thunks; `filter`, `all`, `any`, `partition`, `groupBy` and `sort` call the
-//! function eagerly but (except `sort` and `partition`, which force every element first, as
-//! Nix does) pass the elements unforced.
+//! Laziness follows Nix: `map` and `genList` hold the function's applications as thunks;
+//! `filter`, `all`, `any`, `concatMap`, `partition`, `groupBy` and `sort` call the function
+//! eagerly but (except `sort` and `partition`, which force every element first, as Nix does)
+//! pass the elements unforced. `foldl'` forces the accumulator at each step, not the elements.
 
 use std::cmp::Ordering;
 use std::rc::Rc;
