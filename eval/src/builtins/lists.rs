@@ -22,13 +22,13 @@ use crate::value::*;
 pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("length", 1, |ev, a, s| Ok(Value::Int(
         ev.force_list(a[0].clone(), s)
-            .context(s, || first_arg("length"))?
+            .context(None, || first_arg("length"))?
             .len() as i64
     ))),
     primop!("head", 1, |ev, a, s| {
         let l = ev
             .force_list(a[0].clone(), s)
-            .context(s, || first_arg("head"))?;
+            .context(None, || first_arg("head"))?;
         match l.first() {
             Some(v) => ev.force(v.clone()),
             None => fail("'builtins.head' called on an empty list", s),
@@ -37,7 +37,7 @@ pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("tail", 1, |ev, a, s| {
         let l = ev
             .force_list(a[0].clone(), s)
-            .context(s, || first_arg("tail"))?;
+            .context(None, || first_arg("tail"))?;
         if l.is_empty() {
             return fail("'builtins.tail' called on an empty list", s);
         }
@@ -68,7 +68,7 @@ fn truth(
 ) -> EvalResult<bool> {
     match v {
         Value::Bool(b) => Ok(b),
-        other => ev.force_bool(other, s).context(s, ctx),
+        other => ev.force_bool(other, s).context(None, ctx),
     }
 }
 
@@ -87,10 +87,10 @@ fn return_value(name: &str) -> String {
 fn elem_at(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[0].clone(), s)
-        .context(s, || first_arg("elemAt"))?;
+        .context(None, || first_arg("elemAt"))?;
     let i = ev
         .force_int(a[1].clone(), s)
-        .context(s, || second_arg("elemAt"))?;
+        .context(None, || second_arg("elemAt"))?;
     if i < 0 || i as u64 >= l.len() as u64 {
         return fail(
             format!(
@@ -106,13 +106,13 @@ fn elem_at(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
 fn map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("map"))?;
+        .context(None, || second_arg("map"))?;
     if l.is_empty() {
         return Ok(Value::List(l));
     }
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("map"))?;
+        .context(None, || first_arg("map"))?;
     Ok(Value::list(
         l.iter()
             .map(|x| Value::Thunk(Thunk::apply(f.clone(), x.clone())))
@@ -123,13 +123,13 @@ fn map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> 
 fn filter(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("filter"))?;
+        .context(None, || second_arg("filter"))?;
     if l.is_empty() {
         return Ok(Value::List(l));
     }
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("filter"))?;
+        .context(None, || first_arg("filter"))?;
     let mut out = Vec::new();
     for x in l.iter() {
         let keep = ev.call_forced(f.clone(), x.clone(), s)?;
@@ -149,13 +149,13 @@ fn filter(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Valu
 fn gen_list(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let n = ev
         .force_int(a[1].clone(), s)
-        .context(s, || second_arg("genList"))?;
+        .context(None, || second_arg("genList"))?;
     if n < 0 {
         return fail(format!("cannot create list of size {n}"), s);
     }
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("genList"))?;
+        .context(None, || first_arg("genList"))?;
     let mut out: Vec<Value> = Vec::new();
     if usize::try_from(n)
         .ok()
@@ -172,8 +172,8 @@ fn gen_list(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
 fn foldl(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("foldlStrict"))?;
-    let l = ev.force_list(a[2].clone(), s).context(s, || {
+        .context(None, || first_arg("foldlStrict"))?;
+    let l = ev.force_list(a[2].clone(), s).context(None, || {
         "while evaluating the third argument passed to builtins.foldlStrict".into()
     })?;
     let mut acc = a[1].clone();
@@ -193,11 +193,11 @@ fn foldl(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value
 fn concat_lists(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[0].clone(), s)
-        .context(s, || first_arg("concatLists"))?;
+        .context(None, || first_arg("concatLists"))?;
     let mut lists = Vec::with_capacity(l.len());
     let mut total = 0;
     for x in l.iter() {
-        let inner = ev.force_list(x.clone(), s).context(s, || {
+        let inner = ev.force_list(x.clone(), s).context(None, || {
             "while evaluating a value of the list passed to builtins.concatLists".to_string()
         })?;
         total += inner.len();
@@ -221,17 +221,17 @@ fn concat(lists: Vec<Rc<Vec<Value>>>, total: usize) -> EvalResult<Value> {
 fn concat_map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("concatMap"))?;
+        .context(None, || first_arg("concatMap"))?;
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("concatMap"))?;
+        .context(None, || second_arg("concatMap"))?;
     let mut lists = Vec::with_capacity(l.len());
     let mut total = 0;
     for x in l.iter() {
         let r = ev.call_forced(f.clone(), x.clone(), s)?;
         let inner = ev
             .force_list(r, s)
-            .context(s, || return_value("concatMap"))?;
+            .context(None, || return_value("concatMap"))?;
         total += inner.len();
         lists.push(inner);
     }
@@ -241,7 +241,7 @@ fn concat_map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<
 fn elem(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("elem"))?;
+        .context(None, || second_arg("elem"))?;
     for x in l.iter() {
         if ev.values_equal(a[0].clone(), x.clone(), s)? {
             return Ok(Value::Bool(true));
@@ -255,10 +255,10 @@ fn any_or_all(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>, any: bool) -> 
     let name = if any { "any" } else { "all" };
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg(name))?;
+        .context(None, || first_arg(name))?;
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg(name))?;
+        .context(None, || second_arg(name))?;
     for x in l.iter() {
         let r = ev.call_forced(f.clone(), x.clone(), s)?;
         if truth(ev, r, s, || return_value(name))? == any {
@@ -271,10 +271,10 @@ fn any_or_all(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>, any: bool) -> 
 fn partition(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("partition"))?;
+        .context(None, || first_arg("partition"))?;
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("partition"))?;
+        .context(None, || second_arg("partition"))?;
     let mut right = Vec::new();
     let mut wrong = Vec::new();
     for x in l.iter() {
@@ -297,16 +297,16 @@ fn partition(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
 fn group_by(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("groupBy"))?;
+        .context(None, || first_arg("groupBy"))?;
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("groupBy"))?;
+        .context(None, || second_arg("groupBy"))?;
     let mut groups: FxHashMap<Symbol, Vec<Value>> = FxHashMap::default();
     for x in l.iter() {
         let k = ev.call_forced(f.clone(), x.clone(), s)?;
         let k = ev
             .force_string(k, s)
-            .context(s, || return_value("groupBy"))?;
+            .context(None, || return_value("groupBy"))?;
         groups
             .entry(Symbol::intern_bytes(k.as_bytes()))
             .or_default()
@@ -322,13 +322,13 @@ fn group_by(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
 fn sort(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("sort"))?;
+        .context(None, || second_arg("sort"))?;
     if l.is_empty() {
         return Ok(Value::List(l));
     }
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("sort"))?;
+        .context(None, || first_arg("sort"))?;
     let mut items = Vec::with_capacity(l.len());
     for x in l.iter() {
         items.push(ev.force(x.clone())?);

@@ -96,7 +96,7 @@ fn is_missing(e: &std::io::Error) -> bool {
 /// exists), unless `p` was written with a trailing `/` or `/.`: then it must be a directory.
 fn path_exists(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let (p, must_be_dir) = path_arg(ev, a[0].clone(), s)
-        .context(s, || "while realising the context of a path".to_string())?;
+        .context(None, || "while realising the context of a path".to_string())?;
     if must_be_dir {
         // Asking the system about `p/.` follows symlinks and fails for non-directories.
         return Ok(Value::Bool(
@@ -113,7 +113,7 @@ fn path_exists(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult
 /// `readDir p`: `{ name = "regular" | "directory" | "symlink" | "unknown"; }` for the entries
 /// of the directory `p` (symlinks to it are followed).
 fn read_dir(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
-    let p = real_path(ev, a[0].clone(), s).context(s, || {
+    let p = real_path(ev, a[0].clone(), s).context(None, || {
         "while evaluating the first argument passed to builtins.readDir".to_string()
     })?;
     if !matches!(ev.io.path_exists(&p), Ok(true)) {
@@ -149,7 +149,7 @@ fn read_dir(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
 
 /// `readFileType p`: the type of `p` itself (a symlink is reported as such).
 fn read_file_type(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
-    let p = real_path(ev, a[0].clone(), s).context(s, || {
+    let p = real_path(ev, a[0].clone(), s).context(None, || {
         "while evaluating the first argument passed to builtins.readFileType".to_string()
     })?;
     match ev.io.file_type(&p) {
@@ -163,7 +163,7 @@ fn to_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
     let v = ev.force(a[0].clone())?;
     let st = ev
         .coerce_to_string(v, CoerceMode::PathSegment, s)
-        .context(s, || {
+        .context(None, || {
             "while evaluating the first argument passed to builtins.toPath".to_string()
         })?;
     if !st.as_bytes().starts_with(b"/") {
@@ -174,7 +174,7 @@ fn to_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
             ),
             s,
         )
-        .context(s, || {
+        .context(None, || {
             "while evaluating the first argument passed to builtins.toPath".to_string()
         });
     }
@@ -188,7 +188,7 @@ fn to_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
 /// `scopedImport attrs path`: imports `path` with the names of `attrs` in scope (they shadow
 /// the builtins). Not cached together with plain imports.
 fn scoped_import(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
-    let scope = ev.force_attrs(a[0].clone(), s).context(s, || {
+    let scope = ev.force_attrs(a[0].clone(), s).context(None, || {
         "while evaluating the first argument passed to builtins.scopedImport".to_string()
     })?;
     let p = real_path(ev, a[1].clone(), s)?;
