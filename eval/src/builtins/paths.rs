@@ -87,6 +87,15 @@ fn path_arg(ev: &mut Evaluator, v: Value, s: Option<Span>) -> EvalResult<(PathBu
     Ok((canonicalize_path(bytes), must_be_dir))
 }
 
+/// An IO error as the system describes it (`No such file or directory`), as Nix shows it.
+fn os_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
 /// Whether an IO error means "there is nothing there" (missing, or a parent is not a directory).
 fn is_missing(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(20)
@@ -106,7 +115,10 @@ fn path_exists(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult
     match ev.io.file_type(&p) {
         Ok(_) => Ok(Value::Bool(true)),
         Err(e) if is_missing(&e) => Ok(Value::Bool(false)),
-        Err(e) => fail(format!("getting status of '{}': {e}", p.display()), s),
+        Err(e) => fail(
+            format!("getting status of '{}': {}", p.display(), os_error(&e)),
+            s,
+        ),
     }
 }
 
@@ -128,14 +140,22 @@ fn read_dir(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
         Ok(_) => return fail(format!("'{}' is not a directory", resolved.display()), s),
         Err(e) => {
             return fail(
-                format!("getting status of '{}': {e}", resolved.display()),
+                format!(
+                    "getting status of '{}': {}",
+                    resolved.display(),
+                    os_error(&e)
+                ),
                 s,
             )
         }
     }
     let entries = ev.io.read_dir(&resolved).or_else(|e| {
         fail(
-            format!("opening directory '{}': {e}", resolved.display()),
+            format!(
+                "opening directory '{}': {}",
+                resolved.display(),
+                os_error(&e)
+            ),
             s,
         )
     })?;
@@ -154,7 +174,10 @@ fn read_file_type(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalRes
     })?;
     match ev.io.file_type(&p) {
         Ok(ft) => Ok(Value::string(ft.as_str())),
-        Err(e) => fail(format!("getting status of '{}': {e}", p.display()), s),
+        Err(e) => fail(
+            format!("getting status of '{}': {}", p.display(), os_error(&e)),
+            s,
+        ),
     }
 }
 
@@ -383,6 +406,10 @@ mod tests {
         f.ok(
             "map builtins.readFileType [ ./bar ./foo ./ldir ./linked ./broken ]",
             "[ \"regular\" \"directory\" \"symlink\" \"symlink\" \"symlink\" ]",
+        );
+        f.err(
+            "builtins.readFileType ./nope",
+            "getting status of 'ROOT/nope': No such file or directory",
         );
         f.err(
             "builtins.readFileType { outPath = \"not-absolute\"; }",
