@@ -42,9 +42,15 @@ pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("intersectAttrs", 2, |ev, a, s| {
         let x = ev.force_attrs(a[0].clone(), s)?;
         let y = ev.force_attrs(a[1].clone(), s)?;
-        Ok(Value::attrs(Attrs::from_sorted(
-            y.iter().filter(|e| x.contains(e.name)).cloned().collect(),
-        )))
+        // Walk the smaller set, keeping the entries of the second one.
+        let entries: Vec<AttrEntry> = if x.len() < y.len() {
+            x.iter()
+                .filter_map(|e| y.get_entry(e.name).cloned())
+                .collect()
+        } else {
+            y.iter().filter(|e| x.contains(e.name)).cloned().collect()
+        };
+        Ok(Value::attrs(Attrs::from_sorted(entries)))
     }),
 ];
 
@@ -115,15 +121,15 @@ fn map_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
 
 /// `catAttrs name sets`: the values of attribute `name` in those sets that have it.
 fn cat_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
-    let name = attr_name(ev, &a[0], s).context(s, || {
+    let name = attr_name(ev, &a[0], s).context(None, || {
         "while evaluating the first argument passed to builtins.catAttrs".to_string()
     })?;
-    let list = ev.force_list(a[1].clone(), s).context(s, || {
+    let list = ev.force_list(a[1].clone(), s).context(None, || {
         "while evaluating the second argument passed to builtins.catAttrs".to_string()
     })?;
     let mut out = Vec::new();
     for item in list.iter() {
-        let set = ev.force_attrs(item.clone(), s).context(s, || {
+        let set = ev.force_attrs(item.clone(), s).context(None, || {
             "while evaluating an element in the list passed as second argument to builtins.catAttrs"
                 .to_string()
         })?;
@@ -137,15 +143,15 @@ fn cat_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
 /// `zipAttrsWith f sets`: for every name in any of the sets, `f name [values...]` (lazily),
 /// the values in list order.
 fn zip_attrs_with(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
-    let f = ev.force_function(a[0].clone(), s).context(s, || {
+    let f = ev.force_function(a[0].clone(), s).context(None, || {
         "while evaluating the first argument passed to builtins.zipAttrsWith".to_string()
     })?;
-    let list = ev.force_list(a[1].clone(), s).context(s, || {
+    let list = ev.force_list(a[1].clone(), s).context(None, || {
         "while evaluating the second argument passed to builtins.zipAttrsWith".to_string()
     })?;
     let mut groups: FxHashMap<Symbol, Vec<Value>> = FxHashMap::default();
     for item in list.iter() {
-        let set = ev.force_attrs(item.clone(), s).context(s, || {
+        let set = ev.force_attrs(item.clone(), s).context(None, || {
             "while evaluating a value of the list passed as second argument to builtins.zipAttrsWith"
                 .to_string()
         })?;
@@ -169,10 +175,10 @@ fn zip_attrs_with(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalRes
 
 /// `unsafeGetAttrPos name set`: `{ file, line, column }` of the definition, or null.
 fn unsafe_get_attr_pos(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
-    let name = attr_name(ev, &a[0], s).context(s, || {
+    let name = attr_name(ev, &a[0], s).context(None, || {
         "while evaluating the first argument passed to builtins.unsafeGetAttrPos".to_string()
     })?;
-    let set = ev.force_attrs(a[1].clone(), s).context(s, || {
+    let set = ev.force_attrs(a[1].clone(), s).context(None, || {
         "while evaluating the second argument passed to builtins.unsafeGetAttrPos".to_string()
     })?;
     match set.get_entry(name).and_then(|e| e.pos) {
@@ -247,6 +253,14 @@ mod tests {
         ok(
             "builtins.intersectAttrs { a = 1; b = 2; } { b = 3; c = 4; }",
             "{ b = 3; }",
+        );
+        ok(
+            "builtins.intersectAttrs { b = 1; } { a = 0; b = 3; c = 4; }",
+            "{ b = 3; }",
+        );
+        ok(
+            "builtins.intersectAttrs { a = 0; b = 1; c = 2; d = 3; } { d = 4; }",
+            "{ d = 4; }",
         );
         err(
             "builtins.intersectAttrs 1 { }",

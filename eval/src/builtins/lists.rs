@@ -1,9 +1,9 @@
 //! List builtins.
 //!
-//! Laziness follows Nix: `map`, `genList` and `concatMap`'s results hold the function's
-//! applications as thunks; `filter`, `all`, `any`, `partition`, `groupBy` and `sort` call the
-//! function eagerly but (except `sort` and `partition`, which force every element first, as
-//! Nix does) pass the elements unforced.
+//! Laziness follows Nix: `map` and `genList` hold the function's applications as thunks;
+//! `filter`, `all`, `any`, `concatMap`, `partition`, `groupBy` and `sort` call the function
+//! eagerly but (except `sort` and `partition`, which force every element first, as Nix does)
+//! pass the elements unforced. `foldl'` forces the accumulator at each step, not the elements.
 
 use std::cmp::Ordering;
 use std::rc::Rc;
@@ -22,13 +22,13 @@ use crate::value::*;
 pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("length", 1, |ev, a, s| Ok(Value::Int(
         ev.force_list(a[0].clone(), s)
-            .context(s, || first_arg("length"))?
+            .context(None, || first_arg("length"))?
             .len() as i64
     ))),
     primop!("head", 1, |ev, a, s| {
         let l = ev
             .force_list(a[0].clone(), s)
-            .context(s, || first_arg("head"))?;
+            .context(None, || first_arg("head"))?;
         match l.first() {
             Some(v) => ev.force(v.clone()),
             None => fail("'builtins.head' called on an empty list", s),
@@ -37,7 +37,7 @@ pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("tail", 1, |ev, a, s| {
         let l = ev
             .force_list(a[0].clone(), s)
-            .context(s, || first_arg("tail"))?;
+            .context(None, || first_arg("tail"))?;
         if l.is_empty() {
             return fail("'builtins.tail' called on an empty list", s);
         }
@@ -58,6 +58,20 @@ pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("sort", 2, sort),
 ];
 
+/// A predicate's result as a Boolean; the common case (already a Boolean) skips the checks.
+#[inline]
+fn truth(
+    ev: &mut Evaluator,
+    v: Value,
+    s: Option<Span>,
+    ctx: impl FnOnce() -> String,
+) -> EvalResult<bool> {
+    match v {
+        Value::Bool(b) => Ok(b),
+        other => ev.force_bool(other, s).context(None, ctx),
+    }
+}
+
 fn first_arg(name: &str) -> String {
     format!("while evaluating the first argument passed to builtins.{name}")
 }
@@ -73,10 +87,10 @@ fn return_value(name: &str) -> String {
 fn elem_at(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[0].clone(), s)
-        .context(s, || first_arg("elemAt"))?;
+        .context(None, || first_arg("elemAt"))?;
     let i = ev
         .force_int(a[1].clone(), s)
-        .context(s, || second_arg("elemAt"))?;
+        .context(None, || second_arg("elemAt"))?;
     if i < 0 || i as u64 >= l.len() as u64 {
         return fail(
             format!(
@@ -92,13 +106,13 @@ fn elem_at(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
 fn map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("map"))?;
+        .context(None, || second_arg("map"))?;
     if l.is_empty() {
         return Ok(Value::List(l));
     }
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("map"))?;
+        .context(None, || first_arg("map"))?;
     Ok(Value::list(
         l.iter()
             .map(|x| Value::Thunk(Thunk::apply(f.clone(), x.clone())))
@@ -109,17 +123,17 @@ fn map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> 
 fn filter(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("filter"))?;
+        .context(None, || second_arg("filter"))?;
     if l.is_empty() {
         return Ok(Value::List(l));
     }
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("filter"))?;
+        .context(None, || first_arg("filter"))?;
     let mut out = Vec::new();
     for x in l.iter() {
         let keep = ev.call_forced(f.clone(), x.clone(), s)?;
-        if ev.force_bool(keep, s).context(s, || {
+        if truth(ev, keep, s, || {
             "while evaluating the return value of the filtering function passed to builtins.filter"
                 .to_string()
         })? {
@@ -135,32 +149,43 @@ fn filter(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Valu
 fn gen_list(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let n = ev
         .force_int(a[1].clone(), s)
-        .context(s, || second_arg("genList"))?;
+        .context(None, || second_arg("genList"))?;
     if n < 0 {
         return fail(format!("cannot create list of size {n}"), s);
     }
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("genList"))?;
-    Ok(Value::list(
-        (0..n)
-            .map(|i| Value::Thunk(Thunk::apply(f.clone(), Value::Int(i))))
-            .collect(),
-    ))
+        .context(None, || first_arg("genList"))?;
+    let mut out: Vec<Value> = Vec::new();
+    if usize::try_from(n)
+        .ok()
+        .and_then(|n| out.try_reserve_exact(n).ok())
+        .is_none()
+    {
+        return fail(format!("cannot create list of size {n}: out of memory"), s);
+    }
+    out.extend((0..n).map(|i| Value::Thunk(Thunk::apply(f.clone(), Value::Int(i)))));
+    Ok(Value::list(out))
 }
 
 /// `foldl' op nul list`: forces the accumulator at every step (not the elements).
 fn foldl(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("foldlStrict"))?;
-    let l = ev.force_list(a[2].clone(), s).context(s, || {
+        .context(None, || first_arg("foldlStrict"))?;
+    let l = ev.force_list(a[2].clone(), s).context(None, || {
         "while evaluating the third argument passed to builtins.foldlStrict".into()
     })?;
     let mut acc = a[1].clone();
+    let curried = Curried2::of(&f);
     for x in l.iter() {
-        acc = ev.call2(f.clone(), acc, x.clone(), s)?;
-        acc = ev.force(acc)?;
+        acc = match &curried {
+            Some(c) => c.call(ev, acc, x.clone())?,
+            None => {
+                let r = ev.call2(f.clone(), acc, x.clone(), s)?;
+                ev.force(r)?
+            }
+        };
     }
     ev.force(acc)
 }
@@ -168,11 +193,11 @@ fn foldl(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value
 fn concat_lists(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[0].clone(), s)
-        .context(s, || first_arg("concatLists"))?;
+        .context(None, || first_arg("concatLists"))?;
     let mut lists = Vec::with_capacity(l.len());
     let mut total = 0;
     for x in l.iter() {
-        let inner = ev.force_list(x.clone(), s).context(s, || {
+        let inner = ev.force_list(x.clone(), s).context(None, || {
             "while evaluating a value of the list passed to builtins.concatLists".to_string()
         })?;
         total += inner.len();
@@ -196,17 +221,17 @@ fn concat(lists: Vec<Rc<Vec<Value>>>, total: usize) -> EvalResult<Value> {
 fn concat_map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("concatMap"))?;
+        .context(None, || first_arg("concatMap"))?;
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("concatMap"))?;
+        .context(None, || second_arg("concatMap"))?;
     let mut lists = Vec::with_capacity(l.len());
     let mut total = 0;
     for x in l.iter() {
         let r = ev.call_forced(f.clone(), x.clone(), s)?;
         let inner = ev
             .force_list(r, s)
-            .context(s, || return_value("concatMap"))?;
+            .context(None, || return_value("concatMap"))?;
         total += inner.len();
         lists.push(inner);
     }
@@ -216,7 +241,7 @@ fn concat_map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<
 fn elem(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("elem"))?;
+        .context(None, || second_arg("elem"))?;
     for x in l.iter() {
         if ev.values_equal(a[0].clone(), x.clone(), s)? {
             return Ok(Value::Bool(true));
@@ -230,13 +255,13 @@ fn any_or_all(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>, any: bool) -> 
     let name = if any { "any" } else { "all" };
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg(name))?;
+        .context(None, || first_arg(name))?;
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg(name))?;
+        .context(None, || second_arg(name))?;
     for x in l.iter() {
         let r = ev.call_forced(f.clone(), x.clone(), s)?;
-        if ev.force_bool(r, s).context(s, || return_value(name))? == any {
+        if truth(ev, r, s, || return_value(name))? == any {
             return Ok(Value::Bool(any));
         }
     }
@@ -246,19 +271,18 @@ fn any_or_all(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>, any: bool) -> 
 fn partition(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("partition"))?;
+        .context(None, || first_arg("partition"))?;
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("partition"))?;
+        .context(None, || second_arg("partition"))?;
     let mut right = Vec::new();
     let mut wrong = Vec::new();
     for x in l.iter() {
         let x = ev.force(x.clone())?;
         let r = ev.call_forced(f.clone(), x.clone(), s)?;
-        if ev
-            .force_bool(r, s)
-            .context(s, || "while evaluating the return value of the partition function passed to builtins.partition".to_string())?
-        {
+        if truth(ev, r, s, || {
+            "while evaluating the return value of the partition function passed to builtins.partition".to_string()
+        })? {
             right.push(x);
         } else {
             wrong.push(x);
@@ -273,16 +297,16 @@ fn partition(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
 fn group_by(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("groupBy"))?;
+        .context(None, || first_arg("groupBy"))?;
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("groupBy"))?;
+        .context(None, || second_arg("groupBy"))?;
     let mut groups: FxHashMap<Symbol, Vec<Value>> = FxHashMap::default();
     for x in l.iter() {
         let k = ev.call_forced(f.clone(), x.clone(), s)?;
         let k = ev
             .force_string(k, s)
-            .context(s, || return_value("groupBy"))?;
+            .context(None, || return_value("groupBy"))?;
         groups
             .entry(Symbol::intern_bytes(k.as_bytes()))
             .or_default()
@@ -298,49 +322,64 @@ fn group_by(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
 fn sort(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[1].clone(), s)
-        .context(s, || second_arg("sort"))?;
+        .context(None, || second_arg("sort"))?;
     if l.is_empty() {
         return Ok(Value::List(l));
     }
     let f = ev
         .force_function(a[0].clone(), s)
-        .context(s, || first_arg("sort"))?;
+        .context(None, || first_arg("sort"))?;
     let mut items = Vec::with_capacity(l.len());
     for x in l.iter() {
         items.push(ev.force(x.clone())?);
     }
     // `sort lessThan` (and `sort builtins.lessThan`) compares directly.
     let direct = matches!(&f, Value::PrimOp(p) if p.op.name == "lessThan" && p.args.is_empty());
-    // A comparator written `a: b: body` is applied by binding both frames directly, without
-    // building the intermediate closure for every comparison.
-    let curried = match &f {
-        Value::Lambda(c) => match (&c.lambda.param, &*c.lambda.body) {
-            (Param::Ident(_), Expr::Lambda(inner)) if matches!(inner.param, Param::Ident(_)) => {
-                Some((c.env.clone(), inner.body.clone()))
-            }
-            _ => None,
-        },
-        _ => None,
-    };
+    let curried = Curried2::of(&f);
     let mut less = |ev: &mut Evaluator, x: &Value, y: &Value| -> EvalResult<bool> {
         if direct {
             return Ok(ev.compare(x.clone(), y.clone(), s)? == Ordering::Less);
         }
         let r = match &curried {
-            Some((env, body)) => {
-                let outer = Rc::new(Env::with_values(Some(env.clone()), [x.clone()]));
-                let inner = Rc::new(Env::with_values(Some(outer), [y.clone()]));
-                ev.eval(body, &inner)?
-            }
+            Some(c) => c.call(ev, x.clone(), y.clone())?,
             None => ev.call2(f.clone(), x.clone(), y.clone(), s)?,
         };
-        ev.force_bool(r, s).context(s, || {
+        truth(ev, r, s, || {
             "while evaluating the return value of the sorting function passed to builtins.sort"
                 .to_string()
         })
     };
     merge_sort(ev, &mut items, &mut less)?;
     Ok(Value::list(items))
+}
+
+/// A function written `a: b: body`, applied to two arguments by binding both frames directly
+/// instead of building the intermediate closure each time (`sort`, `foldl'`).
+struct Curried2 {
+    env: Rc<Env>,
+    body: crate::ir::ExprRef,
+}
+
+impl Curried2 {
+    fn of(f: &Value) -> Option<Curried2> {
+        let Value::Lambda(c) = f else { return None };
+        match (&c.lambda.param, &*c.lambda.body) {
+            (Param::Ident(_), Expr::Lambda(inner)) if matches!(inner.param, Param::Ident(_)) => {
+                Some(Curried2 {
+                    env: c.env.clone(),
+                    body: inner.body.clone(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The body's value (in weak head normal form) for `a` and `b`.
+    fn call(&self, ev: &mut Evaluator, a: Value, b: Value) -> EvalResult<Value> {
+        let outer = Rc::new(Env::with_values(Some(self.env.clone()), [a]));
+        let inner = Rc::new(Env::with_values(Some(outer), [b]));
+        ev.eval(&self.body, &inner)
+    }
 }
 
 /// Runs shorter than this are sorted by insertion.

@@ -87,6 +87,15 @@ fn path_arg(ev: &mut Evaluator, v: Value, s: Option<Span>) -> EvalResult<(PathBu
     Ok((canonicalize_path(bytes), must_be_dir))
 }
 
+/// An IO error as the system describes it (`No such file or directory`), as Nix shows it.
+fn os_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
 /// Whether an IO error means "there is nothing there" (missing, or a parent is not a directory).
 fn is_missing(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(20)
@@ -96,7 +105,7 @@ fn is_missing(e: &std::io::Error) -> bool {
 /// exists), unless `p` was written with a trailing `/` or `/.`: then it must be a directory.
 fn path_exists(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let (p, must_be_dir) = path_arg(ev, a[0].clone(), s)
-        .context(s, || "while realising the context of a path".to_string())?;
+        .context(None, || "while realising the context of a path".to_string())?;
     if must_be_dir {
         // Asking the system about `p/.` follows symlinks and fails for non-directories.
         return Ok(Value::Bool(
@@ -106,14 +115,17 @@ fn path_exists(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult
     match ev.io.file_type(&p) {
         Ok(_) => Ok(Value::Bool(true)),
         Err(e) if is_missing(&e) => Ok(Value::Bool(false)),
-        Err(e) => fail(format!("getting status of '{}': {e}", p.display()), s),
+        Err(e) => fail(
+            format!("getting status of '{}': {}", p.display(), os_error(&e)),
+            s,
+        ),
     }
 }
 
 /// `readDir p`: `{ name = "regular" | "directory" | "symlink" | "unknown"; }` for the entries
 /// of the directory `p` (symlinks to it are followed).
 fn read_dir(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
-    let p = real_path(ev, a[0].clone(), s).context(s, || {
+    let p = real_path(ev, a[0].clone(), s).context(None, || {
         "while evaluating the first argument passed to builtins.readDir".to_string()
     })?;
     if !matches!(ev.io.path_exists(&p), Ok(true)) {
@@ -128,14 +140,22 @@ fn read_dir(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
         Ok(_) => return fail(format!("'{}' is not a directory", resolved.display()), s),
         Err(e) => {
             return fail(
-                format!("getting status of '{}': {e}", resolved.display()),
+                format!(
+                    "getting status of '{}': {}",
+                    resolved.display(),
+                    os_error(&e)
+                ),
                 s,
             )
         }
     }
     let entries = ev.io.read_dir(&resolved).or_else(|e| {
         fail(
-            format!("opening directory '{}': {e}", resolved.display()),
+            format!(
+                "opening directory '{}': {}",
+                resolved.display(),
+                os_error(&e)
+            ),
             s,
         )
     })?;
@@ -149,12 +169,15 @@ fn read_dir(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
 
 /// `readFileType p`: the type of `p` itself (a symlink is reported as such).
 fn read_file_type(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
-    let p = real_path(ev, a[0].clone(), s).context(s, || {
+    let p = real_path(ev, a[0].clone(), s).context(None, || {
         "while evaluating the first argument passed to builtins.readFileType".to_string()
     })?;
     match ev.io.file_type(&p) {
         Ok(ft) => Ok(Value::string(ft.as_str())),
-        Err(e) => fail(format!("getting status of '{}': {e}", p.display()), s),
+        Err(e) => fail(
+            format!("getting status of '{}': {}", p.display(), os_error(&e)),
+            s,
+        ),
     }
 }
 
@@ -163,7 +186,7 @@ fn to_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
     let v = ev.force(a[0].clone())?;
     let st = ev
         .coerce_to_string(v, CoerceMode::PathSegment, s)
-        .context(s, || {
+        .context(None, || {
             "while evaluating the first argument passed to builtins.toPath".to_string()
         })?;
     if !st.as_bytes().starts_with(b"/") {
@@ -174,7 +197,7 @@ fn to_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
             ),
             s,
         )
-        .context(s, || {
+        .context(None, || {
             "while evaluating the first argument passed to builtins.toPath".to_string()
         });
     }
@@ -188,7 +211,7 @@ fn to_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
 /// `scopedImport attrs path`: imports `path` with the names of `attrs` in scope (they shadow
 /// the builtins). Not cached together with plain imports.
 fn scoped_import(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
-    let scope = ev.force_attrs(a[0].clone(), s).context(s, || {
+    let scope = ev.force_attrs(a[0].clone(), s).context(None, || {
         "while evaluating the first argument passed to builtins.scopedImport".to_string()
     })?;
     let p = real_path(ev, a[1].clone(), s)?;
@@ -383,6 +406,10 @@ mod tests {
         f.ok(
             "map builtins.readFileType [ ./bar ./foo ./ldir ./linked ./broken ]",
             "[ \"regular\" \"directory\" \"symlink\" \"symlink\" \"symlink\" ]",
+        );
+        f.err(
+            "builtins.readFileType ./nope",
+            "getting status of 'ROOT/nope': No such file or directory",
         );
         f.err(
             "builtins.readFileType { outPath = \"not-absolute\"; }",
