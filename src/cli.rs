@@ -89,6 +89,12 @@ struct EvalArgs {
     lint_short_path_literals: Option<String>,
     #[arg(long, hide = true)]
     lint_url_literals: Option<String>,
+    /// Set a Nix option: `abort-on-warn true` is understood; others are accepted and ignored.
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
+    option: Vec<String>,
+    /// Accepted for compatibility (`nix-instantiate --timeout`); evaluation is not timed out.
+    #[arg(long, hide = true)]
+    timeout: Option<u64>,
 }
 
 /// Runs the command line and returns the exit status.
@@ -180,6 +186,10 @@ fn eval_command(args: EvalArgs) -> i32 {
             lint_url_literals: lint_level(&args.lint_url_literals),
         },
         parse_toml_timestamps: has_feature(&args, "parse-toml-timestamps"),
+        abort_on_warn: args
+            .option
+            .chunks(2)
+            .any(|kv| kv[0] == "abort-on-warn" && kv.get(1).is_some_and(|v| v == "true")),
         ..EvalConfig::default()
     };
     let mut ev = Evaluator::new(Box::new(StdIO::new()), config);

@@ -258,3 +258,9 @@ fn deep_but_allowed_recursion_succeeds() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "100000\n");
 }
+
+#[test]
+fn has_attr_does_not_force_the_value() {
+    assert_eval("{ a = throw \"v\"; } ? a", "true");
+    assert_eval("{ a.b = throw \"v\"; } ? a.b", "true");
+}

@@ -68,6 +68,9 @@ pub struct EvalConfig {
     /// Experimental feature `parse-toml-timestamps`: `fromTOML` turns dates and times into
     /// `{ _type = "timestamp"; value = "..."; }` instead of failing.
     pub parse_toml_timestamps: bool,
+    /// `abort-on-warn`: `builtins.warn` fails after printing its warning, so the warning gets a
+    /// stack trace.
+    pub abort_on_warn: bool,
 }
 
 impl Default for EvalConfig {
@@ -78,6 +81,7 @@ impl Default for EvalConfig {
             lower: LowerOptions::default(),
             system: "x86_64-linux".to_string(),
             parse_toml_timestamps: false,
+            abort_on_warn: false,
         }
     }
 }
@@ -842,12 +846,14 @@ impl Evaluator {
         _span: Span,
     ) -> EvalResult<Value> {
         let mut v = self.eval(expr, env)?;
-        for key in path {
+        for (i, key) in path.iter().enumerate() {
             let name = self.key_name(key, env)?;
             let Value::Attrs(a) = &v else {
                 return Ok(Value::Bool(false));
             };
             match a.get(name) {
+                // The last attribute's value is not needed, only its presence.
+                Some(_) if i + 1 == path.len() => return Ok(Value::Bool(true)),
                 Some(next) => {
                     let next = next.clone();
                     v = self.force(next)?;
