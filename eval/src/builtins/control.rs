@@ -381,7 +381,6 @@ impl KeySet {
         if current != 0 && (current != tag || tag == 4) {
             if let (KeyKind::Sorted(keys), 4) = (&self.kind, tag) {
                 // Binary search with the evaluator's ordering.
-                let keys = keys.clone();
                 let (mut lo, mut hi) = (0, keys.len());
                 while lo < hi {
                     let mid = (lo + hi) / 2;
@@ -397,8 +396,9 @@ impl KeySet {
                 return Ok(true);
             }
             // Different kinds: comparing them fails; report it like Nix.
-            let (other_item, other_key) = self.first.clone().expect("non-empty set");
-            compare_keys(ev, item, &key, Some(&other_item), &other_key, span)?;
+            if let Some((other_item, other_key)) = self.first.clone() {
+                compare_keys(ev, item, &key, Some(&other_item), &other_key, span)?;
+            }
             // Not reached for distinct kinds; treat as new to stay total.
             return Ok(true);
         }

@@ -24,7 +24,11 @@ pub(super) const BUILTINS: &[PrimOp] = &[
         let p = real_path(ev, a[0].clone(), s)?;
         match ev.io.read_file(&p) {
             Ok(bytes) => Ok(Value::string(bytes)),
-            Err(e) => fail(format!("reading file '{}': {e}", p.display()), s),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => fail(
+                format!("opening file '{}': {}", p.display(), os_error(&e)),
+                s,
+            ),
+            Err(e) => fail(format!("reading from file: {}", os_error(&e)), s),
         }
     }),
     primop!("baseNameOf", 1, |ev, a, s| {
@@ -422,6 +426,24 @@ mod tests {
         f.err(
             "builtins.readFileType { __toString = \"not a function\"; }",
             "attempt to call something which is not a function but a string: \"not a function\"",
+        );
+    }
+
+    #[test]
+    fn read_file() {
+        let f = Fixture::new("readfile");
+        f.ok("builtins.readFile ./lib.nix", "\"{ x = 1; }\"");
+        f.ok(
+            "builtins.readFile ./foo/overlays/overlay.nix",
+            "\"import ../lib\"",
+        );
+        f.err(
+            "builtins.readFile ./nope",
+            "opening file 'ROOT/nope': No such file or directory",
+        );
+        f.err(
+            "builtins.readFile ./foo",
+            "reading from file: Is a directory",
         );
     }
 
