@@ -370,10 +370,12 @@ fn select_attr_path(
                     }
                 }
             }
-            _ => return Err(fail(format!(
+            _ => {
+                return Err(fail(format!(
                 "the expression selected by the selection path '{path}' should be a set but is {}",
                 v.type_of()
-            ))),
+            )))
+            }
         };
     }
     let _ = CoerceMode::ToString;

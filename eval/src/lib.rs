@@ -15,6 +15,8 @@ pub mod lower;
 pub mod source;
 pub mod suggest;
 pub mod symbol;
+#[cfg(test)]
+mod testing;
 pub mod value;
 
 pub use error::{ErrorKind, EvalError, EvalResult};

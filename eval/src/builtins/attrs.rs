@@ -112,7 +112,8 @@ fn map_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
             AttrEntry {
                 name: e.name,
                 value: Value::Thunk(Thunk::apply(partial, e.value.clone())),
-                pos: e.pos,
+                // The values are new, so the old definition sites would be wrong (as in Nix).
+                pos: None,
             }
         })
         .collect();
@@ -189,20 +190,9 @@ fn unsafe_get_attr_pos(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> Ev
 
 #[cfg(test)]
 mod tests {
-    use crate::eval::{EvalConfig, Evaluator};
-    use crate::value::print::print_value;
 
     fn eval(src: &str) -> Result<String, String> {
-        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
-        let v = ev
-            .eval_source(
-                "/test.nix".into(),
-                src.into(),
-                std::env::current_dir().unwrap(),
-            )
-            .and_then(|v| ev.force_deep(v))
-            .map_err(|e| e.kind.to_string())?;
-        Ok(print_value(&v))
+        crate::testing::eval_named_with("/test.nix", src, crate::eval::EvalConfig::default())
     }
 
     fn ok(src: &str, expected: &str) {

@@ -196,7 +196,10 @@ fn warn(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Val
     let msg = ev.force_string(a[0].clone(), span)?;
     (ev.diagnostics)(&format!("evaluation warning: {}", msg.to_str_lossy()));
     if ev.config.abort_on_warn {
-        return fail("aborting to reveal stack trace of warning, as abort-on-warn is set", span);
+        return fail(
+            "aborting to reveal stack trace of warning, as abort-on-warn is set",
+            span,
+        );
     }
     ev.force(a[1].clone())
 }
@@ -454,21 +457,8 @@ fn compare_keys(
 
 #[cfg(test)]
 mod tests {
-    use crate::eval::{EvalConfig, Evaluator};
-    use crate::value::print::print_value;
 
-    fn eval(src: &str) -> Result<String, String> {
-        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
-        let v = ev
-            .eval_source(
-                "«test»".into(),
-                src.into(),
-                std::env::current_dir().unwrap(),
-            )
-            .and_then(|v| ev.force_deep(v))
-            .map_err(|e| e.kind.to_string())?;
-        Ok(print_value(&v))
-    }
+    use crate::testing::eval;
 
     fn ok(src: &str, expected: &str) {
         assert_eq!(eval(src), Ok(expected.to_string()), "evaluating {src}");

@@ -357,23 +357,8 @@ fn convert_hash(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::EvalConfig;
 
-    fn eval(src: &str) -> Result<String, String> {
-        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
-        ev.diagnostics = Box::new(|_| {});
-        let r = ev
-            .eval_source(
-                "«test»".into(),
-                src.into(),
-                std::env::current_dir().unwrap(),
-            )
-            .and_then(|v| ev.force_deep(v));
-        match r {
-            Ok(v) => Ok(crate::value::print::print_value(&v)),
-            Err(e) => Err(e.kind.to_string()),
-        }
-    }
+    use crate::testing::eval;
 
     #[test]
     fn nix32_known_values() {

@@ -458,21 +458,8 @@ fn merge_sort<T: Clone>(
 
 #[cfg(test)]
 mod tests {
-    use crate::eval::{EvalConfig, Evaluator};
-    use crate::value::print::print_value;
 
-    fn eval(src: &str) -> Result<String, String> {
-        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
-        let v = ev
-            .eval_source(
-                "«test»".into(),
-                src.into(),
-                std::env::current_dir().unwrap(),
-            )
-            .and_then(|v| ev.force_deep(v))
-            .map_err(|e| e.kind.to_string())?;
-        Ok(print_value(&v))
-    }
+    use crate::testing::eval;
 
     fn ok(src: &str, expected: &str) {
         assert_eq!(eval(src), Ok(expected.to_string()), "evaluating {src}");

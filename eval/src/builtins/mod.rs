@@ -6,6 +6,7 @@
 //! and `__name` for every builtin).
 
 mod attrs;
+mod context;
 mod control;
 mod flakeref;
 pub mod hash;
@@ -56,6 +57,7 @@ fn all_primops() -> impl Iterator<Item = &'static PrimOp> {
     control::BUILTINS
         .iter()
         .chain(attrs::BUILTINS)
+        .chain(context::BUILTINS)
         .chain(lists::BUILTINS)
         .chain(strings::BUILTINS)
         .chain(paths::BUILTINS)

@@ -274,12 +274,13 @@ fn find_file(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
             ))));
         }
     }
-    fail(
-        format!(
+    // Nix throws this one as a catchable error: `tryEval <missing>` is false, not fatal.
+    Err(EvalError::new(
+        ErrorKind::Throw(format!(
             "file '{wanted}' was not found in the Nix search path (add it using $NIX_PATH or -I)"
-        ),
+        )),
         s,
-    )
+    ))
 }
 
 #[cfg(test)]

@@ -205,23 +205,10 @@ fn replace_strings(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalRe
 
 #[cfg(test)]
 pub(super) mod tests {
-    use crate::eval::EvalConfig;
-    use crate::Evaluator;
 
     /// Evaluates `src` deeply and prints it as `nix-instantiate --eval --strict` would, or
     /// gives the error message.
-    pub(crate) fn eval(src: &str) -> Result<String, String> {
-        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
-        let v = ev
-            .eval_source(
-                "«test»".into(),
-                src.into(),
-                std::env::current_dir().unwrap(),
-            )
-            .map_err(|e| e.kind.to_string())?;
-        let v = ev.force_deep(v).map_err(|e| e.kind.to_string())?;
-        Ok(crate::value::print::print_value(&v))
-    }
+    pub(crate) use crate::testing::eval;
 
     pub(crate) fn ok(src: &str, want: &str) {
         assert_eq!(eval(src), Ok(want.to_string()), "{src}");

@@ -156,22 +156,15 @@ fn describe_error(text: &str, e: &::toml::de::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::eval::{EvalConfig, Evaluator};
+
+    use crate::eval::EvalConfig;
 
     fn eval_with(src: &str, timestamps: bool) -> Result<String, String> {
         let config = EvalConfig {
             parse_toml_timestamps: timestamps,
             ..EvalConfig::default()
         };
-        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), config);
-        let r = ev
-            .eval_source("«test»".into(), src.into(), "/".into())
-            .and_then(|v| ev.force_deep(v));
-        match r {
-            Ok(v) => Ok(crate::value::print::print_value(&v)),
-            Err(e) => Err(e.kind.to_string()),
-        }
+        crate::testing::eval_named_with("«test»", src, config)
     }
 
     fn eval(src: &str) -> Result<String, String> {

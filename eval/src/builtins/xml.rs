@@ -275,16 +275,7 @@ mod tests {
         Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default())
     }
 
-    fn eval(src: &str) -> Result<String, String> {
-        let mut ev = new_ev();
-        let r = ev
-            .eval_source("«test»".into(), src.into(), "/".into())
-            .and_then(|v| ev.force_deep(v));
-        match r {
-            Ok(v) => Ok(crate::value::print::print_value(&v)),
-            Err(e) => Err(e.kind.to_string()),
-        }
-    }
+    use crate::testing::eval;
 
     fn xml(src: &str, locations: bool) -> Result<String, String> {
         let mut ev = new_ev();
