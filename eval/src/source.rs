@@ -19,8 +19,63 @@ pub struct Location {
 }
 
 /// A cheaply clonable handle to the process's source map.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SourceMap(Rc<RefCell<codemap::CodeMap>>);
+
+/// The span of the empty file every source map starts with; it stands for "no position" in
+/// compact fields ([`MaybeSpan`]). Real files start after it, so no real span equals it.
+fn no_span() -> Span {
+    static NO_SPAN: std::sync::OnceLock<Span> = std::sync::OnceLock::new();
+    *NO_SPAN.get_or_init(|| {
+        codemap::CodeMap::new()
+            .add_file(String::new(), String::new())
+            .span
+    })
+}
+
+/// An optional span in the size of a span (an `Option<Span>` is half as large again), for
+/// fields stored by the million such as attribute positions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MaybeSpan(Span);
+
+impl MaybeSpan {
+    /// No position.
+    pub fn none() -> MaybeSpan {
+        MaybeSpan(no_span())
+    }
+
+    /// The span, if there is one.
+    pub fn get(self) -> Option<Span> {
+        (self.0 != no_span()).then_some(self.0)
+    }
+}
+
+impl From<Option<Span>> for MaybeSpan {
+    fn from(s: Option<Span>) -> MaybeSpan {
+        s.map(MaybeSpan).unwrap_or_else(MaybeSpan::none)
+    }
+}
+
+impl From<Span> for MaybeSpan {
+    fn from(s: Span) -> MaybeSpan {
+        MaybeSpan(s)
+    }
+}
+
+impl std::fmt::Debug for MaybeSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl Default for SourceMap {
+    fn default() -> Self {
+        let mut map = codemap::CodeMap::new();
+        let none = map.add_file(String::new(), String::new());
+        debug_assert!(none.span == no_span());
+        SourceMap(Rc::new(RefCell::new(map)))
+    }
+}
 
 impl SourceMap {
     /// An empty source map.

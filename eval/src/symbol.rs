@@ -10,25 +10,26 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::FxHashMap;
 
-/// An interned name. Copying is free; equality is pointer equality.
+/// An interned name. Copying is free; equality is pointer equality. It is one pointer wide
+/// (to the interned string's box), which keeps attribute set entries small.
 #[derive(Clone, Copy)]
-pub struct Symbol(&'static str);
+pub struct Symbol(&'static Box<str>);
 
-static INTERNER: Mutex<Option<FxHashSet<&'static str>>> = Mutex::new(None);
+static INTERNER: Mutex<Option<FxHashMap<&'static str, &'static Box<str>>>> = Mutex::new(None);
 
 impl Symbol {
     /// Interns `name`, returning the unique symbol for it.
     pub fn intern(name: &str) -> Symbol {
         let mut guard = INTERNER.lock().unwrap_or_else(|e| e.into_inner());
-        let set = guard.get_or_insert_with(FxHashSet::default);
-        if let Some(s) = set.get(name) {
+        let map = guard.get_or_insert_with(FxHashMap::default);
+        if let Some(s) = map.get(name) {
             return Symbol(s);
         }
         // Names live as long as the process: values anywhere may hold them.
-        let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-        set.insert(leaked);
+        let leaked: &'static Box<str> = Box::leak(Box::new(name.to_owned().into_boxed_str()));
+        map.insert(&**leaked, leaked);
         Symbol(leaked)
     }
 
@@ -42,20 +43,20 @@ impl Symbol {
 
     /// The name's text.
     pub fn as_str(self) -> &'static str {
-        self.0
+        &**self.0
     }
 }
 
 impl PartialEq for Symbol {
     fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self.0.as_ptr(), other.0.as_ptr())
+        std::ptr::eq(self.0, other.0)
     }
 }
 impl Eq for Symbol {}
 
 impl Hash for Symbol {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        (self.0.as_ptr() as usize).hash(state)
+        (self.0 as *const Box<str> as usize).hash(state)
     }
 }
 
@@ -69,19 +70,19 @@ impl Ord for Symbol {
         if self == other {
             Ordering::Equal
         } else {
-            self.0.as_bytes().cmp(other.0.as_bytes())
+            self.as_str().as_bytes().cmp(other.as_str().as_bytes())
         }
     }
 }
 
 impl fmt::Debug for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
+        write!(f, "{:?}", self.as_str())
     }
 }
 impl fmt::Display for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        f.write_str(self.as_str())
     }
 }
 

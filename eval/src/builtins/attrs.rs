@@ -113,7 +113,7 @@ fn map_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
                 name: e.name,
                 value: Value::Thunk(Thunk::apply(partial, e.value.clone())),
                 // The values are new, so the old definition sites would be wrong (as in Nix).
-                pos: None,
+                pos: (None).into(),
             }
         })
         .collect();
@@ -167,7 +167,7 @@ fn zip_attrs_with(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalRes
             AttrEntry {
                 name,
                 value: Value::Thunk(Thunk::apply(partial, Value::list(values))),
-                pos: None,
+                pos: (None).into(),
             }
         })
         .collect();
@@ -182,7 +182,7 @@ fn unsafe_get_attr_pos(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> Ev
     let set = ev.force_attrs(a[1].clone(), s).context(None, || {
         "while evaluating the second argument passed to builtins.unsafeGetAttrPos".to_string()
     })?;
-    match set.get_entry(name).and_then(|e| e.pos) {
+    match set.get_entry(name).and_then(|e| e.pos.get()) {
         Some(span) => Ok(super::pos_value(&ev.sources.location(span))),
         None => Ok(Value::Null),
     }

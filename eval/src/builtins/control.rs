@@ -228,7 +228,7 @@ fn function_args(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalR
                     .map(|f| AttrEntry {
                         name: f.name,
                         value: Value::Bool(f.default.is_some()),
-                        pos: Some(f.span),
+                        pos: (Some(f.span)).into(),
                     })
                     .collect(),
             ))),

@@ -479,7 +479,7 @@ fn parse_flake_ref(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalRe
                     Attr::Int(n) => Value::Int(n as i64),
                     Attr::Bool(b) => Value::Bool(b),
                 },
-                pos: None,
+                pos: (None).into(),
             })
             .collect(),
     )))

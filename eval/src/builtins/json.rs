@@ -116,7 +116,7 @@ impl JsonWriter {
         let span = self.span;
         let Value::Attrs(a) = &v else { unreachable!() };
         if let Some(entry) = a.get_entry(sym::to_string()) {
-            let pos = entry.pos;
+            let pos = entry.pos.get();
             let f = entry.value.clone();
             let s = (|| {
                 let f = ev.force(f)?;
@@ -152,7 +152,7 @@ impl JsonWriter {
             return self.string(&s);
         }
         if let Some(entry) = a.get_entry(sym::out_path()) {
-            let pos = entry.pos;
+            let pos = entry.pos.get();
             return self
                 .value(ev, entry.value.clone(), depth + 1)
                 .context(pos, || "while using the `outPath` attribute".to_string());
@@ -167,7 +167,7 @@ impl JsonWriter {
             self.out.push(':');
             let name = entry.name;
             self.value(ev, entry.value.clone(), depth + 1)
-                .context(entry.pos.or(span), || {
+                .context(entry.pos.get().or(span), || {
                     format!("while evaluating attribute '{name}'")
                 })?;
         }
@@ -1065,7 +1065,7 @@ impl Parser<'_> {
                 entries.push(AttrEntry {
                     name: Symbol::intern_bytes(&key),
                     value,
-                    pos: None,
+                    pos: (None).into(),
                 });
                 let sep = self.next_token();
                 match sep.tok {

@@ -141,7 +141,7 @@ pub(crate) fn global_scope(config: &EvalConfig, io: &dyn EvalIO) -> (Globals, Rc
             .map(|(name, value)| AttrEntry {
                 name,
                 value,
-                pos: None,
+                pos: (None).into(),
             })
             .collect(),
     ));
@@ -159,7 +159,7 @@ fn entry(name: Symbol, value: Value) -> AttrEntry {
     AttrEntry {
         name,
         value,
-        pos: None,
+        pos: (None).into(),
     }
 }
 

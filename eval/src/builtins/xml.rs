@@ -249,7 +249,7 @@ impl XmlWriter {
     fn attr_entries(&mut self, ev: &mut Evaluator, a: &Attrs, depth: usize) -> EvalResult<()> {
         for entry in a.iter() {
             let mut attrs: XmlAttrs = vec![("name", entry.name.as_str().as_bytes().to_vec())];
-            self.position(ev, entry.pos, &mut attrs);
+            self.position(ev, entry.pos.get(), &mut attrs);
             self.open(depth, "attr", attrs);
             self.value(ev, entry.value.clone(), depth + 1)?;
             self.close(depth, "attr");

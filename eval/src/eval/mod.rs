@@ -435,9 +435,10 @@ impl Evaluator {
                 }
                 self.nested(None, |ev| {
                     for entry in a.iter() {
-                        let inner = ev.force(entry.value.clone()).context(entry.pos, || {
-                            format!("while evaluating the attribute '{}'", entry.name)
-                        })?;
+                        let inner =
+                            ev.force(entry.value.clone()).context(entry.pos.get(), || {
+                                format!("while evaluating the attribute '{}'", entry.name)
+                            })?;
                         ev.force_deep_inner(&inner, seen)?;
                     }
                     Ok(())
@@ -732,7 +733,7 @@ impl Evaluator {
             .map(|s| AttrEntry {
                 name: s.name,
                 value: self.delay(&s.value, env),
-                pos: Some(s.span),
+                pos: (Some(s.span)).into(),
             })
             .collect();
         if a.dynamics.is_empty() {
@@ -746,6 +747,7 @@ impl Evaluator {
             if let Some(prev) = attrs.get_entry(name) {
                 let at = prev
                     .pos
+                    .get()
                     .map(|p| self.location_string(p))
                     .unwrap_or_default();
                 return Err(EvalError::new(
@@ -758,7 +760,7 @@ impl Evaluator {
             attrs.insert(AttrEntry {
                 name,
                 value: self.delay(&d.value, env),
-                pos: Some(d.span),
+                pos: (Some(d.span)).into(),
             });
         }
         Ok(Value::attrs(attrs))
@@ -809,9 +811,9 @@ impl Evaluator {
             };
             match next {
                 Some((value, pos)) => {
-                    v = self
-                        .force(value)
-                        .context(pos, || format!("while evaluating the attribute '{name}'"))?;
+                    v = self.force(value).context(pos.get(), || {
+                        format!("while evaluating the attribute '{name}'")
+                    })?;
                 }
                 None => {
                     if let Some(d) = default {

@@ -3,18 +3,18 @@
 //! linear merge.
 
 use super::Value;
-use crate::source::Span;
+use crate::source::MaybeSpan;
 use crate::symbol::Symbol;
 
 /// One attribute: its name, value and where it was defined (for `unsafeGetAttrPos`).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AttrEntry {
     /// The name.
     pub name: Symbol,
     /// The value (possibly a thunk).
     pub value: Value,
     /// The definition site, when the attribute came from source.
-    pub pos: Option<Span>,
+    pub pos: MaybeSpan,
 }
 
 /// An immutable attribute set.
@@ -137,5 +137,16 @@ impl Attrs {
             Ok(i) => self.entries[i] = entry,
             Err(i) => self.entries.insert(i, entry),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_four_words() {
+        // Large sets are kept in many versions at once (`//` in a fold): size matters.
+        assert_eq!(std::mem::size_of::<AttrEntry>(), 32);
     }
 }
