@@ -262,7 +262,8 @@ impl Derivation {
         }
         let mut inputs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (path, outs) in &self.input_derivations {
-            let h = lookup(path).ok_or_else(|| DerivationError::UnknownInputDerivation(path.clone()))?;
+            let h = lookup(path)
+                .ok_or_else(|| DerivationError::UnknownInputDerivation(path.clone()))?;
             inputs
                 .entry(h.to_base16())
                 .or_default()
@@ -292,12 +293,13 @@ impl Derivation {
         }
         if self.is_fixed_output() {
             if let Some(o) = self.outputs.get_mut("out") {
-                let (method, hash) = o.fixed_hash().unwrap_or_else(|| {
-                    Err(HashError::MissingAlgo(String::new()))
-                }).map_err(|source| DerivationError::InvalidOutputHash {
-                    output: "out".into(),
-                    source,
-                })?;
+                let (method, hash) = o
+                    .fixed_hash()
+                    .unwrap_or_else(|| Err(HashError::MissingAlgo(String::new())))
+                    .map_err(|source| DerivationError::InvalidOutputHash {
+                        output: "out".into(),
+                        source,
+                    })?;
                 let p = store_dir.make_fixed_output_path(name, method, &hash, [], false)?;
                 o.path = store_dir.display(&p);
                 self.env.insert("out".into(), o.path.clone());
@@ -321,7 +323,11 @@ impl Derivation {
     /// path `<name>.drv` of the ATerm, referring to the input sources and input derivations.
     pub fn drv_path(&self, store_dir: &StoreDir, name: &str) -> Result<StorePath, DerivationError> {
         let mut refs = Vec::with_capacity(self.input_sources.len() + self.input_derivations.len());
-        for p in self.input_sources.iter().chain(self.input_derivations.keys()) {
+        for p in self
+            .input_sources
+            .iter()
+            .chain(self.input_derivations.keys())
+        {
             refs.push(store_dir.parse_path(p)?);
         }
         Ok(store_dir.make_text_path(&format!("{name}.drv"), &self.to_aterm_bytes(), &refs)?)
@@ -542,7 +548,11 @@ mod tests {
             ..Default::default()
         };
         fresh.outputs.insert("out".into(), Output::default());
-        for (k, v) in [("builder", "/bin/sh"), ("name", "x"), ("system", "x86_64-linux")] {
+        for (k, v) in [
+            ("builder", "/bin/sh"),
+            ("name", "x"),
+            ("system", "x86_64-linux"),
+        ] {
             fresh.env.insert(k.into(), v.into());
         }
         fresh.calculate_output_paths(&sd, "x", |_| None).unwrap();
@@ -571,7 +581,10 @@ mod tests {
             "Derive([],[],[],\"s\",\"b\",[\"x\"],[(\"a\",\"1\"),(\"a\",\"2\")])",
             "Derive([],[],[],\"s\",\"b\",[\"\\",
         ] {
-            assert!(Derivation::from_aterm_bytes(bad.as_bytes()).is_err(), "{bad}");
+            assert!(
+                Derivation::from_aterm_bytes(bad.as_bytes()).is_err(),
+                "{bad}"
+            );
         }
         assert!(Derivation::from_aterm_bytes(b"Derive([],[],[],\"\xff\",\"b\",[],[])").is_err());
     }

@@ -389,9 +389,18 @@ mod tests {
     fn hashes_match_nix() {
         let h = NixHash::sha256(b"hi\n");
         assert_eq!(h.to_base16(), HI_SHA256_HEX);
-        assert_eq!(h.to_nix32(), "1r3v22qkypccqifzbww5lrn6hf1chi23m6zzkyvb8bvg457nxslq");
-        assert_eq!(NixHash::hash_bytes(HashAlgo::Sha1, b"hi\n").to_nix32(), HI_SHA1_NIX32);
-        assert_eq!(NixHash::hash_bytes(HashAlgo::Md5, b"hi\n").to_nix32(), HI_MD5_NIX32);
+        assert_eq!(
+            h.to_nix32(),
+            "1r3v22qkypccqifzbww5lrn6hf1chi23m6zzkyvb8bvg457nxslq"
+        );
+        assert_eq!(
+            NixHash::hash_bytes(HashAlgo::Sha1, b"hi\n").to_nix32(),
+            HI_SHA1_NIX32
+        );
+        assert_eq!(
+            NixHash::hash_bytes(HashAlgo::Md5, b"hi\n").to_nix32(),
+            HI_MD5_NIX32
+        );
         assert_eq!(
             NixHash::hash_bytes(HashAlgo::Sha512, b"hi\n").to_nix32(),
             HI_SHA512_NIX32
@@ -408,7 +417,11 @@ mod tests {
             h.to_sri(),
         ] {
             assert_eq!(NixHash::parse(&s, None).unwrap(), h, "{s}");
-            assert_eq!(NixHash::parse(&s, Some(HashAlgo::Sha256)).unwrap(), h, "{s}");
+            assert_eq!(
+                NixHash::parse(&s, Some(HashAlgo::Sha256)).unwrap(),
+                h,
+                "{s}"
+            );
         }
         for s in [h.to_base16(), h.to_nix32(), h.to_base64()] {
             assert_eq!(NixHash::parse(&s, Some(HashAlgo::Sha256)).unwrap(), h);
@@ -420,7 +433,11 @@ mod tests {
         assert_eq!(NixHash::parse_sri(&h.to_sri()).unwrap(), h);
         for algo in [HashAlgo::Md5, HashAlgo::Sha1, HashAlgo::Sha512] {
             let h = NixHash::hash_bytes(algo, b"x");
-            for enc in [HashEncoding::Base16, HashEncoding::Nix32, HashEncoding::Base64] {
+            for enc in [
+                HashEncoding::Base16,
+                HashEncoding::Nix32,
+                HashEncoding::Base64,
+            ] {
                 assert_eq!(NixHash::parse(&h.to_prefixed(enc), None).unwrap(), h);
             }
         }

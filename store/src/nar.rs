@@ -215,7 +215,12 @@ impl<W: Write> NarVisitor for NarEncoder<W> {
         size: u64,
         contents: &mut dyn Read,
     ) -> io::Result<()> {
-        let copied = self.file(path.last().map(|n| n.as_slice()), executable, size, contents)?;
+        let copied = self.file(
+            path.last().map(|n| n.as_slice()),
+            executable,
+            size,
+            contents,
+        )?;
         if copied != size {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
@@ -315,7 +320,10 @@ impl Write for NarHasher {
 /// The sha256 NAR hash and NAR size of the file system object at `path`
 /// (what `nix-hash --type sha256 PATH` prints, and what `nix-store --add` uses).
 pub fn nar_hash_of_path(path: &Path) -> Result<(NixHash, u64), NarError> {
-    let hasher = dump_path(path, io::BufWriter::with_capacity(64 * 1024, NarHasher::new()))?;
+    let hasher = dump_path(
+        path,
+        io::BufWriter::with_capacity(64 * 1024, NarHasher::new()),
+    )?;
     let hasher = hasher
         .into_inner()
         .map_err(|e| NarError::Io(e.into_error()))?;
@@ -361,7 +369,9 @@ impl<R: Read> Read for ContentsReader<'_, R> {
         if self.remaining == 0 || buf.is_empty() {
             return Ok(0);
         }
-        let max = buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
+        let max = buf
+            .len()
+            .min(self.remaining.min(usize::MAX as u64) as usize);
         let n = self.r.read(&mut buf[..max])?;
         if n == 0 {
             self.truncated = true;
@@ -665,7 +675,15 @@ mod tests {
         assert_eq!(bytes.len() as u64, size);
         assert_eq!(
             bytes,
-            nar(&[b"nix-archive-1", b"(", b"type", b"regular", b"contents", b"hi\n", b")"])
+            nar(&[
+                b"nix-archive-1",
+                b"(",
+                b"type",
+                b"regular",
+                b"contents",
+                b"hi\n",
+                b")"
+            ])
         );
         assert_eq!(roundtrip(&bytes).unwrap(), bytes);
     }
@@ -710,10 +728,21 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        let good = nar(&[b"nix-archive-1", b"(", b"type", b"regular", b"contents", b"hi\n", b")"]);
+        let good = nar(&[
+            b"nix-archive-1",
+            b"(",
+            b"type",
+            b"regular",
+            b"contents",
+            b"hi\n",
+            b")",
+        ]);
         for cut in 0..good.len() {
             assert!(
-                matches!(roundtrip(&good[..cut]), Err(NarError::Truncated | NarError::BadMagic)),
+                matches!(
+                    roundtrip(&good[..cut]),
+                    Err(NarError::Truncated | NarError::BadMagic)
+                ),
                 "cut at {cut}"
             );
         }
@@ -733,7 +762,13 @@ mod tests {
         ));
         assert!(matches!(
             roundtrip(&nar(&[
-                b"nix-archive-1", b"(", b"type", b"regular", b"executable", b"x", b"contents"
+                b"nix-archive-1",
+                b"(",
+                b"type",
+                b"regular",
+                b"executable",
+                b"x",
+                b"contents"
             ])),
             Err(NarError::UnexpectedToken { .. })
         ));

@@ -127,10 +127,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert_eq!(
-            decode("0e"),
-            Err(Nixbase32Error::InvalidCharacter('e'))
-        );
+        assert_eq!(decode("0e"), Err(Nixbase32Error::InvalidCharacter('e')));
         assert_eq!(decode("0"), Err(Nixbase32Error::InvalidLength(1)));
         // 'z' = 31 in the top position of a one-byte encoding sets bit 8+.
         assert_eq!(decode("zz"), Err(Nixbase32Error::NonZeroPadding));

@@ -399,7 +399,9 @@ mod tests {
     fn parse_errors() {
         let d = StoreDir::default();
         let hash = "miacmq2d49l5qm1xgkpr982m3rd9ax08";
-        let e = d.parse_path(&format!("/nix/store/{hash}-~jiggle~")).unwrap_err();
+        let e = d
+            .parse_path(&format!("/nix/store/{hash}-~jiggle~"))
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "name '~jiggle~' contains illegal character '~'"

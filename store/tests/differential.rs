@@ -72,7 +72,18 @@ fn make_tree(root: &Path) {
     for n in 0..=17 {
         fs::write(root.join(format!("pad{n:02}")), vec![b'a' + n as u8; n]).unwrap();
     }
-    for name in ["ünïcödé", "日本語", "B", "a", "a.b", "a-b", "a_b", "Z", "with space", "ab"] {
+    for name in [
+        "ünïcödé",
+        "日本語",
+        "B",
+        "a",
+        "a.b",
+        "a-b",
+        "a_b",
+        "Z",
+        "with space",
+        "ab",
+    ] {
         fs::write(root.join(name), name.as_bytes()).unwrap();
     }
     let mut deep = root.join("deep");
@@ -108,7 +119,10 @@ fn nar_dump_matches_nix_store_dump() {
         let ps = p.to_str().unwrap();
         let reference = run_nix("nix-store", &["--dump", ps], false);
         let ours = nar::dump_path(p, Vec::new()).unwrap();
-        assert!(ours == reference, "NAR of {ps} differs from nix-store --dump");
+        assert!(
+            ours == reference,
+            "NAR of {ps} differs from nix-store --dump"
+        );
 
         // Parsing Nix's NAR and re-encoding it is the identity.
         let mut enc = NarEncoder::new(Vec::new());
@@ -145,7 +159,12 @@ fn flat_hashes_match_nix_hash() {
     let p = dir.path().join("tree/big.bin");
     let ps = p.to_str().unwrap();
     let data = fs::read(&p).unwrap();
-    for algo in [HashAlgo::Md5, HashAlgo::Sha1, HashAlgo::Sha256, HashAlgo::Sha512] {
+    for algo in [
+        HashAlgo::Md5,
+        HashAlgo::Sha1,
+        HashAlgo::Sha256,
+        HashAlgo::Sha512,
+    ] {
         let mut h = Hasher::new(algo);
         h.update(&data);
         let h = h.finish();
@@ -367,7 +386,10 @@ fn derivations_match_nix_instantiate() {
 #[test]
 fn store_path_name_errors_are_clear() {
     let err = StorePath::from_base_name("miacmq2d49l5qm1xgkpr982m3rd9ax08-~jiggle~").unwrap_err();
-    assert_eq!(err.to_string(), "name '~jiggle~' contains illegal character '~'");
+    assert_eq!(
+        err.to_string(),
+        "name '~jiggle~' contains illegal character '~'"
+    );
     // Nix rejects the same name.
     let out = Command::new("nix-instantiate")
         .args(["--eval", "-E", r#"builtins.toFile "~jiggle~" "x""#])
