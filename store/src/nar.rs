@@ -49,6 +49,14 @@ pub enum NarError {
     /// The path is neither a regular file, a symlink nor a directory.
     #[error("file '{0}' has an unsupported type")]
     UnsupportedFileType(PathBuf),
+    /// The filter of [`dump_path_filtered`] failed.
+    #[error("filtering '{path}' failed: {source}")]
+    Filter {
+        /// The path being filtered.
+        path: PathBuf,
+        /// The filter's error.
+        source: io::Error,
+    },
     /// A file changed size while it was being serialised.
     #[error("file '{0}' changed while it was being archived")]
     FileChanged(PathBuf),
@@ -231,8 +239,24 @@ impl<W: Write> NarVisitor for NarEncoder<W> {
 /// Writes the NAR serialisation of the file system object at `path` to `w`, streaming file
 /// contents. Symlinks are not followed; a file is executable if its owner-execute bit is set.
 pub fn dump_path<W: Write>(path: &Path, w: W) -> Result<W, NarError> {
+    dump_path_filtered(path, w, |_, _| Ok(true))
+}
+
+/// Like [`dump_path`], but leaves out every object below `path` for which `filter` (given
+/// its path and `lstat` metadata) returns `false`, as `builtins.filterSource` and
+/// `builtins.path { filter = ...; }` do. The root itself is never filtered. An error from
+/// the filter aborts the dump with [`NarError::Filter`].
+pub fn dump_path_filtered<W, F>(path: &Path, w: W, mut filter: F) -> Result<W, NarError>
+where
+    W: Write,
+    F: FnMut(&Path, &fs::Metadata) -> io::Result<bool>,
+{
     let mut enc = NarEncoder::new(w);
-    dump_node(&mut enc, path, None)?;
+    let meta = fs::symlink_metadata(path).map_err(|source| NarError::Path {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    dump_node(&mut enc, path, meta, None, &mut filter)?;
     enc.w.flush()?;
     Ok(enc.into_inner())
 }
@@ -240,13 +264,14 @@ pub fn dump_path<W: Write>(path: &Path, w: W) -> Result<W, NarError> {
 fn dump_node<W: Write>(
     enc: &mut NarEncoder<W>,
     path: &Path,
+    meta: fs::Metadata,
     name: Option<&[u8]>,
+    filter: &mut dyn FnMut(&Path, &fs::Metadata) -> io::Result<bool>,
 ) -> Result<(), NarError> {
     let path_err = |source| NarError::Path {
         path: path.to_path_buf(),
         source,
     };
-    let meta = fs::symlink_metadata(path).map_err(path_err)?;
     let ft = meta.file_type();
     if ft.is_symlink() {
         let target = fs::read_link(path).map_err(path_err)?;
@@ -269,7 +294,17 @@ fn dump_node<W: Write>(
         enc.dir_start(name)?;
         for n in &names {
             let child = path.join(std::ffi::OsStr::from_bytes(n));
-            dump_node(enc, &child, Some(n))?;
+            let child_meta = fs::symlink_metadata(&child).map_err(|source| NarError::Path {
+                path: child.clone(),
+                source,
+            })?;
+            let keep = filter(&child, &child_meta).map_err(|source| NarError::Filter {
+                path: child.clone(),
+                source,
+            })?;
+            if keep {
+                dump_node(enc, &child, child_meta, Some(n), filter)?;
+            }
         }
         enc.end_node(name.is_some())?;
     } else {
@@ -320,10 +355,17 @@ impl Write for NarHasher {
 /// The sha256 NAR hash and NAR size of the file system object at `path`
 /// (what `nix-hash --type sha256 PATH` prints, and what `nix-store --add` uses).
 pub fn nar_hash_of_path(path: &Path) -> Result<(NixHash, u64), NarError> {
-    let hasher = dump_path(
-        path,
-        io::BufWriter::with_capacity(64 * 1024, NarHasher::new()),
-    )?;
+    nar_hash_of_path_filtered(path, |_, _| Ok(true))
+}
+
+/// The sha256 NAR hash and size of `path` with `filter` applied as in
+/// [`dump_path_filtered`].
+pub fn nar_hash_of_path_filtered<F>(path: &Path, filter: F) -> Result<(NixHash, u64), NarError>
+where
+    F: FnMut(&Path, &fs::Metadata) -> io::Result<bool>,
+{
+    let sink = io::BufWriter::with_capacity(64 * 1024, NarHasher::new());
+    let hasher = dump_path_filtered(path, sink, filter)?;
     let hasher = hasher
         .into_inner()
         .map_err(|e| NarError::Io(e.into_error()))?;

@@ -398,3 +398,22 @@ fn store_path_name_errors_are_clear() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("illegal character '~'"));
 }
+
+#[test]
+fn filtered_source_paths_match_filter_source() {
+    let (dir, _paths) = fixtures();
+    let tree = dir.path().join("tree");
+    let expr = format!(
+        r#"builtins.filterSource (p: t: !(builtins.elem (baseNameOf p) [ "deep" "big.bin" ]) && t != "symlink") {}"#,
+        tree.display()
+    );
+    let reference = run_nix_str("nix-instantiate", &["--eval", "-E", &expr], true);
+    let (h, _) = nar::nar_hash_of_path_filtered(&tree, |p, meta| {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        Ok(!["deep", "big.bin"].contains(&name) && !meta.file_type().is_symlink())
+    })
+    .unwrap();
+    let sd = StoreDir::default();
+    let ours = sd.make_source_path("tree", &h, [], false).unwrap();
+    assert_eq!(format!("\"{}\"", sd.display(&ours)), reference);
+}
