@@ -334,6 +334,15 @@ impl Derivation {
     }
 }
 
+/// The placeholder string `builtins.placeholder output_name` returns: `/` followed by the
+/// nix32 sha256 of `nix-output:<output_name>`.
+pub fn placeholder(output_name: &str) -> String {
+    format!(
+        "/{}",
+        NixHash::sha256(format!("nix-output:{output_name}").as_bytes()).to_nix32()
+    )
+}
+
 struct AtermParser<'a> {
     s: &'a [u8],
     pos: usize,

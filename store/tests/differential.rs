@@ -417,3 +417,18 @@ fn filtered_source_paths_match_filter_source() {
     let ours = sd.make_source_path("tree", &h, [], false).unwrap();
     assert_eq!(format!("\"{}\"", sd.display(&ours)), reference);
 }
+
+#[test]
+fn placeholders_match_builtins_placeholder() {
+    for out in ["out", "dev", "lib"] {
+        let reference = run_nix_str(
+            "nix-instantiate",
+            &["--eval", "-E", &format!(r#"builtins.placeholder "{out}""#)],
+            false,
+        );
+        assert_eq!(
+            format!("\"{}\"", tvix_store::derivation::placeholder(out)),
+            reference
+        );
+    }
+}
