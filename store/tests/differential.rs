@@ -432,3 +432,113 @@ fn placeholders_match_builtins_placeholder() {
         );
     }
 }
+
+/// Evaluates `expr` with another store directory, in read-only mode (nothing is written).
+fn eval_in_store_dir(store_dir: &str, expr: &str) -> String {
+    let mut cmd = Command::new("nix-instantiate");
+    cmd.args(["--eval", "--readonly-mode", "-E", expr])
+        .env("NIX_STORE_DIR", store_dir)
+        .env("NIX_REMOTE", "dummy://");
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run reference tool 'nix-instantiate' (install Nix, nix-bin): {e}")
+    });
+    assert!(
+        out.status.success(),
+        "nix-instantiate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8(out.stdout).unwrap();
+    s.trim().trim_matches('"').to_string()
+}
+
+#[test]
+fn custom_store_dir_matches_nix() {
+    let sd = StoreDir::new("/gnu/store").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("srcfile");
+    fs::write(&src, b"src\n").unwrap();
+
+    let text = eval_in_store_dir(sd.as_str(), r#"builtins.toFile "foo" "bar""#);
+    assert_eq!(
+        text,
+        sd.display(&sd.make_text_path("foo", b"bar", []).unwrap())
+    );
+
+    let source = eval_in_store_dir(
+        sd.as_str(),
+        &format!(
+            r#"builtins.path {{ path = {}; name = "s"; }}"#,
+            src.display()
+        ),
+    );
+    let (h, _) = nar::nar_hash_of_path(&src).unwrap();
+    assert_eq!(
+        source,
+        sd.display(&sd.make_source_path("s", &h, [], false).unwrap())
+    );
+
+    // A multi-output derivation built by hand, as an evaluator would.
+    let drv_expr = r#"derivation { name = "x"; system = "x86_64-linux"; builder = "/bin/sh";
+                                   outputs = [ "out" "doc" ]; args = [ "a\tb" ]; }"#;
+    let mut drv = Derivation {
+        system: "x86_64-linux".into(),
+        builder: "/bin/sh".into(),
+        args: vec!["a\tb".into()],
+        ..Default::default()
+    };
+    for o in ["out", "doc"] {
+        drv.outputs.insert(o.into(), Default::default());
+    }
+    for (k, v) in [
+        ("builder", "/bin/sh"),
+        ("name", "x"),
+        ("system", "x86_64-linux"),
+        ("outputs", "out doc"),
+    ] {
+        drv.env.insert(k.into(), v.into());
+    }
+    drv.calculate_output_paths(&sd, "x", |_| None).unwrap();
+    let drv_path = sd.display(&drv.drv_path(&sd, "x").unwrap());
+    assert_eq!(
+        eval_in_store_dir(sd.as_str(), &format!("({drv_expr}).drvPath")),
+        drv_path
+    );
+    assert_eq!(
+        eval_in_store_dir(sd.as_str(), &format!("({drv_expr}).doc.outPath")),
+        drv.outputs["doc"].path
+    );
+
+    // A fixed-output derivation.
+    let fod_expr = r#"derivation { name = "f"; system = "x86_64-linux"; builder = "/bin/sh";
+                                   outputHash = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="; }"#;
+    let mut fod = Derivation {
+        system: "x86_64-linux".into(),
+        builder: "/bin/sh".into(),
+        ..Default::default()
+    };
+    let hash = NixHash::parse("sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", None).unwrap();
+    fod.outputs.insert(
+        "out".into(),
+        tvix_store::Output::fixed(tvix_store::FileIngestionMethod::Flat, &hash),
+    );
+    for (k, v) in [
+        ("builder", "/bin/sh"),
+        ("name", "f"),
+        ("system", "x86_64-linux"),
+        (
+            "outputHash",
+            "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+        ),
+    ] {
+        fod.env.insert(k.into(), v.into());
+    }
+    fod.calculate_output_paths(&sd, "f", |_| None).unwrap();
+    assert_eq!(
+        eval_in_store_dir(sd.as_str(), &format!("({fod_expr}).outPath")),
+        fod.outputs["out"].path
+    );
+    assert_eq!(
+        eval_in_store_dir(sd.as_str(), &format!("({fod_expr}).drvPath")),
+        sd.display(&fod.drv_path(&sd, "f").unwrap())
+    );
+}
