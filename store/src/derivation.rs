@@ -243,6 +243,11 @@ impl Derivation {
     /// For a fixed-output derivation: sha256 of `fixed:out:<hashAlgo>:<hash>:<out path>`.
     /// Otherwise: sha256 of the ATerm in which each input derivation path is replaced by the
     /// base16 of its own modulo hash, which `lookup` supplies (given the `.drv` path).
+    /// Input derivations with equal modulo hashes (e.g. fixed-output derivations with the
+    /// same output) are merged, as in Nix.
+    ///
+    /// Call it on a complete derivation (output paths filled in); the result is what
+    /// `lookup` must return for this derivation's `.drv` path when it is used as an input.
     pub fn hash_derivation_modulo<F>(&self, lookup: F) -> Result<NixHash, DerivationError>
     where
         F: FnMut(&str) -> Option<NixHash>,
@@ -291,18 +296,21 @@ impl Derivation {
         if self.outputs.is_empty() {
             return Err(DerivationError::NoOutputs);
         }
-        if self.is_fixed_output() {
+        let fixed = self
+            .outputs
+            .get("out")
+            .filter(|_| self.is_fixed_output())
+            .and_then(Output::fixed_hash);
+        if let Some(fixed) = fixed {
+            let (method, hash) = fixed.map_err(|source| DerivationError::InvalidOutputHash {
+                output: "out".into(),
+                source,
+            })?;
+            let p = store_dir.make_fixed_output_path(name, method, &hash, [], false)?;
+            let path = store_dir.display(&p);
+            self.env.insert("out".into(), path.clone());
             if let Some(o) = self.outputs.get_mut("out") {
-                let (method, hash) = o
-                    .fixed_hash()
-                    .unwrap_or_else(|| Err(HashError::MissingAlgo(String::new())))
-                    .map_err(|source| DerivationError::InvalidOutputHash {
-                        output: "out".into(),
-                        source,
-                    })?;
-                let p = store_dir.make_fixed_output_path(name, method, &hash, [], false)?;
-                o.path = store_dir.display(&p);
-                self.env.insert("out".into(), o.path.clone());
+                o.path = path;
             }
             return Ok(());
         }
