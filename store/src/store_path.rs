@@ -75,7 +75,12 @@ pub enum StorePathError {
     FixedOutputWithReferences(String),
 }
 
-/// Checks a store path name against Nix's rules.
+/// Checks a store path name against Nix's rules: non-empty, at most 211 bytes, only
+/// `[A-Za-z0-9+\-._?=]`, and not starting with `.`.
+///
+/// The leading-dot rule is that of Nix 2.19 and later (and of Nix before 2.4); Nix 2.4 to
+/// 2.18, including the 2.8 used as the reference in the tests, accept such names
+/// (`builtins.toFile ".foo" ""` succeeds there).
 pub fn validate_name(name: &str) -> Result<(), StorePathError> {
     if name.is_empty() {
         return Err(StorePathError::EmptyName);
