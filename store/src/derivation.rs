@@ -1,0 +1,621 @@
+//! Derivations: the [`Derivation`] struct, its ATerm serialisation (the `.drv` file format)
+//! in both directions, `hashDerivationModulo`, and the computation of output paths and of
+//! the `.drv` store path, all byte-compatible with Nix.
+//!
+//! Paths are kept as strings (absolute store paths) so that ATerm round-trips are exact;
+//! the path computations parse and validate them. Strings must be UTF-8.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use thiserror::Error;
+
+use crate::hash::{HashAlgo, HashError, NixHash};
+use crate::store_path::{FileIngestionMethod, StoreDir, StorePath, StorePathError};
+
+/// Errors from parsing derivations or computing their paths.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DerivationError {
+    /// The ATerm text is malformed.
+    #[error("error parsing derivation at byte {pos}: {msg}")]
+    Parse {
+        /// Byte offset of the error.
+        pos: usize,
+        /// What was wrong.
+        msg: String,
+    },
+    /// A map (outputs, input derivations, environment) has the same key twice.
+    #[error("derivation has duplicate {what} '{key}'")]
+    DuplicateKey {
+        /// Which map.
+        what: &'static str,
+        /// The key.
+        key: String,
+    },
+    /// The derivation has no outputs.
+    #[error("derivation has no outputs")]
+    NoOutputs,
+    /// The lookup function did not know an input derivation.
+    #[error("no derivation hash known for input derivation '{0}'")]
+    UnknownInputDerivation(String),
+    /// A fixed output's `hashAlgo`/`hash` fields are invalid.
+    #[error("output '{output}' has an invalid fixed-output hash: {source}")]
+    InvalidOutputHash {
+        /// The output name.
+        output: String,
+        /// The hash error.
+        source: HashError,
+    },
+    /// A path in the derivation, or its name, is not a valid store path.
+    #[error(transparent)]
+    StorePath(#[from] StorePathError),
+}
+
+/// One output of a derivation: `(name, path, hashAlgo, hash)` in the ATerm.
+///
+/// For input-addressed outputs `hash_algo` and `hash` are empty. For fixed outputs
+/// `hash_algo` is `<r:>algo` (`r:` for recursive/NAR hashing) and `hash` is base16.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Output {
+    /// The absolute output path (empty while it is being computed).
+    pub path: String,
+    /// `""`, or the algorithm of a fixed output, prefixed with `r:` if recursive.
+    pub hash_algo: String,
+    /// `""`, or the base16 digest of a fixed output.
+    pub hash: String,
+}
+
+impl Output {
+    /// A fixed output with the given method and hash; the path is filled in by
+    /// [`Derivation::calculate_output_paths`].
+    pub fn fixed(method: FileIngestionMethod, hash: &NixHash) -> Self {
+        let prefix = match method {
+            FileIngestionMethod::Flat => "",
+            FileIngestionMethod::Recursive => "r:",
+        };
+        Output {
+            path: String::new(),
+            hash_algo: format!("{prefix}{}", hash.algo()),
+            hash: hash.to_base16(),
+        }
+    }
+
+    /// Whether this is a fixed output (it has a hash).
+    pub fn is_fixed(&self) -> bool {
+        !self.hash.is_empty()
+    }
+
+    /// The ingestion method and hash of a fixed output (`None` if not fixed).
+    pub fn fixed_hash(&self) -> Option<Result<(FileIngestionMethod, NixHash), HashError>> {
+        if !self.is_fixed() {
+            return None;
+        }
+        let (method, algo) = match self.hash_algo.strip_prefix("r:") {
+            Some(a) => (FileIngestionMethod::Recursive, a),
+            None => (FileIngestionMethod::Flat, self.hash_algo.as_str()),
+        };
+        Some(
+            HashAlgo::from_name(algo)
+                .and_then(|a| NixHash::parse(&self.hash, Some(a)))
+                .map(|h| (method, h)),
+        )
+    }
+}
+
+/// A Nix derivation, as stored in a `.drv` file. Maps are ordered, so serialisation is
+/// deterministic and matches Nix.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Derivation {
+    /// Outputs by name.
+    pub outputs: BTreeMap<String, Output>,
+    /// Input derivations (absolute `.drv` paths) and the outputs used from each.
+    pub input_derivations: BTreeMap<String, BTreeSet<String>>,
+    /// Input sources (absolute store paths).
+    pub input_sources: BTreeSet<String>,
+    /// The system type, e.g. `x86_64-linux`.
+    pub system: String,
+    /// The builder executable.
+    pub builder: String,
+    /// Arguments to the builder.
+    pub args: Vec<String>,
+    /// Environment variables.
+    pub env: BTreeMap<String, String>,
+}
+
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+fn write_list<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'a String>) {
+    out.push(b'[');
+    for (i, s) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(out, s);
+    }
+    out.push(b']');
+}
+
+impl Derivation {
+    /// The derivation's name: its `name` environment variable.
+    pub fn name(&self) -> Option<&str> {
+        self.env.get("name").map(String::as_str)
+    }
+
+    /// Whether this is a fixed-output derivation: a single output `out` with a hash.
+    pub fn is_fixed_output(&self) -> bool {
+        self.outputs.len() == 1
+            && self
+                .outputs
+                .get("out")
+                .map(Output::is_fixed)
+                .unwrap_or(false)
+    }
+
+    /// The ATerm serialisation, exactly as Nix writes `.drv` files.
+    pub fn to_aterm_bytes(&self) -> Vec<u8> {
+        self.aterm(None, false)
+    }
+
+    /// The ATerm, optionally with the input derivations replaced (by their modulo hashes)
+    /// and with output paths (in `outputs` and `env`) blanked.
+    fn aterm(
+        &self,
+        inputs: Option<&BTreeMap<String, BTreeSet<String>>>,
+        mask_outputs: bool,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
+        out.extend_from_slice(b"Derive([");
+        for (i, (name, o)) in self.outputs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'(');
+            write_string(&mut out, name);
+            out.push(b',');
+            write_string(&mut out, if mask_outputs { "" } else { &o.path });
+            out.push(b',');
+            write_string(&mut out, &o.hash_algo);
+            out.push(b',');
+            write_string(&mut out, &o.hash);
+            out.push(b')');
+        }
+        out.extend_from_slice(b"],[");
+        let inputs = inputs.unwrap_or(&self.input_derivations);
+        for (i, (path, outs)) in inputs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'(');
+            write_string(&mut out, path);
+            out.push(b',');
+            write_list(&mut out, outs);
+            out.push(b')');
+        }
+        out.extend_from_slice(b"],");
+        write_list(&mut out, &self.input_sources);
+        out.push(b',');
+        write_string(&mut out, &self.system);
+        out.push(b',');
+        write_string(&mut out, &self.builder);
+        out.push(b',');
+        write_list(&mut out, &self.args);
+        out.extend_from_slice(b",[");
+        for (i, (k, v)) in self.env.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'(');
+            write_string(&mut out, k);
+            out.push(b',');
+            let masked = mask_outputs && self.outputs.contains_key(k);
+            write_string(&mut out, if masked { "" } else { v });
+            out.push(b')');
+        }
+        out.extend_from_slice(b"])");
+        out
+    }
+
+    /// Parses the ATerm of a `.drv` file.
+    pub fn from_aterm_bytes(input: &[u8]) -> Result<Self, DerivationError> {
+        let mut p = AtermParser { s: input, pos: 0 };
+        let drv = p.derivation()?;
+        if p.pos != input.len() {
+            return Err(p.err("trailing data after derivation"));
+        }
+        Ok(drv)
+    }
+
+    /// Nix's `hashDerivationModulo`, the hash that identifies a derivation for the purpose of
+    /// computing the output paths of derivations that depend on it.
+    ///
+    /// For a fixed-output derivation: sha256 of `fixed:out:<hashAlgo>:<hash>:<out path>`.
+    /// Otherwise: sha256 of the ATerm in which each input derivation path is replaced by the
+    /// base16 of its own modulo hash, which `lookup` supplies (given the `.drv` path).
+    /// Input derivations with equal modulo hashes (e.g. fixed-output derivations with the
+    /// same output) are merged, as in Nix.
+    ///
+    /// Call it on a complete derivation (output paths filled in); the result is what
+    /// `lookup` must return for this derivation's `.drv` path when it is used as an input.
+    pub fn hash_derivation_modulo<F>(&self, lookup: F) -> Result<NixHash, DerivationError>
+    where
+        F: FnMut(&str) -> Option<NixHash>,
+    {
+        self.hash_modulo(lookup, false)
+    }
+
+    fn hash_modulo<F>(&self, mut lookup: F, mask_outputs: bool) -> Result<NixHash, DerivationError>
+    where
+        F: FnMut(&str) -> Option<NixHash>,
+    {
+        if self.is_fixed_output() {
+            if let Some(o) = self.outputs.get("out") {
+                let s = format!("fixed:out:{}:{}:{}", o.hash_algo, o.hash, o.path);
+                return Ok(NixHash::sha256(s.as_bytes()));
+            }
+        }
+        let mut inputs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (path, outs) in &self.input_derivations {
+            let h = lookup(path)
+                .ok_or_else(|| DerivationError::UnknownInputDerivation(path.clone()))?;
+            inputs
+                .entry(h.to_base16())
+                .or_default()
+                .extend(outs.iter().cloned());
+        }
+        Ok(NixHash::sha256(&self.aterm(Some(&inputs), mask_outputs)))
+    }
+
+    /// Computes and fills in the output paths (in `outputs` and in `env`) as Nix does when
+    /// it creates a derivation named `name`.
+    ///
+    /// Fixed-output derivations get their fixed-output path. Otherwise all outputs and their
+    /// environment variables are blanked, the modulo hash of that derivation is computed
+    /// (input derivation hashes from `lookup`), and each output gets the path of type
+    /// `output:<output name>` for that hash.
+    pub fn calculate_output_paths<F>(
+        &mut self,
+        store_dir: &StoreDir,
+        name: &str,
+        lookup: F,
+    ) -> Result<(), DerivationError>
+    where
+        F: FnMut(&str) -> Option<NixHash>,
+    {
+        if self.outputs.is_empty() {
+            return Err(DerivationError::NoOutputs);
+        }
+        let fixed = self
+            .outputs
+            .get("out")
+            .filter(|_| self.is_fixed_output())
+            .and_then(Output::fixed_hash);
+        if let Some(fixed) = fixed {
+            let (method, hash) = fixed.map_err(|source| DerivationError::InvalidOutputHash {
+                output: "out".into(),
+                source,
+            })?;
+            let p = store_dir.make_fixed_output_path(name, method, &hash, [], false)?;
+            let path = store_dir.display(&p);
+            self.env.insert("out".into(), path.clone());
+            if let Some(o) = self.outputs.get_mut("out") {
+                o.path = path;
+            }
+            return Ok(());
+        }
+        for (out_name, o) in self.outputs.iter_mut() {
+            o.path.clear();
+            self.env.insert(out_name.clone(), String::new());
+        }
+        let h = self.hash_modulo(lookup, true)?;
+        for (out_name, o) in self.outputs.iter_mut() {
+            let p = store_dir.make_output_path(out_name, &h, name)?;
+            o.path = store_dir.display(&p);
+            self.env.insert(out_name.clone(), o.path.clone());
+        }
+        Ok(())
+    }
+
+    /// The store path of this derivation's `.drv` file for a derivation named `name`: a text
+    /// path `<name>.drv` of the ATerm, referring to the input sources and input derivations.
+    pub fn drv_path(&self, store_dir: &StoreDir, name: &str) -> Result<StorePath, DerivationError> {
+        let mut refs = Vec::with_capacity(self.input_sources.len() + self.input_derivations.len());
+        for p in self
+            .input_sources
+            .iter()
+            .chain(self.input_derivations.keys())
+        {
+            refs.push(store_dir.parse_path(p)?);
+        }
+        Ok(store_dir.make_text_path(&format!("{name}.drv"), &self.to_aterm_bytes(), &refs)?)
+    }
+}
+
+/// The placeholder string `builtins.placeholder output_name` returns: `/` followed by the
+/// nix32 sha256 of `nix-output:<output_name>`.
+pub fn placeholder(output_name: &str) -> String {
+    format!(
+        "/{}",
+        NixHash::sha256(format!("nix-output:{output_name}").as_bytes()).to_nix32()
+    )
+}
+
+struct AtermParser<'a> {
+    s: &'a [u8],
+    pos: usize,
+}
+
+impl AtermParser<'_> {
+    fn err(&self, msg: impl Into<String>) -> DerivationError {
+        DerivationError::Parse {
+            pos: self.pos,
+            msg: msg.into(),
+        }
+    }
+
+    fn expect(&mut self, tok: &str) -> Result<(), DerivationError> {
+        if self.s[self.pos..].starts_with(tok.as_bytes()) {
+            self.pos += tok.len();
+            Ok(())
+        } else {
+            Err(self.err(format!("expected '{tok}'")))
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.pos).copied()
+    }
+
+    fn string(&mut self) -> Result<String, DerivationError> {
+        self.expect("\"")?;
+        let start = self.pos;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None => {
+                    self.pos = start;
+                    return Err(self.err("unterminated string"));
+                }
+                Some(b'"') => {
+                    self.pos += 1;
+                    break;
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let c = self.peek().ok_or_else(|| self.err("unterminated escape"))?;
+                    out.push(match c {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        other => other,
+                    });
+                    self.pos += 1;
+                }
+                Some(c) => {
+                    out.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+        String::from_utf8(out).map_err(|_| DerivationError::Parse {
+            pos: start,
+            msg: "string is not valid UTF-8".into(),
+        })
+    }
+
+    fn path(&mut self) -> Result<String, DerivationError> {
+        let start = self.pos;
+        let s = self.string()?;
+        if !s.starts_with('/') {
+            return Err(DerivationError::Parse {
+                pos: start,
+                msg: format!("bad path '{s}' in derivation"),
+            });
+        }
+        Ok(s)
+    }
+
+    /// Parses `[item,item,...]` with `item` parsing one element.
+    fn list<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<T, DerivationError>,
+    ) -> Result<Vec<T>, DerivationError> {
+        self.expect("[")?;
+        let mut v = Vec::new();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(v);
+        }
+        loop {
+            v.push(item(self)?);
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(v);
+                }
+                _ => return Err(self.err("expected ',' or ']'")),
+            }
+        }
+    }
+
+    fn derivation(&mut self) -> Result<Derivation, DerivationError> {
+        self.expect("Derive(")?;
+        let mut drv = Derivation::default();
+        let outputs = self.list(|p| {
+            p.expect("(")?;
+            let name = p.string()?;
+            p.expect(",")?;
+            let start = p.pos;
+            let path = p.string()?;
+            if !path.is_empty() && !path.starts_with('/') {
+                return Err(DerivationError::Parse {
+                    pos: start,
+                    msg: format!("bad path '{path}' in derivation"),
+                });
+            }
+            p.expect(",")?;
+            let hash_algo = p.string()?;
+            p.expect(",")?;
+            let hash = p.string()?;
+            p.expect(")")?;
+            Ok((
+                name,
+                Output {
+                    path,
+                    hash_algo,
+                    hash,
+                },
+            ))
+        })?;
+        for (k, v) in outputs {
+            if drv.outputs.insert(k.clone(), v).is_some() {
+                return Err(DerivationError::DuplicateKey {
+                    what: "output",
+                    key: k,
+                });
+            }
+        }
+        self.expect(",")?;
+        let inputs = self.list(|p| {
+            p.expect("(")?;
+            let path = p.path()?;
+            p.expect(",")?;
+            let outs = p.list(|p| p.string())?;
+            p.expect(")")?;
+            Ok((path, outs))
+        })?;
+        for (k, outs) in inputs {
+            let set: BTreeSet<String> = outs.into_iter().collect();
+            if drv.input_derivations.insert(k.clone(), set).is_some() {
+                return Err(DerivationError::DuplicateKey {
+                    what: "input derivation",
+                    key: k,
+                });
+            }
+        }
+        self.expect(",")?;
+        for p in self.list(|p| p.path())? {
+            if !drv.input_sources.insert(p.clone()) {
+                return Err(DerivationError::DuplicateKey {
+                    what: "input source",
+                    key: p,
+                });
+            }
+        }
+        self.expect(",")?;
+        drv.system = self.string()?;
+        self.expect(",")?;
+        drv.builder = self.string()?;
+        self.expect(",")?;
+        drv.args = self.list(|p| p.string())?;
+        self.expect(",")?;
+        let env = self.list(|p| {
+            p.expect("(")?;
+            let k = p.string()?;
+            p.expect(",")?;
+            let v = p.string()?;
+            p.expect(")")?;
+            Ok((k, v))
+        })?;
+        for (k, v) in env {
+            if drv.env.insert(k.clone(), v).is_some() {
+                return Err(DerivationError::DuplicateKey {
+                    what: "environment variable",
+                    key: k,
+                });
+            }
+        }
+        self.expect(")")?;
+        Ok(drv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // `derivation { name="x"; system="x86_64-linux"; builder="/bin/sh"; }` as written by
+    // nix-instantiate 2.8, at /nix/store/97qlv6h78lxlm9zc8849ahsbcklhsi2y-x.drv.
+    const SIMPLE: &str = r#"Derive([("out","/nix/store/s668cfx1vrqfjryf96jj8wfhg7f67dhj-x","","")],[],[],"x86_64-linux","/bin/sh",[],[("builder","/bin/sh"),("name","x"),("out","/nix/store/s668cfx1vrqfjryf96jj8wfhg7f67dhj-x"),("system","x86_64-linux")])"#;
+
+    #[test]
+    fn simple_roundtrip_and_paths() {
+        let drv = Derivation::from_aterm_bytes(SIMPLE.as_bytes()).unwrap();
+        assert_eq!(drv.to_aterm_bytes(), SIMPLE.as_bytes());
+        let sd = StoreDir::default();
+        assert_eq!(
+            drv.drv_path(&sd, "x").unwrap().to_base_name(),
+            "97qlv6h78lxlm9zc8849ahsbcklhsi2y-x.drv"
+        );
+        let mut fresh = Derivation {
+            system: "x86_64-linux".into(),
+            builder: "/bin/sh".into(),
+            ..Default::default()
+        };
+        fresh.outputs.insert("out".into(), Output::default());
+        for (k, v) in [
+            ("builder", "/bin/sh"),
+            ("name", "x"),
+            ("system", "x86_64-linux"),
+        ] {
+            fresh.env.insert(k.into(), v.into());
+        }
+        fresh.calculate_output_paths(&sd, "x", |_| None).unwrap();
+        assert_eq!(fresh, drv);
+    }
+
+    #[test]
+    fn escaping() {
+        let mut drv = Derivation::from_aterm_bytes(SIMPLE.as_bytes()).unwrap();
+        drv.args = vec!["a\"b\\c\nd\re\tf$g".into()];
+        let bytes = drv.to_aterm_bytes();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains(r#"["a\"b\\c\nd\re\tf$g"]"#), "{text}");
+        assert_eq!(Derivation::from_aterm_bytes(&bytes).unwrap(), drv);
+    }
+
+    #[test]
+    fn parse_errors() {
+        for bad in [
+            "",
+            "Derive(",
+            "Derive([],[],[],\"s\",\"b\",[],[]",
+            "Derive([],[],[],\"s\",\"b\",[],[]) ",
+            "Derive([],[],[\"relative\"],\"s\",\"b\",[],[])",
+            "Derive([],[],[],\"s\",\"b\",[\"x\",],[])",
+            "Derive([],[],[],\"s\",\"b\",[\"x\"],[(\"a\",\"1\"),(\"a\",\"2\")])",
+            "Derive([],[],[],\"s\",\"b\",[\"\\",
+        ] {
+            assert!(
+                Derivation::from_aterm_bytes(bad.as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(Derivation::from_aterm_bytes(b"Derive([],[],[],\"\xff\",\"b\",[],[])").is_err());
+    }
+
+    #[test]
+    fn unknown_input() {
+        let mut drv = Derivation::from_aterm_bytes(SIMPLE.as_bytes()).unwrap();
+        drv.input_derivations.insert(
+            "/nix/store/97qlv6h78lxlm9zc8849ahsbcklhsi2y-x.drv".into(),
+            ["out".to_string()].into(),
+        );
+        assert!(matches!(
+            drv.hash_derivation_modulo(|_| None),
+            Err(DerivationError::UnknownInputDerivation(_))
+        ));
+    }
+}

@@ -1,0 +1,484 @@
+//! Hashes as Nix uses them: [`NixHash`] (md5, sha1, sha256, sha512), parsed from and
+//! printed in every form Nix accepts (base16, nix32, base64, SRI, `algo:digest`), plus
+//! [`compress_hash`], Nix's XOR-folding used for store path digests.
+
+use std::fmt;
+use std::io;
+
+use data_encoding::{BASE64, HEXLOWER_PERMISSIVE};
+use md5::Md5;
+use sha1::Sha1;
+use sha2::{Digest, Sha256, Sha512};
+use thiserror::Error;
+
+use crate::nixbase32;
+
+/// A hash algorithm supported by Nix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HashAlgo {
+    /// MD5 (16 bytes).
+    Md5,
+    /// SHA-1 (20 bytes).
+    Sha1,
+    /// SHA-256 (32 bytes).
+    Sha256,
+    /// SHA-512 (64 bytes).
+    Sha512,
+}
+
+impl HashAlgo {
+    /// The name Nix uses for the algorithm (`md5`, `sha1`, `sha256`, `sha512`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgo::Md5 => "md5",
+            HashAlgo::Sha1 => "sha1",
+            HashAlgo::Sha256 => "sha256",
+            HashAlgo::Sha512 => "sha512",
+        }
+    }
+
+    /// Parses an algorithm name as Nix spells it.
+    pub fn from_name(name: &str) -> Result<Self, HashError> {
+        match name {
+            "md5" => Ok(HashAlgo::Md5),
+            "sha1" => Ok(HashAlgo::Sha1),
+            "sha256" => Ok(HashAlgo::Sha256),
+            "sha512" => Ok(HashAlgo::Sha512),
+            other => Err(HashError::UnknownAlgo(other.to_string())),
+        }
+    }
+
+    /// Length of a digest in bytes.
+    pub fn digest_len(self) -> usize {
+        match self {
+            HashAlgo::Md5 => 16,
+            HashAlgo::Sha1 => 20,
+            HashAlgo::Sha256 => 32,
+            HashAlgo::Sha512 => 64,
+        }
+    }
+}
+
+impl fmt::Display for HashAlgo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The textual encodings of a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashEncoding {
+    /// Lowercase hexadecimal.
+    Base16,
+    /// Nix's base-32 ([`crate::nixbase32`]).
+    Nix32,
+    /// Standard base64 with padding.
+    Base64,
+}
+
+/// Errors from parsing hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HashError {
+    /// The algorithm name is not one Nix knows.
+    #[error("unknown hash algorithm '{0}'")]
+    UnknownAlgo(String),
+    /// The string has no algorithm prefix and none was supplied.
+    #[error("hash '{0}' does not include a type")]
+    MissingAlgo(String),
+    /// The prefix names a different algorithm than the one expected.
+    #[error("hash '{hash}' should have type '{expected}'")]
+    AlgoMismatch {
+        /// The hash string.
+        hash: String,
+        /// The expected algorithm.
+        expected: HashAlgo,
+    },
+    /// The digest length matches no encoding for this algorithm.
+    #[error("hash '{hash}' has wrong length for hash type '{algo}'")]
+    WrongLength {
+        /// The hash string.
+        hash: String,
+        /// The algorithm.
+        algo: HashAlgo,
+    },
+    /// The digest is not valid in the encoding its length implies.
+    #[error("invalid {encoding} in hash '{hash}'")]
+    InvalidEncoding {
+        /// The hash string.
+        hash: String,
+        /// The name of the encoding that failed.
+        encoding: &'static str,
+    },
+    /// A raw digest of the wrong size for its algorithm.
+    #[error("digest of {got} bytes is not a valid {algo} digest ({expected} bytes)")]
+    WrongDigestSize {
+        /// The algorithm.
+        algo: HashAlgo,
+        /// Bytes expected.
+        expected: usize,
+        /// Bytes given.
+        got: usize,
+    },
+}
+
+/// A digest together with its algorithm.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NixHash {
+    algo: HashAlgo,
+    digest: Vec<u8>,
+}
+
+impl fmt::Debug for NixHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NixHash({})", self.to_sri())
+    }
+}
+
+/// `algo:nix32`, the form Nix prints by default.
+impl fmt::Display for NixHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_prefixed(HashEncoding::Nix32))
+    }
+}
+
+impl NixHash {
+    /// Wraps a raw digest, checking its length against the algorithm.
+    pub fn from_digest(algo: HashAlgo, digest: Vec<u8>) -> Result<Self, HashError> {
+        if digest.len() != algo.digest_len() {
+            return Err(HashError::WrongDigestSize {
+                algo,
+                expected: algo.digest_len(),
+                got: digest.len(),
+            });
+        }
+        Ok(NixHash { algo, digest })
+    }
+
+    /// Hashes `data` with `algo`.
+    pub fn hash_bytes(algo: HashAlgo, data: &[u8]) -> Self {
+        let mut h = Hasher::new(algo);
+        h.update(data);
+        h.finish()
+    }
+
+    /// The sha256 of `data`.
+    pub fn sha256(data: &[u8]) -> Self {
+        Self::hash_bytes(HashAlgo::Sha256, data)
+    }
+
+    /// The algorithm.
+    pub fn algo(&self) -> HashAlgo {
+        self.algo
+    }
+
+    /// The raw digest bytes.
+    pub fn digest(&self) -> &[u8] {
+        &self.digest
+    }
+
+    /// Parses a hash in any form Nix accepts:
+    /// `algo:<base16|nix32|base64>`, SRI `algo-<base64>`, or a bare digest in base16,
+    /// nix32 or base64 when `algo` is supplied. If both a prefix and `algo` are present
+    /// they must agree.
+    pub fn parse(s: &str, algo: Option<HashAlgo>) -> Result<Self, HashError> {
+        let (prefix_algo, rest, sri) = if let Some((a, rest)) = s.split_once(':') {
+            (Some(HashAlgo::from_name(a)?), rest, false)
+        } else if let Some((a, rest)) = s.split_once('-') {
+            match HashAlgo::from_name(a) {
+                Ok(a) => (Some(a), rest, true),
+                Err(e) => {
+                    if algo.is_none() {
+                        return Err(e);
+                    }
+                    (None, s, false)
+                }
+            }
+        } else {
+            (None, s, false)
+        };
+        let algo = match (prefix_algo, algo) {
+            (Some(p), Some(e)) if p != e => {
+                return Err(HashError::AlgoMismatch {
+                    hash: s.to_string(),
+                    expected: e,
+                })
+            }
+            (Some(p), _) => p,
+            (None, Some(e)) => e,
+            (None, None) => return Err(HashError::MissingAlgo(s.to_string())),
+        };
+        if sri {
+            return Self::decode_as(s, rest, algo, HashEncoding::Base64);
+        }
+        let n = algo.digest_len();
+        let enc = if rest.len() == n * 2 {
+            HashEncoding::Base16
+        } else if rest.len() == nixbase32::encode_len(n) {
+            HashEncoding::Nix32
+        } else if rest.len() == n.div_ceil(3) * 4 {
+            HashEncoding::Base64
+        } else {
+            return Err(HashError::WrongLength {
+                hash: s.to_string(),
+                algo,
+            });
+        };
+        Self::decode_as(s, rest, algo, enc)
+    }
+
+    /// Parses an SRI hash (`sha256-<base64>`).
+    pub fn parse_sri(s: &str) -> Result<Self, HashError> {
+        let (a, rest) = s
+            .split_once('-')
+            .ok_or_else(|| HashError::MissingAlgo(s.to_string()))?;
+        let algo = HashAlgo::from_name(a)?;
+        Self::decode_as(s, rest, algo, HashEncoding::Base64)
+    }
+
+    fn decode_as(
+        whole: &str,
+        digest: &str,
+        algo: HashAlgo,
+        enc: HashEncoding,
+    ) -> Result<Self, HashError> {
+        let invalid = |encoding| HashError::InvalidEncoding {
+            hash: whole.to_string(),
+            encoding,
+        };
+        let bytes = match enc {
+            HashEncoding::Base16 => HEXLOWER_PERMISSIVE
+                .decode(digest.as_bytes())
+                .map_err(|_| invalid("base-16"))?,
+            HashEncoding::Nix32 => nixbase32::decode(digest).map_err(|_| invalid("base-32"))?,
+            HashEncoding::Base64 => BASE64
+                .decode(digest.as_bytes())
+                .map_err(|_| invalid("base-64"))?,
+        };
+        if bytes.len() != algo.digest_len() {
+            return Err(HashError::WrongLength {
+                hash: whole.to_string(),
+                algo,
+            });
+        }
+        Ok(NixHash {
+            algo,
+            digest: bytes,
+        })
+    }
+
+    /// The digest in lowercase hexadecimal.
+    pub fn to_base16(&self) -> String {
+        data_encoding::HEXLOWER.encode(&self.digest)
+    }
+
+    /// The digest in nixbase32.
+    pub fn to_nix32(&self) -> String {
+        nixbase32::encode(&self.digest)
+    }
+
+    /// The digest in padded base64.
+    pub fn to_base64(&self) -> String {
+        BASE64.encode(&self.digest)
+    }
+
+    /// The digest in the given encoding, without a prefix.
+    pub fn encode(&self, enc: HashEncoding) -> String {
+        match enc {
+            HashEncoding::Base16 => self.to_base16(),
+            HashEncoding::Nix32 => self.to_nix32(),
+            HashEncoding::Base64 => self.to_base64(),
+        }
+    }
+
+    /// `algo:<digest>` in the given encoding.
+    pub fn to_prefixed(&self, enc: HashEncoding) -> String {
+        format!("{}:{}", self.algo, self.encode(enc))
+    }
+
+    /// The SRI form, `algo-<base64>`.
+    pub fn to_sri(&self) -> String {
+        format!("{}-{}", self.algo, self.to_base64())
+    }
+
+    /// Nix's `compressHash`: XOR-folds the digest into `N` bytes.
+    pub fn compress<const N: usize>(&self) -> [u8; N] {
+        compress_hash(&self.digest)
+    }
+}
+
+/// Nix's `compressHash`: byte `i` of the input is XORed into byte `i % N` of the output.
+pub fn compress_hash<const N: usize>(input: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    if N == 0 {
+        return out;
+    }
+    for (i, b) in input.iter().enumerate() {
+        out[i % N] ^= b;
+    }
+    out
+}
+
+enum HasherInner {
+    Md5(Md5),
+    Sha1(Sha1),
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+/// An incremental hasher for any [`HashAlgo`]; also an [`io::Write`] sink.
+pub struct Hasher {
+    inner: HasherInner,
+}
+
+impl Hasher {
+    /// A fresh hasher for `algo`.
+    pub fn new(algo: HashAlgo) -> Self {
+        let inner = match algo {
+            HashAlgo::Md5 => HasherInner::Md5(Md5::new()),
+            HashAlgo::Sha1 => HasherInner::Sha1(Sha1::new()),
+            HashAlgo::Sha256 => HasherInner::Sha256(Sha256::new()),
+            HashAlgo::Sha512 => HasherInner::Sha512(Sha512::new()),
+        };
+        Hasher { inner }
+    }
+
+    /// Feeds `data` into the hash.
+    pub fn update(&mut self, data: &[u8]) {
+        match &mut self.inner {
+            HasherInner::Md5(h) => h.update(data),
+            HasherInner::Sha1(h) => h.update(data),
+            HasherInner::Sha256(h) => h.update(data),
+            HasherInner::Sha512(h) => h.update(data),
+        }
+    }
+
+    /// Finishes and returns the hash.
+    pub fn finish(self) -> NixHash {
+        let (algo, digest) = match self.inner {
+            HasherInner::Md5(h) => (HashAlgo::Md5, h.finalize().to_vec()),
+            HasherInner::Sha1(h) => (HashAlgo::Sha1, h.finalize().to_vec()),
+            HasherInner::Sha256(h) => (HashAlgo::Sha256, h.finalize().to_vec()),
+            HasherInner::Sha512(h) => (HashAlgo::Sha512, h.finalize().to_vec()),
+        };
+        NixHash { algo, digest }
+    }
+}
+
+impl io::Write for Hasher {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Hashes of the 3 bytes "hi\n", from `nix-hash --flat`.
+    const HI_SHA256_HEX: &str = "98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4";
+    const HI_SHA1_NIX32: &str = "fd540npwk7x370s4s2jzpx74wf365jjm";
+    const HI_MD5_NIX32: &str = "4yplxll7378zdi27ns7n4glkkn";
+    const HI_SHA512_NIX32: &str = "2n0zm9j591idxv29lvrybrcrgncih9hfdrk2sj3i36cby9pkqwhc3j1j4xr7mhjq8x0979n5wxc1nihq84iclh48zwnas3k882vp2np";
+
+    #[test]
+    fn hashes_match_nix() {
+        let h = NixHash::sha256(b"hi\n");
+        assert_eq!(h.to_base16(), HI_SHA256_HEX);
+        assert_eq!(
+            h.to_nix32(),
+            "1r3v22qkypccqifzbww5lrn6hf1chi23m6zzkyvb8bvg457nxslq"
+        );
+        assert_eq!(
+            NixHash::hash_bytes(HashAlgo::Sha1, b"hi\n").to_nix32(),
+            HI_SHA1_NIX32
+        );
+        assert_eq!(
+            NixHash::hash_bytes(HashAlgo::Md5, b"hi\n").to_nix32(),
+            HI_MD5_NIX32
+        );
+        assert_eq!(
+            NixHash::hash_bytes(HashAlgo::Sha512, b"hi\n").to_nix32(),
+            HI_SHA512_NIX32
+        );
+    }
+
+    #[test]
+    fn parse_all_forms() {
+        let h = NixHash::sha256(b"hi\n");
+        for s in [
+            format!("sha256:{}", h.to_base16()),
+            format!("sha256:{}", h.to_nix32()),
+            format!("sha256:{}", h.to_base64()),
+            h.to_sri(),
+        ] {
+            assert_eq!(NixHash::parse(&s, None).unwrap(), h, "{s}");
+            assert_eq!(
+                NixHash::parse(&s, Some(HashAlgo::Sha256)).unwrap(),
+                h,
+                "{s}"
+            );
+        }
+        for s in [h.to_base16(), h.to_nix32(), h.to_base64()] {
+            assert_eq!(NixHash::parse(&s, Some(HashAlgo::Sha256)).unwrap(), h);
+            assert!(matches!(
+                NixHash::parse(&s, None),
+                Err(HashError::MissingAlgo(_))
+            ));
+        }
+        assert_eq!(NixHash::parse_sri(&h.to_sri()).unwrap(), h);
+        for algo in [HashAlgo::Md5, HashAlgo::Sha1, HashAlgo::Sha512] {
+            let h = NixHash::hash_bytes(algo, b"x");
+            for enc in [
+                HashEncoding::Base16,
+                HashEncoding::Nix32,
+                HashEncoding::Base64,
+            ] {
+                assert_eq!(NixHash::parse(&h.to_prefixed(enc), None).unwrap(), h);
+            }
+        }
+    }
+
+    #[test]
+    fn parse_errors() {
+        let h = NixHash::sha256(b"hi\n");
+        assert!(matches!(
+            NixHash::parse(&format!("sha1:{}", h.to_base16()), None),
+            Err(HashError::WrongLength { .. })
+        ));
+        assert!(matches!(
+            NixHash::parse(&format!("sha256:{}", h.to_base16()), Some(HashAlgo::Sha1)),
+            Err(HashError::AlgoMismatch { .. })
+        ));
+        assert!(matches!(
+            NixHash::parse("foo:abc", None),
+            Err(HashError::UnknownAlgo(_))
+        ));
+        let bad = format!("sha256:{}", "g".repeat(64));
+        assert!(matches!(
+            NixHash::parse(&bad, None),
+            Err(HashError::InvalidEncoding { .. })
+        ));
+        let bad = format!("sha256:{}", "e".repeat(52));
+        assert!(matches!(
+            NixHash::parse(&bad, None),
+            Err(HashError::InvalidEncoding { .. })
+        ));
+        assert!(NixHash::parse_sri("sha256-!!!").is_err());
+        assert!(NixHash::from_digest(HashAlgo::Sha1, vec![0; 3]).is_err());
+    }
+
+    #[test]
+    fn compress() {
+        let input: Vec<u8> = (0..32u8).collect();
+        let c: [u8; 20] = compress_hash(&input);
+        assert_eq!(c[0], 20);
+        assert_eq!(c[11], 11 ^ 31);
+        assert_eq!(c[12], 12);
+        assert_eq!(c[19], 19);
+    }
+}

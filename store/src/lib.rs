@@ -1,0 +1,57 @@
+//! Nix wire formats for tvix: nixbase32, hashes, store paths, NAR and derivations.
+//!
+//! Everything in this crate is byte-compatible with the reference Nix implementation and
+//! has no dependency on gRPC, FUSE or async runtimes, so the evaluator can depend on it
+//! cheaply to compute derivation and source paths.
+//!
+//! - [`nixbase32`]: Nix's base-32 encoding.
+//! - [`hash`]: [`NixHash`] in all of Nix's textual forms, streaming [`hash::Hasher`],
+//!   `compressHash`.
+//! - [`store_path`]: [`StorePath`] parsing and validation, and [`StoreDir`] with the path
+//!   computations (text, source, fixed-output, derivation outputs).
+//! - [`nar`]: streaming NAR writer, hasher, validating parser and restorer.
+//! - [`derivation`]: [`Derivation`], its ATerm in both directions, `hashDerivationModulo`,
+//!   output paths and `.drv` paths.
+//!
+//! # Creating a derivation as `derivationStrict` does
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use tvix_store::{Derivation, NixHash, Output, StoreDir};
+//!
+//! let sd = StoreDir::default();
+//! // Modulo hashes of the derivations created so far, by `.drv` path.
+//! let mut known: HashMap<String, NixHash> = HashMap::new();
+//!
+//! let mut drv = Derivation {
+//!     system: "x86_64-linux".into(),
+//!     builder: "/bin/sh".into(),
+//!     ..Default::default()
+//! };
+//! drv.outputs.insert("out".into(), Output::default());
+//! for (k, v) in [("builder", "/bin/sh"), ("name", "x"), ("system", "x86_64-linux")] {
+//!     drv.env.insert(k.into(), v.into());
+//! }
+//! drv.calculate_output_paths(&sd, "x", |p| known.get(p).cloned()).unwrap();
+//! let drv_path = drv.drv_path(&sd, "x").unwrap();
+//! let modulo = drv.hash_derivation_modulo(|p| known.get(p).cloned()).unwrap();
+//! known.insert(sd.display(&drv_path), modulo);
+//!
+//! assert_eq!(
+//!     sd.display(&drv_path),
+//!     "/nix/store/97qlv6h78lxlm9zc8849ahsbcklhsi2y-x.drv"
+//! );
+//! assert_eq!(drv.outputs["out"].path, "/nix/store/s668cfx1vrqfjryf96jj8wfhg7f67dhj-x");
+//! // The bytes to write to the store as the `.drv` file:
+//! let _aterm: Vec<u8> = drv.to_aterm_bytes();
+//! ```
+
+pub mod derivation;
+pub mod hash;
+pub mod nar;
+pub mod nixbase32;
+pub mod store_path;
+
+pub use derivation::{Derivation, DerivationError, Output};
+pub use hash::{HashAlgo, HashError, NixHash};
+pub use store_path::{FileIngestionMethod, StoreDir, StorePath, StorePathError};

@@ -1,0 +1,136 @@
+//! Nix's base-32 encoding.
+//!
+//! Nix uses its own base-32 variant for store path digests and for hashes printed in the
+//! "nix32" form. The alphabet omits `e`, `o`, `t` and `u`, and the bits are taken from the
+//! *end* of the input first: the first character of the encoding holds the most significant
+//! bits of the last byte.
+
+use thiserror::Error;
+
+/// The 32 characters of Nix's base-32 alphabet, in digit order.
+pub const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+
+/// Errors from [`decode`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Nixbase32Error {
+    /// A character outside the nixbase32 alphabet.
+    #[error("invalid character {0:?} in nixbase32 string")]
+    InvalidCharacter(char),
+    /// The string's length is not the encoding length of any byte string.
+    #[error("invalid nixbase32 string length {0}")]
+    InvalidLength(usize),
+    /// The leading character carries bits beyond the decoded length (non-canonical encoding).
+    #[error("nixbase32 string has non-zero padding bits")]
+    NonZeroPadding,
+}
+
+/// Number of nixbase32 characters needed to encode `len` bytes.
+pub const fn encode_len(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        (len * 8 - 1) / 5 + 1
+    }
+}
+
+/// Number of bytes encoded by a nixbase32 string of `len` characters.
+pub const fn decode_len(len: usize) -> usize {
+    len * 5 / 8
+}
+
+fn digit_of(c: u8) -> Option<u8> {
+    ALPHABET.iter().position(|&a| a == c).map(|p| p as u8)
+}
+
+/// Encodes `input` in nixbase32.
+pub fn encode(input: &[u8]) -> String {
+    let len = encode_len(input.len());
+    let mut out = String::with_capacity(len);
+    for n in (0..len).rev() {
+        let b = n * 5;
+        let i = b / 8;
+        let j = b % 8;
+        let lo = (input[i] as u16) >> j;
+        let hi = if i + 1 < input.len() {
+            (input[i + 1] as u16) << (8 - j)
+        } else {
+            0
+        };
+        out.push(ALPHABET[((lo | hi) & 0x1f) as usize] as char);
+    }
+    out
+}
+
+/// Decodes a nixbase32 string, rejecting invalid characters, impossible lengths and
+/// non-canonical encodings.
+pub fn decode(input: impl AsRef<[u8]>) -> Result<Vec<u8>, Nixbase32Error> {
+    let input = input.as_ref();
+    let size = decode_len(input.len());
+    if encode_len(size) != input.len() {
+        return Err(Nixbase32Error::InvalidLength(input.len()));
+    }
+    let mut out = vec![0u8; size];
+    for (n, &c) in input.iter().rev().enumerate() {
+        let digit = digit_of(c).ok_or(Nixbase32Error::InvalidCharacter(c as char))? as u16;
+        let b = n * 5;
+        let i = b / 8;
+        let j = b % 8;
+        out[i] |= (digit << j) as u8;
+        let carry = digit >> (8 - j);
+        if i + 1 < size {
+            out[i + 1] |= carry as u8;
+        } else if carry != 0 {
+            return Err(Nixbase32Error::NonZeroPadding);
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes a nixbase32 string that must encode exactly `N` bytes.
+pub fn decode_fixed<const N: usize>(input: impl AsRef<[u8]>) -> Result<[u8; N], Nixbase32Error> {
+    let input = input.as_ref();
+    if input.len() != encode_len(N) {
+        return Err(Nixbase32Error::InvalidLength(input.len()));
+    }
+    let v = decode(input)?;
+    let mut out = [0u8; N];
+    out.copy_from_slice(&v);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_vectors() {
+        assert_eq!(encode(&[]), "");
+        assert_eq!(encode(&[0x1f]), "0z");
+        assert_eq!(decode("0z").unwrap(), vec![0x1f]);
+        // sha256 of "hi\n" as printed by `nix-hash --type sha256 --flat --base32`.
+        let hex = "98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4";
+        let bytes = data_encoding::HEXLOWER.decode(hex.as_bytes()).unwrap();
+        let s = encode(&bytes);
+        assert_eq!(s, "1r3v22qkypccqifzbww5lrn6hf1chi23m6zzkyvb8bvg457nxslq");
+        assert_eq!(decode(&s).unwrap(), bytes);
+    }
+
+    #[test]
+    fn roundtrip_all_lengths() {
+        for len in 0..70usize {
+            let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let enc = encode(&data);
+            assert_eq!(enc.len(), encode_len(len));
+            assert_eq!(decode(&enc).unwrap(), data);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert_eq!(decode("0e"), Err(Nixbase32Error::InvalidCharacter('e')));
+        assert_eq!(decode("0"), Err(Nixbase32Error::InvalidLength(1)));
+        // 'z' = 31 in the top position of a one-byte encoding sets bit 8+.
+        assert_eq!(decode("zz"), Err(Nixbase32Error::NonZeroPadding));
+        assert!(decode_fixed::<20>("abc").is_err());
+    }
+}
