@@ -50,6 +50,24 @@ pub trait EvalIO {
     }
 }
 
+/// The store path of a source tree added by its NAR hash (what `"${./src}"` gives), named
+/// after its last component.
+pub fn source_store_path(store_dir: &str, path: &Path) -> Result<String, String> {
+    let dir = tvix_store::StoreDir::new(store_dir).map_err(|e| e.to_string())?;
+    if std::fs::symlink_metadata(path).is_err() {
+        return Err(format!("path '{}' does not exist", path.display()));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (hash, _) = tvix_store::nar::nar_hash_of_path(path).map_err(|e| e.to_string())?;
+    let p = dir
+        .make_source_path(&name, &hash, [], false)
+        .map_err(|e| e.to_string())?;
+    Ok(dir.display(&p))
+}
+
 /// Direct access to the local filesystem, with no store to write to.
 pub struct StdIO {
     store_dir: String,
@@ -113,11 +131,10 @@ impl EvalIO for StdIO {
         Ok(out)
     }
 
+    /// Computes the store path the source would get, without writing anything (like the
+    /// reference's `dummy://` store).
     fn import_path(&self, path: &Path) -> Result<String, String> {
-        Err(format!(
-            "cannot copy '{}' to the store: this evaluation has no store configured",
-            path.display()
-        ))
+        source_store_path(&self.store_dir, path)
     }
 
     fn store_dir(&self) -> String {

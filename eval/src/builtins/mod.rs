@@ -8,6 +8,7 @@
 mod attrs;
 mod context;
 mod control;
+mod derivation;
 mod flakeref;
 pub mod hash;
 mod json;
@@ -20,6 +21,8 @@ mod versions;
 mod xml;
 
 use std::rc::Rc;
+
+pub use derivation::KnownDerivation;
 
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::eval::{sym, CoerceMode, EvalConfig, Evaluator};
@@ -58,6 +61,7 @@ fn all_primops() -> impl Iterator<Item = &'static PrimOp> {
         .iter()
         .chain(attrs::BUILTINS)
         .chain(context::BUILTINS)
+        .chain(derivation::BUILTINS)
         .chain(lists::BUILTINS)
         .chain(strings::BUILTINS)
         .chain(paths::BUILTINS)

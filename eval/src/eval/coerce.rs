@@ -17,6 +17,20 @@ pub enum CoerceMode {
     PathSegment,
     /// `toString x`: also numbers, Booleans, null and lists; paths are not copied.
     ToString,
+    /// Derivation attributes: like `toString`, but paths are copied to the store.
+    DerivationAttr,
+}
+
+impl CoerceMode {
+    /// Whether numbers, Booleans, null and lists are accepted.
+    fn coerce_more(self) -> bool {
+        matches!(self, CoerceMode::ToString | CoerceMode::DerivationAttr)
+    }
+
+    /// Whether paths are copied into the store (and become store paths with context).
+    fn copy_to_store(self) -> bool {
+        matches!(self, CoerceMode::Interpolation | CoerceMode::DerivationAttr)
+    }
 }
 
 /// C++'s `std::to_string(double)`, which `toString` uses for floats.
@@ -36,7 +50,7 @@ impl Evaluator {
         match v {
             Value::String(s) => Ok(Rc::unwrap_or_clone(s)),
             Value::Path(p) => {
-                if mode == CoerceMode::Interpolation {
+                if mode.copy_to_store() {
                     let store_path = self
                         .io
                         .import_path(&p)
@@ -69,15 +83,11 @@ impl Evaluator {
                 }
                 self.cannot_coerce(&v, span)
             }
-            Value::Int(i) if mode == CoerceMode::ToString => Ok(NixString::from(i.to_string())),
-            Value::Float(f) if mode == CoerceMode::ToString => {
-                Ok(NixString::from(float_to_string(f)))
-            }
-            Value::Bool(b) if mode == CoerceMode::ToString => {
-                Ok(NixString::from(if b { "1" } else { "" }))
-            }
-            Value::Null if mode == CoerceMode::ToString => Ok(NixString::from("")),
-            Value::List(ref l) if mode == CoerceMode::ToString => {
+            Value::Int(i) if mode.coerce_more() => Ok(NixString::from(i.to_string())),
+            Value::Float(f) if mode.coerce_more() => Ok(NixString::from(float_to_string(f))),
+            Value::Bool(b) if mode.coerce_more() => Ok(NixString::from(if b { "1" } else { "" })),
+            Value::Null if mode.coerce_more() => Ok(NixString::from("")),
+            Value::List(ref l) if mode.coerce_more() => {
                 let mut b = StringBuilder::new();
                 for (i, item) in l.iter().enumerate() {
                     let item = self.force(item.clone())?;

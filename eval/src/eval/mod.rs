@@ -101,6 +101,11 @@ pub struct Evaluator {
     call_depth: usize,
     /// Messages from `builtins.trace` and warnings go here (stderr by default).
     pub diagnostics: Box<dyn FnMut(&str)>,
+    /// Derivations created by this evaluation, by `.drv` path, with their modulo hashes
+    /// (needed to compute the paths of derivations that depend on them).
+    pub derivations: FxHashMap<String, crate::builtins::KnownDerivation>,
+    /// The `derivation` function, made from its Nix source on first use.
+    pub(crate) derivation_fn: Option<Value>,
 }
 
 impl Evaluator {
@@ -116,6 +121,8 @@ impl Evaluator {
             import_cache: FxHashMap::default(),
             call_depth: 0,
             diagnostics: Box::new(|msg| eprintln!("{msg}")),
+            derivations: FxHashMap::default(),
+            derivation_fn: None,
         }
     }
 

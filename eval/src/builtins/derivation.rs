@@ -1,0 +1,620 @@
+//! Derivations and the builtins that make store paths: `derivationStrict` (and the
+//! `derivation` function on top of it), `placeholder`, `toFile`, `storePath`, `path`,
+//! `filterSource`.
+//!
+//! The formats and path computations are `tvix_store`'s; this module turns evaluated values
+//! into a [`Derivation`] the way Nix does: every attribute becomes an environment variable
+//! (or part of `__json` with `__structuredAttrs`), string contexts become the inputs, and
+//! output paths follow from the modulo hash of the derivation and of its inputs.
+
+use std::collections::BTreeSet;
+use std::os::unix::ffi::OsStrExt;
+use std::rc::Rc;
+
+use tvix_store::{Derivation, FileIngestionMethod, HashAlgo, NixHash, Output, StoreDir};
+
+use super::control::primop;
+use super::{fail, make_attrs};
+use crate::error::{AddContext, ErrorKind, EvalError, EvalResult};
+use crate::eval::{CoerceMode, Evaluator};
+use crate::source::Span;
+use crate::symbol::Symbol;
+use crate::value::*;
+
+/// A derivation created during evaluation, with what depending derivations need of it.
+#[derive(Clone, Debug)]
+pub struct KnownDerivation {
+    /// The derivation.
+    pub drv: Rc<Derivation>,
+    /// Its modulo hash (`hashDerivationModulo`).
+    pub modulo: NixHash,
+}
+
+pub(super) const BUILTINS: &[PrimOp] = &[
+    primop!("derivationStrict", 1, derivation_strict),
+    primop!("derivation", 1, derivation),
+    primop!("placeholder", 1, |ev, a, s| {
+        let out = ev.force_string(a[0].clone(), s)?;
+        Ok(Value::string(tvix_store::derivation::placeholder(
+            &out.to_str_lossy(),
+        )))
+    }),
+    primop!("toFile", 2, to_file),
+    primop!("storePath", 1, store_path),
+    primop!("path", 1, path),
+    primop!("filterSource", 2, filter_source),
+];
+
+/// The `derivation` function, written in Nix: `derivationStrict` gives the paths; this
+/// wrapper gives every output an attribute set of its own (`outPath`, `drvPath`,
+/// `outputName`, `type = "derivation"`), shares the user's attributes among them, and lists
+/// them in `all`.
+const DERIVATION_NIX: &str = r#"
+drvAttrs@{ outputs ? [ "out" ], ... }:
+let
+  strict = derivationStrict drvAttrs;
+  outputSet = outputName: common // {
+    outPath = builtins.getAttr outputName strict;
+    drvPath = strict.drvPath;
+    type = "derivation";
+    inherit outputName;
+  };
+  outputList = map (name: { inherit name; value = outputSet name; }) outputs;
+  common = drvAttrs // builtins.listToAttrs outputList // {
+    all = map (o: o.value) outputList;
+    inherit drvAttrs;
+  };
+in
+(builtins.head outputList).value
+"#;
+
+fn derivation(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let f = match &ev.derivation_fn {
+        Some(f) => f.clone(),
+        None => {
+            let f = ev.eval_source(
+                "«nix-internal»/derivation-internal.nix".to_string(),
+                DERIVATION_NIX.to_string(),
+                "/".into(),
+            )?;
+            ev.derivation_fn = Some(f.clone());
+            f
+        }
+    };
+    ev.call(f, a[0].clone(), s)
+}
+
+fn store_dir(ev: &Evaluator, s: Option<Span>) -> EvalResult<StoreDir> {
+    StoreDir::new(ev.io.store_dir()).map_err(|e| EvalError::new(ErrorKind::Other(e.to_string()), s))
+}
+
+fn other(msg: impl Into<String>, s: Option<Span>) -> Box<EvalError> {
+    EvalError::new(ErrorKind::Other(msg.into()), s)
+}
+
+/// What `derivationStrict` collects from the attributes before building the derivation.
+#[derive(Default)]
+struct Collected {
+    drv: Derivation,
+    context: Context,
+    outputs: Option<Vec<String>>,
+    output_hash: Option<String>,
+    output_hash_algo: Option<String>,
+    output_hash_mode: Option<String>,
+    content_addressed: bool,
+}
+
+fn derivation_strict(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let attrs = ev.force_attrs(a[0].clone(), s)?;
+    let name_entry = attrs
+        .get_entry(Symbol::intern("name"))
+        .ok_or_else(|| other("required attribute 'name' missing", s))?;
+    let name_pos = name_entry.pos.get().or(s);
+    let name = ev
+        .force_string(name_entry.value.clone(), name_pos)
+        .context(name_pos, || {
+            "while evaluating the `name` attribute passed to builtins.derivationStrict".into()
+        })?;
+    let name = name.to_str_lossy().into_owned();
+    if let Err(e) = tvix_store::store_path::validate_name(&name) {
+        return Err(other(
+            format!("invalid derivation name: {e}. Please pass a different 'name'."),
+            name_pos,
+        ));
+    }
+    build(ev, &attrs, &name, s)
+}
+
+fn build(ev: &mut Evaluator, attrs: &Attrs, name: &str, s: Option<Span>) -> EvalResult<Value> {
+    let ignore_nulls = match attrs.get(Symbol::intern("__ignoreNulls")) {
+        Some(v) => ev.force_bool(v.clone(), s)?,
+        None => false,
+    };
+    let structured = match attrs.get(Symbol::intern("__structuredAttrs")) {
+        Some(v) => ev.force_bool(v.clone(), s)?,
+        None => false,
+    };
+    let mut c = Collected::default();
+    let mut json_attrs: Vec<AttrEntry> = Vec::new();
+    for entry in attrs.iter() {
+        let key = entry.name.as_str();
+        if key == "__ignoreNulls" || (structured && key == "__structuredAttrs") {
+            continue;
+        }
+        let pos = entry.pos.get().or(s);
+        let v = ev.force(entry.value.clone()).context(pos, || {
+            format!("while evaluating the attribute '{key}' of derivation '{name}'")
+        })?;
+        if ignore_nulls && matches!(v, Value::Null) {
+            continue;
+        }
+        collect_attr(ev, &mut c, key, v.clone(), structured, pos).context(pos, || {
+            format!("while evaluating the attribute '{key}' of derivation '{name}'")
+        })?;
+        if structured && key != "args" {
+            json_attrs.push(AttrEntry {
+                name: entry.name,
+                value: v,
+                pos: entry.pos,
+            });
+        }
+    }
+    if structured {
+        let json = ev.to_json_string(Value::attrs(Attrs::from_sorted(json_attrs)), s)?;
+        if let Some(ctx) = json.context() {
+            c.context.extend(ctx.iter().cloned());
+        }
+        c.drv
+            .env
+            .insert("__json".into(), json.to_str_lossy().into_owned());
+    }
+    if c.drv.builder.is_empty() && !attrs.contains(Symbol::intern("builder")) {
+        return fail("required attribute 'builder' missing", s);
+    }
+    if c.drv.system.is_empty() && !attrs.contains(Symbol::intern("system")) {
+        return fail("required attribute 'system' missing", s);
+    }
+    finish(ev, c, name, s)
+}
+
+fn collect_attr(
+    ev: &mut Evaluator,
+    c: &mut Collected,
+    key: &str,
+    v: Value,
+    structured: bool,
+    pos: Option<Span>,
+) -> EvalResult<()> {
+    match key {
+        "__contentAddressed" => {
+            c.content_addressed = ev.force_bool(v.clone(), pos)?;
+        }
+        "args" => {
+            let list = ev.force_list(v, pos)?;
+            for item in list.iter() {
+                let arg = ev.coerce_to_string(item.clone(), CoerceMode::DerivationAttr, pos)?;
+                add_context(c, &arg);
+                c.drv.args.push(arg.to_str_lossy().into_owned());
+            }
+            return Ok(());
+        }
+        "outputs" => {
+            let list = ev.force_list(v.clone(), pos)?;
+            let mut names = Vec::new();
+            for item in list.iter() {
+                let out = ev.force_string(item.clone(), pos)?;
+                names.push(out.to_str_lossy().into_owned());
+            }
+            c.outputs = Some(names);
+        }
+        _ => {}
+    }
+    if structured {
+        let text = |ev: &mut Evaluator, v: Value| -> EvalResult<String> {
+            Ok(ev.force_string(v, pos)?.to_str_lossy().into_owned())
+        };
+        match key {
+            "builder" => c.drv.builder = text(ev, v)?,
+            "system" => c.drv.system = text(ev, v)?,
+            "outputHash" => c.output_hash = Some(text(ev, v)?),
+            "outputHashAlgo" => c.output_hash_algo = Some(text(ev, v)?),
+            "outputHashMode" => c.output_hash_mode = Some(text(ev, v)?),
+            _ => {}
+        }
+        return Ok(());
+    }
+    let st = ev.coerce_to_string(v, CoerceMode::DerivationAttr, pos)?;
+    add_context(c, &st);
+    let text = st.to_str_lossy().into_owned();
+    match key {
+        "builder" => c.drv.builder = text.clone(),
+        "system" => c.drv.system = text.clone(),
+        "outputHash" => c.output_hash = Some(text.clone()),
+        "outputHashAlgo" => c.output_hash_algo = Some(text.clone()),
+        "outputHashMode" => c.output_hash_mode = Some(text.clone()),
+        _ => {}
+    }
+    c.drv.env.insert(key.to_string(), text);
+    Ok(())
+}
+
+fn add_context(c: &mut Collected, s: &NixString) {
+    if let Some(ctx) = s.context() {
+        c.context.extend(ctx.iter().cloned());
+    }
+}
+
+/// Checks the output names as Nix does.
+fn output_names(names: Option<Vec<String>>, s: Option<Span>) -> EvalResult<Vec<String>> {
+    let names = names.unwrap_or_else(|| vec!["out".to_string()]);
+    if names.is_empty() {
+        return fail("derivation cannot have an empty set of outputs", s);
+    }
+    let mut seen = BTreeSet::new();
+    for n in &names {
+        if n == "drv"
+            || n == "drvPath"
+            || n.is_empty()
+            || tvix_store::store_path::validate_name(n).is_err()
+        {
+            return fail(format!("invalid derivation output name '{n}'"), s);
+        }
+        if !seen.insert(n.clone()) {
+            return fail(format!("duplicate derivation output '{n}'"), s);
+        }
+    }
+    Ok(names)
+}
+
+fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> EvalResult<Value> {
+    let sd = store_dir(ev, s)?;
+    let outputs = output_names(c.outputs.take(), s)?;
+    resolve_inputs(ev, &mut c);
+
+    if let Some(hash_text) = c.output_hash.clone() {
+        if outputs.len() != 1 || outputs[0] != "out" {
+            return fail(
+                "multiple outputs are not supported in fixed-output derivations",
+                s,
+            );
+        }
+        let method = match c.output_hash_mode.as_deref() {
+            None | Some("flat") => FileIngestionMethod::Flat,
+            Some("recursive") | Some("nar") => FileIngestionMethod::Recursive,
+            Some(other_mode) => {
+                return fail(
+                    format!("invalid value '{other_mode}' for 'outputHashMode' attribute"),
+                    s,
+                )
+            }
+        };
+        let algo = match c.output_hash_algo.as_deref() {
+            None | Some("") => None,
+            Some(a) => Some(HashAlgo::from_name(a).map_err(|e| other(e.to_string(), s))?),
+        };
+        let hash = NixHash::parse(&hash_text, algo).map_err(|e| other(e.to_string(), s))?;
+        c.drv
+            .outputs
+            .insert("out".into(), Output::fixed(method, &hash));
+    } else {
+        for o in &outputs {
+            let output = if c.content_addressed {
+                let method = match c.output_hash_mode.as_deref() {
+                    Some("flat") => "",
+                    _ => "r:",
+                };
+                let algo = c
+                    .output_hash_algo
+                    .clone()
+                    .unwrap_or_else(|| "sha256".into());
+                Output {
+                    path: String::new(),
+                    hash_algo: format!("{method}{algo}"),
+                    hash: String::new(),
+                }
+            } else {
+                Output::default()
+            };
+            c.drv.outputs.insert(o.clone(), output);
+        }
+    }
+
+    if c.content_addressed {
+        for o in &outputs {
+            c.drv
+                .env
+                .insert(o.clone(), tvix_store::derivation::placeholder(o));
+        }
+    } else {
+        let known = &ev.derivations;
+        c.drv
+            .calculate_output_paths(&sd, name, |p| known.get(p).map(|k| k.modulo.clone()))
+            .map_err(|e| other(e.to_string(), s))?;
+    }
+    let drv_path = c
+        .drv
+        .drv_path(&sd, name)
+        .map_err(|e| other(e.to_string(), s))?;
+    let drv_path = sd.display(&drv_path);
+    let modulo = {
+        let known = &ev.derivations;
+        c.drv
+            .hash_derivation_modulo(|p| known.get(p).map(|k| k.modulo.clone()))
+            .map_err(|e| other(e.to_string(), s))?
+    };
+    let mut result = vec![(
+        Symbol::intern("drvPath"),
+        Value::String(Rc::new(NixString::with_context(
+            drv_path.clone().into_bytes(),
+            Context::from([ContextElem::AllOutputs(drv_path.clone())]),
+        ))),
+    )];
+    for (out_name, out) in &c.drv.outputs {
+        let path = if c.content_addressed {
+            downstream_placeholder(&drv_path, out_name)
+        } else {
+            out.path.clone()
+        };
+        result.push((
+            Symbol::intern(out_name),
+            Value::String(Rc::new(NixString::with_context(
+                path.into_bytes(),
+                Context::from([ContextElem::Output(drv_path.clone(), out_name.clone())]),
+            ))),
+        ));
+    }
+    ev.derivations.insert(
+        drv_path,
+        KnownDerivation {
+            drv: Rc::new(c.drv),
+            modulo,
+        },
+    );
+    Ok(make_attrs(result))
+}
+
+/// The placeholder for an output of a content-addressed derivation whose path is not known
+/// until it is built: `/` + nix32 of sha256 of `nix-upstream-output:<drv hash part>:<name>-<out>`.
+fn downstream_placeholder(drv_path: &str, output: &str) -> String {
+    let base = drv_path.rsplit('/').next().unwrap_or(drv_path);
+    let (hash_part, rest) = base.split_once('-').unwrap_or((base, ""));
+    let drv_name = rest.strip_suffix(".drv").unwrap_or(rest);
+    let out_suffix = if output == "out" {
+        String::new()
+    } else {
+        format!("-{output}")
+    };
+    let text = format!("nix-upstream-output:{hash_part}:{drv_name}{out_suffix}");
+    format!("/{}", NixHash::sha256(text.as_bytes()).to_nix32())
+}
+
+/// Turns the collected string context into input sources and input derivations.
+fn resolve_inputs(ev: &Evaluator, c: &mut Collected) {
+    for elem in std::mem::take(&mut c.context) {
+        match elem {
+            ContextElem::Plain(p) => {
+                c.drv.input_sources.insert(p);
+            }
+            ContextElem::Output(drv, out) => {
+                c.drv.input_derivations.entry(drv).or_default().insert(out);
+            }
+            ContextElem::AllOutputs(drv) => {
+                // `drvPath`: the derivation and everything it refers to, with all outputs.
+                let mut stack = vec![drv];
+                let mut seen = BTreeSet::new();
+                while let Some(d) = stack.pop() {
+                    if !seen.insert(d.clone()) {
+                        continue;
+                    }
+                    c.drv.input_sources.insert(d.clone());
+                    if let Some(k) = ev.derivations.get(&d) {
+                        let outs = c.drv.input_derivations.entry(d.clone()).or_default();
+                        outs.extend(k.drv.outputs.keys().cloned());
+                        c.drv
+                            .input_sources
+                            .extend(k.drv.input_sources.iter().cloned());
+                        stack.extend(k.drv.input_derivations.keys().cloned());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn to_file(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let name = ev
+        .force_string(a[0].clone(), s)?
+        .to_str_lossy()
+        .into_owned();
+    let contents = ev.coerce_to_string(a[1].clone(), CoerceMode::Interpolation, s)?;
+    let sd = store_dir(ev, s)?;
+    let mut refs = Vec::new();
+    for elem in contents.context().into_iter().flatten() {
+        match elem {
+            ContextElem::Plain(p) => refs.push(sd.parse_path(p).map_err(|e| other(e.to_string(), s))?),
+            _ => {
+                return fail(
+                    format!(
+                        "files created by builtins.toFile may not reference derivations, but {name} references {}",
+                        match elem {
+                            ContextElem::Output(d, _) | ContextElem::AllOutputs(d) => d.as_str(),
+                            ContextElem::Plain(p) => p.as_str(),
+                        }
+                    ),
+                    s,
+                )
+            }
+        }
+    }
+    let p = sd
+        .make_text_path(&name, contents.as_bytes(), &refs)
+        .map_err(|e| other(e.to_string(), s))?;
+    let path = sd.display(&p);
+    Ok(Value::String(Rc::new(NixString::with_context(
+        path.clone().into_bytes(),
+        Context::from([ContextElem::Plain(path)]),
+    ))))
+}
+
+fn store_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let st = ev.coerce_to_string(a[0].clone(), CoerceMode::PathSegment, s)?;
+    let text = st.to_str_lossy().into_owned();
+    let sd = store_dir(ev, s)?;
+    let (p, _) = sd
+        .split_path(&text)
+        .map_err(|_| other(format!("path '{text}' is not in the Nix store"), s))?;
+    let path = sd.display(&p);
+    Ok(Value::String(Rc::new(NixString::with_context(
+        path.clone().into_bytes(),
+        Context::from([ContextElem::Plain(path)]),
+    ))))
+}
+
+/// `builtins.path { path; name ? baseNameOf path; filter ? null; recursive ? true; sha256 ? null; }`
+fn path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let args = ev.force_attrs(a[0].clone(), s)?;
+    let mut src = None;
+    let mut name = None;
+    let mut filter = None;
+    let mut recursive = true;
+    let mut expected = None;
+    for entry in args.iter() {
+        match entry.name.as_str() {
+            "path" => src = Some(super::paths::real_path(ev, entry.value.clone(), s)?),
+            "name" => {
+                name = Some(
+                    ev.force_string(entry.value.clone(), s)?
+                        .to_str_lossy()
+                        .into_owned(),
+                )
+            }
+            "filter" => filter = Some(ev.force_function(entry.value.clone(), s)?),
+            "recursive" => recursive = ev.force_bool(entry.value.clone(), s)?,
+            "sha256" => {
+                expected = Some(
+                    ev.force_string(entry.value.clone(), s)?
+                        .to_str_lossy()
+                        .into_owned(),
+                )
+            }
+            other_name => {
+                return fail(
+                    format!("unsupported argument '{other_name}' to 'builtins.path'"),
+                    s,
+                )
+            }
+        }
+    }
+    let Some(src) = src else {
+        return fail(
+            "missing required 'path' attribute in the first argument to builtins.path",
+            s,
+        );
+    };
+    let name = name.unwrap_or_else(|| {
+        src.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    add_path(ev, &src, &name, filter, recursive, expected, s)
+}
+
+fn filter_source(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    let filter = ev.force_function(a[0].clone(), s)?;
+    let src = super::paths::real_path(ev, a[1].clone(), s)?;
+    let name = src
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    add_path(ev, &src, &name, Some(filter), true, None, s)
+}
+
+/// Computes the store path of `src` as `builtins.path` does (nothing is written).
+fn add_path(
+    ev: &mut Evaluator,
+    src: &std::path::Path,
+    name: &str,
+    filter: Option<Value>,
+    recursive: bool,
+    expected: Option<String>,
+    s: Option<Span>,
+) -> EvalResult<Value> {
+    let sd = store_dir(ev, s)?;
+    if std::fs::symlink_metadata(src).is_err() {
+        return fail(format!("path '{}' does not exist", src.display()), s);
+    }
+    let hash = if recursive {
+        match filter {
+            None => {
+                tvix_store::nar::nar_hash_of_path(src)
+                    .map_err(|e| other(e.to_string(), s))?
+                    .0
+            }
+            Some(f) => {
+                // The filter is Nix code; run it for each entry and remember the first error.
+                let mut failure: Option<Box<EvalError>> = None;
+                let result = tvix_store::nar::nar_hash_of_path_filtered(src, |p, meta| {
+                    if failure.is_some() {
+                        return Ok(false);
+                    }
+                    let kind = if meta.file_type().is_symlink() {
+                        "symlink"
+                    } else if meta.is_dir() {
+                        "directory"
+                    } else if meta.is_file() {
+                        "regular"
+                    } else {
+                        "unknown"
+                    };
+                    let path_str = Value::string(p.as_os_str().as_bytes().to_vec());
+                    let keep = ev
+                        .call2(f.clone(), path_str, Value::string(kind), s)
+                        .and_then(|v| ev.force_bool(v, s));
+                    match keep {
+                        Ok(k) => Ok(k),
+                        Err(e) => {
+                            failure = Some(e);
+                            Ok(false)
+                        }
+                    }
+                });
+                if let Some(e) = failure {
+                    return Err(e);
+                }
+                result.map_err(|e| other(e.to_string(), s))?.0
+            }
+        }
+    } else {
+        let bytes = std::fs::read(src)
+            .map_err(|e| other(format!("reading '{}': {e}", src.display()), s))?;
+        NixHash::sha256(&bytes)
+    };
+    if let Some(want) = expected {
+        let want =
+            NixHash::parse(&want, Some(HashAlgo::Sha256)).map_err(|e| other(e.to_string(), s))?;
+        if want != hash {
+            return fail(
+                format!(
+                    "hash mismatch for '{}': specified {}, got {}",
+                    src.display(),
+                    want.to_sri(),
+                    hash.to_sri()
+                ),
+                s,
+            );
+        }
+    }
+    let method = if recursive {
+        FileIngestionMethod::Recursive
+    } else {
+        FileIngestionMethod::Flat
+    };
+    let p = sd
+        .make_fixed_output_path(name, method, &hash, [], false)
+        .map_err(|e| other(e.to_string(), s))?;
+    let path = sd.display(&p);
+    Ok(Value::String(Rc::new(NixString::with_context(
+        path.clone().into_bytes(),
+        Context::from([ContextElem::Plain(path)]),
+    ))))
+}
