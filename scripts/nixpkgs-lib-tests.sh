@@ -23,7 +23,7 @@ export PATH="$scratch/bin:$PATH"
 
 status=0
 for t in misc systems; do
-    out=$("$tvix" eval --strict "$lib/lib/tests/$t.nix" 2>&1) || true
+    out=$("$tvix" eval --strict "$lib/lib/tests/$t.nix" 2>"$scratch/$t.err") || cat "$scratch/$t.err"
     if [ "$out" = "[ ]" ]; then
         echo "lib/tests/$t.nix: [ ] (pass)"
     else

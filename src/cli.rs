@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use clap::{Args, Parser, Subcommand};
-use tvix_eval::diagnostic::{render_error, RenderOptions};
+use tvix_eval::diagnostic::{render_error, strip_ansi, RenderOptions};
 use tvix_eval::eval::CoerceMode;
 use tvix_eval::io::StdIO;
 use tvix_eval::lower::{LintLevel, LowerOptions};
@@ -194,6 +194,15 @@ fn eval_command(args: EvalArgs) -> i32 {
     };
     let mut ev = Evaluator::new(Box::new(StdIO::new()), config);
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    // Messages may carry colour codes of their own; they only reach a colour terminal.
+    let for_stderr = move |text: &str| -> String {
+        if color {
+            text.to_string()
+        } else {
+            strip_ansi(text).into_owned()
+        }
+    };
+    ev.diagnostics = Box::new(move |msg| eprintln!("{}", for_stderr(msg)));
     let render = RenderOptions {
         show_trace: args.show_trace && !args.no_show_trace,
         color,
@@ -201,7 +210,7 @@ fn eval_command(args: EvalArgs) -> i32 {
     match eval_and_print(&mut ev, &args) {
         Ok(()) => 0,
         Err(e) => {
-            eprint!("{}", render_error(&e, &ev.sources, render));
+            eprint!("{}", for_stderr(&render_error(&e, &ev.sources, render)));
             1
         }
     }

@@ -165,3 +165,40 @@ pub fn render_warning(message: &str, span: Span, sources: &SourceMap, color: boo
     code_frame(&mut out, span, sources, &st, "         ");
     out
 }
+
+/// Removes ANSI escape sequences (`ESC [ ... letter`), as the reference does for messages
+/// written to something that is not a colour terminal: messages may carry colour codes of
+/// their own (nixpkgs' module system adds them).
+pub fn strip_ansi(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\x1b') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameters and intermediates, then one final byte in '@'..='~'.
+            for d in chars.by_ref() {
+                if ('@'..='~').contains(&d) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_colour_codes() {
+        assert_eq!(strip_ansi("a \x1b[1;35m\"x\"\x1b[0m b"), "a \"x\" b");
+        assert_eq!(strip_ansi("plain"), "plain");
+        assert_eq!(strip_ansi("cut \x1b["), "cut ");
+    }
+}
