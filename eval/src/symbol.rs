@@ -13,11 +13,25 @@ use std::sync::Mutex;
 use rustc_hash::FxHashMap;
 
 /// An interned name. Copying is free; equality is pointer equality. It is one pointer wide
-/// (to the interned string's box), which keeps attribute set entries small.
+/// (to the interned record), which keeps attribute set entries small.
 #[derive(Clone, Copy)]
-pub struct Symbol(&'static Box<str>);
+pub struct Symbol(&'static Interned);
 
-static INTERNER: Mutex<Option<FxHashMap<&'static str, &'static Box<str>>>> = Mutex::new(None);
+/// An interned name and the first eight bytes of it as a big-endian number, so that most
+/// comparisons in attribute lookups are one integer comparison.
+struct Interned {
+    prefix: u64,
+    text: Box<str>,
+}
+
+fn prefix_of(s: &str) -> u64 {
+    let mut b = [0u8; 8];
+    let n = s.len().min(8);
+    b[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_be_bytes(b)
+}
+
+static INTERNER: Mutex<Option<FxHashMap<&'static str, &'static Interned>>> = Mutex::new(None);
 
 impl Symbol {
     /// Interns `name`, returning the unique symbol for it.
@@ -28,8 +42,11 @@ impl Symbol {
             return Symbol(s);
         }
         // Names live as long as the process: values anywhere may hold them.
-        let leaked: &'static Box<str> = Box::leak(Box::new(name.to_owned().into_boxed_str()));
-        map.insert(&**leaked, leaked);
+        let leaked: &'static Interned = Box::leak(Box::new(Interned {
+            prefix: prefix_of(name),
+            text: name.into(),
+        }));
+        map.insert(&leaked.text, leaked);
         Symbol(leaked)
     }
 
@@ -43,7 +60,7 @@ impl Symbol {
 
     /// The name's text.
     pub fn as_str(self) -> &'static str {
-        &**self.0
+        &self.0.text
     }
 }
 
@@ -56,7 +73,7 @@ impl Eq for Symbol {}
 
 impl Hash for Symbol {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        (self.0 as *const Box<str> as usize).hash(state)
+        (self.0 as *const Interned as usize).hash(state)
     }
 }
 
@@ -68,9 +85,13 @@ impl PartialOrd for Symbol {
 impl Ord for Symbol {
     fn cmp(&self, other: &Self) -> Ordering {
         if self == other {
-            Ordering::Equal
-        } else {
-            self.as_str().as_bytes().cmp(other.as_str().as_bytes())
+            return Ordering::Equal;
+        }
+        // Byte order; strings that differ in their first eight bytes (or in length within
+        // them) are decided by the prefixes alone.
+        match self.0.prefix.cmp(&other.0.prefix) {
+            Ordering::Equal => self.as_str().as_bytes().cmp(other.as_str().as_bytes()),
+            unequal => unequal,
         }
     }
 }
@@ -97,5 +118,14 @@ mod tests {
         assert_eq!(a, b);
         assert!(Symbol::intern("B") < Symbol::intern("a"));
         assert!(Symbol::intern("a") < Symbol::intern("a1"));
+        // Names sharing their first eight bytes, or differing only past a NUL.
+        assert!(Symbol::intern("abcdefgh1") < Symbol::intern("abcdefgh2"));
+        assert!(Symbol::intern("a") < Symbol::intern("a\0"));
+        assert!(Symbol::intern("abcdefgh") < Symbol::intern("abcdefghi"));
+        let mut names = vec!["zz", "a", "abcdefghij", "abcdefghi", "A", "", "a\0b"];
+        let mut syms: Vec<Symbol> = names.iter().map(|n| Symbol::intern(n)).collect();
+        names.sort();
+        syms.sort();
+        assert_eq!(syms.iter().map(|s| s.as_str()).collect::<Vec<_>>(), names);
     }
 }

@@ -13,7 +13,7 @@ pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("attrNames", 1, |ev, a, s| {
         let set = ev.force_attrs(a[0].clone(), s)?;
         Ok(Value::list(
-            set.iter().map(|e| Value::string(e.name.as_str())).collect(),
+            set.iter().map(|e| Value::name_string(e.name)).collect(),
         ))
     }),
     primop!("attrValues", 1, |ev, a, s| {
@@ -108,7 +108,7 @@ fn map_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
     let entries = set
         .iter()
         .map(|e| {
-            let partial = Value::Thunk(Thunk::apply(f.clone(), Value::string(e.name.as_str())));
+            let partial = Value::Thunk(Thunk::apply(f.clone(), Value::name_string(e.name)));
             AttrEntry {
                 name: e.name,
                 value: Value::Thunk(Thunk::apply(partial, e.value.clone())),

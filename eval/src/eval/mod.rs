@@ -189,10 +189,7 @@ impl Evaluator {
             };
             match e {
                 Expr::Const(v) => return Ok(v.clone()),
-                Expr::Local { depth, idx } => {
-                    let v = env.ancestor(*depth as usize).get(*idx as usize);
-                    return self.force(v);
-                }
+                Expr::Local { depth, idx } => return self.read_local(env, *depth, *idx),
                 Expr::Apply { func, arg, span } => {
                     if let Expr::Apply { .. } = &**func {
                         return self.eval_apply_spine(e, env);
@@ -256,10 +253,7 @@ impl Evaluator {
     pub(crate) fn eval_operand(&mut self, e: &Expr, env: &Rc<Env>) -> EvalResult<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
-            Expr::Local { depth, idx } => {
-                let v = env.ancestor(*depth as usize).get(*idx as usize);
-                self.force(v)
-            }
+            Expr::Local { depth, idx } => self.read_local(env, *depth, *idx),
             _ => self.eval(e, env),
         }
     }
@@ -288,6 +282,23 @@ impl Evaluator {
             result.insert(entry.clone());
         }
         Ok(Value::attrs(result))
+    }
+
+    /// The value of a variable, forced; an already evaluated thunk is read in place.
+    #[inline(always)]
+    fn read_local(&mut self, env: &Rc<Env>, depth: u32, idx: u32) -> EvalResult<Value> {
+        let frame = env.ancestor(depth as usize);
+        let pending = frame.peek(idx as usize, |v| match v {
+            Value::Thunk(t) => match &*t.0.borrow() {
+                ThunkState::Done(v) => Err(v.clone()),
+                _ => Ok(t.clone()),
+            },
+            v => Err(v.clone()),
+        });
+        match pending {
+            Ok(thunk) => self.force_thunk(&thunk),
+            Err(value) => Ok(value),
+        }
     }
 
     #[inline(never)]

@@ -58,6 +58,15 @@ impl Env {
         slots[i].clone()
     }
 
+    /// Calls `f` with a reference to slot `i`, without cloning it.
+    #[inline]
+    pub fn peek<R>(&self, i: usize, f: impl FnOnce(&Value) -> R) -> R {
+        // SAFETY: see `set`; slots are only written while the frame is set up, before any
+        // code that could call `peek` runs, so the reference cannot be invalidated by `f`.
+        let slots = unsafe { &*self.slots.get() };
+        f(&slots[i])
+    }
+
     /// The frame `depth` levels up (0 is this one).
     #[inline]
     pub fn ancestor(self: &Rc<Env>, depth: usize) -> &Rc<Env> {

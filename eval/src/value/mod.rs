@@ -86,6 +86,11 @@ impl Value {
         Value::String(Rc::new(s.into()))
     }
 
+    /// A string value holding an attribute name (no copy of the text).
+    pub fn name_string(name: crate::symbol::Symbol) -> Value {
+        Value::String(Rc::new(NixString::from_static(name.as_str().as_bytes())))
+    }
+
     /// A list value.
     pub fn list(items: Vec<Value>) -> Value {
         Value::List(Rc::new(items))

@@ -20,7 +20,9 @@ pub type Context = BTreeSet<ContextElem>;
 /// A Nix string value. Content is bytes (Nix strings need not be UTF-8).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct NixString {
-    bytes: Box<[u8]>,
+    // Borrowed for strings made from interned names (`attrNames`, `mapAttrs`), which then
+    // cost no copy.
+    bytes: std::borrow::Cow<'static, [u8]>,
     context: Option<Box<Context>>,
 }
 
@@ -28,7 +30,15 @@ impl NixString {
     /// A string without context.
     pub fn new(bytes: impl Into<Box<[u8]>>) -> Self {
         NixString {
-            bytes: bytes.into(),
+            bytes: std::borrow::Cow::Owned(bytes.into().into_vec()),
+            context: None,
+        }
+    }
+
+    /// A string of static text (an interned name), without copying it.
+    pub fn from_static(bytes: &'static [u8]) -> Self {
+        NixString {
+            bytes: std::borrow::Cow::Borrowed(bytes),
             context: None,
         }
     }
@@ -41,7 +51,7 @@ impl NixString {
             Some(Box::new(context))
         };
         NixString {
-            bytes: bytes.into(),
+            bytes: std::borrow::Cow::Owned(bytes.into().into_vec()),
             context,
         }
     }
