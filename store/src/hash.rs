@@ -65,7 +65,7 @@ impl fmt::Display for HashAlgo {
     }
 }
 
-/// The textual encodings of a digest.
+/// The textual encodings of a digest (Nix's hash formats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashEncoding {
     /// Lowercase hexadecimal.
@@ -74,6 +74,52 @@ pub enum HashEncoding {
     Nix32,
     /// Standard base64 with padding.
     Base64,
+    /// Subresource Integrity: `algo-<base64>`. Unlike the other encodings this one always
+    /// carries the algorithm, so [`NixHash::encode`] and [`NixHash::to_prefixed`] both give
+    /// the SRI string.
+    Sri,
+}
+
+impl HashEncoding {
+    /// The format name Nix uses (`base16`, `nix32`, `base64`, `sri`), as in
+    /// `builtins.convertHash`'s `toHashFormat` and `nix hash convert --to`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HashEncoding::Base16 => "base16",
+            HashEncoding::Nix32 => "nix32",
+            HashEncoding::Base64 => "base64",
+            HashEncoding::Sri => "sri",
+        }
+    }
+
+    /// Parses a format name as returned by [`HashEncoding::name`]. The deprecated alias
+    /// `base32` (for `nix32`) is not accepted here: callers that support it decide how to
+    /// warn about it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "base16" => Some(HashEncoding::Base16),
+            "nix32" => Some(HashEncoding::Nix32),
+            "base64" => Some(HashEncoding::Base64),
+            "sri" => Some(HashEncoding::Sri),
+            _ => None,
+        }
+    }
+
+    /// How Nix names the encoding in parse errors ("invalid base-16 hash ...").
+    fn error_name(self) -> &'static str {
+        match self {
+            HashEncoding::Base16 => "base-16",
+            HashEncoding::Nix32 => "base-32",
+            HashEncoding::Base64 => "base-64",
+            HashEncoding::Sri => "SRI",
+        }
+    }
+}
+
+impl fmt::Display for HashEncoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Errors from parsing hashes.
@@ -93,21 +139,28 @@ pub enum HashError {
         /// The expected algorithm.
         expected: HashAlgo,
     },
-    /// The digest length matches no encoding for this algorithm.
-    #[error("hash '{hash}' has wrong length for hash type '{algo}'")]
+    /// The digest length matches no encoding for this algorithm. The message names only
+    /// the digest part, as Nix's does.
+    #[error("hash '{digest}' has wrong length for hash algorithm '{algo}'")]
     WrongLength {
-        /// The hash string.
+        /// The whole hash string.
         hash: String,
+        /// The digest part (after any `algo:` or `algo-` prefix).
+        digest: String,
         /// The algorithm.
         algo: HashAlgo,
     },
-    /// The digest is not valid in the encoding its length implies.
-    #[error("invalid {encoding} in hash '{hash}'")]
+    /// The digest is not valid in the encoding its length (or the SRI form) implies, or a
+    /// base64 digest decodes to the wrong number of bytes. The message names only the
+    /// digest part, as Nix's does: `invalid base-16 hash '...'`, `invalid SRI hash '...'`.
+    #[error("invalid {} hash '{digest}'", encoding.error_name())]
     InvalidEncoding {
-        /// The hash string.
+        /// The whole hash string.
         hash: String,
-        /// The name of the encoding that failed.
-        encoding: &'static str,
+        /// The digest part (after any `algo:` or `algo-` prefix).
+        digest: String,
+        /// The encoding that failed.
+        encoding: HashEncoding,
     },
     /// A raw digest of the wrong size for its algorithm.
     #[error("digest of {got} bytes is not a valid {algo} digest ({expected} bytes)")]
@@ -181,18 +234,12 @@ impl NixHash {
     /// nix32 or base64 when `algo` is supplied. If both a prefix and `algo` are present
     /// they must agree.
     pub fn parse(s: &str, algo: Option<HashAlgo>) -> Result<Self, HashError> {
+        // As in Nix, a prefix before `:` or `-` must name a known algorithm: no bare digest
+        // contains either character, so there is nothing to fall back to.
         let (prefix_algo, rest, sri) = if let Some((a, rest)) = s.split_once(':') {
             (Some(HashAlgo::from_name(a)?), rest, false)
         } else if let Some((a, rest)) = s.split_once('-') {
-            match HashAlgo::from_name(a) {
-                Ok(a) => (Some(a), rest, true),
-                Err(e) => {
-                    if algo.is_none() {
-                        return Err(e);
-                    }
-                    (None, s, false)
-                }
-            }
+            (Some(HashAlgo::from_name(a)?), rest, true)
         } else {
             (None, s, false)
         };
@@ -208,7 +255,7 @@ impl NixHash {
             (None, None) => return Err(HashError::MissingAlgo(s.to_string())),
         };
         if sri {
-            return Self::decode_as(s, rest, algo, HashEncoding::Base64);
+            return Self::decode_as(s, rest, algo, HashEncoding::Sri);
         }
         let n = algo.digest_len();
         let enc = if rest.len() == n * 2 {
@@ -220,6 +267,7 @@ impl NixHash {
         } else {
             return Err(HashError::WrongLength {
                 hash: s.to_string(),
+                digest: rest.to_string(),
                 algo,
             });
         };
@@ -232,7 +280,7 @@ impl NixHash {
             .split_once('-')
             .ok_or_else(|| HashError::MissingAlgo(s.to_string()))?;
         let algo = HashAlgo::from_name(a)?;
-        Self::decode_as(s, rest, algo, HashEncoding::Base64)
+        Self::decode_as(s, rest, algo, HashEncoding::Sri)
     }
 
     fn decode_as(
@@ -241,24 +289,23 @@ impl NixHash {
         algo: HashAlgo,
         enc: HashEncoding,
     ) -> Result<Self, HashError> {
-        let invalid = |encoding| HashError::InvalidEncoding {
+        let invalid = || HashError::InvalidEncoding {
             hash: whole.to_string(),
-            encoding,
+            digest: digest.to_string(),
+            encoding: enc,
         };
         let bytes = match enc {
             HashEncoding::Base16 => HEXLOWER_PERMISSIVE
                 .decode(digest.as_bytes())
-                .map_err(|_| invalid("base-16"))?,
-            HashEncoding::Nix32 => nixbase32::decode(digest).map_err(|_| invalid("base-32"))?,
-            HashEncoding::Base64 => BASE64
-                .decode(digest.as_bytes())
-                .map_err(|_| invalid("base-64"))?,
+                .map_err(|_| invalid())?,
+            HashEncoding::Nix32 => nixbase32::decode(digest).map_err(|_| invalid())?,
+            HashEncoding::Base64 | HashEncoding::Sri => {
+                BASE64.decode(digest.as_bytes()).map_err(|_| invalid())?
+            }
         };
+        // Only base64 can decode to another size: the base16 and nix32 lengths were checked.
         if bytes.len() != algo.digest_len() {
-            return Err(HashError::WrongLength {
-                hash: whole.to_string(),
-                algo,
-            });
+            return Err(invalid());
         }
         Ok(NixHash {
             algo,
@@ -281,18 +328,23 @@ impl NixHash {
         BASE64.encode(&self.digest)
     }
 
-    /// The digest in the given encoding, without a prefix.
+    /// The digest in the given encoding, without a prefix; except SRI, which always has
+    /// its `algo-` prefix.
     pub fn encode(&self, enc: HashEncoding) -> String {
         match enc {
             HashEncoding::Base16 => self.to_base16(),
             HashEncoding::Nix32 => self.to_nix32(),
             HashEncoding::Base64 => self.to_base64(),
+            HashEncoding::Sri => self.to_sri(),
         }
     }
 
-    /// `algo:<digest>` in the given encoding.
+    /// `algo:<digest>` in the given encoding; the SRI form for [`HashEncoding::Sri`].
     pub fn to_prefixed(&self, enc: HashEncoding) -> String {
-        format!("{}:{}", self.algo, self.encode(enc))
+        match enc {
+            HashEncoding::Sri => self.to_sri(),
+            _ => format!("{}:{}", self.algo, self.encode(enc)),
+        }
     }
 
     /// The SRI form, `algo-<base64>`.
@@ -470,6 +522,99 @@ mod tests {
         ));
         assert!(NixHash::parse_sri("sha256-!!!").is_err());
         assert!(NixHash::from_digest(HashAlgo::Sha1, vec![0; 3]).is_err());
+    }
+
+    #[test]
+    fn parse_error_messages_name_the_digest_like_nix() {
+        let msg = |s: &str, a: Option<HashAlgo>| NixHash::parse(s, a).unwrap_err().to_string();
+        // Compared with `nix-instantiate` (which says "hash type" where newer Nix says
+        // "hash algorithm").
+        assert_eq!(
+            msg("md5:z41d8cd98f00b204e9800998ecf8427e", Some(HashAlgo::Md5)),
+            "invalid base-16 hash 'z41d8cd98f00b204e9800998ecf8427e'"
+        );
+        assert_eq!(
+            msg("md5:e41d8cd98f00b204e9800998ec", None),
+            "invalid base-32 hash 'e41d8cd98f00b204e9800998ec'"
+        );
+        assert_eq!(
+            msg("md5:abc", None),
+            "hash 'abc' has wrong length for hash algorithm 'md5'"
+        );
+        assert_eq!(msg("md5-abc", None), "invalid SRI hash 'abc'");
+        assert_eq!(
+            msg("sha1:d41d8cd98f00b204e9800998ecf8427e", Some(HashAlgo::Md5)),
+            "hash 'sha1:d41d8cd98f00b204e9800998ecf8427e' should have type 'md5'"
+        );
+        assert_eq!(msg("foo-abc", None), "unknown hash algorithm 'foo'");
+        // The algorithm before `-` must be known even when the caller supplies one.
+        assert_eq!(
+            NixHash::parse("foo-abc", Some(HashAlgo::Md5)),
+            Err(HashError::UnknownAlgo("foo".into()))
+        );
+    }
+
+    #[test]
+    fn parse_error_fields() {
+        let h = NixHash::hash_bytes(HashAlgo::Md5, b"");
+        // SRI with a valid base64 body of the wrong size.
+        let sha1_b64 = NixHash::hash_bytes(HashAlgo::Sha1, b"").to_base64();
+        assert_eq!(
+            NixHash::parse(&format!("md5-{sha1_b64}"), None),
+            Err(HashError::InvalidEncoding {
+                hash: format!("md5-{sha1_b64}"),
+                digest: sha1_b64.clone(),
+                encoding: HashEncoding::Sri,
+            })
+        );
+        // 24 base64 characters without padding decode to 18 bytes, not md5's 16.
+        let unpadded = "A".repeat(24);
+        assert_eq!(
+            NixHash::parse(&unpadded, Some(HashAlgo::Md5)),
+            Err(HashError::InvalidEncoding {
+                hash: unpadded.clone(),
+                digest: unpadded.clone(),
+                encoding: HashEncoding::Base64,
+            })
+        );
+        assert_eq!(
+            NixHash::parse("sha1:abc", None),
+            Err(HashError::WrongLength {
+                hash: "sha1:abc".into(),
+                digest: "abc".into(),
+                algo: HashAlgo::Sha1,
+            })
+        );
+        assert_eq!(
+            NixHash::parse(&h.to_base16(), Some(HashAlgo::Md5)).unwrap(),
+            h
+        );
+    }
+
+    #[test]
+    fn encodings_and_names() {
+        let h = NixHash::sha256(b"");
+        assert_eq!(
+            h.encode(HashEncoding::Sri),
+            "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
+        assert_eq!(h.to_prefixed(HashEncoding::Sri), h.to_sri());
+        assert_eq!(
+            h.to_prefixed(HashEncoding::Nix32),
+            "sha256:0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73"
+        );
+        for enc in [
+            HashEncoding::Base16,
+            HashEncoding::Nix32,
+            HashEncoding::Base64,
+            HashEncoding::Sri,
+        ] {
+            assert_eq!(HashEncoding::from_name(enc.name()), Some(enc));
+            assert_eq!(enc.to_string(), enc.name());
+            assert_eq!(NixHash::parse(&h.to_prefixed(enc), None).unwrap(), h);
+        }
+        assert_eq!(HashEncoding::from_name("base32"), None);
+        assert_eq!(HashEncoding::from_name("hex"), None);
     }
 
     #[test]

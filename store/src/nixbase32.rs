@@ -116,6 +116,25 @@ mod tests {
     }
 
     #[test]
+    fn known_values_and_lengths() {
+        // sha256 of the empty string, as Nix prints it in nix32.
+        let empty_sha256 = data_encoding::HEXLOWER
+            .decode(b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+            .unwrap();
+        assert_eq!(
+            encode(&empty_sha256),
+            "0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73"
+        );
+        assert_eq!(encode(&[0xff]), "7z");
+        assert_eq!(decode("7z").unwrap(), vec![0xff]);
+        // 0x1ff does not fit in a byte.
+        assert_eq!(decode("8z"), Err(Nixbase32Error::NonZeroPadding));
+        assert_eq!(encode_len(20), 32);
+        assert_eq!(encode_len(32), 52);
+        assert_eq!(decode_len(52), 32);
+    }
+
+    #[test]
     fn roundtrip_all_lengths() {
         for len in 0..70usize {
             let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();

@@ -1,14 +1,14 @@
-//! Hashing builtins (`hashString`, `hashFile`, `convertHash`) and the hash encodings Nix uses:
-//! base-16, Nix's own base-32 ("nix32"), base-64 and SRI.
+//! Hashing builtins (`hashString`, `hashFile`, `convertHash`).
 //!
-//! The nix32 codec is public: the store computes store path hashes with it.
+//! The hashes, their encodings (base-16, nix32, base-64, SRI) and their parsing come from
+//! the store crate ([`tvix_store::hash`], [`tvix_store::nixbase32`]); this module adds what
+//! is particular to the language: argument handling, Nix's evaluator error messages and the
+//! deprecation warning for the `base32` format name.
 
 use std::rc::Rc;
 
-use data_encoding::{BASE64, HEXLOWER, HEXLOWER_PERMISSIVE};
-use md5::Md5;
-use sha1::Sha1;
-use sha2::{Digest, Sha256, Sha512};
+use tvix_store::hash::HashEncoding;
+use tvix_store::{HashAlgo, HashError, NixHash};
 
 use super::control::primop;
 use super::fail;
@@ -24,244 +24,35 @@ pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("convertHash", 1, convert_hash),
 ];
 
-/// The alphabet of Nix's base-32: digits and lowercase letters without `e`, `o`, `u`, `t`.
-pub const NIX32_ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+/// Nix's message for an algorithm name it does not know.
+fn unknown_algo_message(name: &str) -> String {
+    format!(
+        "unknown hash algorithm '{name}', expect 'blake3', 'md5', 'sha1', 'sha256', or 'sha512'"
+    )
+}
 
-/// Length of the nix32 encoding of `n` bytes.
-pub fn nix32_encoded_len(n: usize) -> usize {
-    if n == 0 {
-        0
-    } else {
-        (n * 8 - 1) / 5 + 1
+/// Parses an algorithm name given as a builtin argument, failing with Nix's messages.
+/// `blake3` is a name Nix knows but only behind an experimental feature.
+fn parse_algo(name: &str, span: Option<Span>) -> EvalResult<HashAlgo> {
+    match HashAlgo::from_name(name) {
+        Ok(a) => Ok(a),
+        Err(_) if name == "blake3" => fail(
+            "experimental Nix feature 'blake3-hashes' is disabled; add '--extra-experimental-features blake3-hashes' to enable it",
+            span,
+        ),
+        Err(_) => fail(unknown_algo_message(name), span),
     }
 }
 
-/// Encodes bytes in Nix's base-32. Bits are taken least-significant first, and the character
-/// for the lowest bits comes last.
-pub fn nix32_encode(bytes: &[u8]) -> String {
-    let len = nix32_encoded_len(bytes.len());
-    let mut out = String::with_capacity(len);
-    for pos in (0..len).rev() {
-        let bit = pos * 5;
-        let (byte, shift) = (bit / 8, bit % 8);
-        let low = (bytes[byte] as u16) >> shift;
-        let high = match bytes.get(byte + 1) {
-            Some(&b) => (b as u16) << (8 - shift),
-            None => 0,
-        };
-        out.push(NIX32_ALPHABET[((low | high) & 0x1f) as usize] as char);
-    }
-    out
-}
-
-/// Decodes Nix's base-32. `None` if a character is not in the alphabet, or if the text does
-/// not encode a whole number of bytes (non-zero bits beyond the last byte).
-pub fn nix32_decode(text: &[u8]) -> Option<Vec<u8>> {
-    let n = text.len() * 5 / 8;
-    let mut out = vec![0u8; n];
-    for (i, &c) in text.iter().rev().enumerate() {
-        let digit = NIX32_ALPHABET.iter().position(|&a| a == c)? as u16;
-        let bit = i * 5;
-        let (byte, shift) = (bit / 8, bit % 8);
-        let shifted = digit << shift;
-        match out.get_mut(byte) {
-            Some(b) => *b |= (shifted & 0xff) as u8,
-            None => {
-                if digit != 0 {
-                    return None;
-                }
-                continue;
-            }
-        }
-        let carry = (shifted >> 8) as u8;
-        match out.get_mut(byte + 1) {
-            Some(b) => *b |= carry,
-            None if carry != 0 => return None,
-            None => {}
-        }
-    }
-    Some(out)
-}
-
-/// A hash algorithm Nix knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HashAlgo {
-    /// MD5 (16 bytes).
-    Md5,
-    /// SHA-1 (20 bytes).
-    Sha1,
-    /// SHA-256 (32 bytes).
-    Sha256,
-    /// SHA-512 (64 bytes).
-    Sha512,
-}
-
-impl HashAlgo {
-    /// Parses a name as Nix spells it (`md5`, `sha1`, `sha256`, `sha512`).
-    pub fn parse(name: &str) -> Option<HashAlgo> {
-        match name {
-            "md5" => Some(HashAlgo::Md5),
-            "sha1" => Some(HashAlgo::Sha1),
-            "sha256" => Some(HashAlgo::Sha256),
-            "sha512" => Some(HashAlgo::Sha512),
-            _ => None,
-        }
-    }
-
-    /// Parses a name, failing with Nix's message for unknown names.
-    pub fn parse_or_fail(name: &str, span: Option<Span>) -> EvalResult<HashAlgo> {
-        match HashAlgo::parse(name) {
-            Some(a) => Ok(a),
-            None if name == "blake3" => fail(
-                "experimental Nix feature 'blake3-hashes' is disabled; add '--extra-experimental-features blake3-hashes' to enable it",
-                span,
-            ),
-            None => fail(
-                format!(
-                    "unknown hash algorithm '{name}', expect 'blake3', 'md5', 'sha1', 'sha256', or 'sha512'"
-                ),
-                span,
-            ),
-        }
-    }
-
-    /// The name.
-    pub fn name(self) -> &'static str {
-        match self {
-            HashAlgo::Md5 => "md5",
-            HashAlgo::Sha1 => "sha1",
-            HashAlgo::Sha256 => "sha256",
-            HashAlgo::Sha512 => "sha512",
-        }
-    }
-
-    /// Digest size in bytes.
-    pub fn size(self) -> usize {
-        match self {
-            HashAlgo::Md5 => 16,
-            HashAlgo::Sha1 => 20,
-            HashAlgo::Sha256 => 32,
-            HashAlgo::Sha512 => 64,
-        }
-    }
-
-    /// Hashes `data`.
-    pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        match self {
-            HashAlgo::Md5 => Md5::digest(data).to_vec(),
-            HashAlgo::Sha1 => Sha1::digest(data).to_vec(),
-            HashAlgo::Sha256 => Sha256::digest(data).to_vec(),
-            HashAlgo::Sha512 => Sha512::digest(data).to_vec(),
-        }
-    }
-}
-
-/// The text forms of a hash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HashFormat {
-    /// Lowercase hexadecimal.
-    Base16,
-    /// Nix's base-32.
-    Nix32,
-    /// Standard base-64 with padding.
-    Base64,
-    /// `algo-base64`.
-    Sri,
-}
-
-/// A digest with its algorithm.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hash {
-    /// The algorithm.
-    pub algo: HashAlgo,
-    /// The raw digest (`algo.size()` bytes).
-    pub digest: Vec<u8>,
-}
-
-impl Hash {
-    /// Hashes `data` with `algo`.
-    pub fn of(algo: HashAlgo, data: &[u8]) -> Hash {
-        Hash {
-            algo,
-            digest: algo.digest(data),
-        }
-    }
-
-    /// The hash in `format` (without an `algo:` prefix, except SRI which always has one).
-    pub fn encode(&self, format: HashFormat) -> String {
-        match format {
-            HashFormat::Base16 => HEXLOWER.encode(&self.digest),
-            HashFormat::Nix32 => nix32_encode(&self.digest),
-            HashFormat::Base64 => BASE64.encode(&self.digest),
-            HashFormat::Sri => format!("{}-{}", self.algo.name(), BASE64.encode(&self.digest)),
-        }
-    }
-
-    /// Parses a hash in any of Nix's forms: `algo:body`, SRI `algo-base64`, or a bare body
-    /// (base-16, nix32 or base-64, told apart by length) when `algo` is known from context.
-    pub fn parse_any(text: &str, algo: Option<HashAlgo>) -> Result<Hash, String> {
-        let (prefix, body, sri) = if let Some((p, b)) = text.split_once(':') {
-            (Some(p), b, false)
-        } else if let Some((p, b)) = text.split_once('-') {
-            (Some(p), b, true)
-        } else {
-            (None, text, false)
-        };
-        let algo = match (prefix, algo) {
-            (Some(p), expected) => {
-                let a = HashAlgo::parse(p).ok_or_else(|| {
-                    format!(
-                        "unknown hash algorithm '{p}', expect 'blake3', 'md5', 'sha1', 'sha256', or 'sha512'"
-                    )
-                })?;
-                if let Some(e) = expected {
-                    if e != a {
-                        return Err(format!("hash '{text}' should have type '{}'", e.name()));
-                    }
-                }
-                a
-            }
-            (None, Some(a)) => a,
-            (None, None) => {
-                return Err(format!(
-                    "hash '{text}' does not include a type, nor is the type otherwise known from context"
-                ))
-            }
-        };
-        let size = algo.size();
-        let bytes = body.as_bytes();
-        let digest = if sri {
-            let d = BASE64
-                .decode(bytes)
-                .map_err(|_| format!("invalid SRI hash '{text}'"))?;
-            if d.len() != size {
-                return Err(format!(
-                    "invalid SRI hash '{text}': wrong length for hash algorithm '{}'",
-                    algo.name()
-                ));
-            }
-            d
-        } else if bytes.len() == size * 2 {
-            HEXLOWER_PERMISSIVE
-                .decode(bytes)
-                .map_err(|_| format!("invalid base-16 hash '{text}'"))?
-        } else if bytes.len() == nix32_encoded_len(size) {
-            nix32_decode(bytes).ok_or_else(|| format!("invalid nix32 hash '{text}'"))?
-        } else if bytes.len() == BASE64.encode_len(size) {
-            let d = BASE64
-                .decode(bytes)
-                .map_err(|_| format!("invalid base-64 hash '{text}'"))?;
-            if d.len() != size {
-                return Err(format!("invalid base-64 hash '{text}'"));
-            }
-            d
-        } else {
-            return Err(format!(
-                "hash '{text}' has wrong length for hash algorithm '{}'",
-                algo.name()
-            ));
-        };
-        Ok(Hash { algo, digest })
+/// The evaluator's message for a hash that does not parse.
+fn parse_error_message(e: HashError) -> String {
+    match e {
+        HashError::UnknownAlgo(name) => unknown_algo_message(&name),
+        HashError::MissingAlgo(hash) => format!(
+            "hash '{hash}' does not include a type, nor is the type otherwise known from context"
+        ),
+        // The store's messages for the rest are Nix's.
+        other => other.to_string(),
     }
 }
 
@@ -274,7 +65,7 @@ fn hash_algo_arg(
     let name = ev.force_string(v, span).context(span, || {
         format!("while evaluating the first argument passed to builtins.{builtin}")
     })?;
-    HashAlgo::parse_or_fail(&name.to_str_lossy(), span)
+    parse_algo(&name.to_str_lossy(), span)
 }
 
 fn hash_string(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
@@ -283,7 +74,7 @@ fn hash_string(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalRes
         "while evaluating the second argument passed to builtins.hashString".to_string()
     })?;
     Ok(Value::string(
-        Hash::of(algo, s.as_bytes()).encode(HashFormat::Base16),
+        NixHash::hash_bytes(algo, s.as_bytes()).to_base16(),
     ))
 }
 
@@ -299,9 +90,7 @@ fn hash_file(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResul
         }
         Err(e) => return fail(format!("reading file '{}': {e}", path.display()), span),
     };
-    Ok(Value::string(
-        Hash::of(algo, &data).encode(HashFormat::Base16),
-    ))
+    Ok(Value::string(NixHash::hash_bytes(algo, &data).to_base16()))
 }
 
 fn convert_hash(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
@@ -321,37 +110,33 @@ fn convert_hash(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalRe
         return Err(ev.missing_attr(Symbol::intern("hash"), &args, span));
     };
     let algo = match get(ev, "hashAlgo")? {
-        Some(name) => Some(HashAlgo::parse_or_fail(&name.to_str_lossy(), span)?),
+        Some(name) => Some(parse_algo(&name.to_str_lossy(), span)?),
         None => None,
     };
     let Some(format) = get(ev, "toHashFormat")? else {
         return Err(ev.missing_attr(Symbol::intern("toHashFormat"), &args, span));
     };
     let format = match &*format.to_str_lossy() {
-        "base16" => HashFormat::Base16,
-        "nix32" => HashFormat::Nix32,
         "base32" => {
             (ev.diagnostics)(
                 "warning: \"base32\" is a deprecated alias for hash format \"nix32\".",
             );
-            HashFormat::Nix32
+            HashEncoding::Nix32
         }
-        "base64" => HashFormat::Base64,
-        "sri" => HashFormat::Sri,
-        other => {
-            return fail(
+        other => match HashEncoding::from_name(other) {
+            Some(enc) => enc,
+            None => return fail(
                 format!(
                     "unknown hash format '{other}', expect 'base16', 'base32', 'base64', or 'sri'"
                 ),
                 span,
-            )
-        }
+            ),
+        },
     };
-    let parsed = match Hash::parse_any(&hash.to_str_lossy(), algo) {
-        Ok(h) => h,
-        Err(m) => return fail(m, span),
-    };
-    Ok(Value::string(parsed.encode(format)))
+    match NixHash::parse(&hash.to_str_lossy(), algo) {
+        Ok(h) => Ok(Value::string(h.encode(format))),
+        Err(e) => fail(parse_error_message(e), span),
+    }
 }
 
 #[cfg(test)]
@@ -359,37 +144,6 @@ mod tests {
     use super::*;
 
     use crate::testing::eval;
-
-    #[test]
-    fn nix32_known_values() {
-        let empty_sha256 = Sha256::digest(b"").to_vec();
-        assert_eq!(
-            nix32_encode(&empty_sha256),
-            "0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73"
-        );
-        assert_eq!(nix32_encode(&[]), "");
-        assert_eq!(nix32_encode(&[0x1f]), "0z");
-        assert_eq!(nix32_encode(&[0xff]), "7z");
-        assert_eq!(nix32_encoded_len(20), 32);
-        assert_eq!(nix32_encoded_len(32), 52);
-    }
-
-    #[test]
-    fn nix32_round_trips() {
-        for len in 0..70 {
-            let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-            let text = nix32_encode(&data);
-            assert_eq!(text.len(), nix32_encoded_len(len));
-            assert_eq!(nix32_decode(text.as_bytes()), Some(data));
-        }
-    }
-
-    #[test]
-    fn nix32_rejects_bad_input() {
-        assert_eq!(nix32_decode(b"e0"), None);
-        assert_eq!(nix32_decode(b"8z"), None); // 0x1ff does not fit in a byte
-        assert_eq!(nix32_decode(b"7z"), Some(vec![0xff]));
-    }
 
     #[test]
     fn hash_string_algorithms() {
@@ -512,7 +266,67 @@ mod tests {
             eval(
                 r#"builtins.convertHash { hash = "md5:z41d8cd98f00b204e9800998ecf8427e"; toHashFormat = "sri"; }"#
             ),
-            Err("invalid base-16 hash 'md5:z41d8cd98f00b204e9800998ecf8427e'".into())
+            Err("invalid base-16 hash 'z41d8cd98f00b204e9800998ecf8427e'".into())
+        );
+    }
+
+    #[test]
+    fn convert_hash_parse_errors_name_the_digest() {
+        let convert = |hash: &str, algo: &str| {
+            eval(&format!(
+                r#"builtins.convertHash {{ hash = "{hash}"; {algo} toHashFormat = "base16"; }}"#
+            ))
+        };
+        assert_eq!(
+            convert("md5:e41d8cd98f00b204e9800998ec", ""),
+            Err("invalid base-32 hash 'e41d8cd98f00b204e9800998ec'".into())
+        );
+        assert_eq!(convert("md5-abc", ""), Err("invalid SRI hash 'abc'".into()));
+        assert_eq!(
+            convert("md5:abc", ""),
+            Err("hash 'abc' has wrong length for hash algorithm 'md5'".into())
+        );
+        assert_eq!(
+            convert("foo-abc", r#"hashAlgo = "md5";"#),
+            Err("unknown hash algorithm 'foo', expect 'blake3', 'md5', 'sha1', 'sha256', or 'sha512'".into())
+        );
+        assert_eq!(
+            convert("md5:d41d8cd98f00b204e9800998ecf8427e", r#"hashAlgo = "blake3";"#),
+            Err("experimental Nix feature 'blake3-hashes' is disabled; add '--extra-experimental-features blake3-hashes' to enable it".into())
+        );
+        assert_eq!(
+            eval(r#"builtins.convertHash { hash = "md5:d41d8cd98f00b204e9800998ecf8427e"; }"#),
+            Err("attribute 'toHashFormat' missing".into())
+        );
+    }
+
+    #[test]
+    fn convert_hash_base32_alias_warns() {
+        use std::cell::RefCell;
+
+        use crate::eval::EvalConfig;
+
+        let warnings = Rc::new(RefCell::new(Vec::<String>::new()));
+        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
+        let sink = warnings.clone();
+        ev.diagnostics = Box::new(move |m| sink.borrow_mut().push(m.to_string()));
+        let v = ev
+            .eval_source(
+                "«test»".into(),
+                r#"builtins.convertHash { hash = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="; toHashFormat = "base32"; }"#.into(),
+                std::env::current_dir().unwrap(),
+            )
+            .and_then(|v| ev.force_deep(v))
+            .map_err(|e| e.kind.to_string());
+        assert_eq!(
+            v.map(|v| crate::value::print::print_value(&v)),
+            Ok(r#""0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73""#.into())
+        );
+        assert_eq!(
+            *warnings.borrow(),
+            vec![
+                "warning: \"base32\" is a deprecated alias for hash format \"nix32\".".to_string()
+            ]
         );
     }
 }
