@@ -207,7 +207,11 @@ fn eval_command(args: EvalArgs) -> i32 {
         show_trace: args.show_trace && !args.no_show_trace,
         color,
     };
-    match eval_and_print(&mut ev, &args) {
+    let result = eval_and_print(&mut ev, &args);
+    if std::env::var_os("TVIX_SHOW_STATS").is_some() {
+        eprintln!("{:#?}", ev.stats);
+    }
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprint!("{}", for_stderr(&render_error(&e, &ev.sources, render)));

@@ -1,11 +1,10 @@
 //! The `tvix` command.
 
+mod alloc;
 mod cli;
 
-// The evaluator allocates many small, short-lived objects (thunks, frames); mimalloc is
-// markedly faster than glibc's allocator at that.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::MiMalloc = alloc::MiMalloc;
 
 fn main() {
     std::process::exit(cli::run());

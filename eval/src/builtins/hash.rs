@@ -125,12 +125,14 @@ fn convert_hash(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalRe
         }
         other => match HashEncoding::from_name(other) {
             Some(enc) => enc,
-            None => return fail(
-                format!(
+            None => {
+                return fail(
+                    format!(
                     "unknown hash format '{other}', expect 'base16', 'base32', 'base64', or 'sri'"
                 ),
-                span,
-            ),
+                    span,
+                )
+            }
         },
     };
     match NixHash::parse(&hash.to_str_lossy(), algo) {

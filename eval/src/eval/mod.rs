@@ -106,6 +106,25 @@ pub struct Evaluator {
     pub derivations: FxHashMap<String, crate::builtins::KnownDerivation>,
     /// The `derivation` function, made from its Nix source on first use.
     pub(crate) derivation_fn: Option<Value>,
+    /// Counters of the evaluator's work (`TVIX_SHOW_STATS`).
+    pub stats: Stats,
+}
+
+/// What an evaluation did, counted as it goes (cheap enough to always count).
+#[derive(Default, Debug)]
+pub struct Stats {
+    /// Thunks allocated.
+    pub thunks: std::cell::Cell<u64>,
+    /// Calls of Nix functions.
+    pub calls: std::cell::Cell<u64>,
+    /// Calls of builtins with all their arguments.
+    pub primop_calls: std::cell::Cell<u64>,
+}
+
+impl Stats {
+    fn bump(c: &std::cell::Cell<u64>) {
+        c.set(c.get() + 1);
+    }
 }
 
 impl Evaluator {
@@ -123,6 +142,7 @@ impl Evaluator {
             diagnostics: Box::new(|msg| eprintln!("{msg}")),
             derivations: FxHashMap::default(),
             derivation_fn: None,
+            stats: Stats::default(),
         }
     }
 
@@ -372,7 +392,18 @@ impl Evaluator {
                 Some(v) => v,
                 None => Value::Thunk(Thunk::suspended(e.clone(), env.clone())),
             },
-            _ => Value::Thunk(Thunk::suspended(e.clone(), env.clone())),
+            Expr::Select { expr, path, .. } => match select_now(expr, path, env) {
+                Some(v) => v,
+                None => Value::Thunk(Thunk::suspended(e.clone(), env.clone())),
+            },
+            Expr::WithVar { name, withs, .. } => match with_lookup_now(*name, withs, env) {
+                Some(v) => v,
+                None => Value::Thunk(Thunk::suspended(e.clone(), env.clone())),
+            },
+            _ => {
+                Stats::bump(&self.stats.thunks);
+                Value::Thunk(Thunk::suspended(e.clone(), env.clone()))
+            }
         }
     }
 
@@ -538,6 +569,7 @@ impl Evaluator {
         span: Option<Span>,
     ) -> EvalResult<Value> {
         self.enter_call(span)?;
+        Stats::bump(&self.stats.primop_calls);
         let r = (op.func)(self, args, span);
         self.call_depth -= 1;
         self.force(r?)
@@ -588,6 +620,7 @@ impl Evaluator {
     }
 
     fn call_lambda(&mut self, c: &Closure, arg: Value, span: Option<Span>) -> EvalResult<Value> {
+        Stats::bump(&self.stats.calls);
         self.enter_call(span)?;
         let result = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
             let env = self.bind_args(c, arg, span)?;
@@ -1012,6 +1045,47 @@ impl Evaluator {
     pub fn preview(&self, v: &Value) -> String {
         crate::value::print::preview(v, &self.sources)
     }
+}
+
+/// The set a value already is, without evaluating anything.
+fn evaluated_attrs(v: &Value) -> Option<Rc<Attrs>> {
+    match v {
+        Value::Attrs(a) => Some(a.clone()),
+        Value::Thunk(t) => match t.value() {
+            Some(Value::Attrs(a)) => Some(a),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `x.a.b` for a variable `x` already evaluated to a set that has the attributes: the
+/// attribute's own value (evaluated or not). Such a selection cannot fail, so handing out the
+/// attribute's value is exactly as lazy as a thunk for the selection, and saves the thunk.
+fn select_now(expr: &Expr, path: &[AttrKey], env: &Rc<Env>) -> Option<Value> {
+    let Expr::Local { depth, idx } = expr else {
+        return None;
+    };
+    let mut v = env.ancestor(*depth as usize).get(*idx as usize);
+    for key in path {
+        let AttrKey::Static(name) = key else {
+            return None;
+        };
+        v = evaluated_attrs(&v)?.get(*name)?.clone();
+    }
+    Some(v)
+}
+
+/// A `with`-bound variable whose namespaces are already evaluated: its value, found the way
+/// `lookup_with` would (innermost `with` first).
+fn with_lookup_now(name: Symbol, withs: &[u32], env: &Rc<Env>) -> Option<Value> {
+    for &depth in withs {
+        let ns = evaluated_attrs(&env.ancestor(depth as usize).get(0))?;
+        if let Some(v) = ns.get(name) {
+            return Some(v.clone());
+        }
+    }
+    None
 }
 
 /// The span to blame for a condition: the condition itself.
