@@ -264,3 +264,12 @@ fn has_attr_does_not_force_the_value() {
     assert_eval("{ a = throw \"v\"; } ? a", "true");
     assert_eval("{ a.b = throw \"v\"; } ? a.b", "true");
 }
+
+#[test]
+fn recursive_bindings_see_each_other_inside_data() {
+    assert_eval("let x = { a = y; }; y = 1; in x.a", "1");
+    assert_eval("let x = [ y ]; y = 2; in x", "[ 2 ]");
+    assert_eval("let x = { a = x; }; in x.a.a ? a", "true");
+    assert_eval("rec { a = { b = c; }; c = 3; }.a.b", "3");
+    assert_eval("let f = { v ? { w = u; }, u ? 4 }: v.w; in f { }", "4");
+}

@@ -396,6 +396,10 @@ impl Evaluator {
                 Some(v) => v,
                 None => Value::Thunk(Thunk::suspended(e.clone(), env.clone())),
             },
+            // Building a list, or a set without `${}` names, cannot fail (their elements
+            // are delayed), so doing it now is as lazy as a thunk would be.
+            Expr::List(items) => Value::list(items.iter().map(|i| self.delay(i, env)).collect()),
+            Expr::Attrs(a) if a.dynamics.is_empty() => self.static_attrs(a, env),
             Expr::WithVar { name, withs, .. } => match with_lookup_now(*name, withs, env) {
                 Some(v) => v,
                 None => Value::Thunk(Thunk::suspended(e.clone(), env.clone())),
@@ -411,12 +415,18 @@ impl Evaluator {
     fn enter_frame(&mut self, frame: &Frame, env: &Rc<Env>) -> Rc<Env> {
         let new = Rc::new(Env::new(Some(env.clone()), frame.bindings.len()));
         for (i, b) in frame.bindings.iter().enumerate() {
-            // A binding that names another slot of this same frame may not be filled yet.
+            // The slots of this frame are not all filled yet, so nothing here may read them:
+            // only values that need no slot are made now, everything else is a thunk.
             let v = match &**b {
-                Expr::Local { depth: 0, .. } => {
+                Expr::Const(v) => v.clone(),
+                Expr::Lambda(l) => Value::Lambda(Rc::new(Closure {
+                    lambda: l.clone(),
+                    env: new.clone(),
+                })),
+                _ => {
+                    Stats::bump(&self.stats.thunks);
                     Value::Thunk(Thunk::suspended(b.clone(), new.clone()))
                 }
-                _ => self.delay(b, &new),
             };
             new.set(i, v);
         }
@@ -775,6 +785,20 @@ impl Evaluator {
                 ))
             }
         }
+    }
+
+    /// A set literal without `${}` names.
+    fn static_attrs(&self, a: &AttrsExpr, env: &Rc<Env>) -> Value {
+        Value::attrs(Attrs::from_sorted(
+            a.statics
+                .iter()
+                .map(|s| AttrEntry {
+                    name: s.name,
+                    value: self.delay(&s.value, env),
+                    pos: s.span.into(),
+                })
+                .collect(),
+        ))
     }
 
     fn build_attrs(&mut self, a: &AttrsExpr, env: &Rc<Env>) -> EvalResult<Value> {
