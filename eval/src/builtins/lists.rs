@@ -14,7 +14,7 @@ use super::control::primop;
 use super::fail;
 use crate::error::{AddContext, EvalResult};
 use crate::eval::{sym, Evaluator};
-use crate::ir::{Expr, Param};
+
 use crate::source::Span;
 use crate::symbol::Symbol;
 use crate::value::*;
@@ -177,15 +177,10 @@ fn foldl(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value
         "while evaluating the third argument passed to builtins.foldlStrict".into()
     })?;
     let mut acc = a[1].clone();
-    let curried = Curried2::of(&f);
     for x in l.iter() {
-        acc = match &curried {
-            Some(c) => c.call(ev, acc, x.clone())?,
-            None => {
-                let r = ev.call2(f.clone(), acc, x.clone(), s)?;
-                ev.force(r)?
-            }
-        };
+        // `call2` applies a curried lambda without building the intermediate closure.
+        let r = ev.call2(f.clone(), acc, x.clone(), s)?;
+        acc = ev.force(r)?;
     }
     ev.force(acc)
 }
@@ -335,15 +330,11 @@ fn sort(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value>
     }
     // `sort lessThan` (and `sort builtins.lessThan`) compares directly.
     let direct = matches!(&f, Value::PrimOp(p) if p.op.name == "lessThan" && p.args.is_empty());
-    let curried = Curried2::of(&f);
     let mut less = |ev: &mut Evaluator, x: &Value, y: &Value| -> EvalResult<bool> {
         if direct {
             return Ok(ev.compare(x.clone(), y.clone(), s)? == Ordering::Less);
         }
-        let r = match &curried {
-            Some(c) => c.call(ev, x.clone(), y.clone())?,
-            None => ev.call2(f.clone(), x.clone(), y.clone(), s)?,
-        };
+        let r = ev.call2(f.clone(), x.clone(), y.clone(), s)?;
         truth(ev, r, s, || {
             "while evaluating the return value of the sorting function passed to builtins.sort"
                 .to_string()
@@ -351,35 +342,6 @@ fn sort(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value>
     };
     merge_sort(ev, &mut items, &mut less)?;
     Ok(Value::list(items))
-}
-
-/// A function written `a: b: body`, applied to two arguments by binding both frames directly
-/// instead of building the intermediate closure each time (`sort`, `foldl'`).
-struct Curried2 {
-    env: Rc<Env>,
-    body: crate::ir::ExprRef,
-}
-
-impl Curried2 {
-    fn of(f: &Value) -> Option<Curried2> {
-        let Value::Lambda(c) = f else { return None };
-        match (&c.lambda.param, &*c.lambda.body) {
-            (Param::Ident(_), Expr::Lambda(inner)) if matches!(inner.param, Param::Ident(_)) => {
-                Some(Curried2 {
-                    env: c.env.clone(),
-                    body: inner.body.clone(),
-                })
-            }
-            _ => None,
-        }
-    }
-
-    /// The body's value (in weak head normal form) for `a` and `b`.
-    fn call(&self, ev: &mut Evaluator, a: Value, b: Value) -> EvalResult<Value> {
-        let outer = Rc::new(Env::with_values(Some(self.env.clone()), [a]));
-        let inner = Rc::new(Env::with_values(Some(outer), [b]));
-        ev.eval(&self.body, &inner)
-    }
 }
 
 /// Runs shorter than this are sorted by insertion.

@@ -263,13 +263,6 @@ impl Evaluator {
         self.coerce_to_string(v, CoerceMode::Interpolation, span)
     }
 
-    /// Calls `f` with two arguments.
-    pub fn call2(&mut self, f: Value, a: Value, b: Value, span: Option<Span>) -> EvalResult<Value> {
-        let g = self.call(f, a, span)?;
-        let g = self.force(g)?;
-        self.call(g, b, span)
-    }
-
     /// Calls `f` with one argument and forces the result.
     pub fn call_forced(&mut self, f: Value, a: Value, span: Option<Span>) -> EvalResult<Value> {
         let r = self.call(f, a, span)?;

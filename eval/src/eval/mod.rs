@@ -243,7 +243,7 @@ impl Evaluator {
                     namespace, body, ..
                 } => {
                     let ns = self.delay(namespace, env);
-                    let new = Rc::new(Env::with_values(Some(env.clone()), [ns]));
+                    let new = Rc::new(Env::single(Some(env.clone()), ns));
                     e = body;
                     owned = Some(new);
                 }
@@ -612,6 +612,12 @@ impl Evaluator {
                     continue;
                 }
             }
+            if matches!(&f, Value::Lambda(_)) && i + 1 < spine.len() {
+                let (a, b) = (self.delay(spine[i].0, env), self.delay(spine[i + 1].0, env));
+                f = self.call2(f, a, b, Some(spine[i + 1].1))?;
+                i += 2;
+                continue;
+            }
             let (arg, span) = spine[i];
             let arg = self.delay(arg, env);
             f = self.call(f, arg, Some(span))?;
@@ -633,11 +639,38 @@ impl Evaluator {
         Stats::bump(&self.stats.calls);
         self.enter_call(span)?;
         let result = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
-            let env = self.bind_args(c, arg, span)?;
+            let env = self.bind_args(&c.lambda, &c.env, arg, span)?;
             self.eval(&c.lambda.body, &env)
         });
         self.call_depth -= 1;
         result
+    }
+
+    /// Applies `f` to two arguments. A curried lambda (`a: b: ...`) gets both at once: the
+    /// function between the two applications is never observable, so it is not made.
+    pub fn call2(&mut self, f: Value, a: Value, b: Value, span: Option<Span>) -> EvalResult<Value> {
+        let f = self.force(f)?;
+        if let Value::Lambda(c) = &f {
+            if let Expr::Lambda(inner) = &*c.lambda.body {
+                Stats::bump(&self.stats.calls);
+                Stats::bump(&self.stats.calls);
+                self.enter_call(span)?;
+                if let Err(e) = self.enter_call(span) {
+                    self.call_depth -= 1;
+                    return Err(e);
+                }
+                let result = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
+                    let env = self.bind_args(&c.lambda, &c.env, a, span)?;
+                    let env = self.bind_args(inner, &env, b, span)?;
+                    self.eval(&inner.body, &env)
+                });
+                self.call_depth -= 2;
+                return result;
+            }
+        }
+        let g = self.call(f, a, span)?;
+        let g = self.force(g)?;
+        self.call(g, b, span)
     }
 
     fn lambda_name(&self, l: &Lambda) -> String {
@@ -647,9 +680,15 @@ impl Evaluator {
         }
     }
 
-    fn bind_args(&mut self, c: &Closure, arg: Value, span: Option<Span>) -> EvalResult<Rc<Env>> {
-        let pattern = match &c.lambda.param {
-            Param::Ident(_) => return Ok(Rc::new(Env::with_values(Some(c.env.clone()), [arg]))),
+    fn bind_args(
+        &mut self,
+        lambda: &Lambda,
+        parent: &Rc<Env>,
+        arg: Value,
+        span: Option<Span>,
+    ) -> EvalResult<Rc<Env>> {
+        let pattern = match &lambda.param {
+            Param::Ident(_) => return Ok(Rc::new(Env::single(Some(parent.clone()), arg))),
             Param::Pattern(p) => p,
         };
         let forced = self.force(arg.clone())?;
@@ -663,7 +702,7 @@ impl Evaluator {
                 span,
             ));
         };
-        let env = Rc::new(Env::new(Some(c.env.clone()), pattern.formals.len() + 1));
+        let env = Rc::new(Env::new(Some(parent.clone()), pattern.formals.len() + 1));
         let mut used = 0;
         for (i, formal) in pattern.formals.iter().enumerate() {
             match attrs.get(formal.name) {
@@ -677,10 +716,10 @@ impl Evaluator {
                         return Err(EvalError::new(
                             ErrorKind::Other(format!(
                                 "function {} called without required argument '{}'",
-                                self.lambda_name(&c.lambda),
+                                self.lambda_name(lambda),
                                 formal.name
                             )),
-                            span.or(Some(c.lambda.span)),
+                            span.or(Some(lambda.span)),
                         ))
                     }
                 },
@@ -692,10 +731,10 @@ impl Evaluator {
                     return Err(EvalError::new(
                         ErrorKind::Other(format!(
                             "function {} called with unexpected argument '{}'",
-                            self.lambda_name(&c.lambda),
+                            self.lambda_name(lambda),
                             entry.name
                         )),
-                        span.or(Some(c.lambda.span)),
+                        span.or(Some(lambda.span)),
                     ));
                 }
             }

@@ -30,6 +30,15 @@ impl Env {
         }
     }
 
+    /// A frame of one slot (a plain lambda's argument, a `with` namespace).
+    #[inline]
+    pub fn single(parent: Option<Rc<Env>>, value: Value) -> Env {
+        Env {
+            parent,
+            slots: UnsafeCell::new(SmallVec::from_buf_and_len([value, Value::Null], 1)),
+        }
+    }
+
     /// A frame whose slots are the given values.
     pub fn with_values(parent: Option<Rc<Env>>, values: impl IntoIterator<Item = Value>) -> Env {
         Env {
