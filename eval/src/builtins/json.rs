@@ -61,13 +61,10 @@ struct JsonWriter {
 }
 
 impl JsonWriter {
+    /// One level deeper: counted against the call depth like any nesting, so a structure
+    /// too deep to serialise is a clean error (as in the reference), never a crash.
     fn value(&mut self, ev: &mut Evaluator, v: Value, depth: usize) -> EvalResult<()> {
-        if depth > ev.config.max_call_depth {
-            return Err(EvalError::new(ErrorKind::StackOverflow, self.span));
-        }
-        stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
-            self.value_inner(ev, v, depth)
-        })
+        ev.nested(self.span, |ev| self.value_inner(ev, v, depth))
     }
 
     fn value_inner(&mut self, ev: &mut Evaluator, v: Value, depth: usize) -> EvalResult<()> {

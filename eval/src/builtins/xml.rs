@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
 use super::control::primop;
-use crate::error::{ErrorKind, EvalError, EvalResult};
+use crate::error::EvalResult;
 use crate::eval::{sym, Evaluator};
 use crate::ir::Param;
 use crate::source::Span;
@@ -23,9 +23,6 @@ pub(super) const BUILTINS: &[PrimOp] = &[primop!("toXML", 1, |ev, a, s| {
         bytes, context,
     ))))
 })];
-
-const STACK_RED_ZONE: usize = 256 * 1024;
-const STACK_SEGMENT: usize = 8 * 1024 * 1024;
 
 impl Evaluator {
     /// Renders a value as XML, as `nix-instantiate --eval --xml` prints it; `locations` adds
@@ -129,13 +126,10 @@ impl XmlWriter {
         attrs.push(("column", loc.column.to_string().into_bytes()));
     }
 
+    /// One level deeper: counted against the call depth like any nesting, so a structure
+    /// too deep to serialise is a clean error (as in the reference), never a crash.
     fn value(&mut self, ev: &mut Evaluator, v: Value, depth: usize) -> EvalResult<()> {
-        if depth > ev.config.max_call_depth {
-            return Err(EvalError::new(ErrorKind::StackOverflow, self.span));
-        }
-        stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
-            self.value_inner(ev, v, depth)
-        })
+        ev.nested(self.span, |ev| self.value_inner(ev, v, depth))
     }
 
     fn value_inner(&mut self, ev: &mut Evaluator, v: Value, depth: usize) -> EvalResult<()> {
