@@ -110,9 +110,7 @@ fn check_case(file: &Path) -> Result<usize, String> {
     let mut problems = Vec::new();
     let got_drv_path = get_string(&mut ev, &v, "drvPath")?;
     if got_drv_path != drv_path {
-        problems.push(format!(
-            "drvPath: tvix {got_drv_path}, nix {drv_path}"
-        ));
+        problems.push(format!("drvPath: tvix {got_drv_path}, nix {drv_path}"));
     }
     for (name, out) in &ref_drv.outputs {
         match get_string(&mut ev, &v, name) {

@@ -68,6 +68,67 @@ in
 (builtins.head outputList).value
 "#;
 
+/// Where `<nix/NAME>` resolves when no search path entry provides it: Nix's built-in
+/// "corepkgs", files that exist only inside the evaluator.
+pub const COREPKGS_PREFIX: &str = "/__corepkgs__/";
+
+/// Our implementation of Nix's built-in `<nix/fetchurl.nix>`: a fixed-output derivation run
+/// by the `builtin:fetchurl` builder. The attributes it passes are those Nix's version
+/// passes (so the derivation, and its `.drv` path, are the same); the expression is ours.
+const FETCHURL_NIX: &str = r#"
+{ url
+, name ? baseNameOf (toString url)
+, hash ? ""
+, sha512 ? ""
+, sha256 ? ""
+, sha1 ? ""
+, md5 ? ""
+, outputHash ? ""
+, outputHashAlgo ? ""
+, executable ? false
+, unpack ? false
+, system ? "builtin"
+}:
+let
+  # The first hash given: an SRI `hash` carries its own algorithm.
+  candidates = builtins.filter (c: c.value != "") [
+    { algo = outputHashAlgo; value = outputHash; }
+    { algo = ""; value = hash; }
+    { algo = "sha512"; value = sha512; }
+    { algo = "sha256"; value = sha256; }
+    { algo = "sha1"; value = sha1; }
+    { algo = "md5"; value = md5; }
+  ];
+  chosen =
+    if candidates == [ ]
+    then throw "fetchurl: no hash was given for '${toString url}'; pass 'hash' or 'sha256'"
+    else builtins.head candidates;
+in
+derivation {
+  builder = "builtin:fetchurl";
+  inherit name url executable unpack;
+  # `system` is accepted for compatibility; the builtin builder runs on any system.
+  system = "builtin";
+  urls = [ url ];
+  outputHash = chosen.value;
+  outputHashAlgo = chosen.algo;
+  # An unpacked archive or an executable is hashed as a NAR; a plain download as a file.
+  outputHashMode = if unpack || executable then "recursive" else "flat";
+  # The download needs the network settings of the caller and is cheap to do locally.
+  impureEnvVars = [ "http_proxy" "https_proxy" "ftp_proxy" "all_proxy" "no_proxy" ];
+  preferLocalBuild = true;
+}
+"#;
+
+/// The source text of a built-in file under [`COREPKGS_PREFIX`] (`fetchurl.nix`), if any.
+pub fn corepkg_source(path: &std::path::Path) -> Option<&'static str> {
+    let name = path.to_str()?.strip_prefix(COREPKGS_PREFIX)?;
+    match name {
+        "fetchurl.nix" => Some(FETCHURL_NIX),
+        _ => None,
+    }
+}
+
 fn derivation(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let f = match &ev.derivation_fn {
         Some(f) => f.clone(),
@@ -617,4 +678,74 @@ fn add_path(
         path.clone().into_bytes(),
         Context::from([ContextElem::Plain(path)]),
     ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::{EvalConfig, Evaluator};
+    use crate::value::print::print_value;
+
+    fn eval(src: &str) -> Result<String, String> {
+        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
+        let v = ev
+            .eval_source("«test»".into(), src.into(), std::env::temp_dir())
+            .and_then(|v| ev.force_deep(v))
+            .map_err(|e| e.kind.to_string())?;
+        Ok(print_value(&v))
+    }
+
+    #[test]
+    fn nix_search_path_falls_back_to_corepkgs() {
+        assert_eq!(
+            eval("<nix/fetchurl.nix>").unwrap(),
+            "/__corepkgs__/fetchurl.nix"
+        );
+        assert_eq!(
+            eval("builtins.isFunction (import <nix/fetchurl.nix>)").unwrap(),
+            "true"
+        );
+        let err = eval("import <nix/nope.nix>").unwrap_err();
+        assert!(err.contains("/__corepkgs__/nope.nix"), "{err}");
+    }
+
+    #[test]
+    fn fetchurl_paths_match_nix() {
+        // Reference values from nix-instantiate 2.8.
+        let drv = |args: &str| {
+            eval(&format!(
+                "let d = import <nix/fetchurl.nix> {args}; in [ d.drvPath d.outPath ]"
+            ))
+        };
+        assert_eq!(
+            drv(r#"{ url = "https://example.com/x"; sha256 = "0000000000000000000000000000000000000000000000000000"; }"#).unwrap(),
+            r#"[ "/nix/store/k88izc8hl5kpqjj90rra9cqsy93s7zwn-x.drv" "/nix/store/yplc6kklcg6k8aln037jq8jxq5v92wln-x" ]"#
+        );
+        assert_eq!(
+            drv(r#"{ url = "https://example.com/x"; sha1 = "0000000000000000000000000000000000000000"; executable = true; }"#).unwrap(),
+            r#"[ "/nix/store/5fkb16b6bhf5fj7cljmq0nm2rqr4gs5h-x.drv" "/nix/store/6iwp0kxy9xjyngx9jmknn6vjsg4yf455-x" ]"#
+        );
+        assert_eq!(
+            drv(r#"{ url = "https://example.com/x"; hash = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="; }"#).unwrap(),
+            r#"[ "/nix/store/0cjc9qraz99bsh6jp8xv9dhjbd3lg6in-x.drv" "/nix/store/9zicq1m4wy4bv50xa4l1jk4kpyy41kih-x" ]"#
+        );
+    }
+
+    #[test]
+    fn fetchurl_errors() {
+        let err = eval(r#"(import <nix/fetchurl.nix> { url = "https://e.com/x"; }).drvPath"#)
+            .unwrap_err();
+        assert!(err.contains("no hash was given"), "{err}");
+        let err = eval(r#"(import <nix/fetchurl.nix> { }).drvPath"#).unwrap_err();
+        assert!(err.contains("url"), "{err}");
+    }
+
+    #[test]
+    fn derivation_paths_match_nix() {
+        assert_eq!(
+            eval(r#"(derivation { name = "x"; builder = "/bin/sh"; system = "x86_64-linux"; }).drvPath"#).unwrap(),
+            r#""/nix/store/97qlv6h78lxlm9zc8849ahsbcklhsi2y-x.drv""#
+        );
+        let err = eval(r#"derivation { name = "x"; system = "s"; }"#).unwrap_err();
+        assert!(err.contains("builder"), "{err}");
+    }
 }
