@@ -169,7 +169,10 @@ fn derivation_strict(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> Eval
     let attrs = ev.force_attrs(a[0].clone(), s)?;
     let name_entry = attrs
         .get_entry(Symbol::intern("name"))
-        .ok_or_else(|| other("required attribute 'name' missing", s))?;
+        .ok_or_else(|| other("attribute 'name' missing", s))
+        .context(s, || {
+            "in the attrset passed as argument to builtins.derivationStrict".into()
+        })?;
     let name_pos = name_entry.pos.get().or(s);
     let name = ev
         .force_string(name_entry.value.clone(), name_pos)
@@ -183,7 +186,19 @@ fn derivation_strict(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> Eval
             name_pos,
         ));
     }
-    build(ev, &attrs, &name, s)
+    let whose = name_entry.pos.get().map(|p| {
+        let loc = ev.sources.location(p);
+        format!(
+            "\n         whose name attribute is located at {}:{}:{}",
+            loc.file, loc.line, loc.column
+        )
+    });
+    build(ev, &attrs, &name, s).context(None, || {
+        format!(
+            "while evaluating derivation '{name}'{}",
+            whose.unwrap_or_default()
+        )
+    })
 }
 
 fn build(ev: &mut Evaluator, attrs: &Attrs, name: &str, s: Option<Span>) -> EvalResult<Value> {
@@ -204,13 +219,13 @@ fn build(ev: &mut Evaluator, attrs: &Attrs, name: &str, s: Option<Span>) -> Eval
         }
         let pos = entry.pos.get().or(s);
         let v = ev.force(entry.value.clone()).context(pos, || {
-            format!("while evaluating the attribute '{key}' of derivation '{name}'")
+            format!("while evaluating attribute '{key}' of derivation '{name}'")
         })?;
         if ignore_nulls && matches!(v, Value::Null) {
             continue;
         }
         collect_attr(ev, &mut c, key, v.clone(), structured, pos).context(pos, || {
-            format!("while evaluating the attribute '{key}' of derivation '{name}'")
+            format!("while evaluating attribute '{key}' of derivation '{name}'")
         })?;
         if structured && key != "args" {
             json_attrs.push(AttrEntry {
@@ -250,6 +265,9 @@ fn collect_attr(
         "__contentAddressed" => {
             c.content_addressed = ev.force_bool(v.clone(), pos)?;
         }
+        "__impure" => {
+            ev.force_bool(v.clone(), pos)?;
+        }
         "args" => {
             let list = ev.force_list(v, pos)?;
             for item in list.iter() {
@@ -259,14 +277,16 @@ fn collect_attr(
             }
             return Ok(());
         }
-        "outputs" => {
+        // With structured attributes `outputs` is a list of strings; otherwise it is coerced
+        // to a string (a list's elements joined by spaces) and split at whitespace.
+        "outputs" if structured => {
             let list = ev.force_list(v.clone(), pos)?;
             let mut names = Vec::new();
             for item in list.iter() {
                 let out = ev.force_string(item.clone(), pos)?;
                 names.push(out.to_str_lossy().into_owned());
             }
-            c.outputs = Some(names);
+            c.outputs = Some(output_names(names, pos)?);
         }
         _ => {}
     }
@@ -279,7 +299,11 @@ fn collect_attr(
             "system" => c.drv.system = text(ev, v)?,
             "outputHash" => c.output_hash = Some(text(ev, v)?),
             "outputHashAlgo" => c.output_hash_algo = Some(text(ev, v)?),
-            "outputHashMode" => c.output_hash_mode = Some(text(ev, v)?),
+            "outputHashMode" => {
+                let mode = text(ev, v)?;
+                check_hash_mode(&mode, pos)?;
+                c.output_hash_mode = Some(mode);
+            }
             _ => {}
         }
         return Ok(());
@@ -292,7 +316,18 @@ fn collect_attr(
         "system" => c.drv.system = text.clone(),
         "outputHash" => c.output_hash = Some(text.clone()),
         "outputHashAlgo" => c.output_hash_algo = Some(text.clone()),
-        "outputHashMode" => c.output_hash_mode = Some(text.clone()),
+        "outputHashMode" => {
+            check_hash_mode(&text, pos)?;
+            c.output_hash_mode = Some(text.clone());
+        }
+        "outputs" => {
+            let names = text
+                .split([' ', '\t', '\n', '\r'])
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect();
+            c.outputs = Some(output_names(names, pos)?);
+        }
         _ => {}
     }
     c.drv.env.insert(key.to_string(), text);
@@ -305,9 +340,19 @@ fn add_context(c: &mut Collected, s: &NixString) {
     }
 }
 
+/// The ingestion methods `outputHashMode` may name.
+fn check_hash_mode(mode: &str, s: Option<Span>) -> EvalResult<()> {
+    match mode {
+        "flat" | "recursive" | "nar" => Ok(()),
+        _ => fail(
+            format!("invalid value '{mode}' for 'outputHashMode' attribute"),
+            s,
+        ),
+    }
+}
+
 /// Checks the output names as Nix does.
-fn output_names(names: Option<Vec<String>>, s: Option<Span>) -> EvalResult<Vec<String>> {
-    let names = names.unwrap_or_else(|| vec!["out".to_string()]);
+fn output_names(names: Vec<String>, s: Option<Span>) -> EvalResult<Vec<String>> {
     if names.is_empty() {
         return fail("derivation cannot have an empty set of outputs", s);
     }
@@ -329,7 +374,7 @@ fn output_names(names: Option<Vec<String>>, s: Option<Span>) -> EvalResult<Vec<S
 
 fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> EvalResult<Value> {
     let sd = store_dir(ev, s)?;
-    let outputs = output_names(c.outputs.take(), s)?;
+    let outputs = c.outputs.take().unwrap_or_else(|| vec!["out".to_string()]);
     resolve_inputs(ev, &mut c);
 
     if let Some(hash_text) = c.output_hash.clone() {
@@ -340,14 +385,8 @@ fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> 
             );
         }
         let method = match c.output_hash_mode.as_deref() {
-            None | Some("flat") => FileIngestionMethod::Flat,
             Some("recursive") | Some("nar") => FileIngestionMethod::Recursive,
-            Some(other_mode) => {
-                return fail(
-                    format!("invalid value '{other_mode}' for 'outputHashMode' attribute"),
-                    s,
-                )
-            }
+            _ => FileIngestionMethod::Flat,
         };
         let algo = match c.output_hash_algo.as_deref() {
             None | Some("") => None,
@@ -737,6 +776,49 @@ mod tests {
         assert!(err.contains("no hash was given"), "{err}");
         let err = eval(r#"(import <nix/fetchurl.nix> { }).drvPath"#).unwrap_err();
         assert!(err.contains("url"), "{err}");
+    }
+
+    #[test]
+    fn attribute_errors_as_current_nix() {
+        let strict = |attrs: &str| eval(&format!("builtins.derivationStrict {{ {attrs} }}"));
+        assert_eq!(strict("").unwrap_err(), "attribute 'name' missing");
+        assert_eq!(
+            strict(r#"name = "foo"; builder = 1; outputHashMode = 15;"#).unwrap_err(),
+            "invalid value '15' for 'outputHashMode' attribute"
+        );
+        assert_eq!(
+            strict(r#"name = "foo"; builder = 1; system = 1; outputs = { };"#).unwrap_err(),
+            "cannot coerce a set to a string: { }"
+        );
+        assert_eq!(
+            strict(r#"name = "foo"; builder = 1; system = 1; outputs = "drvPath";"#).unwrap_err(),
+            "invalid derivation output name 'drvPath'"
+        );
+        assert_eq!(
+            strict(r#"name = "foo"; builder = 1; system = 1; outputs = "";"#).unwrap_err(),
+            "derivation cannot have an empty set of outputs"
+        );
+        assert_eq!(
+            strict(r#"name = "foo"; builder = 1; system = 1; __impure = "true";"#).unwrap_err(),
+            "expected a Boolean but found a string: \"true\""
+        );
+        assert_eq!(
+            strict(r#"name = "foo"; outputs = "out"; __structuredAttrs = true;"#).unwrap_err(),
+            "expected a list but found a string: \"out\""
+        );
+    }
+
+    #[test]
+    fn outputs_as_a_string_are_split_at_whitespace() {
+        let a = eval(
+            r#"builtins.attrNames (builtins.derivationStrict { name = "x"; builder = "b"; system = "s"; outputs = " out\tdev\n"; })"#,
+        )
+        .unwrap();
+        assert_eq!(a, r#"[ "dev" "drvPath" "out" ]"#);
+        // Same derivation as with the list.
+        let l = eval(r#"(derivation { name = "x"; builder = "b"; system = "s"; outputs = [ "out" "dev" ]; }).drvPath"#).unwrap();
+        let s = eval(r#"(derivation { name = "x"; builder = "b"; system = "s"; outputs = [ "out dev" ]; }).drvPath"#).unwrap();
+        assert_eq!(l, s);
     }
 
     #[test]
