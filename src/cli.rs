@@ -324,7 +324,8 @@ fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
     let v = auto_call(ev, v, &auto_args)?;
     if args.instantiate {
         let mut found = Vec::new();
-        collect_derivations(ev, v, true, &mut found)?;
+        let mut seen = std::collections::HashSet::new();
+        collect_derivations(ev, v, true, &mut seen, &mut found)?;
         let mut stdout = std::io::stdout().lock();
         for line in found {
             let _ = writeln!(stdout, "{line}");
@@ -463,11 +464,13 @@ fn split_attr_path(path: &str) -> Vec<String> {
 /// `nix-instantiate`'s search for derivations in the result: a derivation, or a list (every
 /// element searched) or attribute set (derivation attributes taken, sets with
 /// `recurseForDerivations = true` searched) of those. Each found derivation is recorded as
-/// its `.drv` path, with `!OUTPUT` unless its selected output is `out`.
+/// its `.drv` path, with `!OUTPUT` unless its selected output is `out`. As in Nix, a
+/// derivation reached twice as the same set (`{ a = d; b = d; }`) is listed once.
 fn collect_derivations(
     ev: &mut Evaluator,
     v: Value,
     searchable: bool,
+    seen: &mut std::collections::HashSet<*const tvix_eval::value::Attrs>,
     found: &mut Vec<String>,
 ) -> EvalResult<()> {
     use tvix_eval::symbol::Symbol;
@@ -487,6 +490,9 @@ fn collect_derivations(
                 let t = ev.force(t)?;
                 if let Value::String(t) = &t {
                     if t.as_bytes() == b"derivation" {
+                        if !seen.insert(Rc::as_ptr(a)) {
+                            return Ok(());
+                        }
                         let drv = a.get(Symbol::intern("drvPath")).cloned().ok_or_else(|| {
                             EvalError::new(
                                 tvix_eval::ErrorKind::Other(
@@ -524,7 +530,7 @@ fn collect_derivations(
                     _ => false,
                 };
                 if matches!(item, Value::Attrs(_)) {
-                    collect_derivations(ev, item, recurse, found)?;
+                    collect_derivations(ev, item, recurse, seen, found)?;
                 }
             }
             Ok(())
@@ -536,7 +542,7 @@ fn collect_derivations(
                 if !matches!(item, Value::Attrs(_) | Value::List(_)) {
                     return Err(not_drv());
                 }
-                collect_derivations(ev, item, true, found)?;
+                collect_derivations(ev, item, true, seen, found)?;
             }
             Ok(())
         }

@@ -95,6 +95,17 @@ fn instantiate_sets_lists_and_selections() {
     same_as_nix(&[f, "-A", "c"]);
     same_as_nix(&[f, "-A", "l.2.0", "--argstr", "prefix", "q"]);
     same_as_nix(&[f, "-A", "b", "--arg", "prefix", "\"r\" + \"s\""]);
+    // The same derivation set reached twice is listed once; a copy of it is listed again.
+    // (`d // { }` is left out: Nix returns `d` itself, tvix a copy, see ops.rs.)
+    let d = "let d = derivation { name = \"x\"; builder = \"/bin/sh\"; system = \"x86_64-linux\"; }; in";
+    for e in [
+        "[ d d ]",
+        "[ d.out d ]",
+        "{ a = d; b = d; c = d // { x = 1; }; }",
+        "[ (d // { x = 1; }) (d // { x = 1; }) ]",
+    ] {
+        same_as_nix(&["-E", &format!("{d} {e}")]);
+    }
     same_as_nix(&["-E", "[ (import <nix/fetchurl.nix> { url = \"https://example.com/a\"; sha256 = \"0000000000000000000000000000000000000000000000000000\"; }) ]"]);
 }
 
