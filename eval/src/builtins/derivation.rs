@@ -88,6 +88,7 @@ const FETCHURL_NIX: &str = r#"
 , executable ? false
 , unpack ? false
 , system ? "builtin"
+, impure ? false
 }:
 let
   # The first hash given: an SRI `hash` carries its own algorithm.
@@ -95,29 +96,31 @@ let
     { algo = outputHashAlgo; value = outputHash; }
     { algo = ""; value = hash; }
     { algo = "sha512"; value = sha512; }
-    { algo = "sha256"; value = sha256; }
     { algo = "sha1"; value = sha1; }
     { algo = "md5"; value = md5; }
+    { algo = "sha256"; value = sha256; }
   ];
   chosen =
     if candidates == [ ]
     then throw "fetchurl: no hash was given for '${toString url}'; pass 'hash' or 'sha256'"
     else builtins.head candidates;
 in
-derivation {
+# An impure download has no expected hash (and needs the `impure-derivations` feature).
+derivation ((if impure then { __impure = true; } else {
+  outputHash = chosen.value;
+  outputHashAlgo = chosen.algo;
+}) // {
   builder = "builtin:fetchurl";
   inherit name url executable unpack;
   # `system` is accepted for compatibility; the builtin builder runs on any system.
   system = "builtin";
   urls = [ url ];
-  outputHash = chosen.value;
-  outputHashAlgo = chosen.algo;
   # An unpacked archive or an executable is hashed as a NAR; a plain download as a file.
   outputHashMode = if unpack || executable then "recursive" else "flat";
   # The download needs the network settings of the caller and is cheap to do locally.
   impureEnvVars = [ "http_proxy" "https_proxy" "ftp_proxy" "all_proxy" "no_proxy" ];
   preferLocalBuild = true;
-}
+})
 "#;
 
 /// The source text of a built-in file under [`COREPKGS_PREFIX`] (`fetchurl.nix`), if any.
@@ -266,7 +269,13 @@ fn collect_attr(
             c.content_addressed = ev.force_bool(v.clone(), pos)?;
         }
         "__impure" => {
-            ev.force_bool(v.clone(), pos)?;
+            if ev.force_bool(v.clone(), pos)? {
+                // Current Nix without `--extra-experimental-features impure-derivations`.
+                return fail(
+                    "experimental Nix feature 'impure-derivations' is disabled; add '--extra-experimental-features impure-derivations' to enable it",
+                    pos,
+                );
+            }
         }
         "args" => {
             let list = ev.force_list(v, pos)?;
@@ -767,6 +776,31 @@ mod tests {
             drv(r#"{ url = "https://example.com/x"; hash = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="; }"#).unwrap(),
             r#"[ "/nix/store/0cjc9qraz99bsh6jp8xv9dhjbd3lg6in-x.drv" "/nix/store/9zicq1m4wy4bv50xa4l1jk4kpyy41kih-x" ]"#
         );
+    }
+
+    #[test]
+    fn fetchurl_hash_precedence_and_impure() {
+        // With several legacy hashes: sha512, then sha1, then md5, then sha256.
+        let algo = |args: &str| {
+            eval(&format!(
+                "(import <nix/fetchurl.nix> ({{ url = \"https://e.com/x\"; }} // {args})).outputHashAlgo"
+            ))
+        };
+        let h1 = "\"0000000000000000000000000000000000000000\"";
+        let h256 = "\"0000000000000000000000000000000000000000000000000000\"";
+        assert_eq!(
+            algo(&format!("{{ sha1 = {h1}; sha256 = {h256}; }}")).unwrap(),
+            "\"sha1\""
+        );
+        assert_eq!(
+            algo(&format!("{{ sha256 = {h256}; }}")).unwrap(),
+            "\"sha256\""
+        );
+        let err = eval(
+            r#"(import <nix/fetchurl.nix> { url = "https://e.com/x"; impure = true; }).drvPath"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("impure-derivations"), "{err}");
     }
 
     #[test]
