@@ -268,14 +268,12 @@ fn collect_attr(
         "__contentAddressed" => {
             c.content_addressed = ev.force_bool(v.clone(), pos)?;
         }
-        "__impure" => {
-            if ev.force_bool(v.clone(), pos)? {
-                // Current Nix without `--extra-experimental-features impure-derivations`.
-                return fail(
-                    "experimental Nix feature 'impure-derivations' is disabled; add '--extra-experimental-features impure-derivations' to enable it",
-                    pos,
-                );
-            }
+        // Current Nix without `--extra-experimental-features impure-derivations`.
+        "__impure" if ev.force_bool(v.clone(), pos)? => {
+            return fail(
+                "experimental Nix feature 'impure-derivations' is disabled; add '--extra-experimental-features impure-derivations' to enable it",
+                pos,
+            );
         }
         "args" => {
             let list = ev.force_list(v, pos)?;
