@@ -24,6 +24,28 @@ struct Cli {
 enum Command {
     /// Evaluate a Nix file or expression and print the result (like `nix-instantiate --eval`).
     Eval(EvalArgs),
+    /// Evaluate a Nix file or expression to derivations and print their `.drv` paths (like
+    /// `nix-instantiate`).
+    ///
+    /// The expression may be a derivation, or a list or attribute set of derivations (sets
+    /// with `recurseForDerivations = true` are searched further). Outputs other than `out`
+    /// print as `DRV!OUTPUT`. tvix has no store yet: the `.drv` files are NOT written; their
+    /// paths are computed exactly as Nix computes them.
+    Instantiate(EvalArgs),
+    /// Print `.drv` files read from disk (e.g. written by Nix) as JSON, in the format of
+    /// `nix derivation show`: an object keyed by `.drv` path.
+    ShowDerivation(ShowDerivationArgs),
+}
+
+/// Flags of `tvix show-derivation`.
+#[derive(Args)]
+struct ShowDerivationArgs {
+    /// The `.drv` files.
+    #[arg(required = true)]
+    paths: Vec<String>,
+    /// Also show the input derivations, recursively (their files must exist).
+    #[arg(short = 'r', long)]
+    recursive: bool,
 }
 
 /// Flags of `tvix eval`, which are those of `nix-instantiate --eval`.
@@ -95,6 +117,16 @@ struct EvalArgs {
     /// Accepted for compatibility (`nix-instantiate --timeout`); evaluation is not timed out.
     #[arg(long, hide = true)]
     timeout: Option<u64>,
+    /// Accepted for compatibility (`nix-instantiate --add-root`); no `.drv` is written, so
+    /// there is nothing to root.
+    #[arg(long, hide = true)]
+    add_root: Option<String>,
+    /// Accepted for compatibility (`nix-instantiate --indirect`).
+    #[arg(long, hide = true)]
+    indirect: bool,
+    /// Set by `tvix instantiate`: print the `.drv` paths of the resulting derivations.
+    #[arg(skip)]
+    instantiate: bool,
 }
 
 /// Runs the command line and returns the exit status.
@@ -124,24 +156,30 @@ pub fn run() -> i32 {
     };
     match cli.command {
         Command::Eval(args) => run_on_big_stack(move || eval_command(args)),
+        Command::Instantiate(mut args) => {
+            args.instantiate = true;
+            run_on_big_stack(move || eval_command(args))
+        }
+        Command::ShowDerivation(args) => show_derivation(&args),
     }
 }
 
-/// Turns a `nix-instantiate` command line into `tvix eval` arguments.
+/// Turns a `nix-instantiate` command line into `tvix eval` arguments (with `--eval` or
+/// `--parse`) or `tvix instantiate` arguments (otherwise).
 fn nix_instantiate_args(args: &[String]) -> Result<Cli, i32> {
-    let mut out = vec!["tvix".to_string(), "eval".to_string()];
-    let mut saw_eval = false;
-    for a in args {
-        match a.as_str() {
-            "--eval" | "--eval-only" => saw_eval = true,
-            _ => out.push(a.clone()),
-        }
-    }
+    let saw_eval = args.iter().any(|a| a == "--eval" || a == "--eval-only");
     let parse_only = args.iter().any(|a| a == "--parse");
-    if !saw_eval && !parse_only {
-        eprintln!("error: tvix's nix-instantiate supports only --eval and --parse so far");
-        return Err(1);
-    }
+    let sub = if saw_eval || parse_only {
+        "eval"
+    } else {
+        "instantiate"
+    };
+    let mut out = vec!["tvix".to_string(), sub.to_string()];
+    out.extend(
+        args.iter()
+            .filter(|a| *a != "--eval" && *a != "--eval-only")
+            .cloned(),
+    );
     Cli::try_parse_from(&out).map_err(|e| {
         let _ = e.print();
         1
@@ -284,6 +322,17 @@ fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
         v = select_attr_path(ev, v, path, &auto_args)?;
     }
     let v = auto_call(ev, v, &auto_args)?;
+    if args.instantiate {
+        let mut found = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        collect_derivations(ev, v, true, &mut seen, &mut found)?;
+        let mut stdout = std::io::stdout().lock();
+        for line in found {
+            let _ = writeln!(stdout, "{line}");
+        }
+        let _ = stdout.flush();
+        return Ok(());
+    }
     let out = if args.json {
         let v = ev.force_deep(v)?;
         format!("{}\n", ev.to_json(v, None)?)
@@ -410,4 +459,267 @@ fn split_attr_path(path: &str) -> Vec<String> {
     }
     parts.push(cur);
     parts
+}
+
+/// `nix-instantiate`'s search for derivations in the result: a derivation, or a list (every
+/// element searched) or attribute set (derivation attributes taken, sets with
+/// `recurseForDerivations = true` searched) of those. Each found derivation is recorded as
+/// its `.drv` path, with `!OUTPUT` unless its selected output is `out`. As in Nix, a
+/// derivation reached twice as the same set (`{ a = d; b = d; }`) is listed once.
+fn collect_derivations(
+    ev: &mut Evaluator,
+    v: Value,
+    searchable: bool,
+    seen: &mut std::collections::HashSet<*const tvix_eval::value::Attrs>,
+    found: &mut Vec<String>,
+) -> EvalResult<()> {
+    use tvix_eval::symbol::Symbol;
+    let v = ev.force(v)?;
+    let not_drv = || {
+        EvalError::new(
+            tvix_eval::ErrorKind::Other(
+                "expression does not evaluate to a derivation (or a set or list of those)"
+                    .to_string(),
+            ),
+            None,
+        )
+    };
+    match &v {
+        Value::Attrs(a) => {
+            if let Some(t) = a.get(Symbol::intern("type")).cloned() {
+                let t = ev.force(t)?;
+                if let Value::String(t) = &t {
+                    if t.as_bytes() == b"derivation" {
+                        if !seen.insert(Rc::as_ptr(a)) {
+                            return Ok(());
+                        }
+                        let drv = a.get(Symbol::intern("drvPath")).cloned().ok_or_else(|| {
+                            EvalError::new(
+                                tvix_eval::ErrorKind::Other(
+                                    "derivation has no 'drvPath' attribute".to_string(),
+                                ),
+                                None,
+                            )
+                        })?;
+                        let drv = ev.force_string(drv, None)?.to_str_lossy().into_owned();
+                        let out = match a.get(Symbol::intern("outputName")).cloned() {
+                            Some(o) => ev.force_string(o, None)?.to_str_lossy().into_owned(),
+                            None => "out".to_string(),
+                        };
+                        found.push(if out == "out" {
+                            drv
+                        } else {
+                            format!("{drv}!{out}")
+                        });
+                        return Ok(());
+                    }
+                }
+            }
+            if !searchable {
+                return Ok(());
+            }
+            let entries: Vec<Value> = a.iter().map(|e| e.value.clone()).collect();
+            for item in entries {
+                let item = ev.force(item)?;
+                let recurse = match &item {
+                    Value::Attrs(inner) => match inner.get(Symbol::intern("recurseForDerivations"))
+                    {
+                        Some(r) => matches!(ev.force(r.clone())?, Value::Bool(true)),
+                        None => false,
+                    },
+                    _ => false,
+                };
+                if matches!(item, Value::Attrs(_)) {
+                    collect_derivations(ev, item, recurse, seen, found)?;
+                }
+            }
+            Ok(())
+        }
+        Value::List(l) if searchable => {
+            let items: Vec<Value> = l.iter().cloned().collect();
+            for item in items {
+                let item = ev.force(item)?;
+                if !matches!(item, Value::Attrs(_) | Value::List(_)) {
+                    return Err(not_drv());
+                }
+                collect_derivations(ev, item, true, seen, found)?;
+            }
+            Ok(())
+        }
+        _ => Err(not_drv()),
+    }
+}
+
+/// `tvix show-derivation`: `.drv` files as the JSON of `nix derivation show`.
+fn show_derivation(args: &ShowDerivationArgs) -> i32 {
+    let mut drvs: std::collections::BTreeMap<String, tvix_store::Derivation> =
+        std::collections::BTreeMap::new();
+    let mut todo: Vec<String> = args
+        .paths
+        .iter()
+        .map(|p| {
+            let abs = cwd().join(p);
+            tvix_eval::lower::canonicalize_path(abs.as_os_str().as_encoded_bytes())
+                .display()
+                .to_string()
+        })
+        .collect();
+    while let Some(path) = todo.pop() {
+        if drvs.contains_key(&path) {
+            continue;
+        }
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: reading '{path}': {e}");
+                return 1;
+            }
+        };
+        let drv = match tvix_store::Derivation::from_aterm_bytes(&bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: '{path}' is not a valid derivation: {e}");
+                return 1;
+            }
+        };
+        if args.recursive {
+            todo.extend(drv.input_derivations.keys().cloned());
+        }
+        drvs.insert(path, drv);
+    }
+    let mut out = String::new();
+    derivations_json(&drvs, &mut out);
+    out.push('\n');
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+    0
+}
+
+/// The derivation's name, from its `.drv` path: `HASH-NAME.drv`.
+fn drv_name(path: &str) -> &str {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let base = base.strip_suffix(".drv").unwrap_or(base);
+    base.split_once('-').map(|(_, n)| n).unwrap_or(base)
+}
+
+/// A JSON string as `nix derivation show` writes it (nlohmann::json's escaping).
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A tiny JSON tree, printed with two-space indentation and keys in the given order
+/// (callers sort them, as Nix's JSON objects are).
+enum Json {
+    Str(String),
+    List(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+fn write_json(out: &mut String, v: &Json, indent: usize) {
+    let pad = |out: &mut String, n: usize| out.extend(std::iter::repeat_n(' ', n));
+    match v {
+        Json::Str(s) => json_string(out, s),
+        Json::List(items) if items.is_empty() => out.push_str("[]"),
+        Json::Object(items) if items.is_empty() => out.push_str("{}"),
+        Json::List(items) => {
+            out.push_str("[\n");
+            for (i, item) in items.iter().enumerate() {
+                pad(out, indent + 2);
+                write_json(out, item, indent + 2);
+                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+            }
+            pad(out, indent);
+            out.push(']');
+        }
+        Json::Object(items) => {
+            out.push_str("{\n");
+            for (i, (k, item)) in items.iter().enumerate() {
+                pad(out, indent + 2);
+                json_string(out, k);
+                out.push_str(": ");
+                write_json(out, item, indent + 2);
+                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+            }
+            pad(out, indent);
+            out.push('}');
+        }
+    }
+}
+
+fn derivation_json(path: &str, d: &tvix_store::Derivation) -> Json {
+    let strs = |it: &mut dyn Iterator<Item = &String>| {
+        Json::List(it.map(|s| Json::Str(s.clone())).collect())
+    };
+    let outputs = d
+        .outputs
+        .iter()
+        .map(|(name, o)| {
+            let mut fields = Vec::new();
+            if !o.hash.is_empty() {
+                fields.push(("hash".to_string(), Json::Str(o.hash.clone())));
+            }
+            if !o.hash_algo.is_empty() {
+                fields.push(("hashAlgo".to_string(), Json::Str(o.hash_algo.clone())));
+            }
+            if !o.path.is_empty() {
+                fields.push(("path".to_string(), Json::Str(o.path.clone())));
+            }
+            (name.clone(), Json::Object(fields))
+        })
+        .collect();
+    let input_drvs = d
+        .input_derivations
+        .iter()
+        .map(|(p, outs)| {
+            (
+                p.clone(),
+                Json::Object(vec![
+                    ("dynamicOutputs".to_string(), Json::Object(Vec::new())),
+                    ("outputs".to_string(), strs(&mut outs.iter())),
+                ]),
+            )
+        })
+        .collect();
+    let env = d
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), Json::Str(v.clone())))
+        .collect();
+    Json::Object(vec![
+        ("args".to_string(), strs(&mut d.args.iter())),
+        ("builder".to_string(), Json::Str(d.builder.clone())),
+        ("env".to_string(), Json::Object(env)),
+        ("inputDrvs".to_string(), Json::Object(input_drvs)),
+        ("inputSrcs".to_string(), strs(&mut d.input_sources.iter())),
+        ("name".to_string(), Json::Str(drv_name(path).to_string())),
+        ("outputs".to_string(), Json::Object(outputs)),
+        ("system".to_string(), Json::Str(d.system.clone())),
+    ])
+}
+
+fn derivations_json(
+    drvs: &std::collections::BTreeMap<String, tvix_store::Derivation>,
+    out: &mut String,
+) {
+    let root = Json::Object(
+        drvs.iter()
+            .map(|(p, d)| (p.clone(), derivation_json(p, d)))
+            .collect(),
+    );
+    write_json(out, &root, 0);
 }

@@ -68,6 +68,70 @@ in
 (builtins.head outputList).value
 "#;
 
+/// Where `<nix/NAME>` resolves when no search path entry provides it: Nix's built-in
+/// "corepkgs", files that exist only inside the evaluator.
+pub const COREPKGS_PREFIX: &str = "/__corepkgs__/";
+
+/// Our implementation of Nix's built-in `<nix/fetchurl.nix>`: a fixed-output derivation run
+/// by the `builtin:fetchurl` builder. The attributes it passes are those Nix's version
+/// passes (so the derivation, and its `.drv` path, are the same); the expression is ours.
+const FETCHURL_NIX: &str = r#"
+{ url
+, name ? baseNameOf (toString url)
+, hash ? ""
+, sha512 ? ""
+, sha256 ? ""
+, sha1 ? ""
+, md5 ? ""
+, outputHash ? ""
+, outputHashAlgo ? ""
+, executable ? false
+, unpack ? false
+, system ? "builtin"
+, impure ? false
+}:
+let
+  # The first hash given: an SRI `hash` carries its own algorithm.
+  candidates = builtins.filter (c: c.value != "") [
+    { algo = outputHashAlgo; value = outputHash; }
+    { algo = ""; value = hash; }
+    { algo = "sha512"; value = sha512; }
+    { algo = "sha1"; value = sha1; }
+    { algo = "md5"; value = md5; }
+    { algo = "sha256"; value = sha256; }
+  ];
+  chosen =
+    if candidates == [ ]
+    then throw "fetchurl: no hash was given for '${toString url}'; pass 'hash' or 'sha256'"
+    else builtins.head candidates;
+in
+# An impure download has no expected hash (and needs the `impure-derivations` feature).
+derivation ((if impure then { __impure = true; } else {
+  outputHash = chosen.value;
+  outputHashAlgo = chosen.algo;
+}) // {
+  builder = "builtin:fetchurl";
+  inherit name url executable unpack;
+  # `system` is accepted for compatibility; the builtin builder runs on any system.
+  system = "builtin";
+  urls = [ url ];
+  # An unpacked archive or an executable is hashed as a NAR; a plain download as a file.
+  outputHashMode = if unpack || executable then "recursive" else "flat";
+  # The download needs the network settings of the caller and is cheap to do locally.
+  impureEnvVars = [ "http_proxy" "https_proxy" "ftp_proxy" "all_proxy" "no_proxy" ];
+  preferLocalBuild = true;
+})
+"#;
+
+/// The source text of a built-in file under [`COREPKGS_PREFIX`] (`fetchurl.nix`), if any.
+pub fn corepkg_source(path: &std::path::Path) -> Option<&'static str> {
+    let name = path.to_str()?.strip_prefix(COREPKGS_PREFIX)?;
+    match name {
+        "fetchurl.nix" => Some(FETCHURL_NIX),
+        _ => None,
+    }
+}
+
 fn derivation(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let f = match &ev.derivation_fn {
         Some(f) => f.clone(),
@@ -108,7 +172,10 @@ fn derivation_strict(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> Eval
     let attrs = ev.force_attrs(a[0].clone(), s)?;
     let name_entry = attrs
         .get_entry(Symbol::intern("name"))
-        .ok_or_else(|| other("required attribute 'name' missing", s))?;
+        .ok_or_else(|| other("attribute 'name' missing", s))
+        .context(s, || {
+            "in the attrset passed as argument to builtins.derivationStrict".into()
+        })?;
     let name_pos = name_entry.pos.get().or(s);
     let name = ev
         .force_string(name_entry.value.clone(), name_pos)
@@ -122,7 +189,19 @@ fn derivation_strict(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> Eval
             name_pos,
         ));
     }
-    build(ev, &attrs, &name, s)
+    let whose = name_entry.pos.get().map(|p| {
+        let loc = ev.sources.location(p);
+        format!(
+            "\n         whose name attribute is located at {}:{}:{}",
+            loc.file, loc.line, loc.column
+        )
+    });
+    build(ev, &attrs, &name, s).context(None, || {
+        format!(
+            "while evaluating derivation '{name}'{}",
+            whose.unwrap_or_default()
+        )
+    })
 }
 
 fn build(ev: &mut Evaluator, attrs: &Attrs, name: &str, s: Option<Span>) -> EvalResult<Value> {
@@ -143,13 +222,13 @@ fn build(ev: &mut Evaluator, attrs: &Attrs, name: &str, s: Option<Span>) -> Eval
         }
         let pos = entry.pos.get().or(s);
         let v = ev.force(entry.value.clone()).context(pos, || {
-            format!("while evaluating the attribute '{key}' of derivation '{name}'")
+            format!("while evaluating attribute '{key}' of derivation '{name}'")
         })?;
         if ignore_nulls && matches!(v, Value::Null) {
             continue;
         }
         collect_attr(ev, &mut c, key, v.clone(), structured, pos).context(pos, || {
-            format!("while evaluating the attribute '{key}' of derivation '{name}'")
+            format!("while evaluating attribute '{key}' of derivation '{name}'")
         })?;
         if structured && key != "args" {
             json_attrs.push(AttrEntry {
@@ -189,6 +268,13 @@ fn collect_attr(
         "__contentAddressed" => {
             c.content_addressed = ev.force_bool(v.clone(), pos)?;
         }
+        // Current Nix without `--extra-experimental-features impure-derivations`.
+        "__impure" if ev.force_bool(v.clone(), pos)? => {
+            return fail(
+                "experimental Nix feature 'impure-derivations' is disabled; add '--extra-experimental-features impure-derivations' to enable it",
+                pos,
+            );
+        }
         "args" => {
             let list = ev.force_list(v, pos)?;
             for item in list.iter() {
@@ -198,14 +284,16 @@ fn collect_attr(
             }
             return Ok(());
         }
-        "outputs" => {
+        // With structured attributes `outputs` is a list of strings; otherwise it is coerced
+        // to a string (a list's elements joined by spaces) and split at whitespace.
+        "outputs" if structured => {
             let list = ev.force_list(v.clone(), pos)?;
             let mut names = Vec::new();
             for item in list.iter() {
                 let out = ev.force_string(item.clone(), pos)?;
                 names.push(out.to_str_lossy().into_owned());
             }
-            c.outputs = Some(names);
+            c.outputs = Some(output_names(names, pos)?);
         }
         _ => {}
     }
@@ -218,7 +306,11 @@ fn collect_attr(
             "system" => c.drv.system = text(ev, v)?,
             "outputHash" => c.output_hash = Some(text(ev, v)?),
             "outputHashAlgo" => c.output_hash_algo = Some(text(ev, v)?),
-            "outputHashMode" => c.output_hash_mode = Some(text(ev, v)?),
+            "outputHashMode" => {
+                let mode = text(ev, v)?;
+                check_hash_mode(&mode, pos)?;
+                c.output_hash_mode = Some(mode);
+            }
             _ => {}
         }
         return Ok(());
@@ -231,7 +323,18 @@ fn collect_attr(
         "system" => c.drv.system = text.clone(),
         "outputHash" => c.output_hash = Some(text.clone()),
         "outputHashAlgo" => c.output_hash_algo = Some(text.clone()),
-        "outputHashMode" => c.output_hash_mode = Some(text.clone()),
+        "outputHashMode" => {
+            check_hash_mode(&text, pos)?;
+            c.output_hash_mode = Some(text.clone());
+        }
+        "outputs" => {
+            let names = text
+                .split([' ', '\t', '\n', '\r'])
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect();
+            c.outputs = Some(output_names(names, pos)?);
+        }
         _ => {}
     }
     c.drv.env.insert(key.to_string(), text);
@@ -244,9 +347,19 @@ fn add_context(c: &mut Collected, s: &NixString) {
     }
 }
 
+/// The ingestion methods `outputHashMode` may name.
+fn check_hash_mode(mode: &str, s: Option<Span>) -> EvalResult<()> {
+    match mode {
+        "flat" | "recursive" | "nar" => Ok(()),
+        _ => fail(
+            format!("invalid value '{mode}' for 'outputHashMode' attribute"),
+            s,
+        ),
+    }
+}
+
 /// Checks the output names as Nix does.
-fn output_names(names: Option<Vec<String>>, s: Option<Span>) -> EvalResult<Vec<String>> {
-    let names = names.unwrap_or_else(|| vec!["out".to_string()]);
+fn output_names(names: Vec<String>, s: Option<Span>) -> EvalResult<Vec<String>> {
     if names.is_empty() {
         return fail("derivation cannot have an empty set of outputs", s);
     }
@@ -268,7 +381,7 @@ fn output_names(names: Option<Vec<String>>, s: Option<Span>) -> EvalResult<Vec<S
 
 fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> EvalResult<Value> {
     let sd = store_dir(ev, s)?;
-    let outputs = output_names(c.outputs.take(), s)?;
+    let outputs = c.outputs.take().unwrap_or_else(|| vec!["out".to_string()]);
     resolve_inputs(ev, &mut c);
 
     if let Some(hash_text) = c.output_hash.clone() {
@@ -279,14 +392,8 @@ fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> 
             );
         }
         let method = match c.output_hash_mode.as_deref() {
-            None | Some("flat") => FileIngestionMethod::Flat,
             Some("recursive") | Some("nar") => FileIngestionMethod::Recursive,
-            Some(other_mode) => {
-                return fail(
-                    format!("invalid value '{other_mode}' for 'outputHashMode' attribute"),
-                    s,
-                )
-            }
+            _ => FileIngestionMethod::Flat,
         };
         let algo = match c.output_hash_algo.as_deref() {
             None | Some("") => None,
@@ -617,4 +724,142 @@ fn add_path(
         path.clone().into_bytes(),
         Context::from([ContextElem::Plain(path)]),
     ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::{EvalConfig, Evaluator};
+    use crate::value::print::print_value;
+
+    fn eval(src: &str) -> Result<String, String> {
+        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
+        let v = ev
+            .eval_source("«test»".into(), src.into(), std::env::temp_dir())
+            .and_then(|v| ev.force_deep(v))
+            .map_err(|e| e.kind.to_string())?;
+        Ok(print_value(&v))
+    }
+
+    #[test]
+    fn nix_search_path_falls_back_to_corepkgs() {
+        assert_eq!(
+            eval("<nix/fetchurl.nix>").unwrap(),
+            "/__corepkgs__/fetchurl.nix"
+        );
+        assert_eq!(
+            eval("builtins.isFunction (import <nix/fetchurl.nix>)").unwrap(),
+            "true"
+        );
+        let err = eval("import <nix/nope.nix>").unwrap_err();
+        assert!(err.contains("/__corepkgs__/nope.nix"), "{err}");
+    }
+
+    #[test]
+    fn fetchurl_paths_match_nix() {
+        // Reference values from nix-instantiate 2.8.
+        let drv = |args: &str| {
+            eval(&format!(
+                "let d = import <nix/fetchurl.nix> {args}; in [ d.drvPath d.outPath ]"
+            ))
+        };
+        assert_eq!(
+            drv(r#"{ url = "https://example.com/x"; sha256 = "0000000000000000000000000000000000000000000000000000"; }"#).unwrap(),
+            r#"[ "/nix/store/k88izc8hl5kpqjj90rra9cqsy93s7zwn-x.drv" "/nix/store/yplc6kklcg6k8aln037jq8jxq5v92wln-x" ]"#
+        );
+        assert_eq!(
+            drv(r#"{ url = "https://example.com/x"; sha1 = "0000000000000000000000000000000000000000"; executable = true; }"#).unwrap(),
+            r#"[ "/nix/store/5fkb16b6bhf5fj7cljmq0nm2rqr4gs5h-x.drv" "/nix/store/6iwp0kxy9xjyngx9jmknn6vjsg4yf455-x" ]"#
+        );
+        assert_eq!(
+            drv(r#"{ url = "https://example.com/x"; hash = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="; }"#).unwrap(),
+            r#"[ "/nix/store/0cjc9qraz99bsh6jp8xv9dhjbd3lg6in-x.drv" "/nix/store/9zicq1m4wy4bv50xa4l1jk4kpyy41kih-x" ]"#
+        );
+    }
+
+    #[test]
+    fn fetchurl_hash_precedence_and_impure() {
+        // With several legacy hashes: sha512, then sha1, then md5, then sha256.
+        let algo = |args: &str| {
+            eval(&format!(
+                "(import <nix/fetchurl.nix> ({{ url = \"https://e.com/x\"; }} // {args})).outputHashAlgo"
+            ))
+        };
+        let h1 = "\"0000000000000000000000000000000000000000\"";
+        let h256 = "\"0000000000000000000000000000000000000000000000000000\"";
+        assert_eq!(
+            algo(&format!("{{ sha1 = {h1}; sha256 = {h256}; }}")).unwrap(),
+            "\"sha1\""
+        );
+        assert_eq!(
+            algo(&format!("{{ sha256 = {h256}; }}")).unwrap(),
+            "\"sha256\""
+        );
+        let err = eval(
+            r#"(import <nix/fetchurl.nix> { url = "https://e.com/x"; impure = true; }).drvPath"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("impure-derivations"), "{err}");
+    }
+
+    #[test]
+    fn fetchurl_errors() {
+        let err = eval(r#"(import <nix/fetchurl.nix> { url = "https://e.com/x"; }).drvPath"#)
+            .unwrap_err();
+        assert!(err.contains("no hash was given"), "{err}");
+        let err = eval(r#"(import <nix/fetchurl.nix> { }).drvPath"#).unwrap_err();
+        assert!(err.contains("url"), "{err}");
+    }
+
+    #[test]
+    fn attribute_errors_as_current_nix() {
+        let strict = |attrs: &str| eval(&format!("builtins.derivationStrict {{ {attrs} }}"));
+        assert_eq!(strict("").unwrap_err(), "attribute 'name' missing");
+        assert_eq!(
+            strict(r#"name = "foo"; builder = 1; outputHashMode = 15;"#).unwrap_err(),
+            "invalid value '15' for 'outputHashMode' attribute"
+        );
+        assert_eq!(
+            strict(r#"name = "foo"; builder = 1; system = 1; outputs = { };"#).unwrap_err(),
+            "cannot coerce a set to a string: { }"
+        );
+        assert_eq!(
+            strict(r#"name = "foo"; builder = 1; system = 1; outputs = "drvPath";"#).unwrap_err(),
+            "invalid derivation output name 'drvPath'"
+        );
+        assert_eq!(
+            strict(r#"name = "foo"; builder = 1; system = 1; outputs = "";"#).unwrap_err(),
+            "derivation cannot have an empty set of outputs"
+        );
+        assert_eq!(
+            strict(r#"name = "foo"; builder = 1; system = 1; __impure = "true";"#).unwrap_err(),
+            "expected a Boolean but found a string: \"true\""
+        );
+        assert_eq!(
+            strict(r#"name = "foo"; outputs = "out"; __structuredAttrs = true;"#).unwrap_err(),
+            "expected a list but found a string: \"out\""
+        );
+    }
+
+    #[test]
+    fn outputs_as_a_string_are_split_at_whitespace() {
+        let a = eval(
+            r#"builtins.attrNames (builtins.derivationStrict { name = "x"; builder = "b"; system = "s"; outputs = " out\tdev\n"; })"#,
+        )
+        .unwrap();
+        assert_eq!(a, r#"[ "dev" "drvPath" "out" ]"#);
+        // Same derivation as with the list.
+        let l = eval(r#"(derivation { name = "x"; builder = "b"; system = "s"; outputs = [ "out" "dev" ]; }).drvPath"#).unwrap();
+        let s = eval(r#"(derivation { name = "x"; builder = "b"; system = "s"; outputs = [ "out dev" ]; }).drvPath"#).unwrap();
+        assert_eq!(l, s);
+    }
+
+    #[test]
+    fn derivation_paths_match_nix() {
+        assert_eq!(
+            eval(r#"(derivation { name = "x"; builder = "/bin/sh"; system = "x86_64-linux"; }).drvPath"#).unwrap(),
+            r#""/nix/store/97qlv6h78lxlm9zc8849ahsbcklhsi2y-x.drv""#
+        );
+        let err = eval(r#"derivation { name = "x"; system = "s"; }"#).unwrap_err();
+        assert!(err.contains("builder"), "{err}");
+    }
 }

@@ -22,7 +22,7 @@ mod xml;
 
 use std::rc::Rc;
 
-pub use derivation::KnownDerivation;
+pub use derivation::{corepkg_source, KnownDerivation, COREPKGS_PREFIX};
 
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::eval::{sym, CoerceMode, EvalConfig, Evaluator};

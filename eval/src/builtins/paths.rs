@@ -274,6 +274,12 @@ fn find_file(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
             ))));
         }
     }
+    // Nix's own files (`<nix/fetchurl.nix>`) come last: the search path may override them.
+    if let Some(rest) = wanted.strip_prefix("nix/") {
+        return Ok(Value::Path(Rc::new(canonicalize_path(
+            format!("{}{rest}", super::COREPKGS_PREFIX).as_bytes(),
+        ))));
+    }
     // Nix throws this one as a catchable error: `tryEval <missing>` is false, not fatal.
     Err(EvalError::new(
         ErrorKind::Throw(format!(

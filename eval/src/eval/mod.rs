@@ -987,6 +987,15 @@ impl Evaluator {
 
     /// Imports a file (a directory means its `default.nix`), caching the result per path.
     pub fn import(&mut self, path: &Path, span: Option<Span>) -> EvalResult<Value> {
+        if let Some(text) = crate::builtins::corepkg_source(path) {
+            if let Some(v) = self.import_cache.get(path) {
+                return Ok(v.clone());
+            }
+            let base = PathBuf::from(crate::builtins::COREPKGS_PREFIX);
+            let v = self.eval_source(path.display().to_string(), text.to_string(), base)?;
+            self.import_cache.insert(path.to_path_buf(), v.clone());
+            return Ok(v);
+        }
         let mut path = path.to_path_buf();
         if matches!(self.io.file_type(&path), Ok(crate::io::FileType::Directory))
             || (matches!(self.io.file_type(&path), Ok(crate::io::FileType::Symlink))

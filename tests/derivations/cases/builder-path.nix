@@ -1,0 +1,2 @@
+with import ../lib.nix;
+mk { name = "builder-path"; builder = ../files/dir/run.sh; }

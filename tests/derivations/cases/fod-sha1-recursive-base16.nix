@@ -1,0 +1,2 @@
+with import ../lib.nix;
+fod { name = "fod-sha1-recursive-base16"; outputHashMode = "recursive"; outputHashAlgo = "sha1"; outputHash = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"; }

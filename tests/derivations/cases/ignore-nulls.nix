@@ -1,0 +1,2 @@
+with import ../lib.nix;
+mk { name = "ignore-nulls"; __ignoreNulls = true; n = null; m = "kept"; l = [ null ]; }

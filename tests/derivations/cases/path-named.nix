@@ -1,0 +1,2 @@
+with import ../lib.nix;
+mk { name = "path-named"; src = builtins.path { path = ../files/dir; name = "renamed-src"; }; }

@@ -1,0 +1,2 @@
+with import ../lib.nix;
+mk { name = "path-symlink"; l = ../files/hello-link; t = ../files/tree; }

@@ -1,0 +1,2 @@
+with import ../lib.nix;
+mk { name = "source-dir"; src = ../files/dir; }

@@ -1,0 +1,2 @@
+with import ../lib.nix;
+mk { name = "structured"; __structuredAttrs = true; }

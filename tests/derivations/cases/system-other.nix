@@ -1,0 +1,2 @@
+with import ../lib.nix;
+mk { name = "sys"; system = "aarch64-darwin"; }
