@@ -21,6 +21,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Evaluate a Nix file or expression and print the result (like `nix-instantiate --eval`).
     Eval(EvalArgs),

@@ -58,11 +58,14 @@ pub(crate) trait Backend: Send + Sync {
     fn kv_keys(&self, t: Table) -> Result<Vec<Vec<u8>>, StoreError>;
 }
 
+/// Metadata of the memory backend: (table, key) -> value.
+type MemoryTables = HashMap<(Table, Vec<u8>), Vec<u8>>;
+
 /// Everything in memory, lost when the store is dropped.
 #[derive(Default)]
 pub(crate) struct MemoryBackend {
     chunks: Mutex<HashMap<B3Digest, Vec<u8>>>,
-    tables: Mutex<HashMap<(Table, Vec<u8>), Vec<u8>>>,
+    tables: Mutex<MemoryTables>,
 }
 
 fn poisoned() -> StoreError {

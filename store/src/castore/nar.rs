@@ -22,6 +22,9 @@ use crate::nar::{NarEncoder, NarError, NarHasher, NarVisitor};
 use crate::pathinfo::{PathInfo, PathInfoService};
 use crate::store_path::{StoreDir, StorePath};
 
+/// The directories being rendered: each one's entries and the index of the next entry.
+type RenderStack = Vec<(Vec<(Vec<u8>, Node)>, usize)>;
+
 /// Writes the NAR serialisation of `node` to `w` and returns `w`. Directories are
 /// traversed with an explicit stack, so depth is not limited by the call stack.
 pub fn write_nar<S, W>(store: &S, node: &Node, w: W) -> Result<W, StoreError>
@@ -30,13 +33,9 @@ where
     W: Write,
 {
     let mut enc = NarEncoder::new(w);
-    // Each open directory: its entries and the index of the next one.
-    let mut stack: Vec<(Vec<(Vec<u8>, Node)>, usize)> = Vec::new();
+    let mut stack: RenderStack = Vec::new();
     write_node(store, &mut enc, None, node, &mut stack)?;
-    loop {
-        let Some((entries, idx)) = stack.last_mut() else {
-            break;
-        };
+    while let Some((entries, idx)) = stack.last_mut() {
         if *idx < entries.len() {
             let (name, child) = entries[*idx].clone();
             *idx += 1;
@@ -55,7 +54,7 @@ fn write_node<S, W>(
     enc: &mut NarEncoder<W>,
     name: Option<&[u8]>,
     node: &Node,
-    stack: &mut Vec<(Vec<(Vec<u8>, Node)>, usize)>,
+    stack: &mut RenderStack,
 ) -> Result<(), StoreError>
 where
     S: BlobService + DirectoryService + ?Sized,
