@@ -6,6 +6,8 @@
 //! Needs the reference tools (Debian package `nix-bin`) and a writable `/nix/store` for
 //! `nix-store --add`.
 
+#![cfg(feature = "castore")]
+
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
