@@ -2,9 +2,18 @@
 //!
 //! - [`MemoryBackend`]: everything in memory (`memory://`).
 //! - [`LocalBackend`]: the embedded default (`local:///dir`): chunk files under
-//!   `dir/chunks/<first two hex digits>/<hex digest>`, written to a temporary name, synced
-//!   and renamed into place; metadata in the `redb` database `dir/db.redb`, opened in
-//!   multi-writer mode so several processes can use the store at once.
+//!   `dir/chunks/<first two hex digits>/<hex digest>`, written to a temporary name and
+//!   renamed into place (readers see a whole chunk or none); metadata in the `redb`
+//!   database `dir/db.redb`, opened in multi-writer mode so several processes can use the
+//!   store at once.
+//!
+//! The local backend batches: blob manifests and directories are kept in memory (visible
+//! to this process) until a path info is registered, the batch grows large, or the store
+//! is dropped. A flush first syncs the file system holding the chunks (so every chunk a
+//! manifest names is durable, including chunks another process wrote), then commits the
+//! batch — with the path info, if that caused the flush — in one durable transaction. A
+//! path is therefore never valid before its contents are on disk, and a crash loses only
+//! unregistered data.
 
 use std::collections::HashMap;
 use std::fs;
@@ -131,11 +140,18 @@ impl Backend for MemoryBackend {
     }
 }
 
+/// Metadata not yet committed to the database.
+type Batch = HashMap<(Table, Vec<u8>), Vec<u8>>;
+
+/// Flush the batch once it holds this many entries.
+const MAX_BATCH: usize = 8192;
+
 /// The embedded on-disk store.
 pub(crate) struct LocalBackend {
     chunks_dir: PathBuf,
     db: Database,
     tmp_counter: AtomicU64,
+    pending: Mutex<Batch>,
 }
 
 fn path_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -162,7 +178,56 @@ impl LocalBackend {
             chunks_dir,
             db,
             tmp_counter: AtomicU64::new(0),
+            pending: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Makes every chunk file on the store's file system durable.
+    fn sync_chunks(&self) -> Result<(), StoreError> {
+        let dir = fs::File::open(&self.chunks_dir).map_err(path_err(&self.chunks_dir))?;
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: `dir` is an open file descriptor for the duration of the call.
+            let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
+            if rc != 0 {
+                return Err(path_err(&self.chunks_dir)(io::Error::last_os_error()));
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            drop(dir);
+            // SAFETY: `sync` has no preconditions.
+            unsafe { libc::sync() };
+        }
+        Ok(())
+    }
+
+    /// Commits the pending batch, plus `extra` if given, in one durable transaction after
+    /// syncing the chunk files.
+    fn flush(&self, extra: Option<(Table, &[u8], &[u8])>) -> Result<(), StoreError> {
+        let mut pending = self.pending.lock().map_err(|_| poisoned())?;
+        if pending.is_empty() && extra.is_none() {
+            return Ok(());
+        }
+        self.sync_chunks()?;
+        let txn = self.db.begin_write().map_err(db_err)?;
+        for t in Table::ALL {
+            let mut table = txn.open_table(t.def()).map_err(db_err)?;
+            for ((tt, k), v) in pending.iter() {
+                if *tt == t {
+                    table.insert(k.as_slice(), v.as_slice()).map_err(db_err)?;
+                }
+            }
+            if let Some((et, k, v)) = extra {
+                if et == t {
+                    table.insert(k, v).map_err(db_err)?;
+                }
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        pending.clear();
+        Ok(())
     }
 
     fn chunk_path(&self, d: &B3Digest) -> PathBuf {
@@ -222,12 +287,11 @@ impl Backend for LocalBackend {
                 .create_new(true)
                 .open(&tmp)?;
             f.write_all(data)?;
-            f.sync_all()?;
             drop(f);
             // The rename is atomic: readers see no chunk or the whole chunk. Another process
-            // may have renamed the same content into place already; that is fine.
-            fs::rename(&tmp, &p)?;
-            fs::File::open(&dir)?.sync_all()
+            // may have renamed the same content into place already; that is fine. The data
+            // is synced before any metadata naming it is committed (see `flush`).
+            fs::rename(&tmp, &p)
         })();
         if res.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -261,6 +325,14 @@ impl Backend for LocalBackend {
     }
 
     fn kv_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = self
+            .pending
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&(t, key.to_vec()))
+        {
+            return Ok(Some(v.clone()));
+        }
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(t.def()).map_err(db_err)?;
         let v = table.get(key).map_err(db_err)?;
@@ -268,15 +340,22 @@ impl Backend for LocalBackend {
     }
 
     fn kv_put(&self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut table = txn.open_table(t.def()).map_err(db_err)?;
-            table.insert(key, value).map_err(db_err)?;
+        if t == Table::PathInfos {
+            return self.flush(Some((t, key, value)));
         }
-        txn.commit().map_err(db_err)
+        let full = {
+            let mut pending = self.pending.lock().map_err(|_| poisoned())?;
+            pending.insert((t, key.to_vec()), value.to_vec());
+            pending.len() >= MAX_BATCH
+        };
+        if full {
+            self.flush(None)?;
+        }
+        Ok(())
     }
 
     fn kv_keys(&self, t: Table) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.flush(None)?;
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(t.def()).map_err(db_err)?;
         let mut out = Vec::new();
@@ -285,5 +364,12 @@ impl Backend for LocalBackend {
             out.push(k.value().to_vec());
         }
         Ok(out)
+    }
+}
+
+impl Drop for LocalBackend {
+    fn drop(&mut self) {
+        // Unregistered blobs and directories are only a cache; losing them is harmless.
+        let _ = self.flush(None);
     }
 }
