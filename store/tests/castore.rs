@@ -177,3 +177,41 @@ fn similar_files_share_chunks_on_disk() {
     }
     assert_eq!(chunk_files as u64, report.chunks);
 }
+
+#[test]
+fn hostile_nar_registers_nothing_in_a_local_store() {
+    use tvix_store::castore::nar::import_nar;
+    use tvix_store::store_path::StorePath;
+    let dir = tempfile::tempdir().unwrap();
+    let (_fx, paths) = fixtures();
+    let good = run_nix("nix-store", &["--dump", paths[0].to_str().unwrap()], false);
+    let sp = StorePath::from_base_name("00000000000000000000000000000000-tree").unwrap();
+    let mut hostile = vec![
+        good[..good.len() - 16].to_vec(),
+        good[..good.len() / 3].to_vec(),
+    ];
+    // A name turned into a traversal ("emptydir" -> "../../..").
+    let mut m = good.clone();
+    // The first occurrence is the entry name (the last is the target of "link-dir").
+    let pos = m.windows(8).position(|w| w == b"emptydir").unwrap();
+    m[pos..pos + 8].copy_from_slice(b"../../..");
+    hostile.push(m);
+    // Two entries swapped out of order ("pad1" -> "pad0" makes a duplicate).
+    let mut m = good.clone();
+    let pos = m.windows(4).rposition(|w| w == b"pad1").unwrap();
+    m[pos..pos + 4].copy_from_slice(b"pad0");
+    hostile.push(m);
+    {
+        let store = Store::local(dir.path()).unwrap();
+        for h in &hostile {
+            assert!(import_nar(&store, h.as_slice(), sp.clone(), vec![], None).is_err());
+            assert!(store.get_path_info(&sp).unwrap().is_none());
+        }
+    }
+    // Nothing was registered on disk either.
+    let store = Store::local(dir.path()).unwrap();
+    assert!(store.list_path_infos().unwrap().is_empty());
+    assert!(store.verify().unwrap().problems.is_empty());
+    let info = import_nar(&store, good.as_slice(), sp.clone(), vec![], None).unwrap();
+    assert_eq!(write_nar(&store, &info.node, Vec::new()).unwrap(), good);
+}
