@@ -396,3 +396,18 @@ fn digest_parse_and_display() {
     assert!(B3Digest::parse("b3:zz").is_err());
     assert!(B3Digest::parse("b3:00").is_err());
 }
+
+#[test]
+fn two_handles_on_one_local_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Store::local(dir.path()).unwrap();
+    let b = Store::local(dir.path()).unwrap();
+    let sp = StorePath::from_base_name("00000000000000000000000000000000-x").unwrap();
+    let nar = sample_nar();
+    import_nar(&a, nar.as_slice(), sp.clone(), vec![], None).unwrap();
+    // Registered paths are visible to the other handle, with all their contents.
+    let info = b.get_path_info(&sp).unwrap().unwrap();
+    assert_eq!(write_nar(&b, &info.node, Vec::new()).unwrap(), nar);
+    import_nar(&b, nar.as_slice(), sp.clone(), vec![], None).unwrap();
+    assert_eq!(a.list_path_infos().unwrap().len(), 1);
+}
