@@ -10,6 +10,10 @@
 //! - [`store_path`]: [`StorePath`] parsing and validation, and [`StoreDir`] with the path
 //!   computations (text, source, fixed-output, derivation outputs).
 //! - [`nar`]: streaming NAR writer, hasher, validating parser and restorer.
+//! - `castore` (feature `castore`, on by default): the content-addressed store — BLAKE3
+//!   blobs in content-defined chunks, Merkle directories, the blob/directory/path info
+//!   services with `memory://` and embedded local backends, NAR rendering and ingestion,
+//!   and `nix-store --add`-compatible imports; `pathinfo`: store path metadata.
 //! - [`derivation`]: [`Derivation`], its ATerm in both directions, `hashDerivationModulo`,
 //!   output paths and `.drv` paths.
 //!
@@ -46,10 +50,14 @@
 //! let _aterm: Vec<u8> = drv.to_aterm_bytes();
 //! ```
 
+#[cfg(feature = "castore")]
+pub mod castore;
 pub mod derivation;
 pub mod hash;
 pub mod nar;
 pub mod nixbase32;
+#[cfg(feature = "castore")]
+pub mod pathinfo;
 pub mod store_path;
 
 pub use derivation::{Derivation, DerivationError, Output};

@@ -201,6 +201,71 @@ impl<W: Write> NarEncoder<W> {
         self.begin_node(name)?;
         self.str(b"directory")
     }
+
+    /// Writes a regular file node named `name` (`None` for the root), copying `size` bytes
+    /// from `contents`. Returns the number of bytes copied; if it is less than `size` the
+    /// contents ended early and the output is incomplete.
+    pub fn write_file(
+        &mut self,
+        name: Option<&[u8]>,
+        executable: bool,
+        size: u64,
+        contents: &mut dyn Read,
+    ) -> io::Result<u64> {
+        self.file(name, executable, size, contents)
+    }
+
+    /// Starts a regular file node whose `size` content bytes the caller then passes to
+    /// [`NarEncoder::write_contents`] before calling [`NarEncoder::end_file`].
+    pub fn begin_file(
+        &mut self,
+        name: Option<&[u8]>,
+        executable: bool,
+        size: u64,
+    ) -> io::Result<()> {
+        self.begin_node(name)?;
+        self.str(b"regular")?;
+        if executable {
+            self.str(b"executable")?;
+            self.str(b"")?;
+        }
+        self.str(b"contents")?;
+        self.w.write_all(&size.to_le_bytes())
+    }
+
+    /// Writes file content bytes of a file started with [`NarEncoder::begin_file`].
+    pub fn write_contents(&mut self, data: &[u8]) -> io::Result<()> {
+        self.w.write_all(data)
+    }
+
+    /// Ends a file started with [`NarEncoder::begin_file`] once all of its `size` bytes were
+    /// written; `is_entry` says whether it was given a name (is a directory entry).
+    pub fn end_file(&mut self, is_entry: bool, size: u64) -> io::Result<()> {
+        self.w.write_all(&[0u8; 8][..padding(size)])?;
+        self.end_node(is_entry)
+    }
+
+    /// Writes a symlink node named `name` (`None` for the root).
+    pub fn write_symlink(&mut self, name: Option<&[u8]>, target: &[u8]) -> io::Result<()> {
+        self.symlink(name, target)
+    }
+
+    /// Starts a directory node named `name` (`None` for the root); its entries follow, in
+    /// increasing bytewise name order, and then [`NarEncoder::end_directory`].
+    pub fn begin_directory(&mut self, name: Option<&[u8]>) -> io::Result<()> {
+        self.dir_start(name)
+    }
+
+    /// Ends the directory most recently started; `is_entry` as given to its start (`true` if
+    /// it had a name).
+    pub fn end_directory(&mut self, is_entry: bool) -> io::Result<()> {
+        self.end_node(is_entry)
+    }
+
+    /// Flushes the underlying writer.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
 }
 
 impl<W: Write> NarVisitor for NarEncoder<W> {

@@ -1,0 +1,209 @@
+//! Blobs: file contents stored as content-defined chunks, read back with verification.
+
+use std::io::{self, Read};
+
+use super::backend::{Backend, Table};
+use super::wire::{put_u64, Decoder};
+use super::{B3Digest, StoreError};
+
+/// Smallest chunk FastCDC cuts (except the last chunk of a blob).
+pub const CHUNK_MIN: usize = 16 * 1024;
+/// Average chunk size FastCDC aims for.
+pub const CHUNK_AVG: usize = 64 * 1024;
+/// Largest chunk FastCDC cuts.
+pub const CHUNK_MAX: usize = 256 * 1024;
+
+/// Stores file contents by BLAKE3 digest.
+pub trait BlobService {
+    /// Stores everything read from `r` (streaming, in chunks) and returns the blob's digest
+    /// and size. The blob is readable once this returns.
+    fn put_blob(&self, r: &mut dyn Read) -> Result<(B3Digest, u64), StoreError>;
+
+    /// Whether the blob is stored.
+    fn has_blob(&self, digest: &B3Digest) -> Result<bool, StoreError>;
+
+    /// The blob's size, or `None` if it is not stored.
+    fn blob_size(&self, digest: &B3Digest) -> Result<Option<u64>, StoreError>;
+
+    /// A streaming reader of the blob, or `None` if it is not stored. Every chunk is
+    /// checked against its digest before any of its bytes are returned; a corrupt or
+    /// missing chunk makes `read` fail with an error that [`StoreError::from_io`] turns back
+    /// into [`StoreError::CorruptChunk`] / [`StoreError::MissingChunk`].
+    fn open_blob(&self, digest: &B3Digest) -> Result<Option<BlobReader<'_>>, StoreError>;
+}
+
+/// The chunks a blob is made of, in order: (chunk digest, length).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Manifest {
+    pub(crate) size: u64,
+    pub(crate) chunks: Vec<(B3Digest, u64)>,
+}
+
+impl Manifest {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.chunks.len() * 40);
+        put_u64(&mut out, self.size);
+        put_u64(&mut out, self.chunks.len() as u64);
+        for (d, len) in &self.chunks {
+            out.extend_from_slice(&d.0);
+            put_u64(&mut out, *len);
+        }
+        out
+    }
+
+    pub(crate) fn decode(buf: &[u8]) -> Result<Manifest, StoreError> {
+        let mut d = Decoder::new(buf, "blob manifest");
+        let size = d.u64()?;
+        let n = d.count(40)?;
+        let mut chunks = Vec::with_capacity(n);
+        let mut total: u64 = 0;
+        for _ in 0..n {
+            let digest = d.digest()?;
+            let len = d.u64()?;
+            total = total
+                .checked_add(len)
+                .ok_or_else(|| d.err("size overflow"))?;
+            chunks.push((digest, len));
+        }
+        d.finish()?;
+        if total != size {
+            return Err(StoreError::Decode {
+                what: "blob manifest",
+                reason: "chunk lengths do not add up to the blob size",
+            });
+        }
+        Ok(Manifest { size, chunks })
+    }
+}
+
+/// Cuts `r` into chunks, stores the new ones and records the manifest.
+pub(crate) fn put_blob(
+    backend: &dyn Backend,
+    r: &mut dyn Read,
+) -> Result<(B3Digest, u64), StoreError> {
+    let mut hasher = blake3::Hasher::new();
+    let mut chunks = Vec::new();
+    let mut size: u64 = 0;
+    for chunk in fastcdc::v2020::StreamCDC::new(r, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX) {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(fastcdc::v2020::Error::IoError(e)) => return Err(StoreError::from_io(e)),
+            Err(fastcdc::v2020::Error::Empty) => break,
+            Err(fastcdc::v2020::Error::Other(msg)) => {
+                return Err(StoreError::Io(io::Error::other(msg)))
+            }
+        };
+        hasher.update(&chunk.data);
+        let d = B3Digest::of(&chunk.data);
+        if !backend.chunk_has(&d)? {
+            backend.chunk_put(&d, &chunk.data)?;
+        }
+        size += chunk.data.len() as u64;
+        chunks.push((d, chunk.data.len() as u64));
+    }
+    let digest = B3Digest(*hasher.finalize().as_bytes());
+    if backend.kv_get(Table::Blobs, &digest.0)?.is_none() {
+        backend.kv_put(Table::Blobs, &digest.0, &Manifest { size, chunks }.encode())?;
+    }
+    Ok((digest, size))
+}
+
+/// The manifest of a blob, or `None`.
+pub(crate) fn manifest(
+    backend: &dyn Backend,
+    d: &B3Digest,
+) -> Result<Option<Manifest>, StoreError> {
+    match backend.kv_get(Table::Blobs, &d.0)? {
+        Some(b) => Ok(Some(Manifest::decode(&b)?)),
+        None => Ok(None),
+    }
+}
+
+/// Fetches a chunk and checks it against its digest and expected length.
+pub(crate) fn get_chunk_verified(
+    backend: &dyn Backend,
+    d: &B3Digest,
+    len: Option<u64>,
+) -> Result<Vec<u8>, StoreError> {
+    let data = backend.chunk_get(d)?.ok_or(StoreError::MissingChunk(*d))?;
+    let actual = B3Digest::of(&data);
+    if actual != *d || len.is_some_and(|l| l != data.len() as u64) {
+        return Err(StoreError::CorruptChunk {
+            expected: *d,
+            actual,
+        });
+    }
+    Ok(data)
+}
+
+/// Streams a blob chunk by chunk, verifying each chunk before returning its bytes and the
+/// whole blob's digest at the end.
+pub struct BlobReader<'a> {
+    backend: &'a dyn Backend,
+    digest: B3Digest,
+    manifest: Manifest,
+    next_chunk: usize,
+    buf: Vec<u8>,
+    pos: usize,
+    hasher: blake3::Hasher,
+    finished: bool,
+}
+
+impl<'a> BlobReader<'a> {
+    pub(crate) fn new(backend: &'a dyn Backend, digest: B3Digest, manifest: Manifest) -> Self {
+        BlobReader {
+            backend,
+            digest,
+            manifest,
+            next_chunk: 0,
+            buf: Vec::new(),
+            pos: 0,
+            hasher: blake3::Hasher::new(),
+            finished: false,
+        }
+    }
+
+    /// The blob's size.
+    pub fn size(&self) -> u64 {
+        self.manifest.size
+    }
+
+    fn refill(&mut self) -> Result<bool, StoreError> {
+        let Some((d, len)) = self.manifest.chunks.get(self.next_chunk).copied() else {
+            if !self.finished {
+                self.finished = true;
+                let actual = B3Digest(*self.hasher.finalize().as_bytes());
+                if actual != self.digest {
+                    return Err(StoreError::CorruptBlob {
+                        expected: self.digest,
+                        actual,
+                    });
+                }
+            }
+            return Ok(false);
+        };
+        let data = get_chunk_verified(self.backend, &d, Some(len))?;
+        self.hasher.update(&data);
+        self.buf = data;
+        self.pos = 0;
+        self.next_chunk += 1;
+        Ok(true)
+    }
+}
+
+impl Read for BlobReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        while self.pos >= self.buf.len() {
+            if !self.refill().map_err(StoreError::into_io)? {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

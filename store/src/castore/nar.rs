@@ -1,0 +1,488 @@
+//! NAR and file system paths to and from the castore.
+//!
+//! - [`write_nar`] renders the NAR of a node as a stream (file contents are streamed from
+//!   verified blob readers, never held whole).
+//! - [`ingest_nar`] reads a NAR stream into the castore with the validating parser of
+//!   [`crate::nar`], computing its sha256 and size on the way; [`import_nar`] also registers
+//!   a path info, only once the whole NAR was accepted.
+//! - [`import_path`] adds a file system path as `nix-store --add` does (a `source` path by
+//!   NAR hash), walking it once: contents go to the blob service and to the NAR hasher at
+//!   the same time.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::{BlobService, Directory, DirectoryService, Node, StoreError};
+use crate::hash::{HashAlgo, HashEncoding, NixHash};
+use crate::nar::{NarEncoder, NarError, NarHasher, NarVisitor};
+use crate::pathinfo::{PathInfo, PathInfoService};
+use crate::store_path::{StoreDir, StorePath};
+
+/// The directories being rendered: each one's entries and the index of the next entry.
+type RenderStack = Vec<(Vec<(Vec<u8>, Node)>, usize)>;
+
+/// Writes the NAR serialisation of `node` to `w` and returns `w`. Directories are
+/// traversed with an explicit stack, so depth is not limited by the call stack.
+pub fn write_nar<S, W>(store: &S, node: &Node, w: W) -> Result<W, StoreError>
+where
+    S: BlobService + DirectoryService + ?Sized,
+    W: Write,
+{
+    let mut enc = NarEncoder::new(w);
+    let mut stack: RenderStack = Vec::new();
+    write_node(store, &mut enc, None, node, &mut stack)?;
+    while let Some((entries, idx)) = stack.last_mut() {
+        if *idx < entries.len() {
+            let (name, child) = entries[*idx].clone();
+            *idx += 1;
+            write_node(store, &mut enc, Some(&name), &child, &mut stack)?;
+        } else {
+            stack.pop();
+            enc.end_directory(!stack.is_empty())?;
+        }
+    }
+    enc.flush()?;
+    Ok(enc.into_inner())
+}
+
+fn write_node<S, W>(
+    store: &S,
+    enc: &mut NarEncoder<W>,
+    name: Option<&[u8]>,
+    node: &Node,
+    stack: &mut RenderStack,
+) -> Result<(), StoreError>
+where
+    S: BlobService + DirectoryService + ?Sized,
+    W: Write,
+{
+    match node {
+        Node::File {
+            digest,
+            size,
+            executable,
+        } => {
+            let mut r = store
+                .open_blob(digest)?
+                .ok_or(StoreError::BlobNotFound(*digest))?;
+            if r.size() != *size {
+                return Err(StoreError::SizeMismatch {
+                    what: "blob",
+                    digest: *digest,
+                    expected: *size,
+                    actual: r.size(),
+                });
+            }
+            enc.begin_file(name, *executable, *size)?;
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut copied: u64 = 0;
+            loop {
+                let n = r.read(&mut buf).map_err(StoreError::from_io)?;
+                if n == 0 {
+                    break;
+                }
+                copied += n as u64;
+                enc.write_contents(&buf[..n])?;
+            }
+            if copied != *size {
+                return Err(StoreError::SizeMismatch {
+                    what: "blob",
+                    digest: *digest,
+                    expected: *size,
+                    actual: copied,
+                });
+            }
+            enc.end_file(name.is_some(), *size)?;
+        }
+        Node::Symlink { target } => enc.write_symlink(name, target)?,
+        Node::Directory { digest, .. } => {
+            let dir = store
+                .get_directory(digest)?
+                .ok_or(StoreError::DirectoryNotFound(*digest))?;
+            enc.begin_directory(name)?;
+            let entries = dir
+                .entries()
+                .map(|(n, node)| (n.to_vec(), node.clone()))
+                .collect();
+            stack.push((entries, 0));
+        }
+    }
+    Ok(())
+}
+
+/// A reader that feeds everything it reads to a [`NarHasher`].
+struct HashingReader<R: Read> {
+    r: R,
+    hasher: NarHasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.r.read(buf)?;
+        self.hasher.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// Builds castore nodes from parser events.
+struct Ingester<'a, S: ?Sized> {
+    store: &'a S,
+    /// The directories being filled, innermost last.
+    stack: Vec<Directory>,
+    root: Option<Node>,
+}
+
+impl<S: BlobService + DirectoryService + ?Sized> Ingester<'_, S> {
+    fn place(&mut self, path: &[Vec<u8>], node: Node) -> Result<(), StoreError> {
+        match (path.last(), self.stack.last_mut()) {
+            (Some(name), Some(parent)) => parent.add(name.clone(), node),
+            (None, _) => {
+                self.root = Some(node);
+                Ok(())
+            }
+            (Some(_), None) => Err(StoreError::Decode {
+                what: "NAR",
+                reason: "entry outside a directory",
+            }),
+        }
+    }
+}
+
+impl<S: BlobService + DirectoryService + ?Sized> NarVisitor for Ingester<'_, S> {
+    fn directory_start(&mut self, _path: &[Vec<u8>]) -> io::Result<()> {
+        self.stack.push(Directory::new());
+        Ok(())
+    }
+
+    fn directory_end(&mut self, path: &[Vec<u8>]) -> io::Result<()> {
+        let res = (|| {
+            let dir = self.stack.pop().ok_or(StoreError::Decode {
+                what: "NAR",
+                reason: "unbalanced directory",
+            })?;
+            let size = dir.size();
+            let digest = self.store.put_directory(&dir)?;
+            self.place(path, Node::Directory { digest, size })
+        })();
+        res.map_err(StoreError::into_io)
+    }
+
+    fn symlink(&mut self, path: &[Vec<u8>], target: &[u8]) -> io::Result<()> {
+        self.place(
+            path,
+            Node::Symlink {
+                target: target.to_vec(),
+            },
+        )
+        .map_err(StoreError::into_io)
+    }
+
+    fn file(
+        &mut self,
+        path: &[Vec<u8>],
+        executable: bool,
+        size: u64,
+        contents: &mut dyn Read,
+    ) -> io::Result<()> {
+        let res = (|| {
+            let (digest, got) = self.store.put_blob(contents)?;
+            if got != size {
+                return Err(StoreError::Nar(NarError::Truncated));
+            }
+            self.place(
+                path,
+                Node::File {
+                    digest,
+                    size,
+                    executable,
+                },
+            )
+        })();
+        res.map_err(StoreError::into_io)
+    }
+}
+
+/// Reads a NAR from `r` into the castore and returns its root node, NAR sha256 and NAR
+/// size. Reading stops right after the NAR. A malformed NAR is an error; blobs and
+/// directories stored before the error was found stay (unreferenced), but nothing refers
+/// to them.
+pub fn ingest_nar<S, R>(store: &S, r: R) -> Result<(Node, NixHash, u64), StoreError>
+where
+    S: BlobService + DirectoryService + ?Sized,
+    R: Read,
+{
+    let mut hr = HashingReader {
+        r,
+        hasher: NarHasher::new(),
+    };
+    let mut ing = Ingester {
+        store,
+        stack: Vec::new(),
+        root: None,
+    };
+    crate::nar::parse(&mut hr, &mut ing).map_err(StoreError::from_nar)?;
+    let root = ing.root.ok_or(StoreError::Decode {
+        what: "NAR",
+        reason: "no root node",
+    })?;
+    let (hash, size) = hr.hasher.finish();
+    Ok((root, hash, size))
+}
+
+/// Ingests a NAR and registers it as `store_path` with the given metadata. Nothing is
+/// registered if the NAR is rejected, or if `expected_sha256` is given and differs.
+pub fn import_nar<S, R>(
+    store: &S,
+    r: R,
+    store_path: StorePath,
+    references: Vec<StorePath>,
+    expected_sha256: Option<&NixHash>,
+) -> Result<PathInfo, StoreError>
+where
+    S: BlobService + DirectoryService + PathInfoService + ?Sized,
+    R: Read,
+{
+    let (node, hash, size) = ingest_nar(store, r)?;
+    if let Some(exp) = expected_sha256 {
+        if exp.algo() != HashAlgo::Sha256 || exp.digest() != hash.digest() {
+            return Err(StoreError::NarHashMismatch {
+                path: store_path.to_base_name(),
+                expected: exp.to_prefixed(HashEncoding::Nix32),
+                expected_size: size,
+                actual: hash.to_prefixed(HashEncoding::Nix32),
+                actual_size: size,
+            });
+        }
+    }
+    let info = PathInfo {
+        store_path,
+        node,
+        nar_sha256: sha256_array(&hash),
+        nar_size: size,
+        references,
+        deriver: None,
+        signatures: Vec::new(),
+        ca: None,
+    };
+    store.put_path_info(&info)?;
+    Ok(info)
+}
+
+fn sha256_array(h: &NixHash) -> [u8; 32] {
+    let mut a = [0u8; 32];
+    if h.digest().len() == 32 {
+        a.copy_from_slice(h.digest());
+    }
+    a
+}
+
+/// Reads a file into the blob service while copying its bytes into the NAR encoder.
+struct TeeReader<'a, R: Read, W: Write> {
+    r: R,
+    enc: &'a mut NarEncoder<W>,
+    limit: u64,
+    read: u64,
+}
+
+impl<R: Read, W: Write> Read for TeeReader<'_, R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Never read past the size announced in the NAR header.
+        let left = self.limit - self.read;
+        if left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let max = buf.len().min(left.min(usize::MAX as u64) as usize);
+        let n = self.r.read(&mut buf[..max])?;
+        self.enc.write_contents(&buf[..n])?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Lexically normalises `p` into an absolute path (`.` and `..` resolved without following
+/// symlinks), as Nix's `absPath` does.
+pub fn absolute_path(p: &Path) -> io::Result<PathBuf> {
+    let abs = std::path::absolute(p)?;
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Stores the file system object at `path` in the castore (not following a symlink at
+/// `path` or below) and returns its root node and NAR sha256 and size.
+pub fn ingest_path<S>(store: &S, path: &Path) -> Result<(Node, NixHash, u64), StoreError>
+where
+    S: BlobService + DirectoryService + ?Sized,
+{
+    let perr = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| StoreError::Path { path: p, source }
+    };
+    let mut enc = NarEncoder::new(BufWriter::with_capacity(64 * 1024, NarHasher::new()));
+
+    struct Frame {
+        path: PathBuf,
+        name: Option<Vec<u8>>,
+        names: Vec<Vec<u8>>,
+        idx: usize,
+        dir: Directory,
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut root: Option<Node> = None;
+    // The next object to visit: (path, name in its parent).
+    let mut next: Option<(PathBuf, Option<Vec<u8>>)> = Some((path.to_path_buf(), None));
+    loop {
+        if let Some((p, name)) = next.take() {
+            let meta = fs::symlink_metadata(&p).map_err(perr(&p))?;
+            let ft = meta.file_type();
+            let node = if ft.is_symlink() {
+                let target = fs::read_link(&p)
+                    .map_err(perr(&p))?
+                    .into_os_string()
+                    .into_vec();
+                enc.write_symlink(name.as_deref(), &target)?;
+                Some(Node::Symlink { target })
+            } else if ft.is_file() {
+                let f = fs::File::open(&p).map_err(perr(&p))?;
+                let size = meta.len();
+                let executable = meta.permissions().mode() & 0o100 != 0;
+                enc.begin_file(name.as_deref(), executable, size)?;
+                let mut tee = TeeReader {
+                    r: f,
+                    enc: &mut enc,
+                    limit: size,
+                    read: 0,
+                };
+                let (digest, got) = store.put_blob(&mut tee)?;
+                if got != size {
+                    return Err(StoreError::Nar(NarError::FileChanged(p)));
+                }
+                enc.end_file(name.is_some(), size)?;
+                Some(Node::File {
+                    digest,
+                    size,
+                    executable,
+                })
+            } else if ft.is_dir() {
+                let mut names: Vec<Vec<u8>> = fs::read_dir(&p)
+                    .map_err(perr(&p))?
+                    .map(|e| e.map(|e| e.file_name().into_vec()))
+                    .collect::<Result<_, _>>()
+                    .map_err(perr(&p))?;
+                names.sort();
+                enc.begin_directory(name.as_deref())?;
+                stack.push(Frame {
+                    path: p,
+                    name: name.clone(),
+                    names,
+                    idx: 0,
+                    dir: Directory::new(),
+                });
+                None
+            } else {
+                return Err(StoreError::Nar(NarError::UnsupportedFileType(p)));
+            };
+            if let Some(node) = node {
+                match (stack.last_mut(), name) {
+                    (Some(parent), Some(n)) => parent.dir.add(n, node)?,
+                    _ => root = Some(node),
+                }
+            }
+        }
+        let Some(top) = stack.last_mut() else {
+            break;
+        };
+        if top.idx < top.names.len() {
+            let n = top.names[top.idx].clone();
+            top.idx += 1;
+            next = Some((top.path.join(OsStr::from_bytes(&n)), Some(n)));
+            continue;
+        }
+        let Some(frame) = stack.pop() else { break };
+        enc.end_directory(frame.name.is_some())?;
+        let size = frame.dir.size();
+        let digest = store.put_directory(&frame.dir)?;
+        let node = Node::Directory { digest, size };
+        match (stack.last_mut(), frame.name) {
+            (Some(parent), Some(n)) => parent.dir.add(n, node)?,
+            _ => root = Some(node),
+        }
+    }
+    let root = root.ok_or(StoreError::Decode {
+        what: "file system path",
+        reason: "nothing was read",
+    })?;
+    enc.flush()?;
+    let hasher = enc
+        .into_inner()
+        .into_inner()
+        .map_err(|e| StoreError::Io(e.into_error()))?;
+    let (hash, size) = hasher.finish();
+    Ok((root, hash, size))
+}
+
+/// Adds the file system object at `path` as `nix-store --add` does: the store path is the
+/// `source` path of its NAR sha256, named after the last component of `path`; the path
+/// info (CA `fixed:r:sha256:<nix32>`) is registered once its contents are stored.
+pub fn import_path<S>(store: &S, store_dir: &StoreDir, path: &Path) -> Result<PathInfo, StoreError>
+where
+    S: BlobService + DirectoryService + PathInfoService + ?Sized,
+{
+    let abs = absolute_path(path).map_err(|source| StoreError::Path {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let name = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    crate::store_path::validate_name(&name)?;
+    let (node, hash, size) = ingest_path(store, &abs)?;
+    let store_path = store_dir.make_source_path(&name, &hash, [], false)?;
+    let info = PathInfo {
+        store_path,
+        node,
+        nar_sha256: sha256_array(&hash),
+        nar_size: size,
+        references: Vec::new(),
+        deriver: None,
+        signatures: Vec::new(),
+        ca: Some(format!("fixed:r:{}", hash.to_prefixed(HashEncoding::Nix32))),
+    };
+    store.put_path_info(&info)?;
+    Ok(info)
+}
+
+/// Follows `sub` (a `/`-separated relative path; empty for the root) from `node` through
+/// directories, not following symlinks. `shown` names the path in errors.
+pub fn resolve<S>(store: &S, node: &Node, sub: &str, shown: &str) -> Result<Node, StoreError>
+where
+    S: DirectoryService + ?Sized,
+{
+    let mut cur = node.clone();
+    for comp in sub.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        let Node::Directory { digest, .. } = &cur else {
+            return Err(StoreError::NotADirectory(shown.to_string()));
+        };
+        let dir = store
+            .get_directory(digest)?
+            .ok_or(StoreError::DirectoryNotFound(*digest))?;
+        cur = dir
+            .get(comp.as_bytes())
+            .cloned()
+            .ok_or_else(|| StoreError::NoSuchFile(shown.to_string()))?;
+    }
+    Ok(cur)
+}

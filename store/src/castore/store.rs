@@ -1,0 +1,321 @@
+//! [`Store`]: the blob, directory and path info services over one backend chosen by URL.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use super::backend::{Backend, LocalBackend, MemoryBackend, Table};
+use super::blob::{self, BlobReader, BlobService};
+use super::directory::{Directory, DirectoryService, Node};
+use super::{B3Digest, StoreError};
+use crate::nar::NarHasher;
+use crate::pathinfo::{PathInfo, PathInfoService};
+use crate::store_path::StorePath;
+
+/// A castore plus path info service over one backend.
+pub struct Store {
+    backend: Box<dyn Backend>,
+    url: String,
+    local_dir: Option<PathBuf>,
+}
+
+/// The directory of the default local store: `$XDG_DATA_HOME/tvix/store`, else
+/// `$HOME/.local/share/tvix/store`.
+pub fn default_store_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return Some(PathBuf::from(x).join("tvix/store"));
+    }
+    let home = std::env::var_os("HOME").filter(|x| !x.is_empty())?;
+    Some(PathBuf::from(home).join(".local/share/tvix/store"))
+}
+
+/// The store URL to use: `$TVIX_STORE` if set, else `local://` (the default directory).
+pub fn default_store_url() -> String {
+    match std::env::var("TVIX_STORE") {
+        Ok(u) if !u.is_empty() => u,
+        _ => "local://".to_string(),
+    }
+}
+
+impl Store {
+    /// A fresh in-memory store.
+    pub fn memory() -> Self {
+        Store {
+            backend: Box::new(MemoryBackend::default()),
+            url: "memory://".into(),
+            local_dir: None,
+        }
+    }
+
+    /// The embedded local store in `dir` (created if needed).
+    pub fn local(dir: &Path) -> Result<Self, StoreError> {
+        Ok(Store {
+            backend: Box::new(LocalBackend::open(dir)?),
+            url: format!("local://{}", dir.display()),
+            local_dir: Some(dir.to_path_buf()),
+        })
+    }
+
+    /// Opens a store by URL: `memory://`, `local://` (the default directory, see
+    /// [`default_store_dir`]), `local:///absolute/dir`, or an absolute directory path.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let bad = |reason| StoreError::BadUrl {
+            url: url.to_string(),
+            reason,
+        };
+        if url == "memory://" || url == "memory:" {
+            return Ok(Store::memory());
+        }
+        let dir = if let Some(rest) = url.strip_prefix("local://") {
+            if rest.is_empty() {
+                default_store_dir().ok_or_else(|| bad("no default location: HOME is not set"))?
+            } else if rest.starts_with('/') {
+                PathBuf::from(rest)
+            } else {
+                return Err(bad("the directory must be absolute (local:///path)"));
+            }
+        } else if url.starts_with('/') {
+            PathBuf::from(url)
+        } else {
+            return Err(bad("known schemes are memory:// and local://"));
+        };
+        Store::local(&dir)
+    }
+
+    /// The URL this store was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// For a local store, the file holding chunk `d` (whether or not it exists).
+    pub fn chunk_file(&self, d: &B3Digest) -> Option<PathBuf> {
+        let dir = self.local_dir.as_ref()?;
+        let hex = d.to_hex();
+        Some(dir.join("chunks").join(&hex[..2]).join(hex))
+    }
+
+    /// The chunks of a blob, in order: (digest, length).
+    pub fn blob_chunks(&self, d: &B3Digest) -> Result<Option<Vec<(B3Digest, u64)>>, StoreError> {
+        Ok(blob::manifest(&*self.backend, d)?.map(|m| m.chunks))
+    }
+
+    /// Checks that `node` is stored (with the right size).
+    fn check_node(&self, node: &Node) -> Result<(), StoreError> {
+        match node {
+            Node::Symlink { .. } => Ok(()),
+            Node::File { digest, size, .. } => {
+                let actual = self
+                    .blob_size(digest)?
+                    .ok_or(StoreError::BlobNotFound(*digest))?;
+                if actual != *size {
+                    return Err(StoreError::SizeMismatch {
+                        what: "blob",
+                        digest: *digest,
+                        expected: *size,
+                        actual,
+                    });
+                }
+                Ok(())
+            }
+            Node::Directory { digest, size } => {
+                let dir = self
+                    .get_directory(digest)?
+                    .ok_or(StoreError::DirectoryNotFound(*digest))?;
+                if dir.size() != *size {
+                    return Err(StoreError::SizeMismatch {
+                        what: "directory",
+                        digest: *digest,
+                        expected: *size,
+                        actual: dir.size(),
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Re-hashes everything in the store: chunks, blobs, directories, and the NAR of every
+    /// registered path. Problems are collected, not fatal.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut report = VerifyReport::default();
+        for d in self.backend.chunk_list()? {
+            report.chunks += 1;
+            if let Err(e) = blob::get_chunk_verified(&*self.backend, &d, None) {
+                report.problems.push(e.to_string());
+            }
+        }
+        for key in self.backend.kv_keys(Table::Blobs)? {
+            report.blobs += 1;
+            let Ok(arr) = <[u8; 32]>::try_from(key.as_slice()) else {
+                report
+                    .problems
+                    .push("blob table has a malformed key".into());
+                continue;
+            };
+            let d = B3Digest(arr);
+            let res = (|| -> Result<(), StoreError> {
+                let mut r = self.open_blob(&d)?.ok_or(StoreError::BlobNotFound(d))?;
+                io::copy(&mut r, &mut io::sink()).map_err(StoreError::from_io)?;
+                Ok(())
+            })();
+            if let Err(e) = res {
+                report.problems.push(format!("blob {d}: {e}"));
+            }
+        }
+        for key in self.backend.kv_keys(Table::Directories)? {
+            report.directories += 1;
+            let Ok(arr) = <[u8; 32]>::try_from(key.as_slice()) else {
+                report
+                    .problems
+                    .push("directory table has a malformed key".into());
+                continue;
+            };
+            let d = B3Digest(arr);
+            let res = (|| -> Result<(), StoreError> {
+                let dir = self
+                    .get_directory(&d)?
+                    .ok_or(StoreError::DirectoryNotFound(d))?;
+                for (_, node) in dir.entries() {
+                    self.check_node(node)?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = res {
+                report.problems.push(format!("directory {d}: {e}"));
+            }
+        }
+        for key in self.backend.kv_keys(Table::PathInfos)? {
+            report.paths += 1;
+            let res = (|| -> Result<(), StoreError> {
+                let raw =
+                    self.backend
+                        .kv_get(Table::PathInfos, &key)?
+                        .ok_or(StoreError::Decode {
+                            what: "path info",
+                            reason: "vanished",
+                        })?;
+                let info = PathInfo::decode(&raw)?;
+                if info.store_path.digest().as_slice() != key.as_slice() {
+                    return Err(StoreError::Decode {
+                        what: "path info",
+                        reason: "stored under the wrong key",
+                    });
+                }
+                let hasher = super::nar::write_nar(self, &info.node, NarHasher::new())?;
+                let (hash, size) = hasher.finish();
+                if hash.digest() != info.nar_sha256 || size != info.nar_size {
+                    return Err(StoreError::NarHashMismatch {
+                        path: info.store_path.to_base_name(),
+                        expected: info.nar_hash_string(),
+                        expected_size: info.nar_size,
+                        actual: hash.to_prefixed(crate::hash::HashEncoding::Nix32),
+                        actual_size: size,
+                    });
+                }
+                Ok(())
+            })();
+            if let Err(e) = res {
+                let name =
+                    StorePath::new(<[u8; 20]>::try_from(key.as_slice()).unwrap_or([0; 20]), "x")
+                        .map(|p| p.hash_part())
+                        .unwrap_or_default();
+                report.problems.push(format!("path {name}: {e}"));
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// What [`Store::verify`] checked and found.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyReport {
+    /// Chunks re-hashed.
+    pub chunks: u64,
+    /// Blobs re-read.
+    pub blobs: u64,
+    /// Directories checked.
+    pub directories: u64,
+    /// Store paths whose NAR was re-rendered and re-hashed.
+    pub paths: u64,
+    /// Every problem found, one message each.
+    pub problems: Vec<String>,
+}
+
+impl BlobService for Store {
+    fn put_blob(&self, r: &mut dyn Read) -> Result<(B3Digest, u64), StoreError> {
+        blob::put_blob(&*self.backend, r)
+    }
+
+    fn has_blob(&self, digest: &B3Digest) -> Result<bool, StoreError> {
+        Ok(self.backend.kv_get(Table::Blobs, &digest.0)?.is_some())
+    }
+
+    fn blob_size(&self, digest: &B3Digest) -> Result<Option<u64>, StoreError> {
+        Ok(blob::manifest(&*self.backend, digest)?.map(|m| m.size))
+    }
+
+    fn open_blob(&self, digest: &B3Digest) -> Result<Option<BlobReader<'_>>, StoreError> {
+        Ok(blob::manifest(&*self.backend, digest)?
+            .map(|m| BlobReader::new(&*self.backend, *digest, m)))
+    }
+}
+
+impl DirectoryService for Store {
+    fn put_directory(&self, dir: &Directory) -> Result<B3Digest, StoreError> {
+        for (_, node) in dir.entries() {
+            self.check_node(node)?;
+        }
+        let enc = dir.encode();
+        let digest = B3Digest::of(&enc);
+        if self
+            .backend
+            .kv_get(Table::Directories, &digest.0)?
+            .is_none()
+        {
+            self.backend.kv_put(Table::Directories, &digest.0, &enc)?;
+        }
+        Ok(digest)
+    }
+
+    fn get_directory(&self, digest: &B3Digest) -> Result<Option<Directory>, StoreError> {
+        let Some(enc) = self.backend.kv_get(Table::Directories, &digest.0)? else {
+            return Ok(None);
+        };
+        let actual = B3Digest::of(&enc);
+        if actual != *digest {
+            return Err(StoreError::CorruptDirectory {
+                expected: *digest,
+                actual,
+            });
+        }
+        Ok(Some(Directory::decode(&enc)?))
+    }
+}
+
+impl PathInfoService for Store {
+    fn put_path_info(&self, info: &PathInfo) -> Result<(), StoreError> {
+        self.check_node(&info.node)?;
+        self.backend
+            .kv_put(Table::PathInfos, info.store_path.digest(), &info.encode())
+    }
+
+    fn get_path_info(&self, path: &StorePath) -> Result<Option<PathInfo>, StoreError> {
+        let Some(raw) = self.backend.kv_get(Table::PathInfos, path.digest())? else {
+            return Ok(None);
+        };
+        let info = PathInfo::decode(&raw)?;
+        if info.store_path != *path {
+            return Ok(None);
+        }
+        Ok(Some(info))
+    }
+
+    fn list_path_infos(&self) -> Result<Vec<PathInfo>, StoreError> {
+        let mut out = Vec::new();
+        for key in self.backend.kv_keys(Table::PathInfos)? {
+            if let Some(raw) = self.backend.kv_get(Table::PathInfos, &key)? {
+                out.push(PathInfo::decode(&raw)?);
+            }
+        }
+        Ok(out)
+    }
+}

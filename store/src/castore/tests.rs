@@ -1,0 +1,413 @@
+use std::io::Read;
+
+use super::nar::{import_nar, ingest_nar, write_nar};
+use super::wire::put_bytes;
+use super::*;
+use crate::nar::NarEncoder;
+use crate::pathinfo::{PathInfo, PathInfoService};
+use crate::store_path::StorePath;
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn read_all(store: &Store, d: &B3Digest) -> Result<Vec<u8>, StoreError> {
+    let mut r = store.open_blob(d)?.ok_or(StoreError::BlobNotFound(*d))?;
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).map_err(StoreError::from_io)?;
+    Ok(out)
+}
+
+#[test]
+fn blob_roundtrip_and_digest() {
+    let store = Store::memory();
+    for len in [0usize, 1, 100, CHUNK_MIN, 1_000_000] {
+        let data = pseudo_random(len, len as u64 + 7);
+        let (d, size) = store.put_blob(&mut data.as_slice()).unwrap();
+        assert_eq!(size, len as u64);
+        assert_eq!(d, B3Digest::of(&data));
+        assert!(store.has_blob(&d).unwrap());
+        assert_eq!(store.blob_size(&d).unwrap(), Some(len as u64));
+        assert_eq!(read_all(&store, &d).unwrap(), data);
+    }
+    let absent = B3Digest::of(b"absent");
+    assert!(!store.has_blob(&absent).unwrap());
+    assert!(store.open_blob(&absent).unwrap().is_none());
+}
+
+#[test]
+fn similar_blobs_share_chunks() {
+    let store = Store::memory();
+    let a = pseudo_random(2_000_000, 1);
+    let mut b = a.clone();
+    // Insert a few bytes near the start: content-defined chunking resynchronises.
+    b.splice(1000..1000, b"inserted".iter().copied());
+    let (da, _) = store.put_blob(&mut a.as_slice()).unwrap();
+    let (db, _) = store.put_blob(&mut b.as_slice()).unwrap();
+    let ca = store.blob_chunks(&da).unwrap().unwrap();
+    let cb = store.blob_chunks(&db).unwrap().unwrap();
+    assert!(ca.len() > 4, "{} chunks", ca.len());
+    let shared = cb.iter().filter(|c| ca.contains(c)).count();
+    assert!(
+        shared >= ca.len() - 2,
+        "only {shared} of {} chunks shared",
+        ca.len()
+    );
+    for (_, len) in &ca[..ca.len() - 1] {
+        assert!(*len as usize >= CHUNK_MIN && *len as usize <= CHUNK_MAX);
+    }
+}
+
+#[test]
+fn corrupt_chunk_is_detected_not_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::local(dir.path()).unwrap();
+    let data = pseudo_random(300_000, 3);
+    let (d, _) = store.put_blob(&mut data.as_slice()).unwrap();
+    let chunks = store.blob_chunks(&d).unwrap().unwrap();
+    let (victim, _) = chunks[1];
+    let f = store.chunk_file(&victim).unwrap();
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[10] ^= 0x01;
+    std::fs::write(&f, &bytes).unwrap();
+
+    let mut r = store.open_blob(&d).unwrap().unwrap();
+    let mut got = Vec::new();
+    let err = r.read_to_end(&mut got).unwrap_err();
+    // Only the first (intact) chunk was returned.
+    assert_eq!(got.len() as u64, chunks[0].1);
+    assert_eq!(got, data[..got.len()]);
+    match StoreError::from_io(err) {
+        StoreError::CorruptChunk { expected, .. } => assert_eq!(expected, victim),
+        e => panic!("unexpected error {e}"),
+    }
+    let report = store.verify().unwrap();
+    assert!(!report.problems.is_empty());
+
+    std::fs::remove_file(&f).unwrap();
+    match read_all(&store, &d) {
+        Err(StoreError::MissingChunk(m)) => assert_eq!(m, victim),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn names_are_validated() {
+    let file = Node::Symlink {
+        target: b"x".to_vec(),
+    };
+    let mut dir = Directory::new();
+    for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
+        assert!(
+            matches!(
+                dir.add(bad.to_vec(), file.clone()),
+                Err(StoreError::InvalidName { .. })
+            ),
+            "{bad:?} accepted"
+        );
+    }
+    dir.add("ok", file.clone()).unwrap();
+    assert!(matches!(
+        dir.add("ok", file.clone()),
+        Err(StoreError::DuplicateName(_))
+    ));
+    assert!(matches!(
+        dir.add("t", Node::Symlink { target: vec![] }),
+        Err(StoreError::InvalidSymlinkTarget { .. })
+    ));
+    assert!(matches!(
+        dir.add(
+            "t",
+            Node::Symlink {
+                target: b"a\0".to_vec()
+            }
+        ),
+        Err(StoreError::InvalidSymlinkTarget { .. })
+    ));
+}
+
+#[test]
+fn directory_encoding_roundtrips_and_rejects_bad_input() {
+    let mut dir = Directory::new();
+    dir.add(
+        "b",
+        Node::Symlink {
+            target: b"t".to_vec(),
+        },
+    )
+    .unwrap();
+    dir.add(
+        "a",
+        Node::File {
+            digest: B3Digest::of(b""),
+            size: 0,
+            executable: true,
+        },
+    )
+    .unwrap();
+    let enc = dir.encode();
+    let back = Directory::decode(&enc).unwrap();
+    assert_eq!(back, dir);
+    assert_eq!(back.digest(), B3Digest::of(&enc));
+    let names: Vec<&[u8]> = back.entries().map(|(n, _)| n).collect();
+    assert_eq!(names, [&b"a"[..], b"b"]);
+
+    // Every truncation and every single-byte change is rejected or decodes to a
+    // different directory; none panics.
+    for i in 0..enc.len() {
+        assert!(Directory::decode(&enc[..i]).is_err());
+        let mut m = enc.clone();
+        m[i] ^= 0xff;
+        if let Ok(d) = Directory::decode(&m) {
+            assert_ne!(d.encode(), enc);
+        }
+    }
+
+    // Unsorted and duplicate names.
+    let entry = |name: &[u8]| {
+        let mut v = Vec::new();
+        put_bytes(&mut v, name);
+        Node::Symlink {
+            target: b"t".to_vec(),
+        }
+        .encode_into(&mut v);
+        v
+    };
+    let raw = |names: &[&[u8]]| {
+        let mut v = Vec::new();
+        put_bytes(&mut v, b"tvix-castore-directory-1");
+        wire::put_u64(&mut v, names.len() as u64);
+        for n in names {
+            v.extend(entry(n));
+        }
+        v
+    };
+    assert!(Directory::decode(&raw(&[b"a", b"b"])).is_ok());
+    assert!(matches!(
+        Directory::decode(&raw(&[b"b", b"a"])),
+        Err(StoreError::UnsortedNames { .. })
+    ));
+    assert!(matches!(
+        Directory::decode(&raw(&[b"a", b"a"])),
+        Err(StoreError::DuplicateName(_))
+    ));
+    assert!(matches!(
+        Directory::decode(&raw(&[b".."])),
+        Err(StoreError::InvalidName { .. })
+    ));
+    // A huge count cannot make the decoder allocate.
+    let mut v = Vec::new();
+    put_bytes(&mut v, b"tvix-castore-directory-1");
+    wire::put_u64(&mut v, u64::MAX);
+    assert!(Directory::decode(&v).is_err());
+}
+
+#[test]
+fn directories_need_their_children() {
+    let store = Store::memory();
+    let mut dir = Directory::new();
+    dir.add(
+        "f",
+        Node::File {
+            digest: B3Digest::of(b"x"),
+            size: 1,
+            executable: false,
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        store.put_directory(&dir),
+        Err(StoreError::BlobNotFound(_))
+    ));
+    store.put_blob(&mut &b"x"[..]).unwrap();
+    let d = store.put_directory(&dir).unwrap();
+    let mut parent = Directory::new();
+    parent
+        .add("sub", Node::Directory { digest: d, size: 7 })
+        .unwrap();
+    assert!(matches!(
+        store.put_directory(&parent),
+        Err(StoreError::SizeMismatch { .. })
+    ));
+    let mut parent = Directory::new();
+    parent.add("sub", dir.node()).unwrap();
+    let pd = store.put_directory(&parent).unwrap();
+    let all = store.get_directory_recursive(&pd).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].0, pd);
+    assert_eq!(all[1].1, dir);
+}
+
+fn sample_nar() -> Vec<u8> {
+    let mut enc = NarEncoder::new(Vec::new());
+    enc.begin_directory(None).unwrap();
+    let big = pseudo_random(200_000, 9);
+    enc.write_file(Some(b"big"), false, big.len() as u64, &mut big.as_slice())
+        .unwrap();
+    enc.write_file(Some(b"exe"), true, 3, &mut &b"abc"[..])
+        .unwrap();
+    enc.write_symlink(Some(b"link"), b"exe").unwrap();
+    enc.begin_directory(Some(b"sub")).unwrap();
+    enc.begin_directory(Some(b"empty")).unwrap();
+    enc.end_directory(true).unwrap();
+    enc.write_file(Some(b"zero"), false, 0, &mut &b""[..])
+        .unwrap();
+    enc.end_directory(true).unwrap();
+    enc.end_directory(false).unwrap();
+    enc.into_inner()
+}
+
+#[test]
+fn nar_ingest_and_render_roundtrip() {
+    let store = Store::memory();
+    let nar = sample_nar();
+    let (node, hash, size) = ingest_nar(&store, nar.as_slice()).unwrap();
+    assert_eq!(size, nar.len() as u64);
+    assert_eq!(hash, crate::hash::NixHash::sha256(&nar));
+    let rendered = write_nar(&store, &node, Vec::new()).unwrap();
+    assert_eq!(rendered, nar);
+
+    // Single nodes at the root.
+    for nar in [
+        {
+            let mut e = NarEncoder::new(Vec::new());
+            e.write_file(None, true, 2, &mut &b"hi"[..]).unwrap();
+            e.into_inner()
+        },
+        {
+            let mut e = NarEncoder::new(Vec::new());
+            e.write_symlink(None, b"/target").unwrap();
+            e.into_inner()
+        },
+    ] {
+        let (node, _, _) = ingest_nar(&store, nar.as_slice()).unwrap();
+        assert_eq!(write_nar(&store, &node, Vec::new()).unwrap(), nar);
+    }
+}
+
+#[test]
+fn hostile_nar_registers_nothing() {
+    let store = Store::memory();
+    let sp = StorePath::from_base_name("00000000000000000000000000000000-x").unwrap();
+    let nar = sample_nar();
+    let hostile: Vec<Vec<u8>> = vec![
+        nar[..nar.len() - 8].to_vec(),
+        nar[..nar.len() / 2].to_vec(),
+        {
+            // Rename "sub" to ".." (same length), i.e. a traversal attempt.
+            let mut m = nar.clone();
+            let pos = m.windows(3).rposition(|w| w == b"sub").unwrap();
+            m[pos..pos + 3].copy_from_slice(b"../");
+            m
+        },
+        {
+            // "link" -> "aaaa" breaks the ordering.
+            let mut m = nar.clone();
+            let pos = m.windows(4).rposition(|w| w == b"link").unwrap();
+            m[pos..pos + 4].copy_from_slice(b"aaaa");
+            m
+        },
+        b"not a nar".to_vec(),
+    ];
+    for h in hostile {
+        assert!(import_nar(&store, h.as_slice(), sp.clone(), vec![], None).is_err());
+        assert!(store.get_path_info(&sp).unwrap().is_none());
+        assert!(store.list_path_infos().unwrap().is_empty());
+    }
+    // A wrong expected hash registers nothing either.
+    let wrong = crate::hash::NixHash::sha256(b"other");
+    assert!(matches!(
+        import_nar(&store, nar.as_slice(), sp.clone(), vec![], Some(&wrong)),
+        Err(StoreError::NarHashMismatch { .. })
+    ));
+    assert!(store.get_path_info(&sp).unwrap().is_none());
+    let right = crate::hash::NixHash::sha256(&nar);
+    let info = import_nar(&store, nar.as_slice(), sp.clone(), vec![], Some(&right)).unwrap();
+    assert_eq!(store.get_path_info(&sp).unwrap(), Some(info));
+}
+
+#[test]
+fn path_info_roundtrip_and_registration_needs_contents() {
+    let sp = StorePath::from_base_name("00000000000000000000000000000000-x").unwrap();
+    let drv = StorePath::from_base_name("11111111111111111111111111111111-x.drv").unwrap();
+    let info = PathInfo {
+        store_path: sp.clone(),
+        node: Node::File {
+            digest: B3Digest::of(b"hi"),
+            size: 2,
+            executable: false,
+        },
+        nar_sha256: [7; 32],
+        nar_size: 128,
+        references: vec![sp.clone(), drv.clone()],
+        deriver: Some(drv),
+        signatures: vec!["cache:abc=".into()],
+        ca: Some("fixed:r:sha256:xyz".into()),
+    };
+    let enc = info.encode();
+    assert_eq!(PathInfo::decode(&enc).unwrap(), info);
+    for i in 0..enc.len() {
+        assert!(PathInfo::decode(&enc[..i]).is_err());
+    }
+    let store = Store::memory();
+    assert!(matches!(
+        store.put_path_info(&info),
+        Err(StoreError::BlobNotFound(_))
+    ));
+    store.put_blob(&mut &b"hi"[..]).unwrap();
+    store.put_path_info(&info).unwrap();
+    assert_eq!(store.get_path_info(&sp).unwrap(), Some(info));
+}
+
+#[test]
+fn store_urls() {
+    assert!(Store::open("memory://").is_ok());
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("local://{}", dir.path().display());
+    assert!(Store::open(&url).is_ok());
+    // Reopening sees the same data.
+    {
+        let s = Store::open(&url).unwrap();
+        s.put_blob(&mut &b"persist"[..]).unwrap();
+    }
+    let s = Store::open(&url).unwrap();
+    assert!(s.has_blob(&B3Digest::of(b"persist")).unwrap());
+    for bad in ["s3://bucket", "local://relative/dir", "nonsense"] {
+        assert!(
+            matches!(Store::open(bad), Err(StoreError::BadUrl { .. })),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn digest_parse_and_display() {
+    let d = B3Digest::of(b"abc");
+    assert_eq!(B3Digest::parse(&d.to_string()).unwrap(), d);
+    assert_eq!(B3Digest::parse(&d.to_hex()).unwrap(), d);
+    assert!(B3Digest::parse("b3:zz").is_err());
+    assert!(B3Digest::parse("b3:00").is_err());
+}
+
+#[test]
+fn two_handles_on_one_local_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Store::local(dir.path()).unwrap();
+    let b = Store::local(dir.path()).unwrap();
+    let sp = StorePath::from_base_name("00000000000000000000000000000000-x").unwrap();
+    let nar = sample_nar();
+    import_nar(&a, nar.as_slice(), sp.clone(), vec![], None).unwrap();
+    // Registered paths are visible to the other handle, with all their contents.
+    let info = b.get_path_info(&sp).unwrap().unwrap();
+    assert_eq!(write_nar(&b, &info.node, Vec::new()).unwrap(), nar);
+    import_nar(&b, nar.as_slice(), sp.clone(), vec![], None).unwrap();
+    assert_eq!(a.list_path_infos().unwrap().len(), 1);
+}
