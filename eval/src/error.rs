@@ -22,6 +22,9 @@ pub enum ErrorKind {
     /// `assert` with a false condition; holds the condition's source text.
     #[error("assertion '{0}' failed")]
     AssertionFailed(String),
+    /// `assert a == b` with unequal sides: why they differ.
+    #[error("{0}")]
+    AssertEqual(String),
     /// A value of the wrong type; `found` is e.g. `a string: "foo"`.
     #[error("expected {expected} but found {found}")]
     TypeError {
@@ -55,7 +58,10 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Whether `builtins.tryEval` catches this error (only `throw` and failed assertions).
     pub fn is_catchable(&self) -> bool {
-        matches!(self, ErrorKind::Throw(_) | ErrorKind::AssertionFailed(_))
+        matches!(
+            self,
+            ErrorKind::Throw(_) | ErrorKind::AssertionFailed(_) | ErrorKind::AssertEqual(_)
+        )
     }
 }
 

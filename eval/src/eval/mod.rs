@@ -5,6 +5,7 @@
 //! the call depth is bounded (`max_call_depth`, CppNix's `--max-call-depth`) and the native
 //! stack grows on demand (`stacker`) instead of overflowing.
 
+mod assert_eq;
 mod coerce;
 mod ops;
 pub mod sym;
@@ -329,8 +330,49 @@ impl Evaluator {
             })
     }
 
+    /// `Ok(true)` when both sides are equal; otherwise an error that says why (`Ok(false)`
+    /// only if the explanation found no difference).
+    fn assert_condition_equal(
+        &mut self,
+        lhs: &Expr,
+        rhs: &Expr,
+        env: &Rc<Env>,
+        span: Span,
+    ) -> EvalResult<bool> {
+        let l = self.eval(lhs, env)?;
+        let r = self.eval(rhs, env)?;
+        if self.values_equal(l.clone(), r.clone(), Some(span))? {
+            return Ok(true);
+        }
+        self.assert_equal(l, r, span).map(|()| false)
+    }
+
     #[inline(never)]
     fn check_assertion(&mut self, cond: &Expr, env: &Rc<Env>, span: Span) -> EvalResult<()> {
+        if let Expr::BinOp {
+            op: BinOp::Eq,
+            lhs,
+            rhs,
+            ..
+        } = cond
+        {
+            // `assert a == b` explains a failure, as the reference does.
+            let r = self.assert_condition_equal(lhs, rhs, env, span);
+            return match r {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(EvalError::new(
+                    ErrorKind::AssertionFailed(self.sources.text(span)),
+                    Some(span),
+                )),
+                Err(e) => {
+                    let text = self.sources.text(cond_span(cond, span));
+                    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                    Err(e).context(Some(span), || {
+                        format!("while evaluating the condition of the assertion '({text})'")
+                    })
+                }
+            };
+        }
         let c = self.eval(cond, env)?;
         let c = self.expect_bool(c, Some(span)).context(Some(span), || {
             "while evaluating the condition of the assertion".to_string()
