@@ -143,11 +143,32 @@ fn arith(ev: &mut Evaluator, op: BinOp, a: Vec<Value>, span: Option<Span>) -> Ev
     let l = ev.force(a[0].clone())?;
     let r = ev.force(a[1].clone())?;
     if op != BinOp::Lt {
+        let type_error = |ev: &Evaluator, v: &Value, expected| {
+            Err(EvalError::new(
+                ErrorKind::TypeError {
+                    expected,
+                    found: ev.describe(v),
+                },
+                span,
+            ))
+        };
+        // Like the reference, `div` looks at its divisor first (as a float).
+        if op == BinOp::Div {
+            match r {
+                Value::Int(0) => return Err(EvalError::new(ErrorKind::DivisionByZero, span)),
+                Value::Float(f) if f == 0.0 => {
+                    return Err(EvalError::new(ErrorKind::DivisionByZero, span))
+                }
+                Value::Int(_) | Value::Float(_) => {}
+                _ => return type_error(ev, &r, "a float"),
+            }
+        }
+        let any_float = matches!(l, Value::Float(_)) || matches!(r, Value::Float(_));
         for v in [&l, &r] {
             if !matches!(v, Value::Int(_) | Value::Float(_)) {
                 return Err(EvalError::new(
                     ErrorKind::TypeError {
-                        expected: "an integer",
+                        expected: if any_float { "a float" } else { "an integer" },
                         found: ev.describe(v),
                     },
                     span,

@@ -67,16 +67,8 @@ impl Evaluator {
                     let f = self.force(f)?;
                     let r = self.call(f, v.clone(), span)?;
                     let r = self.force(r)?;
-                    return match r {
-                        Value::String(_) | Value::Path(_) => self.coerce_to_string(r, mode, span),
-                        other => Err(EvalError::new(
-                            ErrorKind::Other(format!(
-                                "`__toString` should return a string, but got {}",
-                                self.describe(&other)
-                            )),
-                            span,
-                        )),
-                    };
+                    // The result is coerced again, in the same mode.
+                    return self.coerce_to_string(r, mode, span);
                 }
                 if let Some(out) = a.get(sym::out_path()).cloned() {
                     return self.coerce_to_string(out, mode, span);

@@ -870,8 +870,22 @@ impl Evaluator {
             AttrKey::Static(s) => Ok(*s),
             AttrKey::Dynamic(e, span) => {
                 let v = self.eval(e, env)?;
-                let s = self.coerce_to_string(v, CoerceMode::Interpolation, Some(*span))?;
-                Ok(Symbol::intern_bytes(s.as_bytes()))
+                match v {
+                    Value::String(s) => Ok(Symbol::intern_bytes(s.as_bytes())),
+                    other => {
+                        let found = self.describe(&other);
+                        Err(EvalError::new(
+                            ErrorKind::TypeError {
+                                expected: "a string",
+                                found,
+                            },
+                            Some(*span),
+                        ))
+                        .context(Some(*span), || {
+                            "while evaluating an attribute name".to_string()
+                        })
+                    }
+                }
             }
         }
     }
