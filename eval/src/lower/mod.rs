@@ -424,7 +424,39 @@ impl<'a> Lowerer<'a> {
         })
     }
 
+    /// Nix strings cannot hold NUL bytes: a literal part that has one is rejected, with the
+    /// part's source text (NUL shown as `␀`) as the reference reports it.
+    fn check_nul(&self, s: &ast::Str) -> EvalResult<()> {
+        for el in s.syntax().children_with_tokens() {
+            let Some(tok) = el.as_token() else { continue };
+            if tok.kind() != rnix::SyntaxKind::TOKEN_STRING_CONTENT || !tok.text().contains('\0') {
+                continue;
+            }
+            let r = tok.text_range();
+            let text = tok.text();
+            // An indented string's first line, when blank, is not part of its content.
+            let skip = match text.find('\n') {
+                Some(i) if text[..i].bytes().all(|b| b == b' ') && s.syntax().first_token().is_some_and(|t| t.text() == "''") && u32::from(r.start()) == u32::from(s.syntax().text_range().start()) + 2 => i + 1,
+                _ => 0,
+            };
+            let start = u64::from(u32::from(r.start())) + skip as u64;
+            let span = self
+                .file
+                .span
+                .subspan(start, u64::from(u32::from(r.end())));
+            return Err(EvalError::new(
+                ErrorKind::Other(format!(
+                    "input string '{}' cannot be represented as Nix string because it contains null bytes",
+                    text[skip..].replace('\0', "\u{2400}")
+                )),
+                Some(span),
+            ));
+        }
+        Ok(())
+    }
+
     fn lower_str_parts(&mut self, s: &ast::Str) -> EvalResult<Vec<StrPart>> {
+        self.check_nul(s)?;
         let mut parts = Vec::new();
         for p in s.normalized_parts() {
             match p {
