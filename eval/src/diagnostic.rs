@@ -60,7 +60,15 @@ pub fn render_error(err: &EvalError, sources: &SourceMap, opts: RenderOptions) -
     }
     out.push_str(&indent_continuation(&err.kind.to_string(), "       "));
     out.push('\n');
-    if let Some(span) = err.span {
+    // Under a trace, an error raised by a builtin is not located again: the reference
+    // reports it at the `while calling the '…' builtin` frame only.
+    let located_by_call = opts.show_trace
+        && err
+            .trace
+            .iter()
+            .find(|f| f.span.is_some())
+            .is_some_and(|f| f.span == err.span && is_builtin_call_frame(&f.message));
+    if let Some(span) = err.span.filter(|_| !located_by_call) {
         code_frame(&mut out, span, sources, &st, "       ", ERROR_GUTTER);
     }
     if let crate::error::ErrorKind::MissingAttr { suggestions, .. } = &err.kind {
@@ -86,6 +94,10 @@ pub fn render_error(err: &EvalError, sources: &SourceMap, opts: RenderOptions) -
         .expect("write");
     }
     out
+}
+
+fn is_builtin_call_frame(message: &str) -> bool {
+    message.starts_with("while calling the '") && message.ends_with("' builtin")
 }
 
 /// Width of the right-aligned line numbers (with their left margin) under an error.

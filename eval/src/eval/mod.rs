@@ -612,7 +612,8 @@ impl Evaluator {
     ) -> EvalResult<Value> {
         self.enter_call(span)?;
         Stats::bump(&self.stats.primop_calls);
-        let r = (op.func)(self, args, span);
+        let r = (op.func)(self, args, span)
+            .context(span, || format!("while calling the '{}' builtin", op.name));
         self.call_depth -= 1;
         self.force(r?)
     }
@@ -646,7 +647,12 @@ impl Evaluator {
             }
             let (arg, span) = spine[i];
             let arg = self.delay(arg, env);
-            f = self.call(f, arg, Some(span))?;
+            f = if matches!(f, Value::Lambda(_)) {
+                self.call(f, arg, Some(span))
+                    .context(Some(span), || "from call site".to_string())?
+            } else {
+                self.call(f, arg, Some(span))?
+            };
             i += 1;
         }
         Ok(f)
@@ -667,6 +673,10 @@ impl Evaluator {
         let result = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
             let env = self.bind_args(c, arg, span)?;
             self.eval(&c.lambda.body, &env)
+                .context(Some(c.lambda.span), || match c.lambda.name {
+                    Some(n) => format!("while calling '{n}'"),
+                    None => "while calling anonymous lambda".to_string(),
+                })
         });
         self.call_depth -= 1;
         result
