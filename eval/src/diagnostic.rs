@@ -96,8 +96,11 @@ pub fn render_error(err: &EvalError, sources: &SourceMap, opts: RenderOptions) -
     out
 }
 
+/// Frames that locate the error below them: the reference reports such errors without a
+/// location of their own.
 fn is_builtin_call_frame(message: &str) -> bool {
-    message.starts_with("while calling the '") && message.ends_with("' builtin")
+    (message.starts_with("while calling the '") && message.ends_with("' builtin"))
+        || message == "while evaluating a path segment"
 }
 
 /// Width of the right-aligned line numbers (with their left margin) under an error.

@@ -260,8 +260,13 @@ impl Evaluator {
                         env: env.clone(),
                     })))
                 }
-                Expr::Assert { cond, body, span } => {
-                    self.check_assertion(cond, env, *span)?;
+                Expr::Assert {
+                    cond,
+                    body,
+                    span,
+                    cond_span,
+                } => {
+                    self.check_assertion(cond, env, *span, *cond_span)?;
                     e = body;
                 }
                 _ => return self.eval_other(e, env),
@@ -348,8 +353,24 @@ impl Evaluator {
     }
 
     #[inline(never)]
-    fn check_assertion(&mut self, cond: &Expr, env: &Rc<Env>, span: Span) -> EvalResult<()> {
-        if let Expr::BinOp {
+    fn check_assertion(
+        &mut self,
+        cond: &Expr,
+        env: &Rc<Env>,
+        span: Span,
+        cond_span: Span,
+    ) -> EvalResult<()> {
+        // The condition as the messages quote it: on one line, operators parenthesised.
+        let quoted = |ev: &Self| {
+            let text = ev.sources.text(cond_span);
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            if matches!(cond, Expr::BinOp { .. }) {
+                format!("({text})")
+            } else {
+                text
+            }
+        };
+        let ok = if let Expr::BinOp {
             op: BinOp::Eq,
             lhs,
             rhs,
@@ -357,31 +378,24 @@ impl Evaluator {
         } = cond
         {
             // `assert a == b` explains a failure, as the reference does.
-            let r = self.assert_condition_equal(lhs, rhs, env, span);
-            return match r {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(EvalError::new(
-                    ErrorKind::AssertionFailed(self.sources.text(span)),
-                    Some(span),
-                )),
-                Err(e) => {
-                    let text = self.sources.text(cond_span(cond, span));
-                    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-                    Err(e).context(Some(span), || {
-                        format!("while evaluating the condition of the assertion '({text})'")
-                    })
-                }
-            };
+            self.assert_condition_equal(lhs, rhs, env, span)
+        } else {
+            self.eval(cond, env)
+                .and_then(|c| self.expect_bool(c, Some(cond_span)))
+        };
+        match ok {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(EvalError::new(
+                ErrorKind::AssertionFailed(quoted(self)),
+                Some(span),
+            )),
+            Err(e) => {
+                let text = quoted(self);
+                Err(e).context(Some(span), || {
+                    format!("while evaluating the condition of the assertion '{text}'")
+                })
+            }
         }
-        let c = self.eval(cond, env)?;
-        let c = self.expect_bool(c, Some(span)).context(Some(span), || {
-            "while evaluating the condition of the assertion".to_string()
-        })?;
-        if !c {
-            let text = self.sources.text(span);
-            return Err(EvalError::new(ErrorKind::AssertionFailed(text), Some(span)));
-        }
-        Ok(())
     }
 
     /// The less frequent expression forms, out of line.
@@ -781,7 +795,7 @@ impl Evaluator {
         &mut self,
         parts: &[StrPart],
         env: &Rc<Env>,
-        span: Span,
+        _span: Span,
         mode: CoerceMode,
     ) -> EvalResult<NixString> {
         let mut b = StringBuilder::new();
@@ -792,11 +806,11 @@ impl Evaluator {
                     let v = self.eval(e, env)?;
                     let s =
                         self.coerce_to_string(v, mode, Some(*ispan))
-                            .context(Some(span), || match mode {
+                            .context(Some(*ispan), || match mode {
                                 CoerceMode::PathSegment => {
                                     "while evaluating a path segment".to_string()
                                 }
-                                _ => "while evaluating a string interpolation".to_string(),
+                                _ => "while evaluating a path segment".to_string(),
                             });
                     b.push(&s?);
                 }

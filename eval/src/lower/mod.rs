@@ -307,14 +307,16 @@ impl<'a> Lowerer<'a> {
                 }
             }
             E::Assert(a) => {
-                let span = match a.condition() {
+                let span = self.span(a.syntax());
+                let cond_span = match a.condition() {
                     Some(c) => self.span(c.syntax()),
-                    None => self.span(a.syntax()),
+                    None => span,
                 };
                 Expr::Assert {
                     cond: self.lower_child_rc(a.syntax(), a.condition())?,
                     body: self.lower_child_rc(a.syntax(), a.body())?,
                     span,
+                    cond_span,
                 }
             }
             E::UnaryOp(u) => {
