@@ -41,20 +41,111 @@ impl Rng {
 }
 
 const TOKENS: &[&str] = &[
-    "{", "}", "(", ")", "[", "]", "${", "}", "''", "\"", "'", "let ", " in ", "rec ", "with ",
-    "inherit ", " or ", "?", "...", "//", "++", "+", "-", "*", "/", "->", ":", "@", ";", "=",
-    "==", "!=", "<", ">", "<=", ">=", "&&", "||", "!", ".", ",", "builtins.", "null", "true",
-    "false", "0", "1", "-1", "9223372036854775807", "1.5", "1e308", "x", "y", "x: x", "assert ",
-    "if ", " then ", " else ", "\0", "\n", " ", "\\", "./.", "/", "~/", "<nixpkgs>", "a.b.c",
-    "__toString", "__functor", "outPath", "self: ", "throw \"t\"", "abort \"a\"",
-    "builtins.tryEval ", "builtins.seq ", "builtins.deepSeq ", "builtins.genList ",
-    "builtins.foldl' ", "builtins.toJSON ", "builtins.fromJSON ", "builtins.toXML ",
-    "builtins.substring ", "builtins.match ", "builtins.split ", "builtins.replaceStrings ",
-    "builtins.elemAt ", "builtins.getAttr ", "builtins.sort ", "builtins.derivation ",
-    "builtins.addErrorContext ", "builtins.unsafeGetAttrPos ", "builtins.functionArgs ",
-    "builtins.toString ", "builtins.parseDrvName ", "builtins.compareVersions ",
-    "builtins.fromTOML ", "builtins.hashString \"sha256\" ", "|>", "<|", "#", "/*", "*/",
-    "\u{e9}", "\u{2400}", "\u{1f600}",
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    "${",
+    "}",
+    "''",
+    "\"",
+    "'",
+    "let ",
+    " in ",
+    "rec ",
+    "with ",
+    "inherit ",
+    " or ",
+    "?",
+    "...",
+    "//",
+    "++",
+    "+",
+    "-",
+    "*",
+    "/",
+    "->",
+    ":",
+    "@",
+    ";",
+    "=",
+    "==",
+    "!=",
+    "<",
+    ">",
+    "<=",
+    ">=",
+    "&&",
+    "||",
+    "!",
+    ".",
+    ",",
+    "builtins.",
+    "null",
+    "true",
+    "false",
+    "0",
+    "1",
+    "-1",
+    "9223372036854775807",
+    "1.5",
+    "1e308",
+    "x",
+    "y",
+    "x: x",
+    "assert ",
+    "if ",
+    " then ",
+    " else ",
+    "\0",
+    "\n",
+    " ",
+    "\\",
+    "./.",
+    "/",
+    "~/",
+    "<nixpkgs>",
+    "a.b.c",
+    "__toString",
+    "__functor",
+    "outPath",
+    "self: ",
+    "throw \"t\"",
+    "abort \"a\"",
+    "builtins.tryEval ",
+    "builtins.seq ",
+    "builtins.deepSeq ",
+    "builtins.genList ",
+    "builtins.foldl' ",
+    "builtins.toJSON ",
+    "builtins.fromJSON ",
+    "builtins.toXML ",
+    "builtins.substring ",
+    "builtins.match ",
+    "builtins.split ",
+    "builtins.replaceStrings ",
+    "builtins.elemAt ",
+    "builtins.getAttr ",
+    "builtins.sort ",
+    "builtins.derivation ",
+    "builtins.addErrorContext ",
+    "builtins.unsafeGetAttrPos ",
+    "builtins.functionArgs ",
+    "builtins.toString ",
+    "builtins.parseDrvName ",
+    "builtins.compareVersions ",
+    "builtins.fromTOML ",
+    "builtins.hashString \"sha256\" ",
+    "|>",
+    "<|",
+    "#",
+    "/*",
+    "*/",
+    "\u{e9}",
+    "\u{2400}",
+    "\u{1f600}",
 ];
 
 fn token_soup(rng: &mut Rng) -> Vec<u8> {
@@ -123,18 +214,12 @@ fn load_corpus(dir: &Path) -> Vec<Vec<u8>> {
         .unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|e| e == "nix"));
     files.sort();
-    files
-        .iter()
-        .filter_map(|p| std::fs::read(p).ok())
-        .collect()
+    files.iter().filter_map(|p| std::fs::read(p).ok()).collect()
 }
 
 /// Parses, lowers, evaluates one input and renders any error both ways.
 fn run_one(text: String, base: &Path) {
-    let mut ev = Evaluator::new(
-        Box::new(tvix_eval::io::StdIO::new()),
-        EvalConfig::default(),
-    );
+    let mut ev = Evaluator::new(Box::new(tvix_eval::io::StdIO::new()), EvalConfig::default());
     ev.diagnostics = Box::new(|_| {});
     let result = ev
         .eval_source("«fuzz»".into(), text, base.to_path_buf())
@@ -219,7 +304,9 @@ fn main() {
         .unwrap_or(1);
     let (mut execs, mut timeouts, mut crashes) = (0u64, 0u64, 0u64);
     while Instant::now() < deadline {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut child = Command::new(&exe)
             .args(["--worker", &seed.to_string()])
             .arg(&corpus_dir)

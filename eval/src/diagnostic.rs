@@ -48,8 +48,9 @@ pub fn render_error(err: &EvalError, sources: &SourceMap, opts: RenderOptions) -
     if opts.show_trace && !err.trace.is_empty() {
         writeln!(out, "{}error:{}", st.red, st.reset).expect("write");
         for frame in err.trace.iter().rev() {
-            writeln!(out, "       {}…{} {}", st.dim, st.reset, frame.message).expect("write");
-            if let Some(span) = frame.span {
+            let message = indent_continuation(&frame.message, "         ");
+            writeln!(out, "       {}…{} {}", st.dim, st.reset, message).expect("write");
+            if let Some(span) = frame.span.filter(|_| !is_unlocated_frame(&frame.message)) {
                 code_frame(&mut out, span, sources, &st, "         ", ERROR_GUTTER);
             }
             out.push('\n');
@@ -66,7 +67,7 @@ pub fn render_error(err: &EvalError, sources: &SourceMap, opts: RenderOptions) -
         && err
             .trace
             .iter()
-            .find(|f| f.span.is_some())
+            .find(|f| f.span.is_some() && !is_unlocated_frame(&f.message))
             .is_some_and(|f| f.span == err.span && is_builtin_call_frame(&f.message));
     if let Some(span) = err.span.filter(|_| !located_by_call) {
         code_frame(&mut out, span, sources, &st, "       ", ERROR_GUTTER);
@@ -94,6 +95,12 @@ pub fn render_error(err: &EvalError, sources: &SourceMap, opts: RenderOptions) -
         .expect("write");
     }
     out
+}
+
+/// Frames the reference prints without a location (the argument frames of builtins: the
+/// `while calling` frame above them already points at the call).
+fn is_unlocated_frame(message: &str) -> bool {
+    message.contains("passed to builtins.")
 }
 
 /// Frames that locate the error below them: the reference reports such errors without a
@@ -198,7 +205,11 @@ fn code_frame(
 pub fn render_warning(message: &str, span: Span, sources: &SourceMap, color: bool) -> String {
     let st = style(color);
     let mut out = String::new();
-    let (magenta, reset) = if color { ("\x1b[35;1m", st.reset) } else { ("", "") };
+    let (magenta, reset) = if color {
+        ("\x1b[35;1m", st.reset)
+    } else {
+        ("", "")
+    };
     writeln!(
         out,
         "{magenta}warning:{reset} {}",

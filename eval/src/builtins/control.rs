@@ -215,7 +215,10 @@ fn trace(ev: &mut Evaluator, a: Vec<Value>, _: Option<Span>) -> EvalResult<Value
 
 fn warn(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
     let msg = ev.force_string(a[0].clone(), span)?;
-    (ev.diagnostics)(&crate::diagnostic::prefixed_message("evaluation warning:", &msg.to_str_lossy()));
+    (ev.diagnostics)(&crate::diagnostic::prefixed_message(
+        "evaluation warning:",
+        &msg.to_str_lossy(),
+    ));
     if ev.config.abort_on_warn {
         return fail(
             "aborting to reveal stack trace of warning, as abort-on-warn is set",

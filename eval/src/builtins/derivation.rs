@@ -108,7 +108,10 @@ fn derivation_strict(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> Eval
     let attrs = ev.force_attrs(a[0].clone(), s)?;
     let name_entry = attrs
         .get_entry(Symbol::intern("name"))
-        .ok_or_else(|| other("required attribute 'name' missing", s))?;
+        .ok_or_else(|| other("attribute 'name' missing", s))
+        .context(None, || {
+            "in the attrset passed as argument to builtins.derivationStrict".into()
+        })?;
     let name_pos = name_entry.pos.get().or(s);
     let name = ev
         .force_string(name_entry.value.clone(), name_pos)
@@ -122,7 +125,10 @@ fn derivation_strict(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> Eval
             name_pos,
         ));
     }
-    build(ev, &attrs, &name, s)
+    build(ev, &attrs, &name, s).context(None, || {
+        let at = name_pos.map(|p| ev.location_string(p)).unwrap_or_default();
+        format!("while evaluating derivation '{name}'\nwhose name attribute is located at {at}")
+    })
 }
 
 fn build(ev: &mut Evaluator, attrs: &Attrs, name: &str, s: Option<Span>) -> EvalResult<Value> {
@@ -143,13 +149,13 @@ fn build(ev: &mut Evaluator, attrs: &Attrs, name: &str, s: Option<Span>) -> Eval
         }
         let pos = entry.pos.get().or(s);
         let v = ev.force(entry.value.clone()).context(pos, || {
-            format!("while evaluating the attribute '{key}' of derivation '{name}'")
+            format!("while evaluating attribute '{key}' of derivation '{name}'")
         })?;
         if ignore_nulls && matches!(v, Value::Null) {
             continue;
         }
         collect_attr(ev, &mut c, key, v.clone(), structured, pos).context(pos, || {
-            format!("while evaluating the attribute '{key}' of derivation '{name}'")
+            format!("while evaluating attribute '{key}' of derivation '{name}'")
         })?;
         if structured && key != "args" {
             json_attrs.push(AttrEntry {

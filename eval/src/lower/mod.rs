@@ -438,14 +438,18 @@ impl<'a> Lowerer<'a> {
             let text = tok.text();
             // An indented string's first line, when blank, is not part of its content.
             let skip = match text.find('\n') {
-                Some(i) if text[..i].bytes().all(|b| b == b' ') && s.syntax().first_token().is_some_and(|t| t.text() == "''") && u32::from(r.start()) == u32::from(s.syntax().text_range().start()) + 2 => i + 1,
+                Some(i)
+                    if text[..i].bytes().all(|b| b == b' ')
+                        && s.syntax().first_token().is_some_and(|t| t.text() == "''")
+                        && u32::from(r.start())
+                            == u32::from(s.syntax().text_range().start()) + 2 =>
+                {
+                    i + 1
+                }
                 _ => 0,
             };
             let start = u64::from(u32::from(r.start())) + skip as u64;
-            let span = self
-                .file
-                .span
-                .subspan(start, u64::from(u32::from(r.end())));
+            let span = self.file.span.subspan(start, u64::from(u32::from(r.end())));
             return Err(EvalError::new(
                 ErrorKind::Other(format!(
                     "input string '{}' cannot be represented as Nix string because it contains null bytes",
