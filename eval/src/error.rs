@@ -171,6 +171,20 @@ mod tests {
         assert!(e.contains("max-call-depth exceeded"), "{e}");
     }
 
+    // Found by the fuzzer: rnix's error recovery leaves whitespace inside a path node, on
+    // which its `Path::parts()` panicked.
+    #[test]
+    fn path_followed_by_interpolation_is_a_syntax_error() {
+        let e = run(r#"let foo = "x"; in ./a-b ${foo}"#).unwrap_err();
+        assert!(e.starts_with("error: syntax error"), "{e}");
+        assert_eq!(
+            run(r#"let foo = "x"; in ./a-${foo}-b"#)
+                .unwrap()
+                .contains("/a-x-b"),
+            true
+        );
+    }
+
     #[test]
     fn builtin_call_frames() {
         let e = run("builtins.length 1").unwrap_err();
