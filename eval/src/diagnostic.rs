@@ -72,20 +72,14 @@ pub fn render_error(err: &EvalError, sources: &SourceMap, opts: RenderOptions) -
     if let Some(span) = err.span.filter(|_| !located_by_call) {
         code_frame(&mut out, span, sources, &st, "       ", ERROR_GUTTER);
     }
-    if let crate::error::ErrorKind::MissingAttr { suggestions, .. } = &err.kind {
-        if !suggestions.is_empty() {
-            let list = suggestions
-                .iter()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            writeln!(
-                out,
-                "       Did you mean {}?",
-                one_of(&list, suggestions.len())
-            )
-            .expect("write");
+    let suggestions = match &err.kind {
+        crate::error::ErrorKind::MissingAttr { suggestions, .. } if err.suggestions.is_empty() => {
+            suggestions
         }
+        _ => &err.suggestions,
+    };
+    if let Some(text) = did_you_mean(suggestions) {
+        writeln!(out, "       {text}").expect("write");
     }
     if !opts.show_trace && !err.trace.is_empty() {
         writeln!(
@@ -145,11 +139,15 @@ pub fn prefixed_message(prefix: &str, msg: &str) -> String {
     }
 }
 
-fn one_of(list: &str, n: usize) -> String {
-    if n == 1 {
-        list.to_string()
-    } else {
-        format!("one of {list}")
+/// `Did you mean x?` / `Did you mean one of x, y or z?`, as the reference words it.
+pub fn did_you_mean(suggestions: &[String]) -> Option<String> {
+    match suggestions {
+        [] => None,
+        [one] => Some(format!("Did you mean {one}?")),
+        [init @ .., last] => Some(format!(
+            "Did you mean one of {} or {last}?",
+            init.join(", ")
+        )),
     }
 }
 

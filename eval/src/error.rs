@@ -83,6 +83,8 @@ pub struct EvalError {
     pub span: Option<Span>,
     /// Context frames, innermost first.
     pub trace: Vec<TraceFrame>,
+    /// Close names the user may have meant ("Did you mean ...?").
+    pub suggestions: Vec<String>,
 }
 
 impl std::fmt::Display for EvalError {
@@ -103,7 +105,14 @@ impl EvalError {
             kind,
             span,
             trace: Vec::new(),
+            suggestions: Vec::new(),
         })
+    }
+
+    /// The same error with "did you mean" suggestions.
+    pub fn with_suggestions(mut self: Box<Self>, suggestions: Vec<String>) -> Box<EvalError> {
+        self.suggestions = suggestions;
+        self
     }
 }
 

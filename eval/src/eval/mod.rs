@@ -736,7 +736,7 @@ impl Evaluator {
                                 self.lambda_name(&c.lambda),
                                 formal.name
                             )),
-                            span.or(Some(c.lambda.span)),
+                            Some(c.lambda.span),
                         ))
                     }
                 },
@@ -745,14 +745,19 @@ impl Evaluator {
         if !pattern.ellipsis && used < attrs.len() {
             for entry in attrs.iter() {
                 if !pattern.formals.iter().any(|f| f.name == entry.name) {
+                    let suggestions = crate::suggest::similar(
+                        entry.name.as_str(),
+                        pattern.formals.iter().map(|f| f.name.as_str()),
+                    );
                     return Err(EvalError::new(
                         ErrorKind::Other(format!(
                             "function {} called with unexpected argument '{}'",
                             self.lambda_name(&c.lambda),
                             entry.name
                         )),
-                        span.or(Some(c.lambda.span)),
-                    ));
+                        Some(c.lambda.span),
+                    )
+                    .with_suggestions(suggestions));
                 }
             }
         }

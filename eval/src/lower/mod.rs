@@ -372,10 +372,15 @@ impl<'a> Lowerer<'a> {
                 Ok(e)
             }
             Resolved::With(withs) => Ok(Expr::WithVar { name, withs, span }),
-            Resolved::Undefined => Err(EvalError::new(
-                ErrorKind::UndefinedVariable(name.to_string()),
-                Some(span),
-            )),
+            Resolved::Undefined => {
+                let names: Vec<Symbol> = self.scopes.visible_names().collect();
+                let suggestions =
+                    crate::suggest::similar(name.as_str(), names.iter().map(|n| n.as_str()));
+                Err(
+                    EvalError::new(ErrorKind::UndefinedVariable(name.to_string()), Some(span))
+                        .with_suggestions(suggestions),
+                )
+            }
         }
     }
 
