@@ -114,6 +114,8 @@ impl Evaluator {
                         continue;
                     }
                     self.assert_equal(x.value.clone(), y.value.clone(), span)
+                        .context(y.pos.get(), || "where right hand side is".to_string())
+                        .context(x.pos.get(), || "where left hand side is".to_string())
                         .context(None, || {
                             format!("while comparing attribute '{}'", x.name.as_str())
                         })?;

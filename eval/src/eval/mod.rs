@@ -217,7 +217,7 @@ impl Evaluator {
                     }
                     let f = self.eval_operand(func, env)?;
                     let arg = self.delay(arg, env);
-                    return self.call(f, arg, Some(*span));
+                    return self.call_from_site(f, arg, *span);
                 }
                 Expr::BinOp { op, lhs, rhs, span } => {
                     return self.eval_binop(*op, lhs, rhs, env, *span)
@@ -617,6 +617,17 @@ impl Evaluator {
         }
     }
 
+    /// A call written in the source: a lambda's errors get a `from call site` frame.
+    #[inline(always)]
+    fn call_from_site(&mut self, f: Value, arg: Value, span: Span) -> EvalResult<Value> {
+        let is_lambda = matches!(f, Value::Lambda(_));
+        let r = self.call(f, arg, Some(span));
+        if is_lambda && r.is_err() {
+            return r.context(Some(span), || "from call site".to_string());
+        }
+        r
+    }
+
     /// Runs a builtin with all its arguments; the result is forced, like every call's.
     fn call_primop(
         &mut self,
@@ -661,12 +672,7 @@ impl Evaluator {
             }
             let (arg, span) = spine[i];
             let arg = self.delay(arg, env);
-            f = if matches!(f, Value::Lambda(_)) {
-                self.call(f, arg, Some(span))
-                    .context(Some(span), || "from call site".to_string())?
-            } else {
-                self.call(f, arg, Some(span))?
-            };
+            f = self.call_from_site(f, arg, span)?;
             i += 1;
         }
         Ok(f)
