@@ -421,8 +421,12 @@ impl Evaluator {
             )),
             Expr::HasAttr { expr, path, span } => self.eval_has_attr(expr, path, env, *span),
             Expr::Not { expr, span } => {
-                let v = self.eval(expr, env)?;
-                Ok(Value::Bool(!self.expect_bool(v, Some(*span))?))
+                let at = Some(cond_span(expr, *span));
+                let b = self
+                    .eval(expr, env)
+                    .and_then(|v| self.expect_bool(v, at))
+                    .context(at, || "in the argument of '!'".to_string())?;
+                Ok(Value::Bool(!b))
             }
             Expr::Neg { expr, span } => {
                 let v = self.eval(expr, env)?;
