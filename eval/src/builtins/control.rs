@@ -155,8 +155,7 @@ fn arith(ev: &mut Evaluator, op: BinOp, a: Vec<Value>, span: Option<Span>) -> Ev
         // Like the reference, `div` looks at its divisor first (as a float).
         if op == BinOp::Div {
             match r {
-                Value::Int(0) => return Err(EvalError::new(ErrorKind::DivisionByZero, span)),
-                Value::Float(f) if f == 0.0 => {
+                Value::Int(0) | Value::Float(0.0) => {
                     return Err(EvalError::new(ErrorKind::DivisionByZero, span))
                 }
                 Value::Int(_) | Value::Float(_) => {}
