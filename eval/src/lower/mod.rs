@@ -144,6 +144,13 @@ fn parse_error(file: &Arc<File>, e: &rnix::ParseError) -> Box<EvalError> {
     use rnix::ParseError as P;
     let len = file.source().len() as u64;
     let (range, msg) = match e {
+        // The lexer rejects a path ending in `/`; say so, as the reference does (at the end).
+        P::UnexpectedWanted(got, r, _)
+            if *got == rnix::SyntaxKind::TOKEN_ERROR && is_trailing_slash_path(file, *r) =>
+        {
+            let end = rnix::TextRange::empty(r.end());
+            (Some(end), "path has a trailing slash".to_string())
+        }
         P::Unexpected(r) => (Some(*r), "syntax error, unexpected token".to_string()),
         P::UnexpectedExtra(r) => (Some(*r), "syntax error, unexpected extra input".to_string()),
         P::UnexpectedWanted(got, r, want) => (
@@ -177,6 +184,26 @@ fn parse_error(file: &Arc<File>, e: &rnix::ParseError) -> Box<EvalError> {
         None => file.span.subspan(len, len),
     };
     EvalError::new(ErrorKind::Parse(msg), Some(span))
+}
+
+/// Whether the text at `r` is a path literal with a trailing slash (`/nix/store/`).
+fn is_trailing_slash_path(file: &Arc<File>, r: rnix::TextRange) -> bool {
+    let text = file
+        .source()
+        .get(usize::from(r.start())..usize::from(r.end()))
+        .unwrap_or("");
+    text.len() > 1
+        && text.ends_with('/')
+        && text.contains('/')
+        && !text.contains(char::is_whitespace)
+        && (text.starts_with('/')
+            || text.starts_with("./")
+            || text.starts_with("~/")
+            || text.starts_with("../")
+            || text
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric()))
 }
 
 fn kinds(want: &[rnix::SyntaxKind]) -> String {
