@@ -174,7 +174,11 @@ fn operator_errors() {
 fn control_flow() {
     assert_eval("if 1 < 2 then \"y\" else \"n\"", r#""y""#);
     assert_eval("assert 1 == 1; 5", "5");
-    assert_error("assert 1 == 2; 5", "assertion '1 == 2' failed");
+    assert_error("assert 1 > 2; 5", "assertion '(1 > 2)' failed");
+    assert_error(
+        "assert 1 == 2; 5",
+        "error: an integer with value '1' is not equal to an integer with value '2'",
+    );
     assert_error("throw \"boom\"", "error: boom");
     assert_error(
         "abort \"halt\"",

@@ -48,36 +48,38 @@ pub fn render_error(err: &EvalError, sources: &SourceMap, opts: RenderOptions) -
     if opts.show_trace && !err.trace.is_empty() {
         writeln!(out, "{}error:{}", st.red, st.reset).expect("write");
         for frame in err.trace.iter().rev() {
-            writeln!(out, "       … {}", frame.message).expect("write");
-            if let Some(span) = frame.span {
-                out.push('\n');
-                code_frame(&mut out, span, sources, &st, "         ");
+            let message = indent_continuation(&frame.message, "         ");
+            writeln!(out, "       {}…{} {}", st.dim, st.reset, message).expect("write");
+            if let Some(span) = frame.span.filter(|_| !is_unlocated_frame(&frame.message)) {
+                code_frame(&mut out, span, sources, &st, "         ", ERROR_GUTTER);
             }
             out.push('\n');
         }
-        write!(out, "       {}error:{} {}", st.red, st.reset, err.kind).expect("write");
+        write!(out, "       {}error:{} ", st.red, st.reset).expect("write");
     } else {
-        write!(out, "{}error:{} {}", st.red, st.reset, err.kind).expect("write");
+        write!(out, "{}error:{} ", st.red, st.reset).expect("write");
     }
+    out.push_str(&indent_continuation(&err.kind.to_string(), "       "));
     out.push('\n');
-    if let Some(span) = err.span {
-        out.push('\n');
-        code_frame(&mut out, span, sources, &st, "       ");
+    // Under a trace, an error raised by a builtin is not located again: the reference
+    // reports it at the `while calling the '…' builtin` frame only.
+    let located_by_call = opts.show_trace
+        && err
+            .trace
+            .iter()
+            .find(|f| f.span.is_some() && !is_unlocated_frame(&f.message))
+            .is_some_and(|f| f.span == err.span && is_builtin_call_frame(&f.message));
+    if let Some(span) = err.span.filter(|_| !located_by_call) {
+        code_frame(&mut out, span, sources, &st, "       ", ERROR_GUTTER);
     }
-    if let crate::error::ErrorKind::MissingAttr { suggestions, .. } = &err.kind {
-        if !suggestions.is_empty() {
-            let list = suggestions
-                .iter()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            writeln!(
-                out,
-                "       Did you mean {}?",
-                one_of(&list, suggestions.len())
-            )
-            .expect("write");
+    let suggestions = match &err.kind {
+        crate::error::ErrorKind::MissingAttr { suggestions, .. } if err.suggestions.is_empty() => {
+            suggestions
         }
+        _ => &err.suggestions,
+    };
+    if let Some(text) = did_you_mean(suggestions) {
+        writeln!(out, "       {text}").expect("write");
     }
     if !opts.show_trace && !err.trace.is_empty() {
         writeln!(
@@ -89,80 +91,130 @@ pub fn render_error(err: &EvalError, sources: &SourceMap, opts: RenderOptions) -
     out
 }
 
-fn one_of(list: &str, n: usize) -> String {
-    if n == 1 {
-        list.to_string()
+/// Frames the reference prints without a location (the argument frames of builtins: the
+/// `while calling` frame above them already points at the call).
+fn is_unlocated_frame(message: &str) -> bool {
+    message.contains("passed to builtins.")
+}
+
+/// Frames that locate the error below them: the reference reports such errors without a
+/// location of their own.
+fn is_builtin_call_frame(message: &str) -> bool {
+    (message.starts_with("while calling the '") && message.ends_with("' builtin"))
+        || message == "while evaluating a path segment"
+}
+
+/// Width of the right-aligned line numbers (with their left margin) under an error.
+const ERROR_GUTTER: usize = 13;
+/// The same under a warning, which is indented two columns more.
+const WARNING_GUTTER: usize = 15;
+
+/// Indents every line of `msg` after the first by `indent`, as the reference does for
+/// multi-line messages (empty lines stay empty).
+pub fn indent_continuation(msg: &str, indent: &str) -> String {
+    if !msg.contains('\n') {
+        return msg.to_string();
+    }
+    let mut out = String::with_capacity(msg.len() + 16);
+    for (i, line) in msg.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            if !line.is_empty() {
+                out.push_str(indent);
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// A message prefixed by `prefix` (`evaluation warning:`): continuation lines are aligned
+/// under the first line's text; a message that starts with a newline is printed as it is.
+pub fn prefixed_message(prefix: &str, msg: &str) -> String {
+    if msg.starts_with('\n') {
+        format!("{prefix}{msg}")
     } else {
-        format!("one of {list}")
+        let indent = " ".repeat(prefix.chars().count() + 1);
+        format!("{prefix} {}", indent_continuation(msg, &indent))
     }
 }
 
-/// Writes `at file:line:col:` and the source line with a caret under the span.
-fn code_frame(out: &mut String, span: Span, sources: &SourceMap, st: &Style, indent: &str) {
-    let (file, (line, col), (end_line, end_col)) = sources.range(span);
+/// `Did you mean x?` / `Did you mean one of x, y or z?`, as the reference words it.
+pub fn did_you_mean(suggestions: &[String]) -> Option<String> {
+    match suggestions {
+        [] => None,
+        [one] => Some(format!("Did you mean {one}?")),
+        [init @ .., last] => Some(format!(
+            "Did you mean one of {} or {last}?",
+            init.join(", ")
+        )),
+    }
+}
+
+/// Writes `at file:line:column:` and, as the reference does, the line before, the line
+/// itself with a caret under the span's first column, and the line after.
+fn code_frame(
+    out: &mut String,
+    span: Span,
+    sources: &SourceMap,
+    st: &Style,
+    indent: &str,
+    gutter: usize,
+) {
+    let (file, (line, col), _) = sources.range(span);
     writeln!(
         out,
         "{indent}at {}{file}:{line}:{col}{}:",
         st.bold, st.reset
     )
     .expect("write");
-    let text = sources.line_text(span, line - 1);
-    let width = line.to_string().len().max(1);
-    if line > 1 {
-        let prev = sources.line_text(span, line - 2);
-        writeln!(
-            out,
-            "{indent}{}{:>w$}|{} {}",
-            st.dim,
-            line - 1,
-            st.reset,
-            prev.trim_end(),
-            w = width + 4
-        )
-        .expect("write");
-    }
-    writeln!(
-        out,
-        "{indent}{}{:>w$}|{} {}",
-        st.dim,
-        line,
-        st.reset,
-        text.trim_end(),
-        w = width + 4
-    )
-    .expect("write");
-    let caret_len = if end_line == line {
-        end_col.saturating_sub(col).max(1)
-    } else {
-        1
+    // Sources that are not files (`«string»`, `«stdin»`...) still get their lines shown.
+    let num_lines = sources.file_of(span).num_lines();
+    let source_line = |out: &mut String, n: usize| {
+        let text = sources.line_text(span, n - 1);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.is_empty() {
+            writeln!(out, "{}{:>gutter$}|{}", st.dim, n, st.reset).expect("write");
+        } else {
+            writeln!(out, "{}{:>gutter$}|{} {}", st.dim, n, st.reset, text).expect("write");
+        }
     };
+    if line > 1 {
+        source_line(out, line - 1);
+    }
+    source_line(out, line);
     writeln!(
         out,
-        "{indent}{}{:>w$}|{} {}{}{}{}",
+        "{}{:>gutter$}|{} {}{}^{}",
         st.dim,
         "",
         st.reset,
-        " ".repeat(col - 1),
+        " ".repeat(col.saturating_sub(1)),
         st.red,
-        "^".repeat(caret_len.min(text.chars().count().saturating_sub(col - 1).max(1))),
         st.reset,
-        w = width + 4
     )
     .expect("write");
+    if line < num_lines {
+        source_line(out, line + 1);
+    }
 }
 
 /// Renders a warning (`warning: ...` and a code frame).
 pub fn render_warning(message: &str, span: Span, sources: &SourceMap, color: bool) -> String {
     let st = style(color);
     let mut out = String::new();
+    let (magenta, reset) = if color {
+        ("\x1b[35;1m", st.reset)
+    } else {
+        ("", "")
+    };
     writeln!(
         out,
-        "{}warning:{} {message}",
-        "\x1b[35;1m".get(..if color { 7 } else { 0 }).unwrap_or(""),
-        st.reset
+        "{magenta}warning:{reset} {}",
+        indent_continuation(message, "         ")
     )
     .expect("write");
-    code_frame(&mut out, span, sources, &st, "         ");
+    code_frame(&mut out, span, sources, &st, "         ", WARNING_GUTTER);
     out
 }
 

@@ -22,6 +22,9 @@ pub enum ErrorKind {
     /// `assert` with a false condition; holds the condition's source text.
     #[error("assertion '{0}' failed")]
     AssertionFailed(String),
+    /// `assert a == b` with unequal sides: why they differ.
+    #[error("{0}")]
+    AssertEqual(String),
     /// A value of the wrong type; `found` is e.g. `a string: "foo"`.
     #[error("expected {expected} but found {found}")]
     TypeError {
@@ -55,7 +58,10 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Whether `builtins.tryEval` catches this error (only `throw` and failed assertions).
     pub fn is_catchable(&self) -> bool {
-        matches!(self, ErrorKind::Throw(_) | ErrorKind::AssertionFailed(_))
+        matches!(
+            self,
+            ErrorKind::Throw(_) | ErrorKind::AssertionFailed(_) | ErrorKind::AssertEqual(_)
+        )
     }
 }
 
@@ -77,6 +83,8 @@ pub struct EvalError {
     pub span: Option<Span>,
     /// Context frames, innermost first.
     pub trace: Vec<TraceFrame>,
+    /// Close names the user may have meant ("Did you mean ...?").
+    pub suggestions: Vec<String>,
 }
 
 impl std::fmt::Display for EvalError {
@@ -97,7 +105,14 @@ impl EvalError {
             kind,
             span,
             trace: Vec::new(),
+            suggestions: Vec::new(),
         })
+    }
+
+    /// The same error with "did you mean" suggestions.
+    pub fn with_suggestions(mut self: Box<Self>, suggestions: Vec<String>) -> Box<EvalError> {
+        self.suggestions = suggestions;
+        self
     }
 }
 
@@ -121,5 +136,101 @@ impl<T> AddContext<T> for EvalResult<T> {
             });
             e
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnostic::{render_error, RenderOptions};
+    use crate::{EvalConfig, Evaluator};
+
+    /// Evaluates `src` deeply; the error rendered with `--show-trace`, or the printed value.
+    fn run(src: &str) -> Result<String, String> {
+        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
+        ev.diagnostics = Box::new(|_| {});
+        let r = ev
+            .eval_source(
+                "«test»".into(),
+                src.into(),
+                std::env::current_dir().unwrap(),
+            )
+            .and_then(|v| ev.force_deep(v));
+        match r {
+            Ok(v) => Ok(crate::value::print::print_value(&v)),
+            Err(e) => Err(render_error(
+                &e,
+                &ev.sources,
+                RenderOptions {
+                    show_trace: true,
+                    color: false,
+                },
+            )),
+        }
+    }
+
+    // Found by the fuzzer (eval/examples/fuzz.rs): a `__toString` that returns its own set
+    // (through a partially applied builtin) recursed without bound and overflowed the stack.
+    #[test]
+    fn to_string_returning_self_fails_cleanly() {
+        let e = run(r#""${{ __toString = builtins.addErrorContext "x"; }}""#).unwrap_err();
+        assert!(e.contains("max-call-depth exceeded"), "{e}");
+        let e = run("toString { __toString = builtins.seq self: ./dir1/a.nix; }").unwrap_err();
+        assert!(e.contains("max-call-depth exceeded"), "{e}");
+        let e = run(r#"let x = { outPath = x; }; in "${x}""#).unwrap_err();
+        assert!(e.contains("max-call-depth exceeded"), "{e}");
+    }
+
+    // Found by the fuzzer: rnix's error recovery leaves whitespace inside a path node, on
+    // which its `Path::parts()` panicked.
+    #[test]
+    fn path_followed_by_interpolation_is_a_syntax_error() {
+        let e = run(r#"let foo = "x"; in ./a-b ${foo}"#).unwrap_err();
+        assert!(e.starts_with("error: syntax error"), "{e}");
+        assert!(run(r#"let foo = "x"; in ./a-${foo}-b"#)
+            .unwrap()
+            .contains("/a-x-b"));
+    }
+
+    #[test]
+    fn builtin_call_frames() {
+        let e = run("builtins.length 1").unwrap_err();
+        assert_eq!(
+            e,
+            "error:\n       … while calling the 'length' builtin\n         at «test»:1:1:\n            1| builtins.length 1\n             | ^\n\n       … while evaluating the first argument passed to builtins.length\n\n       error: expected a list but found an integer: 1\n"
+        );
+    }
+
+    #[test]
+    fn assert_equal_explains() {
+        let e = run("assert { b = 1; } == { b = 2; }; 1").unwrap_err();
+        assert!(e.contains("… while comparing attribute 'b'"), "{e}");
+        assert!(
+            e.ends_with(
+                "error: an integer with value '1' is not equal to an integer with value '2'\n"
+            ),
+            "{e}"
+        );
+        let e = run("assert [ 1 ] == [ 1 2 ]; 1").unwrap_err();
+        assert!(
+            e.contains("list of size '1' is not equal to list of size '2'"),
+            "{e}"
+        );
+        let e = run(r#"assert "a" == 1; 1"#).unwrap_err();
+        assert!(
+            e.contains(r#"a string of value '"a"' is not equal to an integer of value '1'"#),
+            "{e}"
+        );
+        let ok = run("builtins.tryEval (assert 1 == 2; 1)").unwrap();
+        assert_eq!(ok, "{ success = false; value = false; }");
+        assert_eq!(
+            run("let f = x: x; in assert [ f ] == [ f ]; 1").unwrap(),
+            "1"
+        );
+    }
+
+    #[test]
+    fn nul_bytes_in_strings_are_rejected() {
+        let e = run("\"a\0b\"").unwrap_err();
+        assert!(e.contains("input string 'a\u{2400}b' cannot be represented as Nix string because it contains null bytes"), "{e}");
     }
 }

@@ -81,7 +81,10 @@ pub enum Expr {
     Assert {
         cond: ExprRef,
         body: ExprRef,
+        /// The whole `assert` expression.
         span: Span,
+        /// The condition (its text is quoted when the assertion fails).
+        cond_span: Span,
     },
     /// A binary operator.
     BinOp {

@@ -143,11 +143,31 @@ fn arith(ev: &mut Evaluator, op: BinOp, a: Vec<Value>, span: Option<Span>) -> Ev
     let l = ev.force(a[0].clone())?;
     let r = ev.force(a[1].clone())?;
     if op != BinOp::Lt {
+        let type_error = |ev: &Evaluator, v: &Value, expected| {
+            Err(EvalError::new(
+                ErrorKind::TypeError {
+                    expected,
+                    found: ev.describe(v),
+                },
+                span,
+            ))
+        };
+        // Like the reference, `div` looks at its divisor first (as a float).
+        if op == BinOp::Div {
+            match r {
+                Value::Int(0) | Value::Float(0.0) => {
+                    return Err(EvalError::new(ErrorKind::DivisionByZero, span))
+                }
+                Value::Int(_) | Value::Float(_) => {}
+                _ => return type_error(ev, &r, "a float"),
+            }
+        }
+        let any_float = matches!(l, Value::Float(_)) || matches!(r, Value::Float(_));
         for v in [&l, &r] {
             if !matches!(v, Value::Int(_) | Value::Float(_)) {
                 return Err(EvalError::new(
                     ErrorKind::TypeError {
-                        expected: "an integer",
+                        expected: if any_float { "a float" } else { "an integer" },
                         found: ev.describe(v),
                     },
                     span,
@@ -194,7 +214,10 @@ fn trace(ev: &mut Evaluator, a: Vec<Value>, _: Option<Span>) -> EvalResult<Value
 
 fn warn(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
     let msg = ev.force_string(a[0].clone(), span)?;
-    (ev.diagnostics)(&format!("evaluation warning: {}", msg.to_str_lossy()));
+    (ev.diagnostics)(&crate::diagnostic::prefixed_message(
+        "evaluation warning:",
+        &msg.to_str_lossy(),
+    ));
     if ev.config.abort_on_warn {
         return fail(
             "aborting to reveal stack trace of warning, as abort-on-warn is set",

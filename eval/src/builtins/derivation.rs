@@ -173,7 +173,7 @@ fn derivation_strict(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> Eval
     let name_entry = attrs
         .get_entry(Symbol::intern("name"))
         .ok_or_else(|| other("attribute 'name' missing", s))
-        .context(s, || {
+        .context(None, || {
             "in the attrset passed as argument to builtins.derivationStrict".into()
         })?;
     let name_pos = name_entry.pos.get().or(s);
@@ -189,18 +189,9 @@ fn derivation_strict(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> Eval
             name_pos,
         ));
     }
-    let whose = name_entry.pos.get().map(|p| {
-        let loc = ev.sources.location(p);
-        format!(
-            "\n         whose name attribute is located at {}:{}:{}",
-            loc.file, loc.line, loc.column
-        )
-    });
     build(ev, &attrs, &name, s).context(None, || {
-        format!(
-            "while evaluating derivation '{name}'{}",
-            whose.unwrap_or_default()
-        )
+        let at = name_pos.map(|p| ev.location_string(p)).unwrap_or_default();
+        format!("while evaluating derivation '{name}'\nwhose name attribute is located at {at}")
     })
 }
 

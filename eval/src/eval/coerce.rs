@@ -4,7 +4,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
 use super::{sym, Evaluator};
-use crate::error::{ErrorKind, EvalError, EvalResult};
+use crate::error::{AddContext, ErrorKind, EvalError, EvalResult};
 use crate::source::Span;
 use crate::value::{ContextElem, NixString, StringBuilder, Value};
 
@@ -63,23 +63,27 @@ impl Evaluator {
                 }
             }
             Value::Attrs(ref a) => {
-                if let Some(f) = a.get(sym::to_string()).cloned() {
-                    let f = self.force(f)?;
-                    let r = self.call(f, v.clone(), span)?;
-                    let r = self.force(r)?;
-                    return match r {
-                        Value::String(_) | Value::Path(_) => self.coerce_to_string(r, mode, span),
-                        other => Err(EvalError::new(
-                            ErrorKind::Other(format!(
-                                "`__toString` should return a string, but got {}",
-                                self.describe(&other)
-                            )),
-                            span,
-                        )),
-                    };
+                if let Some(entry) = a.get_entry(sym::to_string()) {
+                    let (f, pos) = (entry.value.clone(), entry.pos.get());
+                    let r = self
+                        .force(f)
+                        .and_then(|f| self.call(f, v.clone(), span))
+                        .and_then(|r| self.force(r))
+                        .context(pos, || "while calling the `__toString` attribute".into())?;
+                    // The result is coerced again, in the same mode; one level deeper, so
+                    // that a `__toString` returning its own set fails cleanly.
+                    return self
+                        .nested(span, |ev| ev.coerce_to_string(r, mode, span))
+                        .context(pos, || {
+                            "while using the result of the `__toString` attribute".into()
+                        });
                 }
-                if let Some(out) = a.get(sym::out_path()).cloned() {
-                    return self.coerce_to_string(out, mode, span);
+                if let Some(entry) = a.get_entry(sym::out_path()) {
+                    let (out, pos) = (entry.value.clone(), entry.pos.get());
+                    let out = self
+                        .force(out)
+                        .context(pos, || "while evaluating the `outPath` attribute".into())?;
+                    return self.nested(span, |ev| ev.coerce_to_string(out, mode, span));
                 }
                 self.cannot_coerce(&v, span)
             }

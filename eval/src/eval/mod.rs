@@ -5,6 +5,7 @@
 //! the call depth is bounded (`max_call_depth`, CppNix's `--max-call-depth`) and the native
 //! stack grows on demand (`stacker`) instead of overflowing.
 
+mod assert_eq;
 mod coerce;
 mod ops;
 pub mod sym;
@@ -216,7 +217,7 @@ impl Evaluator {
                     }
                     let f = self.eval_operand(func, env)?;
                     let arg = self.delay(arg, env);
-                    return self.call(f, arg, Some(*span));
+                    return self.call_from_site(f, arg, *span);
                 }
                 Expr::BinOp { op, lhs, rhs, span } => {
                     return self.eval_binop(*op, lhs, rhs, env, *span)
@@ -259,8 +260,13 @@ impl Evaluator {
                         env: env.clone(),
                     })))
                 }
-                Expr::Assert { cond, body, span } => {
-                    self.check_assertion(cond, env, *span)?;
+                Expr::Assert {
+                    cond,
+                    body,
+                    span,
+                    cond_span,
+                } => {
+                    self.check_assertion(cond, env, *span, *cond_span)?;
                     e = body;
                 }
                 _ => return self.eval_other(e, env),
@@ -329,17 +335,67 @@ impl Evaluator {
             })
     }
 
-    #[inline(never)]
-    fn check_assertion(&mut self, cond: &Expr, env: &Rc<Env>, span: Span) -> EvalResult<()> {
-        let c = self.eval(cond, env)?;
-        let c = self.expect_bool(c, Some(span)).context(Some(span), || {
-            "while evaluating the condition of the assertion".to_string()
-        })?;
-        if !c {
-            let text = self.sources.text(span);
-            return Err(EvalError::new(ErrorKind::AssertionFailed(text), Some(span)));
+    /// `Ok(true)` when both sides are equal; otherwise an error that says why (`Ok(false)`
+    /// only if the explanation found no difference).
+    fn assert_condition_equal(
+        &mut self,
+        lhs: &Expr,
+        rhs: &Expr,
+        env: &Rc<Env>,
+        span: Span,
+    ) -> EvalResult<bool> {
+        let l = self.eval(lhs, env)?;
+        let r = self.eval(rhs, env)?;
+        if self.values_equal(l.clone(), r.clone(), Some(span))? {
+            return Ok(true);
         }
-        Ok(())
+        self.assert_equal(l, r, span).map(|()| false)
+    }
+
+    #[inline(never)]
+    fn check_assertion(
+        &mut self,
+        cond: &Expr,
+        env: &Rc<Env>,
+        span: Span,
+        cond_span: Span,
+    ) -> EvalResult<()> {
+        // The condition as the messages quote it: on one line, operators parenthesised.
+        let quoted = |ev: &Self| {
+            let text = ev.sources.text(cond_span);
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            if matches!(cond, Expr::BinOp { .. }) {
+                format!("({text})")
+            } else {
+                text
+            }
+        };
+        let ok = if let Expr::BinOp {
+            op: BinOp::Eq,
+            lhs,
+            rhs,
+            ..
+        } = cond
+        {
+            // `assert a == b` explains a failure, as the reference does.
+            self.assert_condition_equal(lhs, rhs, env, span)
+        } else {
+            self.eval(cond, env)
+                .and_then(|c| self.expect_bool(c, Some(cond_span)))
+        };
+        match ok {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(EvalError::new(
+                ErrorKind::AssertionFailed(quoted(self)),
+                Some(span),
+            )),
+            Err(e) => {
+                let text = quoted(self);
+                Err(e).context(Some(span), || {
+                    format!("while evaluating the condition of the assertion '{text}'")
+                })
+            }
+        }
     }
 
     /// The less frequent expression forms, out of line.
@@ -365,8 +421,12 @@ impl Evaluator {
             )),
             Expr::HasAttr { expr, path, span } => self.eval_has_attr(expr, path, env, *span),
             Expr::Not { expr, span } => {
-                let v = self.eval(expr, env)?;
-                Ok(Value::Bool(!self.expect_bool(v, Some(*span))?))
+                let at = Some(cond_span(expr, *span));
+                let b = self
+                    .eval(expr, env)
+                    .and_then(|v| self.expect_bool(v, at))
+                    .context(at, || "in the argument of '!'".to_string())?;
+                Ok(Value::Bool(!b))
             }
             Expr::Neg { expr, span } => {
                 let v = self.eval(expr, env)?;
@@ -571,6 +631,17 @@ impl Evaluator {
         }
     }
 
+    /// A call written in the source: a lambda's errors get a `from call site` frame.
+    #[inline(always)]
+    fn call_from_site(&mut self, f: Value, arg: Value, span: Span) -> EvalResult<Value> {
+        let is_lambda = matches!(f, Value::Lambda(_));
+        let r = self.call(f, arg, Some(span));
+        if is_lambda && r.is_err() {
+            return r.context(Some(span), || "from call site".to_string());
+        }
+        r
+    }
+
     /// Runs a builtin with all its arguments; the result is forced, like every call's.
     fn call_primop(
         &mut self,
@@ -580,7 +651,8 @@ impl Evaluator {
     ) -> EvalResult<Value> {
         self.enter_call(span)?;
         Stats::bump(&self.stats.primop_calls);
-        let r = (op.func)(self, args, span);
+        let r = (op.func)(self, args, span)
+            .context(span, || format!("while calling the '{}' builtin", op.name));
         self.call_depth -= 1;
         self.force(r?)
     }
@@ -620,7 +692,7 @@ impl Evaluator {
             }
             let (arg, span) = spine[i];
             let arg = self.delay(arg, env);
-            f = self.call(f, arg, Some(span))?;
+            f = self.call_from_site(f, arg, span)?;
             i += 1;
         }
         Ok(f)
@@ -641,6 +713,7 @@ impl Evaluator {
         let result = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
             let env = self.bind_args(&c.lambda, &c.env, arg, span)?;
             self.eval(&c.lambda.body, &env)
+                .context(Some(c.lambda.span), || calling_frame(&c.lambda))
         });
         self.call_depth -= 1;
         result
@@ -663,6 +736,8 @@ impl Evaluator {
                     let env = self.bind_args(&c.lambda, &c.env, a, span)?;
                     let env = self.bind_args(inner, &env, b, span)?;
                     self.eval(&inner.body, &env)
+                        .context(Some(inner.span), || calling_frame(inner))
+                        .context(Some(c.lambda.span), || calling_frame(&c.lambda))
                 });
                 self.call_depth -= 2;
                 return result;
@@ -719,7 +794,7 @@ impl Evaluator {
                                 self.lambda_name(lambda),
                                 formal.name
                             )),
-                            span.or(Some(lambda.span)),
+                            Some(lambda.span),
                         ))
                     }
                 },
@@ -728,14 +803,19 @@ impl Evaluator {
         if !pattern.ellipsis && used < attrs.len() {
             for entry in attrs.iter() {
                 if !pattern.formals.iter().any(|f| f.name == entry.name) {
+                    let suggestions = crate::suggest::similar(
+                        entry.name.as_str(),
+                        pattern.formals.iter().map(|f| f.name.as_str()),
+                    );
                     return Err(EvalError::new(
                         ErrorKind::Other(format!(
                             "function {} called with unexpected argument '{}'",
                             self.lambda_name(lambda),
                             entry.name
                         )),
-                        span.or(Some(lambda.span)),
-                    ));
+                        Some(lambda.span),
+                    )
+                    .with_suggestions(suggestions));
                 }
             }
         }
@@ -778,7 +858,7 @@ impl Evaluator {
         &mut self,
         parts: &[StrPart],
         env: &Rc<Env>,
-        span: Span,
+        _span: Span,
         mode: CoerceMode,
     ) -> EvalResult<NixString> {
         let mut b = StringBuilder::new();
@@ -789,11 +869,11 @@ impl Evaluator {
                     let v = self.eval(e, env)?;
                     let s =
                         self.coerce_to_string(v, mode, Some(*ispan))
-                            .context(Some(span), || match mode {
+                            .context(Some(*ispan), || match mode {
                                 CoerceMode::PathSegment => {
                                     "while evaluating a path segment".to_string()
                                 }
-                                _ => "while evaluating a string interpolation".to_string(),
+                                _ => "while evaluating a path segment".to_string(),
                             });
                     b.push(&s?);
                 }
@@ -891,8 +971,22 @@ impl Evaluator {
             AttrKey::Static(s) => Ok(*s),
             AttrKey::Dynamic(e, span) => {
                 let v = self.eval(e, env)?;
-                let s = self.coerce_to_string(v, CoerceMode::Interpolation, Some(*span))?;
-                Ok(Symbol::intern_bytes(s.as_bytes()))
+                match v {
+                    Value::String(s) => Ok(Symbol::intern_bytes(s.as_bytes())),
+                    other => {
+                        let found = self.describe(&other);
+                        Err(EvalError::new(
+                            ErrorKind::TypeError {
+                                expected: "a string",
+                                found,
+                            },
+                            Some(*span),
+                        ))
+                        .context(Some(*span), || {
+                            "while evaluating an attribute name".to_string()
+                        })
+                    }
+                }
             }
         }
     }
@@ -1116,6 +1210,14 @@ impl Evaluator {
     /// A short rendering of a value for messages (no forcing, nested values elided).
     pub fn preview(&self, v: &Value) -> String {
         crate::value::print::preview(v, &self.sources)
+    }
+}
+
+/// The trace frame for a call of `lambda`.
+fn calling_frame(lambda: &Lambda) -> String {
+    match lambda.name {
+        Some(n) => format!("while calling '{n}'"),
+        None => "while calling anonymous lambda".to_string(),
     }
 }
 

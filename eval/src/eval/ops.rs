@@ -141,42 +141,46 @@ impl Evaluator {
         let sp = Some(span);
         match op {
             BinOp::And => {
-                let l = self.eval(lhs, env)?;
                 if !self
-                    .expect_bool(l, sp)
-                    .context(sp, || "in the left operand of the AND (&&) operator".into())?
+                    .eval(lhs, env)
+                    .and_then(|l| self.expect_bool(l, sp))
+                    .context(sp, || "in the left operand of '&&'".into())?
                 {
                     return Ok(Value::Bool(false));
                 }
                 let r = self.eval(rhs, env)?;
-                Ok(Value::Bool(self.expect_bool(r, sp).context(sp, || {
-                    "in the right operand of the AND (&&) operator".into()
-                })?))
+                Ok(Value::Bool(
+                    self.expect_bool(r, sp)
+                        .context(sp, || "in the right operand of '&&'".into())?,
+                ))
             }
             BinOp::Or => {
-                let l = self.eval(lhs, env)?;
                 if self
-                    .expect_bool(l, sp)
-                    .context(sp, || "in the left operand of the OR (||) operator".into())?
+                    .eval(lhs, env)
+                    .and_then(|l| self.expect_bool(l, sp))
+                    .context(sp, || "in the left operand of '||'".into())?
                 {
                     return Ok(Value::Bool(true));
                 }
                 let r = self.eval(rhs, env)?;
-                Ok(Value::Bool(self.expect_bool(r, sp).context(sp, || {
-                    "in the right operand of the OR (||) operator".into()
-                })?))
+                Ok(Value::Bool(
+                    self.expect_bool(r, sp)
+                        .context(sp, || "in the right operand of '||'".into())?,
+                ))
             }
             BinOp::Impl => {
-                let l = self.eval(lhs, env)?;
-                if !self.expect_bool(l, sp).context(sp, || {
-                    "in the left operand of the IMPL (->) operator".into()
-                })? {
+                if !self
+                    .eval(lhs, env)
+                    .and_then(|l| self.expect_bool(l, sp))
+                    .context(sp, || "in the left operand of '->'".into())?
+                {
                     return Ok(Value::Bool(true));
                 }
                 let r = self.eval(rhs, env)?;
-                Ok(Value::Bool(self.expect_bool(r, sp).context(sp, || {
-                    "in the right operand of the IMPL (->) operator".into()
-                })?))
+                Ok(Value::Bool(
+                    self.expect_bool(r, sp)
+                        .context(sp, || "in the right operand of '->'".into())?,
+                ))
             }
             BinOp::PipeRight | BinOp::PipeLeft => {
                 let (f, x) = if op == BinOp::PipeRight {
@@ -192,8 +196,12 @@ impl Evaluator {
                 self.call(f, x, sp)
             }
             _ => {
-                let l = self.eval_operand(lhs, env)?;
-                let r = self.eval_operand(rhs, env)?;
+                let l = self
+                    .eval_operand(lhs, env)
+                    .context(sp, || operand_frame(op, true))?;
+                let r = self
+                    .eval_operand(rhs, env)
+                    .context(sp, || operand_frame(op, false))?;
                 // Integer arithmetic and comparison dominate hot loops: skip the general path.
                 if let (Value::Int(a), Value::Int(b)) = (&l, &r) {
                     let (a, b) = (*a, *b);
@@ -486,5 +494,29 @@ impl Value {
             return Ok(false);
         };
         Ok(matches!(ev.force(t)?, Value::String(s) if s.as_bytes() == b"derivation"))
+    }
+}
+
+/// The trace frame for an error in an operand of `op`, in the reference's wording (operators
+/// the reference turns into builtin calls are named after the builtin).
+fn operand_frame(op: BinOp, left: bool) -> String {
+    let side = if left { "left" } else { "right" };
+    match op {
+        BinOp::Add => "in an operand of '+'".to_string(),
+        BinOp::Sub => "while calling the 'sub' builtin".to_string(),
+        BinOp::Mul => "while calling the 'mul' builtin".to_string(),
+        BinOp::Div => "while calling the 'div' builtin".to_string(),
+        BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq => {
+            "while calling the 'lessThan' builtin".to_string()
+        }
+        BinOp::Concat => format!("in the {side} operand of '++'"),
+        BinOp::Update => format!("in the {side} operand of '//'"),
+        BinOp::Eq => format!("in the {side} operand of '=='"),
+        BinOp::NotEq => format!("in the {side} operand of '!='"),
+        BinOp::And => format!("in the {side} operand of '&&'"),
+        BinOp::Or => format!("in the {side} operand of '||'"),
+        BinOp::Impl => format!("in the {side} operand of '->'"),
+        BinOp::PipeRight => format!("in the {side} operand of '|>'"),
+        BinOp::PipeLeft => format!("in the {side} operand of '<|'"),
     }
 }

@@ -144,6 +144,13 @@ fn parse_error(file: &Arc<File>, e: &rnix::ParseError) -> Box<EvalError> {
     use rnix::ParseError as P;
     let len = file.source().len() as u64;
     let (range, msg) = match e {
+        // The lexer rejects a path ending in `/`; say so, as the reference does (at the end).
+        P::UnexpectedWanted(got, r, _)
+            if *got == rnix::SyntaxKind::TOKEN_ERROR && is_trailing_slash_path(file, *r) =>
+        {
+            let end = rnix::TextRange::empty(r.end());
+            (Some(end), "path has a trailing slash".to_string())
+        }
         P::Unexpected(r) => (Some(*r), "syntax error, unexpected token".to_string()),
         P::UnexpectedExtra(r) => (Some(*r), "syntax error, unexpected extra input".to_string()),
         P::UnexpectedWanted(got, r, want) => (
@@ -177,6 +184,26 @@ fn parse_error(file: &Arc<File>, e: &rnix::ParseError) -> Box<EvalError> {
         None => file.span.subspan(len, len),
     };
     EvalError::new(ErrorKind::Parse(msg), Some(span))
+}
+
+/// Whether the text at `r` is a path literal with a trailing slash (`/nix/store/`).
+fn is_trailing_slash_path(file: &Arc<File>, r: rnix::TextRange) -> bool {
+    let text = file
+        .source()
+        .get(usize::from(r.start())..usize::from(r.end()))
+        .unwrap_or("");
+    text.len() > 1
+        && text.ends_with('/')
+        && text.contains('/')
+        && !text.contains(char::is_whitespace)
+        && (text.starts_with('/')
+            || text.starts_with("./")
+            || text.starts_with("~/")
+            || text.starts_with("../")
+            || text
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric()))
 }
 
 fn kinds(want: &[rnix::SyntaxKind]) -> String {
@@ -307,14 +334,16 @@ impl<'a> Lowerer<'a> {
                 }
             }
             E::Assert(a) => {
-                let span = match a.condition() {
+                let span = self.span(a.syntax());
+                let cond_span = match a.condition() {
                     Some(c) => self.span(c.syntax()),
-                    None => self.span(a.syntax()),
+                    None => span,
                 };
                 Expr::Assert {
                     cond: self.lower_child_rc(a.syntax(), a.condition())?,
                     body: self.lower_child_rc(a.syntax(), a.body())?,
                     span,
+                    cond_span,
                 }
             }
             E::UnaryOp(u) => {
@@ -370,10 +399,15 @@ impl<'a> Lowerer<'a> {
                 Ok(e)
             }
             Resolved::With(withs) => Ok(Expr::WithVar { name, withs, span }),
-            Resolved::Undefined => Err(EvalError::new(
-                ErrorKind::UndefinedVariable(name.to_string()),
-                Some(span),
-            )),
+            Resolved::Undefined => {
+                let names: Vec<Symbol> = self.scopes.visible_names().collect();
+                let suggestions =
+                    crate::suggest::similar(name.as_str(), names.iter().map(|n| n.as_str()));
+                Err(
+                    EvalError::new(ErrorKind::UndefinedVariable(name.to_string()), Some(span))
+                        .with_suggestions(suggestions),
+                )
+            }
         }
     }
 
@@ -424,7 +458,43 @@ impl<'a> Lowerer<'a> {
         })
     }
 
+    /// Nix strings cannot hold NUL bytes: a literal part that has one is rejected, with the
+    /// part's source text (NUL shown as `␀`) as the reference reports it.
+    fn check_nul(&self, s: &ast::Str) -> EvalResult<()> {
+        for el in s.syntax().children_with_tokens() {
+            let Some(tok) = el.as_token() else { continue };
+            if tok.kind() != rnix::SyntaxKind::TOKEN_STRING_CONTENT || !tok.text().contains('\0') {
+                continue;
+            }
+            let r = tok.text_range();
+            let text = tok.text();
+            // An indented string's first line, when blank, is not part of its content.
+            let skip = match text.find('\n') {
+                Some(i)
+                    if text[..i].bytes().all(|b| b == b' ')
+                        && s.syntax().first_token().is_some_and(|t| t.text() == "''")
+                        && u32::from(r.start())
+                            == u32::from(s.syntax().text_range().start()) + 2 =>
+                {
+                    i + 1
+                }
+                _ => 0,
+            };
+            let start = u64::from(u32::from(r.start())) + skip as u64;
+            let span = self.file.span.subspan(start, u64::from(u32::from(r.end())));
+            return Err(EvalError::new(
+                ErrorKind::Other(format!(
+                    "input string '{}' cannot be represented as Nix string because it contains null bytes",
+                    text[skip..].replace('\0', "\u{2400}")
+                )),
+                Some(span),
+            ));
+        }
+        Ok(())
+    }
+
     fn lower_str_parts(&mut self, s: &ast::Str) -> EvalResult<Vec<StrPart>> {
+        self.check_nul(s)?;
         let mut parts = Vec::new();
         for p in s.normalized_parts() {
             match p {

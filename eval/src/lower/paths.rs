@@ -41,7 +41,35 @@ impl Lowerer<'_> {
     pub(super) fn lower_path(&mut self, p: &ast::Path) -> EvalResult<Expr> {
         let span = self.span(p.syntax());
         let mut parts = Vec::new();
-        for (i, part) in p.parts().into_iter().enumerate() {
+        // rnix's own `parts()` panics on the odd tokens its error recovery leaves inside a
+        // path node (`./a ${b}`), so the children are walked here and anything else is a
+        // syntax error.
+        for (i, child) in p.syntax().children_with_tokens().enumerate() {
+            let part = match child {
+                rowan::NodeOrToken::Token(t)
+                    if matches!(
+                        t.kind(),
+                        rnix::SyntaxKind::TOKEN_PATH_ABS
+                            | rnix::SyntaxKind::TOKEN_PATH_REL
+                            | rnix::SyntaxKind::TOKEN_PATH_HOME
+                    ) =>
+                {
+                    InterpolPart::Literal(t)
+                }
+                rowan::NodeOrToken::Node(n) if ast::Interpol::can_cast(n.kind()) => {
+                    match ast::Interpol::cast(n) {
+                        Some(interp) => InterpolPart::Interpolation(interp),
+                        None => return Err(self.error(p.syntax(), "syntax error in path")),
+                    }
+                }
+                other => {
+                    let text = other.to_string();
+                    return Err(self.error(
+                        p.syntax(),
+                        format!("syntax error, unexpected '{}' in path", text.trim()),
+                    ));
+                }
+            };
             match part {
                 InterpolPart::Literal(lit) => {
                     let text = lit.text();

@@ -42,6 +42,17 @@ impl Scopes {
         self.stack.pop();
     }
 
+    /// Every name visible from the innermost scope (for "did you mean" suggestions).
+    pub fn visible_names(&self) -> impl Iterator<Item = Symbol> + '_ {
+        self.stack
+            .iter()
+            .flat_map(|scope| match scope {
+                Scope::Frame(names) => Some(names.keys().copied()),
+                Scope::With => None,
+            })
+            .flatten()
+    }
+
     /// Resolves `name`, ignoring the `skip` innermost scopes (used by `inherit` in `let` and
     /// `rec`, which refers to the enclosing scope, not to the binding it creates).
     pub fn resolve(&self, name: Symbol, skip: usize) -> Resolved {
