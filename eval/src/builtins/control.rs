@@ -492,6 +492,138 @@ mod tests {
     }
 
     #[test]
+    fn errors_and_try_eval() {
+        err("throw \"boom\"", "boom");
+        err(
+            "abort \"stop\"",
+            "evaluation aborted with the following error message: 'stop'",
+        );
+        ok(
+            "builtins.tryEval (throw \"x\")",
+            "{ success = false; value = false; }",
+        );
+        ok(
+            "builtins.tryEval (assert false; 1)",
+            "{ success = false; value = false; }",
+        );
+        ok("builtins.tryEval 7", "{ success = true; value = 7; }");
+        // `abort` is not catchable.
+        err(
+            "builtins.tryEval (abort \"no\")",
+            "evaluation aborted with the following error message: 'no'",
+        );
+        ok(
+            "builtins.tryEval (builtins.addErrorContext \"ctx\" (throw \"inner\"))",
+            "{ success = false; value = false; }",
+        );
+        ok("builtins.addErrorContext \"ctx\" 5", "5");
+    }
+
+    #[test]
+    fn seq_and_deep_seq() {
+        ok("builtins.seq 1 2", "2");
+        err("builtins.seq (throw \"first\") 2", "first");
+        ok("builtins.seq [ (throw \"lazy\") ] 2", "2");
+        ok("builtins.deepSeq [ 1 ] 2", "2");
+        err("builtins.deepSeq [ (throw \"deep\") ] 2", "deep");
+    }
+
+    #[test]
+    fn type_predicates_and_type_of() {
+        ok(
+            "[ (builtins.isNull null) (builtins.isBool true) (builtins.isInt 1) (builtins.isFloat 1.5) (builtins.isString \"\") (builtins.isPath ./.) (builtins.isList [ ]) (builtins.isAttrs { }) (builtins.isFunction (x: x)) (builtins.isFunction builtins.map) ]",
+            "[ true true true true true true true true true true ]",
+        );
+        ok(
+            "[ (builtins.isInt 1.0) (builtins.isString 1) (builtins.isNull false) ]",
+            "[ false false false ]",
+        );
+        ok(
+            "map builtins.typeOf [ null true 1 1.5 \"s\" ./. [ ] { } (x: x) ]",
+            r#"[ "null" "bool" "int" "float" "string" "path" "list" "set" "lambda" ]"#,
+        );
+    }
+
+    #[test]
+    fn arithmetic_builtins() {
+        ok(
+            "[ (builtins.add 1 2) (builtins.sub 1 2) (builtins.mul 3 4) (builtins.div 7 2) ]",
+            "[ 3 -1 12 3 ]",
+        );
+        ok("builtins.mul 2 1.5", "3");
+        ok(
+            "[ (builtins.lessThan 1 2) (builtins.lessThan \"b\" \"a\") ]",
+            "[ true false ]",
+        );
+        err(
+            "builtins.mul \"a\" 1",
+            "expected an integer but found a string: \"a\"",
+        );
+        err("builtins.div 1 0", "division by zero");
+        ok(
+            "[ (builtins.bitAnd 12 10) (builtins.bitOr 12 10) (builtins.bitXor 12 10) ]",
+            "[ 8 14 6 ]",
+        );
+        err(
+            "builtins.bitAnd 1.0 1",
+            "expected an integer but found a float: 1",
+        );
+        ok("[ (builtins.ceil 1.2) (builtins.floor 1.8) (builtins.ceil (-1.2)) (builtins.floor (-1.2)) (builtins.floor 3) ]", "[ 2 1 -1 -2 3 ]");
+        err(
+            "builtins.ceil \"x\"",
+            "expected a float but found a string: \"x\"",
+        );
+    }
+
+    #[test]
+    fn to_string_coerces_more_than_interpolation() {
+        ok(
+            "toString [ 1 true false null 1.5 \"a\" [ ] ]",
+            r#""1 1   1.500000 a ""#,
+        );
+        ok("toString { __toString = self: \"s\"; }", r#""s""#);
+        ok("toString { outPath = \"/p\"; }", r#""/p""#);
+        err("toString { }", "cannot coerce a set to a string: { }");
+        err(
+            "toString (x: x)",
+            "cannot coerce a function to a string: «lambda @ «test»:1:11»",
+        );
+    }
+
+    #[test]
+    fn tracing_and_debugging_builtins_return_their_value() {
+        ok("builtins.trace \"msg\" 3", "3");
+        ok("builtins.traceVerbose \"msg\" 3", "3");
+        ok("builtins.warn \"careful\" 4", "4");
+        err(
+            "builtins.warn 1 4",
+            "expected a string but found an integer: 1",
+        );
+        ok("builtins.break 5", "5");
+    }
+
+    #[test]
+    fn function_args_and_get_env() {
+        ok(
+            "builtins.functionArgs ({ a, b ? 1 }: a)",
+            "{ a = false; b = true; }",
+        );
+        ok("builtins.functionArgs (x: x)", "{ }");
+        err(
+            "builtins.functionArgs 1",
+            "'functionArgs' requires a function",
+        );
+        ok(
+            "builtins.getEnv \"TVIX_TEST_SURELY_UNSET_VARIABLE\"",
+            r#""""#,
+        );
+        err(
+            "builtins.getEnv 1",
+            "expected a string but found an integer: 1",
+        );
+    }
+
+    #[test]
     fn generic_closure() {
         ok(
             "map (x: x.key) (builtins.genericClosure { startSet = [ { key = 5; } ]; operator = x: if x.key == 0 then [ ] else [ { key = x.key - 1; } { key = x.key / 2; } ]; })",

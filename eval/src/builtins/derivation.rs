@@ -732,6 +732,49 @@ mod tests {
     }
 
     #[test]
+    fn placeholder_and_store_path() {
+        assert_eq!(
+            crate::testing::eval("builtins.placeholder \"out\""),
+            Ok(r#""/1rz4g4znpzjwh1xymhjpm42vipw92pr73vdgl6xs1hycac8kf2n9""#.to_string())
+        );
+        assert_eq!(
+            crate::testing::eval("builtins.getContext (builtins.storePath \"/nix/store/00000000000000000000000000000000-x/sub\")"),
+            Ok(r#"{ "/nix/store/00000000000000000000000000000000-x" = { path = true; }; }"#.to_string())
+        );
+        assert!(crate::testing::eval("builtins.storePath \"/tmp/x\"")
+            .unwrap_err()
+            .contains("is not in the Nix store"));
+    }
+
+    #[test]
+    fn filter_source_applies_the_filter() {
+        let dir = std::env::temp_dir().join(format!("tvix-filtersource-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("keep"), "k").unwrap();
+        std::fs::write(dir.join("drop"), "d").unwrap();
+        let d = dir.display();
+        let all = crate::testing::eval(&format!("builtins.filterSource (p: t: true) {d}")).unwrap();
+        let some = crate::testing::eval(&format!(
+            "builtins.filterSource (p: t: baseNameOf p != \"drop\") {d}"
+        ))
+        .unwrap();
+        assert_ne!(all, some, "filtering out a file changes the store path");
+        let explicit = crate::testing::eval(&format!(
+            "builtins.path {{ path = {d}; filter = p: t: baseNameOf p != \"drop\"; }}"
+        ))
+        .unwrap();
+        assert_eq!(
+            some, explicit,
+            "filterSource is builtins.path with a filter"
+        );
+        assert_eq!(
+            crate::testing::eval(&format!("builtins.filterSource (p: t: 1) {d}")),
+            Err("expected a Boolean but found an integer: 1".to_string())
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn nix_search_path_falls_back_to_corepkgs() {
         assert_eq!(
             eval("<nix/fetchurl.nix>").unwrap(),

@@ -353,6 +353,46 @@ mod tests {
     }
 
     #[test]
+    fn base_name_and_dir_of() {
+        assert_eq!(
+            crate::testing::eval(
+                "[ (builtins.baseNameOf \"/a/b/\") (builtins.baseNameOf \"/a/b\") (builtins.dirOf \"/a/b\") (builtins.dirOf \"a\") (builtins.dirOf /a/b) (builtins.dirOf \"/\") ]"
+            ),
+            Ok(r#"[ "b" "b" "/a" "." /a "/" ]"#.to_string())
+        );
+        assert_eq!(
+            crate::testing::eval("builtins.baseNameOf 1"),
+            Err("cannot coerce an integer to a string: 1".to_string())
+        );
+    }
+
+    #[test]
+    fn find_file_and_import() {
+        let dir = std::env::temp_dir().join(format!("tvix-findfile-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("pkgs")).unwrap();
+        std::fs::write(dir.join("pkgs/default.nix"), "{ answer = 42; }").unwrap();
+        let d = dir.display();
+        assert_eq!(
+            crate::testing::eval(&format!(
+                "(import (builtins.findFile [ {{ prefix = \"p\"; path = \"{d}/pkgs\"; }} ] \"p\")).answer"
+            )),
+            Ok("42".to_string())
+        );
+        assert_eq!(
+            crate::testing::eval(&format!("(import {d}/pkgs).answer")),
+            Ok("42".to_string())
+        );
+        assert_eq!(
+            crate::testing::eval("builtins.tryEval (builtins.findFile [ ] \"missing\")"),
+            Ok("{ success = false; value = false; }".to_string())
+        );
+        assert!(crate::testing::eval("import /surely/not/there.nix")
+            .unwrap_err()
+            .contains("does not exist"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn path_exists() {
         let f = Fixture::new("exists");
         f.ok("builtins.pathExists ./lib.nix", "true");
