@@ -1090,19 +1090,36 @@ impl Evaluator {
             self.import_cache.insert(path.to_path_buf(), v.clone());
             return Ok(v);
         }
-        let mut path = path.to_path_buf();
-        if matches!(self.io.file_type(&path), Ok(crate::io::FileType::Directory))
-            || (matches!(self.io.file_type(&path), Ok(crate::io::FileType::Symlink))
-                && std::fs::metadata(&path)
-                    .map(|m| m.is_dir())
-                    .unwrap_or(false))
-        {
-            path.push("default.nix");
-        }
+        let path = self.import_target(path);
         if let Some(v) = self.import_cache.get(&path) {
             return Ok(v.clone());
         }
-        let bytes = self.io.read_file(&path).map_err(|e| {
+        let (text, base) = self.read_source(&path, span)?;
+        let v = self.eval_source(path.display().to_string(), text, base)?;
+        self.import_cache.insert(path, v.clone());
+        Ok(v)
+    }
+
+    /// The file an import of `path` reads: `path`, or its `default.nix` when it is a
+    /// directory (also through a symlink).
+    fn import_target(&self, path: &Path) -> PathBuf {
+        let is_dir = match self.io.file_type(path) {
+            Ok(crate::io::FileType::Directory) => true,
+            Ok(crate::io::FileType::Symlink) => {
+                std::fs::metadata(path).map(|m| m.is_dir()).unwrap_or(false)
+            }
+            _ => false,
+        };
+        if is_dir {
+            path.join("default.nix")
+        } else {
+            path.to_path_buf()
+        }
+    }
+
+    /// A Nix file's text and the directory its relative paths resolve against.
+    fn read_source(&self, path: &Path, span: Option<Span>) -> EvalResult<(String, PathBuf)> {
+        let bytes = self.io.read_file(path).map_err(|e| {
             let msg = if e.kind() == std::io::ErrorKind::NotFound {
                 format!("path '{}' does not exist", path.display())
             } else {
@@ -1110,14 +1127,11 @@ impl Evaluator {
             };
             EvalError::new(ErrorKind::Other(msg), span)
         })?;
-        let text = String::from_utf8_lossy(&bytes).into_owned();
         let base = path
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("/"));
-        let v = self.eval_source(path.display().to_string(), text, base)?;
-        self.import_cache.insert(path, v.clone());
-        Ok(v)
+        Ok((String::from_utf8_lossy(&bytes).into_owned(), base))
     }
 
     /// `scopedImport`: evaluates a file (a directory means its `default.nix`) with the
@@ -1142,27 +1156,8 @@ impl Evaluator {
                 ));
             }
         };
-        let mut path = path.to_path_buf();
-        if std::fs::metadata(&path)
-            .map(|m| m.is_dir())
-            .unwrap_or(false)
-            || matches!(self.io.file_type(&path), Ok(crate::io::FileType::Directory))
-        {
-            path.push("default.nix");
-        }
-        let bytes = self.io.read_file(&path).map_err(|e| {
-            let msg = if e.kind() == std::io::ErrorKind::NotFound {
-                format!("path '{}' does not exist", path.display())
-            } else {
-                format!("reading '{}': {e}", path.display())
-            };
-            EvalError::new(ErrorKind::Other(msg), span)
-        })?;
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let base = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/"));
+        let path = self.import_target(path);
+        let (text, base) = self.read_source(&path, span)?;
         // A copy of the global frame with the scope's names appended (and bound to them).
         let n = self.global_env.len();
         let env = Env::new(None, n + scope.len());
