@@ -307,7 +307,7 @@ fn read_input(args: &EvalArgs) -> Result<(String, String, PathBuf), String> {
         .unwrap_or_else(|| PathBuf::from("/"));
     Ok((
         abs.display().to_string(),
-        String::from_utf8_lossy(&bytes).into_owned(),
+        tvix_eval::source::decode_source(bytes),
         dir,
     ))
 }

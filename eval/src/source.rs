@@ -134,3 +134,77 @@ impl SourceMap {
         }
     }
 }
+
+/// Where bytes that are not UTF-8 go in decoded source: U+10FF00 + byte, in a private-use
+/// plane that Nix files do not otherwise use. The parser needs text; string literals turn
+/// these characters back into the original bytes (Nix strings are bytes).
+const RAW_BYTE_BASE: u32 = 0x10FF00;
+
+/// Decodes a Nix file: UTF-8 as is, any other byte kept as a private-use character.
+pub fn decode_source(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let bytes = e.into_bytes();
+            let mut out = String::with_capacity(bytes.len() + 8);
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                match std::str::from_utf8(rest) {
+                    Ok(s) => {
+                        out.push_str(s);
+                        break;
+                    }
+                    Err(err) => {
+                        let (good, bad) = rest.split_at(err.valid_up_to());
+                        out.push_str(std::str::from_utf8(good).expect("valid prefix"));
+                        let n = err.error_len().unwrap_or(bad.len()).max(1);
+                        for &b in &bad[..n] {
+                            out.push(
+                                char::from_u32(RAW_BYTE_BASE + u32::from(b))
+                                    .expect("private-use char"),
+                            );
+                        }
+                        rest = &bad[n..];
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The bytes of literal text from source, with raw bytes kept by [`decode_source`] restored.
+pub fn literal_bytes(text: String) -> Vec<u8> {
+    if !text
+        .chars()
+        .any(|c| (RAW_BYTE_BASE..=RAW_BYTE_BASE + 0xFF).contains(&u32::from(c)))
+    {
+        return text.into_bytes();
+    }
+    let mut out = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        let code = u32::from(c);
+        if (RAW_BYTE_BASE..=RAW_BYTE_BASE + 0xFF).contains(&code) {
+            out.push((code - RAW_BYTE_BASE) as u8);
+        } else {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_bytes_survive_decoding() {
+        let src = b"\"a\xffb\xc3\"".to_vec();
+        let text = decode_source(src);
+        assert!(text.starts_with("\"a"));
+        assert_eq!(literal_bytes(text), b"\"a\xffb\xc3\"".to_vec());
+        assert_eq!(decode_source("plain ü".as_bytes().to_vec()), "plain ü");
+        assert_eq!(literal_bytes("plain ü".to_string()), "plain ü".as_bytes());
+    }
+}

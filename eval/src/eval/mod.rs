@@ -1131,7 +1131,7 @@ impl Evaluator {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("/"));
-        Ok((String::from_utf8_lossy(&bytes).into_owned(), base))
+        Ok((crate::source::decode_source(bytes), base))
     }
 
     /// `scopedImport`: evaluates a file (a directory means its `default.nix`) with the

@@ -500,7 +500,8 @@ impl<'a> Lowerer<'a> {
             match p {
                 InterpolPart::Literal(text) => {
                     if !text.is_empty() {
-                        parts.push(StrPart::Lit(text.into_bytes().into_boxed_slice()))
+                        let bytes = crate::source::literal_bytes(text);
+                        parts.push(StrPart::Lit(bytes.into_boxed_slice()))
                     }
                 }
                 InterpolPart::Interpolation(i) => {
