@@ -503,8 +503,10 @@ impl Evaluator {
     }
 
     fn force_thunk(&mut self, t: &Thunk) -> EvalResult<Value> {
-        if let ThunkState::Done(v) = &*t.0.borrow() {
-            return Ok(v.clone());
+        match &*t.0.borrow() {
+            ThunkState::Done(v) => return Ok(v.clone()),
+            ThunkState::Failed(e) => return Err(e.clone()),
+            _ => {}
         }
         let state = std::mem::replace(&mut *t.0.borrow_mut(), ThunkState::Blackhole);
         let result = match &state {
@@ -519,7 +521,7 @@ impl Evaluator {
                 })
             }
             ThunkState::Blackhole => Err(EvalError::new(ErrorKind::InfiniteRecursion, None)),
-            ThunkState::Done(_) => unreachable!("checked above"),
+            ThunkState::Done(_) | ThunkState::Failed(_) => unreachable!("checked above"),
         };
         match result {
             Ok(v) => {
@@ -527,8 +529,15 @@ impl Evaluator {
                 Ok(v)
             }
             Err(e) => {
-                // A failed thunk can be forced again (e.g. after `tryEval`) and fail the same way.
-                *t.0.borrow_mut() = state;
+                // As in current Nix, a thunk's error is remembered: forcing it again (after
+                // `tryEval`, say) fails the same way without evaluating again. A thunk found
+                // being evaluated stays so (its outer evaluation decides), and running out of
+                // call depth is not a property of the thunk, so that one may be retried.
+                *t.0.borrow_mut() = match state {
+                    ThunkState::Blackhole => ThunkState::Blackhole,
+                    other if matches!(e.kind, ErrorKind::StackOverflow) => other,
+                    _ => ThunkState::Failed(e.clone()),
+                };
                 Err(e)
             }
         }

@@ -16,6 +16,8 @@ pub enum ThunkState {
     Blackhole,
     /// Evaluated, in weak head normal form.
     Done(Value),
+    /// Evaluation failed with this error; forcing again gives the same error.
+    Failed(Box<crate::error::EvalError>),
 }
 
 /// A shared, mutable cell holding a suspended or evaluated value.
