@@ -21,3 +21,15 @@ pub(crate) fn eval_named_with(name: &str, src: &str, config: EvalConfig) -> Resu
 pub(crate) fn eval(src: &str) -> Result<String, String> {
     eval_named_with("«test»", src, EvalConfig::default())
 }
+
+/// Asserts that `src` evaluates and prints as `expected`.
+#[track_caller]
+pub(crate) fn ok(src: &str, expected: &str) {
+    assert_eq!(eval(src), Ok(expected.to_string()), "evaluating {src}");
+}
+
+/// Asserts that `src` fails with exactly the message `expected`.
+#[track_caller]
+pub(crate) fn err(src: &str, expected: &str) {
+    assert_eq!(eval(src), Err(expected.to_string()), "evaluating {src}");
+}

@@ -172,20 +172,12 @@ impl<W: Write> NarEncoder<W> {
         size: u64,
         contents: &mut dyn Read,
     ) -> io::Result<u64> {
-        self.begin_node(name)?;
-        self.str(b"regular")?;
-        if executable {
-            self.str(b"executable")?;
-            self.str(b"")?;
-        }
-        self.str(b"contents")?;
-        self.w.write_all(&size.to_le_bytes())?;
+        self.begin_file(name, executable, size)?;
         let copied = io::copy(&mut contents.take(size), &mut self.w)?;
         if copied != size {
             return Ok(copied);
         }
-        self.w.write_all(&[0u8; 8][..padding(size)])?;
-        self.end_node(name.is_some())?;
+        self.end_file(name.is_some(), size)?;
         Ok(copied)
     }
 
@@ -653,16 +645,24 @@ impl<R: Read> Parser<R> {
     }
 }
 
-fn check_name(name: &[u8]) -> Result<(), NarError> {
-    let reason = if name.is_empty() {
-        "empty"
+/// Why `name` cannot name a directory entry (empty, `.`, `..`, containing `/` or NUL), if it
+/// cannot. The castore applies the same rule.
+pub fn entry_name_problem(name: &[u8]) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("empty")
     } else if name == b"." || name == b".." {
-        "'.' and '..' are not allowed"
+        Some("'.' and '..' are not allowed")
     } else if name.contains(&b'/') {
-        "contains '/'"
+        Some("contains '/'")
     } else if name.contains(&0) {
-        "contains NUL"
+        Some("contains NUL")
     } else {
+        None
+    }
+}
+
+fn check_name(name: &[u8]) -> Result<(), NarError> {
+    let Some(reason) = entry_name_problem(name) else {
         return Ok(());
     };
     Err(NarError::InvalidName {

@@ -8,41 +8,18 @@
 
 #![cfg(feature = "castore")]
 
+mod common;
+use common::{run_nix, run_nix_str};
+
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tvix_store::castore::nar::{import_path, ingest_nar, resolve, write_nar};
 use tvix_store::castore::{Node, Store};
 use tvix_store::hash::HashEncoding;
 use tvix_store::pathinfo::PathInfoService;
 use tvix_store::store_path::StoreDir;
-
-fn run_nix(tool: &str, args: &[&str], needs_store: bool) -> Vec<u8> {
-    let mut cmd = Command::new(tool);
-    cmd.args(args);
-    if !needs_store {
-        cmd.env("NIX_REMOTE", "dummy://");
-    }
-    let out = match cmd.output() {
-        Ok(o) => o,
-        Err(e) => panic!("cannot run reference tool '{tool}' (install nix-bin): {e}"),
-    };
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn run_nix_str(tool: &str, args: &[&str], needs_store: bool) -> String {
-    String::from_utf8(run_nix(tool, args, needs_store))
-        .unwrap()
-        .trim()
-        .to_string()
-}
 
 /// Executables, symlinks, empty files and directories, deep nesting, unicode names,
 /// a file large enough for several chunks, and two files sharing most of their chunks.

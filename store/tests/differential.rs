@@ -7,6 +7,9 @@
 //! `NIX_REMOTE=dummy://`; `nix-store --add` and `nix-instantiate` write to the local store
 //! (they need root or a writable `/nix/store`).
 
+mod common;
+use common::{run_nix, run_nix_str};
+
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -17,37 +20,6 @@ use tvix_store::derivation::Derivation;
 use tvix_store::hash::{HashAlgo, HashEncoding, Hasher, NixHash};
 use tvix_store::nar::{self, NarEncoder};
 use tvix_store::store_path::{StoreDir, StorePath};
-
-/// Runs a reference Nix tool and returns its stdout; fails the test clearly if the tool
-/// is missing or fails.
-fn run_nix(tool: &str, args: &[&str], needs_store: bool) -> Vec<u8> {
-    let mut cmd = Command::new(tool);
-    cmd.args(args);
-    if !needs_store {
-        cmd.env("NIX_REMOTE", "dummy://");
-    }
-    let out = match cmd.output() {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "reference tool '{tool}' not found in PATH: install Nix (Debian package nix-bin) \
-             to run the differential tests"
-        ),
-        Err(e) => panic!("cannot run reference tool '{tool}': {e}"),
-    };
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn run_nix_str(tool: &str, args: &[&str], needs_store: bool) -> String {
-    String::from_utf8(run_nix(tool, args, needs_store))
-        .expect("reference output is UTF-8")
-        .trim()
-        .to_string()
-}
 
 /// A tree with the interesting cases: executables, symlinks (relative, absolute, dangling,
 /// to directories), empty files and directories, deep nesting, unicode and sort-sensitive

@@ -481,15 +481,7 @@ fn compare_keys(
 #[cfg(test)]
 mod tests {
 
-    use crate::testing::eval;
-
-    fn ok(src: &str, expected: &str) {
-        assert_eq!(eval(src), Ok(expected.to_string()), "evaluating {src}");
-    }
-
-    fn err(src: &str, expected: &str) {
-        assert_eq!(eval(src), Err(expected.to_string()), "evaluating {src}");
-    }
+    use crate::testing::{err, ok};
 
     #[test]
     fn errors_and_try_eval() {

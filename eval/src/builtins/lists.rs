@@ -421,15 +421,7 @@ fn merge_sort<T: Clone>(
 #[cfg(test)]
 mod tests {
 
-    use crate::testing::eval;
-
-    fn ok(src: &str, expected: &str) {
-        assert_eq!(eval(src), Ok(expected.to_string()), "evaluating {src}");
-    }
-
-    fn err(src: &str, expected: &str) {
-        assert_eq!(eval(src), Err(expected.to_string()), "evaluating {src}");
-    }
+    use crate::testing::{err, ok};
 
     #[test]
     fn length_head_tail_elem_at() {

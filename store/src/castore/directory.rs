@@ -111,14 +111,8 @@ fn lossy(b: &[u8]) -> String {
 /// Checks that `name` may name a directory entry: not empty, not `.` or `..`, no `/` or
 /// NUL, at most [`MAX_STRING_LEN`] bytes (the NAR limit).
 pub fn validate_name(name: &[u8]) -> Result<(), StoreError> {
-    let reason = if name.is_empty() {
-        "empty"
-    } else if name == b"." || name == b".." {
-        "'.' and '..' are not allowed"
-    } else if name.contains(&b'/') {
-        "contains '/'"
-    } else if name.contains(&0) {
-        "contains NUL"
+    let reason = if let Some(problem) = crate::nar::entry_name_problem(name) {
+        problem
     } else if name.len() as u64 > MAX_STRING_LEN {
         "too long"
     } else {
