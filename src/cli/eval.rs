@@ -1,0 +1,450 @@
+//! `tvix eval` and `tvix instantiate` (and `nix-instantiate` under that name): evaluation,
+//! `-A` selection, auto-calling with `--arg`s, printing, and finding derivations.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use clap::Args;
+use tvix_eval::diagnostic::{render_error, strip_ansi, RenderOptions};
+use tvix_eval::eval::CoerceMode;
+use tvix_eval::io::StdIO;
+use tvix_eval::lower::{LintLevel, LowerOptions};
+use tvix_eval::value::print::print_value;
+use tvix_eval::{EvalConfig, EvalError, EvalResult, Evaluator, SearchPathEntry, Value};
+
+/// Flags of `tvix eval`, which are those of `nix-instantiate --eval`.
+#[derive(Args, Default)]
+pub(super) struct EvalArgs {
+    /// The file to evaluate (`-` for standard input); `./default.nix` if omitted.
+    pub(super) file: Option<String>,
+    /// Evaluate this expression instead of a file.
+    #[arg(short = 'E', long = "expr", allow_hyphen_values = true)]
+    pub(super) expr: Option<String>,
+    /// Evaluate the result deeply, not just to weak head normal form.
+    #[arg(long)]
+    pub(super) strict: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Print the result as XML.
+    #[arg(long)]
+    pub(super) xml: bool,
+    /// Leave source positions out of the XML output.
+    #[arg(long)]
+    pub(super) no_location: bool,
+    /// Select an attribute path from the result.
+    #[arg(short = 'A', long = "attr")]
+    pub(super) attr: Vec<String>,
+    /// Pass NAME=EXPR to the top-level function.
+    #[arg(long, num_args = 2, value_names = ["NAME", "EXPR"])]
+    pub(super) arg: Vec<String>,
+    /// Pass NAME="STRING" to the top-level function.
+    #[arg(long, num_args = 2, value_names = ["NAME", "STRING"])]
+    pub(super) argstr: Vec<String>,
+    /// Add a search path entry (`PATH` or `NAME=PATH`).
+    #[arg(short = 'I', long = "include")]
+    pub(super) include: Vec<String>,
+    /// Show the whole trace of an error.
+    #[arg(long)]
+    pub(super) show_trace: bool,
+    /// Hide the trace (the default).
+    #[arg(long, hide = true)]
+    pub(super) no_show_trace: bool,
+    /// Only parse the input; exit 1 on a syntax error.
+    #[arg(long)]
+    pub(super) parse: bool,
+    /// Maximum depth of nested calls.
+    #[arg(long, default_value_t = 10_000)]
+    pub(super) max_call_depth: usize,
+    /// Enable experimental features (`pipe-operators`, ...).
+    #[arg(long = "extra-experimental-features", alias = "experimental-features")]
+    pub(super) features: Vec<String>,
+    /// Accepted for compatibility; evaluation never writes without a store.
+    #[arg(long, hide = true)]
+    pub(super) read_write_mode: bool,
+    /// Accepted for compatibility.
+    #[arg(long, hide = true)]
+    pub(super) readonly_mode: bool,
+    /// Accepted for compatibility.
+    #[arg(long, hide = true)]
+    pub(super) impure: bool,
+    /// Lint levels for path and URL literals: `warn` or `fatal` (accepted; see issue 5/7).
+    #[arg(long, hide = true)]
+    pub(super) lint_absolute_path_literals: Option<String>,
+    #[arg(long, hide = true)]
+    pub(super) lint_short_path_literals: Option<String>,
+    #[arg(long, hide = true)]
+    pub(super) lint_url_literals: Option<String>,
+    /// Set a Nix option: `abort-on-warn true` is understood; others are accepted and ignored.
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
+    pub(super) option: Vec<String>,
+    /// Accepted for compatibility (`nix-instantiate --timeout`); evaluation is not timed out.
+    #[arg(long, hide = true)]
+    pub(super) timeout: Option<u64>,
+    /// Accepted for compatibility (`nix-instantiate --add-root`); no `.drv` is written, so
+    /// there is nothing to root.
+    #[arg(long, hide = true)]
+    pub(super) add_root: Option<String>,
+    /// Accepted for compatibility (`nix-instantiate --indirect`).
+    #[arg(long, hide = true)]
+    pub(super) indirect: bool,
+    /// Set by `tvix instantiate`: print the `.drv` paths of the resulting derivations.
+    #[arg(skip)]
+    pub(super) instantiate: bool,
+}
+
+fn search_path(args: &EvalArgs) -> Vec<SearchPathEntry> {
+    let mut entries: Vec<SearchPathEntry> = args
+        .include
+        .iter()
+        .map(|s| SearchPathEntry::parse(s))
+        .collect();
+    if let Ok(nix_path) = std::env::var("NIX_PATH") {
+        entries.extend(
+            nix_path
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(SearchPathEntry::parse),
+        );
+    }
+    entries
+}
+
+pub(super) fn eval_command(args: EvalArgs) -> i32 {
+    let config = EvalConfig {
+        search_path: search_path(&args),
+        max_call_depth: args.max_call_depth,
+        lower: LowerOptions {
+            pipe_operators: has_feature(&args, "pipe-operators"),
+            home: None,
+            lint_absolute_paths: lint_level(&args.lint_absolute_path_literals),
+            lint_short_paths: lint_level(&args.lint_short_path_literals),
+            lint_url_literals: lint_level(&args.lint_url_literals),
+        },
+        parse_toml_timestamps: has_feature(&args, "parse-toml-timestamps"),
+        abort_on_warn: args
+            .option
+            .chunks(2)
+            .any(|kv| kv[0] == "abort-on-warn" && kv.get(1).is_some_and(|v| v == "true")),
+        ..EvalConfig::default()
+    };
+    let mut ev = Evaluator::new(Box::new(StdIO::new()), config);
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    // Messages may carry colour codes of their own; they only reach a colour terminal.
+    let for_stderr = move |text: &str| -> String {
+        if color {
+            text.to_string()
+        } else {
+            strip_ansi(text).into_owned()
+        }
+    };
+    ev.diagnostics = Box::new(move |msg| eprintln!("{}", for_stderr(msg)));
+    let render = RenderOptions {
+        show_trace: args.show_trace && !args.no_show_trace,
+        color,
+    };
+    let result = eval_and_print(&mut ev, &args);
+    if std::env::var_os("TVIX_SHOW_STATS").is_some() {
+        eprintln!("{:#?}", ev.stats);
+    }
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprint!("{}", for_stderr(&render_error(&e, &ev.sources, render)));
+            1
+        }
+    }
+}
+
+fn lint_level(flag: &Option<String>) -> LintLevel {
+    flag.as_deref()
+        .and_then(LintLevel::parse)
+        .unwrap_or_default()
+}
+
+/// Whether `--extra-experimental-features` (any of its space-separated lists) names `feature`.
+fn has_feature(args: &EvalArgs, feature: &str) -> bool {
+    args.features
+        .iter()
+        .any(|f| f.split_whitespace().any(|x| x == feature))
+}
+
+pub(super) fn cwd() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))
+}
+
+fn read_input(args: &EvalArgs) -> Result<(String, String, PathBuf), String> {
+    if let Some(expr) = &args.expr {
+        return Ok(("«string»".to_string(), expr.clone(), cwd()));
+    }
+    let file = args
+        .file
+        .clone()
+        .unwrap_or_else(|| "default.nix".to_string());
+    if file == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("reading standard input: {e}"))?;
+        return Ok(("«stdin»".to_string(), text, cwd()));
+    }
+    let mut path = cwd().join(&file);
+    if path.is_dir() {
+        path.push("default.nix");
+    }
+    let bytes =
+        std::fs::read(&path).map_err(|e| format!("getting status of '{}': {e}", path.display()))?;
+    let abs = tvix_eval::lower::canonicalize_path(path.as_os_str().as_encoded_bytes());
+    let dir = abs
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    Ok((
+        abs.display().to_string(),
+        tvix_eval::source::decode_source(bytes),
+        dir,
+    ))
+}
+
+fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
+    let (name, text, dir) =
+        read_input(args).map_err(|m| EvalError::new(tvix_eval::ErrorKind::Other(m), None))?;
+    if args.parse {
+        ev.lower(name, text, dir)?;
+        return Ok(());
+    }
+    let root = ev.eval_source(name, text, dir)?;
+    let auto_args = auto_args(ev, args)?;
+    let mut v = auto_call(ev, root, &auto_args)?;
+    for path in &args.attr {
+        v = select_attr_path(ev, v, path, &auto_args)?;
+    }
+    let v = auto_call(ev, v, &auto_args)?;
+    if args.instantiate {
+        let mut found = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        collect_derivations(ev, v, true, &mut seen, &mut found)?;
+        let mut stdout = std::io::stdout().lock();
+        for line in found {
+            let _ = writeln!(stdout, "{line}");
+        }
+        let _ = stdout.flush();
+        return Ok(());
+    }
+    let out = if args.json {
+        let v = ev.force_deep(v)?;
+        format!("{}\n", ev.to_json(v, None)?)
+    } else if args.xml {
+        let v = ev.force_deep(v)?;
+        ev.to_xml(v, !args.no_location)?
+    } else {
+        let v = if args.strict { ev.force_deep(v)? } else { v };
+        format!("{}\n", print_value(&v))
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+    Ok(())
+}
+
+/// The `--arg`/`--argstr` values as an attribute set (each `--arg` evaluated lazily).
+fn auto_args(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    for pair in args.arg.chunks(2) {
+        let v = ev.eval_source("«string»".to_string(), pair[1].clone(), cwd())?;
+        out.push((pair[0].clone(), v));
+    }
+    for pair in args.argstr.chunks(2) {
+        out.push((pair[0].clone(), Value::string(pair[1].as_str())));
+    }
+    Ok(out)
+}
+
+/// Nix's `autoCallFunction`: a function with formals is called with the matching `--arg`s.
+fn auto_call(ev: &mut Evaluator, v: Value, auto_args: &[(String, Value)]) -> EvalResult<Value> {
+    let v = ev.force(v)?;
+    let Value::Lambda(c) = &v else {
+        if let Value::Attrs(a) = &v {
+            if let Some(f) = a.get(tvix_eval::eval::sym::functor()).cloned() {
+                let f = ev.force(f)?;
+                let g = ev.call(f, v.clone(), None)?;
+                return auto_call(ev, g, auto_args);
+            }
+        }
+        return Ok(v);
+    };
+    let tvix_eval::ir::Param::Pattern(p) = &c.lambda.param else {
+        return Ok(v);
+    };
+    let mut entries = Vec::new();
+    for formal in &p.formals {
+        match auto_args.iter().find(|(n, _)| n == formal.name.as_str()) {
+            Some((_, val)) => entries.push((formal.name, val.clone())),
+            None if formal.default.is_some() => {}
+            None => {
+                return Err(EvalError::new(
+                    tvix_eval::ErrorKind::Other(format!(
+                        "cannot evaluate a function that has an argument without a value ('{}')",
+                        formal.name
+                    )),
+                    Some(formal.span),
+                ))
+            }
+        }
+    }
+    let arg = tvix_eval::builtins::make_attrs(entries);
+    let r = ev.call(v.clone(), arg, None)?;
+    ev.force(r)
+}
+
+/// `-A a.b.0.c`: attribute names and list indices, auto-calling functions on the way.
+fn select_attr_path(
+    ev: &mut Evaluator,
+    mut v: Value,
+    path: &str,
+    auto_args: &[(String, Value)],
+) -> EvalResult<Value> {
+    let fail = |m: String| EvalError::new(tvix_eval::ErrorKind::Other(m), None);
+    for part in split_attr_path(path) {
+        if part.is_empty() {
+            continue;
+        }
+        v = auto_call(ev, v, auto_args)?;
+        v = match (&v, part.parse::<usize>()) {
+            (Value::List(l), Ok(i)) => {
+                let item = l.get(i).cloned().ok_or_else(|| {
+                    fail(format!(
+                        "list index {i} in selection path '{path}' is out of range"
+                    ))
+                })?;
+                ev.force(item)?
+            }
+            (Value::Attrs(a), _) => {
+                let name = tvix_eval::symbol::Symbol::intern(&part);
+                match a.get(name) {
+                    Some(x) => ev.force(x.clone())?,
+                    None => {
+                        return Err(fail(format!(
+                            "attribute '{part}' in selection path '{path}' not found"
+                        )))
+                    }
+                }
+            }
+            _ => {
+                return Err(fail(format!(
+                "the expression selected by the selection path '{path}' should be a set but is {}",
+                v.type_of()
+            )))
+            }
+        };
+    }
+    let _ = CoerceMode::ToString;
+    let _ = Rc::new(());
+    Ok(v)
+}
+
+/// Splits `a."b.c".d` into its parts.
+fn split_attr_path(path: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in path.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    parts
+}
+
+/// `nix-instantiate`'s search for derivations in the result: a derivation, or a list (every
+/// element searched) or attribute set (derivation attributes taken, sets with
+/// `recurseForDerivations = true` searched) of those. Each found derivation is recorded as
+/// its `.drv` path, with `!OUTPUT` unless its selected output is `out`. As in Nix, a
+/// derivation reached twice as the same set (`{ a = d; b = d; }`) is listed once.
+fn collect_derivations(
+    ev: &mut Evaluator,
+    v: Value,
+    searchable: bool,
+    seen: &mut std::collections::HashSet<*const tvix_eval::value::Attrs>,
+    found: &mut Vec<String>,
+) -> EvalResult<()> {
+    use tvix_eval::symbol::Symbol;
+    let v = ev.force(v)?;
+    let not_drv = || {
+        EvalError::new(
+            tvix_eval::ErrorKind::Other(
+                "expression does not evaluate to a derivation (or a set or list of those)"
+                    .to_string(),
+            ),
+            None,
+        )
+    };
+    match &v {
+        Value::Attrs(a) => {
+            if let Some(t) = a.get(Symbol::intern("type")).cloned() {
+                let t = ev.force(t)?;
+                if let Value::String(t) = &t {
+                    if t.as_bytes() == b"derivation" {
+                        if !seen.insert(Rc::as_ptr(a)) {
+                            return Ok(());
+                        }
+                        let drv = a.get(Symbol::intern("drvPath")).cloned().ok_or_else(|| {
+                            EvalError::new(
+                                tvix_eval::ErrorKind::Other(
+                                    "derivation has no 'drvPath' attribute".to_string(),
+                                ),
+                                None,
+                            )
+                        })?;
+                        let drv = ev.force_string(drv, None)?.to_str_lossy().into_owned();
+                        let out = match a.get(Symbol::intern("outputName")).cloned() {
+                            Some(o) => ev.force_string(o, None)?.to_str_lossy().into_owned(),
+                            None => "out".to_string(),
+                        };
+                        found.push(if out == "out" {
+                            drv
+                        } else {
+                            format!("{drv}!{out}")
+                        });
+                        return Ok(());
+                    }
+                }
+            }
+            if !searchable {
+                return Ok(());
+            }
+            let entries: Vec<Value> = a.iter().map(|e| e.value.clone()).collect();
+            for item in entries {
+                let item = ev.force(item)?;
+                let recurse = match &item {
+                    Value::Attrs(inner) => match inner.get(Symbol::intern("recurseForDerivations"))
+                    {
+                        Some(r) => matches!(ev.force(r.clone())?, Value::Bool(true)),
+                        None => false,
+                    },
+                    _ => false,
+                };
+                if matches!(item, Value::Attrs(_)) {
+                    collect_derivations(ev, item, recurse, seen, found)?;
+                }
+            }
+            Ok(())
+        }
+        Value::List(l) if searchable => {
+            let items: Vec<Value> = l.iter().cloned().collect();
+            for item in items {
+                let item = ev.force(item)?;
+                if !matches!(item, Value::Attrs(_) | Value::List(_)) {
+                    return Err(not_drv());
+                }
+                collect_derivations(ev, item, true, seen, found)?;
+            }
+            Ok(())
+        }
+        _ => Err(not_drv()),
+    }
+}

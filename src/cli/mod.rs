@@ -1,0 +1,106 @@
+//! Command-line parsing and dispatch. `tvix eval` mirrors `nix-instantiate --eval`; invoked as
+//! `nix-instantiate` the binary accepts that command's flags so existing scripts run unchanged.
+
+mod eval;
+mod show_derivation;
+mod store;
+
+use clap::{Parser, Subcommand};
+
+use eval::{eval_command, EvalArgs};
+use show_derivation::{show_derivation, ShowDerivationArgs};
+use store::{store_command, StoreArgs};
+
+#[derive(Parser)]
+#[command(name = "tvix", version, about = "A Nix implementation in Rust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)]
+enum Command {
+    /// Evaluate a Nix file or expression and print the result (like `nix-instantiate --eval`).
+    Eval(EvalArgs),
+    /// Evaluate a Nix file or expression to derivations and print their `.drv` paths (like
+    /// `nix-instantiate`).
+    ///
+    /// The expression may be a derivation, or a list or attribute set of derivations (sets
+    /// with `recurseForDerivations = true` are searched further). Outputs other than `out`
+    /// print as `DRV!OUTPUT`. tvix has no store yet: the `.drv` files are NOT written; their
+    /// paths are computed exactly as Nix computes them.
+    Instantiate(EvalArgs),
+    /// Print `.drv` files read from disk (e.g. written by Nix) as JSON, in the format of
+    /// `nix derivation show`: an object keyed by `.drv` path.
+    ShowDerivation(ShowDerivationArgs),
+    /// Work with the tvix store (castore and path info).
+    Store(StoreArgs),
+}
+
+/// Runs the command line and returns the exit status.
+pub fn run() -> i32 {
+    let argv: Vec<String> = std::env::args().collect();
+    let invoked_as = argv
+        .first()
+        .and_then(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let cli = if invoked_as == "nix-instantiate" {
+        match nix_instantiate_args(&argv[1..]) {
+            Ok(c) => c,
+            Err(code) => return code,
+        }
+    } else {
+        match Cli::try_parse_from(&argv) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = e.print();
+                return if e.use_stderr() { 1 } else { 0 };
+            }
+        }
+    };
+    match cli.command {
+        Command::Eval(args) => run_on_big_stack(move || eval_command(args)),
+        Command::Instantiate(mut args) => {
+            args.instantiate = true;
+            run_on_big_stack(move || eval_command(args))
+        }
+        Command::ShowDerivation(args) => show_derivation(&args),
+        Command::Store(args) => store_command(args),
+    }
+}
+
+/// Turns a `nix-instantiate` command line into `tvix eval` arguments (with `--eval` or
+/// `--parse`) or `tvix instantiate` arguments (otherwise).
+fn nix_instantiate_args(args: &[String]) -> Result<Cli, i32> {
+    let saw_eval = args.iter().any(|a| a == "--eval" || a == "--eval-only");
+    let parse_only = args.iter().any(|a| a == "--parse");
+    let sub = if saw_eval || parse_only {
+        "eval"
+    } else {
+        "instantiate"
+    };
+    let mut out = vec!["tvix".to_string(), sub.to_string()];
+    out.extend(
+        args.iter()
+            .filter(|a| *a != "--eval" && *a != "--eval-only")
+            .cloned(),
+    );
+    Cli::try_parse_from(&out).map_err(|e| {
+        let _ = e.print();
+        1
+    })
+}
+
+/// Evaluation recurses natively; give it room beyond the main thread's default stack.
+fn run_on_big_stack(f: impl FnOnce() -> i32 + Send + 'static) -> i32 {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024 * 1024)
+        .spawn(f)
+        .map(|h| h.join().unwrap_or(101))
+        .unwrap_or(101)
+}

@@ -1,0 +1,232 @@
+//! `tvix store ...`: import, export and inspect the content-addressed store.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+/// `tvix store ...`: the store subcommands.
+#[derive(Args)]
+pub(super) struct StoreArgs {
+    /// The store to use: `memory://`, `local://` (the default directory) or
+    /// `local:///path/to/dir`. Defaults to `$TVIX_STORE`, else `local://`.
+    #[arg(long, global = true, value_name = "URL")]
+    store: Option<String>,
+    #[command(subcommand)]
+    command: StoreCommand,
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Add paths to the store as `nix-store --add` does; print their store paths.
+    Import {
+        /// Files, directories or symlinks to add.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Write the NAR of a store path (or a path inside one) to standard output, as
+    /// `nix-store --dump` does.
+    Export {
+        /// The store path.
+        path: String,
+    },
+    /// Show the path info of store paths (all registered paths if none are given).
+    Info {
+        /// Store paths.
+        paths: Vec<String>,
+    },
+    /// List a directory inside a store path.
+    Ls {
+        /// A store path, or a path inside one.
+        path: String,
+    },
+    /// Print a file inside a store path.
+    Cat {
+        /// A store path, or a path inside one.
+        path: String,
+    },
+    /// Re-hash everything in the store and report problems; exit 1 if there are any.
+    Verify,
+}
+
+/// The store directory paths are computed for: `$NIX_STORE_DIR`, else `/nix/store`.
+fn store_dir() -> Result<tvix_store::StoreDir, String> {
+    match std::env::var("NIX_STORE_DIR") {
+        Ok(d) if !d.is_empty() => tvix_store::StoreDir::new(d).map_err(|e| e.to_string()),
+        _ => Ok(tvix_store::StoreDir::default()),
+    }
+}
+
+pub(super) fn store_command(args: StoreArgs) -> i32 {
+    let url = args
+        .store
+        .clone()
+        .unwrap_or_else(tvix_store::castore::default_store_url);
+    match store_command_inner(&url, args.command) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            1
+        }
+    }
+}
+
+/// Resolves `STOREPATH[/sub/path]` to its path info and the node it names.
+fn store_lookup(
+    store: &tvix_store::castore::Store,
+    sd: &tvix_store::StoreDir,
+    path: &str,
+) -> Result<(tvix_store::pathinfo::PathInfo, tvix_store::castore::Node), String> {
+    use tvix_store::pathinfo::PathInfoService;
+    let (sp, rest) = sd.split_path(path).map_err(|e| e.to_string())?;
+    let info = store
+        .get_path_info(&sp)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("path '{}' is not valid", sd.display(&sp)))?;
+    let node = tvix_store::castore::nar::resolve(store, &info.node, rest, path)
+        .map_err(|e| e.to_string())?;
+    Ok((info, node))
+}
+
+fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
+    use tvix_store::castore::{nar as cnar, BlobService, DirectoryService, Node};
+    use tvix_store::pathinfo::PathInfoService;
+    let store = tvix_store::castore::Store::open(url).map_err(|e| e.to_string())?;
+    let sd = store_dir()?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let werr = |e: std::io::Error| e.to_string();
+    match cmd {
+        StoreCommand::Import { paths } => {
+            for p in paths {
+                let info = cnar::import_path(&store, &sd, &p)
+                    .map_err(|e| format!("importing '{}': {e}", p.display()))?;
+                writeln!(out, "{}", sd.display(&info.store_path)).map_err(werr)?;
+            }
+        }
+        StoreCommand::Export { path } => {
+            let (_, node) = store_lookup(&store, &sd, &path)?;
+            cnar::write_nar(&store, &node, &mut out).map_err(|e| e.to_string())?;
+        }
+        StoreCommand::Info { paths } => {
+            let infos = if paths.is_empty() {
+                let mut all = store.list_path_infos().map_err(|e| e.to_string())?;
+                all.sort_by_key(|i| sd.display(&i.store_path));
+                all
+            } else {
+                let mut v = Vec::new();
+                for p in &paths {
+                    v.push(store_lookup(&store, &sd, p)?.0);
+                }
+                v
+            };
+            for info in infos {
+                writeln!(out, "StorePath: {}", sd.display(&info.store_path)).map_err(werr)?;
+                writeln!(out, "NarHash: {}", info.nar_hash_string()).map_err(werr)?;
+                writeln!(out, "NarSize: {}", info.nar_size).map_err(werr)?;
+                let refs: Vec<String> = info.references.iter().map(|r| r.to_base_name()).collect();
+                writeln!(out, "References: {}", refs.join(" ")).map_err(werr)?;
+                if let Some(d) = &info.deriver {
+                    writeln!(out, "Deriver: {}", d.to_base_name()).map_err(werr)?;
+                }
+                for s in &info.signatures {
+                    writeln!(out, "Sig: {s}").map_err(werr)?;
+                }
+                if let Some(ca) = &info.ca {
+                    writeln!(out, "CA: {ca}").map_err(werr)?;
+                }
+                writeln!(out, "Root: {}", describe_node(&info.node)).map_err(werr)?;
+                writeln!(out).map_err(werr)?;
+            }
+        }
+        StoreCommand::Ls { path } => {
+            let (_, node) = store_lookup(&store, &sd, &path)?;
+            match &node {
+                Node::Directory { digest, .. } => {
+                    let dir = store
+                        .get_directory(digest)
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("directory {digest} not found"))?;
+                    for (name, n) in dir.entries() {
+                        let name = String::from_utf8_lossy(name);
+                        writeln!(out, "{}", ls_line(&name, n)).map_err(werr)?;
+                    }
+                }
+                other => {
+                    let name = path.rsplit('/').next().unwrap_or(&path);
+                    writeln!(out, "{}", ls_line(name, other)).map_err(werr)?;
+                }
+            }
+        }
+        StoreCommand::Cat { path } => {
+            let (_, node) = store_lookup(&store, &sd, &path)?;
+            let Node::File { digest, .. } = node else {
+                return Err(format!("'{path}' is not a regular file"));
+            };
+            let mut r = store
+                .open_blob(&digest)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("blob {digest} not found"))?;
+            std::io::copy(&mut r, &mut out)
+                .map_err(|e| tvix_store::castore::StoreError::from_io(e).to_string())?;
+        }
+        StoreCommand::Verify => {
+            let report = store.verify().map_err(|e| e.to_string())?;
+            for p in &report.problems {
+                eprintln!("error: {p}");
+            }
+            eprintln!(
+                "checked {} chunks, {} blobs, {} directories, {} paths: {} problem(s)",
+                report.chunks,
+                report.blobs,
+                report.directories,
+                report.paths,
+                report.problems.len()
+            );
+            if !report.problems.is_empty() {
+                return Ok(1);
+            }
+        }
+    }
+    out.flush().map_err(werr)?;
+    Ok(0)
+}
+
+fn describe_node(node: &tvix_store::castore::Node) -> String {
+    use tvix_store::castore::Node;
+    match node {
+        Node::Directory { digest, size } => format!("directory {digest} ({size} entries)"),
+        Node::File {
+            digest,
+            size,
+            executable,
+        } => format!(
+            "{} {digest} ({size} bytes)",
+            if *executable { "executable" } else { "file" }
+        ),
+        Node::Symlink { target } => format!("symlink -> {}", String::from_utf8_lossy(target)),
+    }
+}
+
+/// One line of `tvix store ls`, in the style of `nix store ls -l`.
+fn ls_line(name: &str, node: &tvix_store::castore::Node) -> String {
+    use tvix_store::castore::Node;
+    match node {
+        Node::Directory { .. } => format!("dr-xr-xr-x {:>20} {name}", 0),
+        Node::File {
+            size, executable, ..
+        } => {
+            let mode = if *executable {
+                "-r-xr-xr-x"
+            } else {
+                "-r--r--r--"
+            };
+            format!("{mode} {size:>20} {name}")
+        }
+        Node::Symlink { target } => format!(
+            "lrwxrwxrwx {:>20} {name} -> {}",
+            0,
+            String::from_utf8_lossy(target)
+        ),
+    }
+}
