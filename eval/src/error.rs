@@ -47,6 +47,10 @@ pub enum ErrorKind {
     /// Too deep a chain of calls.
     #[error("stack overflow; max-call-depth exceeded")]
     StackOverflow,
+    /// The evaluation was stopped from outside (Ctrl-C in the REPL, a cancelled or
+    /// over-budget request in the language server).
+    #[error("evaluation interrupted")]
+    Interrupted,
     /// Integer division by zero.
     #[error("division by zero")]
     DivisionByZero,

@@ -109,6 +109,9 @@ pub struct Evaluator {
     pub(crate) derivation_fn: Option<Value>,
     /// Counters of the evaluator's work (`TVIX_SHOW_STATS`).
     pub stats: Stats,
+    /// Set from another thread (a signal handler, a request's deadline) to stop the
+    /// evaluation: the next function call fails with [`ErrorKind::Interrupted`].
+    pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What an evaluation did, counted as it goes (cheap enough to always count).
@@ -144,6 +147,7 @@ impl Evaluator {
             derivations: FxHashMap::default(),
             derivation_fn: None,
             stats: Stats::default(),
+            interrupt: None,
         }
     }
 
@@ -535,7 +539,11 @@ impl Evaluator {
                 // call depth is not a property of the thunk, so that one may be retried.
                 *t.0.borrow_mut() = match state {
                     ThunkState::Blackhole => ThunkState::Blackhole,
-                    other if matches!(e.kind, ErrorKind::StackOverflow) => other,
+                    other
+                        if matches!(e.kind, ErrorKind::StackOverflow | ErrorKind::Interrupted) =>
+                    {
+                        other
+                    }
                     _ => ThunkState::Failed(e.clone()),
                 };
                 Err(e)
@@ -708,6 +716,11 @@ impl Evaluator {
     }
 
     fn enter_call(&mut self, span: Option<Span>) -> EvalResult<()> {
+        if let Some(flag) = &self.interrupt {
+            if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(EvalError::new(ErrorKind::Interrupted, span));
+            }
+        }
         self.call_depth += 1;
         if self.call_depth > self.config.max_call_depth {
             self.call_depth -= 1;
@@ -1271,5 +1284,45 @@ fn cond_span(cond: &Expr, whole: Span) -> Span {
     match cond {
         Expr::BinOp { span, .. } | Expr::Apply { span, .. } | Expr::Select { span, .. } => *span,
         _ => whole,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn an_interrupt_stops_a_long_evaluation_and_the_evaluator_stays_usable() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let setter = {
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                flag.store(true, Ordering::Relaxed);
+            })
+        };
+        // 10^8 calls in constant memory: far longer than the 50 ms before the interrupt.
+        let src = "let l = builtins.genList (x: x) 10000; \
+                   in builtins.foldl' (a: _: builtins.foldl' (b: _: b + 1) a l) 0 l";
+        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
+        ev.interrupt = Some(flag.clone());
+        let r = ev.eval_source("«test»".into(), src.into(), "/".into());
+        setter.join().unwrap();
+        assert_eq!(
+            r.err().map(|e| e.kind.to_string()).as_deref(),
+            Some("evaluation interrupted")
+        );
+        flag.store(false, Ordering::Relaxed);
+        let again = ev.eval_source("«test»".into(), "1 + 2".into(), "/".into());
+        assert_eq!(
+            again
+                .map(|v| crate::value::print::print_value(&v))
+                .ok()
+                .as_deref(),
+            Some("3")
+        );
     }
 }
