@@ -783,7 +783,7 @@ builtins.readDir ./.   # { "default.nix" = "regular"; lib = "directory"; }
     doc(
         "readFile",
         &["path"],
-        r#"The contents of the file at `path` as a string. If the file is in the store, the string refers to it in its context.
+        r#"The contents of the file at `path` (a path, or a string holding an absolute path) as a string. The file is not copied to the store.
 
 ```nix
 builtins.readFile ./VERSION
