@@ -1,0 +1,149 @@
+// The VS Code side: starts `tvix lsp` over stdio, keeps its configuration current, and
+// provides the commands. Everything that can be decided without VS Code lives in
+// `settings.ts` and `evaluate.ts`.
+
+import * as vscode from "vscode";
+import {
+  DidChangeConfigurationNotification,
+  LanguageClient,
+  LanguageClientOptions,
+  ServerOptions,
+  TransportKind,
+} from "vscode-languageclient/node";
+
+import {
+  EVALUATE_METHOD,
+  EvaluateParams,
+  showError,
+  showResult,
+  textToEvaluate,
+} from "./evaluate";
+import { serverConfiguration, tvixBinary } from "./settings";
+
+const SECTION = "tvix";
+
+let client: LanguageClient | undefined;
+let output: vscode.OutputChannel;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  output = vscode.window.createOutputChannel("Tvix");
+  context.subscriptions.push(
+    output,
+    vscode.commands.registerCommand("tvix.evaluateSelection", evaluateSelection),
+    vscode.commands.registerCommand("tvix.openRepl", openRepl),
+    vscode.commands.registerCommand("tvix.restartServer", restartServer),
+    vscode.workspace.onDidChangeConfiguration(onConfigurationChanged),
+  );
+  await startServer();
+}
+
+export async function deactivate(): Promise<void> {
+  await stopServer();
+}
+
+function settings(): vscode.WorkspaceConfiguration {
+  return vscode.workspace.getConfiguration(SECTION);
+}
+
+function workspaceDir(): string | undefined {
+  return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+}
+
+async function startServer(): Promise<void> {
+  const command = tvixBinary(settings());
+  const serverOptions: ServerOptions = {
+    command,
+    args: ["lsp"],
+    transport: TransportKind.stdio,
+    options: { cwd: workspaceDir() },
+  };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: [
+      { scheme: "file", language: "nix" },
+      { scheme: "untitled", language: "nix" },
+    ],
+    initializationOptions: () => serverConfiguration(settings(), workspaceDir()),
+    outputChannel: output,
+  };
+  const c = new LanguageClient("tvix", "Tvix language server", serverOptions, clientOptions);
+  client = c;
+  try {
+    await c.start();
+  } catch (e) {
+    client = undefined;
+    const choice = await vscode.window.showErrorMessage(
+      `Could not start \`${command} lsp\`: ${showError(e).short}`,
+      "Open Settings",
+    );
+    if (choice === "Open Settings") {
+      await vscode.commands.executeCommand("workbench.action.openSettings", "tvix.path");
+    }
+  }
+}
+
+async function stopServer(): Promise<void> {
+  const c = client;
+  client = undefined;
+  if (c !== undefined) {
+    await c.stop();
+  }
+}
+
+async function restartServer(): Promise<void> {
+  await stopServer();
+  await startServer();
+}
+
+async function onConfigurationChanged(e: vscode.ConfigurationChangeEvent): Promise<void> {
+  if (!e.affectsConfiguration(SECTION)) {
+    return;
+  }
+  // A different binary means a different server; everything else it takes on the fly.
+  if (e.affectsConfiguration(`${SECTION}.path`)) {
+    await restartServer();
+    return;
+  }
+  if (client?.isRunning()) {
+    await client.sendNotification(DidChangeConfigurationNotification.type, {
+      settings: serverConfiguration(settings(), workspaceDir()),
+    });
+  }
+}
+
+async function evaluateSelection(): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (editor === undefined) {
+    await vscode.window.showWarningMessage("Tvix: no editor to evaluate from.");
+    return;
+  }
+  if (client === undefined || !client.isRunning()) {
+    await vscode.window.showErrorMessage("Tvix: the language server is not running.");
+    return;
+  }
+  const doc = editor.document;
+  const params: EvaluateParams = {
+    uri: doc.uri.toString(),
+    text: textToEvaluate(doc.getText(editor.selection), doc.getText()),
+  };
+  output.appendLine(`> ${params.text}`);
+  try {
+    const shown = showResult(await client.sendRequest(EVALUATE_METHOD, params));
+    output.appendLine(shown.full);
+    await vscode.window.showInformationMessage(shown.short);
+  } catch (e) {
+    const shown = showError(e);
+    output.appendLine(shown.full);
+    output.show(true);
+    await vscode.window.showErrorMessage(shown.short);
+  }
+}
+
+function openRepl(): void {
+  const terminal = vscode.window.createTerminal({
+    name: "tvix repl",
+    shellPath: tvixBinary(settings()),
+    shellArgs: ["repl"],
+    cwd: workspaceDir(),
+  });
+  terminal.show();
+}
