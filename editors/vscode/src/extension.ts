@@ -18,7 +18,7 @@ import {
   showResult,
   textToEvaluate,
 } from "./evaluate";
-import { serverConfiguration, tvixBinary } from "./settings";
+import { answerConfigurationPull, serverConfiguration, tvixBinary } from "./settings";
 
 const SECTION = "tvix";
 
@@ -64,6 +64,23 @@ async function startServer(): Promise<void> {
     ],
     initializationOptions: () => serverConfiguration(settings(), workspaceDir()),
     outputChannel: output,
+    middleware: {
+      workspace: {
+        // A server that pulls its settings gets the same values it is pushed, not the raw
+        // settings (which hold the client's `path` and unresolved relative paths).
+        configuration: async (params, token, next) => {
+          const answered = await next(params, token);
+          if (!Array.isArray(answered)) {
+            return answered;
+          }
+          return answerConfigurationPull(
+            params.items.map((item) => item.section),
+            answered,
+            serverConfiguration(settings(), workspaceDir()),
+          );
+        },
+      },
+    },
   };
   const c = new LanguageClient("tvix", "Tvix language server", serverOptions, clientOptions);
   client = c;

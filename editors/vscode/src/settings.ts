@@ -120,3 +120,25 @@ function resolveLocal(file: string, workspaceDir: string | undefined): string {
   }
   return path.resolve(workspaceDir, file);
 }
+
+/**
+ * Answers a server's `workspace/configuration` pull the same way as the pushed
+ * configuration: the section `tvix` is the server's settings, `tvix.NAME` one of them.
+ * Other sections keep the answer VS Code gave (`answered`, in the same order).
+ */
+export function answerConfigurationPull(
+  sections: (string | undefined)[],
+  answered: unknown[],
+  config: ServerConfiguration,
+): unknown[] {
+  return sections.map((section, i) => {
+    if (section === "tvix") {
+      return config.tvix;
+    }
+    const key = section?.startsWith("tvix.") ? section.slice("tvix.".length) : undefined;
+    if (key !== undefined && Object.prototype.hasOwnProperty.call(config.tvix, key)) {
+      return config.tvix[key as keyof ServerSettings];
+    }
+    return answered[i];
+  });
+}

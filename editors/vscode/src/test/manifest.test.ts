@@ -51,6 +51,19 @@ describe("package.json", () => {
     }
   });
 
+  it("bundles the extension with nothing left to load but VS Code and Node's own modules", () => {
+    const bundle = fs.readFileSync(path.join(root, manifest.main), "utf8");
+    const required = [...bundle.matchAll(/require\(\s*"([^"]+)"\s*\)/g)].map((m) => m[1]);
+    assert.ok(required.includes("vscode"), `the bundle does not load vscode: ${required.join(", ")}`);
+    const builtins = new Set(require("node:module").builtinModules as string[]);
+    for (const r of required) {
+      assert.ok(
+        r === "vscode" || builtins.has(r.replace(/^node:/, "")),
+        `the bundle loads ${r} at run time`,
+      );
+    }
+  });
+
   it("has what vsce needs to package", () => {
     for (const field of ["name", "publisher", "version", "license", "repository"]) {
       assert.ok(manifest[field], `${field} is missing`);

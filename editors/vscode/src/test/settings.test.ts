@@ -2,7 +2,13 @@ import * as assert from "node:assert/strict";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 
-import { DEFAULTS, serverConfiguration, SettingsReader, tvixBinary } from "../settings";
+import {
+  answerConfigurationPull,
+  DEFAULTS,
+  serverConfiguration,
+  SettingsReader,
+  tvixBinary,
+} from "../settings";
 
 /** Settings as VS Code hands them over: a key that is not set reads as undefined. */
 function reader(values: Record<string, unknown>): SettingsReader {
@@ -105,5 +111,17 @@ describe("settings", () => {
     assert.equal(tvixBinary(reader({ path: "  " })), "tvix");
     assert.equal(tvixBinary(reader({ path: 42 })), "tvix");
     assert.equal(tvixBinary(reader({ path: " /usr/local/bin/tvix " })), "/usr/local/bin/tvix");
+  });
+});
+
+describe("configuration pull", () => {
+  it("answers the tvix section and its keys with the server's settings", () => {
+    const config = serverConfiguration(reader({ evalBudgetMs: 50, entryFile: "/w/default.nix" }), ws);
+    const answer = answerConfigurationPull(
+      ["tvix", "tvix.evalBudgetMs", "tvix.path", "editor", undefined, "tvix.entryFile"],
+      ["raw", 300, "tvix", { tabSize: 2 }, { all: true }, "default.nix"],
+      config,
+    );
+    assert.deepEqual(answer, [config.tvix, 50, "tvix", { tabSize: 2 }, { all: true }, "/w/default.nix"]);
   });
 });
