@@ -1159,22 +1159,24 @@ mod tests {
         assert!(builtin_doc("").is_none());
     }
 
-    /// Examples written as `EXPR   # RESULT` on one line where both sides are closed
-    /// expressions are checked by evaluating `EXPR == RESULT`; the others (results that
-    /// depend on the machine, on files, or that are errors) are left out.
+    /// Examples that end in their result (`EXPR   # RESULT`, or `EXPR` then a last line
+    /// `# RESULT`) are checked by evaluating `EXPR == RESULT`. Left out are results that
+    /// depend on the machine or on files, errors, printed output and elided values (`...`).
     #[test]
     fn docs_examples_with_results_evaluate_to_them() {
         let mut checked = 0;
         for d in all_builtin_docs() {
             let example = d.doc.split_once("```nix\n").map(|(_, e)| e).unwrap_or("");
             let example = example.trim_end().trim_end_matches("```").trim_end();
-            if example.contains('\n') || example.contains("...") || example.contains("./") {
-                continue;
-            }
-            let Some((expr, result)) = example.split_once("   # ") else {
+            let Some((expr, result)) = split_result(example) else {
                 continue;
             };
-            if result.starts_with("error") || result.starts_with("prints") || !is_portable(result) {
+            if example.contains("...")
+                || example.contains("./")
+                || result.starts_with("error")
+                || result.starts_with("prints")
+                || !is_portable(result)
+            {
                 continue;
             }
             let src = format!("({expr}) == ({result})");
@@ -1186,7 +1188,20 @@ mod tests {
             );
             checked += 1;
         }
-        assert!(checked >= 60, "only {checked} examples checked");
+        assert!(checked >= 70, "only {checked} examples checked");
+    }
+
+    /// An example's expression and the result written after it, if it has one.
+    fn split_result(example: &str) -> Option<(&str, &str)> {
+        if let Some((expr, result)) = example.rsplit_once("\n# ") {
+            return Some((expr, result));
+        }
+        let (before, last) = example.rsplit_once('\n').unwrap_or(("", example));
+        let (expr_end, result) = last.rsplit_once("   # ")?;
+        Some((
+            &example[..before.len() + (!before.is_empty()) as usize + expr_end.len()],
+            result,
+        ))
     }
 
     /// Whether `result` is the same on every machine: not the sample system, home or store
