@@ -18,7 +18,12 @@ import {
   showResult,
   textToEvaluate,
 } from "./evaluate";
-import { answerConfigurationPull, serverConfiguration, tvixBinary } from "./settings";
+import {
+  answerConfigurationPull,
+  replArguments,
+  serverConfiguration,
+  tvixBinary,
+} from "./settings";
 
 const SECTION = "tvix";
 
@@ -159,7 +164,7 @@ function openRepl(): void {
   const terminal = vscode.window.createTerminal({
     name: "tvix repl",
     shellPath: tvixBinary(settings()),
-    shellArgs: ["repl"],
+    shellArgs: replArguments(serverConfiguration(settings(), workspaceDir())),
     cwd: workspaceDir(),
   });
   terminal.show();

@@ -142,3 +142,11 @@ export function answerConfigurationPull(
     return answered[i];
   });
 }
+
+/**
+ * The arguments of `tvix repl` for **Tvix: Open REPL**: the workspace's search path as `-I`
+ * options, so `<name>` lookups in the REPL resolve as they do in the editor.
+ */
+export function replArguments(config: ServerConfiguration): string[] {
+  return ["repl", ...config.tvix.searchPath.flatMap((entry) => ["-I", entry])];
+}

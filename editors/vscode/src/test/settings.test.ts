@@ -5,6 +5,7 @@ import { describe, it } from "node:test";
 import {
   answerConfigurationPull,
   DEFAULTS,
+  replArguments,
   serverConfiguration,
   SettingsReader,
   tvixBinary,
@@ -123,5 +124,13 @@ describe("configuration pull", () => {
       config,
     );
     assert.deepEqual(answer, [config.tvix, 50, "tvix", { tabSize: 2 }, { all: true }, "/w/default.nix"]);
+  });
+});
+
+describe("repl", () => {
+  it("runs `tvix repl` with the search path as -I options", () => {
+    assert.deepEqual(replArguments(serverConfiguration(reader({}), ws)), ["repl"]);
+    const config = serverConfiguration(reader({ searchPath: ["nixpkgs=./np", "/lib"] }), ws);
+    assert.deepEqual(replArguments(config), ["repl", "-I", `nixpkgs=${path.join(ws, "np")}`, "-I", "/lib"]);
   });
 });
