@@ -14,6 +14,7 @@ import {
 import {
   EVALUATE_METHOD,
   EvaluateParams,
+  shorten,
   showError,
   showResult,
   textToEvaluate,
@@ -93,21 +94,28 @@ async function startServer(): Promise<void> {
     await c.start();
   } catch (e) {
     client = undefined;
-    const choice = await vscode.window.showErrorMessage(
-      `Could not start \`${command} lsp\`: ${showError(e).short}`,
-      "Open Settings",
-    );
-    if (choice === "Open Settings") {
-      await vscode.commands.executeCommand("workbench.action.openSettings", "tvix.path");
-    }
+    // Not awaited: activation must not wait for the user to answer the notification.
+    void vscode.window
+      .showErrorMessage(`Could not start \`${command} lsp\`: ${showError(e).short}`, "Open Settings")
+      .then((choice) => {
+        if (choice === "Open Settings") {
+          void vscode.commands.executeCommand("workbench.action.openSettings", "tvix.path");
+        }
+      });
   }
 }
 
 async function stopServer(): Promise<void> {
   const c = client;
   client = undefined;
-  if (c !== undefined) {
+  if (c === undefined) {
+    return;
+  }
+  try {
     await c.stop();
+  } catch (e) {
+    // A server that already died cannot be stopped; there is nothing left to clean up.
+    output.appendLine(`stopping the server: ${showError(e).full}`);
   }
 }
 
@@ -147,7 +155,7 @@ async function evaluateSelection(): Promise<void> {
     uri: doc.uri.toString(),
     text: textToEvaluate(doc.getText(editor.selection), doc.getText()),
   };
-  output.appendLine(`> ${params.text}`);
+  output.appendLine(`> ${shorten(params.text)}`);
   try {
     const shown = showResult(await client.sendRequest(EVALUATE_METHOD, params));
     output.appendLine(shown.full);
