@@ -1,0 +1,479 @@
+//! The state of a REPL session and what each input does to it: the evaluator, the variables
+//! the REPL added to the scope, the loaded files (for `:r`), and the last result.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tvix_eval::diagnostic::{render_error, strip_ansi, RenderOptions};
+use tvix_eval::symbol::Symbol;
+use tvix_eval::{ErrorKind, EvalError, EvalResult, Evaluator, Value};
+
+use crate::command::{help_text, parse_input, Command, Input};
+use crate::print::{print, PrintOptions};
+use crate::style::Style;
+use crate::{autocall, doc, edit, flake, AutoArg, ReplOptions};
+
+/// The name under which REPL input appears in positions and error frames (as in `tvix eval
+/// -E`, so errors read the same).
+pub const INPUT_NAME: &str = "«string»";
+
+/// Where a variable of the REPL scope came from (for `:env`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Origin {
+    /// `x = ...`, `inherit`, `_`.
+    Bound,
+    /// `:l`, `:lf` or `:a` of this (file, flake or expression).
+    Loaded(String),
+}
+
+/// Something `:r` loads again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Reloadable {
+    File(String),
+    Flake(String),
+}
+
+/// What handling an input produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A printed value.
+    Value(String),
+    /// A message for the user (help, "Added 3 variables.", ...).
+    Message(String),
+    /// Nothing to show (a binding, an empty line).
+    Nothing,
+    /// `:q`.
+    Quit,
+}
+
+/// A REPL session.
+pub struct Session {
+    make_evaluator: Box<dyn Fn() -> Evaluator>,
+    /// The evaluator (public for completion and the commands' modules).
+    pub ev: Evaluator,
+    /// Variables added by the REPL, in the order added; `index` finds a name's entry.
+    scope: Vec<(Symbol, Value)>,
+    origins: Vec<Origin>,
+    index: HashMap<Symbol, usize>,
+    reloadable: Vec<Reloadable>,
+    auto_args: Vec<AutoArg>,
+    last_loaded: Option<Value>,
+    results: usize,
+    /// Set by Ctrl-C while an evaluation runs.
+    pub interrupt: Arc<AtomicBool>,
+    /// Show whole error traces (`:te`).
+    pub show_trace: bool,
+    /// Colour the output (a terminal without `NO_COLOR`).
+    pub color: bool,
+}
+
+impl Session {
+    /// A session with a fresh evaluator; the files of `options` are not loaded yet (see
+    /// [`Session::load_initial`]).
+    pub fn new(options: &mut ReplOptions, color: bool) -> Session {
+        let make_evaluator = std::mem::replace(
+            &mut options.make_evaluator,
+            Box::new(|| unreachable!("the factory moved into the session")),
+        );
+        let ev = make_evaluator();
+        let mut s = Session {
+            make_evaluator,
+            ev,
+            scope: Vec::new(),
+            origins: Vec::new(),
+            index: HashMap::new(),
+            reloadable: Vec::new(),
+            auto_args: options.auto_args.clone(),
+            last_loaded: None,
+            results: 0,
+            interrupt: Arc::new(AtomicBool::new(false)),
+            show_trace: options.show_trace,
+            color,
+        };
+        s.configure_evaluator();
+        s
+    }
+
+    fn configure_evaluator(&mut self) {
+        let color = self.color;
+        self.ev.diagnostics = Box::new(move |msg| {
+            if color {
+                eprintln!("{msg}");
+            } else {
+                eprintln!("{}", strip_ansi(msg));
+            }
+        });
+        self.ev.interrupt = Some(self.interrupt.clone());
+    }
+
+    /// Loads the files given on the command line; each error is returned rendered.
+    pub fn load_initial(&mut self, files: &[String]) -> Vec<Result<Outcome, String>> {
+        files
+            .iter()
+            .map(|f| self.handle(&format!(":l {f}")))
+            .collect()
+    }
+
+    /// Handles one input (possibly several lines). Errors come back rendered as text, like
+    /// `tvix eval` prints them.
+    pub fn handle(&mut self, text: &str) -> Result<Outcome, String> {
+        self.interrupt.store(false, Ordering::SeqCst);
+        let r = self.dispatch(text);
+        r.map_err(|e| self.render(&e))
+    }
+
+    /// Renders an error for the terminal (or plain, without colour).
+    pub fn render(&self, e: &EvalError) -> String {
+        let opts = RenderOptions {
+            show_trace: self.show_trace,
+            color: self.color,
+        };
+        // The hint for more detail names the REPL's command rather than the CLI flag.
+        let text = render_error(e, &self.ev.sources, opts).replace("'--show-trace'", "':te'");
+        if self.color {
+            text
+        } else {
+            strip_ansi(&text).into_owned()
+        }
+    }
+
+    fn dispatch(&mut self, text: &str) -> EvalResult<Outcome> {
+        match parse_input(text) {
+            Input::Empty => Ok(Outcome::Nothing),
+            Input::UnknownCommand(name) => Err(other(format!(
+                "unknown command '{name}'; type :? for the list of commands"
+            ))),
+            Input::Binding(name, rhs) => {
+                let v = self.delay_expr(rhs)?;
+                self.bind(Symbol::intern(name), v, Origin::Bound);
+                Ok(Outcome::Nothing)
+            }
+            Input::Inherit(text) => {
+                let text = text.trim_end().trim_end_matches(';');
+                let set = self.eval_expr(&format!("{{ {text}; }}"))?;
+                let Value::Attrs(a) = set else {
+                    unreachable!("a set literal evaluates to a set")
+                };
+                for e in a.iter() {
+                    self.bind(e.name, e.value.clone(), Origin::Bound);
+                }
+                Ok(Outcome::Nothing)
+            }
+            Input::Expr(e) => {
+                let v = self.eval_expr(e)?;
+                let out = self.print(v.clone(), 1, false)?;
+                self.record_result(v);
+                Ok(Outcome::Value(out))
+            }
+            Input::Command(cmd, name, arg) => self.command(cmd, name, arg),
+        }
+    }
+
+    fn command(&mut self, cmd: Command, name: &str, arg: &str) -> EvalResult<Outcome> {
+        let need_arg = |what: &str| -> EvalResult<()> {
+            if arg.is_empty() {
+                Err(other(format!("{name} needs {what}")))
+            } else {
+                Ok(())
+            }
+        };
+        match cmd {
+            Command::Help => Ok(Outcome::Message(help_text())),
+            Command::Quit => Ok(Outcome::Quit),
+            Command::Add => {
+                need_arg("an expression")?;
+                let v = self.eval_expr(arg)?;
+                let n = self.add_attrs(v, Origin::Loaded(arg.to_string()))?;
+                Ok(added(n))
+            }
+            Command::Load => {
+                need_arg("a file")?;
+                let item = Reloadable::File(arg.to_string());
+                self.remember(item.clone());
+                self.load(&item).map(added)
+            }
+            Command::LoadFlake => {
+                need_arg("a flake directory")?;
+                let item = Reloadable::Flake(arg.to_string());
+                self.remember(item.clone());
+                self.load(&item).map(added)
+            }
+            Command::Reload => self.reload(),
+            Command::Edit => {
+                need_arg("an expression")?;
+                let v = self.eval_expr(arg)?;
+                edit::edit(self, v)?;
+                self.reload()
+            }
+            Command::Type => {
+                need_arg("an expression")?;
+                let v = self.eval_expr(arg)?;
+                let v = self.ev.force(v)?;
+                Ok(Outcome::Message(v.type_desc().to_string()))
+            }
+            Command::Print => {
+                need_arg("an expression")?;
+                let v = self.eval_expr(arg)?;
+                let out = self.print(v.clone(), usize::MAX, true)?;
+                self.record_result(v);
+                Ok(Outcome::Value(out))
+            }
+            Command::Doc => {
+                need_arg("an expression")?;
+                let v = self.eval_expr(arg)?;
+                let v = self.ev.force(v)?;
+                doc::doc(&self.ev, &v, self.color).map(Outcome::Message)
+            }
+            Command::TraceEnable => {
+                self.show_trace = match arg {
+                    "" => !self.show_trace,
+                    "true" | "on" | "1" => true,
+                    "false" | "off" | "0" => false,
+                    _ => return Err(other(format!("{name} takes true or false, not '{arg}'"))),
+                };
+                Ok(Outcome::Message(format!(
+                    "showing error traces: {}",
+                    if self.show_trace { "on" } else { "off" }
+                )))
+            }
+            Command::Env => Ok(Outcome::Message(self.env_listing())),
+            Command::LastLoaded => match self.last_loaded.clone() {
+                Some(v) => self.print(v, 1, false).map(Outcome::Value),
+                None => Ok(Outcome::Message("nothing loaded yet".to_string())),
+            },
+            Command::NeedsBuilder => Err(other(format!(
+                "{name} builds derivations, which needs the tvix coordinator; tvix cannot build \
+                 yet (evaluation, `.drv` paths and :p/:t/:doc work)"
+            ))),
+        }
+    }
+
+    /// Evaluates `text` in the REPL scope to weak head normal form.
+    pub fn eval_expr(&mut self, text: &str) -> EvalResult<Value> {
+        let (lowered, env) =
+            self.ev
+                .lower_in_scope(INPUT_NAME.to_string(), text.to_string(), cwd(), &self.scope)?;
+        self.ev.eval(&lowered.expr, &env)
+    }
+
+    /// `text` as a thunk in the REPL scope (bindings are lazy, as in `nix repl`); syntax and
+    /// scope errors are reported now.
+    fn delay_expr(&mut self, text: &str) -> EvalResult<Value> {
+        let (lowered, env) =
+            self.ev
+                .lower_in_scope(INPUT_NAME.to_string(), text.to_string(), cwd(), &self.scope)?;
+        Ok(self.ev.delay(&lowered.expr, &env))
+    }
+
+    /// Evaluates `text` for completion: at most `budget` long (the evaluator's interrupt flag
+    /// is set by a timer), with `trace` output suppressed; any error gives `None`.
+    pub fn eval_quietly(&mut self, text: &str, budget: Duration) -> Option<Value> {
+        let flag = Arc::new(AtomicBool::new(false));
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let timer_flag = flag.clone();
+        let timer = std::thread::spawn(move || {
+            if wait.recv_timeout(budget).is_err() {
+                timer_flag.store(true, Ordering::SeqCst);
+            }
+        });
+        let saved_interrupt = self.ev.interrupt.replace(flag);
+        let saved_diagnostics = std::mem::replace(&mut self.ev.diagnostics, Box::new(|_| {}));
+        let r = self.eval_expr(text).and_then(|v| self.ev.force(v));
+        self.ev.interrupt = saved_interrupt;
+        self.ev.diagnostics = saved_diagnostics;
+        let _ = done.send(());
+        let _ = timer.join();
+        r.ok()
+    }
+
+    /// Renders `v` to `depth`.
+    pub fn print(&mut self, v: Value, depth: usize, strict: bool) -> EvalResult<String> {
+        let opts = PrintOptions {
+            depth,
+            strict,
+            style: Style::new(self.color),
+        };
+        if strict {
+            // `:p` is `--strict`: everything is forced first, so the first error is the
+            // result (with the trace of where it was reached).
+            let v = self.ev.force_deep(v)?;
+            return print(&mut self.ev, v, &opts);
+        }
+        print(&mut self.ev, v, &opts)
+    }
+
+    fn record_result(&mut self, v: Value) {
+        self.results += 1;
+        self.bind(
+            Symbol::intern(&format!("_{}", self.results)),
+            v.clone(),
+            Origin::Bound,
+        );
+        self.bind(Symbol::intern("_"), v, Origin::Bound);
+    }
+
+    fn bind(&mut self, name: Symbol, v: Value, origin: Origin) {
+        match self.index.get(&name) {
+            Some(&i) => {
+                self.scope[i].1 = v;
+                self.origins[i] = origin;
+            }
+            None => {
+                self.index.insert(name, self.scope.len());
+                self.scope.push((name, v));
+                self.origins.push(origin);
+            }
+        }
+    }
+
+    /// The names the REPL added to the scope (for completion).
+    pub fn scope_names(&self) -> impl Iterator<Item = Symbol> + '_ {
+        self.scope.iter().map(|(n, _)| *n)
+    }
+
+    fn add_attrs(&mut self, v: Value, origin: Origin) -> EvalResult<usize> {
+        let v = self.ev.force(v)?;
+        let Value::Attrs(a) = &v else {
+            return Err(other(format!(
+                "expected a set to add to the scope but got {}",
+                self.ev.describe(&v)
+            )));
+        };
+        for e in a.iter() {
+            self.bind(e.name, e.value.clone(), origin.clone());
+        }
+        self.last_loaded = Some(v.clone());
+        Ok(a.len())
+    }
+
+    fn remember(&mut self, item: Reloadable) {
+        self.reloadable.retain(|r| *r != item);
+        self.reloadable.push(item);
+    }
+
+    fn load(&mut self, item: &Reloadable) -> EvalResult<usize> {
+        let (v, label) = match item {
+            Reloadable::File(arg) => (self.load_file(arg)?, arg.clone()),
+            Reloadable::Flake(arg) => (flake::load_flake(&mut self.ev, arg)?, arg.clone()),
+        };
+        self.add_attrs(v, Origin::Loaded(label))
+    }
+
+    fn load_file(&mut self, arg: &str) -> EvalResult<Value> {
+        let v = if arg.starts_with('<') && arg.ends_with('>') {
+            self.ev
+                .eval_source(INPUT_NAME.to_string(), format!("import {arg}"), cwd())?
+        } else {
+            let path = expand_path(arg);
+            if !path.exists() {
+                return Err(other(format!("path '{}' does not exist", path.display())));
+            }
+            self.ev.eval_file(&path)?
+        };
+        let args = self.auto_arg_values()?;
+        autocall::auto_call(&mut self.ev, v, &args)
+    }
+
+    fn auto_arg_values(&mut self) -> EvalResult<Vec<(Symbol, Value)>> {
+        let mut out = Vec::new();
+        for a in self.auto_args.clone() {
+            match a {
+                AutoArg::Expr(name, text) => {
+                    let lowered = self.ev.lower(INPUT_NAME.to_string(), text, cwd())?;
+                    let env = self.ev.global_env().clone();
+                    out.push((Symbol::intern(&name), self.ev.delay(&lowered.expr, &env)));
+                }
+                AutoArg::Str(name, s) => out.push((Symbol::intern(&name), Value::string(s))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// `:r`: a fresh evaluator (so changed files are read again), an empty scope, and every
+    /// file and flake loaded again in order.
+    fn reload(&mut self) -> EvalResult<Outcome> {
+        self.ev = (self.make_evaluator)();
+        self.configure_evaluator();
+        self.scope.clear();
+        self.origins.clear();
+        self.index.clear();
+        self.last_loaded = None;
+        let mut total = 0;
+        let mut first_error = None;
+        for item in self.reloadable.clone() {
+            match self.load(&item) {
+                Ok(n) => total += n,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            None => Ok(added(total)),
+            Some(e) => Err(e),
+        }
+    }
+
+    fn env_listing(&self) -> String {
+        let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+        for ((name, _), origin) in self.scope.iter().zip(&self.origins) {
+            let label = match origin {
+                Origin::Bound => "bound in this session".to_string(),
+                Origin::Loaded(l) => format!("from {l}"),
+            };
+            if is_numbered_result(name.as_str()) {
+                continue;
+            }
+            match groups.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, names)) => names.push(name.as_str()),
+                None => groups.push((label, vec![name.as_str()])),
+            }
+        }
+        let mut out = format!(
+            "{} builtins and global names; {} results numbered _1.._{}\n",
+            self.ev.global_names().count(),
+            self.results,
+            self.results
+        );
+        for (label, mut names) in groups {
+            names.sort_unstable();
+            out.push_str(&format!("{label}: {}\n", names.join(" ")));
+        }
+        out.trim_end().to_string()
+    }
+}
+
+/// `_1`, `_2`, ...
+pub fn is_numbered_result(name: &str) -> bool {
+    name.len() > 1 && name.starts_with('_') && name[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+fn added(n: usize) -> Outcome {
+    Outcome::Message(format!(
+        "Added {n} variable{}.",
+        if n == 1 { "" } else { "s" }
+    ))
+}
+
+/// An error without a source position.
+pub fn other(msg: String) -> Box<EvalError> {
+    EvalError::new(ErrorKind::Other(msg), None)
+}
+
+/// The current directory (relative paths in input resolve against it).
+pub fn cwd() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))
+}
+
+/// A path argument of `:l`/`:lf`: `~/` is the home directory, relative paths are relative to
+/// the current directory.
+pub fn expand_path(arg: &str) -> PathBuf {
+    let path = match (arg.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => cwd().join(arg),
+    };
+    tvix_eval::lower::canonicalize_path(path.as_os_str().as_encoded_bytes())
+}
