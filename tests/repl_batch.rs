@@ -1,0 +1,185 @@
+//! `tvix repl` without a terminal: inputs on stdin, one result per line on stdout, errors on
+//! stderr rendered as `tvix eval` renders them.
+
+mod common;
+
+use std::process::{Output, Stdio};
+
+use common::{run, tvix};
+
+fn repl_in(dir: &std::path::Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = tvix()
+        .arg("repl")
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tvix repl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for tvix repl")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn one_result_per_line_with_bindings_and_numbered_results() {
+    let o = run(
+        &["repl"],
+        "1 + 2\nx = 4\nx * 2\ninherit (builtins) length\nlength [ 1 2 ]\n_ + 1\n_1 + _2\n",
+    );
+    assert_eq!(stdout(&o), "3\n8\n2\n3\n11\n", "stderr: {}", stderr(&o));
+    assert!(o.status.success());
+}
+
+#[test]
+fn bindings_are_lazy_and_shadow_builtins() {
+    let o = run(&["repl"], "boom = throw \"later\"\nmap = 5\nmap + 1\n");
+    assert_eq!(stdout(&o), "6\n", "stderr: {}", stderr(&o));
+    assert!(o.status.success());
+}
+
+#[test]
+fn input_continues_over_lines_while_incomplete() {
+    let o = run(
+        &["repl"],
+        "{ a = 1;\n  b = [ 2\n 3 ]; }\nlet\n  x = 5;\nin x * 2\n''\n  multi\n''\n",
+    );
+    assert_eq!(
+        stdout(&o),
+        "{ a = 1; b = [ ... ]; }\n10\n\"multi\\n\"\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn prints_like_nix_repl() {
+    let o = run(
+        &["repl"],
+        "let b = { c = 2; }; in { inherit b; x = b; e = throw \"boom\"; f = y: y; l = [ 1 ]; p = map; q = map (x: x); }\n\
+         :p { a = { b = [ 1 { c = 3; } ]; }; }\n\
+         derivation { name = \"d\"; builder = \"/bin/sh\"; system = \"x86_64-linux\"; }\n",
+    );
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "{ b = { ... }; e = «error: boom»; f = «lambda @ «string»:1:66»; l = [ ... ]; p = «primop map»; q = «primop-app map»; x = «repeated»; }"
+    );
+    assert_eq!(lines[1], "{ a = { b = [ 1 { c = 3; } ]; }; }");
+    assert!(
+        lines[2].starts_with("«derivation /nix/store/") && lines[2].ends_with("-d.drv»"),
+        "{}",
+        lines[2]
+    );
+}
+
+#[test]
+fn errors_read_as_in_tvix_eval_and_the_session_goes_on() {
+    let expr = "{ a = 1; }.b or (1 + \"x\")";
+    let eval = run(&["eval", "-E", expr], "");
+    assert!(!eval.status.success());
+    let o = run(&["repl"], &format!("{expr}\n2 + 2\n"));
+    assert_eq!(stdout(&o), "4\n");
+    assert_eq!(stderr(&o), stderr(&eval));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failed input makes the status 1"
+    );
+}
+
+#[test]
+fn runaway_recursion_ends_with_an_error_and_the_session_goes_on() {
+    let o = run(&["repl"], "let f = x: f x; in f 1\n7\n");
+    assert!(stderr(&o).contains("stack overflow"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "7\n");
+}
+
+#[test]
+fn commands_type_help_and_quit() {
+    let o = run(&["repl"], ":t 1\n:type {}\n:t map\n:?\n:q\n99\n");
+    let out = stdout(&o);
+    assert!(out.starts_with("an integer\na set\na function\n"), "{out}");
+    assert!(out.contains(":lf, :load-flake <dir>"), "{out}");
+    assert!(!out.contains("99"), ":q stops reading: {out}");
+    assert!(o.status.success());
+}
+
+#[test]
+fn build_commands_say_they_need_the_coordinator() {
+    for cmd in [":b", ":bl", ":i", ":u", ":sh", ":log"] {
+        let o = run(&["repl"], &format!("{cmd} 1\n"));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!(
+                "error: {cmd} builds derivations, which needs the tvix coordinator"
+            )),
+            "{cmd}: {err}"
+        );
+        assert_eq!(o.status.code(), Some(1));
+    }
+    let o = run(&["repl"], ":nonsense\n");
+    assert!(stderr(&o).contains("unknown command ':nonsense'"));
+}
+
+#[test]
+fn files_on_the_command_line_are_loaded_with_their_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("f.nix"),
+        "{ who, n ? 1 }: { greeting = \"hi ${who}\"; count = n; }",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("g.nix"), "{ other = 3; }").unwrap();
+    let o = repl_in(
+        dir.path(),
+        &["--argstr", "who", "tvix", "--arg", "n", "1 + 1", "./f.nix"],
+        "greeting\ncount\n:l ./g.nix\nother\n:env\n",
+    );
+    assert_eq!(
+        stdout(&o).lines().take(5).collect::<Vec<_>>(),
+        [
+            "Added 2 variables.",
+            "\"hi tvix\"",
+            "2",
+            "Added 1 variable.",
+            "3"
+        ],
+        "stderr: {}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("from ./f.nix: count greeting"));
+    let missing = repl_in(dir.path(), &["./f.nix"], "");
+    assert!(
+        stderr(&missing)
+            .contains("cannot evaluate a function that has an argument without a value ('who')"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn search_path_lookups_with_include() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lp")).unwrap();
+    std::fs::write(dir.path().join("lp/default.nix"), "{ fromLookup = true; }").unwrap();
+    let inc = format!("lp={}", dir.path().join("lp").display());
+    let o = repl_in(dir.path(), &["-I", &inc], ":l <lp>\nfromLookup\n");
+    assert_eq!(stdout(&o), "Added 1 variable.\ntrue\n", "{}", stderr(&o));
+}
