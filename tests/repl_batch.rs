@@ -183,3 +183,19 @@ fn search_path_lookups_with_include() {
     let o = repl_in(dir.path(), &["-I", &inc], ":l <lp>\nfromLookup\n");
     assert_eq!(stdout(&o), "Added 1 variable.\ntrue\n", "{}", stderr(&o));
 }
+
+#[test]
+fn print_depth_and_width_settings() {
+    let o = run(
+        &["repl"],
+        "v = { a = { b = { c = 1; }; }; l = [ 1 2 3 ]; }\nv\n:set depth 2\nv\n:set width 1\nv\n:set depth none\n:set\n:set depth x\n",
+    );
+    assert_eq!(
+        stdout(&o),
+        "{ a = { ... }; l = [ ... ]; }\ndepth 2 width none\n{ a = { b = { ... }; }; l = [ 1 2 3 ]; }\n\
+         depth 2 width 1\n{ a = { b = { ... }; }; «1 more» }\ndepth none width 1\ndepth none width 1\n",
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("depth must be a number or 'none', not 'x'"));
+}

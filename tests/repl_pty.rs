@@ -421,6 +421,15 @@ fn multi_line_input() {
     t.keys(&["Enter"]);
     let s = t.wait_for_prompts(before + 2);
     assert!(s.lines().any(|l| l == "10"), "{s}");
+    // A bracketed paste is inserted whole, its newlines do not end the input (`100` alone
+    // would be complete); Enter then evaluates all of it.
+    t.tmux(&["set-buffer", "100\n+ 11"]);
+    t.tmux(&["paste-buffer", "-p"]);
+    t.keys(&["Enter"]);
+    let s = t.wait_for_prompts(before + 3);
+    let out = output_after(&s, before + 2);
+    assert!(out.lines().any(|l| l == "111"), "{s}");
+    assert!(!s.contains("error:"), "{s}");
 }
 
 #[test]

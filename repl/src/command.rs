@@ -16,6 +16,7 @@ pub enum Command {
     TraceEnable,
     Quit,
     Env,
+    Set,
     LastLoaded,
     /// A command that needs a builder (`:b`, `:bl`, `:i`, `:u`, `:sh`, `:log`).
     NeedsBuilder,
@@ -101,6 +102,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         "",
         "Show the variables the REPL added to the scope",
         Env
+    ),
+    spec!(
+        [":set"],
+        "[depth|width N]",
+        "Show or set how deep and how wide results are printed",
+        Set
     ),
     spec!(
         [":ll", ":last-loaded"],

@@ -17,6 +17,9 @@ use crate::style::Style;
 pub struct PrintOptions {
     /// Sets and lists nested deeper than this are elided.
     pub depth: usize,
+    /// At most this many attributes or elements of one set or list are shown; the rest are
+    /// counted as `«N more»`.
+    pub width: usize,
     /// `:p`: an error anywhere is the result's error (as with `--strict`).
     pub strict: bool,
     /// Colours.
@@ -127,13 +130,14 @@ impl Printer<'_> {
             return Ok(());
         }
         self.out.push('{');
-        for e in a.iter() {
+        for e in a.iter().take(self.opts.width) {
             self.out.push(' ');
             write_attr_name(e.name.as_str(), &mut self.out);
             self.out.push_str(" = ");
             self.inner(ev, &e.value, depth + 1)?;
             self.out.push(';');
         }
+        self.more(a.len());
         self.out.push_str(" }");
         Ok(())
     }
@@ -153,12 +157,22 @@ impl Printer<'_> {
             return Ok(());
         }
         self.out.push('[');
-        for item in l.iter() {
+        for item in l.iter().take(self.opts.width) {
             self.out.push(' ');
             self.inner(ev, item, depth + 1)?;
         }
+        self.more(l.len());
         self.out.push_str(" ]");
         Ok(())
+    }
+
+    /// `«N more»` for what `width` left out of a set or list of `len` items.
+    fn more(&mut self, len: usize) {
+        if len > self.opts.width {
+            let st = self.opts.style;
+            let n = len - self.opts.width;
+            write!(self.out, " {}«{n} more»{}", st.special, st.reset).expect("string");
+        }
     }
 
     /// The `.drv` path of a derivation (a set with `type = "derivation"`), forcing `type` and
@@ -196,12 +210,17 @@ mod tests {
     use tvix_eval::EvalConfig;
 
     fn show(src: &str, depth: usize, strict: bool) -> Result<String, String> {
+        show_width(src, depth, usize::MAX, strict)
+    }
+
+    fn show_width(src: &str, depth: usize, width: usize, strict: bool) -> Result<String, String> {
         let mut ev = Evaluator::new(Box::new(StdIO::new()), EvalConfig::default());
         let v = ev
             .eval_source("«string»".into(), src.into(), "/".into())
             .map_err(|e| e.to_string())?;
         let opts = PrintOptions {
             depth,
+            width,
             strict,
             style: Style::new(false),
         };
@@ -217,6 +236,18 @@ mod tests {
         assert_eq!(
             show("[ 1 [ 2 ] { } ]", 1, false).unwrap(),
             "[ 1 [ ... ] { } ]"
+        );
+    }
+
+    #[test]
+    fn width_limits_items() {
+        assert_eq!(
+            show_width("{ a = 1; b = 2; c = 3; }", 1, 2, false).unwrap(),
+            "{ a = 1; b = 2; «1 more» }"
+        );
+        assert_eq!(
+            show_width("[ 1 2 3 ]", 1, 0, false).unwrap(),
+            "[ «3 more» ]"
         );
     }
 

@@ -68,6 +68,10 @@ pub struct Session {
     pub show_trace: bool,
     /// Colour the output (a terminal without `NO_COLOR`).
     pub color: bool,
+    /// How deep results are printed (`:set depth`; `:p` prints everything).
+    depth: usize,
+    /// How many items of each set or list are printed (`:set width`).
+    width: usize,
 }
 
 impl Session {
@@ -92,6 +96,8 @@ impl Session {
             interrupt: Arc::new(AtomicBool::new(false)),
             show_trace: options.show_trace,
             color,
+            depth: 1,
+            width: usize::MAX,
         };
         s.configure_evaluator();
         s
@@ -164,7 +170,7 @@ impl Session {
             }
             Input::Expr(e) => {
                 let v = self.eval_expr(e)?;
-                let out = self.print(v.clone(), 1, false)?;
+                let out = self.print(v.clone(), self.depth, false)?;
                 self.record_result(v);
                 Ok(Outcome::Value(out))
             }
@@ -240,8 +246,9 @@ impl Session {
                 )))
             }
             Command::Env => Ok(Outcome::Message(self.env_listing())),
+            Command::Set => self.set(arg).map(Outcome::Message),
             Command::LastLoaded => match self.last_loaded.clone() {
-                Some(v) => self.print(v, 1, false).map(Outcome::Value),
+                Some(v) => self.print(v, self.depth, false).map(Outcome::Value),
                 None => Ok(Outcome::Message("nothing loaded yet".to_string())),
             },
             Command::NeedsBuilder => Err(other(format!(
@@ -293,6 +300,7 @@ impl Session {
     pub fn print(&mut self, v: Value, depth: usize, strict: bool) -> EvalResult<String> {
         let opts = PrintOptions {
             depth,
+            width: self.width,
             strict,
             style: Style::new(self.color),
         };
@@ -303,6 +311,44 @@ impl Session {
             return print(&mut self.ev, v, &opts);
         }
         print(&mut self.ev, v, &opts)
+    }
+
+    /// `:set depth N`, `:set width N` (`none` for no limit); `:set` alone shows them.
+    fn set(&mut self, arg: &str) -> EvalResult<String> {
+        let show = |n: usize| {
+            if n == usize::MAX {
+                "none".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        let mut words = arg.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (None, _, _) => {}
+            (Some(key @ ("depth" | "width")), Some(value), None) => {
+                let n = match value {
+                    "none" => usize::MAX,
+                    v => v.parse::<usize>().map_err(|_| {
+                        other(format!("{key} must be a number or 'none', not '{v}'"))
+                    })?,
+                };
+                if key == "depth" {
+                    self.depth = n;
+                } else {
+                    self.width = n;
+                }
+            }
+            _ => {
+                return Err(other(format!(
+                    ":set takes 'depth N' or 'width N', not '{arg}'"
+                )))
+            }
+        }
+        Ok(format!(
+            "depth {} width {}",
+            show(self.depth),
+            show(self.width)
+        ))
     }
 
     fn record_result(&mut self, v: Value) {
