@@ -10,9 +10,14 @@ use crate::validate::needs_more;
 use crate::ReplOptions;
 
 /// Runs the REPL over standard input.
-pub fn run(mut options: ReplOptions) -> i32 {
+pub fn run(options: ReplOptions) -> i32 {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let mut session = Session::new(&mut options, color);
+    let mut session = Session::new(
+        options.make_evaluator,
+        options.auto_args,
+        options.show_trace,
+        color,
+    );
     let mut failed = false;
     for r in session.load_initial(&options.files) {
         failed |= r.is_err();

@@ -88,9 +88,14 @@ impl Validator for ReplHelper {
 impl Helper for ReplHelper {}
 
 /// Runs the interactive REPL; the exit status is 0 unless the terminal fails.
-pub fn run(mut options: ReplOptions) -> i32 {
+pub fn run(options: ReplOptions) -> i32 {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let session = Rc::new(RefCell::new(Session::new(&mut options, color)));
+    let session = Rc::new(RefCell::new(Session::new(
+        options.make_evaluator,
+        options.auto_args,
+        options.show_trace,
+        color,
+    )));
     let flag = session.borrow().interrupt.clone();
     // Only reached while an evaluation runs: rustyline reads Ctrl-C as a key at the prompt.
     if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {

@@ -14,7 +14,7 @@ use tvix_eval::{ErrorKind, EvalError, EvalResult, Evaluator, Value};
 use crate::command::{help_text, parse_input, Command, Input};
 use crate::print::{print, PrintOptions};
 use crate::style::Style;
-use crate::{autocall, doc, edit, flake, AutoArg, ReplOptions};
+use crate::{autocall, doc, edit, flake, AutoArg};
 
 /// The name under which REPL input appears in positions and error frames (as in `tvix eval
 /// -E`, so errors read the same).
@@ -75,13 +75,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session with a fresh evaluator; the files of `options` are not loaded yet (see
-    /// [`Session::load_initial`]).
-    pub fn new(options: &mut ReplOptions, color: bool) -> Session {
-        let make_evaluator = std::mem::replace(
-            &mut options.make_evaluator,
-            Box::new(|| unreachable!("the factory moved into the session")),
-        );
+    /// A session with a fresh evaluator from `make_evaluator`; loaded files are called with
+    /// `auto_args`. The files to load at start are loaded by [`Session::load_initial`].
+    pub fn new(
+        make_evaluator: Box<dyn Fn() -> Evaluator>,
+        auto_args: Vec<AutoArg>,
+        show_trace: bool,
+        color: bool,
+    ) -> Session {
         let ev = make_evaluator();
         let mut s = Session {
             make_evaluator,
@@ -90,11 +91,11 @@ impl Session {
             origins: Vec::new(),
             index: HashMap::new(),
             reloadable: Vec::new(),
-            auto_args: options.auto_args.clone(),
+            auto_args,
             last_loaded: None,
             results: 0,
             interrupt: Arc::new(AtomicBool::new(false)),
-            show_trace: options.show_trace,
+            show_trace,
             color,
             depth: 1,
             width: usize::MAX,
@@ -161,7 +162,7 @@ impl Session {
                 let text = text.trim_end().trim_end_matches(';');
                 let set = self.eval_expr(&format!("{{ {text}; }}"))?;
                 let Value::Attrs(a) = set else {
-                    unreachable!("a set literal evaluates to a set")
+                    return Err(other(format!("'{text}' is not an inherit binding")));
                 };
                 for e in a.iter() {
                     self.bind(e.name, e.value.clone(), Origin::Bound);
