@@ -113,9 +113,19 @@ fn runaway_recursion_ends_with_an_error_and_the_session_goes_on() {
 
 #[test]
 fn commands_type_help_and_quit() {
-    let o = run(&["repl"], ":t 1\n:type {}\n:t map\n:?\n:q\n99\n");
+    let o = run(
+        &["repl"],
+        ":t 1\n:type {}\n:t x: x\n:t map\n:t map (x: x)\n\
+         :t \"${derivation { name = \"d\"; builder = \"b\"; system = \"s\"; }}\"\n:?\n:q\n99\n",
+    );
     let out = stdout(&o);
-    assert!(out.starts_with("an integer\na set\na function\n"), "{out}");
+    assert!(
+        out.starts_with(
+            "an integer\na set\na function\nthe built-in function 'map'\n\
+             the partially applied built-in function 'map'\na string with context\n"
+        ),
+        "{out}"
+    );
     assert!(out.contains(":lf, :load-flake <dir>"), "{out}");
     assert!(!out.contains("99"), ":q stops reading: {out}");
     assert!(o.status.success());

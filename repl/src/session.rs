@@ -219,7 +219,7 @@ impl Session {
                 need_arg("an expression")?;
                 let v = self.eval_expr(arg)?;
                 let v = self.ev.force(v)?;
-                Ok(Outcome::Message(v.type_desc().to_string()))
+                Ok(Outcome::Message(type_description(&v)))
             }
             Command::Print => {
                 need_arg("an expression")?;
@@ -490,6 +490,18 @@ impl Session {
             out.push_str(&format!("{label}: {}\n", names.join(" ")));
         }
         out.trim_end().to_string()
+    }
+}
+
+/// `:t`'s description of a value, as Nix's: builtins are named, strings with context say so.
+fn type_description(v: &Value) -> String {
+    match v {
+        Value::PrimOp(app) if app.args.is_empty() => {
+            format!("the built-in function '{}'", app.op.name)
+        }
+        Value::PrimOp(app) => format!("the partially applied built-in function '{}'", app.op.name),
+        Value::String(s) if s.has_context() => "a string with context".to_string(),
+        other_value => other_value.type_desc().to_string(),
     }
 }
 
