@@ -7,7 +7,6 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
@@ -96,9 +95,10 @@ pub fn run(options: ReplOptions) -> i32 {
         options.show_trace,
         color,
     )));
+    // SIGINT only arrives while an evaluation runs (at the prompt the terminal is raw and
+    // rustyline reads Ctrl-C as a key); it sets the evaluator's interrupt flag.
     let flag = session.borrow().interrupt.clone();
-    // Only reached while an evaluation runs: rustyline reads Ctrl-C as a key at the prompt.
-    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGINT, flag) {
         eprintln!("warning: Ctrl-C will not interrupt evaluations: {e}");
     }
     let config = Config::builder()
