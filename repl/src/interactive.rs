@@ -96,9 +96,13 @@ pub fn run(options: ReplOptions) -> i32 {
         color,
     )));
     // SIGINT only arrives while an evaluation runs (at the prompt the terminal is raw and
-    // rustyline reads Ctrl-C as a key); it sets the evaluator's interrupt flag.
+    // rustyline reads Ctrl-C as a key); it sets the evaluator's interrupt flag. A second
+    // Ctrl-C before the evaluation noticed the first (stuck inside one builtin) exits.
     let flag = session.borrow().interrupt.clone();
-    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGINT, flag) {
+    let sigint = signal_hook::consts::SIGINT;
+    if let Err(e) = signal_hook::flag::register_conditional_shutdown(sigint, 130, flag.clone())
+        .and_then(|_| signal_hook::flag::register(sigint, flag))
+    {
         eprintln!("warning: Ctrl-C will not interrupt evaluations: {e}");
     }
     let config = Config::builder()
