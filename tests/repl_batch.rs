@@ -209,3 +209,50 @@ fn print_depth_and_width_settings() {
     );
     assert!(stderr(&o).contains("depth must be a number or 'none', not 'x'"));
 }
+
+#[test]
+fn edit_opens_the_editor_at_package_positions_and_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pkg.nix");
+    std::fs::write(&file, "{\n  a = 1;\n\n  b = 2;\n}\n").unwrap();
+    let log = dir.path().join("log");
+    let editor = dir.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let input = format!(
+        ":e {{ meta.position = \"{f}:4\"; }}\n:e {f}\n:e {{ }}\n",
+        f = file.display()
+    );
+    let o = {
+        use std::io::Write;
+        let mut child = tvix()
+            .args(["repl"])
+            .env("EDITOR", &editor)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        format!("+4 {f}\n+1 {f}\n", f = file.display())
+    );
+    assert!(
+        stderr(&o).contains("the set has no meta.position"),
+        "{}",
+        stderr(&o)
+    );
+}
