@@ -18,9 +18,26 @@ const KEYWORDS: &[&str] = &[
     "assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with",
 ];
 
-/// Where the completed text starts and the candidates (replacements for `line[start..pos]`),
-/// sorted.
-pub fn complete(s: &mut Session, line: &str, pos: usize) -> (usize, Vec<String>) {
+/// One completion: what is listed, and what replaces the text being completed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// Shown in the list (a file's name without its directory).
+    pub display: String,
+    /// Replaces `line[start..pos]`.
+    pub replacement: String,
+}
+
+impl Candidate {
+    fn plain(text: String) -> Candidate {
+        Candidate {
+            display: text.clone(),
+            replacement: text,
+        }
+    }
+}
+
+/// Where the completed text starts and the candidates, sorted.
+pub fn complete(s: &mut Session, line: &str, pos: usize) -> (usize, Vec<Candidate>) {
     let before = &line[..pos];
     let lead = before.len() - before.trim_start().len();
     let trimmed = &before[lead..];
@@ -34,7 +51,7 @@ pub fn complete(s: &mut Session, line: &str, pos: usize) -> (usize, Vec<String>)
                     .map(|n| n.to_string())
                     .collect();
                 names.sort();
-                return (lead, names);
+                return (lead, names.into_iter().map(Candidate::plain).collect());
             }
             Some(end) => {
                 let cmd = &trimmed[..end];
@@ -55,9 +72,19 @@ pub fn complete(s: &mut Session, line: &str, pos: usize) -> (usize, Vec<String>)
         Some(dot) => {
             let (prefix, partial) = (&word[..dot], &word[dot + 1..]);
             let partial = partial.strip_prefix('"').unwrap_or(partial);
-            (start + dot + 1, attribute_names(s, prefix, partial))
+            let names = attribute_names(s, prefix, partial);
+            (
+                start + dot + 1,
+                names.into_iter().map(Candidate::plain).collect(),
+            )
         }
-        None => (start, variable_names(s, word)),
+        None => (
+            start,
+            variable_names(s, word)
+                .into_iter()
+                .map(Candidate::plain)
+                .collect(),
+        ),
     }
 }
 
@@ -137,7 +164,7 @@ fn attribute_names(s: &mut Session, prefix: &str, partial: &str) -> Vec<String> 
 }
 
 /// File names for the path in `before[start..]`; directories end with `/`.
-fn complete_path(before: &str, start: usize) -> (usize, Vec<String>) {
+fn complete_path(before: &str, start: usize) -> (usize, Vec<Candidate>) {
     let typed = &before[start..];
     let (dir_part, name_part) = match typed.rfind('/') {
         Some(i) => (&typed[..=i], &typed[i + 1..]),
@@ -155,7 +182,7 @@ fn complete_path(before: &str, start: usize) -> (usize, Vec<String>) {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return (start, Vec::new());
     };
-    let mut out: Vec<String> = entries
+    let mut out: Vec<Candidate> = entries
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -164,17 +191,85 @@ fn complete_path(before: &str, start: usize) -> (usize, Vec<String>) {
             {
                 return None;
             }
-            let is_dir = Path::new(&dir).join(&name).is_dir();
-            Some(format!("{dir_part}{name}{}", if is_dir { "/" } else { "" }))
+            let slash = if Path::new(&dir).join(&name).is_dir() {
+                "/"
+            } else {
+                ""
+            };
+            Some(Candidate {
+                display: format!("{name}{slash}"),
+                replacement: format!("{dir_part}{name}{slash}"),
+            })
         })
         .collect();
-    out.sort();
+    out.sort_by(|a, b| a.replacement.cmp(&b.replacement));
     (start, out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tvix_eval::io::StdIO;
+    use tvix_eval::{EvalConfig, Evaluator};
+
+    fn session() -> Session {
+        Session::new(
+            Box::new(|| Evaluator::new(Box::new(StdIO::new()), EvalConfig::default())),
+            Vec::new(),
+            false,
+            false,
+        )
+    }
+
+    fn replacements(s: &mut Session, line: &str) -> (usize, Vec<String>) {
+        let (start, c) = complete(s, line, line.len());
+        (start, c.into_iter().map(|c| c.replacement).collect())
+    }
+
+    #[test]
+    fn variables_attributes_and_quoting() {
+        let mut s = session();
+        s.handle("pkgs = { hello = 1; \"hello world\" = 2; help = 3; other = 4; }")
+            .unwrap();
+        assert_eq!(replacements(&mut s, "map (x: pk"), (8, vec!["pkgs".into()]));
+        assert_eq!(
+            replacements(&mut s, "pkgs.hel"),
+            (
+                5,
+                vec!["hello".into(), "\"hello world\"".into(), "help".into()]
+            )
+        );
+        assert_eq!(
+            replacements(&mut s, "pkgs.\"hello w"),
+            (5, vec!["\"hello world\"".into()])
+        );
+        assert_eq!(replacements(&mut s, "builtins.attrN").1, vec!["attrNames"]);
+        assert_eq!(replacements(&mut s, ":rel"), (0, vec![":reload".into()]));
+        assert!(replacements(&mut s, "i").1.contains(&"import".to_string()));
+        assert!(replacements(&mut s, "i").1.contains(&"inherit".to_string()));
+    }
+
+    #[test]
+    fn slow_or_failing_prefixes_complete_nothing_within_the_budget() {
+        let mut s = session();
+        s.handle(
+            "slow = builtins.foldl' (a: b: builtins.foldl' (x: y: x + y) a (builtins.genList (i: i) 100000)) 0 (builtins.genList (i: i) 100000)",
+        )
+        .unwrap();
+        s.handle("bad = throw \"no\"").unwrap();
+        let t = std::time::Instant::now();
+        assert!(replacements(&mut s, "slow.x").1.is_empty());
+        assert!(t.elapsed() < EVAL_BUDGET * 4, "{:?}", t.elapsed());
+        assert!(replacements(&mut s, "bad.x").1.is_empty());
+        assert!(replacements(&mut s, "nothing.x").1.is_empty());
+        // The session is unharmed: the interrupted thunk can still be evaluated.
+        s.handle("small = builtins.foldl' (x: y: x + y) 0 [ 1 2 ]")
+            .unwrap();
+        assert_eq!(
+            s.handle("small"),
+            Ok(crate::session::Outcome::Value("3".into()))
+        );
+    }
 
     #[test]
     fn words_and_dots() {

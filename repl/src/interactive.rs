@@ -43,13 +43,8 @@ impl Completer for ReplHelper {
         let pairs = candidates
             .into_iter()
             .map(|c| Pair {
-                display: c
-                    .rsplit('/')
-                    .find(|p| !p.is_empty())
-                    .unwrap_or(&c)
-                    .to_string()
-                    + if c.ends_with('/') { "/" } else { "" },
-                replacement: c,
+                display: c.display,
+                replacement: c.replacement,
             })
             .collect();
         Ok((start, pairs))
