@@ -256,3 +256,20 @@ fn edit_opens_the_editor_at_package_positions_and_paths() {
         stderr(&o)
     );
 }
+
+#[test]
+fn file_and_expr_flags_load_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.nix"), "{ fromFile = 1; }").unwrap();
+    let o = repl_in(
+        dir.path(),
+        &["--file", "./a.nix", "--expr", "{ fromExpr = 2; }"],
+        "fromFile + fromExpr\n",
+    );
+    assert_eq!(
+        stdout(&o),
+        "Added 1 variable.\nAdded 1 variable.\n3\n",
+        "{}",
+        stderr(&o)
+    );
+}

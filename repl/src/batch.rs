@@ -19,7 +19,7 @@ pub fn run(options: ReplOptions) -> i32 {
         color,
     );
     let mut failed = false;
-    for r in session.load_initial(&options.files) {
+    for r in session.load_initial(&options.files, &options.exprs) {
         failed |= r.is_err();
         if emit(r) {
             return i32::from(failed);

@@ -141,7 +141,10 @@ pub fn run(options: ReplOptions) -> i32 {
         "Welcome to tvix {}. Type :? for help.\n",
         env!("CARGO_PKG_VERSION")
     );
-    for r in session.borrow_mut().load_initial(&options.files) {
+    for r in session
+        .borrow_mut()
+        .load_initial(&options.files, &options.exprs)
+    {
         show(r);
     }
     let mut history_warned = false;

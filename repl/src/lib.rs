@@ -43,6 +43,8 @@ pub struct ReplOptions {
     pub make_evaluator: Box<dyn Fn() -> Evaluator>,
     /// Files (or `<lookup paths>`) loaded at start, as with `:l`.
     pub files: Vec<String>,
+    /// Expressions whose attributes are added at start, as with `:a` (`--expr`).
+    pub exprs: Vec<String>,
     /// `--arg`/`--argstr` values for loaded functions.
     pub auto_args: Vec<AutoArg>,
     /// Where the history is kept; `None` means `$XDG_DATA_HOME/tvix/repl-history`.

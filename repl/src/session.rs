@@ -116,12 +116,18 @@ impl Session {
         self.ev.interrupt = Some(self.interrupt.clone());
     }
 
-    /// Loads the files given on the command line; each error is returned rendered.
-    pub fn load_initial(&mut self, files: &[String]) -> Vec<Result<Outcome, String>> {
-        files
+    /// Loads the files, then adds the expressions, given on the command line; each error is
+    /// returned rendered.
+    pub fn load_initial(
+        &mut self,
+        files: &[String],
+        exprs: &[String],
+    ) -> Vec<Result<Outcome, String>> {
+        let commands = files
             .iter()
-            .map(|f| self.handle(&format!(":l {f}")))
-            .collect()
+            .map(|f| format!(":l {f}"))
+            .chain(exprs.iter().map(|e| format!(":a {e}")));
+        commands.map(|c| self.handle(&c)).collect()
     }
 
     /// Handles one input (possibly several lines). Errors come back rendered as text, like

@@ -14,6 +14,12 @@ use tvix_repl::{AutoArg, ReplOptions};
 pub(super) struct ReplArgs {
     /// Files (or `<lookup paths>`) to load into the scope, as with `:l`.
     files: Vec<String>,
+    /// Also load this file (as later `nix repl` versions spell it).
+    #[arg(short = 'f', long = "file")]
+    file: Vec<String>,
+    /// Add the attributes of this expression to the scope, as with `:a`.
+    #[arg(long = "expr", allow_hyphen_values = true)]
+    expr: Vec<String>,
     /// Pass NAME=EXPR to loaded files that are functions.
     #[arg(long, num_args = 2, value_names = ["NAME", "EXPR"])]
     arg: Vec<String>,
@@ -76,7 +82,8 @@ pub(super) fn repl_command(args: ReplArgs) -> i32 {
     );
     tvix_repl::run(ReplOptions {
         make_evaluator: Box::new(move || Evaluator::new(Box::new(StdIO::new()), config.clone())),
-        files: args.files,
+        files: args.files.into_iter().chain(args.file).collect(),
+        exprs: args.expr,
         auto_args,
         history_file: args.history_file,
         show_trace: args.show_trace,
