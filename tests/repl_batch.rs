@@ -273,3 +273,41 @@ fn file_and_expr_flags_load_at_start() {
         stderr(&o)
     );
 }
+
+#[test]
+fn doc_shows_builtin_docs_doc_comments_or_the_definition_site() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("lib.nix"),
+        "{\n  /** Adds two numbers. */\n  add = a: b: a + b;\n  plain = x: x;\n}\n",
+    )
+    .unwrap();
+    let lib = dir.path().join("lib.nix");
+    let o = repl_in(
+        dir.path(),
+        &["./lib.nix"],
+        ":doc builtins.map\n:doc map (x: x)\n:doc builtins.currentSystem\n:doc add\n:doc plain\n:doc 1\n",
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains("Synopsis: builtins.map f list\n\n    A list of `f` applied to each element"),
+        "{out}"
+    );
+    assert!(out.contains("(applied to 1 of its 2 arguments)"), "{out}");
+    assert!(out.contains("builtins.currentSystem (a constant)"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Function add\n    … defined at {}:3:9\n\n    Adds two numbers.",
+            lib.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Function plain has no documentation comment (/** ... */).\n    … defined at {}:4:11\n\n      plain = x: x;",
+            lib.display()
+        )),
+        "{out}"
+    );
+    assert!(stderr(&o).contains("value does not have documentation"));
+}

@@ -41,6 +41,7 @@ impl Term {
                 home.path().join("data").display().to_string(),
             ),
             ("TERM".to_string(), "xterm-256color".to_string()),
+            ("TVIX_STORE".to_string(), "memory://".to_string()),
         ];
         if !env.iter().any(|(k, _)| *k == "COLOR") {
             vars.push(("NO_COLOR".to_string(), "1".to_string()));
@@ -284,6 +285,18 @@ fn loads_reloads_and_edits_files() {
     t.expect(":ll", &["{ add = «lambda @ ", "n = 1; nested = { ... }; }"]);
     t.expect(":last-loaded", &["fn = «lambda @ "]);
     t.expect(":env", &["from ./lib.nix: add fn n nested"]);
+    t.expect(
+        ":doc add",
+        &["Function add", "lib.nix:7:9", "Adds two numbers."],
+    );
+    t.expect(
+        ":doc builtins.map",
+        &["Synopsis: builtins.map f list", "A list of `f`"],
+    );
+    t.expect(
+        ":doc fn",
+        &["has no documentation comment", "fn = x: x + 1;"],
+    );
     t.expect(":a { extra = 7; }", &["Added 1 variable."]);
     t.expect("extra", &["7"]);
     t.expect(":e fn", &["Added 4 variables."]);

@@ -1,24 +1,14 @@
 //! `:doc`: a builtin's documentation, a function's `/** */` doc comment, or else where the
 //! function is defined.
 
-// TEMPORARY until main has the docs module
-struct BuiltinDoc {
-    name: &'static str,
-    args: &'static [&'static str],
-    doc: &'static str,
-}
-fn builtin_doc(_n: &str) -> Option<&'static BuiltinDoc> {
-    None
-}
-fn doc_comment_before(_s: &str, _o: usize) -> Option<String> {
-    None
-}
+use tvix_eval::builtins::docs::builtin_doc;
+use tvix_eval::doc_comment::doc_comment_before;
 use tvix_eval::{EvalResult, Evaluator, Value};
 
 use crate::session::other;
 
-/// The text `:doc` shows for `v` (already forced).
-pub fn doc(ev: &Evaluator, v: &Value, color: bool) -> EvalResult<String> {
+/// The text `:doc` shows for `v` (already forced), the value of the expression `expr`.
+pub fn doc(ev: &Evaluator, expr: &str, v: &Value, color: bool) -> EvalResult<String> {
     let (bold, reset) = if color {
         ("\x1b[1m", "\x1b[0m")
     } else {
@@ -71,11 +61,28 @@ pub fn doc(ev: &Evaluator, v: &Value, color: bool) -> EvalResult<String> {
                 }
             }
         }
+        // Constants of `builtins` (`currentSystem`, `storeDir`) are documented too; only the
+        // expression names them.
+        _ if builtin_doc(expr.trim()).is_some() && is_builtin_name(expr.trim()) => {
+            let d = builtin_doc(expr.trim()).expect("checked");
+            Ok(format!(
+                "{bold}builtins.{}{reset} (a constant)\n\n{}",
+                d.name,
+                indent(d.doc.trim_end())
+            ))
+        }
         _ => Err(other(format!(
             "value does not have documentation: it is {}, not a function",
             v.type_desc()
         ))),
     }
+}
+
+/// `builtins.NAME` or `__NAME`: an expression that can only mean a builtin.
+fn is_builtin_name(expr: &str) -> bool {
+    expr.strip_prefix("builtins.")
+        .or_else(|| expr.strip_prefix("__"))
+        .is_some_and(tvix_eval::value::print::is_plain_identifier)
 }
 
 fn indent(text: &str) -> String {

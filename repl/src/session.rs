@@ -238,7 +238,7 @@ impl Session {
                 need_arg("an expression")?;
                 let v = self.eval_expr(arg)?;
                 let v = self.ev.force(v)?;
-                doc::doc(&self.ev, &v, self.color).map(Outcome::Message)
+                doc::doc(&self.ev, arg, &v, self.color).map(Outcome::Message)
             }
             Command::TraceEnable => {
                 self.show_trace = match arg {

@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use tvix_eval::io::StdIO;
+use tvix_eval::io::{EvalIO, StdIO};
 use tvix_eval::lower::LowerOptions;
 use tvix_eval::{EvalConfig, Evaluator, SearchPathEntry};
 use tvix_repl::{AutoArg, ReplOptions};
+
+use crate::store_io::eval_io;
 
 /// Flags of `tvix repl`, which are those of `nix repl`.
 #[derive(Args)]
@@ -38,6 +40,13 @@ pub(super) struct ReplArgs {
     /// Enable experimental features (`pipe-operators`, ...).
     #[arg(long = "extra-experimental-features", alias = "experimental-features")]
     features: Vec<String>,
+    /// The store evaluation writes sources, `toFile` results and `.drv` files to (as for
+    /// `tvix eval`).
+    #[arg(long)]
+    store: Option<String>,
+    /// Compute store paths without writing anything to the store.
+    #[arg(long)]
+    readonly_mode: bool,
     /// Keep the history here instead of `$XDG_DATA_HOME/tvix/repl-history`.
     #[arg(long)]
     history_file: Option<PathBuf>,
@@ -80,8 +89,18 @@ pub(super) fn repl_command(args: ReplArgs) -> i32 {
             .chunks(2)
             .map(|p| AutoArg::Str(p[0].clone(), p[1].clone())),
     );
+    // The IO is made anew for every evaluator (`:r` starts afresh); a store URL that cannot
+    // be used is reported now, so the later calls see the same inputs succeed.
+    if let Err(msg) = eval_io(args.store.as_deref(), args.readonly_mode) {
+        eprintln!("error: {msg}");
+        return 1;
+    }
+    let (store, readonly) = (args.store.clone(), args.readonly_mode);
+    let make_io = move || -> Box<dyn EvalIO> {
+        eval_io(store.as_deref(), readonly).unwrap_or_else(|_| Box::new(StdIO::new()))
+    };
     tvix_repl::run(ReplOptions {
-        make_evaluator: Box::new(move || Evaluator::new(Box::new(StdIO::new()), config.clone())),
+        make_evaluator: Box::new(move || Evaluator::new(make_io(), config.clone())),
         files: args.files.into_iter().chain(args.file).collect(),
         exprs: args.expr,
         auto_args,
