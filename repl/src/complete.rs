@@ -9,7 +9,8 @@ use tvix_eval::value::print::{escape_string, is_plain_identifier};
 use tvix_eval::Value;
 
 use crate::command::COMMANDS;
-use crate::session::{is_numbered_result, Session};
+use crate::scope::is_numbered_result;
+use crate::session::Session;
 
 /// How long evaluating the prefix of an attribute path may take.
 pub const EVAL_BUDGET: Duration = Duration::from_millis(500);

@@ -16,6 +16,7 @@ mod flake;
 mod highlight;
 mod interactive;
 mod print;
+mod scope;
 mod session;
 mod style;
 mod validate;

@@ -1,7 +1,6 @@
 //! The state of a REPL session and what each input does to it: the evaluator, the variables
 //! the REPL added to the scope, the loaded files (for `:r`), and the last result.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,21 +12,13 @@ use tvix_eval::{ErrorKind, EvalError, EvalResult, Evaluator, Value};
 
 use crate::command::{help_text, parse_input, Command, Input};
 use crate::print::{print, PrintOptions};
+use crate::scope::{Origin, ReplScope};
 use crate::style::Style;
 use crate::{autocall, doc, edit, flake, AutoArg};
 
 /// The name under which REPL input appears in positions and error frames (as in `tvix eval
 /// -E`, so errors read the same).
 pub const INPUT_NAME: &str = "«string»";
-
-/// Where a variable of the REPL scope came from (for `:env`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Origin {
-    /// `x = ...`, `inherit`, `_`.
-    Bound,
-    /// `:l`, `:lf` or `:a` of this (file, flake or expression).
-    Loaded(String),
-}
 
 /// Something `:r` loads again.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,10 +45,8 @@ pub struct Session {
     make_evaluator: Box<dyn Fn() -> Evaluator>,
     /// The evaluator (public for completion and the commands' modules).
     pub ev: Evaluator,
-    /// Variables added by the REPL, in the order added; `index` finds a name's entry.
-    scope: Vec<(Symbol, Value)>,
-    origins: Vec<Origin>,
-    index: HashMap<Symbol, usize>,
+    /// Variables added by the REPL.
+    scope: ReplScope,
     reloadable: Vec<Reloadable>,
     auto_args: Vec<AutoArg>,
     last_loaded: Option<Value>,
@@ -87,9 +76,7 @@ impl Session {
         let mut s = Session {
             make_evaluator,
             ev,
-            scope: Vec::new(),
-            origins: Vec::new(),
-            index: HashMap::new(),
+            scope: ReplScope::default(),
             reloadable: Vec::new(),
             auto_args,
             last_loaded: None,
@@ -267,18 +254,24 @@ impl Session {
 
     /// Evaluates `text` in the REPL scope to weak head normal form.
     pub fn eval_expr(&mut self, text: &str) -> EvalResult<Value> {
-        let (lowered, env) =
-            self.ev
-                .lower_in_scope(INPUT_NAME.to_string(), text.to_string(), cwd(), &self.scope)?;
+        let (lowered, env) = self.ev.lower_in_scope(
+            INPUT_NAME.to_string(),
+            text.to_string(),
+            cwd(),
+            self.scope.entries(),
+        )?;
         self.ev.eval(&lowered.expr, &env)
     }
 
     /// `text` as a thunk in the REPL scope (bindings are lazy, as in `nix repl`); syntax and
     /// scope errors are reported now.
     fn delay_expr(&mut self, text: &str) -> EvalResult<Value> {
-        let (lowered, env) =
-            self.ev
-                .lower_in_scope(INPUT_NAME.to_string(), text.to_string(), cwd(), &self.scope)?;
+        let (lowered, env) = self.ev.lower_in_scope(
+            INPUT_NAME.to_string(),
+            text.to_string(),
+            cwd(),
+            self.scope.entries(),
+        )?;
         Ok(self.ev.delay(&lowered.expr, &env))
     }
 
@@ -369,22 +362,12 @@ impl Session {
     }
 
     fn bind(&mut self, name: Symbol, v: Value, origin: Origin) {
-        match self.index.get(&name) {
-            Some(&i) => {
-                self.scope[i].1 = v;
-                self.origins[i] = origin;
-            }
-            None => {
-                self.index.insert(name, self.scope.len());
-                self.scope.push((name, v));
-                self.origins.push(origin);
-            }
-        }
+        self.scope.bind(name, v, origin);
     }
 
     /// The names the REPL added to the scope (for completion).
     pub fn scope_names(&self) -> impl Iterator<Item = Symbol> + '_ {
-        self.scope.iter().map(|(n, _)| *n)
+        self.scope.entries().iter().map(|(n, _)| *n)
     }
 
     fn add_attrs(&mut self, v: Value, origin: Origin) -> EvalResult<usize> {
@@ -451,8 +434,6 @@ impl Session {
         self.ev = (self.make_evaluator)();
         self.configure_evaluator();
         self.scope.clear();
-        self.origins.clear();
-        self.index.clear();
         self.last_loaded = None;
         let mut total = 0;
         let mut first_error = None;
@@ -471,31 +452,13 @@ impl Session {
     }
 
     fn env_listing(&self) -> String {
-        let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
-        for ((name, _), origin) in self.scope.iter().zip(&self.origins) {
-            let label = match origin {
-                Origin::Bound => "bound in this session".to_string(),
-                Origin::Loaded(l) => format!("from {l}"),
-            };
-            if is_numbered_result(name.as_str()) {
-                continue;
-            }
-            match groups.iter_mut().find(|(l, _)| *l == label) {
-                Some((_, names)) => names.push(name.as_str()),
-                None => groups.push((label, vec![name.as_str()])),
-            }
-        }
-        let mut out = format!(
+        let head = format!(
             "{} builtins and global names; {} results numbered _1.._{}\n",
             self.ev.global_names().count(),
             self.results,
             self.results
         );
-        for (label, mut names) in groups {
-            names.sort_unstable();
-            out.push_str(&format!("{label}: {}\n", names.join(" ")));
-        }
-        out.trim_end().to_string()
+        (head + &self.scope.listing()).trim_end().to_string()
     }
 }
 
@@ -509,11 +472,6 @@ fn type_description(v: &Value) -> String {
         Value::String(s) if s.has_context() => "a string with context".to_string(),
         other_value => other_value.type_desc().to_string(),
     }
-}
-
-/// `_1`, `_2`, ...
-pub fn is_numbered_result(name: &str) -> bool {
-    name.len() > 1 && name.starts_with('_') && name[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
 fn added(n: usize) -> Outcome {
