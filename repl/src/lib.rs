@@ -15,6 +15,7 @@ mod edit;
 mod flake;
 mod highlight;
 mod interactive;
+mod load;
 mod print;
 mod scope;
 mod session;

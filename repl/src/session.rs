@@ -11,21 +11,15 @@ use tvix_eval::symbol::Symbol;
 use tvix_eval::{ErrorKind, EvalError, EvalResult, Evaluator, Value};
 
 use crate::command::{help_text, parse_input, Command, Input};
+use crate::load::Reloadable;
 use crate::print::{print, PrintOptions};
 use crate::scope::{Origin, ReplScope};
 use crate::style::Style;
-use crate::{autocall, doc, edit, flake, AutoArg};
+use crate::{doc, edit, AutoArg};
 
 /// The name under which REPL input appears in positions and error frames (as in `tvix eval
 /// -E`, so errors read the same).
 pub const INPUT_NAME: &str = "«string»";
-
-/// Something `:r` loads again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Reloadable {
-    File(String),
-    Flake(String),
-}
 
 /// What handling an input produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,14 +36,14 @@ pub enum Outcome {
 
 /// A REPL session.
 pub struct Session {
-    make_evaluator: Box<dyn Fn() -> Evaluator>,
+    pub(crate) make_evaluator: Box<dyn Fn() -> Evaluator>,
     /// The evaluator (public for completion and the commands' modules).
     pub ev: Evaluator,
     /// Variables added by the REPL.
-    scope: ReplScope,
-    reloadable: Vec<Reloadable>,
-    auto_args: Vec<AutoArg>,
-    last_loaded: Option<Value>,
+    pub(crate) scope: ReplScope,
+    pub(crate) reloadable: Vec<Reloadable>,
+    pub(crate) auto_args: Vec<AutoArg>,
+    pub(crate) last_loaded: Option<Value>,
     results: usize,
     /// Set by Ctrl-C while an evaluation runs.
     pub interrupt: Arc<AtomicBool>,
@@ -91,7 +85,7 @@ impl Session {
         s
     }
 
-    fn configure_evaluator(&mut self) {
+    pub(crate) fn configure_evaluator(&mut self) {
         let color = self.color;
         self.ev.diagnostics = Box::new(move |msg| {
             if color {
@@ -361,94 +355,13 @@ impl Session {
         self.bind(Symbol::intern("_"), v, Origin::Bound);
     }
 
-    fn bind(&mut self, name: Symbol, v: Value, origin: Origin) {
+    pub(crate) fn bind(&mut self, name: Symbol, v: Value, origin: Origin) {
         self.scope.bind(name, v, origin);
     }
 
     /// The names the REPL added to the scope (for completion).
     pub fn scope_names(&self) -> impl Iterator<Item = Symbol> + '_ {
         self.scope.entries().iter().map(|(n, _)| *n)
-    }
-
-    fn add_attrs(&mut self, v: Value, origin: Origin) -> EvalResult<usize> {
-        let v = self.ev.force(v)?;
-        let Value::Attrs(a) = &v else {
-            return Err(other(format!(
-                "expected a set to add to the scope but got {}",
-                self.ev.describe(&v)
-            )));
-        };
-        for e in a.iter() {
-            self.bind(e.name, e.value.clone(), origin.clone());
-        }
-        self.last_loaded = Some(v.clone());
-        Ok(a.len())
-    }
-
-    fn remember(&mut self, item: Reloadable) {
-        self.reloadable.retain(|r| *r != item);
-        self.reloadable.push(item);
-    }
-
-    fn load(&mut self, item: &Reloadable) -> EvalResult<usize> {
-        let (v, label) = match item {
-            Reloadable::File(arg) => (self.load_file(arg)?, arg.clone()),
-            Reloadable::Flake(arg) => (flake::load_flake(&mut self.ev, arg)?, arg.clone()),
-        };
-        self.add_attrs(v, Origin::Loaded(label))
-    }
-
-    fn load_file(&mut self, arg: &str) -> EvalResult<Value> {
-        let v = if arg.starts_with('<') && arg.ends_with('>') {
-            self.ev
-                .eval_source(INPUT_NAME.to_string(), format!("import {arg}"), cwd())?
-        } else {
-            let path = expand_path(arg);
-            if !path.exists() {
-                return Err(other(format!("path '{}' does not exist", path.display())));
-            }
-            self.ev.eval_file(&path)?
-        };
-        let args = self.auto_arg_values()?;
-        autocall::auto_call(&mut self.ev, v, &args)
-    }
-
-    fn auto_arg_values(&mut self) -> EvalResult<Vec<(Symbol, Value)>> {
-        let mut out = Vec::new();
-        for a in self.auto_args.clone() {
-            match a {
-                AutoArg::Expr(name, text) => {
-                    let lowered = self.ev.lower(INPUT_NAME.to_string(), text, cwd())?;
-                    let env = self.ev.global_env().clone();
-                    out.push((Symbol::intern(&name), self.ev.delay(&lowered.expr, &env)));
-                }
-                AutoArg::Str(name, s) => out.push((Symbol::intern(&name), Value::string(s))),
-            }
-        }
-        Ok(out)
-    }
-
-    /// `:r`: a fresh evaluator (so changed files are read again), an empty scope, and every
-    /// file and flake loaded again in order.
-    fn reload(&mut self) -> EvalResult<Outcome> {
-        self.ev = (self.make_evaluator)();
-        self.configure_evaluator();
-        self.scope.clear();
-        self.last_loaded = None;
-        let mut total = 0;
-        let mut first_error = None;
-        for item in self.reloadable.clone() {
-            match self.load(&item) {
-                Ok(n) => total += n,
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        match first_error {
-            None => Ok(added(total)),
-            Some(e) => Err(e),
-        }
     }
 
     fn env_listing(&self) -> String {
@@ -474,7 +387,7 @@ fn type_description(v: &Value) -> String {
     }
 }
 
-fn added(n: usize) -> Outcome {
+pub(crate) fn added(n: usize) -> Outcome {
     Outcome::Message(format!(
         "Added {n} variable{}.",
         if n == 1 { "" } else { "s" }
