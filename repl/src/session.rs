@@ -200,7 +200,12 @@ impl Session {
                 need_arg("an expression")?;
                 let v = self.eval_expr(arg)?;
                 edit::edit(self, v)?;
-                self.reload()
+                // As in Nix, the loaded files are read again to pick up the edit.
+                if self.reloadable.is_empty() {
+                    Ok(Outcome::Nothing)
+                } else {
+                    self.reload()
+                }
             }
             Command::Type => {
                 need_arg("an expression")?;
