@@ -330,6 +330,42 @@ false || true   # true
 ```"#,
     ),
     doc(
+        "fetchGit",
+        &["args"],
+        r#"Exports a revision of a git repository into the store and returns a set with `outPath`, `rev`, `shortRev`, `revCount`, `lastModified`, `lastModifiedDate`, `narHash` and `submodules`. `args` is a URL or path, or a set with `url` and optionally `ref` (a branch or tag), `rev` (a full commit hash), `name` (default `"source"`) and `narHash`. A local repository with uncommitted changes to tracked files, asked for without `ref` or `rev`, gives its working tree (with a warning and a `rev` of zeros). Runs the `git` command; a pinned `rev` is fetched once and then taken from the store.
+
+```nix
+(builtins.fetchGit { url = ./.; rev = "0123456789abcdef0123456789abcdef01234567"; }).outPath
+```"#,
+    ),
+    doc(
+        "fetchTarball",
+        &["args"],
+        r#"Downloads a tar archive (plain or compressed with gzip, xz, bzip2 or zstd), unpacks it into the store and returns the store path; an archive holding a single top-level directory gives that directory. `args` is a URL, or a set with `url`, `sha256` (the NAR hash of the unpacked tree; when given, a result already in the store is not downloaded again) and `name` (default `"source"`). `file://` URLs work offline.
+
+```nix
+import (builtins.fetchTarball { url = "file:///srv/pkgs.tar.gz"; sha256 = "..."; })
+```"#,
+    ),
+    doc(
+        "fetchTree",
+        &["input"],
+        r#"Fetches an input, given as a set with a `type` (`"tarball"`, `"file"`, `"git"`, `"path"` or `"github"`) and that type's attributes (`url`, `ref`, `rev`, `path`, `owner`, `repo`, `narHash`, ...), or as a URL-like string (`git+file:///repo`, `path:/dir`, `github:owner/repo`, `https://host/x.tar.gz`). Returns a set with at least `outPath` and `narHash`; git inputs also have the revision attributes `fetchGit` gives.
+
+```nix
+(builtins.fetchTree { type = "path"; path = "/srv/src"; }).narHash
+```"#,
+    ),
+    doc(
+        "fetchurl",
+        &["args"],
+        r#"Downloads a single file into the store as it is (not unpacked) and returns its store path. `args` is a URL, or a set with `url`, `sha256` or `hash` (the file's hash; when given, a result already in the store is not downloaded again) and `name` (default: the URL's last component, which must be a valid store path name). Without network, `http(s)` URLs fail with a clear error; `file://` URLs work offline.
+
+```nix
+builtins.readFile (builtins.fetchurl "file:///etc/hostname")
+```"#,
+    ),
+    doc(
         "filter",
         &["pred", "list"],
         r#"The elements of `list` for which `pred` returns `true`, in their original order. The elements are passed to `pred` unforced.

@@ -10,6 +10,7 @@ mod context;
 mod control;
 mod derivation;
 pub mod docs;
+mod fetchers;
 mod flakeref;
 pub mod hash;
 mod json;
@@ -63,6 +64,7 @@ fn all_primops() -> impl Iterator<Item = &'static PrimOp> {
         .chain(attrs::BUILTINS)
         .chain(context::BUILTINS)
         .chain(derivation::BUILTINS)
+        .chain(fetchers::BUILTINS)
         .chain(lists::BUILTINS)
         .chain(strings::BUILTINS)
         .chain(paths::BUILTINS)

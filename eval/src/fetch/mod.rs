@@ -55,16 +55,22 @@ pub fn download(url: &str, dest: &Path) -> Result<(), FetchError> {
         return Err(FetchError::UnsupportedScheme(url.to_string()));
     }
     let response = ureq::get(url).call().map_err(|e| {
+        let offline = "(is there a network connection?)";
         let reason = match &e {
-            ureq::Error::Io(io) if io.kind() == io::ErrorKind::NotFound => {
-                format!("{io} (is there a network connection?)")
+            ureq::Error::Io(io)
+                if io.to_string().contains("lookup")
+                    || matches!(
+                        io.kind(),
+                        io::ErrorKind::ConnectionRefused
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::NetworkUnreachable
+                            | io::ErrorKind::HostUnreachable
+                    ) =>
+            {
+                format!("{io} {offline}")
             }
-            ureq::Error::HostNotFound => {
-                "the host name could not be resolved (is there a network connection?)".into()
-            }
-            ureq::Error::ConnectionFailed => {
-                "the connection failed (is there a network connection?)".into()
-            }
+            ureq::Error::HostNotFound => format!("the host name could not be resolved {offline}"),
+            ureq::Error::ConnectionFailed => format!("the connection failed {offline}"),
             other => other.to_string(),
         };
         fail(reason)
