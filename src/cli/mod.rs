@@ -2,12 +2,14 @@
 //! `nix-instantiate` the binary accepts that command's flags so existing scripts run unchanged.
 
 mod eval;
+mod lsp;
 mod show_derivation;
 mod store;
 
 use clap::{Parser, Subcommand};
 
 use eval::{eval_command, EvalArgs};
+use lsp::{lsp_command, LspArgs};
 use show_derivation::{show_derivation, ShowDerivationArgs};
 use store::{store_command, StoreArgs};
 
@@ -36,6 +38,8 @@ enum Command {
     ShowDerivation(ShowDerivationArgs),
     /// Work with the tvix store (castore and path info).
     Store(StoreArgs),
+    /// Run the Nix language server (LSP over standard input and output).
+    Lsp(LspArgs),
 }
 
 /// Runs the command line and returns the exit status.
@@ -71,6 +75,7 @@ pub fn run() -> i32 {
         }
         Command::ShowDerivation(args) => show_derivation(&args),
         Command::Store(args) => store_command(args),
+        Command::Lsp(args) => lsp_command(args),
     }
 }
 

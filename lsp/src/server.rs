@@ -1,0 +1,658 @@
+//! The language server: LSP requests dispatched to the static features (answered at once from
+//! the open document) and to the evaluation-backed ones (sent to the worker with a budget).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
+use tower_lsp_server::ls_types::*;
+use tower_lsp_server::{Client, LanguageServer};
+use tvix_eval::lower::Globals;
+
+use crate::config::Settings;
+use crate::document::Document;
+use crate::worker::{EvaluatorFactory, Worker};
+use crate::{
+    actions, completion, convert, diagnostics, evaluate, hover, links, navigation, outline,
+    semantic_tokens,
+};
+
+/// The names of the global scope, shared by every request.
+pub struct GlobalScope {
+    /// For lowering (the evaluator's front end).
+    pub lowering: Globals,
+    /// For analysis and completion.
+    pub names: Vec<String>,
+}
+
+/// The server's state.
+pub struct Server {
+    client: Client,
+    docs: RwLock<HashMap<Uri, Arc<Document>>>,
+    settings: RwLock<Settings>,
+    worker: Worker,
+    globals: Arc<GlobalScope>,
+    /// The latest evaluation diagnostics of each document, merged with the static ones.
+    eval_diagnostics: Mutex<HashMap<Uri, (i32, Vec<Diagnostic>)>>,
+}
+
+/// Parameters of the custom `tvix/evaluate` request.
+#[derive(Deserialize)]
+pub struct EvaluateParams {
+    /// The document the expression is evaluated in.
+    pub uri: Uri,
+    /// The expression.
+    pub text: String,
+    /// Where it stands in the document (its scope is used), if it is a part of it.
+    pub range: Option<Range>,
+}
+
+/// Result of `tvix/evaluate`.
+#[derive(Serialize)]
+pub struct EvaluateResult {
+    /// The printed value.
+    pub value: String,
+}
+
+impl Server {
+    /// A server talking to `client`.
+    pub fn new(client: Client, factory: EvaluatorFactory) -> Server {
+        let ev = factory(&[]);
+        let names: Vec<String> = ev.global_names().map(|s| s.as_str().to_string()).collect();
+        let mut lowering = Globals::default();
+        for (i, s) in ev.global_names().enumerate() {
+            lowering.insert(s, i as u32);
+        }
+        drop(ev);
+        Server {
+            client,
+            docs: RwLock::new(HashMap::new()),
+            settings: RwLock::new(Settings::default()),
+            worker: Worker::spawn(factory, Settings::default()),
+            globals: Arc::new(GlobalScope { lowering, names }),
+            eval_diagnostics: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn doc(&self, uri: &Uri) -> Result<Arc<Document>> {
+        self.docs
+            .read()
+            .expect("documents lock")
+            .get(uri)
+            .cloned()
+            .ok_or_else(|| Error::invalid_params(format!("document not open: {}", uri.as_str())))
+    }
+
+    fn settings(&self) -> Settings {
+        self.settings.read().expect("settings lock").clone()
+    }
+
+    fn budget(&self) -> Duration {
+        Duration::from_millis(self.settings().eval_budget_ms.max(1))
+    }
+
+    async fn apply_settings(&self, value: &serde_json::Value) {
+        let (settings, error) = Settings::from_json(value);
+        if let Some(e) = error {
+            self.client.show_message(MessageType::WARNING, e).await;
+        }
+        *self.settings.write().expect("settings lock") = settings.clone();
+        let _ = self
+            .worker
+            .run(Duration::from_secs(5), move |s| {
+                s.settings = settings;
+                s.reset();
+            })
+            .await;
+    }
+
+    fn open(&self, uri: Uri, text: String, version: i32) -> Arc<Document> {
+        let globals = self.globals.clone();
+        let is_global = move |n: &str| {
+            globals
+                .lowering
+                .contains_key(&tvix_eval::symbol::Symbol::intern(n))
+        };
+        let doc = Arc::new(Document::new(text, version, &is_global));
+        self.docs
+            .write()
+            .expect("documents lock")
+            .insert(uri, doc.clone());
+        doc
+    }
+
+    /// Publishes the static diagnostics now and the evaluation's after a pause in typing.
+    async fn refresh(&self, uri: Uri, doc: Arc<Document>) {
+        let statics = self.static_diagnostics(&uri, &doc);
+        let mut all = statics.clone();
+        if let Some((v, d)) = self.eval_diagnostics.lock().expect("lock").get(&uri) {
+            if *v == doc.version {
+                all.extend(d.iter().cloned());
+            }
+        }
+        self.client
+            .publish_diagnostics(uri.clone(), all, Some(doc.version))
+            .await;
+        // Evaluating a file that does not even lower would only repeat its first error.
+        if statics
+            .iter()
+            .any(|d| d.severity == Some(DiagnosticSeverity::ERROR))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let current = self
+            .docs
+            .read()
+            .expect("documents lock")
+            .get(&uri)
+            .map(|d| d.version);
+        if current != Some(doc.version) {
+            return;
+        }
+        let eval = self.evaluation_diagnostics(&uri, &doc).await;
+        self.eval_diagnostics
+            .lock()
+            .expect("lock")
+            .insert(uri.clone(), (doc.version, eval.clone()));
+        let current = self
+            .docs
+            .read()
+            .expect("documents lock")
+            .get(&uri)
+            .map(|d| d.version);
+        if current == Some(doc.version) {
+            let mut all = statics;
+            all.extend(eval);
+            self.client
+                .publish_diagnostics(uri, all, Some(doc.version))
+                .await;
+        }
+    }
+
+    fn static_diagnostics(&self, uri: &Uri, doc: &Document) -> Vec<Diagnostic> {
+        let mut findings =
+            diagnostics::static_findings(&doc.text, &doc.parse_errors, &doc.analysis);
+        let lowering =
+            diagnostics::lowering_error(&doc.text, convert::base_dir(uri), &self.globals.lowering);
+        diagnostics::merge(&mut findings, lowering);
+        findings
+            .iter()
+            .map(|f| convert::diagnostic(doc, f))
+            .collect()
+    }
+
+    async fn evaluation_diagnostics(&self, uri: &Uri, doc: &Document) -> Vec<Diagnostic> {
+        let Some(path) = convert::path_of(uri) else {
+            return Vec::new();
+        };
+        let settings = self.settings();
+        let call = {
+            let root = doc.root();
+            <rnix::ast::Root as rowan::ast::AstNode>::cast(root).and_then(|r| match r.expr() {
+                Some(rnix::ast::Expr::Lambda(l)) => l
+                    .param()
+                    .map(|p| crate::probe::argument(&p, &settings.args)),
+                _ => None,
+            })
+        };
+        let text = doc.text.clone();
+        let result = self
+            .worker
+            .run(self.budget() * 3, move |s| {
+                evaluate::file_errors(s, &path, &text, call)
+            })
+            .await;
+        let Ok(Some(d)) = result else {
+            return Vec::new();
+        };
+        let range = d
+            .range
+            .map(|(a, b)| {
+                doc.range(rnix::TextRange::new(
+                    (a as u32).into(),
+                    (b.max(a) as u32).into(),
+                ))
+            })
+            .unwrap_or_default();
+        vec![Diagnostic {
+            range,
+            severity: Some(DiagnosticSeverity::ERROR),
+            code: Some(NumberOrString::String("eval".to_string())),
+            source: Some("tvix eval".to_string()),
+            message: d.message,
+            related_information: convert::related(&d.related),
+            ..Diagnostic::default()
+        }]
+    }
+
+    /// The custom `tvix/evaluate` request: evaluates `text` in the scope of `range` (or at the
+    /// top of the file) and prints the value deeply.
+    pub async fn evaluate(&self, params: EvaluateParams) -> Result<EvaluateResult> {
+        let base = convert::base_dir(&params.uri);
+        let args = self.settings().args;
+        let source = match (
+            self.docs.read().expect("lock").get(&params.uri).cloned(),
+            params.range,
+        ) {
+            (Some(doc), Some(range)) => {
+                let root = doc.root();
+                let r = doc.lines.text_range(&doc.text, range);
+                // An empty range stands for the token at the cursor, so its scopes count.
+                let element = if r.is_empty() {
+                    root.token_at_offset(r.start())
+                        .right_biased()
+                        .map(rowan::NodeOrToken::Token)
+                } else {
+                    Some(root.covering_element(r))
+                };
+                let node = match element {
+                    Some(rowan::NodeOrToken::Node(n)) => n,
+                    Some(rowan::NodeOrToken::Token(t)) => t.parent().unwrap_or(root.clone()),
+                    None => root.clone(),
+                };
+                crate::probe::probe_source(&node, &params.text, &args)
+            }
+            _ => params.text.clone(),
+        };
+        let result = self
+            .worker
+            .run(self.budget() * 10, move |s| {
+                let v = evaluate::eval_probe(s, source, &base);
+                let ev = s.evaluator();
+                match v.and_then(|v| ev.force_deep(v)) {
+                    Ok(v) => Ok(tvix_eval::value::print::print_value(&v)),
+                    Err(e) => Err(evaluate::render(ev, &e)),
+                }
+            })
+            .await
+            .map_err(|e| Error {
+                code: ErrorCode::ServerError(1),
+                message: e.to_string().into(),
+                data: None,
+            })?;
+        match result {
+            Ok(value) => Ok(EvaluateResult { value }),
+            Err(message) => Err(Error {
+                code: ErrorCode::ServerError(2),
+                message: message.into(),
+                data: None,
+            }),
+        }
+    }
+}
+
+fn offset_of(doc: &Document, pos: Position) -> usize {
+    doc.offset(pos)
+}
+
+impl LanguageServer for Server {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        if let Some(opts) = &params.initialization_options {
+            self.apply_settings(opts).await;
+        }
+        Ok(InitializeResult {
+            server_info: Some(ServerInfo {
+                name: "tvix lsp".to_string(),
+                version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            }),
+            capabilities: ServerCapabilities {
+                text_document_sync: Some(TextDocumentSyncCapability::Options(
+                    TextDocumentSyncOptions {
+                        open_close: Some(true),
+                        change: Some(TextDocumentSyncKind::INCREMENTAL),
+                        save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                        ..TextDocumentSyncOptions::default()
+                    },
+                )),
+                hover_provider: Some(HoverProviderCapability::Simple(true)),
+                completion_provider: Some(CompletionOptions {
+                    trigger_characters: Some(vec![".".to_string()]),
+                    ..CompletionOptions::default()
+                }),
+                definition_provider: Some(OneOf::Left(true)),
+                references_provider: Some(OneOf::Left(true)),
+                document_highlight_provider: Some(OneOf::Left(true)),
+                rename_provider: Some(OneOf::Right(RenameOptions {
+                    prepare_provider: Some(true),
+                    work_done_progress_options: WorkDoneProgressOptions::default(),
+                })),
+                document_symbol_provider: Some(OneOf::Left(true)),
+                folding_range_provider: Some(FoldingRangeProviderCapability::Simple(true)),
+                selection_range_provider: Some(SelectionRangeProviderCapability::Simple(true)),
+                semantic_tokens_provider: Some(
+                    SemanticTokensServerCapabilities::SemanticTokensOptions(
+                        SemanticTokensOptions {
+                            legend: semantic_tokens::legend(),
+                            full: Some(SemanticTokensFullOptions::Bool(true)),
+                            range: None,
+                            work_done_progress_options: WorkDoneProgressOptions::default(),
+                        },
+                    ),
+                ),
+                document_link_provider: Some(DocumentLinkOptions {
+                    resolve_provider: Some(false),
+                    work_done_progress_options: WorkDoneProgressOptions::default(),
+                }),
+                document_formatting_provider: Some(OneOf::Left(true)),
+                code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+                inlay_hint_provider: Some(OneOf::Left(true)),
+                ..ServerCapabilities::default()
+            },
+            ..InitializeResult::default()
+        })
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let d = params.text_document;
+        let doc = self.open(d.uri.clone(), d.text, d.version);
+        self.refresh(d.uri, doc).await;
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let uri = params.text_document.uri;
+        let Ok(old) = self.doc(&uri) else { return };
+        let text = old.apply_changes(params.content_changes);
+        let doc = self.open(uri.clone(), text, params.text_document.version);
+        self.refresh(uri, doc).await;
+    }
+
+    async fn did_save(&self, _params: DidSaveTextDocumentParams) {
+        // Other files may import the saved one: start from a fresh import cache.
+        let _ = self.worker.run(Duration::from_secs(5), |s| s.reset()).await;
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        let uri = params.text_document.uri;
+        self.docs.write().expect("documents lock").remove(&uri);
+        self.eval_diagnostics.lock().expect("lock").remove(&uri);
+        self.client.publish_diagnostics(uri, Vec::new(), None).await;
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        self.apply_settings(&params.settings).await;
+        let docs: Vec<_> = self
+            .docs
+            .read()
+            .expect("lock")
+            .iter()
+            .map(|(u, d)| (u.clone(), d.clone()))
+            .collect();
+        for (uri, doc) in docs {
+            self.refresh(uri, doc).await;
+        }
+    }
+
+    async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
+        let p = params.text_document_position_params;
+        let doc = self.doc(&p.text_document.uri)?;
+        let offset = offset_of(&doc, p.position);
+        let settings = self.settings();
+        let plan = hover::plan(&doc, offset, &settings, &self.globals.names);
+        let contents = hover::run(
+            plan,
+            &self.worker,
+            self.budget(),
+            convert::base_dir(&p.text_document.uri),
+        )
+        .await;
+        Ok(contents.map(|(markdown, range)| Hover {
+            contents: HoverContents::Markup(MarkupContent {
+                kind: MarkupKind::Markdown,
+                value: markdown,
+            }),
+            range: range.map(|r| doc.range(r)),
+        }))
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        let p = params.text_document_position;
+        let doc = self.doc(&p.text_document.uri)?;
+        let offset = offset_of(&doc, p.position);
+        let settings = self.settings();
+        let plan = completion::plan(&doc, offset, &settings, &self.globals.names);
+        let items = completion::run(
+            plan,
+            &doc,
+            &self.worker,
+            self.budget(),
+            convert::base_dir(&p.text_document.uri),
+        )
+        .await;
+        Ok(Some(CompletionResponse::List(CompletionList {
+            is_incomplete: false,
+            items,
+        })))
+    }
+
+    async fn goto_definition(
+        &self,
+        params: GotoDefinitionParams,
+    ) -> Result<Option<GotoDefinitionResponse>> {
+        let p = params.text_document_position_params;
+        let uri = p.text_document.uri;
+        let doc = self.doc(&uri)?;
+        let offset = offset_of(&doc, p.position);
+        if let Some(r) = navigation::definition(&doc.analysis, offset) {
+            return Ok(Some(GotoDefinitionResponse::Scalar(Location {
+                uri,
+                range: doc.range(r),
+            })));
+        }
+        let settings = self.settings();
+        let base = convert::base_dir(&uri);
+        // A path literal: the file it names.
+        let linked = links::document_links(&doc, Some(&base), &settings.search_path_pairs());
+        if let Some((_, path)) = linked
+            .iter()
+            .find(|(r, _)| r.contains_inclusive((offset as u32).into()))
+        {
+            if let Some(uri) = Uri::from_file_path(path) {
+                return Ok(Some(GotoDefinitionResponse::Scalar(Location {
+                    uri,
+                    range: Range::default(),
+                })));
+            }
+        }
+        let found =
+            hover::definition(&doc, offset, &settings, &self.worker, self.budget(), base).await;
+        Ok(found
+            .and_then(|r| convert::location(&r))
+            .map(GotoDefinitionResponse::Scalar))
+    }
+
+    async fn references(&self, params: ReferenceParams) -> Result<Option<Vec<Location>>> {
+        let p = params.text_document_position;
+        let doc = self.doc(&p.text_document.uri)?;
+        let offset = offset_of(&doc, p.position);
+        let refs =
+            navigation::references(&doc.analysis, offset, params.context.include_declaration);
+        Ok(Some(
+            refs.into_iter()
+                .map(|r| Location {
+                    uri: p.text_document.uri.clone(),
+                    range: doc.range(r),
+                })
+                .collect(),
+        ))
+    }
+
+    async fn document_highlight(
+        &self,
+        params: DocumentHighlightParams,
+    ) -> Result<Option<Vec<DocumentHighlight>>> {
+        let p = params.text_document_position_params;
+        let doc = self.doc(&p.text_document.uri)?;
+        let offset = offset_of(&doc, p.position);
+        Ok(Some(
+            navigation::highlights(&doc.analysis, offset)
+                .into_iter()
+                .map(|(r, def)| DocumentHighlight {
+                    range: doc.range(r),
+                    kind: Some(if def {
+                        DocumentHighlightKind::WRITE
+                    } else {
+                        DocumentHighlightKind::READ
+                    }),
+                })
+                .collect(),
+        ))
+    }
+
+    async fn prepare_rename(
+        &self,
+        params: TextDocumentPositionParams,
+    ) -> Result<Option<PrepareRenameResponse>> {
+        let doc = self.doc(&params.text_document.uri)?;
+        let offset = offset_of(&doc, params.position);
+        Ok(navigation::prepare_rename(&doc.analysis, offset)
+            .map(|r| PrepareRenameResponse::Range(doc.range(r))))
+    }
+
+    async fn rename(&self, params: RenameParams) -> Result<Option<WorkspaceEdit>> {
+        let p = params.text_document_position;
+        let doc = self.doc(&p.text_document.uri)?;
+        let offset = offset_of(&doc, p.position);
+        let edits = navigation::rename(&doc.root(), &doc.analysis, offset, &params.new_name)
+            .map_err(|e| Error::invalid_params(e.to_string()))?;
+        let mut changes = HashMap::new();
+        changes.insert(p.text_document.uri, convert::edits(&doc, &edits));
+        Ok(Some(WorkspaceEdit {
+            changes: Some(changes),
+            ..WorkspaceEdit::default()
+        }))
+    }
+
+    async fn document_symbol(
+        &self,
+        params: DocumentSymbolParams,
+    ) -> Result<Option<DocumentSymbolResponse>> {
+        let doc = self.doc(&params.text_document.uri)?;
+        Ok(Some(DocumentSymbolResponse::Nested(
+            outline::document_symbols(&doc),
+        )))
+    }
+
+    async fn folding_range(&self, params: FoldingRangeParams) -> Result<Option<Vec<FoldingRange>>> {
+        let doc = self.doc(&params.text_document.uri)?;
+        Ok(Some(outline::folding_ranges(&doc)))
+    }
+
+    async fn selection_range(
+        &self,
+        params: SelectionRangeParams,
+    ) -> Result<Option<Vec<SelectionRange>>> {
+        let doc = self.doc(&params.text_document.uri)?;
+        let offsets: Vec<usize> = params.positions.iter().map(|p| doc.offset(*p)).collect();
+        Ok(Some(outline::selection_ranges(&doc, &offsets)))
+    }
+
+    async fn semantic_tokens_full(
+        &self,
+        params: SemanticTokensParams,
+    ) -> Result<Option<SemanticTokensResult>> {
+        let doc = self.doc(&params.text_document.uri)?;
+        Ok(Some(SemanticTokensResult::Tokens(SemanticTokens {
+            result_id: None,
+            data: semantic_tokens::semantic_tokens(&doc),
+        })))
+    }
+
+    async fn document_link(&self, params: DocumentLinkParams) -> Result<Option<Vec<DocumentLink>>> {
+        let uri = params.text_document.uri;
+        let doc = self.doc(&uri)?;
+        let base = convert::base_dir(&uri);
+        let found = links::document_links(&doc, Some(&base), &self.settings().search_path_pairs());
+        Ok(Some(
+            found
+                .into_iter()
+                .filter_map(|(r, path)| {
+                    Some(DocumentLink {
+                        range: doc.range(r),
+                        target: Some(Uri::from_file_path(&path)?),
+                        tooltip: Some(path.display().to_string()),
+                        data: None,
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
+        let uri = params.text_document.uri;
+        let doc = self.doc(&uri)?;
+        match crate::format::format(&doc.text) {
+            Ok(None) => Ok(Some(Vec::new())),
+            Ok(Some(text)) => Ok(Some(vec![TextEdit {
+                range: doc.range(rnix::TextRange::up_to((doc.text.len() as u32).into())),
+                new_text: text,
+            }])),
+            Err(e) => Err(Error::invalid_params(e.to_string())),
+        }
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        let uri = params.text_document.uri;
+        let doc = self.doc(&uri)?;
+        let range = doc.lines.text_range(&doc.text, params.range);
+        let found = actions::actions(&doc.root(), &doc.analysis, range);
+        Ok(Some(
+            found
+                .into_iter()
+                .map(|a| {
+                    let mut changes = HashMap::new();
+                    changes.insert(uri.clone(), convert::edits(&doc, &a.edits));
+                    CodeActionOrCommand::CodeAction(CodeAction {
+                        title: a.title,
+                        kind: Some(if a.quick_fix {
+                            CodeActionKind::QUICKFIX
+                        } else {
+                            CodeActionKind::REFACTOR_REWRITE
+                        }),
+                        edit: Some(WorkspaceEdit {
+                            changes: Some(changes),
+                            ..WorkspaceEdit::default()
+                        }),
+                        ..CodeAction::default()
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    async fn inlay_hint(&self, params: InlayHintParams) -> Result<Option<Vec<InlayHint>>> {
+        let uri = params.text_document.uri;
+        let doc = self.doc(&uri)?;
+        let range = doc.lines.text_range(&doc.text, params.range);
+        let hints = hover::inlay_hints(
+            &doc,
+            range,
+            &self.settings(),
+            &self.worker,
+            self.budget(),
+            convert::base_dir(&uri),
+        )
+        .await;
+        Ok(Some(
+            hints
+                .into_iter()
+                .map(|(offset, label)| InlayHint {
+                    position: doc.lines.position(&doc.text, offset),
+                    label: InlayHintLabel::String(label),
+                    kind: None,
+                    text_edits: None,
+                    tooltip: None,
+                    padding_left: Some(true),
+                    padding_right: None,
+                    data: None,
+                })
+                .collect(),
+        ))
+    }
+}

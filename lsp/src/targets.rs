@@ -1,0 +1,392 @@
+//! What an evaluation-backed request evaluates, worked out on the syntax tree: the expression
+//! under the cursor, the set an attribute is selected from, the namespaces of enclosing
+//! `with`s, the base of an attribute path being completed. Each comes out as probe source
+//! (see [`crate::probe`]), plain text that can be sent to the evaluation worker.
+
+use std::collections::BTreeMap;
+
+use rnix::ast::{self, HasEntry};
+use rnix::{SyntaxKind, SyntaxNode, SyntaxToken, TextRange};
+use rowan::ast::AstNode;
+
+use crate::probe::probe_source;
+
+/// A probe: the source to evaluate and the range of the code it stands for.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    /// Nix source.
+    pub source: String,
+    /// The text it evaluates (for display).
+    pub label: String,
+    /// The range in the document.
+    pub range: TextRange,
+}
+
+fn token_at(root: &SyntaxNode, offset: usize) -> Option<SyntaxToken> {
+    let at = root.token_at_offset((offset as u32).into());
+    // Prefer the identifier-like token when the cursor sits between two tokens.
+    let pick = |t: &SyntaxToken| {
+        matches!(
+            t.kind(),
+            SyntaxKind::TOKEN_IDENT | SyntaxKind::TOKEN_STRING_CONTENT
+        )
+    };
+    match at {
+        rowan::TokenAtOffset::Between(l, r) => Some(if pick(&r) || !pick(&l) { r } else { l }),
+        rowan::TokenAtOffset::Single(t) => Some(t),
+        rowan::TokenAtOffset::None => None,
+    }
+}
+
+/// The position of an attribute inside a selection: `base.a.b` with the cursor on `b` gives
+/// the `Select` node, the text of `base.a` and the name `b`.
+pub struct SelectedAttr {
+    /// The selection expression.
+    pub select: SyntaxNode,
+    /// Nix text of the set the attribute is taken from.
+    pub base: String,
+    /// The attribute's name.
+    pub name: String,
+    /// The attribute name's range.
+    pub range: TextRange,
+}
+
+/// The attribute under the cursor in `e.a.b` (a selection) or `inherit (e) a;`.
+pub fn selected_attr(root: &SyntaxNode, offset: usize) -> Option<SelectedAttr> {
+    let token = token_at(root, offset)?;
+    let attr_node = token.parent_ancestors().find(|n| {
+        n.parent().is_some_and(|p| {
+            matches!(
+                p.kind(),
+                SyntaxKind::NODE_ATTRPATH | SyntaxKind::NODE_INHERIT
+            )
+        })
+    })?;
+    let parent = attr_node.parent()?;
+    let name =
+        ast::Attr::cast(attr_node.clone()).and_then(|a| crate::analysis::static_attr_name(&a))?;
+    if let Some(inh) = ast::Inherit::cast(parent.clone()) {
+        let from = inh.from()?.expr()?;
+        return Some(SelectedAttr {
+            select: inh.syntax().clone(),
+            base: from.syntax().text().to_string(),
+            name,
+            range: attr_node.text_range(),
+        });
+    }
+    let select = parent
+        .parent()
+        .filter(|s| s.kind() == SyntaxKind::NODE_SELECT)?;
+    let sel = ast::Select::cast(select.clone())?;
+    let mut base = format!("({})", sel.expr()?.syntax().text());
+    for a in sel.attrpath()?.attrs() {
+        if a.syntax() == &attr_node {
+            break;
+        }
+        base.push('.');
+        base.push_str(&a.syntax().text().to_string());
+    }
+    Some(SelectedAttr {
+        select,
+        base,
+        name,
+        range: attr_node.text_range(),
+    })
+}
+
+/// The probe for the value of the expression under the cursor: a variable, an attribute of a
+/// selection (up to that attribute), a binding's value (on its name), a formal, or the
+/// smallest enclosing expression.
+pub fn hover_probe(
+    root: &SyntaxNode,
+    offset: usize,
+    args: &BTreeMap<String, String>,
+) -> Option<Probe> {
+    if let Some(sel) = selected_attr(root, offset) {
+        let label = format!("{}.{}", sel.base, crate::actions::attr_name(&sel.name));
+        return Some(Probe {
+            source: probe_source(&sel.select, &label, args),
+            label,
+            range: sel.range,
+        });
+    }
+    let token = token_at(root, offset)?;
+    let parent = token.parent()?;
+    // The name of a binding: its value.
+    if let Some(kv) = parent.ancestors().find_map(|n| {
+        let p = n.parent()?;
+        (n.kind() == SyntaxKind::NODE_ATTRPATH)
+            .then_some(p)
+            .and_then(ast::AttrpathValue::cast)
+    }) {
+        let value = kv.value()?;
+        let text = value.syntax().text().to_string();
+        return Some(Probe {
+            source: probe_source(value.syntax(), &text, args),
+            label: kv.attrpath()?.syntax().text().to_string(),
+            range: kv.attrpath()?.syntax().text_range(),
+        });
+    }
+    // A formal or `x:` parameter: its value inside the function.
+    if let Some(lambda) = parent
+        .ancestors()
+        .find(|n| {
+            matches!(
+                n.kind(),
+                SyntaxKind::NODE_PAT_ENTRY
+                    | SyntaxKind::NODE_IDENT_PARAM
+                    | SyntaxKind::NODE_PAT_BIND
+            )
+        })
+        .and_then(|n| n.ancestors().find_map(ast::Lambda::cast))
+    {
+        if token.kind() == SyntaxKind::TOKEN_IDENT {
+            let body = lambda.body()?;
+            let name = token.text().to_string();
+            return Some(Probe {
+                source: probe_source(body.syntax(), &name, args),
+                label: name,
+                range: token.text_range(),
+            });
+        }
+    }
+    let expr = parent.ancestors().find(|n| {
+        ast::Expr::cast(n.clone()).is_some()
+            && !matches!(
+                n.kind(),
+                SyntaxKind::NODE_ROOT
+                    | SyntaxKind::NODE_ATTR_SET
+                    | SyntaxKind::NODE_LET_IN
+                    | SyntaxKind::NODE_LAMBDA
+                    | SyntaxKind::NODE_WITH
+                    | SyntaxKind::NODE_LITERAL
+                    | SyntaxKind::NODE_STRING
+            )
+    })?;
+    let text = expr.text().to_string();
+    Some(Probe {
+        source: probe_source(&expr, &text, args),
+        label: text,
+        range: expr.text_range(),
+    })
+}
+
+/// Probes for the namespaces of the `with`s around `offset`, innermost first.
+pub fn with_namespaces(
+    root: &SyntaxNode,
+    offset: usize,
+    args: &BTreeMap<String, String>,
+) -> Vec<Probe> {
+    let Some(token) = token_at(root, offset) else {
+        return Vec::new();
+    };
+    token
+        .parent_ancestors()
+        .filter_map(ast::With::cast)
+        .filter(|w| {
+            w.body().is_some_and(|b| {
+                b.syntax()
+                    .text_range()
+                    .contains_inclusive((offset as u32).into())
+            })
+        })
+        .filter_map(|w| {
+            let ns = w.namespace()?;
+            let text = ns.syntax().text().to_string();
+            Some(Probe {
+                source: probe_source(ns.syntax(), &text, args),
+                label: text,
+                range: ns.syntax().text_range(),
+            })
+        })
+        .collect()
+}
+
+/// The set whose attributes complete `base.pre|` at the cursor: the probe for `base`, and the
+/// range of the partial name `pre` (to be replaced).
+pub fn dot_completion(
+    text: &str,
+    offset: usize,
+    args: &BTreeMap<String, String>,
+) -> Option<(Probe, TextRange)> {
+    let before = text.get(..offset)?;
+    let start = before
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\''))
+        .last()
+        .map(|(i, _)| i)
+        .unwrap_or(offset);
+    if !before[..start].ends_with('.') {
+        return None;
+    }
+    const DUMMY: &str = "__tvixComplete";
+    let end = text[offset..]
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\'')))
+        .map(|(i, _)| offset + i)
+        .unwrap_or(text.len());
+    for filler in [DUMMY.to_string(), format!("{DUMMY};")] {
+        let patched = format!("{}{filler}{}", &text[..start], &text[end..]);
+        let root = rnix::Root::parse(&patched).syntax();
+        let Some(sel) = selected_attr(&root, start + 1) else {
+            continue;
+        };
+        if sel.name != DUMMY {
+            continue;
+        }
+        // The scopes around must have survived the patch without errors.
+        let source = probe_source(&sel.select, &sel.base, args);
+        if rnix::Root::parse(&source).errors().is_empty() {
+            let range = TextRange::new((start as u32).into(), (end as u32).into());
+            return Some((
+                Probe {
+                    source,
+                    label: sel.base,
+                    range,
+                },
+                range,
+            ));
+        }
+    }
+    None
+}
+
+/// Names bound by the sets and `let`s a module's value is written in, from the module's top
+/// set down to the binding at the cursor: the option path being defined there. `None` when the
+/// cursor is not inside a module's configuration.
+pub fn option_path(root: &SyntaxNode, offset: usize) -> Option<(Vec<String>, Option<TextRange>)> {
+    let mut body = ast::Root::cast(root.clone())?.expr()?;
+    if let ast::Expr::Lambda(l) = &body {
+        body = l.body()?;
+    }
+    let ast::Expr::AttrSet(top) = strip(body)? else {
+        return None;
+    };
+    let has_config_section = top
+        .attrpath_values()
+        .any(|kv| first_name(&kv).is_some_and(|n| n == "config" || n == "options"));
+    let mut path = Vec::new();
+    let mut set = top;
+    let mut at_top = true;
+    'descend: loop {
+        for kv in set.attrpath_values() {
+            let range = kv.syntax().text_range();
+            if !range.contains_inclusive((offset as u32).into()) {
+                continue;
+            }
+            let names: Vec<(String, TextRange)> = kv
+                .attrpath()?
+                .attrs()
+                .map(|a| {
+                    (
+                        crate::analysis::static_attr_name(&a).unwrap_or_default(),
+                        a.syntax().text_range(),
+                    )
+                })
+                .collect();
+            let mut names_iter = names.into_iter();
+            if at_top && has_config_section {
+                let (first, _) = names_iter.next()?;
+                if first != "config" {
+                    return None;
+                }
+            } else if at_top
+                && names_iter.as_slice().first().is_some_and(|(n, _)| {
+                    matches!(
+                        n.as_str(),
+                        "imports" | "options" | "_file" | "key" | "meta" | "disabledModules"
+                    )
+                })
+            {
+                return None;
+            }
+            at_top = false;
+            for (name, r) in names_iter {
+                if r.contains_inclusive((offset as u32).into()) {
+                    return Some((path, Some(r)));
+                }
+                path.push(name);
+            }
+            let value = kv.value()?;
+            if value
+                .syntax()
+                .text_range()
+                .contains_inclusive((offset as u32).into())
+            {
+                if let Some(inner) = innermost_set(value, offset) {
+                    set = inner;
+                    continue 'descend;
+                }
+                return None;
+            }
+            return Some((path, None));
+        }
+        // Inside the set but not in a binding: a new name is being typed.
+        return Some((path, None));
+    }
+}
+
+fn first_name(kv: &ast::AttrpathValue) -> Option<String> {
+    crate::analysis::static_attr_name(&kv.attrpath()?.attrs().next()?)
+}
+
+fn strip(e: ast::Expr) -> Option<ast::Expr> {
+    match e {
+        ast::Expr::Paren(p) => strip(p.expr()?),
+        ast::Expr::LetIn(l) => strip(l.body()?),
+        ast::Expr::With(w) => strip(w.body()?),
+        e => Some(e),
+    }
+}
+
+/// The set literal holding the cursor, looking through `mkIf c { }`, `mkMerge [ ]`, parens.
+fn innermost_set(e: ast::Expr, offset: usize) -> Option<ast::AttrSet> {
+    let inside = |n: &SyntaxNode| n.text_range().contains_inclusive((offset as u32).into());
+    match strip(e)? {
+        ast::Expr::AttrSet(s) if s.rec_token().is_none() => Some(s),
+        ast::Expr::Apply(a) => {
+            let arg = a.argument()?;
+            if inside(arg.syntax()) {
+                innermost_set(arg, offset)
+            } else {
+                innermost_set(a.lambda()?, offset)
+            }
+        }
+        ast::Expr::List(l) => l
+            .items()
+            .find(|i| inside(i.syntax()))
+            .and_then(|i| innermost_set(i, offset)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_option_paths_in_modules() {
+        let src = "{ lib, ... }: { imports = [ ]; config = lib.mkIf true { services.web.port = 80; networking = { }; }; }";
+        let root = rnix::Root::parse(src).syntax();
+        let (p, _) = option_path(&root, src.find("port =").unwrap() + 1).unwrap();
+        assert_eq!(p, vec!["services", "web"]);
+        let (p, _) = option_path(&root, src.find("{ }").unwrap() + 1).unwrap();
+        assert_eq!(p, vec!["networking"]);
+        assert!(option_path(&root, src.find("[ ]").unwrap() + 1).is_none());
+    }
+
+    #[test]
+    fn completes_after_a_dot_in_broken_text() {
+        let src = "let lib = { a = 1; }; in { x = lib.\n; }";
+        let (probe, range) =
+            dot_completion(src, src.find("lib.").unwrap() + 4, &BTreeMap::new()).unwrap();
+        assert_eq!(probe.label, "(lib)");
+        assert!(
+            probe.source.starts_with("let lib = { a = 1; }; in"),
+            "{}",
+            probe.source
+        );
+        assert!(range.is_empty());
+    }
+}
