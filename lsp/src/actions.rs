@@ -23,12 +23,21 @@ pub struct Action {
 /// The actions available for the selection `range`.
 pub fn actions(root: &SyntaxNode, analysis: &Analysis, range: TextRange) -> Vec<Action> {
     let mut out = Vec::new();
-    let node = match root.covering_element(range) {
-        rowan::NodeOrToken::Node(n) => n,
-        rowan::NodeOrToken::Token(t) => match t.parent() {
+    // A bare cursor means the token after it, not the whitespace or node around it.
+    let element = if range.is_empty() {
+        root.token_at_offset(range.start())
+            .right_biased()
+            .map(rowan::NodeOrToken::Token)
+    } else {
+        Some(root.covering_element(range))
+    };
+    let node = match element {
+        Some(rowan::NodeOrToken::Node(n)) => n,
+        Some(rowan::NodeOrToken::Token(t)) => match t.parent() {
             Some(p) => p,
             None => return out,
         },
+        None => return out,
     };
     quote_actions(&node, &mut out);
     inherit_actions(&node, &mut out);

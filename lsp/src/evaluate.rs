@@ -88,6 +88,9 @@ fn known_type(v: &Value) -> Option<&'static str> {
     }
 }
 
+/// How many elements of a list a hover evaluates for its preview.
+const PREVIEW_FORCE: usize = 10;
+
 /// A short Markdown description of a value: its type, its shape, its printed form.
 pub fn describe(ev: &mut Evaluator, v: &Value) -> String {
     const MAX: usize = 1500;
@@ -120,6 +123,12 @@ pub fn describe(ev: &mut Evaluator, v: &Value) -> String {
             ));
         }
         Value::List(l) => {
+            // Show the first elements' values, not «thunk»s, as far as the budget allows.
+            for item in l.iter().take(PREVIEW_FORCE) {
+                if ev.force(item.clone()).is_err() {
+                    break;
+                }
+            }
             out.push_str(&format!(
                 "list of {} elements\n\n```nix\n{}\n```\n",
                 l.len(),

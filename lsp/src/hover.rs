@@ -44,10 +44,7 @@ pub fn plan(doc: &Document, offset: usize, settings: &Settings, _globals: &[Stri
     let option = settings.options_expr.as_ref().and_then(|expr| {
         let (mut path, at) = targets::option_path(&root, offset)?;
         let at = at?;
-        let name = crate::analysis::static_attr_name(&rowan::ast::AstNode::cast(
-            root.covering_element(at).into_node()?,
-        )?)?;
-        path.push(name);
+        path.push(targets::attr_name_at(&root, at)?);
         range = Some(at);
         Some((expr.clone(), path))
     });
@@ -149,10 +146,7 @@ fn definition_plan(doc: &Document, offset: usize, settings: &Settings) -> Defini
     }
     let option = settings.options_expr.clone().and_then(|expr| {
         let (mut path, at) = targets::option_path(&root, offset)?;
-        let node = root.covering_element(at?).into_node()?;
-        path.push(crate::analysis::static_attr_name(
-            &rowan::ast::AstNode::cast(node)?,
-        )?);
+        path.push(targets::attr_name_at(&root, at?)?);
         Some((expr, path))
     });
     (lookups, option)

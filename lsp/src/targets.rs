@@ -390,3 +390,13 @@ mod tests {
         assert!(range.is_empty());
     }
 }
+
+/// The static name of the attribute whose range is `range` (from [`option_path`]).
+pub fn attr_name_at(root: &SyntaxNode, range: TextRange) -> Option<String> {
+    let node = match root.covering_element(range) {
+        rowan::NodeOrToken::Node(n) => n,
+        rowan::NodeOrToken::Token(t) => t.parent()?,
+    };
+    let attr = node.ancestors().find_map(ast::Attr::cast)?;
+    crate::analysis::static_attr_name(&attr)
+}

@@ -1,0 +1,467 @@
+//! `tvix lsp` as a process, spoken to over JSON-RPC: every feature on fixtures with cursor
+//! markers (`tests/lsp/*.nix`), incremental edits, budgets and shutdown.
+
+#[path = "lsp/client.rs"]
+mod client;
+
+use client::{shared_dir, Client, Fixture};
+use serde_json::{json, Value};
+
+fn uri_of(name: &str) -> String {
+    format!("file://{}/tests/lsp/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn open(c: &mut Client, name: &str, fx: &Fixture) -> String {
+    let uri = uri_of(name);
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": fx.text}}),
+    );
+    uri
+}
+
+fn at(uri: &str, pos: Value) -> Value {
+    json!({"textDocument": {"uri": uri}, "position": pos})
+}
+
+fn hover_text(v: &Value) -> String {
+    v["contents"]["value"].as_str().unwrap_or("").to_string()
+}
+
+fn labels(v: &Value) -> Vec<String> {
+    v["items"]
+        .as_array()
+        .expect("completion list")
+        .iter()
+        .map(|i| i["label"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn nixpkgs_lib() -> String {
+    shared_dir()
+        .join("workloads/nixpkgs-lib")
+        .canonicalize()
+        .expect("../shared/workloads/nixpkgs-lib")
+        .display()
+        .to_string()
+}
+
+fn eval_settings() -> Value {
+    json!({"tvix": {
+        "searchPath": [format!("nixpkgs={}", nixpkgs_lib())],
+        "evalBudgetMs": 5000,
+        "args": {"lib": "import <nixpkgs/lib>"},
+    }})
+}
+
+#[test]
+fn static_features() {
+    let fx = Fixture::load("static.nix");
+    let mut c = Client::start(json!({}));
+    let uri = open(&mut c, "static.nix", &fx);
+
+    let diags = c.diagnostics_until(&uri, |d| !d.is_empty());
+    let find = |code: &str| -> Vec<&Value> { diags.iter().filter(|d| d["code"] == code).collect() };
+    let undefined = find("undefined-variable");
+    assert_eq!(undefined.len(), 1, "{diags:?}");
+    assert_eq!(
+        undefined[0]["message"],
+        "undefined variable 'undefinedName'"
+    );
+    assert_eq!(undefined[0]["range"]["start"], fx.pos("undefined"));
+    assert_eq!(find("unused-let")[0]["range"]["start"], fx.pos("unusedLet"));
+    // `pkgs = pkgs;` in a `rec` set refers to itself: the formal is unused too.
+    let formals: Vec<_> = find("unused-formal")
+        .iter()
+        .map(|d| d["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        formals,
+        vec!["unused formal 'pkgs'", "unused formal 'unused'"]
+    );
+    assert_eq!(
+        find("unused-formal")[1]["range"]["start"],
+        fx.pos("unusedFormal")
+    );
+    assert_eq!(
+        find("with-shadowed")[0]["range"]["start"],
+        fx.pos("withShadow")
+    );
+
+    // Go to definition, references, highlight, rename.
+    let def = c.result("textDocument/definition", at(&uri, fx.pos("useGreeting")));
+    assert_eq!(def["range"]["start"], fx.pos("defGreeting"));
+    let mut refs = at(&uri, fx.pos("defGreeting"));
+    refs["context"] = json!({"includeDeclaration": true});
+    let refs = c.result("textDocument/references", refs);
+    assert_eq!(refs.as_array().unwrap().len(), 3, "{refs}");
+    let hl = c.result("textDocument/documentHighlight", at(&uri, fx.pos("recUse")));
+    assert_eq!(hl.as_array().unwrap().len(), 2, "{hl}");
+    let mut rename = at(&uri, fx.pos("useGreeting"));
+    rename["newName"] = json!("salutation");
+    let edit = c.result("textDocument/rename", rename);
+    let edits = edit["changes"][&uri].as_array().unwrap();
+    assert_eq!(edits.len(), 3);
+    assert!(edits.iter().all(|e| e["newText"] == "salutation"));
+    let mut bad = at(&uri, fx.pos("useGreeting"));
+    bad["newName"] = json!("not valid");
+    assert!(c.request("textDocument/rename", bad).get("error").is_some());
+
+    // Hover and completion from the builtins' documentation.
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("builtin")));
+    assert!(hover_text(&h).contains("map"), "{h}");
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("builtinAttr")));
+    assert!(hover_text(&h).contains("toUpper"), "{h}");
+    let items = c.result("textDocument/completion", at(&uri, fx.pos("complete")));
+    let names = labels(&items);
+    for expected in [
+        "greeting", "shout", "helper", "pkgs", "message", "map", "builtins", "let",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    assert!(
+        !names.iter().any(|n| n == "x"),
+        "a lambda argument out of scope was offered"
+    );
+
+    // Document symbols: nested sets.
+    let syms = c.result(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    let top: Vec<&str> = syms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        top.contains(&"greeting") && top.contains(&"nested"),
+        "{top:?}"
+    );
+    let nested = syms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "nested")
+        .unwrap();
+    let inner: Vec<&str> = nested["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(inner, vec!["inner", "sum"]);
+
+    // Folding, selection ranges, semantic tokens.
+    let folds = c.result(
+        "textDocument/foldingRange",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    assert!(
+        folds
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["startLine"] == 12 && f["endLine"] == 15),
+        "{folds}"
+    );
+    let sel = c.result(
+        "textDocument/selectionRange",
+        json!({"textDocument": {"uri": uri}, "positions": [fx.pos("builtin")]}),
+    );
+    assert_eq!(sel[0]["range"]["start"], fx.pos("builtin"));
+    assert!(sel[0]["parent"]["parent"].is_object(), "{sel}");
+    let tokens = c.result(
+        "textDocument/semanticTokens/full",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    let data = tokens["data"].as_array().unwrap();
+    assert_eq!(data.len() % 5, 0);
+    assert!(data.len() > 5 * 40, "{}", data.len());
+
+    // Document links: the imported file.
+    let links = c.result(
+        "textDocument/documentLink",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    assert_eq!(links[0]["range"]["start"], fx.pos("link"));
+    assert!(
+        links[0]["target"]
+            .as_str()
+            .unwrap()
+            .ends_with("/tests/lsp/other.nix"),
+        "{links}"
+    );
+
+    // Code actions: `pkgs = pkgs;` in a `rec` set is not offered as inherit (it would be
+    // recursive); quoting is.
+    let actions = c.result(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri}, "range": {"start": fx.pos("selfRef"), "end": fx.pos("selfRef")}, "context": {"diagnostics": []}}),
+    );
+    let titles: Vec<&str> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        titles.iter().any(|t| t.starts_with("Quote attribute name")),
+        "{titles:?}"
+    );
+    assert!(!titles.iter().any(|t| t.contains("inherit")), "{titles:?}");
+    let actions = c.result(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri}, "range": {"start": fx.pos("undefined"), "end": fx.pos("undefined")}, "context": {"diagnostics": []}}),
+    );
+    let fix = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "quickfix")
+        .expect("a quick fix");
+    assert_eq!(
+        fix["title"],
+        "Add formal 'undefinedName' to the function's arguments"
+    );
+
+    // Formatting.
+    let edits = c.result(
+        "textDocument/formatting",
+        json!({"textDocument": {"uri": uri}, "options": {"tabSize": 2, "insertSpaces": true}}),
+    );
+    assert_eq!(
+        edits.as_array().unwrap().len(),
+        1,
+        "the fixture is not formatted: {edits}"
+    );
+    c.shutdown();
+}
+
+#[test]
+fn incremental_edits_update_diagnostics_and_navigation() {
+    let mut c = Client::start(json!({}));
+    let uri = uri_of("scratch.nix");
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": "let a = 1; in b"}}),
+    );
+    let d = c.diagnostics_until(&uri, |d| {
+        d.iter().any(|x| x["message"] == "undefined variable 'b'")
+    });
+    assert!(d.iter().any(|x| x["code"] == "unused-let"));
+    // Replace `b` by `a + a` with a ranged edit.
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [
+            {"range": {"start": {"line": 0, "character": 14}, "end": {"line": 0, "character": 15}}, "text": "a + a"}
+        ]}),
+    );
+    c.diagnostics_until(&uri, |d| d.is_empty());
+    let refs = c.result(
+        "textDocument/references",
+        json!({"textDocument": {"uri": uri}, "position": {"line": 0, "character": 4}, "context": {"includeDeclaration": false}}),
+    );
+    assert_eq!(refs.as_array().unwrap().len(), 2);
+    // A syntax error: the reference's wording, at its place.
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 3}, "contentChanges": [{"text": "{ a = ; }"}]}),
+    );
+    let d = c.diagnostics_until(&uri, |d| !d.is_empty());
+    assert!(
+        d[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("syntax error, unexpected"),
+        "{d:?}"
+    );
+    assert_eq!(d[0]["range"]["start"], json!({"line": 0, "character": 6}));
+    c.shutdown();
+}
+
+#[test]
+fn evaluation_backed_features() {
+    let fx = Fixture::load("eval.nix");
+    let mut c = Client::start(eval_settings());
+    let uri = open(&mut c, "eval.nix", &fx);
+
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("numbersUse")));
+    assert!(hover_text(&h).contains("list of 4 elements"), "{h}");
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("numbersDef")));
+    assert!(hover_text(&h).contains("[ 1 2 3 4 ]"), "{h}");
+
+    // Attribute completion after `.`, across `import`.
+    let items = c.result("textDocument/completion", at(&uri, fx.pos("dot")));
+    let names = labels(&items);
+    for expected in ["strings", "attrsets", "mkOption", "foldl'"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {} items",
+            names.len()
+        );
+    }
+
+    // Go to definition of an attribute into the file that defines it.
+    let def = c.result("textDocument/definition", at(&uri, fx.pos("toUpper")));
+    assert!(
+        def["uri"].as_str().unwrap().ends_with("/lib/strings.nix"),
+        "{def}"
+    );
+    let line = def["range"]["start"]["line"].as_u64().unwrap() as usize;
+    let strings = std::fs::read_to_string(format!("{}/lib/strings.nix", nixpkgs_lib())).unwrap();
+    assert!(
+        strings
+            .lines()
+            .nth(line)
+            .unwrap()
+            .trim_start()
+            .starts_with("toUpper"),
+        "line {line}"
+    );
+
+    // A name from `with lib;`: its definition and its completion.
+    // lib/default.nix inherits it from `strings`: that `inherit` is where `lib` gets it.
+    let def = c.result("textDocument/definition", at(&uri, fx.pos("withName")));
+    assert!(
+        def["uri"].as_str().unwrap().ends_with("/lib/default.nix"),
+        "{def}"
+    );
+    let line = def["range"]["start"]["line"].as_u64().unwrap() as usize;
+    let default = std::fs::read_to_string(format!("{}/lib/default.nix", nixpkgs_lib())).unwrap();
+    assert!(
+        default.lines().nth(line).unwrap().contains("concatStrings"),
+        "line {line}"
+    );
+    let items = c.result("textDocument/completion", at(&uri, fx.pos("withName")));
+    assert!(labels(&items).iter().any(|n| n == "concatMapStrings"));
+
+    // Inlay hints with values.
+    let hints = c.result(
+        "textDocument/inlayHint",
+        json!({"textDocument": {"uri": uri}, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 20, "character": 0}}}),
+    );
+    let labels: Vec<&str> = hints
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&": 10") && labels.contains(&": \"NIX\""),
+        "{labels:?}"
+    );
+
+    // The custom request behind the extension's "evaluate selection".
+    let v = c.result(
+        "tvix/evaluate",
+        json!({"uri": uri, "text": "map (x: x * 2) numbers", "range": {"start": fx.pos("numbersUse"), "end": fx.pos("numbersUse")}}),
+    );
+    assert_eq!(v["value"], "[ 2 4 6 8 ]");
+    let e = c.request("tvix/evaluate", json!({"uri": uri, "text": "1 + \"a\""}));
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot add a string to an integer"),
+        "{e}"
+    );
+    c.shutdown();
+}
+
+#[test]
+fn evaluation_errors_become_diagnostics() {
+    let fx = Fixture::load("failing.nix");
+    let mut c = Client::start(eval_settings());
+    let uri = open(&mut c, "failing.nix", &fx);
+    let d = c.diagnostics_until(&uri, |d| d.iter().any(|x| x["code"] == "eval"));
+    let e = d.iter().find(|x| x["code"] == "eval").unwrap();
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot add a string to an integer"),
+        "{e}"
+    );
+    assert_eq!(e["range"]["start"]["line"], fx.pos("bad")["line"]);
+    c.shutdown();
+}
+
+#[test]
+fn runaway_evaluation_is_stopped_and_the_server_goes_on() {
+    let mut c = Client::start(json!({"tvix": {"evalBudgetMs": 200}}));
+    let uri = uri_of("loop.nix");
+    let text = "let f = x: f (x + 1); in f 0";
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": text}}),
+    );
+    let start = std::time::Instant::now();
+    let h = c.result(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": 0, "character": 27}}),
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        hover_text(&h).contains("200 ms")
+            || hover_text(&h).contains("interrupted")
+            || hover_text(&h).contains("stack"),
+        "{h}"
+    );
+    // The worker is free again.
+    let v = c.result("tvix/evaluate", json!({"uri": uri, "text": "6 * 7"}));
+    assert_eq!(v["value"], "42");
+    c.shutdown();
+}
+
+#[test]
+fn module_options() {
+    let fx = Fixture::load("module.nix");
+    let options = format!(
+        "((import <nixpkgs/lib>).evalModules {{ modules = [ {}/tests/lsp/options.nix ]; }}).options",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut c = Client::start(json!({"tvix": {
+        "searchPath": [format!("nixpkgs={}", nixpkgs_lib())],
+        "evalBudgetMs": 5000,
+        "optionsExpr": options,
+    }}));
+    let uri = open(&mut c, "module.nix", &fx);
+    let items = c.result("textDocument/completion", at(&uri, fx.pos("completeHere")));
+    let list = items["items"].as_array().unwrap();
+    let port = list
+        .iter()
+        .find(|i| i["label"] == "port")
+        .expect("option port offered");
+    assert_eq!(
+        port["detail"],
+        "16 bit unsigned integer; between 0 and 65535 (both inclusive)"
+    );
+    assert!(port["documentation"]["value"]
+        .as_str()
+        .unwrap()
+        .contains("Port the web server listens on."));
+    assert!(list.iter().any(|i| i["label"] == "enable"));
+
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("portName")));
+    let text = hover_text(&h);
+    assert!(
+        text.contains("services.web.port") && text.contains("8080"),
+        "{text}"
+    );
+
+    let def = c.result("textDocument/definition", at(&uri, fx.pos("portName")));
+    assert!(
+        def["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/tests/lsp/options.nix"),
+        "{def}"
+    );
+    assert_eq!(def["range"]["start"]["line"], 4);
+    c.shutdown();
+}
