@@ -361,6 +361,16 @@ fn innermost_set(e: ast::Expr, offset: usize) -> Option<ast::AttrSet> {
     }
 }
 
+/// The static name of the attribute whose range is `range` (from [`option_path`]).
+pub fn attr_name_at(root: &SyntaxNode, range: TextRange) -> Option<String> {
+    let node = match root.covering_element(range) {
+        rowan::NodeOrToken::Node(n) => n,
+        rowan::NodeOrToken::Token(t) => t.parent()?,
+    };
+    let attr = node.ancestors().find_map(ast::Attr::cast)?;
+    crate::analysis::static_attr_name(&attr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,14 +399,4 @@ mod tests {
         );
         assert!(range.is_empty());
     }
-}
-
-/// The static name of the attribute whose range is `range` (from [`option_path`]).
-pub fn attr_name_at(root: &SyntaxNode, range: TextRange) -> Option<String> {
-    let node = match root.covering_element(range) {
-        rowan::NodeOrToken::Node(n) => n,
-        rowan::NodeOrToken::Token(t) => t.parent()?,
-    };
-    let attr = node.ancestors().find_map(ast::Attr::cast)?;
-    crate::analysis::static_attr_name(&attr)
 }

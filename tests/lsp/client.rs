@@ -227,11 +227,6 @@ impl Fixture {
         let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0);
         json!({"line": line, "character": col})
     }
-
-    /// The line (0-based) of marker `name`.
-    pub fn line(&self, name: &str) -> u64 {
-        self.pos(name)["line"].as_u64().expect("line")
-    }
 }
 
 /// The shared workloads directory (`$SHARED_DIR`, else `../shared` beside the repository).
