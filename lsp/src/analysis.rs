@@ -100,19 +100,34 @@ pub struct Analysis {
     pub refs: Vec<Reference>,
     /// `with` expressions.
     pub withs: Vec<WithInfo>,
+    /// Every definition site with its definition, sorted by position (for lookups by offset).
+    sites: Vec<(TextRange, usize)>,
 }
 
 impl Analysis {
     /// The reference whose identifier contains `offset`.
     pub fn reference_at(&self, offset: usize) -> Option<&Reference> {
-        self.refs.iter().find(|r| contains(r.range, offset))
+        // References never overlap and are sorted: look at the last one starting at or
+        // before `offset` (and the one before it, for a cursor right after an identifier).
+        let i = self
+            .refs
+            .partition_point(|r| u32::from(r.range.start()) as usize <= offset);
+        self.refs[i.saturating_sub(2)..i]
+            .iter()
+            .rev()
+            .find(|r| contains(r.range, offset))
     }
 
     /// The definition whose name (at any site) contains `offset`.
     pub fn definition_at(&self, offset: usize) -> Option<usize> {
-        self.defs
+        let i = self
+            .sites
+            .partition_point(|(r, _)| u32::from(r.start()) as usize <= offset);
+        self.sites[i.saturating_sub(2)..i]
             .iter()
-            .position(|d| d.sites.iter().any(|s| contains(*s, offset)))
+            .rev()
+            .find(|(r, _)| contains(*r, offset))
+            .map(|(_, d)| *d)
     }
 
     /// The definition under the cursor, at a use or at a definition site.
@@ -194,6 +209,15 @@ pub fn analyse(root: &SyntaxNode, is_global: &dyn Fn(&str) -> bool) -> Analysis 
     };
     w.node(root);
     w.out.refs.sort_by_key(|r| r.range.start());
+    let mut sites: Vec<(TextRange, usize)> = w
+        .out
+        .defs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, d)| d.sites.iter().map(move |s| (*s, i)))
+        .collect();
+    sites.sort_by_key(|(r, _)| r.start());
+    w.out.sites = sites;
     w.out
 }
 

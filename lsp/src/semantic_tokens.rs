@@ -109,9 +109,8 @@ fn classify_ident(doc: &Document, token: &SyntaxToken) -> (u32, u32) {
     let offset = usize::from(token.text_range().start());
     let an = &doc.analysis;
     if let Some(r) = an
-        .refs
-        .iter()
-        .find(|r| r.range.contains_range(token.text_range()))
+        .reference_at(offset)
+        .filter(|r| r.range.contains_range(token.text_range()))
     {
         return match r.target {
             Target::Def(d) => match an.defs[d].kind {

@@ -27,8 +27,18 @@ pub struct GlobalScope {
     pub names: Vec<String>,
 }
 
+/// The server: its state, shared with the tasks that evaluate files in the background.
+pub struct Server(Arc<State>);
+
+impl std::ops::Deref for Server {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.0
+    }
+}
+
 /// The server's state.
-pub struct Server {
+pub struct State {
     client: Client,
     docs: RwLock<HashMap<Uri, Arc<Document>>>,
     settings: RwLock<Settings>,
@@ -66,16 +76,43 @@ impl Server {
             lowering.insert(s, i as u32);
         }
         drop(ev);
-        Server {
+        Server(Arc::new(State {
             client,
             docs: RwLock::new(HashMap::new()),
             settings: RwLock::new(Settings::default()),
             worker: Worker::spawn(factory, Settings::default()),
             globals: Arc::new(GlobalScope { lowering, names }),
             eval_diagnostics: Mutex::new(HashMap::new()),
-        }
+        }))
     }
 
+    /// Publishes the static diagnostics now and, in the background, the evaluation's after
+    /// a pause in typing (notifications are handled in order: waiting here would hold up
+    /// every request behind them).
+    async fn refresh(&self, uri: Uri, doc: Arc<Document>) {
+        let statics = self.static_diagnostics(&uri, &doc);
+        let mut all = statics.clone();
+        if let Some((v, d)) = self.eval_diagnostics.lock().expect("lock").get(&uri) {
+            if *v == doc.version {
+                all.extend(d.iter().cloned());
+            }
+        }
+        self.client
+            .publish_diagnostics(uri.clone(), all, Some(doc.version))
+            .await;
+        // Evaluating a file that does not even lower would only repeat its first error.
+        if statics
+            .iter()
+            .any(|d| d.severity == Some(DiagnosticSeverity::ERROR))
+        {
+            return;
+        }
+        let state = self.0.clone();
+        tokio::spawn(async move { state.evaluate_later(uri, doc, statics).await });
+    }
+}
+
+impl State {
     fn doc(&self, uri: &Uri) -> Result<Arc<Document>> {
         self.docs
             .read()
@@ -123,25 +160,8 @@ impl Server {
         doc
     }
 
-    /// Publishes the static diagnostics now and the evaluation's after a pause in typing.
-    async fn refresh(&self, uri: Uri, doc: Arc<Document>) {
-        let statics = self.static_diagnostics(&uri, &doc);
-        let mut all = statics.clone();
-        if let Some((v, d)) = self.eval_diagnostics.lock().expect("lock").get(&uri) {
-            if *v == doc.version {
-                all.extend(d.iter().cloned());
-            }
-        }
-        self.client
-            .publish_diagnostics(uri.clone(), all, Some(doc.version))
-            .await;
-        // Evaluating a file that does not even lower would only repeat its first error.
-        if statics
-            .iter()
-            .any(|d| d.severity == Some(DiagnosticSeverity::ERROR))
-        {
-            return;
-        }
+    /// Evaluates the file once typing has paused and publishes its evaluation error.
+    async fn evaluate_later(&self, uri: Uri, doc: Arc<Document>, statics: Vec<Diagnostic>) {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let current = self
             .docs
@@ -230,7 +250,7 @@ impl Server {
 
     /// The custom `tvix/evaluate` request: evaluates `text` in the scope of `range` (or at the
     /// top of the file) and prints the value deeply.
-    pub async fn evaluate(&self, params: EvaluateParams) -> Result<EvaluateResult> {
+    pub async fn evaluate_request(&self, params: EvaluateParams) -> Result<EvaluateResult> {
         let base = convert::base_dir(&params.uri);
         let args = self.settings().args;
         let source = match (
@@ -654,5 +674,12 @@ impl LanguageServer for Server {
                 })
                 .collect(),
         ))
+    }
+}
+
+impl Server {
+    /// The custom `tvix/evaluate` request.
+    pub async fn evaluate(&self, params: EvaluateParams) -> Result<EvaluateResult> {
+        self.evaluate_request(params).await
     }
 }

@@ -111,6 +111,13 @@ pub fn hover_probe(
         });
     }
     let token = token_at(root, offset)?;
+    // Comments, blanks and string text have no value of their own to show.
+    if matches!(
+        token.kind(),
+        SyntaxKind::TOKEN_COMMENT | SyntaxKind::TOKEN_WHITESPACE | SyntaxKind::TOKEN_STRING_CONTENT
+    ) {
+        return None;
+    }
     let parent = token.parent()?;
     // The name of a binding: its value.
     if let Some(kv) = parent.ancestors().find_map(|n| {
