@@ -154,6 +154,8 @@ def main():
     eval_kinds = ["hover", "completion", "completion after '.'", "definition"]
     times = {k: [] for k in static_kinds + eval_kinds}
     out_of_budget = {k: 0 for k in eval_kinds}
+    # How many answers carried something evaluated (a value, attributes, a place elsewhere).
+    evaluated = {k: 0 for k in eval_kinds}
     errors = 0
 
     def timed(kind, method, params):
@@ -163,8 +165,19 @@ def main():
         times[kind].append((time.perf_counter() - t0) * 1000)
         if "error" in r:
             errors += 1
-        elif kind in out_of_budget and "evalBudgetMs" in json.dumps(r.get("result")):
-            out_of_budget[kind] += 1
+        elif kind in out_of_budget:
+            result = r.get("result")
+            text = json.dumps(result)
+            if "evalBudgetMs" in text:
+                out_of_budget[kind] += 1
+            elif kind == "hover" and "` : " in text:
+                evaluated[kind] += 1
+            elif kind.startswith("completion") and '"textEdit"' in text:
+                evaluated[kind] += 1
+            elif kind == "completion" and "from `with" in text:
+                evaluated[kind] += 1
+            elif kind == "definition" and result and result.get("uri") != params["textDocument"]["uri"]:
+                evaluated[kind] += 1
         return r
 
     started = time.perf_counter()
@@ -200,14 +213,15 @@ def main():
 
     print(f"tvix lsp over {lib_dir}: {len(files)} files, {sum(len(v) for v in times.values())} requests, "
           f"{time.perf_counter() - started:.1f} s, budget {args.budget} ms, {errors} error responses")
-    print(f"{'request':<24} {'kind':<6} {'count':>6} {'median ms':>10} {'p99 ms':>8} {'max ms':>8} {'out of budget':>14}")
+    print(f"{'request':<24} {'kind':<6} {'count':>6} {'median ms':>10} {'p99 ms':>8} {'max ms':>8} {'evaluated':>10} {'out of budget':>14}")
     for k in static_kinds + eval_kinds:
         v = times[k]
         if not v:
             continue
         kind = "static" if k in static_kinds else "eval"
         ob = str(out_of_budget[k]) if k in out_of_budget else "-"
-        print(f"{k:<24} {kind:<6} {len(v):>6} {statistics.median(v):>10.2f} {pct(v, 99):>8.2f} {max(v):>8.2f} {ob:>14}")
+        ev = str(evaluated[k]) if k in evaluated else "-"
+        print(f"{k:<24} {kind:<6} {len(v):>6} {statistics.median(v):>10.2f} {pct(v, 99):>8.2f} {max(v):>8.2f} {ev:>10} {ob:>14}")
     if peak is not None:
         print(f"peak memory (VmHWM): {peak / 1024:.0f} MiB")
     target_static = all(pct(times[k], 99) < 50 for k in static_kinds if times[k])
