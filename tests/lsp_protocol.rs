@@ -465,3 +465,49 @@ fn module_options() {
     assert_eq!(def["range"]["start"]["line"], 4);
     c.shutdown();
 }
+
+#[test]
+fn entry_file_gives_the_evaluation_context() {
+    // Imported files are read from disk: put the fixtures there without their markers.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let fx = Fixture::load("used.nix");
+    let entry = Fixture::load("entry.nix");
+    std::fs::write(dir.path().join("used.nix"), &fx.text).unwrap();
+    std::fs::write(dir.path().join("entry.nix"), &entry.text).unwrap();
+    let uri = format!("file://{}/used.nix", dir.path().display());
+    let open_used = |c: &mut Client| {
+        c.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": fx.text}}),
+        );
+    };
+
+    let mut settings = eval_settings();
+    settings["tvix"]["entryFile"] = json!(dir.path().join("entry.nix").display().to_string());
+    let mut c = Client::start(settings);
+    open_used(&mut c);
+    // Called by the entry file with a string `n`: `n + 1` fails, here.
+    let d = c.diagnostics_until(&uri, |d| d.iter().any(|x| x["code"] == "eval"));
+    let e = d.iter().find(|x| x["code"] == "eval").unwrap();
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot coerce an integer to a string"),
+        "{e}"
+    );
+    assert_eq!(e["range"]["start"]["line"], fx.pos("bad")["line"]);
+    c.shutdown();
+
+    // Without an entry file the file is called with the workspace arguments only: `n` has
+    // no value, which is no error of the file.
+    let mut c = Client::start(eval_settings());
+    open_used(&mut c);
+    // The static diagnostics, then those after the evaluation.
+    c.diagnostics_until(&uri, |_| true);
+    let d = c.diagnostics_until(&uri, |_| true);
+    assert!(d.is_empty(), "{d:?}");
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("bad")));
+    assert!(!hover_text(&h).contains("cannot coerce"), "{h}");
+    c.shutdown();
+}

@@ -14,8 +14,9 @@ pub struct Settings {
     pub search_path: Vec<String>,
     /// How long one evaluation-backed request may evaluate, in milliseconds.
     pub eval_budget_ms: u64,
-    /// The file whose evaluation gives context (not used for hover of other files yet: each
-    /// file is evaluated with `args`).
+    /// The file whose evaluation gives context (relative to the document's directory, or
+    /// absolute): evaluation errors of other files are those this file's evaluation runs
+    /// into. Hover and completion evaluate each file with `args`.
     pub entry_file: Option<String>,
     /// Arguments for functions: name to Nix expression (like `--arg name expr`).
     pub args: BTreeMap<String, String>,

@@ -216,19 +216,26 @@ pub fn is_inconclusive(e: &EvalError) -> bool {
 }
 
 /// Evaluates a whole file (its text as in the editor) deeply, calling it with the workspace
-/// arguments if it is a function, and reports the error it ends in.
+/// arguments if it is a function, and reports the error it ends in. With an entry file, the
+/// entry is evaluated instead (`call_source` is then its argument) and only an error located
+/// in this file is reported.
 pub fn file_errors(
     session: &mut Session,
     path: &Path,
     text: &str,
     call_source: Option<String>,
+    entry: Option<&Path>,
 ) -> Option<EvalDiagnostic> {
     let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     session.account(text.len());
     let name = path.to_string_lossy().into_owned();
     let ev = session.evaluator();
     let result = (|| {
-        let v = ev.eval_source(name.clone(), text.to_string(), base.clone())?;
+        // With an entry file, the file is checked as that evaluation uses it (as saved).
+        let v = match entry {
+            Some(entry) => ev.eval_file(entry)?,
+            None => ev.eval_source(name.clone(), text.to_string(), base.clone())?,
+        };
         let v = ev.force(v)?;
         let v = match (&v, call_source) {
             (Value::Lambda(_), Some(arg)) => {
@@ -252,6 +259,17 @@ pub fn file_errors(
         Some(((span.low() - base) as usize, (span.high() - base) as usize))
     };
     let mut range = e.span.and_then(in_file);
+    if entry.is_some()
+        && range.is_none()
+        && !e
+            .trace
+            .iter()
+            .filter_map(|f| f.span)
+            .any(|s| in_file(s).is_some())
+    {
+        // The entry's evaluation fails elsewhere: that file reports it.
+        return None;
+    }
     let mut related = Vec::new();
     if let Some(r) = e.span.and_then(|s| file_range(&ev.sources, s)) {
         if range.is_none() {

@@ -46,6 +46,8 @@ pub struct State {
     globals: Arc<GlobalScope>,
     /// The latest evaluation diagnostics of each document, merged with the static ones.
     eval_diagnostics: Mutex<HashMap<Uri, (i32, Vec<Diagnostic>)>>,
+    /// The workspace folder, against which a relative `entryFile` is resolved.
+    root: RwLock<Option<std::path::PathBuf>>,
 }
 
 /// Parameters of the custom `tvix/evaluate` request.
@@ -83,6 +85,7 @@ impl Server {
             worker: Worker::spawn(factory, Settings::default()),
             globals: Arc::new(GlobalScope { lowering, names }),
             eval_diagnostics: Mutex::new(HashMap::new()),
+            root: RwLock::new(None),
         }))
     }
 
@@ -209,20 +212,25 @@ impl State {
             return Vec::new();
         };
         let settings = self.settings();
-        let call = {
-            let root = doc.root();
-            <rnix::ast::Root as rowan::ast::AstNode>::cast(root).and_then(|r| match r.expr() {
-                Some(rnix::ast::Expr::Lambda(l)) => l
-                    .param()
-                    .map(|p| crate::probe::argument(&p, &settings.args)),
-                _ => None,
+        let entry = settings
+            .entry_file
+            .as_ref()
+            .map(|e| {
+                let root = self.root.read().expect("root lock").clone();
+                root.unwrap_or_else(|| convert::base_dir(uri)).join(e)
             })
+            .filter(|e| e != &path);
+        let call = match &entry {
+            Some(e) => std::fs::read_to_string(e)
+                .ok()
+                .and_then(|text| function_argument(&rnix::Root::parse(&text).syntax(), &settings)),
+            None => function_argument(&doc.root(), &settings),
         };
         let text = doc.text.clone();
         let result = self
             .worker
             .run(self.budget() * 3, move |s| {
-                evaluate::file_errors(s, &path, &text, call)
+                evaluate::file_errors(s, &path, &text, call, entry.as_deref())
             })
             .await;
         let Ok(Some(d)) = result else {
@@ -304,12 +312,28 @@ impl State {
     }
 }
 
+/// The argument a file that is a function is called with: the workspace's `args`.
+fn function_argument(root: &rnix::SyntaxNode, settings: &Settings) -> Option<String> {
+    match <rnix::ast::Root as rowan::ast::AstNode>::cast(root.clone())?.expr()? {
+        rnix::ast::Expr::Lambda(l) => Some(crate::probe::argument(&l.param()?, &settings.args)),
+        _ => None,
+    }
+}
+
 fn offset_of(doc: &Document, pos: Position) -> usize {
     doc.offset(pos)
 }
 
 impl LanguageServer for Server {
     async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        #[allow(deprecated)]
+        let root = params
+            .workspace_folders
+            .as_ref()
+            .and_then(|f| f.first())
+            .map(|f| f.uri.clone())
+            .or_else(|| params.root_uri.clone());
+        *self.root.write().expect("root lock") = root.as_ref().and_then(convert::path_of);
         if let Some(opts) = &params.initialization_options {
             self.apply_settings(opts).await;
         }
