@@ -281,6 +281,24 @@ fn incremental_edits_update_diagnostics_and_navigation() {
         "{d:?}"
     );
     assert_eq!(d[0]["range"]["start"], json!({"line": 0, "character": 6}));
+    // Every duplicate attribute, in the reference's wording, each once.
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 4}, "contentChanges": [{"text": "{ a = 1; a = 2; b.c = 1; b = { c = 2; }; }"}]}),
+    );
+    let d = c.diagnostics_until(&uri, |d| !d.is_empty() && d[0]["code"] != "parse");
+    let path = uri.trim_start_matches("file://");
+    let messages: Vec<&str> = d.iter().map(|x| x["message"].as_str().unwrap()).collect();
+    // The places named are the first definitions of the conflicting names.
+    assert_eq!(
+        messages,
+        vec![
+            format!("attribute 'a' already defined at {path}:1:3"),
+            format!("attribute 'b.c' already defined at {path}:1:19"),
+        ],
+        "{d:?}"
+    );
+    assert_eq!(d[1]["range"]["start"], json!({"line": 0, "character": 31}));
     c.shutdown();
 }
 

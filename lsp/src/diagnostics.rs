@@ -39,6 +39,7 @@ pub struct Finding {
 /// Lowers `text` with the evaluator's front end and returns its error, if any, as a finding.
 /// The evaluator stops at the first error; the other checks below find the rest.
 pub fn lowering_error(
+    name: &str,
     text: &str,
     path_dir: std::path::PathBuf,
     globals: &Globals,
@@ -46,7 +47,7 @@ pub fn lowering_error(
     let sources = SourceMap::new();
     let result = lower::lower_source(
         &sources,
-        "«lsp»".to_string(),
+        name.to_string(),
         text.to_string(),
         path_dir,
         globals,
@@ -74,6 +75,8 @@ pub fn lowering_error(
 
 /// Findings from the parse (rnix's recovered errors) and from the analysis.
 pub fn static_findings(
+    name: &str,
+    root: &rnix::SyntaxNode,
     text: &str,
     parse_errors: &[rnix::ParseError],
     analysis: &Analysis,
@@ -145,6 +148,19 @@ pub fn static_findings(
             code,
         });
     }
+    for d in crate::duplicates::duplicates(root) {
+        let first = line_col(text, d.first.start().into());
+        out.push(Finding {
+            range: d.range,
+            severity: Severity::Error,
+            message: format!(
+                "attribute '{}' already defined at {name}:{}:{}",
+                d.path, first.0, first.1
+            ),
+            unnecessary: false,
+            code: "duplicate-attribute",
+        });
+    }
     for w in &analysis.withs {
         if w.uses == 0 {
             out.push(Finding {
@@ -170,4 +186,15 @@ pub fn merge(findings: &mut Vec<Finding>, extra: Option<Finding>) {
             findings.insert(0, f);
         }
     }
+}
+
+/// 1-based line and column (in characters) of a byte offset, as the reference prints them.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before[before.rfind('\n').map(|i| i + 1).unwrap_or(0)..]
+        .chars()
+        .count()
+        + 1;
+    (line, column)
 }

@@ -17,6 +17,7 @@ mod convert;
 mod diagnostics;
 mod docs;
 mod document;
+mod duplicates;
 mod evaluate;
 mod format;
 mod hover;

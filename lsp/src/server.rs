@@ -196,10 +196,22 @@ impl State {
     }
 
     fn static_diagnostics(&self, uri: &Uri, doc: &Document) -> Vec<Diagnostic> {
-        let mut findings =
-            diagnostics::static_findings(&doc.text, &doc.parse_errors, &doc.analysis);
-        let lowering =
-            diagnostics::lowering_error(&doc.text, convert::base_dir(uri), &self.globals.lowering);
+        let name = convert::path_of(uri)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| uri.as_str().to_string());
+        let mut findings = diagnostics::static_findings(
+            &name,
+            &doc.root(),
+            &doc.text,
+            &doc.parse_errors,
+            &doc.analysis,
+        );
+        let lowering = diagnostics::lowering_error(
+            &name,
+            &doc.text,
+            convert::base_dir(uri),
+            &self.globals.lowering,
+        );
         diagnostics::merge(&mut findings, lowering);
         findings
             .iter()
