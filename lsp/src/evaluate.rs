@@ -196,17 +196,21 @@ pub struct EvalDiagnostic {
     pub related: Vec<(FileRange, String)>,
 }
 
-/// Renders an error the way the CLI does.
+/// Renders an error the way the CLI does without `--show-trace` (a deep recursion has
+/// thousands of frames; diagnostics carry the first of them as related places).
 pub fn render(ev: &Evaluator, e: &EvalError) -> String {
     render_error(
         e,
         &ev.sources,
         RenderOptions {
-            show_trace: true,
+            show_trace: false,
             color: false,
         },
     )
 }
+
+/// How many trace frames an evaluation diagnostic lists.
+const MAX_RELATED: usize = 20;
 
 /// Whether an error only says the evaluation was stopped or lacked an argument, rather than
 /// that the code is wrong.
@@ -281,8 +285,10 @@ pub fn file_errors(
         if range.is_none() {
             range = in_file(span);
         }
-        if let Some(r) = file_range(&ev.sources, span) {
-            related.push((r, frame.message.clone()));
+        if related.len() < MAX_RELATED {
+            if let Some(r) = file_range(&ev.sources, span) {
+                related.push((r, frame.message.clone()));
+            }
         }
     }
     let rendered = render(ev, &e);

@@ -98,6 +98,10 @@ pub async fn run(
                         let ev = s.evaluator();
                         Ok(evaluate::describe(ev, &v))
                     }
+                    Err(e) if matches!(e.kind, tvix_eval::ErrorKind::Interrupted) => Err(Some(
+                        "evaluation stopped: it ran out of its time budget (tvix.evalBudgetMs)"
+                            .to_string(),
+                    )),
                     Err(e) if evaluate::is_inconclusive(&e) => Err(None),
                     Err(e) => Err(Some(e.kind.to_string())),
                 }

@@ -77,7 +77,7 @@ type Job = Box<dyn FnOnce(&mut Session) + Send>;
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum JobError {
     /// It ran out of its time budget.
-    #[error("evaluation stopped after {0} ms (the tvix.evalBudgetMs budget)")]
+    #[error("evaluation stopped after {0} ms: it ran out of its time budget (tvix.evalBudgetMs)")]
     OutOfTime(u64),
     /// It panicked (a bug in tvix); the evaluator was rebuilt.
     #[error("the evaluator crashed on this request: {0}")]
