@@ -185,3 +185,61 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker() -> Worker {
+        let factory: EvaluatorFactory = Arc::new(|_: &[String]| {
+            Evaluator::new(
+                Box::new(tvix_eval::io::StdIO::new()),
+                tvix_eval::EvalConfig::default(),
+            )
+        });
+        Worker::spawn(factory, Settings::default())
+    }
+
+    fn eval(s: &mut Session, src: &str) -> String {
+        let ev = s.evaluator();
+        match ev.eval_source("«test»".into(), src.into(), "/".into()) {
+            Ok(v) => tvix_eval::value::print::print_value(&v),
+            Err(e) => e.kind.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_panicking_job_is_reported_and_the_next_one_runs() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let w = worker();
+        let second = Duration::from_secs(10);
+        let r = rt.block_on(w.run(second, |_: &mut Session| -> () { panic!("boom") }));
+        assert_eq!(r, Err(JobError::Panicked("boom".to_string())));
+        let r = rt.block_on(w.run(second, |s: &mut Session| eval(s, "6 * 7")));
+        assert_eq!(r, Ok("42".to_string()));
+    }
+
+    #[test]
+    fn a_job_out_of_budget_is_interrupted() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let w = worker();
+        let src = "let l = builtins.genList (x: x) 10000; \
+                   in builtins.foldl' (a: _: builtins.foldl' (b: _: b + 1) a l) 0 l";
+        let start = std::time::Instant::now();
+        let r = rt.block_on(w.run(Duration::from_millis(100), move |s: &mut Session| {
+            eval(s, src)
+        }));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(
+            matches!(&r, Err(JobError::OutOfTime(100)))
+                || r == Ok("evaluation interrupted".to_string()),
+            "{r:?}"
+        );
+    }
+}
