@@ -47,7 +47,7 @@ pub fn plan(
     }
     let root = doc.root();
     if let Some(expr) = &settings.options_expr {
-        if let Some((path, _)) = targets::option_path(&root, offset) {
+        if let Some(path) = targets::option_completion_path(&doc.text, offset) {
             return CompletionPlan::Options {
                 expr: expr.clone(),
                 path,

@@ -216,23 +216,12 @@ pub fn dot_completion(
     offset: usize,
     args: &BTreeMap<String, String>,
 ) -> Option<(Probe, TextRange)> {
-    let before = text.get(..offset)?;
-    let start = before
-        .char_indices()
-        .rev()
-        .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\''))
-        .last()
-        .map(|(i, _)| i)
-        .unwrap_or(offset);
-    if !before[..start].ends_with('.') {
+    text.get(..offset)?;
+    let (start, end) = word_around(text, offset);
+    if !text[..start].ends_with('.') {
         return None;
     }
     const DUMMY: &str = "__tvixComplete";
-    let end = text[offset..]
-        .char_indices()
-        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\'')))
-        .map(|(i, _)| offset + i)
-        .unwrap_or(text.len());
     for filler in [DUMMY.to_string(), format!("{DUMMY};")] {
         let patched = format!("{}{filler}{}", &text[..start], &text[end..]);
         let root = rnix::Root::parse(&patched).syntax();
@@ -257,6 +246,38 @@ pub fn dot_completion(
         }
     }
     None
+}
+
+/// The extent of the identifier (or partial one) around `offset`.
+fn word_around(text: &str, offset: usize) -> (usize, usize) {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\'');
+    let start = text[..offset]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| is_word(*c))
+        .last()
+        .map(|(i, _)| i)
+        .unwrap_or(offset);
+    let end = text[offset..]
+        .char_indices()
+        .find(|(_, c)| !is_word(*c))
+        .map(|(i, _)| offset + i)
+        .unwrap_or(text.len());
+    (start, end)
+}
+
+/// The option path whose children complete the name at the cursor in a module. The name being
+/// typed is replaced by a whole binding first, so that `services.web.` or a bare `serv`
+/// (which do not parse as bindings yet) are seen as the binding they will become.
+pub fn option_completion_path(text: &str, offset: usize) -> Option<Vec<String>> {
+    const DUMMY: &str = "__tvixComplete = null;";
+    let (start, end) = word_around(text, offset);
+    let patched = format!("{}{DUMMY}{}", &text[..start], &text[end..]);
+    let root = rnix::Root::parse(&patched).syntax();
+    match option_path(&root, start + 1) {
+        Some((path, Some(_))) => Some(path),
+        _ => option_path(&rnix::Root::parse(text).syntax(), offset).map(|(p, _)| p),
+    }
 }
 
 /// Names bound by the sets and `let`s a module's value is written in, from the module's top
@@ -391,6 +412,22 @@ mod tests {
         let (p, _) = option_path(&root, src.find("{ }").unwrap() + 1).unwrap();
         assert_eq!(p, vec!["networking"]);
         assert!(option_path(&root, src.find("[ ]").unwrap() + 1).is_none());
+    }
+
+    #[test]
+    fn completes_option_names_being_typed() {
+        let path =
+            |src: &str| option_completion_path(src, src.find('|').unwrap()).map(|p| p.join("."));
+        assert_eq!(
+            path("{ ... }: { services.web.| }"),
+            Some("services.web".to_string())
+        );
+        assert_eq!(
+            path("{ ... }: { config.services.|\n foo = 1; }"),
+            Some("services".to_string())
+        );
+        assert_eq!(path("{ ... }: { serv| }"), Some(String::new()));
+        assert_eq!(path("{ ... }: { x = foo|; }"), None);
     }
 
     #[test]
