@@ -495,6 +495,20 @@ fn module_options() {
         "{def}"
     );
     assert_eq!(def["range"]["start"]["line"], 4);
+
+    // While typing: `services.web.` does not parse as a binding yet.
+    let text = "{ lib, ... }:\n{\n  services.web.\n}\n";
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": text}]}),
+    );
+    let items = c.result(
+        "textDocument/completion",
+        json!({"textDocument": {"uri": uri}, "position": {"line": 2, "character": 15}}),
+    );
+    let mut names = labels(&items);
+    names.sort();
+    assert_eq!(names, vec!["enable", "port"]);
     c.shutdown();
 }
 
