@@ -27,8 +27,25 @@ pub fn references(analysis: &Analysis, offset: usize, with_definition: bool) -> 
     out
 }
 
-/// Occurrences for highlighting: `(range, is_definition)`.
+/// Occurrences for highlighting: `(range, is_definition)`. On a `with` keyword: the `with`
+/// and every name looked up in it.
 pub fn highlights(analysis: &Analysis, offset: usize) -> Vec<(TextRange, bool)> {
+    let on = |r: TextRange| {
+        u32::from(r.start()) as usize <= offset && offset <= u32::from(r.end()) as usize
+    };
+    if let Some(w) = analysis.withs.iter().find(|w| on(w.keyword)) {
+        let mut out = vec![(w.keyword, true)];
+        out.extend(
+            analysis
+                .refs
+                .iter()
+                .filter(|r| {
+                    r.target == crate::analysis::Target::With && w.range.contains_range(r.range)
+                })
+                .map(|r| (r.range, false)),
+        );
+        return out;
+    }
     let Some(d) = analysis.symbol_at(offset) else {
         return Vec::new();
     };
@@ -200,6 +217,18 @@ mod tests {
             rename(&root, &an, 4, "1x"),
             Err(RenameError::InvalidName(_))
         ));
+    }
+
+    #[test]
+    fn with_keyword_highlights_its_names() {
+        let src = "x: with x; [ a b x ]";
+        let an = analyse(&rnix::Root::parse(src).syntax(), &|_| false);
+        let h = highlights(&an, 4);
+        let texts: Vec<&str> = h
+            .iter()
+            .map(|(r, _)| &src[usize::from(r.start())..usize::from(r.end())])
+            .collect();
+        assert_eq!(texts, vec!["with", "a", "b"]);
     }
 
     #[test]
