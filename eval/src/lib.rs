@@ -7,6 +7,7 @@
 
 pub mod builtins;
 pub mod diagnostic;
+pub mod doc_comment;
 pub mod error;
 pub mod eval;
 pub mod io;

@@ -30,8 +30,8 @@ enum Command {
     ///
     /// The expression may be a derivation, or a list or attribute set of derivations (sets
     /// with `recurseForDerivations = true` are searched further). Outputs other than `out`
-    /// print as `DRV!OUTPUT`. tvix has no store yet: the `.drv` files are NOT written; their
-    /// paths are computed exactly as Nix computes them.
+    /// print as `DRV!OUTPUT`. The `.drv` files are written to the tvix store (see `--store`;
+    /// `--readonly-mode` only computes their paths).
     Instantiate(EvalArgs),
     /// Print `.drv` files read from disk (e.g. written by Nix) as JSON, in the format of
     /// `nix derivation show`: an object keyed by `.drv` path.
