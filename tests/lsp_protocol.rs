@@ -109,9 +109,18 @@ fn static_features() {
 
     // Hover and completion from the builtins' documentation.
     let h = c.result("textDocument/hover", at(&uri, fx.pos("builtin")));
-    assert!(hover_text(&h).contains("map"), "{h}");
+    // The builtin's signature and documentation (the evaluator's own table).
+    let doc = tvix_eval::builtins::docs::builtin_doc("map").unwrap();
+    assert!(
+        hover_text(&h).starts_with("```nix\nbuiltins.map f list\n```"),
+        "{h}"
+    );
+    assert!(hover_text(&h).contains(doc.doc), "{h}");
     let h = c.result("textDocument/hover", at(&uri, fx.pos("builtinAttr")));
-    assert!(hover_text(&h).contains("toUpper"), "{h}");
+    assert!(
+        hover_text(&h).starts_with("```nix\nbuiltins.stringLength s\n```"),
+        "{h}"
+    );
     let items = c.result("textDocument/completion", at(&uri, fx.pos("complete")));
     let names = labels(&items);
     for expected in [
@@ -323,6 +332,31 @@ fn evaluation_backed_features() {
             names.len()
         );
     }
+    // Resolving an item reads the doc comment where the attribute is defined.
+    let item = items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["label"] == "concatMapStrings")
+        .unwrap()
+        .clone();
+    let resolved = c.result("completionItem/resolve", item);
+    let doc = resolved["documentation"]["value"].as_str().unwrap();
+    assert!(
+        doc.contains("lib/default.nix") || doc.contains("lib/strings.nix"),
+        "{doc}"
+    );
+
+    // Hover of a library function: its doc comment from nixpkgs' source.
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("toUpper")));
+    let strings_src =
+        std::fs::read_to_string(format!("{}/lib/strings.nix", nixpkgs_lib())).unwrap();
+    let at_def = strings_src
+        .find("\n  toUpper =")
+        .expect("toUpper in strings.nix");
+    let expected = tvix_eval::doc_comment::doc_comment_before(&strings_src, at_def + 3)
+        .expect("its doc comment");
+    assert!(hover_text(&h).contains(&expected), "{h}");
 
     // Go to definition of an attribute into the file that defines it.
     let def = c.result("textDocument/definition", at(&uri, fx.pos("toUpper")));

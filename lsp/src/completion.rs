@@ -132,11 +132,11 @@ pub async fn run(
                             _ => CompletionItemKind::FIELD,
                         }),
                         detail: a.kind.map(str::to_string),
-                        documentation: a
-                            .pos
-                            .as_ref()
-                            .map(|p| docs::attribute_markdown(&a.name, p))
-                            .and_then(markdown_opt),
+                        // The doc comment is read when the item is resolved: reading it for
+                        // every attribute of a large set would slow the list down.
+                        data: a.pos.as_ref().map(|p| {
+                            serde_json::json!({"path": p.path, "line": p.start.0, "column": p.start.1})
+                        }),
                         text_edit: Some(CompletionTextEdit::Edit(TextEdit {
                             range: edit_range,
                             new_text: name,
@@ -216,6 +216,20 @@ pub async fn run(
     }
 }
 
-fn markdown_opt(s: String) -> Option<Documentation> {
-    markdown(s)
+/// Adds the documentation of an attribute item (its definition's doc comment).
+pub fn resolve(mut item: CompletionItem) -> CompletionItem {
+    let place = item.data.as_ref().and_then(|d| {
+        Some(crate::evaluate::FileRange {
+            path: d.get("path")?.as_str()?.into(),
+            start: (
+                d.get("line")?.as_u64()? as u32,
+                d.get("column")?.as_u64()? as u32,
+            ),
+            end: (0, 0),
+        })
+    });
+    if let Some(place) = place {
+        item.documentation = markdown(docs::attribute_markdown(&item.label, &place));
+    }
+    item
 }

@@ -91,6 +91,18 @@ fn known_type(v: &Value) -> Option<&'static str> {
 /// How many elements of a list a hover evaluates for its preview.
 const PREVIEW_FORCE: usize = 10;
 
+/// The doc comment at the definition of attribute `name` of the set `v`.
+pub fn attr_doc(ev: &mut Evaluator, v: &Value, name: &str) -> Option<String> {
+    let Value::Attrs(a) = v else { return None };
+    let span = a
+        .get_entry(tvix_eval::symbol::Symbol::intern(name))?
+        .pos
+        .get()?;
+    let file = ev.sources.file_of(span);
+    let offset = (span.low() - file.span.low()) as usize;
+    tvix_eval::doc_comment::doc_comment_before(file.source(), offset)
+}
+
 /// A short Markdown description of a value: its type, its shape, its printed form.
 pub fn describe(ev: &mut Evaluator, v: &Value) -> String {
     const MAX: usize = 1500;
@@ -137,6 +149,11 @@ pub fn describe(ev: &mut Evaluator, v: &Value) -> String {
         }
         Value::Lambda(c) => {
             out.push_str("function");
+            let doc = {
+                let file = ev.sources.file_of(c.lambda.span);
+                let offset = (c.lambda.span.low() - file.span.low()) as usize;
+                tvix_eval::doc_comment::doc_comment_before(file.source(), offset)
+            };
             let text = ev.sources.text(c.lambda.span);
             let header: String = text
                 .split_inclusive(':')
@@ -153,6 +170,15 @@ pub fn describe(ev: &mut Evaluator, v: &Value) -> String {
                     r.start.0 + 1
                 ));
             }
+            if let Some(doc) = doc {
+                out.push_str("\n");
+                out.push_str(&doc);
+                out.push('\n');
+            }
+        }
+        Value::PrimOp(app) if app.args.is_empty() => {
+            out.push_str(&crate::docs::global_markdown(app.op.name));
+            out.push('\n');
         }
         Value::PrimOp(app) => {
             out.push_str(&format!(

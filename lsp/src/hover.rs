@@ -37,8 +37,10 @@ pub fn plan(doc: &Document, offset: usize, settings: &Settings, _globals: &[Stri
         };
     } else if let Some(d) = an.definition_at(offset) {
         static_part = Some(docs::binding_markdown(&doc.text, &an.defs[d]));
-    } else if let Some(name) = builtins_attr(doc, offset) {
-        static_part = Some(docs::global_markdown(&name));
+    }
+    let builtin_attr = builtins_attr(doc, offset);
+    if let Some(name) = &builtin_attr {
+        static_part = Some(docs::global_markdown(name));
     }
     let root = doc.root();
     let option = settings.options_expr.as_ref().and_then(|expr| {
@@ -48,7 +50,12 @@ pub fn plan(doc: &Document, offset: usize, settings: &Settings, _globals: &[Stri
         range = Some(at);
         Some((expr.clone(), path))
     });
-    let probe = if option.is_some() {
+    // A builtin's value is its documentation, shown already.
+    let on_global = builtin_attr.is_some()
+        || an
+            .reference_at(offset)
+            .is_some_and(|r| r.target == Target::Global);
+    let probe = if option.is_some() || on_global {
         None
     } else {
         targets::hover_probe(&root, offset, &settings.args)
@@ -96,7 +103,21 @@ pub async fn run(
                 match evaluate::eval_probe(s, probe.source, &base) {
                     Ok(v) => {
                         let ev = s.evaluator();
-                        Ok(evaluate::describe(ev, &v))
+                        let mut desc = evaluate::describe(ev, &v);
+                        // A function's doc comment is found from the function; for other
+                        // values, look where the attribute is defined.
+                        if let (false, Some((set, name))) =
+                            (matches!(v, tvix_eval::Value::Lambda(_)), probe.attr)
+                        {
+                            if let Ok(set) = evaluate::eval_probe(s, set, &base) {
+                                if let Some(doc) = evaluate::attr_doc(s.evaluator(), &set, &name) {
+                                    desc.push('\n');
+                                    desc.push_str(&doc);
+                                    desc.push('\n');
+                                }
+                            }
+                        }
+                        Ok(desc)
                     }
                     Err(e) if matches!(e.kind, tvix_eval::ErrorKind::Interrupted) => Err(Some(
                         "evaluation stopped: it ran out of its time budget (tvix.evalBudgetMs)"

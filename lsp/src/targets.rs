@@ -20,6 +20,9 @@ pub struct Probe {
     pub label: String,
     /// The range in the document.
     pub range: TextRange,
+    /// For an attribute of a selection: a probe for the set and the attribute's name, whose
+    /// definition has the doc comment.
+    pub attr: Option<(String, String)>,
 }
 
 fn token_at(root: &SyntaxNode, offset: usize) -> Option<SyntaxToken> {
@@ -108,6 +111,7 @@ pub fn hover_probe(
             source: probe_source(&sel.select, &label, args),
             label,
             range: sel.range,
+            attr: Some((probe_source(&sel.select, &sel.base, args), sel.name)),
         });
     }
     let token = token_at(root, offset)?;
@@ -132,6 +136,7 @@ pub fn hover_probe(
             source: probe_source(value.syntax(), &text, args),
             label: kv.attrpath()?.syntax().text().to_string(),
             range: kv.attrpath()?.syntax().text_range(),
+            attr: None,
         });
     }
     // A formal or `x:` parameter: its value inside the function.
@@ -154,6 +159,7 @@ pub fn hover_probe(
                 source: probe_source(body.syntax(), &name, args),
                 label: name,
                 range: token.text_range(),
+                attr: None,
             });
         }
     }
@@ -175,6 +181,7 @@ pub fn hover_probe(
         source: probe_source(&expr, &text, args),
         label: text,
         range: expr.text_range(),
+        attr: None,
     })
 }
 
@@ -204,6 +211,7 @@ pub fn with_namespaces(
                 source: probe_source(ns.syntax(), &text, args),
                 label: text,
                 range: ns.syntax().text_range(),
+                attr: None,
             })
         })
         .collect()
@@ -240,6 +248,7 @@ pub fn dot_completion(
                     source,
                     label: sel.base,
                     range,
+                    attr: None,
                 },
                 range,
             ));

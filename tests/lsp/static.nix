@@ -3,7 +3,7 @@ let
   ⟨defGreeting⟩greeting = "hello";
   ⟨unusedLet⟩spare = 2;
   helper = import ⟨link⟩./other.nix;
-  shout = s: builtins.⟨builtinAttr⟩toUpper s;
+  shout = s: builtins.⟨builtinAttr⟩stringLength s;
 in
 rec {
   message = shout ⟨useGreeting⟩greeting;
