@@ -171,7 +171,7 @@ pub fn describe(ev: &mut Evaluator, v: &Value) -> String {
                 ));
             }
             if let Some(doc) = doc {
-                out.push_str("\n");
+                out.push('\n');
                 out.push_str(&doc);
                 out.push('\n');
             }
