@@ -134,6 +134,7 @@ def main():
     ap.add_argument("--dir", default=os.path.join(REPO, "..", "shared", "workloads", "nixpkgs-lib", "lib"))
     ap.add_argument("--per-file", type=int, default=8, help="positions per request kind and file")
     ap.add_argument("--budget", type=int, default=300, help="tvix.evalBudgetMs")
+    ap.add_argument("--slow", type=float, default=None, help="print requests slower than this (ms)")
     args = ap.parse_args()
 
     lib_dir = os.path.realpath(args.dir)
@@ -162,7 +163,12 @@ def main():
         nonlocal errors
         t0 = time.perf_counter()
         r = server.request(method, params)
-        times[kind].append((time.perf_counter() - t0) * 1000)
+        ms = (time.perf_counter() - t0) * 1000
+        times[kind].append(ms)
+        if args.slow is not None and ms > args.slow:
+            where = params["textDocument"]["uri"].rsplit("/", 2)[-2:]
+            print(f"  slow: {kind} {'/'.join(where)} {params.get('position')} {ms:.0f} ms, "
+                  f"{len(json.dumps(r))} bytes", file=sys.stderr)
         if "error" in r:
             errors += 1
         elif kind in out_of_budget:

@@ -131,6 +131,18 @@ fn static_features() {
             "{expected} missing from {names:?}"
         );
     }
+    let greeting = items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["label"] == "greeting")
+        .unwrap()
+        .clone();
+    let resolved = c.result("completionItem/resolve", greeting);
+    assert_eq!(
+        resolved["documentation"]["value"],
+        "let binding `greeting`\n\nSays hello."
+    );
     assert!(
         !names.iter().any(|n| n == "x"),
         "a lambda argument out of scope was offered"
@@ -170,12 +182,15 @@ fn static_features() {
         "textDocument/foldingRange",
         json!({"textDocument": {"uri": uri}}),
     );
+    let nested_line = fx.text[..fx.text.find("nested = {").unwrap()]
+        .matches('\n')
+        .count();
     assert!(
         folds
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["startLine"] == 12 && f["endLine"] == 15),
+            .any(|f| f["startLine"] == nested_line && f["endLine"] == nested_line + 3),
         "{folds}"
     );
     let sel = c.result(

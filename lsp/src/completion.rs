@@ -37,6 +37,7 @@ pub enum CompletionPlan {
 
 /// Works out the completion at `offset` without evaluating anything.
 pub fn plan(
+    uri: &str,
     doc: &Document,
     offset: usize,
     settings: &Settings,
@@ -65,7 +66,8 @@ pub fn plan(
                 DefKind::RecAttr => CompletionItemKind::FIELD,
             }),
             detail: Some(def.kind.describe().to_string()),
-            documentation: markdown(docs::binding_markdown(&doc.text, def)),
+            // Doc comments are looked up when the item is resolved (one parse each).
+            data: Some(serde_json::json!({"uri": uri, "version": doc.version, "def": d})),
             sort_text: Some(format!("0{}", def.name)),
             ..CompletionItem::default()
         });
@@ -216,20 +218,34 @@ pub async fn run(
     }
 }
 
-/// Adds the documentation of an attribute item (its definition's doc comment).
-pub fn resolve(mut item: CompletionItem) -> CompletionItem {
-    let place = item.data.as_ref().and_then(|d| {
+/// Adds the documentation of an item: an attribute's doc comment where it is defined, or a
+/// binding's in `doc` (the document the item came from, if still at that version).
+pub fn resolve(mut item: CompletionItem, doc: Option<&Document>) -> CompletionItem {
+    let Some(data) = item.data.clone() else {
+        return item;
+    };
+    let place = (|| {
         Some(crate::evaluate::FileRange {
-            path: d.get("path")?.as_str()?.into(),
+            path: data.get("path")?.as_str()?.into(),
             start: (
-                d.get("line")?.as_u64()? as u32,
-                d.get("column")?.as_u64()? as u32,
+                data.get("line")?.as_u64()? as u32,
+                data.get("column")?.as_u64()? as u32,
             ),
             end: (0, 0),
         })
-    });
+    })();
     if let Some(place) = place {
         item.documentation = markdown(docs::attribute_markdown(&item.label, &place));
+        return item;
+    }
+    let def = data.get("def").and_then(|d| d.as_u64());
+    let version = data.get("version").and_then(|v| v.as_i64());
+    if let (Some(doc), Some(def), Some(version)) = (doc, def, version) {
+        if i64::from(doc.version) == version {
+            if let Some(def) = doc.analysis.defs.get(def as usize) {
+                item.documentation = markdown(docs::binding_markdown(&doc.text, def));
+            }
+        }
     }
     item
 }

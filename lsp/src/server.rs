@@ -175,7 +175,8 @@ impl State {
         if current != Some(doc.version) {
             return;
         }
-        let eval = self.evaluation_diagnostics(&uri, &doc).await;
+        let mut eval = self.evaluation_diagnostics(&uri, &doc).await;
+        eval.extend(self.with_shadow_hints(&uri, &doc).await);
         self.eval_diagnostics
             .lock()
             .expect("lock")
@@ -217,6 +218,58 @@ impl State {
             .iter()
             .map(|f| convert::diagnostic(doc, f))
             .collect()
+    }
+
+    /// Hints for names used inside a `with` whose namespace has them too, while the name
+    /// means a lexical binding or a builtin (`with` never shadows those).
+    async fn with_shadow_hints(&self, uri: &Uri, doc: &Document) -> Vec<Diagnostic> {
+        const MAX_WITHS: usize = 20;
+        let settings = self.settings();
+        let candidates = crate::targets::with_shadow_candidates(
+            &doc.root(),
+            &doc.analysis,
+            &settings.args,
+            MAX_WITHS,
+        );
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        let base = convert::base_dir(uri);
+        let probes: Vec<String> = candidates.iter().map(|(p, _)| p.source.clone()).collect();
+        let names = self
+            .worker
+            .run(self.budget(), move |s| {
+                probes
+                    .into_iter()
+                    .map(|source| match evaluate::eval_probe(s, source, &base) {
+                        Ok(v) => evaluate::attributes(s.evaluator(), &v)
+                            .into_iter()
+                            .map(|a| a.name)
+                            .collect::<std::collections::HashSet<_>>(),
+                        Err(_) => Default::default(),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for ((probe, cands), names) in candidates.iter().zip(names) {
+            for c in cands.iter().filter(|c| names.contains(&c.name)) {
+                out.push(Diagnostic {
+                    range: doc.range(c.range),
+                    severity: Some(DiagnosticSeverity::HINT),
+                    code: Some(NumberOrString::String("with-shadowed".to_string())),
+                    source: Some("tvix eval".to_string()),
+                    message: format!(
+                        "'{}' refers to {}, not to the attribute of `with {};`: \
+                         `with` never shadows names bound lexically or built in",
+                        c.name, c.refers_to, probe.label
+                    ),
+                    ..Diagnostic::default()
+                });
+            }
+        }
+        out
     }
 
     async fn evaluation_diagnostics(&self, uri: &Uri, doc: &Document) -> Vec<Diagnostic> {
@@ -473,7 +526,13 @@ impl LanguageServer for Server {
         let doc = self.doc(&p.text_document.uri)?;
         let offset = offset_of(&doc, p.position);
         let settings = self.settings();
-        let plan = completion::plan(&doc, offset, &settings, &self.globals.names);
+        let plan = completion::plan(
+            p.text_document.uri.as_str(),
+            &doc,
+            offset,
+            &settings,
+            &self.globals.names,
+        );
         let items = completion::run(
             plan,
             &doc,
@@ -489,7 +548,12 @@ impl LanguageServer for Server {
     }
 
     async fn completion_resolve(&self, item: CompletionItem) -> Result<CompletionItem> {
-        Ok(completion::resolve(item))
+        let doc = item
+            .data
+            .as_ref()
+            .and_then(|d| d.get("uri")?.as_str()?.parse::<Uri>().ok())
+            .and_then(|uri| self.doc(&uri).ok());
+        Ok(completion::resolve(item, doc.as_deref()))
     }
 
     async fn goto_definition(

@@ -217,6 +217,67 @@ pub fn with_namespaces(
         .collect()
 }
 
+/// A name used inside a `with` that is bound lexically (or built in): if the `with`'s namespace
+/// has it too, the namespace's attribute is not what the name means.
+pub struct ShadowCandidate {
+    /// The name.
+    pub name: String,
+    /// Where it is used.
+    pub range: TextRange,
+    /// What it refers to (`the let binding`, `the builtin`).
+    pub refers_to: String,
+}
+
+/// For each `with` (at most `max`), a probe for its namespace and the names in its body that
+/// are bound lexically or built in.
+pub fn with_shadow_candidates(
+    root: &SyntaxNode,
+    analysis: &crate::analysis::Analysis,
+    args: &BTreeMap<String, String>,
+    max: usize,
+) -> Vec<(Probe, Vec<ShadowCandidate>)> {
+    use crate::analysis::Target;
+    let mut out = Vec::new();
+    for w in root.descendants().filter_map(ast::With::cast) {
+        if out.len() >= max {
+            break;
+        }
+        let range = w.syntax().text_range();
+        let names: Vec<ShadowCandidate> = analysis
+            .refs
+            .iter()
+            .filter(|r| r.under_with == Some(range))
+            .filter_map(|r| {
+                let refers_to = match r.target {
+                    Target::Global => "the builtin".to_string(),
+                    Target::Def(d) => format!("the {}", analysis.defs[d].kind.describe()),
+                    _ => return None,
+                };
+                Some(ShadowCandidate {
+                    name: r.name.clone(),
+                    range: r.range,
+                    refers_to,
+                })
+            })
+            .collect();
+        let Some(ns) = w.namespace() else { continue };
+        if names.is_empty() {
+            continue;
+        }
+        let text = ns.syntax().text().to_string();
+        out.push((
+            Probe {
+                source: probe_source(ns.syntax(), &text, args),
+                label: text,
+                range: ns.syntax().text_range(),
+                attr: None,
+            },
+            names,
+        ));
+    }
+    out
+}
+
 /// The set whose attributes complete `base.pre|` at the cursor: the probe for `base`, and the
 /// range of the partial name `pre` (to be replaced).
 pub fn dot_completion(

@@ -1,5 +1,6 @@
 { pkgs, ⟨unusedFormal⟩unused ? 1, ... }:
 let
+  /** Says hello. */
   ⟨defGreeting⟩greeting = "hello";
   ⟨unusedLet⟩spare = 2;
   helper = import ⟨link⟩./other.nix;
