@@ -332,6 +332,23 @@ fn evaluation_backed_features() {
     let mut c = Client::start(eval_settings());
     let uri = open(&mut c, "eval.nix", &fx);
 
+    // `lib` has a `map` too, but the builtin is what `map` means under `with lib;`.
+    let d = c.diagnostics_until(&uri, |d| d.iter().any(|x| x["code"] == "with-shadowed"));
+    let hint = d.iter().find(|x| x["code"] == "with-shadowed").unwrap();
+    assert_eq!(hint["range"]["start"], fx.pos("shadowed"));
+    assert!(
+        hint["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("'map' refers to the builtin"),
+        "{hint}"
+    );
+    assert_eq!(
+        d.iter().filter(|x| x["code"] == "with-shadowed").count(),
+        1,
+        "{d:?}"
+    );
+
     let h = c.result("textDocument/hover", at(&uri, fx.pos("numbersUse")));
     assert!(hover_text(&h).contains("list of 4 elements"), "{h}");
     let h = c.result("textDocument/hover", at(&uri, fx.pos("numbersDef")));

@@ -8,4 +8,5 @@ in
   inherit total upper;
   attrs = lib.⟨dot⟩id;
   viaWith = with lib; ⟨withName⟩concatStrings [ "a" "b" ];
+  shadowed = with lib; ⟨shadowed⟩map toUpper [ "a" ];
 }
