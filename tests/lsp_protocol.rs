@@ -446,6 +446,12 @@ fn evaluation_backed_features() {
         json!({"uri": uri, "text": "map (x: x * 2) numbers", "range": {"start": fx.pos("numbersUse"), "end": fx.pos("numbersUse")}}),
     );
     assert_eq!(v["value"], "[ 2 4 6 8 ]");
+    // A whole file that is a function is called with the workspace's arguments.
+    let v = c.result(
+        "tvix/evaluate",
+        json!({"uri": uri, "text": "{ lib }: lib.toUpper \"nix\""}),
+    );
+    assert_eq!(v["value"], "\"NIX\"");
     let e = c.request("tvix/evaluate", json!({"uri": uri, "text": "1 + \"a\""}));
     assert!(
         e["error"]["message"]

@@ -350,10 +350,19 @@ impl State {
             }
             _ => params.text.clone(),
         };
+        // A whole file that is a function is called with the workspace arguments, as
+        // `tvix eval` calls it with `--arg`s.
+        let call = function_argument(&rnix::Root::parse(&params.text).syntax(), &self.settings());
         let result = self
             .worker
             .run(self.budget() * 10, move |s| {
-                let v = evaluate::eval_probe(s, source, &base);
+                let v = evaluate::eval_probe(s, source, &base).and_then(|v| match (&v, call) {
+                    (tvix_eval::Value::Lambda(_), Some(arg)) => {
+                        let arg = evaluate::eval_probe(s, arg, &base)?;
+                        s.evaluator().call(v, arg, None)
+                    }
+                    _ => Ok(v),
+                });
                 let ev = s.evaluator();
                 match v.and_then(|v| ev.force_deep(v)) {
                     Ok(v) => Ok(tvix_eval::value::print::print_value(&v)),
