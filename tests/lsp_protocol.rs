@@ -408,6 +408,11 @@ fn evaluation_backed_features() {
         "line {line}"
     );
 
+    // An attribute of a set of this file: the definition is here.
+    let def = c.result("textDocument/definition", at(&uri, fx.pos("localUse")));
+    assert_eq!(def["uri"], uri);
+    assert_eq!(def["range"]["start"], fx.pos("localDef"));
+
     // A name from `with lib;`: its definition and its completion.
     // lib/default.nix inherits it from `strings`: that `inherit` is where `lib` gets it.
     let def = c.result("textDocument/definition", at(&uri, fx.pos("withName")));

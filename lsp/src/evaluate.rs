@@ -91,6 +91,27 @@ fn known_type(v: &Value) -> Option<&'static str> {
 /// How many elements of a list a hover evaluates for its preview.
 const PREVIEW_FORCE: usize = 10;
 
+/// Where attribute `name` of the set `v` is defined, when that is in the probe `source`
+/// (byte offsets into it).
+pub fn attr_span_in_probe(
+    ev: &Evaluator,
+    v: &Value,
+    name: &str,
+    source: &str,
+) -> Option<(usize, usize)> {
+    let Value::Attrs(a) = v else { return None };
+    let span = a
+        .get_entry(tvix_eval::symbol::Symbol::intern(name))?
+        .pos
+        .get()?;
+    let file = ev.sources.file_of(span);
+    if file.name() != PROBE_NAME || file.source() != source {
+        return None;
+    }
+    let base = file.span.low();
+    Some(((span.low() - base) as usize, (span.high() - base) as usize))
+}
+
 /// The doc comment at the definition of attribute `name` of the set `v`.
 pub fn attr_doc(ev: &mut Evaluator, v: &Value, name: &str) -> Option<String> {
     let Value::Attrs(a) = v else { return None };

@@ -149,24 +149,33 @@ fn short(s: &str) -> String {
 
 /// What evaluation-backed go to definition looks up: sets (as probes) and the attribute
 /// name in them, and an option path.
-type DefinitionPlan = (Vec<(String, String)>, Option<(String, Vec<String>)>);
+type DefinitionPlan = (Vec<Lookup>, Option<(String, Vec<String>)>);
+
+/// A set to evaluate (probe source and its map to the document) and an attribute to find.
+type Lookup = (String, Vec<crate::probe::Segment>, String);
+
+/// Where a definition is.
+pub enum Place {
+    /// In a file on disk.
+    File(FileRange),
+    /// In the document itself (byte range).
+    Document(usize, usize),
+}
 
 fn definition_plan(doc: &Document, offset: usize, settings: &Settings) -> DefinitionPlan {
     let root = doc.root();
     let args = &settings.args;
-    let mut lookups: Vec<(String, String)> = Vec::new();
+    let mut lookups: Vec<Lookup> = Vec::new();
     if let Some(sel) = targets::selected_attr(&root, offset) {
-        lookups.push((
-            crate::probe::probe_source(&sel.select, &sel.base, args),
-            sel.name,
-        ));
+        let (source, map) = crate::probe::probe_with_map(&sel.select, &sel.base, args);
+        lookups.push((source, map, sel.name));
     } else if let Some(r) = doc
         .analysis
         .reference_at(offset)
         .filter(|r| r.target == Target::With)
     {
         for ns in targets::with_namespaces(&root, offset, args) {
-            lookups.push((ns.source, r.name.clone()));
+            lookups.push((ns.source, ns.map, r.name.clone()));
         }
     }
     let option = settings.options_expr.clone().and_then(|expr| {
@@ -186,7 +195,7 @@ pub async fn definition(
     worker: &Worker,
     budget: Duration,
     base: PathBuf,
-) -> Option<FileRange> {
+) -> Option<Place> {
     let (lookups, option) = definition_plan(doc, offset, settings);
     if let Some((expr, path)) = option {
         if let Ok(Ok(Some(info))) = worker
@@ -194,7 +203,7 @@ pub async fn definition(
             .await
         {
             if let Some(d) = info.declarations.into_iter().next() {
-                return Some(d);
+                return Some(Place::File(d));
             }
         }
     }
@@ -203,8 +212,8 @@ pub async fn definition(
     }
     worker
         .run(budget, move |s| {
-            for (source, name) in lookups {
-                let Ok(v) = evaluate::eval_probe(s, source, &base) else {
+            for (source, map, name) in lookups {
+                let Ok(v) = evaluate::eval_probe(s, source.clone(), &base) else {
                     continue;
                 };
                 let ev = s.evaluator();
@@ -212,7 +221,13 @@ pub async fn definition(
                     .into_iter()
                     .find(|a| a.name == name)
                 {
-                    return a.pos;
+                    if let Some(pos) = a.pos {
+                        return Some(Place::File(pos));
+                    }
+                    // Defined in this document: in the probe's copy of it.
+                    let (start, end) = evaluate::attr_span_in_probe(ev, &v, &name, &source)?;
+                    let (start, end) = crate::probe::to_document(&map, start, end)?;
+                    return Some(Place::Document(start, end));
                 }
             }
             None

@@ -596,9 +596,18 @@ impl LanguageServer for Server {
         }
         let found =
             hover::definition(&doc, offset, &settings, &self.worker, self.budget(), base).await;
-        Ok(found
-            .and_then(|r| convert::location(&r))
-            .map(GotoDefinitionResponse::Scalar))
+        let location = match found {
+            Some(hover::Place::File(r)) => convert::location(&r),
+            Some(hover::Place::Document(start, end)) => Some(Location {
+                uri,
+                range: doc.range(rnix::TextRange::new(
+                    (start as u32).into(),
+                    (end as u32).into(),
+                )),
+            }),
+            None => None,
+        };
+        Ok(location.map(GotoDefinitionResponse::Scalar))
     }
 
     async fn references(&self, params: ReferenceParams) -> Result<Option<Vec<Location>>> {

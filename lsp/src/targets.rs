@@ -23,6 +23,8 @@ pub struct Probe {
     /// For an attribute of a selection: a probe for the set and the attribute's name, whose
     /// definition has the doc comment.
     pub attr: Option<(String, String)>,
+    /// Which parts of `source` are copies of the document.
+    pub map: Vec<crate::probe::Segment>,
 }
 
 fn token_at(root: &SyntaxNode, offset: usize) -> Option<SyntaxToken> {
@@ -112,6 +114,7 @@ pub fn hover_probe(
             label,
             range: sel.range,
             attr: Some((probe_source(&sel.select, &sel.base, args), sel.name)),
+            map: Vec::new(),
         });
     }
     let token = token_at(root, offset)?;
@@ -137,6 +140,7 @@ pub fn hover_probe(
             label: kv.attrpath()?.syntax().text().to_string(),
             range: kv.attrpath()?.syntax().text_range(),
             attr: None,
+            map: Vec::new(),
         });
     }
     // A formal or `x:` parameter: its value inside the function.
@@ -160,6 +164,7 @@ pub fn hover_probe(
                 label: name,
                 range: token.text_range(),
                 attr: None,
+                map: Vec::new(),
             });
         }
     }
@@ -182,6 +187,7 @@ pub fn hover_probe(
         label: text,
         range: expr.text_range(),
         attr: None,
+        map: Vec::new(),
     })
 }
 
@@ -207,11 +213,13 @@ pub fn with_namespaces(
         .filter_map(|w| {
             let ns = w.namespace()?;
             let text = ns.syntax().text().to_string();
+            let (source, map) = crate::probe::probe_with_map(ns.syntax(), &text, args);
             Some(Probe {
-                source: probe_source(ns.syntax(), &text, args),
+                source,
                 label: text,
                 range: ns.syntax().text_range(),
                 attr: None,
+                map,
             })
         })
         .collect()
@@ -271,6 +279,7 @@ pub fn with_shadow_candidates(
                 label: text,
                 range: ns.syntax().text_range(),
                 attr: None,
+                map: Vec::new(),
             },
             names,
         ));
@@ -310,6 +319,7 @@ pub fn dot_completion(
                     label: sel.base,
                     range,
                     attr: None,
+                    map: Vec::new(),
                 },
                 range,
             ));

@@ -8,5 +8,6 @@ in
   inherit total upper;
   attrs = lib.⟨dot⟩id;
   viaWith = with lib; ⟨withName⟩concatStrings [ "a" "b" ];
+  local = let s = { ⟨localDef⟩a = 1; }; in s.⟨localUse⟩a;
   shadowed = with lib; ⟨shadowed⟩map toUpper [ "a" ];
 }
