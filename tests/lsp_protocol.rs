@@ -634,3 +634,30 @@ fn entry_file_gives_the_evaluation_context() {
     assert!(!hover_text(&h).contains("cannot coerce"), "{h}");
     c.shutdown();
 }
+
+#[test]
+fn large_files_get_the_front_end_error_after_a_pause() {
+    // Over 256 KiB: the evaluator's front end runs after the pause in typing, not inline.
+    let mut text = String::from("let\n");
+    for i in 0..12000 {
+        text.push_str(&format!("  binding{i} = {i};\n"));
+    }
+    text.push_str("  ${\"a\" + \"b\"} = 1;\nin binding0\n");
+    assert!(text.len() > 256 * 1024);
+    let mut c = Client::start(json!({}));
+    let uri = uri_of("large.nix");
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": text}}),
+    );
+    let d = c.diagnostics_until(&uri, |d| {
+        d.iter()
+            .any(|x| x["message"] == "dynamic attributes not allowed in let")
+    });
+    let e = d
+        .iter()
+        .find(|x| x["message"] == "dynamic attributes not allowed in let")
+        .unwrap();
+    assert_eq!(e["range"]["start"]["line"], 12001);
+    c.shutdown();
+}

@@ -243,7 +243,7 @@ pub fn resolve(mut item: CompletionItem, doc: Option<&Document>) -> CompletionIt
     if let (Some(doc), Some(def), Some(version)) = (doc, def, version) {
         if i64::from(doc.version) == version {
             if let Some(def) = doc.analysis.defs.get(def as usize) {
-                item.documentation = markdown(docs::binding_markdown(&doc.text, def));
+                item.documentation = markdown(docs::binding_markdown(&doc.root(), def));
             }
         }
     }

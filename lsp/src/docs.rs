@@ -1,8 +1,9 @@
 //! Documentation shown for names: builtins (from the evaluator's builtin documentation),
 //! bindings of the file and attributes of evaluated sets (their RFC 145 doc comments).
 
+use rnix::{SyntaxKind, SyntaxNode, TextRange};
 use tvix_eval::builtins::docs::builtin_doc;
-use tvix_eval::doc_comment::doc_comment_before;
+use tvix_eval::doc_comment::{doc_comment_before, strip_doc_comment};
 
 use crate::analysis::Definition;
 use crate::evaluate::FileRange;
@@ -22,14 +23,29 @@ pub fn global_markdown(name: &str) -> String {
     }
 }
 
-/// Markdown for a binding of the file: what it is, and its doc comment.
-pub fn binding_markdown(text: &str, def: &Definition) -> String {
+/// Markdown for a binding of the file: what it is, and its doc comment (the `/** */` comment
+/// right before the binding, read from the tree rather than by parsing the file again).
+pub fn binding_markdown(root: &SyntaxNode, def: &Definition) -> String {
     let mut out = format!("{} `{}`", def.kind.describe(), def.name);
-    if let Some(doc) = doc_comment_before(text, usize::from(def.binding.start())) {
+    if let Some(doc) = comment_before(root, def.binding).and_then(|c| strip_doc_comment(&c)) {
         out.push_str("\n\n");
         out.push_str(&doc);
     }
     out
+}
+
+/// The comment directly before the element at `range` (only whitespace in between).
+fn comment_before(root: &SyntaxNode, range: TextRange) -> Option<String> {
+    let first = root.token_at_offset(range.start()).right_biased()?;
+    let mut t = first.prev_token();
+    while let Some(tok) = t {
+        match tok.kind() {
+            SyntaxKind::TOKEN_WHITESPACE => t = tok.prev_token(),
+            SyntaxKind::TOKEN_COMMENT => return Some(tok.text().to_string()),
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Markdown for an attribute of an evaluated set: where it is defined, and the doc comment

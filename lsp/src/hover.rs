@@ -25,24 +25,24 @@ pub struct HoverPlan {
 /// Works out the hover at `offset` without evaluating anything.
 pub fn plan(doc: &Document, offset: usize, settings: &Settings, _globals: &[String]) -> HoverPlan {
     let an = &doc.analysis;
+    let root = doc.root();
     let mut static_part = None;
     let mut range = None;
     if let Some(r) = an.reference_at(offset) {
         range = Some(r.range);
         static_part = match r.target {
             Target::Global => Some(docs::global_markdown(&r.name)),
-            Target::Def(d) => Some(docs::binding_markdown(&doc.text, &an.defs[d])),
+            Target::Def(d) => Some(docs::binding_markdown(&root, &an.defs[d])),
             Target::With => Some(format!("`{}`: looked up in the enclosing `with`", r.name)),
             Target::Undefined => None,
         };
     } else if let Some(d) = an.definition_at(offset) {
-        static_part = Some(docs::binding_markdown(&doc.text, &an.defs[d]));
+        static_part = Some(docs::binding_markdown(&root, &an.defs[d]));
     }
     let builtin_attr = builtins_attr(doc, offset);
     if let Some(name) = &builtin_attr {
         static_part = Some(docs::global_markdown(name));
     }
-    let root = doc.root();
     let option = settings.options_expr.as_ref().and_then(|expr| {
         let (mut path, at) = targets::option_path(&root, offset)?;
         let at = at?;

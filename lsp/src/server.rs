@@ -93,7 +93,9 @@ impl Server {
     /// a pause in typing (notifications are handled in order: waiting here would hold up
     /// every request behind them).
     async fn refresh(&self, uri: Uri, doc: Arc<Document>) {
-        let statics = self.static_diagnostics(&uri, &doc);
+        // Large files are lowered after the pause in typing, not on every keystroke.
+        let lowered = doc.text.len() <= INLINE_LOWERING_MAX;
+        let statics = self.static_diagnostics(&uri, &doc, lowered);
         let mut all = statics.clone();
         if let Some((v, d)) = self.eval_diagnostics.lock().expect("lock").get(&uri) {
             if *v == doc.version {
@@ -104,14 +106,11 @@ impl Server {
             .publish_diagnostics(uri.clone(), all, Some(doc.version))
             .await;
         // Evaluating a file that does not even lower would only repeat its first error.
-        if statics
-            .iter()
-            .any(|d| d.severity == Some(DiagnosticSeverity::ERROR))
-        {
+        if has_error(&statics) {
             return;
         }
         let state = self.0.clone();
-        tokio::spawn(async move { state.evaluate_later(uri, doc, statics).await });
+        tokio::spawn(async move { state.evaluate_later(uri, doc, statics, lowered).await });
     }
 }
 
@@ -164,7 +163,13 @@ impl State {
     }
 
     /// Evaluates the file once typing has paused and publishes its evaluation error.
-    async fn evaluate_later(&self, uri: Uri, doc: Arc<Document>, statics: Vec<Diagnostic>) {
+    async fn evaluate_later(
+        &self,
+        uri: Uri,
+        doc: Arc<Document>,
+        mut statics: Vec<Diagnostic>,
+        lowered: bool,
+    ) {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let current = self
             .docs
@@ -174,6 +179,15 @@ impl State {
             .map(|d| d.version);
         if current != Some(doc.version) {
             return;
+        }
+        if !lowered {
+            statics = self.static_diagnostics(&uri, &doc, true);
+            if has_error(&statics) {
+                self.client
+                    .publish_diagnostics(uri, statics, Some(doc.version))
+                    .await;
+                return;
+            }
         }
         let mut eval = self.evaluation_diagnostics(&uri, &doc).await;
         eval.extend(self.with_shadow_hints(&uri, &doc).await);
@@ -196,7 +210,9 @@ impl State {
         }
     }
 
-    fn static_diagnostics(&self, uri: &Uri, doc: &Document) -> Vec<Diagnostic> {
+    /// The static diagnostics; with `lowering`, also the evaluator front end's error (which
+    /// costs a second parse and the lowering of the whole file).
+    fn static_diagnostics(&self, uri: &Uri, doc: &Document, lowering: bool) -> Vec<Diagnostic> {
         let name = convert::path_of(uri)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| uri.as_str().to_string());
@@ -207,13 +223,15 @@ impl State {
             &doc.parse_errors,
             &doc.analysis,
         );
-        let lowering = diagnostics::lowering_error(
-            &name,
-            &doc.text,
-            convert::base_dir(uri),
-            &self.globals.lowering,
-        );
-        diagnostics::merge(&mut findings, lowering);
+        if lowering {
+            let error = diagnostics::lowering_error(
+                &name,
+                &doc.text,
+                convert::base_dir(uri),
+                &self.globals.lowering,
+            );
+            diagnostics::merge(&mut findings, error);
+        }
         findings
             .iter()
             .map(|f| convert::diagnostic(doc, f))
@@ -384,6 +402,15 @@ impl State {
             }),
         }
     }
+}
+
+/// Files up to this size (bytes) get the evaluator front end's diagnostics on every change.
+const INLINE_LOWERING_MAX: usize = 256 * 1024;
+
+fn has_error(diagnostics: &[Diagnostic]) -> bool {
+    diagnostics
+        .iter()
+        .any(|d| d.severity == Some(DiagnosticSeverity::ERROR))
 }
 
 /// The argument a file that is a function is called with: the workspace's `args`.
