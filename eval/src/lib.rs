@@ -10,6 +10,7 @@ pub mod diagnostic;
 pub mod doc_comment;
 pub mod error;
 pub mod eval;
+pub mod fetch;
 pub mod io;
 pub mod ir;
 pub mod lower;

@@ -3,6 +3,7 @@
 
 mod eval;
 mod lsp;
+mod repl;
 mod show_derivation;
 mod store;
 
@@ -10,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use eval::{eval_command, EvalArgs};
 use lsp::{lsp_command, LspArgs};
+use repl::{repl_command, ReplArgs};
 use show_derivation::{show_derivation, ShowDerivationArgs};
 use store::{store_command, StoreArgs};
 
@@ -40,6 +42,9 @@ enum Command {
     Store(StoreArgs),
     /// Run the Nix language server (LSP over standard input and output).
     Lsp(LspArgs),
+    /// Start an interactive Nix shell (like `nix repl`); reads inputs from standard input
+    /// when it is not a terminal.
+    Repl(ReplArgs),
 }
 
 /// Runs the command line and returns the exit status.
@@ -76,6 +81,7 @@ pub fn run() -> i32 {
         Command::ShowDerivation(args) => show_derivation(&args),
         Command::Store(args) => store_command(args),
         Command::Lsp(args) => lsp_command(args),
+        Command::Repl(args) => run_on_big_stack(move || repl_command(args)),
     }
 }
 

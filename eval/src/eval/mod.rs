@@ -208,6 +208,44 @@ impl Evaluator {
         self.eval(&lowered.expr, &env)
     }
 
+    /// Lowers source text in the global scope extended (and shadowed) by `scope`, and returns
+    /// the expression with the frame it runs in: the REPL's variables (`x = ...`, `:l`) are
+    /// bound lexically this way, so they shadow builtins as they do in `nix repl`. The caller
+    /// evaluates the result with [`Evaluator::eval`] or keeps it lazy with [`Evaluator::delay`].
+    pub fn lower_in_scope(
+        &mut self,
+        name: String,
+        text: String,
+        base_dir: PathBuf,
+        scope: &[(Symbol, Value)],
+    ) -> EvalResult<(lower::Lowered, Rc<Env>)> {
+        let base = self.global_env.len();
+        let mut globals = self.globals.clone();
+        for (i, (sym, _)) in scope.iter().enumerate() {
+            globals.insert(*sym, (base + i) as u32);
+        }
+        let lowered = lower::lower_source(
+            &self.sources,
+            name,
+            text,
+            base_dir,
+            &globals,
+            &self.config.lower,
+        )?;
+        for w in &lowered.warnings {
+            let text = crate::diagnostic::render_warning(&w.message, w.span, &self.sources, false);
+            (self.diagnostics)(text.trim_end());
+        }
+        let globals_env = &self.global_env;
+        let env = Env::with_values(
+            None,
+            (0..base)
+                .map(|i| globals_env.get(i))
+                .chain(scope.iter().map(|(_, v)| v.clone())),
+        );
+        Ok((lowered, Rc::new(env)))
+    }
+
     /// Evaluates a file (`import`-style: a directory means its `default.nix`).
     pub fn eval_file(&mut self, path: &Path) -> EvalResult<Value> {
         self.import(path, None)
