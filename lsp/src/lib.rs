@@ -20,6 +20,7 @@ mod document;
 mod duplicates;
 mod evaluate;
 mod format;
+mod guard;
 mod hover;
 mod line_index;
 mod links;

@@ -13,6 +13,7 @@ use tvix_eval::lower::Globals;
 
 use crate::config::Settings;
 use crate::document::Document;
+use crate::guard;
 use crate::worker::{EvaluatorFactory, Worker};
 use crate::{
     actions, completion, convert, diagnostics, evaluate, hover, links, navigation, outline,
@@ -496,334 +497,398 @@ impl LanguageServer for Server {
     }
 
     async fn did_open(&self, params: DidOpenTextDocumentParams) {
-        let d = params.text_document;
-        let doc = self.open(d.uri.clone(), d.text, d.version);
-        self.refresh(d.uri, doc).await;
+        guard::notification(async move {
+            let d = params.text_document;
+            let doc = self.open(d.uri.clone(), d.text, d.version);
+            self.refresh(d.uri, doc).await;
+        })
+        .await
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
-        let uri = params.text_document.uri;
-        let Ok(old) = self.doc(&uri) else { return };
-        let text = old.apply_changes(params.content_changes);
-        let doc = self.open(uri.clone(), text, params.text_document.version);
-        self.refresh(uri, doc).await;
+        guard::notification(async move {
+            let uri = params.text_document.uri;
+            let Ok(old) = self.doc(&uri) else { return };
+            let text = old.apply_changes(params.content_changes);
+            let doc = self.open(uri.clone(), text, params.text_document.version);
+            self.refresh(uri, doc).await;
+        })
+        .await
     }
 
     async fn did_save(&self, _params: DidSaveTextDocumentParams) {
-        // Other files may import the saved one: start from a fresh import cache.
-        let _ = self.worker.run(Duration::from_secs(5), |s| s.reset()).await;
+        guard::notification(async move {
+            // Other files may import the saved one: start from a fresh import cache.
+            let _ = self.worker.run(Duration::from_secs(5), |s| s.reset()).await;
+        })
+        .await
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
-        let uri = params.text_document.uri;
-        self.docs.write().expect("documents lock").remove(&uri);
-        self.eval_diagnostics.lock().expect("lock").remove(&uri);
-        self.client.publish_diagnostics(uri, Vec::new(), None).await;
+        guard::notification(async move {
+            let uri = params.text_document.uri;
+            self.docs.write().expect("documents lock").remove(&uri);
+            self.eval_diagnostics.lock().expect("lock").remove(&uri);
+            self.client.publish_diagnostics(uri, Vec::new(), None).await;
+        })
+        .await
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
-        self.apply_settings(&params.settings).await;
-        let docs: Vec<_> = self
-            .docs
-            .read()
-            .expect("lock")
-            .iter()
-            .map(|(u, d)| (u.clone(), d.clone()))
-            .collect();
-        for (uri, doc) in docs {
-            self.refresh(uri, doc).await;
-        }
+        guard::notification(async move {
+            self.apply_settings(&params.settings).await;
+            let docs: Vec<_> = self
+                .docs
+                .read()
+                .expect("lock")
+                .iter()
+                .map(|(u, d)| (u.clone(), d.clone()))
+                .collect();
+            for (uri, doc) in docs {
+                self.refresh(uri, doc).await;
+            }
+        })
+        .await
     }
 
     async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
-        let p = params.text_document_position_params;
-        let doc = self.doc(&p.text_document.uri)?;
-        let offset = offset_of(&doc, p.position);
-        let settings = self.settings();
-        let plan = hover::plan(&doc, offset, &settings, &self.globals.names);
-        let contents = hover::run(
-            plan,
-            &self.worker,
-            self.budget(),
-            convert::base_dir(&p.text_document.uri),
-        )
-        .await;
-        Ok(contents.map(|(markdown, range)| Hover {
-            contents: HoverContents::Markup(MarkupContent {
-                kind: MarkupKind::Markdown,
-                value: markdown,
-            }),
-            range: range.map(|r| doc.range(r)),
-        }))
+        guard::request(async move {
+            let p = params.text_document_position_params;
+            let doc = self.doc(&p.text_document.uri)?;
+            let offset = offset_of(&doc, p.position);
+            let settings = self.settings();
+            let plan = hover::plan(&doc, offset, &settings, &self.globals.names);
+            let contents = hover::run(
+                plan,
+                &self.worker,
+                self.budget(),
+                convert::base_dir(&p.text_document.uri),
+            )
+            .await;
+            Ok(contents.map(|(markdown, range)| Hover {
+                contents: HoverContents::Markup(MarkupContent {
+                    kind: MarkupKind::Markdown,
+                    value: markdown,
+                }),
+                range: range.map(|r| doc.range(r)),
+            }))
+        })
+        .await
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
-        let p = params.text_document_position;
-        let doc = self.doc(&p.text_document.uri)?;
-        let offset = offset_of(&doc, p.position);
-        let settings = self.settings();
-        let plan = completion::plan(
-            p.text_document.uri.as_str(),
-            &doc,
-            offset,
-            &settings,
-            &self.globals.names,
-        );
-        let items = completion::run(
-            plan,
-            &doc,
-            &self.worker,
-            self.budget(),
-            convert::base_dir(&p.text_document.uri),
-        )
-        .await;
-        Ok(Some(CompletionResponse::List(CompletionList {
-            is_incomplete: false,
-            items,
-        })))
+        guard::request(async move {
+            let p = params.text_document_position;
+            let doc = self.doc(&p.text_document.uri)?;
+            let offset = offset_of(&doc, p.position);
+            let settings = self.settings();
+            let plan = completion::plan(
+                p.text_document.uri.as_str(),
+                &doc,
+                offset,
+                &settings,
+                &self.globals.names,
+            );
+            let items = completion::run(
+                plan,
+                &doc,
+                &self.worker,
+                self.budget(),
+                convert::base_dir(&p.text_document.uri),
+            )
+            .await;
+            Ok(Some(CompletionResponse::List(CompletionList {
+                is_incomplete: false,
+                items,
+            })))
+        })
+        .await
     }
 
     async fn completion_resolve(&self, item: CompletionItem) -> Result<CompletionItem> {
-        let doc = item
-            .data
-            .as_ref()
-            .and_then(|d| d.get("uri")?.as_str()?.parse::<Uri>().ok())
-            .and_then(|uri| self.doc(&uri).ok());
-        Ok(completion::resolve(item, doc.as_deref()))
+        guard::request(async move {
+            let doc = item
+                .data
+                .as_ref()
+                .and_then(|d| d.get("uri")?.as_str()?.parse::<Uri>().ok())
+                .and_then(|uri| self.doc(&uri).ok());
+            Ok(completion::resolve(item, doc.as_deref()))
+        })
+        .await
     }
 
     async fn goto_definition(
         &self,
         params: GotoDefinitionParams,
     ) -> Result<Option<GotoDefinitionResponse>> {
-        let p = params.text_document_position_params;
-        let uri = p.text_document.uri;
-        let doc = self.doc(&uri)?;
-        let offset = offset_of(&doc, p.position);
-        if let Some(r) = navigation::definition(&doc.analysis, offset) {
-            return Ok(Some(GotoDefinitionResponse::Scalar(Location {
-                uri,
-                range: doc.range(r),
-            })));
-        }
-        let settings = self.settings();
-        let base = convert::base_dir(&uri);
-        // A path literal: the file it names.
-        let linked = links::document_links(&doc, Some(&base), &settings.search_path_pairs());
-        if let Some((_, path)) = linked
-            .iter()
-            .find(|(r, _)| r.contains_inclusive((offset as u32).into()))
-        {
-            if let Some(uri) = Uri::from_file_path(path) {
+        guard::request(async move {
+            let p = params.text_document_position_params;
+            let uri = p.text_document.uri;
+            let doc = self.doc(&uri)?;
+            let offset = offset_of(&doc, p.position);
+            if let Some(r) = navigation::definition(&doc.analysis, offset) {
                 return Ok(Some(GotoDefinitionResponse::Scalar(Location {
                     uri,
-                    range: Range::default(),
+                    range: doc.range(r),
                 })));
             }
-        }
-        let found =
-            hover::definition(&doc, offset, &settings, &self.worker, self.budget(), base).await;
-        let location = match found {
-            Some(hover::Place::File(r)) => convert::location(&r),
-            Some(hover::Place::Document(start, end)) => Some(Location {
-                uri,
-                range: doc.range(rnix::TextRange::new(
-                    (start as u32).into(),
-                    (end as u32).into(),
-                )),
-            }),
-            None => None,
-        };
-        Ok(location.map(GotoDefinitionResponse::Scalar))
+            let settings = self.settings();
+            let base = convert::base_dir(&uri);
+            // A path literal: the file it names.
+            let linked = links::document_links(&doc, Some(&base), &settings.search_path_pairs());
+            if let Some((_, path)) = linked
+                .iter()
+                .find(|(r, _)| r.contains_inclusive((offset as u32).into()))
+            {
+                if let Some(uri) = Uri::from_file_path(path) {
+                    return Ok(Some(GotoDefinitionResponse::Scalar(Location {
+                        uri,
+                        range: Range::default(),
+                    })));
+                }
+            }
+            let found =
+                hover::definition(&doc, offset, &settings, &self.worker, self.budget(), base).await;
+            let location = match found {
+                Some(hover::Place::File(r)) => convert::location(&r),
+                Some(hover::Place::Document(start, end)) => Some(Location {
+                    uri,
+                    range: doc.range(rnix::TextRange::new(
+                        (start as u32).into(),
+                        (end as u32).into(),
+                    )),
+                }),
+                None => None,
+            };
+            Ok(location.map(GotoDefinitionResponse::Scalar))
+        })
+        .await
     }
 
     async fn references(&self, params: ReferenceParams) -> Result<Option<Vec<Location>>> {
-        let p = params.text_document_position;
-        let doc = self.doc(&p.text_document.uri)?;
-        let offset = offset_of(&doc, p.position);
-        let refs =
-            navigation::references(&doc.analysis, offset, params.context.include_declaration);
-        Ok(Some(
-            refs.into_iter()
-                .map(|r| Location {
-                    uri: p.text_document.uri.clone(),
-                    range: doc.range(r),
-                })
-                .collect(),
-        ))
+        guard::request(async move {
+            let p = params.text_document_position;
+            let doc = self.doc(&p.text_document.uri)?;
+            let offset = offset_of(&doc, p.position);
+            let refs =
+                navigation::references(&doc.analysis, offset, params.context.include_declaration);
+            Ok(Some(
+                refs.into_iter()
+                    .map(|r| Location {
+                        uri: p.text_document.uri.clone(),
+                        range: doc.range(r),
+                    })
+                    .collect(),
+            ))
+        })
+        .await
     }
 
     async fn document_highlight(
         &self,
         params: DocumentHighlightParams,
     ) -> Result<Option<Vec<DocumentHighlight>>> {
-        let p = params.text_document_position_params;
-        let doc = self.doc(&p.text_document.uri)?;
-        let offset = offset_of(&doc, p.position);
-        Ok(Some(
-            navigation::highlights(&doc.analysis, offset)
-                .into_iter()
-                .map(|(r, def)| DocumentHighlight {
-                    range: doc.range(r),
-                    kind: Some(if def {
-                        DocumentHighlightKind::WRITE
-                    } else {
-                        DocumentHighlightKind::READ
-                    }),
-                })
-                .collect(),
-        ))
+        guard::request(async move {
+            let p = params.text_document_position_params;
+            let doc = self.doc(&p.text_document.uri)?;
+            let offset = offset_of(&doc, p.position);
+            Ok(Some(
+                navigation::highlights(&doc.analysis, offset)
+                    .into_iter()
+                    .map(|(r, def)| DocumentHighlight {
+                        range: doc.range(r),
+                        kind: Some(if def {
+                            DocumentHighlightKind::WRITE
+                        } else {
+                            DocumentHighlightKind::READ
+                        }),
+                    })
+                    .collect(),
+            ))
+        })
+        .await
     }
 
     async fn prepare_rename(
         &self,
         params: TextDocumentPositionParams,
     ) -> Result<Option<PrepareRenameResponse>> {
-        let doc = self.doc(&params.text_document.uri)?;
-        let offset = offset_of(&doc, params.position);
-        Ok(navigation::prepare_rename(&doc.analysis, offset)
-            .map(|r| PrepareRenameResponse::Range(doc.range(r))))
+        guard::request(async move {
+            let doc = self.doc(&params.text_document.uri)?;
+            let offset = offset_of(&doc, params.position);
+            Ok(navigation::prepare_rename(&doc.analysis, offset)
+                .map(|r| PrepareRenameResponse::Range(doc.range(r))))
+        })
+        .await
     }
 
     async fn rename(&self, params: RenameParams) -> Result<Option<WorkspaceEdit>> {
-        let p = params.text_document_position;
-        let doc = self.doc(&p.text_document.uri)?;
-        let offset = offset_of(&doc, p.position);
-        let edits = navigation::rename(&doc.root(), &doc.analysis, offset, &params.new_name)
-            .map_err(|e| Error::invalid_params(e.to_string()))?;
-        let mut changes = HashMap::new();
-        changes.insert(p.text_document.uri, convert::edits(&doc, &edits));
-        Ok(Some(WorkspaceEdit {
-            changes: Some(changes),
-            ..WorkspaceEdit::default()
-        }))
+        guard::request(async move {
+            let p = params.text_document_position;
+            let doc = self.doc(&p.text_document.uri)?;
+            let offset = offset_of(&doc, p.position);
+            let edits = navigation::rename(&doc.root(), &doc.analysis, offset, &params.new_name)
+                .map_err(|e| Error::invalid_params(e.to_string()))?;
+            let mut changes = HashMap::new();
+            changes.insert(p.text_document.uri, convert::edits(&doc, &edits));
+            Ok(Some(WorkspaceEdit {
+                changes: Some(changes),
+                ..WorkspaceEdit::default()
+            }))
+        })
+        .await
     }
 
     async fn document_symbol(
         &self,
         params: DocumentSymbolParams,
     ) -> Result<Option<DocumentSymbolResponse>> {
-        let doc = self.doc(&params.text_document.uri)?;
-        Ok(Some(DocumentSymbolResponse::Nested(
-            outline::document_symbols(&doc),
-        )))
+        guard::request(async move {
+            let doc = self.doc(&params.text_document.uri)?;
+            Ok(Some(DocumentSymbolResponse::Nested(
+                outline::document_symbols(&doc),
+            )))
+        })
+        .await
     }
 
     async fn folding_range(&self, params: FoldingRangeParams) -> Result<Option<Vec<FoldingRange>>> {
-        let doc = self.doc(&params.text_document.uri)?;
-        Ok(Some(outline::folding_ranges(&doc)))
+        guard::request(async move {
+            let doc = self.doc(&params.text_document.uri)?;
+            Ok(Some(outline::folding_ranges(&doc)))
+        })
+        .await
     }
 
     async fn selection_range(
         &self,
         params: SelectionRangeParams,
     ) -> Result<Option<Vec<SelectionRange>>> {
-        let doc = self.doc(&params.text_document.uri)?;
-        let offsets: Vec<usize> = params.positions.iter().map(|p| doc.offset(*p)).collect();
-        Ok(Some(outline::selection_ranges(&doc, &offsets)))
+        guard::request(async move {
+            let doc = self.doc(&params.text_document.uri)?;
+            let offsets: Vec<usize> = params.positions.iter().map(|p| doc.offset(*p)).collect();
+            Ok(Some(outline::selection_ranges(&doc, &offsets)))
+        })
+        .await
     }
 
     async fn semantic_tokens_full(
         &self,
         params: SemanticTokensParams,
     ) -> Result<Option<SemanticTokensResult>> {
-        let doc = self.doc(&params.text_document.uri)?;
-        Ok(Some(SemanticTokensResult::Tokens(SemanticTokens {
-            result_id: None,
-            data: semantic_tokens::semantic_tokens(&doc),
-        })))
+        guard::request(async move {
+            let doc = self.doc(&params.text_document.uri)?;
+            Ok(Some(SemanticTokensResult::Tokens(SemanticTokens {
+                result_id: None,
+                data: semantic_tokens::semantic_tokens(&doc),
+            })))
+        })
+        .await
     }
 
     async fn document_link(&self, params: DocumentLinkParams) -> Result<Option<Vec<DocumentLink>>> {
-        let uri = params.text_document.uri;
-        let doc = self.doc(&uri)?;
-        let base = convert::base_dir(&uri);
-        let found = links::document_links(&doc, Some(&base), &self.settings().search_path_pairs());
-        Ok(Some(
-            found
-                .into_iter()
-                .filter_map(|(r, path)| {
-                    Some(DocumentLink {
-                        range: doc.range(r),
-                        target: Some(Uri::from_file_path(&path)?),
-                        tooltip: Some(path.display().to_string()),
-                        data: None,
+        guard::request(async move {
+            let uri = params.text_document.uri;
+            let doc = self.doc(&uri)?;
+            let base = convert::base_dir(&uri);
+            let found =
+                links::document_links(&doc, Some(&base), &self.settings().search_path_pairs());
+            Ok(Some(
+                found
+                    .into_iter()
+                    .filter_map(|(r, path)| {
+                        Some(DocumentLink {
+                            range: doc.range(r),
+                            target: Some(Uri::from_file_path(&path)?),
+                            tooltip: Some(path.display().to_string()),
+                            data: None,
+                        })
                     })
-                })
-                .collect(),
-        ))
+                    .collect(),
+            ))
+        })
+        .await
     }
 
     async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
-        let uri = params.text_document.uri;
-        let doc = self.doc(&uri)?;
-        match crate::format::format(&doc.text) {
-            Ok(None) => Ok(Some(Vec::new())),
-            Ok(Some(text)) => Ok(Some(vec![TextEdit {
-                range: doc.range(rnix::TextRange::up_to((doc.text.len() as u32).into())),
-                new_text: text,
-            }])),
-            Err(e) => Err(Error::invalid_params(e.to_string())),
-        }
+        guard::request(async move {
+            let uri = params.text_document.uri;
+            let doc = self.doc(&uri)?;
+            match crate::format::format(&doc.text) {
+                Ok(None) => Ok(Some(Vec::new())),
+                Ok(Some(text)) => Ok(Some(vec![TextEdit {
+                    range: doc.range(rnix::TextRange::up_to((doc.text.len() as u32).into())),
+                    new_text: text,
+                }])),
+                Err(e) => Err(Error::invalid_params(e.to_string())),
+            }
+        })
+        .await
     }
 
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
-        let uri = params.text_document.uri;
-        let doc = self.doc(&uri)?;
-        let range = doc.lines.text_range(&doc.text, params.range);
-        let found = actions::actions(&doc.root(), &doc.analysis, range);
-        Ok(Some(
-            found
-                .into_iter()
-                .map(|a| {
-                    let mut changes = HashMap::new();
-                    changes.insert(uri.clone(), convert::edits(&doc, &a.edits));
-                    CodeActionOrCommand::CodeAction(CodeAction {
-                        title: a.title,
-                        kind: Some(if a.quick_fix {
-                            CodeActionKind::QUICKFIX
-                        } else {
-                            CodeActionKind::REFACTOR_REWRITE
-                        }),
-                        edit: Some(WorkspaceEdit {
-                            changes: Some(changes),
-                            ..WorkspaceEdit::default()
-                        }),
-                        ..CodeAction::default()
+        guard::request(async move {
+            let uri = params.text_document.uri;
+            let doc = self.doc(&uri)?;
+            let range = doc.lines.text_range(&doc.text, params.range);
+            let found = actions::actions(&doc.root(), &doc.analysis, range);
+            Ok(Some(
+                found
+                    .into_iter()
+                    .map(|a| {
+                        let mut changes = HashMap::new();
+                        changes.insert(uri.clone(), convert::edits(&doc, &a.edits));
+                        CodeActionOrCommand::CodeAction(CodeAction {
+                            title: a.title,
+                            kind: Some(if a.quick_fix {
+                                CodeActionKind::QUICKFIX
+                            } else {
+                                CodeActionKind::REFACTOR_REWRITE
+                            }),
+                            edit: Some(WorkspaceEdit {
+                                changes: Some(changes),
+                                ..WorkspaceEdit::default()
+                            }),
+                            ..CodeAction::default()
+                        })
                     })
-                })
-                .collect(),
-        ))
+                    .collect(),
+            ))
+        })
+        .await
     }
 
     async fn inlay_hint(&self, params: InlayHintParams) -> Result<Option<Vec<InlayHint>>> {
-        let uri = params.text_document.uri;
-        let doc = self.doc(&uri)?;
-        let range = doc.lines.text_range(&doc.text, params.range);
-        let hints = hover::inlay_hints(
-            &doc,
-            range,
-            &self.settings(),
-            &self.worker,
-            self.budget(),
-            convert::base_dir(&uri),
-        )
-        .await;
-        Ok(Some(
-            hints
-                .into_iter()
-                .map(|(offset, label)| InlayHint {
-                    position: doc.lines.position(&doc.text, offset),
-                    label: InlayHintLabel::String(label),
-                    kind: None,
-                    text_edits: None,
-                    tooltip: None,
-                    padding_left: Some(true),
-                    padding_right: None,
-                    data: None,
-                })
-                .collect(),
-        ))
+        guard::request(async move {
+            let uri = params.text_document.uri;
+            let doc = self.doc(&uri)?;
+            let range = doc.lines.text_range(&doc.text, params.range);
+            let hints = hover::inlay_hints(
+                &doc,
+                range,
+                &self.settings(),
+                &self.worker,
+                self.budget(),
+                convert::base_dir(&uri),
+            )
+            .await;
+            Ok(Some(
+                hints
+                    .into_iter()
+                    .map(|(offset, label)| InlayHint {
+                        position: doc.lines.position(&doc.text, offset),
+                        label: InlayHintLabel::String(label),
+                        kind: None,
+                        text_edits: None,
+                        tooltip: None,
+                        padding_left: Some(true),
+                        padding_right: None,
+                        data: None,
+                    })
+                    .collect(),
+            ))
+        })
+        .await
     }
 }
 
