@@ -451,6 +451,15 @@ fn evaluation_backed_features() {
         json!({"uri": uri, "text": "map (x: x * 2) numbers", "range": {"start": fx.pos("numbersUse"), "end": fx.pos("numbersUse")}}),
     );
     assert_eq!(v["value"], "[ 2 4 6 8 ]");
+    // A selection sent without its range is found in the document and evaluated there.
+    let v = c.result(
+        "tvix/evaluate",
+        json!({"uri": uri, "text": "lib.range 1 4"}),
+    );
+    assert_eq!(v["value"], "[ 1 2 3 4 ]");
+    let v = c.result("tvix/evaluate", json!({"uri": uri, "text": "numbers"}));
+    assert_eq!(v["value"], "[ 1 2 3 4 ]");
+
     // A whole file that is a function is called with the workspace's arguments.
     let v = c.result(
         "tvix/evaluate",

@@ -345,13 +345,27 @@ impl State {
     pub async fn evaluate_request(&self, params: EvaluateParams) -> Result<EvaluateResult> {
         let base = convert::base_dir(&params.uri);
         let args = self.settings().args;
-        let source = match (
-            self.docs.read().expect("lock").get(&params.uri).cloned(),
-            params.range,
-        ) {
-            (Some(doc), Some(range)) => {
+        let doc = self.docs.read().expect("lock").get(&params.uri).cloned();
+        // Without a range, a piece of the document (a selection) is evaluated where it
+        // stands, so the names around it are in scope; the whole document stands alone.
+        let found = doc.as_ref().and_then(|doc| {
+            let text = params.text.trim();
+            if params.range.is_some() || text.is_empty() || text == doc.text.trim() {
+                return None;
+            }
+            let at = doc.text.find(text)?;
+            Some(rnix::TextRange::new(
+                (at as u32).into(),
+                ((at + text.len()) as u32).into(),
+            ))
+        });
+        let source = match (doc, params.range) {
+            (Some(doc), range) if range.is_some() || found.is_some() => {
                 let root = doc.root();
-                let r = doc.lines.text_range(&doc.text, range);
+                let r = match range {
+                    Some(range) => doc.lines.text_range(&doc.text, range),
+                    None => found.expect("checked"),
+                };
                 // An empty range stands for the token at the cursor, so its scopes count.
                 let element = if r.is_empty() {
                     root.token_at_offset(r.start())
