@@ -24,6 +24,20 @@ fn at(uri: &str, pos: Value) -> Value {
     json!({"textDocument": {"uri": uri}, "position": pos})
 }
 
+/// The semantic token legend (types, modifiers) the server announced.
+fn legend_of(c: &Client) -> (Vec<String>, Vec<String>) {
+    let legend = &c.capabilities["semanticTokensProvider"]["legend"];
+    let names = |k: &str| -> Vec<String> {
+        legend[k]
+            .as_array()
+            .expect("legend")
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    (names("tokenTypes"), names("tokenModifiers"))
+}
+
 fn hover_text(v: &Value) -> String {
     v["contents"]["value"].as_str().unwrap_or("").to_string()
 }
@@ -206,6 +220,46 @@ fn static_features() {
     let data = tokens["data"].as_array().unwrap();
     assert_eq!(data.len() % 5, 0);
     assert!(data.len() > 5 * 40, "{}", data.len());
+    // Decode (line, start, type, modifiers) and check classified identifiers, with the
+    // legend the server announced.
+    let legend = &legend_of(&c);
+    let mut decoded = Vec::new();
+    let (mut line, mut start) = (0u64, 0u64);
+    for t in data.chunks(5) {
+        let dl = t[0].as_u64().unwrap();
+        line += dl;
+        start = if dl == 0 {
+            start + t[1].as_u64().unwrap()
+        } else {
+            t[1].as_u64().unwrap()
+        };
+        decoded.push((
+            line,
+            start,
+            t[3].as_u64().unwrap() as usize,
+            t[4].as_u64().unwrap(),
+        ));
+    }
+    let token_at = |name: &str| {
+        let p = fx.pos(name);
+        let (l, ch) = (
+            p["line"].as_u64().unwrap(),
+            p["character"].as_u64().unwrap(),
+        );
+        let t = decoded
+            .iter()
+            .find(|t| t.0 == l && t.1 == ch)
+            .unwrap_or_else(|| panic!("no token at {name}"));
+        (legend.0[t.2].clone(), t.3)
+    };
+    assert_eq!(token_at("useGreeting").0, "variable");
+    assert_eq!(token_at("builtin").0, "function");
+    assert_eq!(
+        token_at("builtin").1,
+        1 << legend.1.iter().position(|m| m == "defaultLibrary").unwrap()
+    );
+    assert_eq!(token_at("unusedFormal").0, "parameter");
+    assert_eq!(token_at("recUse").0, "variable");
 
     // Document links: the imported file.
     let links = c.result(

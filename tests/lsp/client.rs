@@ -15,6 +15,8 @@ pub struct Client {
     incoming: Receiver<Value>,
     pending: Vec<Value>,
     next_id: i64,
+    /// The capabilities the server announced.
+    pub capabilities: Value,
 }
 
 /// How long any one answer may take before the test fails.
@@ -68,6 +70,7 @@ impl Client {
             incoming: rx,
             pending: Vec::new(),
             next_id: 0,
+            capabilities: Value::Null,
         };
         let init = c.request(
             "initialize",
@@ -79,6 +82,7 @@ impl Client {
                 .unwrap_or(false),
             "{init}"
         );
+        c.capabilities = init["result"]["capabilities"].clone();
         c.notify("initialized", json!({}));
         c
     }
