@@ -2,6 +2,7 @@
 //! `nix-instantiate` the binary accepts that command's flags so existing scripts run unchanged.
 
 mod eval;
+mod lsp;
 mod repl;
 mod show_derivation;
 mod store;
@@ -9,6 +10,7 @@ mod store;
 use clap::{Parser, Subcommand};
 
 use eval::{eval_command, EvalArgs};
+use lsp::{lsp_command, LspArgs};
 use repl::{repl_command, ReplArgs};
 use show_derivation::{show_derivation, ShowDerivationArgs};
 use store::{store_command, StoreArgs};
@@ -38,6 +40,8 @@ enum Command {
     ShowDerivation(ShowDerivationArgs),
     /// Work with the tvix store (castore and path info).
     Store(StoreArgs),
+    /// Run the Nix language server (LSP over standard input and output).
+    Lsp(LspArgs),
     /// Start an interactive Nix shell (like `nix repl`); reads inputs from standard input
     /// when it is not a terminal.
     Repl(ReplArgs),
@@ -76,6 +80,7 @@ pub fn run() -> i32 {
         }
         Command::ShowDerivation(args) => show_derivation(&args),
         Command::Store(args) => store_command(args),
+        Command::Lsp(args) => lsp_command(args),
         Command::Repl(args) => run_on_big_stack(move || repl_command(args)),
     }
 }

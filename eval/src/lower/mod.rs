@@ -140,13 +140,17 @@ fn normalize_lone_cr(text: String) -> String {
     String::from_utf8(bytes).expect("replacing ASCII keeps UTF-8 valid")
 }
 
-fn parse_error(file: &Arc<File>, e: &rnix::ParseError) -> Box<EvalError> {
+/// A parse error in the reference's wording, with its range (`None`: at the end of the file).
+/// The language server reports every error rnix recovered from with this wording.
+pub fn describe_parse_error(
+    source: &str,
+    e: &rnix::ParseError,
+) -> (Option<rnix::TextRange>, String) {
     use rnix::ParseError as P;
-    let len = file.source().len() as u64;
-    let (range, msg) = match e {
+    match e {
         // The lexer rejects a path ending in `/`; say so, as the reference does (at the end).
         P::UnexpectedWanted(got, r, _)
-            if *got == rnix::SyntaxKind::TOKEN_ERROR && is_trailing_slash_path(file, *r) =>
+            if *got == rnix::SyntaxKind::TOKEN_ERROR && is_trailing_slash_path(source, *r) =>
         {
             let end = rnix::TextRange::empty(r.end());
             (Some(end), "path has a trailing slash".to_string())
@@ -175,7 +179,12 @@ fn parse_error(file: &Arc<File>, e: &rnix::ParseError) -> Box<EvalError> {
         ),
         P::RecursionLimitExceeded => (None, "expression nested too deeply".to_string()),
         other => (None, format!("syntax error: {other}")),
-    };
+    }
+}
+
+fn parse_error(file: &Arc<File>, e: &rnix::ParseError) -> Box<EvalError> {
+    let len = file.source().len() as u64;
+    let (range, msg) = describe_parse_error(file.source(), e);
     let span = match range {
         Some(r) => file.span.subspan(
             u64::from(u32::from(r.start())),
@@ -187,9 +196,8 @@ fn parse_error(file: &Arc<File>, e: &rnix::ParseError) -> Box<EvalError> {
 }
 
 /// Whether the text at `r` is a path literal with a trailing slash (`/nix/store/`).
-fn is_trailing_slash_path(file: &Arc<File>, r: rnix::TextRange) -> bool {
-    let text = file
-        .source()
+fn is_trailing_slash_path(source: &str, r: rnix::TextRange) -> bool {
+    let text = source
         .get(usize::from(r.start())..usize::from(r.end()))
         .unwrap_or("");
     text.len() > 1

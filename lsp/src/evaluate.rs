@@ -1,0 +1,361 @@
+//! Evaluation jobs run on the worker: evaluate a probe, describe a value for hover, list the
+//! attributes of a value with their definition sites, evaluate a whole file for its errors.
+//! Results are plain data (values never leave the worker thread).
+
+use std::path::{Path, PathBuf};
+
+use tvix_eval::diagnostic::{render_error, RenderOptions};
+use tvix_eval::source::{SourceMap, Span};
+use tvix_eval::value::print::{preview, print_value};
+use tvix_eval::value::{Attrs, Value};
+use tvix_eval::{ErrorKind, EvalError, Evaluator};
+
+use crate::worker::Session;
+
+/// The name probes are evaluated under (their spans point at no real file).
+pub const PROBE_NAME: &str = "«tvix-lsp»";
+
+/// A place in some file, 0-based line and UTF-16-ish column (columns count characters).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRange {
+    /// The file's path.
+    pub path: PathBuf,
+    /// Start (line, column), 0-based.
+    pub start: (u32, u32),
+    /// End (line, column), 0-based.
+    pub end: (u32, u32),
+}
+
+/// The real file and range of a span, if it points into a file on disk.
+pub fn file_range(sources: &SourceMap, span: Span) -> Option<FileRange> {
+    let (name, (l1, c1), (l2, c2)) = sources.range(span);
+    let path = PathBuf::from(&name);
+    if !path.is_absolute() {
+        return None;
+    }
+    Some(FileRange {
+        path,
+        start: (l1 as u32 - 1, c1 as u32 - 1),
+        end: (l2 as u32 - 1, c2 as u32 - 1),
+    })
+}
+
+/// Evaluates probe source to weak head normal form.
+pub fn eval_probe(
+    session: &mut Session,
+    source: String,
+    base_dir: &Path,
+) -> Result<Value, Box<EvalError>> {
+    session.account(source.len());
+    let ev = session.evaluator();
+    let v = ev.eval_source(PROBE_NAME.to_string(), source, base_dir.to_path_buf())?;
+    ev.force(v)
+}
+
+/// One attribute of an evaluated set.
+#[derive(Clone, Debug)]
+pub struct AttrInfo {
+    /// Its name.
+    pub name: String,
+    /// Its type if already evaluated (nothing is forced to list a set).
+    pub kind: Option<&'static str>,
+    /// Where it is defined.
+    pub pos: Option<FileRange>,
+}
+
+/// The attributes of `v` (forced to a set), or why there are none.
+pub fn attributes(ev: &mut Evaluator, v: &Value) -> Vec<AttrInfo> {
+    let Value::Attrs(a) = v else {
+        return Vec::new();
+    };
+    attrs_info(&ev.sources, a)
+}
+
+fn attrs_info(sources: &SourceMap, a: &Attrs) -> Vec<AttrInfo> {
+    a.iter()
+        .map(|e| AttrInfo {
+            name: e.name.as_str().to_string(),
+            kind: known_type(&e.value),
+            pos: e.pos.get().and_then(|s| file_range(sources, s)),
+        })
+        .collect()
+}
+
+fn known_type(v: &Value) -> Option<&'static str> {
+    match v {
+        Value::Thunk(t) => t.value().map(|v| v.type_of()),
+        v => Some(v.type_of()),
+    }
+}
+
+/// How many elements of a list a hover evaluates for its preview.
+const PREVIEW_FORCE: usize = 10;
+
+/// Where attribute `name` of the set `v` is defined, when that is in the probe `source`
+/// (byte offsets into it).
+pub fn attr_span_in_probe(
+    ev: &Evaluator,
+    v: &Value,
+    name: &str,
+    source: &str,
+) -> Option<(usize, usize)> {
+    let Value::Attrs(a) = v else { return None };
+    let span = a
+        .get_entry(tvix_eval::symbol::Symbol::intern(name))?
+        .pos
+        .get()?;
+    let file = ev.sources.file_of(span);
+    if file.name() != PROBE_NAME || file.source() != source {
+        return None;
+    }
+    let base = file.span.low();
+    Some(((span.low() - base) as usize, (span.high() - base) as usize))
+}
+
+/// The doc comment at the definition of attribute `name` of the set `v`.
+pub fn attr_doc(ev: &mut Evaluator, v: &Value, name: &str) -> Option<String> {
+    let Value::Attrs(a) = v else { return None };
+    let span = a
+        .get_entry(tvix_eval::symbol::Symbol::intern(name))?
+        .pos
+        .get()?;
+    let file = ev.sources.file_of(span);
+    let offset = (span.low() - file.span.low()) as usize;
+    tvix_eval::doc_comment::doc_comment_before(file.source(), offset)
+}
+
+/// A short Markdown description of a value: its type, its shape, its printed form.
+pub fn describe(ev: &mut Evaluator, v: &Value) -> String {
+    const MAX: usize = 1500;
+    let mut out = String::new();
+    match v {
+        Value::Attrs(a) => {
+            if v.is_derivation() {
+                out.push_str("derivation");
+                if let Some(name) = a.get(tvix_eval::symbol::Symbol::intern("name")).cloned() {
+                    if let Ok(Value::String(s)) = ev.force(name) {
+                        out.push_str(&format!(" `{}`", String::from_utf8_lossy(s.as_bytes())));
+                    }
+                }
+                out.push('\n');
+                return out;
+            }
+            out.push_str(&format!("set of {} attributes\n\n", a.len()));
+            let names: Vec<String> = a
+                .iter()
+                .take(40)
+                .map(|e| match known_type(&e.value) {
+                    Some(t) => format!("{} ({t})", e.name),
+                    None => e.name.to_string(),
+                })
+                .collect();
+            out.push_str(&format!(
+                "```\n{}{}\n```\n",
+                names.join(", "),
+                if a.len() > 40 { ", …" } else { "" }
+            ));
+        }
+        Value::List(l) => {
+            // Show the first elements' values, not «thunk»s, as far as the budget allows.
+            for item in l.iter().take(PREVIEW_FORCE) {
+                if ev.force(item.clone()).is_err() {
+                    break;
+                }
+            }
+            out.push_str(&format!(
+                "list of {} elements\n\n```nix\n{}\n```\n",
+                l.len(),
+                clip(&preview(v, &ev.sources), MAX)
+            ));
+        }
+        Value::Lambda(c) => {
+            out.push_str("function");
+            let doc = {
+                let file = ev.sources.file_of(c.lambda.span);
+                let offset = (c.lambda.span.low() - file.span.low()) as usize;
+                tvix_eval::doc_comment::doc_comment_before(file.source(), offset)
+            };
+            let text = ev.sources.text(c.lambda.span);
+            let header: String = text
+                .split_inclusive(':')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(300)
+                .collect();
+            out.push_str(&format!("\n\n```nix\n{}\n```\n", header.trim()));
+            if let Some(r) = file_range(&ev.sources, c.lambda.span) {
+                out.push_str(&format!(
+                    "\ndefined at {}:{}\n",
+                    r.path.display(),
+                    r.start.0 + 1
+                ));
+            }
+            if let Some(doc) = doc {
+                out.push('\n');
+                out.push_str(&doc);
+                out.push('\n');
+            }
+        }
+        Value::PrimOp(app) if app.args.is_empty() => {
+            out.push_str(&crate::docs::global_markdown(app.op.name));
+            out.push('\n');
+        }
+        Value::PrimOp(app) => {
+            out.push_str(&format!(
+                "builtin `{}` ({} of {} arguments given)\n",
+                app.op.name,
+                app.args.len(),
+                app.op.arity
+            ));
+        }
+        other => {
+            out.push_str(&format!(
+                "{}\n\n```nix\n{}\n```\n",
+                other.type_of(),
+                clip(&print_value(other), MAX)
+            ));
+        }
+    }
+    out
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// An evaluation error as a diagnostic: where in the evaluated file (if there), the rendered
+/// message, and the trace frames with their locations.
+#[derive(Clone, Debug)]
+pub struct EvalDiagnostic {
+    /// The byte range in the evaluated text, when the error points into it.
+    pub range: Option<(usize, usize)>,
+    /// The message as the CLI prints it (without the code frame).
+    pub message: String,
+    /// Trace frames and the error site in other files.
+    pub related: Vec<(FileRange, String)>,
+}
+
+/// Renders an error the way the CLI does without `--show-trace` (a deep recursion has
+/// thousands of frames; diagnostics carry the first of them as related places).
+pub fn render(ev: &Evaluator, e: &EvalError) -> String {
+    render_error(
+        e,
+        &ev.sources,
+        RenderOptions {
+            show_trace: false,
+            color: false,
+        },
+    )
+}
+
+/// How many trace frames an evaluation diagnostic lists.
+const MAX_RELATED: usize = 20;
+
+/// Whether an error only says the evaluation was stopped or lacked an argument, rather than
+/// that the code is wrong.
+pub fn is_inconclusive(e: &EvalError) -> bool {
+    matches!(e.kind, ErrorKind::Interrupted)
+        || matches!(&e.kind, ErrorKind::Throw(m) if m.starts_with(crate::probe::NO_VALUE))
+}
+
+/// Evaluates a whole file (its text as in the editor) deeply, calling it with the workspace
+/// arguments if it is a function, and reports the error it ends in. With an entry file, the
+/// entry is evaluated instead (`call_source` is then its argument) and only an error located
+/// in this file is reported.
+pub fn file_errors(
+    session: &mut Session,
+    path: &Path,
+    text: &str,
+    call_source: Option<String>,
+    entry: Option<&Path>,
+) -> Option<EvalDiagnostic> {
+    let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    session.account(text.len());
+    let name = path.to_string_lossy().into_owned();
+    let ev = session.evaluator();
+    let result = (|| {
+        // With an entry file, the file is checked as that evaluation uses it (as saved).
+        let v = match entry {
+            Some(entry) => ev.eval_file(entry)?,
+            None => ev.eval_source(name.clone(), text.to_string(), base.clone())?,
+        };
+        let v = ev.force(v)?;
+        let v = match (&v, call_source) {
+            (Value::Lambda(_), Some(arg)) => {
+                let arg = ev.eval_source(PROBE_NAME.to_string(), arg, base.clone())?;
+                ev.call(v, arg, None)?
+            }
+            _ => v,
+        };
+        ev.force_deep(v)
+    })();
+    let e = result.err()?;
+    if is_inconclusive(&e) {
+        return None;
+    }
+    let in_file = |span: Span| -> Option<(usize, usize)> {
+        let file = ev.sources.file_of(span);
+        if file.name() != name || file.source() != text {
+            return None;
+        }
+        let base = file.span.low();
+        Some(((span.low() - base) as usize, (span.high() - base) as usize))
+    };
+    let mut range = e.span.and_then(in_file);
+    if entry.is_some()
+        && range.is_none()
+        && !e
+            .trace
+            .iter()
+            .filter_map(|f| f.span)
+            .any(|s| in_file(s).is_some())
+    {
+        // The entry's evaluation fails elsewhere: that file reports it.
+        return None;
+    }
+    let mut related = Vec::new();
+    if let Some(r) = e.span.and_then(|s| file_range(&ev.sources, s)) {
+        if range.is_none() {
+            related.push((r, e.kind.to_string()));
+        }
+    }
+    for frame in &e.trace {
+        let Some(span) = frame.span else { continue };
+        if range.is_none() {
+            range = in_file(span);
+        }
+        if related.len() < MAX_RELATED {
+            if let Some(r) = file_range(&ev.sources, span) {
+                related.push((r, frame.message.clone()));
+            }
+        }
+    }
+    let rendered = render(ev, &e);
+    Some(EvalDiagnostic {
+        range,
+        message: strip_frames(&rendered),
+        related,
+    })
+}
+
+/// The message part of a rendered error: the `error:` line(s) and the trace lines without
+/// code frames (the editor shows the places itself).
+fn strip_frames(rendered: &str) -> String {
+    rendered
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with("at ") || t.contains('|') || t.is_empty())
+        })
+        .map(|l| l.trim())
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,245 @@
+//! The evaluation worker: one thread with a large stack that owns the evaluator (which is not
+//! `Send`) and runs evaluation jobs one at a time. Every job has a time budget and can be
+//! cancelled: both set the evaluator's interrupt flag. A job that panics is reported as a
+//! failure and the evaluator is rebuilt; the server goes on.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tvix_eval::{Evaluator, Value};
+
+use crate::config::Settings;
+
+/// Makes an evaluator for a search path (`prefix=path` or `path` entries). The binary passes
+/// one, with the IO of its choice.
+pub type EvaluatorFactory = Arc<dyn Fn(&[String]) -> Evaluator + Send + Sync>;
+
+/// Probe sources fed to one evaluator before it is replaced: each stays in its source map.
+const MAX_FED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The worker's state, handed to each job.
+pub struct Session {
+    factory: EvaluatorFactory,
+    /// The workspace settings.
+    pub settings: Settings,
+    evaluator: Option<Evaluator>,
+    fed_bytes: usize,
+    cache: HashMap<String, Value>,
+}
+
+impl Session {
+    /// The evaluator, made on first use after a reset.
+    pub fn evaluator(&mut self) -> &mut Evaluator {
+        let settings = &self.settings;
+        let factory = &self.factory;
+        self.evaluator.get_or_insert_with(|| {
+            let mut ev = factory(&settings.search_path);
+            // `builtins.trace` output has nowhere useful to go in a language server.
+            ev.diagnostics = Box::new(|_| {});
+            ev
+        })
+    }
+
+    /// Drops the evaluator (its import cache and source map): after a settings change, a
+    /// saved file, a panic, or when it has seen too much probe text.
+    pub fn reset(&mut self) {
+        self.cache.clear();
+        self.evaluator = None;
+        self.fed_bytes = 0;
+    }
+
+    /// A value computed earlier with this evaluator (the options tree, ...).
+    pub fn cached(&self, key: &str) -> Option<Value> {
+        self.cache.get(key).cloned()
+    }
+
+    /// Remembers a value until the evaluator is replaced.
+    pub fn cache(&mut self, key: &str, v: Value) {
+        self.cache.insert(key.to_string(), v);
+    }
+
+    /// Counts source text given to the evaluator; replaces it when it has seen too much.
+    pub fn account(&mut self, bytes: usize) {
+        self.fed_bytes += bytes;
+        if self.fed_bytes > MAX_FED_BYTES {
+            self.reset();
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Session) + Send>;
+
+/// Why an evaluation job gave no result.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum JobError {
+    /// It ran out of its time budget.
+    #[error("evaluation stopped after {0} ms: it ran out of its time budget (tvix.evalBudgetMs)")]
+    OutOfTime(u64),
+    /// It panicked (a bug in tvix); the evaluator was rebuilt.
+    #[error("the evaluator crashed on this request: {0}")]
+    Panicked(String),
+    /// The worker thread is gone.
+    #[error("the evaluation worker is not running")]
+    NoWorker,
+}
+
+/// A handle to the worker thread.
+#[derive(Clone)]
+pub struct Worker {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Sets a job's interrupt flag when the request is dropped (cancelled by the client).
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Worker {
+    /// Starts the worker thread.
+    pub fn spawn(factory: EvaluatorFactory, settings: Settings) -> Worker {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("tvix-lsp-eval".to_string())
+            .stack_size(256 * 1024 * 1024)
+            .spawn(move || {
+                let mut session = Session {
+                    factory,
+                    settings,
+                    evaluator: None,
+                    fed_bytes: 0,
+                    cache: HashMap::new(),
+                };
+                while let Ok(job) = rx.recv() {
+                    job(&mut session);
+                }
+            })
+            .expect("spawning the evaluation thread");
+        Worker { jobs: tx }
+    }
+
+    /// Runs `f` on the worker within `budget`. The evaluation is interrupted when the budget
+    /// is spent or the returned future is dropped.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        budget: Duration,
+        f: impl FnOnce(&mut Session) -> R + Send + 'static,
+    ) -> Result<R, JobError> {
+        let flag = Arc::new(AtomicBool::new(false));
+        let guard = CancelOnDrop(flag.clone());
+        let (tx, rx) = oneshot::channel();
+        let job_flag = flag.clone();
+        let job: Job = Box::new(move |session: &mut Session| {
+            if job_flag.load(Ordering::Relaxed) {
+                let _ = tx.send(None);
+                return;
+            }
+            session.evaluator().interrupt = Some(job_flag);
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(session)));
+            if let Some(ev) = session.evaluator.as_mut() {
+                ev.interrupt = None;
+            }
+            let reply = match result {
+                Ok(r) => Ok(r),
+                Err(p) => {
+                    session.reset();
+                    Err(panic_message(p))
+                }
+            };
+            let _ = tx.send(Some(reply));
+        });
+        self.jobs.send(job).map_err(|_| JobError::NoWorker)?;
+        let ms = budget.as_millis() as u64;
+        let mut rx = rx;
+        let outcome = match tokio::time::timeout(budget, &mut rx).await {
+            Ok(r) => r,
+            Err(_) => {
+                flag.store(true, Ordering::Relaxed);
+                // The evaluator stops at its next function call; give it a moment to say so.
+                match tokio::time::timeout(Duration::from_millis(50).max(budget / 4), rx).await {
+                    Ok(Ok(Some(Ok(r)))) => return Ok(r),
+                    _ => return Err(JobError::OutOfTime(ms)),
+                }
+            }
+        };
+        drop(guard);
+        match outcome {
+            Ok(Some(Ok(r))) => Ok(r),
+            Ok(Some(Err(msg))) => Err(JobError::Panicked(msg)),
+            Ok(None) => Err(JobError::OutOfTime(ms)),
+            Err(_) => Err(JobError::NoWorker),
+        }
+    }
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker() -> Worker {
+        let factory: EvaluatorFactory = Arc::new(|_: &[String]| {
+            Evaluator::new(
+                Box::new(tvix_eval::io::StdIO::new()),
+                tvix_eval::EvalConfig::default(),
+            )
+        });
+        Worker::spawn(factory, Settings::default())
+    }
+
+    fn eval(s: &mut Session, src: &str) -> String {
+        let ev = s.evaluator();
+        match ev.eval_source("«test»".into(), src.into(), "/".into()) {
+            Ok(v) => tvix_eval::value::print::print_value(&v),
+            Err(e) => e.kind.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_panicking_job_is_reported_and_the_next_one_runs() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let w = worker();
+        let second = Duration::from_secs(10);
+        let r = rt.block_on(w.run(second, |_: &mut Session| -> () { panic!("boom") }));
+        assert_eq!(r, Err(JobError::Panicked("boom".to_string())));
+        let r = rt.block_on(w.run(second, |s: &mut Session| eval(s, "6 * 7")));
+        assert_eq!(r, Ok("42".to_string()));
+    }
+
+    #[test]
+    fn a_job_out_of_budget_is_interrupted() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let w = worker();
+        let src = "let l = builtins.genList (x: x) 10000; \
+                   in builtins.foldl' (a: _: builtins.foldl' (b: _: b + 1) a l) 0 l";
+        let start = std::time::Instant::now();
+        let r = rt.block_on(w.run(Duration::from_millis(100), move |s: &mut Session| {
+            eval(s, src)
+        }));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(
+            matches!(&r, Err(JobError::OutOfTime(100)))
+                || r == Ok("evaluation interrupted".to_string()),
+            "{r:?}"
+        );
+    }
+}

@@ -1,0 +1,5 @@
+{ lib }:
+import ./used.nix {
+  inherit lib;
+  n = "x";
+}

@@ -1,0 +1,5 @@
+{ lib }:
+{
+  fine = lib.id 1;
+  broken = 1 + ⟨bad⟩"two";
+}

@@ -1,0 +1,4 @@
+{ lib, n }:
+{
+  value = lib.id ⟨bad⟩(n + 1);
+}

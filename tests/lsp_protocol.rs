@@ -1,0 +1,726 @@
+//! `tvix lsp` as a process, spoken to over JSON-RPC: every feature on fixtures with cursor
+//! markers (`tests/lsp/*.nix`), incremental edits, budgets and shutdown.
+
+#[path = "lsp/client.rs"]
+mod client;
+
+use client::{shared_dir, Client, Fixture};
+use serde_json::{json, Value};
+
+fn uri_of(name: &str) -> String {
+    format!("file://{}/tests/lsp/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn open(c: &mut Client, name: &str, fx: &Fixture) -> String {
+    let uri = uri_of(name);
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": fx.text}}),
+    );
+    uri
+}
+
+fn at(uri: &str, pos: Value) -> Value {
+    json!({"textDocument": {"uri": uri}, "position": pos})
+}
+
+/// The semantic token legend (types, modifiers) the server announced.
+fn legend_of(c: &Client) -> (Vec<String>, Vec<String>) {
+    let legend = &c.capabilities["semanticTokensProvider"]["legend"];
+    let names = |k: &str| -> Vec<String> {
+        legend[k]
+            .as_array()
+            .expect("legend")
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    (names("tokenTypes"), names("tokenModifiers"))
+}
+
+fn hover_text(v: &Value) -> String {
+    v["contents"]["value"].as_str().unwrap_or("").to_string()
+}
+
+fn labels(v: &Value) -> Vec<String> {
+    v["items"]
+        .as_array()
+        .expect("completion list")
+        .iter()
+        .map(|i| i["label"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn nixpkgs_lib() -> String {
+    shared_dir()
+        .join("workloads/nixpkgs-lib")
+        .canonicalize()
+        .expect("../shared/workloads/nixpkgs-lib")
+        .display()
+        .to_string()
+}
+
+fn eval_settings() -> Value {
+    json!({"tvix": {
+        "searchPath": [format!("nixpkgs={}", nixpkgs_lib())],
+        "evalBudgetMs": 5000,
+        "args": {"lib": "import <nixpkgs/lib>"},
+    }})
+}
+
+#[test]
+fn static_features() {
+    let fx = Fixture::load("static.nix");
+    let mut c = Client::start(json!({}));
+    let uri = open(&mut c, "static.nix", &fx);
+
+    let diags = c.diagnostics_until(&uri, |d| !d.is_empty());
+    let find = |code: &str| -> Vec<&Value> { diags.iter().filter(|d| d["code"] == code).collect() };
+    let undefined = find("undefined-variable");
+    assert_eq!(undefined.len(), 1, "{diags:?}");
+    assert_eq!(
+        undefined[0]["message"],
+        "undefined variable 'undefinedName'"
+    );
+    assert_eq!(undefined[0]["range"]["start"], fx.pos("undefined"));
+    assert_eq!(find("unused-let")[0]["range"]["start"], fx.pos("unusedLet"));
+    // `pkgs = pkgs;` in a `rec` set refers to itself: the formal is unused too.
+    let formals: Vec<_> = find("unused-formal")
+        .iter()
+        .map(|d| d["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        formals,
+        vec!["unused formal 'pkgs'", "unused formal 'unused'"]
+    );
+    assert_eq!(
+        find("unused-formal")[1]["range"]["start"],
+        fx.pos("unusedFormal")
+    );
+    assert_eq!(
+        find("with-shadowed")[0]["range"]["start"],
+        fx.pos("withShadow")
+    );
+
+    // Go to definition, references, highlight, rename.
+    let def = c.result("textDocument/definition", at(&uri, fx.pos("useGreeting")));
+    assert_eq!(def["range"]["start"], fx.pos("defGreeting"));
+    let mut refs = at(&uri, fx.pos("defGreeting"));
+    refs["context"] = json!({"includeDeclaration": true});
+    let refs = c.result("textDocument/references", refs);
+    assert_eq!(refs.as_array().unwrap().len(), 3, "{refs}");
+    let hl = c.result("textDocument/documentHighlight", at(&uri, fx.pos("recUse")));
+    assert_eq!(hl.as_array().unwrap().len(), 2, "{hl}");
+    let mut rename = at(&uri, fx.pos("useGreeting"));
+    rename["newName"] = json!("salutation");
+    let edit = c.result("textDocument/rename", rename);
+    let edits = edit["changes"][&uri].as_array().unwrap();
+    assert_eq!(edits.len(), 3);
+    assert!(edits.iter().all(|e| e["newText"] == "salutation"));
+    let mut bad = at(&uri, fx.pos("useGreeting"));
+    bad["newName"] = json!("not valid");
+    assert!(c.request("textDocument/rename", bad).get("error").is_some());
+
+    // Hover and completion from the builtins' documentation.
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("builtin")));
+    // The builtin's signature and documentation (the evaluator's own table).
+    let doc = tvix_eval::builtins::docs::builtin_doc("map").unwrap();
+    assert!(
+        hover_text(&h).starts_with("```nix\nbuiltins.map f list\n```"),
+        "{h}"
+    );
+    assert!(hover_text(&h).contains(doc.doc), "{h}");
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("builtinAttr")));
+    assert!(
+        hover_text(&h).starts_with("```nix\nbuiltins.stringLength s\n```"),
+        "{h}"
+    );
+    let items = c.result("textDocument/completion", at(&uri, fx.pos("complete")));
+    let names = labels(&items);
+    for expected in [
+        "greeting", "shout", "helper", "pkgs", "message", "map", "builtins", "let",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let greeting = items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["label"] == "greeting")
+        .unwrap()
+        .clone();
+    let resolved = c.result("completionItem/resolve", greeting);
+    assert_eq!(
+        resolved["documentation"]["value"],
+        "let binding `greeting`\n\nSays hello."
+    );
+    assert!(
+        !names.iter().any(|n| n == "x"),
+        "a lambda argument out of scope was offered"
+    );
+
+    // Document symbols: nested sets.
+    let syms = c.result(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    let top: Vec<&str> = syms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        top.contains(&"greeting") && top.contains(&"nested"),
+        "{top:?}"
+    );
+    let nested = syms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "nested")
+        .unwrap();
+    let inner: Vec<&str> = nested["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(inner, vec!["inner", "sum"]);
+
+    // Folding, selection ranges, semantic tokens.
+    let folds = c.result(
+        "textDocument/foldingRange",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    let nested_line = fx.text[..fx.text.find("nested = {").unwrap()]
+        .matches('\n')
+        .count();
+    assert!(
+        folds
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["startLine"] == nested_line && f["endLine"] == nested_line + 3),
+        "{folds}"
+    );
+    let sel = c.result(
+        "textDocument/selectionRange",
+        json!({"textDocument": {"uri": uri}, "positions": [fx.pos("builtin")]}),
+    );
+    assert_eq!(sel[0]["range"]["start"], fx.pos("builtin"));
+    assert!(sel[0]["parent"]["parent"].is_object(), "{sel}");
+    let tokens = c.result(
+        "textDocument/semanticTokens/full",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    let data = tokens["data"].as_array().unwrap();
+    assert_eq!(data.len() % 5, 0);
+    assert!(data.len() > 5 * 40, "{}", data.len());
+    // Decode (line, start, type, modifiers) and check classified identifiers, with the
+    // legend the server announced.
+    let legend = &legend_of(&c);
+    let mut decoded = Vec::new();
+    let (mut line, mut start) = (0u64, 0u64);
+    for t in data.chunks(5) {
+        let dl = t[0].as_u64().unwrap();
+        line += dl;
+        start = if dl == 0 {
+            start + t[1].as_u64().unwrap()
+        } else {
+            t[1].as_u64().unwrap()
+        };
+        decoded.push((
+            line,
+            start,
+            t[3].as_u64().unwrap() as usize,
+            t[4].as_u64().unwrap(),
+        ));
+    }
+    let token_at = |name: &str| {
+        let p = fx.pos(name);
+        let (l, ch) = (
+            p["line"].as_u64().unwrap(),
+            p["character"].as_u64().unwrap(),
+        );
+        let t = decoded
+            .iter()
+            .find(|t| t.0 == l && t.1 == ch)
+            .unwrap_or_else(|| panic!("no token at {name}"));
+        (legend.0[t.2].clone(), t.3)
+    };
+    assert_eq!(token_at("useGreeting").0, "variable");
+    assert_eq!(token_at("builtin").0, "function");
+    assert_eq!(
+        token_at("builtin").1,
+        1 << legend.1.iter().position(|m| m == "defaultLibrary").unwrap()
+    );
+    assert_eq!(token_at("unusedFormal").0, "parameter");
+    assert_eq!(token_at("recUse").0, "variable");
+
+    // Document links: the imported file.
+    let links = c.result(
+        "textDocument/documentLink",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    assert_eq!(links[0]["range"]["start"], fx.pos("link"));
+    assert!(
+        links[0]["target"]
+            .as_str()
+            .unwrap()
+            .ends_with("/tests/lsp/other.nix"),
+        "{links}"
+    );
+
+    // Code actions: `pkgs = pkgs;` in a `rec` set is not offered as inherit (it would be
+    // recursive); quoting is.
+    let actions = c.result(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri}, "range": {"start": fx.pos("selfRef"), "end": fx.pos("selfRef")}, "context": {"diagnostics": []}}),
+    );
+    let titles: Vec<&str> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        titles.iter().any(|t| t.starts_with("Quote attribute name")),
+        "{titles:?}"
+    );
+    assert!(!titles.iter().any(|t| t.contains("inherit")), "{titles:?}");
+    let actions = c.result(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri}, "range": {"start": fx.pos("undefined"), "end": fx.pos("undefined")}, "context": {"diagnostics": []}}),
+    );
+    let fix = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "quickfix")
+        .expect("a quick fix");
+    assert_eq!(
+        fix["title"],
+        "Add formal 'undefinedName' to the function's arguments"
+    );
+
+    // Formatting.
+    let edits = c.result(
+        "textDocument/formatting",
+        json!({"textDocument": {"uri": uri}, "options": {"tabSize": 2, "insertSpaces": true}}),
+    );
+    assert_eq!(
+        edits.as_array().unwrap().len(),
+        1,
+        "the fixture is not formatted: {edits}"
+    );
+    c.shutdown();
+}
+
+#[test]
+fn incremental_edits_update_diagnostics_and_navigation() {
+    let mut c = Client::start(json!({}));
+    let uri = uri_of("scratch.nix");
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": "let a = 1; in b"}}),
+    );
+    let d = c.diagnostics_until(&uri, |d| {
+        d.iter().any(|x| x["message"] == "undefined variable 'b'")
+    });
+    assert!(d.iter().any(|x| x["code"] == "unused-let"));
+    // Replace `b` by `a + a` with a ranged edit.
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [
+            {"range": {"start": {"line": 0, "character": 14}, "end": {"line": 0, "character": 15}}, "text": "a + a"}
+        ]}),
+    );
+    c.diagnostics_until(&uri, |d| d.is_empty());
+    let refs = c.result(
+        "textDocument/references",
+        json!({"textDocument": {"uri": uri}, "position": {"line": 0, "character": 4}, "context": {"includeDeclaration": false}}),
+    );
+    assert_eq!(refs.as_array().unwrap().len(), 2);
+    // A syntax error: the reference's wording, at its place.
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 3}, "contentChanges": [{"text": "{ a = ; }"}]}),
+    );
+    let d = c.diagnostics_until(&uri, |d| !d.is_empty());
+    assert!(
+        d[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("syntax error, unexpected"),
+        "{d:?}"
+    );
+    assert_eq!(d[0]["range"]["start"], json!({"line": 0, "character": 6}));
+    // Every duplicate attribute, in the reference's wording, each once.
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 4}, "contentChanges": [{"text": "{ a = 1; a = 2; b.c = 1; b = { c = 2; }; }"}]}),
+    );
+    let d = c.diagnostics_until(&uri, |d| !d.is_empty() && d[0]["code"] != "parse");
+    let path = uri.trim_start_matches("file://");
+    let messages: Vec<&str> = d.iter().map(|x| x["message"].as_str().unwrap()).collect();
+    // The places named are the first definitions of the conflicting names.
+    assert_eq!(
+        messages,
+        vec![
+            format!("attribute 'a' already defined at {path}:1:3"),
+            format!("attribute 'b.c' already defined at {path}:1:19"),
+        ],
+        "{d:?}"
+    );
+    assert_eq!(d[1]["range"]["start"], json!({"line": 0, "character": 31}));
+    c.shutdown();
+}
+
+#[test]
+fn evaluation_backed_features() {
+    let fx = Fixture::load("eval.nix");
+    let mut c = Client::start(eval_settings());
+    let uri = open(&mut c, "eval.nix", &fx);
+
+    // `lib` has a `map` too, but the builtin is what `map` means under `with lib;`.
+    let d = c.diagnostics_until(&uri, |d| d.iter().any(|x| x["code"] == "with-shadowed"));
+    let hint = d.iter().find(|x| x["code"] == "with-shadowed").unwrap();
+    assert_eq!(hint["range"]["start"], fx.pos("shadowed"));
+    assert!(
+        hint["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("'map' refers to the builtin"),
+        "{hint}"
+    );
+    assert_eq!(
+        d.iter().filter(|x| x["code"] == "with-shadowed").count(),
+        1,
+        "{d:?}"
+    );
+
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("numbersUse")));
+    assert!(hover_text(&h).contains("list of 4 elements"), "{h}");
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("numbersDef")));
+    assert!(hover_text(&h).contains("[ 1 2 3 4 ]"), "{h}");
+
+    // Attribute completion after `.`, across `import`.
+    let items = c.result("textDocument/completion", at(&uri, fx.pos("dot")));
+    let names = labels(&items);
+    for expected in ["strings", "attrsets", "mkOption", "foldl'"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {} items",
+            names.len()
+        );
+    }
+    // Resolving an item reads the doc comment where the attribute is defined.
+    let item = items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["label"] == "concatMapStrings")
+        .unwrap()
+        .clone();
+    let resolved = c.result("completionItem/resolve", item);
+    let doc = resolved["documentation"]["value"].as_str().unwrap();
+    assert!(
+        doc.contains("lib/default.nix") || doc.contains("lib/strings.nix"),
+        "{doc}"
+    );
+
+    // Hover of a library function: its doc comment from nixpkgs' source.
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("toUpper")));
+    let strings_src =
+        std::fs::read_to_string(format!("{}/lib/strings.nix", nixpkgs_lib())).unwrap();
+    let at_def = strings_src
+        .find("\n  toUpper =")
+        .expect("toUpper in strings.nix");
+    let expected = tvix_eval::doc_comment::doc_comment_before(&strings_src, at_def + 3)
+        .expect("its doc comment");
+    assert!(hover_text(&h).contains(&expected), "{h}");
+
+    // Go to definition of an attribute into the file that defines it.
+    let def = c.result("textDocument/definition", at(&uri, fx.pos("toUpper")));
+    assert!(
+        def["uri"].as_str().unwrap().ends_with("/lib/strings.nix"),
+        "{def}"
+    );
+    let line = def["range"]["start"]["line"].as_u64().unwrap() as usize;
+    let strings = std::fs::read_to_string(format!("{}/lib/strings.nix", nixpkgs_lib())).unwrap();
+    assert!(
+        strings
+            .lines()
+            .nth(line)
+            .unwrap()
+            .trim_start()
+            .starts_with("toUpper"),
+        "line {line}"
+    );
+
+    // An attribute of a set of this file: the definition is here.
+    let def = c.result("textDocument/definition", at(&uri, fx.pos("localUse")));
+    assert_eq!(def["uri"], uri);
+    assert_eq!(def["range"]["start"], fx.pos("localDef"));
+
+    // A name from `with lib;`: its definition and its completion.
+    // lib/default.nix inherits it from `strings`: that `inherit` is where `lib` gets it.
+    let def = c.result("textDocument/definition", at(&uri, fx.pos("withName")));
+    assert!(
+        def["uri"].as_str().unwrap().ends_with("/lib/default.nix"),
+        "{def}"
+    );
+    let line = def["range"]["start"]["line"].as_u64().unwrap() as usize;
+    let default = std::fs::read_to_string(format!("{}/lib/default.nix", nixpkgs_lib())).unwrap();
+    assert!(
+        default.lines().nth(line).unwrap().contains("concatStrings"),
+        "line {line}"
+    );
+    let items = c.result("textDocument/completion", at(&uri, fx.pos("withName")));
+    assert!(labels(&items).iter().any(|n| n == "concatMapStrings"));
+
+    // Inlay hints with values.
+    let hints = c.result(
+        "textDocument/inlayHint",
+        json!({"textDocument": {"uri": uri}, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 20, "character": 0}}}),
+    );
+    let labels: Vec<&str> = hints
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&": 10") && labels.contains(&": \"NIX\""),
+        "{labels:?}"
+    );
+
+    // The custom request behind the extension's "evaluate selection".
+    let v = c.result(
+        "tvix/evaluate",
+        json!({"uri": uri, "text": "map (x: x * 2) numbers", "range": {"start": fx.pos("numbersUse"), "end": fx.pos("numbersUse")}}),
+    );
+    assert_eq!(v["value"], "[ 2 4 6 8 ]");
+    // A selection sent without its range is found in the document and evaluated there.
+    let v = c.result(
+        "tvix/evaluate",
+        json!({"uri": uri, "text": "lib.range 1 4"}),
+    );
+    assert_eq!(v["value"], "[ 1 2 3 4 ]");
+    let v = c.result("tvix/evaluate", json!({"uri": uri, "text": "numbers"}));
+    assert_eq!(v["value"], "[ 1 2 3 4 ]");
+
+    // A whole file that is a function is called with the workspace's arguments.
+    let v = c.result(
+        "tvix/evaluate",
+        json!({"uri": uri, "text": "{ lib }: lib.toUpper \"nix\""}),
+    );
+    assert_eq!(v["value"], "\"NIX\"");
+    let e = c.request("tvix/evaluate", json!({"uri": uri, "text": "1 + \"a\""}));
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot add a string to an integer"),
+        "{e}"
+    );
+    c.shutdown();
+}
+
+#[test]
+fn evaluation_errors_become_diagnostics() {
+    let fx = Fixture::load("failing.nix");
+    let mut c = Client::start(eval_settings());
+    let uri = open(&mut c, "failing.nix", &fx);
+    let d = c.diagnostics_until(&uri, |d| d.iter().any(|x| x["code"] == "eval"));
+    let e = d.iter().find(|x| x["code"] == "eval").unwrap();
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot add a string to an integer"),
+        "{e}"
+    );
+    assert_eq!(e["range"]["start"]["line"], fx.pos("bad")["line"]);
+    c.shutdown();
+}
+
+#[test]
+fn runaway_evaluation_is_stopped_and_the_server_goes_on() {
+    let mut c = Client::start(json!({"tvix": {"evalBudgetMs": 200}}));
+    let uri = uri_of("loop.nix");
+    // 10^8 calls in constant memory: seconds of work, far beyond the budget.
+    let text = "let l = builtins.genList (x: x) 10000; \
+                r = builtins.foldl' (a: _: builtins.foldl' (b: _: b + 1) a l) 0 l; in r";
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": text}}),
+    );
+    let start = std::time::Instant::now();
+    let h = c.result(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": 0, "character": text.len() - 1}}),
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    assert!(hover_text(&h).contains("time budget"), "{h}");
+    // The worker is free again.
+    let v = c.result("tvix/evaluate", json!({"uri": uri, "text": "6 * 7"}));
+    assert_eq!(v["value"], "42");
+    c.shutdown();
+
+    // Cancelling a request stops its evaluation long before its budget is spent.
+    let mut c = Client::start(json!({"tvix": {"evalBudgetMs": 60000}}));
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": text}}),
+    );
+    let start = std::time::Instant::now();
+    let id = c.send_request("tvix/evaluate", json!({"uri": uri, "text": text}));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    c.notify("$/cancelRequest", json!({"id": id}));
+    let r = c.response(id, "tvix/evaluate");
+    assert_eq!(r["error"]["code"], -32800, "{r}");
+    let v = c.result("tvix/evaluate", json!({"uri": uri, "text": "6 * 7"}));
+    assert_eq!(v["value"], "42");
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    c.shutdown();
+}
+
+#[test]
+fn module_options() {
+    let fx = Fixture::load("module.nix");
+    let options = format!(
+        "((import <nixpkgs/lib>).evalModules {{ modules = [ {}/tests/lsp/options.nix ]; }}).options",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut c = Client::start(json!({"tvix": {
+        "searchPath": [format!("nixpkgs={}", nixpkgs_lib())],
+        "evalBudgetMs": 5000,
+        "optionsExpr": options,
+    }}));
+    let uri = open(&mut c, "module.nix", &fx);
+    let items = c.result("textDocument/completion", at(&uri, fx.pos("completeHere")));
+    let list = items["items"].as_array().unwrap();
+    let port = list
+        .iter()
+        .find(|i| i["label"] == "port")
+        .expect("option port offered");
+    assert_eq!(
+        port["detail"],
+        "16 bit unsigned integer; between 0 and 65535 (both inclusive)"
+    );
+    assert!(port["documentation"]["value"]
+        .as_str()
+        .unwrap()
+        .contains("Port the web server listens on."));
+    assert!(list.iter().any(|i| i["label"] == "enable"));
+
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("portName")));
+    let text = hover_text(&h);
+    assert!(
+        text.contains("services.web.port") && text.contains("8080"),
+        "{text}"
+    );
+
+    let def = c.result("textDocument/definition", at(&uri, fx.pos("portName")));
+    assert!(
+        def["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/tests/lsp/options.nix"),
+        "{def}"
+    );
+    assert_eq!(def["range"]["start"]["line"], 4);
+
+    // While typing: `services.web.` does not parse as a binding yet.
+    let text = "{ lib, ... }:\n{\n  services.web.\n}\n";
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": text}]}),
+    );
+    let items = c.result(
+        "textDocument/completion",
+        json!({"textDocument": {"uri": uri}, "position": {"line": 2, "character": 15}}),
+    );
+    let mut names = labels(&items);
+    names.sort();
+    assert_eq!(names, vec!["enable", "port"]);
+    c.shutdown();
+}
+
+#[test]
+fn entry_file_gives_the_evaluation_context() {
+    // Imported files are read from disk: put the fixtures there without their markers.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let fx = Fixture::load("used.nix");
+    let entry = Fixture::load("entry.nix");
+    std::fs::write(dir.path().join("used.nix"), &fx.text).unwrap();
+    std::fs::write(dir.path().join("entry.nix"), &entry.text).unwrap();
+    let uri = format!("file://{}/used.nix", dir.path().display());
+    let open_used = |c: &mut Client| {
+        c.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": fx.text}}),
+        );
+    };
+
+    let mut settings = eval_settings();
+    settings["tvix"]["entryFile"] = json!(dir.path().join("entry.nix").display().to_string());
+    let mut c = Client::start(settings);
+    open_used(&mut c);
+    // Called by the entry file with a string `n`: `n + 1` fails, here.
+    let d = c.diagnostics_until(&uri, |d| d.iter().any(|x| x["code"] == "eval"));
+    let e = d.iter().find(|x| x["code"] == "eval").unwrap();
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot coerce an integer to a string"),
+        "{e}"
+    );
+    assert_eq!(e["range"]["start"]["line"], fx.pos("bad")["line"]);
+    c.shutdown();
+
+    // Without an entry file the file is called with the workspace arguments only: `n` has
+    // no value, which is no error of the file.
+    let mut c = Client::start(eval_settings());
+    open_used(&mut c);
+    // The static diagnostics, then those after the evaluation.
+    c.diagnostics_until(&uri, |_| true);
+    let d = c.diagnostics_until(&uri, |_| true);
+    assert!(d.is_empty(), "{d:?}");
+    let h = c.result("textDocument/hover", at(&uri, fx.pos("bad")));
+    assert!(!hover_text(&h).contains("cannot coerce"), "{h}");
+    c.shutdown();
+}
+
+#[test]
+fn large_files_get_the_front_end_error_after_a_pause() {
+    // Over 256 KiB: the evaluator's front end runs after the pause in typing, not inline.
+    let mut text = String::from("let\n");
+    for i in 0..12000 {
+        text.push_str(&format!("  binding{i} = {i};\n"));
+    }
+    text.push_str("  ${\"a\" + \"b\"} = 1;\nin binding0\n");
+    assert!(text.len() > 256 * 1024);
+    let mut c = Client::start(json!({}));
+    let uri = uri_of("large.nix");
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": text}}),
+    );
+    let d = c.diagnostics_until(&uri, |d| {
+        d.iter()
+            .any(|x| x["message"] == "dynamic attributes not allowed in let")
+    });
+    let e = d
+        .iter()
+        .find(|x| x["message"] == "dynamic attributes not allowed in let")
+        .unwrap();
+    assert_eq!(e["range"]["start"]["line"], 12001);
+    c.shutdown();
+}
