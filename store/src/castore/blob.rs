@@ -136,9 +136,34 @@ pub(crate) fn get_chunk_verified(
     Ok(data)
 }
 
-/// Streams a blob chunk by chunk, verifying each chunk before returning its bytes and the
-/// whole blob's digest at the end.
+/// A blob being read: its size and a stream of its verified contents. What "verified"
+/// means depends on where the blob comes from; see [`BlobService::open_blob`].
 pub struct BlobReader<'a> {
+    size: u64,
+    inner: Box<dyn Read + Send + 'a>,
+}
+
+impl<'a> BlobReader<'a> {
+    /// A reader of a blob of `size` bytes whose contents `inner` yields (and checks).
+    pub fn new(size: u64, inner: Box<dyn Read + Send + 'a>) -> Self {
+        BlobReader { size, inner }
+    }
+
+    /// The blob's size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Read for BlobReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(out)
+    }
+}
+
+/// Streams a stored blob chunk by chunk, verifying each chunk before returning its bytes
+/// and the whole blob's digest at the end.
+pub(crate) struct ChunkReader<'a> {
     backend: &'a dyn Backend,
     digest: B3Digest,
     manifest: Manifest,
@@ -149,9 +174,9 @@ pub struct BlobReader<'a> {
     finished: bool,
 }
 
-impl<'a> BlobReader<'a> {
+impl<'a> ChunkReader<'a> {
     pub(crate) fn new(backend: &'a dyn Backend, digest: B3Digest, manifest: Manifest) -> Self {
-        BlobReader {
+        ChunkReader {
             backend,
             digest,
             manifest,
@@ -161,11 +186,6 @@ impl<'a> BlobReader<'a> {
             hasher: blake3::Hasher::new(),
             finished: false,
         }
-    }
-
-    /// The blob's size.
-    pub fn size(&self) -> u64 {
-        self.manifest.size
     }
 
     fn refill(&mut self) -> Result<bool, StoreError> {
@@ -191,7 +211,7 @@ impl<'a> BlobReader<'a> {
     }
 }
 
-impl Read for BlobReader<'_> {
+impl Read for ChunkReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() {
             return Ok(0);

@@ -200,18 +200,7 @@ impl Store {
                         reason: "stored under the wrong key",
                     });
                 }
-                let hasher = super::nar::write_nar(self, &info.node, NarHasher::new())?;
-                let (hash, size) = hasher.finish();
-                if hash.digest() != info.nar_sha256 || size != info.nar_size {
-                    return Err(StoreError::NarHashMismatch {
-                        path: info.store_path.to_base_name(),
-                        expected: info.nar_hash_string(),
-                        expected_size: info.nar_size,
-                        actual: hash.to_prefixed(crate::hash::HashEncoding::Nix32),
-                        actual_size: size,
-                    });
-                }
-                Ok(())
+                check_nar_hash(self, &info)
             })();
             if let Err(e) = res {
                 let name =
@@ -225,7 +214,27 @@ impl Store {
     }
 }
 
-/// What [`Store::verify`] checked and found.
+/// Renders the NAR of a registered path (reading every blob and directory it needs, which
+/// the services verify) and checks it against the NAR hash and size of its path info.
+pub fn check_nar_hash<S>(store: &S, info: &PathInfo) -> Result<(), StoreError>
+where
+    S: BlobService + DirectoryService + ?Sized,
+{
+    let hasher = super::nar::write_nar(store, &info.node, NarHasher::new())?;
+    let (hash, size) = hasher.finish();
+    if hash.digest() != info.nar_sha256 || size != info.nar_size {
+        return Err(StoreError::NarHashMismatch {
+            path: info.store_path.to_base_name(),
+            expected: info.nar_hash_string(),
+            expected_size: info.nar_size,
+            actual: hash.to_prefixed(crate::hash::HashEncoding::Nix32),
+            actual_size: size,
+        });
+    }
+    Ok(())
+}
+
+/// What a store's `verify` checked and found.
 #[derive(Clone, Debug, Default)]
 pub struct VerifyReport {
     /// Chunks re-hashed.
@@ -254,8 +263,11 @@ impl BlobService for Store {
     }
 
     fn open_blob(&self, digest: &B3Digest) -> Result<Option<BlobReader<'_>>, StoreError> {
-        Ok(blob::manifest(&*self.backend, digest)?
-            .map(|m| BlobReader::new(&*self.backend, *digest, m)))
+        Ok(blob::manifest(&*self.backend, digest)?.map(|m| {
+            let size = m.size;
+            let chunks = blob::ChunkReader::new(&*self.backend, *digest, m);
+            BlobReader::new(size, Box::new(chunks))
+        }))
     }
 }
 

@@ -1,0 +1,142 @@
+//! The store protocol over gRPC (`proto/tvix_store.proto`): [`GrpcStore`], a client that
+//! implements the store services by calling a daemon, and [`Server`], which serves any
+//! [`crate::StoreService`] (what `tvix store daemon` runs).
+//!
+//! Client URLs: `grpc+unix:///path/to/socket` and `grpc+http://HOST:PORT`. Listen
+//! addresses ([`ListenAddr`]): `unix:///path/to/socket` and `HOST:PORT`.
+//!
+//! The store's services are synchronous; the client owns a tokio runtime and blocks on it,
+//! the server runs every store operation on tokio's blocking threads. Both sides validate
+//! every message they receive ([`convert`]), and digests are computed by whoever receives
+//! the bytes: the server hashes uploaded blobs, the client re-hashes downloaded blobs and
+//! directories.
+
+mod client;
+mod convert;
+mod server;
+
+use std::path::PathBuf;
+
+pub use client::GrpcStore;
+pub use server::Server;
+
+use crate::castore::StoreError;
+
+/// The generated protocol messages and service stubs (package `tvix.store.v1`).
+#[allow(missing_docs, clippy::all)]
+pub mod proto {
+    tonic::include_proto!("tvix.store.v1");
+}
+
+/// Largest blob piece a message may carry; larger pieces are rejected on receipt.
+pub const MAX_BLOB_PIECE: usize = 1024 * 1024;
+
+/// Size of the blob pieces this side sends.
+const SEND_PIECE: usize = 256 * 1024;
+
+/// Largest encoded message accepted (a directory message grows with its entry count).
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Where a server listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A unix domain socket at this path.
+    Unix(PathBuf),
+    /// A TCP address, `HOST:PORT` (port 0 picks a free port).
+    Tcp(String),
+}
+
+impl ListenAddr {
+    /// Parses `unix:///absolute/path` or `HOST:PORT`.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        let bad = |reason| StoreError::BadUrl {
+            url: s.to_string(),
+            reason,
+        };
+        if let Some(path) = s.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return Err(bad("the socket path must be absolute (unix:///path)"));
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        match s.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(ListenAddr::Tcp(s.to_string()))
+            }
+            _ => Err(bad("expected unix:///path/to/socket or HOST:PORT")),
+        }
+    }
+}
+
+/// Where a client connects, parsed from a store URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    Unix(PathBuf),
+    /// An `http://HOST:PORT` URI.
+    Http(String),
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self, StoreError> {
+        let bad = |reason| StoreError::BadUrl {
+            url: url.to_string(),
+            reason,
+        };
+        if let Some(path) = url.strip_prefix("grpc+unix://") {
+            if !path.starts_with('/') {
+                return Err(bad("the socket path must be absolute (grpc+unix:///path)"));
+            }
+            return Ok(Target::Unix(PathBuf::from(path)));
+        }
+        if let Some(rest) = url.strip_prefix("grpc+http://") {
+            let hostport = rest.strip_suffix('/').unwrap_or(rest);
+            if hostport.is_empty() || hostport.contains('/') {
+                return Err(bad("expected grpc+http://HOST:PORT"));
+            }
+            return Ok(Target::Http(format!("http://{hostport}")));
+        }
+        Err(bad(
+            "gRPC store URLs are grpc+unix:///path or grpc+http://HOST:PORT",
+        ))
+    }
+}
+
+/// Fills `buf` from `r` as far as it goes; returns how much was read (less only at EOF).
+fn read_full(r: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The status a server answers with for a store error.
+fn status_of(e: &StoreError) -> tonic::Status {
+    use tonic::Code;
+    let code = match e {
+        StoreError::BlobNotFound(_)
+        | StoreError::DirectoryNotFound(_)
+        | StoreError::PathNotValid(_)
+        | StoreError::NoSuchFile(_) => Code::NotFound,
+        StoreError::InvalidName { .. }
+        | StoreError::DuplicateName(_)
+        | StoreError::UnsortedNames { .. }
+        | StoreError::InvalidSymlinkTarget { .. }
+        | StoreError::BadDigest(_)
+        | StoreError::InvalidMessage { .. }
+        | StoreError::StorePath(_)
+        | StoreError::SizeMismatch { .. } => Code::InvalidArgument,
+        StoreError::CorruptChunk { .. }
+        | StoreError::MissingChunk(_)
+        | StoreError::CorruptBlob { .. }
+        | StoreError::CorruptDirectory { .. }
+        | StoreError::NarHashMismatch { .. } => Code::DataLoss,
+        _ => Code::Internal,
+    };
+    tonic::Status::new(code, e.to_string())
+}
