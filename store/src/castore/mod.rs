@@ -26,7 +26,7 @@
 mod backend;
 mod blob;
 pub mod copy;
-mod directory;
+pub(crate) mod directory;
 pub mod nar;
 mod service;
 mod store;

@@ -4,6 +4,7 @@
 //! [`StoreError::InvalidMessage`] (or the castore's own naming errors).
 
 use super::proto;
+use crate::castore::directory::lossy;
 use crate::castore::{validate_symlink_target, B3Digest, Directory, Node, StoreError, B3_LEN};
 use crate::hash::NixHash;
 use crate::pathinfo::PathInfo;
@@ -108,10 +109,6 @@ pub(crate) fn directory_from_proto(d: proto::Directory) -> Result<Directory, Sto
         dir.add(e.name.to_vec(), node)?;
     }
     Ok(dir)
-}
-
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// The message form of a path info.

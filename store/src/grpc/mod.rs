@@ -138,5 +138,15 @@ fn status_of(e: &StoreError) -> tonic::Status {
         | StoreError::NarHashMismatch { .. } => Code::DataLoss,
         _ => Code::Internal,
     };
-    tonic::Status::new(code, e.to_string())
+    // The message travels in a header; keep it well under HTTP/2 header limits.
+    let mut msg = e.to_string();
+    if msg.len() > 1024 {
+        let mut cut = 1024;
+        while !msg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        msg.truncate(cut);
+        msg.push_str("...");
+    }
+    tonic::Status::new(code, msg)
 }
