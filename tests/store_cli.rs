@@ -215,20 +215,17 @@ fn verify_reports_a_flipped_byte() {
     let sp = String::from_utf8(ok(tvix(&url, &["import", tree.to_str().unwrap()]))).unwrap();
     let sp = sp.trim();
     ok(tvix(&url, &["verify"]));
-    // Flip one byte in the largest chunk file (part of "big").
-    let mut files = Vec::new();
-    for sub in fs::read_dir(store_dir.join("chunks")).unwrap() {
-        for f in fs::read_dir(sub.unwrap().path()).unwrap() {
-            let p = f.unwrap().path();
-            files.push((fs::metadata(&p).unwrap().len(), p));
-        }
-    }
-    files.sort();
-    let victim = &files.last().unwrap().1;
-    let mut b = fs::read(victim).unwrap();
+    // Flip one byte in the middle of the pack (inside a chunk of "big", which is almost
+    // all of it).
+    let packs: Vec<_> = fs::read_dir(store_dir.join("packs"))
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .collect();
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    let mut b = fs::read(&packs[0]).unwrap();
     let mid = b.len() / 2;
     b[mid] ^= 0x40;
-    fs::write(victim, b).unwrap();
+    fs::write(&packs[0], b).unwrap();
     let out = tvix(&url, &["verify"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -351,13 +348,14 @@ fn copy_transfers_only_what_the_target_lacks() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not valid"));
 }
 
-/// Counts the chunk files of a local store.
-fn chunk_files(store_dir: &Path) -> usize {
-    let Ok(subs) = fs::read_dir(store_dir.join("chunks")) else {
+/// Bytes in the pack files of a local store.
+fn packed_bytes(store_dir: &Path) -> u64 {
+    let Ok(packs) = fs::read_dir(store_dir.join("packs")) else {
         return 0;
     };
-    subs.filter_map(|s| fs::read_dir(s.ok()?.path()).ok())
-        .map(|files| files.count())
+    packs
+        .filter_map(|f| f.ok()?.metadata().ok())
+        .map(|m| m.len())
         .sum()
 }
 
@@ -396,10 +394,10 @@ fn kill_during_import(url: &str, store_dir: &Path, work: &Path) {
         .unwrap();
     let first = first.trim().to_string();
     assert!(first.ends_with("-small"), "{first:?}");
-    let after_small = chunk_files(store_dir);
+    let after_small = packed_bytes(store_dir);
     // Wait until a good part of the big tree is stored, then kill.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while chunk_files(store_dir) < after_small + 100 {
+    while packed_bytes(store_dir) < after_small + (16 << 20) {
         assert!(
             std::time::Instant::now() < deadline,
             "import made no progress"

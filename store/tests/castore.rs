@@ -182,12 +182,22 @@ fn similar_files_share_chunks_on_disk() {
     assert!(a.len() >= 5, "{} chunks", a.len());
     let new_in_b = b.iter().filter(|c| !a.contains(c)).count();
     assert!(new_in_b <= 2, "{new_in_b} of {} chunks not shared", b.len());
+    drop(store);
+    // On disk, the two files take little more than one: the packs hold every chunk once.
+    let store = Store::local(&dir.path().join("store")).unwrap();
     let report = store.verify().unwrap();
-    let mut chunk_files = 0;
-    for sub in fs::read_dir(dir.path().join("store/chunks")).unwrap() {
-        chunk_files += fs::read_dir(sub.unwrap().path()).unwrap().count();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let mut packed = 0;
+    for f in fs::read_dir(dir.path().join("store/packs")).unwrap() {
+        packed += f.unwrap().metadata().unwrap().len();
     }
-    assert_eq!(chunk_files as u64, report.chunks);
+    let big = fs::metadata(paths[0].join("big.bin")).unwrap().len();
+    let total = store.list_path_infos().unwrap()[0].nar_size;
+    assert!(packed < total, "{packed} bytes packed, NAR is {total}");
+    assert!(
+        packed < big * 2 - big / 2,
+        "{packed} bytes packed for two files of {big}"
+    );
 }
 
 /// Truncated NARs, a traversal name, and a duplicate entry, made from Nix's NAR of the

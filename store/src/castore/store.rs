@@ -15,7 +15,6 @@ use crate::store_path::StorePath;
 pub struct Store {
     backend: Box<dyn Backend>,
     url: String,
-    local_dir: Option<PathBuf>,
 }
 
 /// The directory of the default local store: `$XDG_DATA_HOME/tvix/store`, else
@@ -42,7 +41,6 @@ impl Store {
         Store {
             backend: Box::new(MemoryBackend::default()),
             url: "memory://".into(),
-            local_dir: None,
         }
     }
 
@@ -51,7 +49,6 @@ impl Store {
         Ok(Store {
             backend: Box::new(LocalBackend::open(dir)?),
             url: format!("local://{}", dir.display()),
-            local_dir: Some(dir.to_path_buf()),
         })
     }
 
@@ -86,11 +83,9 @@ impl Store {
         &self.url
     }
 
-    /// For a local store, the file holding chunk `d` (whether or not it exists).
-    pub fn chunk_file(&self, d: &B3Digest) -> Option<PathBuf> {
-        let dir = self.local_dir.as_ref()?;
-        let hex = d.to_hex();
-        Some(dir.join("chunks").join(&hex[..2]).join(hex))
+    /// For a local store, where chunk `d` is stored: its pack file, offset and length.
+    pub fn chunk_location(&self, d: &B3Digest) -> Result<Option<(PathBuf, u64, u64)>, StoreError> {
+        self.backend.chunk_location(d)
     }
 
     /// The chunks of a blob, in order: (digest, length).

@@ -150,3 +150,65 @@ fn status_of(e: &StoreError) -> tonic::Status {
     }
     tonic::Status::new(code, msg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            ListenAddr::parse("unix:///run/tvix.sock").unwrap(),
+            ListenAddr::Unix("/run/tvix.sock".into())
+        );
+        assert_eq!(
+            ListenAddr::parse("127.0.0.1:0").unwrap(),
+            ListenAddr::Tcp("127.0.0.1:0".into())
+        );
+        assert_eq!(
+            ListenAddr::parse("[::1]:8000").unwrap(),
+            ListenAddr::Tcp("[::1]:8000".into())
+        );
+        for bad in [
+            "unix://rel.sock",
+            "localhost",
+            ":80",
+            "host:port",
+            "host:99999",
+        ] {
+            assert!(ListenAddr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_urls() {
+        assert_eq!(
+            Target::parse("grpc+unix:///run/tvix.sock").unwrap(),
+            Target::Unix("/run/tvix.sock".into())
+        );
+        assert_eq!(
+            Target::parse("grpc+http://localhost:8000").unwrap(),
+            Target::Http("http://localhost:8000".into())
+        );
+        for bad in [
+            "grpc+unix://rel",
+            "grpc+http://",
+            "grpc+http://h:1/path",
+            "grpc+https://h:1",
+        ] {
+            assert!(
+                matches!(Target::parse(bad), Err(StoreError::BadUrl { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_error_messages_are_cut() {
+        let e = StoreError::NoSuchFile("x".repeat(10_000));
+        let s = status_of(&e);
+        assert_eq!(s.code(), tonic::Code::NotFound);
+        assert!(s.message().len() < 1100);
+        assert!(s.message().ends_with("..."));
+    }
+}
