@@ -119,7 +119,8 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
     let store = tvix_store::open(url).map_err(|e| e.to_string())?;
     let store = &*store;
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    // Large writes: a NAR export is mostly file contents.
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let werr = |e: std::io::Error| e.to_string();
     match cmd {
         StoreCommand::Import { paths } => {

@@ -63,6 +63,10 @@ impl Table {
 pub(crate) trait Backend: Send + Sync {
     /// The chunk with this digest, unverified, or `None`.
     fn chunk_get(&self, d: &B3Digest) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Several chunks at once, unverified, in order (`None` for a missing one).
+    fn chunk_get_many(&self, ds: &[B3Digest]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        ds.iter().map(|d| self.chunk_get(d)).collect()
+    }
     /// Whether the chunk exists.
     fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError>;
     /// Stores a chunk durably (the caller computed `d` from `data`).
@@ -337,6 +341,21 @@ impl LocalBackend {
             .transpose()
     }
 
+    /// Reads a chunk from its pack; `None` if it is not there (or the pack was cut short).
+    fn read_chunk(&self, loc: Option<Location>) -> Result<Option<Vec<u8>>, StoreError> {
+        use std::os::unix::fs::FileExt;
+        let Some(loc) = loc else { return Ok(None) };
+        let Some(f) = self.pack_reader(&loc.pack)? else {
+            return Ok(None);
+        };
+        let mut buf = vec![0u8; loc.len as usize];
+        match f.read_exact_at(&mut buf, loc.offset) {
+            Ok(()) => Ok(Some(buf)),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(path_err(&self.packs_dir.join(&loc.pack))(e)),
+        }
+    }
+
     /// The pack file `name`, opened for reading once per process.
     fn pack_reader(&self, name: &str) -> Result<Option<Arc<fs::File>>, StoreError> {
         let mut readers = self.readers.lock().map_err(|_| poisoned())?;
@@ -378,28 +397,50 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
 
 impl Backend for LocalBackend {
     fn chunk_get(&self, d: &B3Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        use std::os::unix::fs::FileExt;
-        let Some(loc) = self.location(d)? else {
-            return Ok(None);
-        };
+        Ok(self
+            .chunk_get_many(std::slice::from_ref(d))?
+            .pop()
+            .flatten())
+    }
+
+    /// Looks all locations up in one read transaction, then reads the packs.
+    fn chunk_get_many(&self, ds: &[B3Digest]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut locs: Vec<Option<Location>> = Vec::with_capacity(ds.len());
         {
-            // The chunk may still sit in this process's write buffer.
-            let mut writer = self.writer.lock().map_err(|_| poisoned())?;
-            if let Some(w) = writer.as_mut().filter(|w| w.name == loc.pack) {
-                let path = self.packs_dir.join(&w.name);
-                w.out.flush().map_err(path_err(&path))?;
+            let pending = self.pending.lock().map_err(|_| poisoned())?;
+            let mut txn_table = None;
+            for d in ds {
+                let key = (Table::Chunks, d.0.to_vec());
+                let raw = match pending.get(&key) {
+                    Some(v) => Some(v.clone()),
+                    None => {
+                        if txn_table.is_none() {
+                            let txn = self.db.begin_read().map_err(db_err)?;
+                            txn_table = Some(txn.open_table(Table::Chunks.def()).map_err(db_err)?);
+                        }
+                        let Some(table) = txn_table.as_ref() else {
+                            return Err(poisoned());
+                        };
+                        table
+                            .get(&d.0[..])
+                            .map_err(db_err)?
+                            .map(|g| g.value().to_vec())
+                    }
+                };
+                locs.push(raw.map(|b| Location::decode(&b)).transpose()?);
             }
         }
-        let Some(f) = self.pack_reader(&loc.pack)? else {
-            return Ok(None);
-        };
-        let mut buf = vec![0u8; loc.len as usize];
-        match f.read_exact_at(&mut buf, loc.offset) {
-            Ok(()) => Ok(Some(buf)),
-            // A pack cut short: the chunk is gone.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
-            Err(e) => Err(path_err(&self.packs_dir.join(&loc.pack))(e)),
+        {
+            // Chunks may still sit in this process's write buffer.
+            let mut writer = self.writer.lock().map_err(|_| poisoned())?;
+            if let Some(w) = writer.as_mut() {
+                if locs.iter().flatten().any(|l| l.pack == w.name) {
+                    let path = self.packs_dir.join(&w.name);
+                    w.out.flush().map_err(path_err(&path))?;
+                }
+            }
         }
+        locs.into_iter().map(|l| self.read_chunk(l)).collect()
     }
 
     fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError> {

@@ -119,13 +119,8 @@ pub(crate) fn manifest(
     }
 }
 
-/// Fetches a chunk and checks it against its digest and expected length.
-pub(crate) fn get_chunk_verified(
-    backend: &dyn Backend,
-    d: &B3Digest,
-    len: Option<u64>,
-) -> Result<Vec<u8>, StoreError> {
-    let data = backend.chunk_get(d)?.ok_or(StoreError::MissingChunk(*d))?;
+/// Checks a fetched chunk against its digest and expected length.
+fn check_chunk(d: &B3Digest, len: Option<u64>, data: Vec<u8>) -> Result<Vec<u8>, StoreError> {
     let actual = B3Digest::of(&data);
     if actual != *d || len.is_some_and(|l| l != data.len() as u64) {
         return Err(StoreError::CorruptChunk {
@@ -135,6 +130,19 @@ pub(crate) fn get_chunk_verified(
     }
     Ok(data)
 }
+
+/// Fetches a chunk and checks it against its digest and expected length.
+pub(crate) fn get_chunk_verified(
+    backend: &dyn Backend,
+    d: &B3Digest,
+    len: Option<u64>,
+) -> Result<Vec<u8>, StoreError> {
+    let data = backend.chunk_get(d)?.ok_or(StoreError::MissingChunk(*d))?;
+    check_chunk(d, len, data)
+}
+
+/// How many chunks a blob reader fetches at once (at most 2 MiB with [`CHUNK_MAX`]).
+const FETCH_AHEAD: usize = 8;
 
 /// A blob being read: its size and a stream of its verified contents. What "verified"
 /// means depends on where the blob comes from; see [`BlobService::open_blob`].
@@ -161,50 +169,49 @@ impl Read for BlobReader<'_> {
     }
 }
 
-/// Streams a stored blob chunk by chunk, verifying each chunk before returning its bytes
-/// and the whole blob's digest at the end.
+/// Streams a stored blob chunk by chunk, checking each chunk against its digest and
+/// length before returning any of its bytes. (The manifest itself is checked against the
+/// blob's digest by [`super::Store::verify`].)
 pub(crate) struct ChunkReader<'a> {
     backend: &'a dyn Backend,
-    digest: B3Digest,
     manifest: Manifest,
     next_chunk: usize,
+    /// Fetched, not yet checked chunks, in order.
+    fetched: std::collections::VecDeque<Option<Vec<u8>>>,
     buf: Vec<u8>,
     pos: usize,
-    hasher: blake3::Hasher,
-    finished: bool,
 }
 
 impl<'a> ChunkReader<'a> {
-    pub(crate) fn new(backend: &'a dyn Backend, digest: B3Digest, manifest: Manifest) -> Self {
+    pub(crate) fn new(backend: &'a dyn Backend, manifest: Manifest) -> Self {
         ChunkReader {
             backend,
-            digest,
             manifest,
             next_chunk: 0,
+            fetched: Default::default(),
             buf: Vec::new(),
             pos: 0,
-            hasher: blake3::Hasher::new(),
-            finished: false,
         }
     }
 
     fn refill(&mut self) -> Result<bool, StoreError> {
         let Some((d, len)) = self.manifest.chunks.get(self.next_chunk).copied() else {
-            if !self.finished {
-                self.finished = true;
-                let actual = B3Digest(*self.hasher.finalize().as_bytes());
-                if actual != self.digest {
-                    return Err(StoreError::CorruptBlob {
-                        expected: self.digest,
-                        actual,
-                    });
-                }
-            }
             return Ok(false);
         };
-        let data = get_chunk_verified(self.backend, &d, Some(len))?;
-        self.hasher.update(&data);
-        self.buf = data;
+        if self.fetched.is_empty() {
+            let end = (self.next_chunk + FETCH_AHEAD).min(self.manifest.chunks.len());
+            let want: Vec<B3Digest> = self.manifest.chunks[self.next_chunk..end]
+                .iter()
+                .map(|(d, _)| *d)
+                .collect();
+            self.fetched = self.backend.chunk_get_many(&want)?.into();
+        }
+        let data = self
+            .fetched
+            .pop_front()
+            .flatten()
+            .ok_or(StoreError::MissingChunk(d))?;
+        self.buf = check_chunk(&d, Some(len), data)?;
         self.pos = 0;
         self.next_chunk += 1;
         Ok(true)

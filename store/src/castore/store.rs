@@ -149,7 +149,16 @@ impl Store {
             let d = B3Digest(arr);
             let res = (|| -> Result<(), StoreError> {
                 let mut r = self.open_blob(&d)?.ok_or(StoreError::BlobNotFound(d))?;
-                io::copy(&mut r, &mut io::sink()).map_err(StoreError::from_io)?;
+                // Chunks are checked as they are read; the manifest by the whole digest.
+                let mut hasher = blake3::Hasher::new();
+                io::copy(&mut r, &mut hasher).map_err(StoreError::from_io)?;
+                let actual = B3Digest(*hasher.finalize().as_bytes());
+                if actual != d {
+                    return Err(StoreError::CorruptBlob {
+                        expected: d,
+                        actual,
+                    });
+                }
                 Ok(())
             })();
             if let Err(e) = res {
@@ -260,7 +269,7 @@ impl BlobService for Store {
     fn open_blob(&self, digest: &B3Digest) -> Result<Option<BlobReader<'_>>, StoreError> {
         Ok(blob::manifest(&*self.backend, digest)?.map(|m| {
             let size = m.size;
-            let chunks = blob::ChunkReader::new(&*self.backend, *digest, m);
+            let chunks = blob::ChunkReader::new(&*self.backend, m);
             BlobReader::new(size, Box::new(chunks))
         }))
     }
