@@ -167,11 +167,39 @@ const MAX_BATCH: usize = 8192;
 /// Start a new pack once the current one is this large.
 const PACK_MAX: u64 = 1 << 30;
 
+/// Start writing a pack's bytes back to disk every this many bytes, so that the sync
+/// before a commit finds little left to write.
+const WRITEBACK_STEP: u64 = 32 << 20;
+
 /// The pack this process appends to.
 struct PackWriter {
     name: String,
     out: io::BufWriter<fs::File>,
     len: u64,
+    /// Bytes whose writeback was started.
+    written_back: u64,
+}
+
+impl PackWriter {
+    /// Starts (without waiting for) the writeback of what was appended since the last
+    /// call.
+    fn start_writeback(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let fd = self.out.get_ref().as_raw_fd();
+            let from = self.written_back as libc::off64_t;
+            let n = (self.len - self.written_back) as libc::off64_t;
+            // SAFETY: `fd` is an open file descriptor for the duration of the call.
+            let rc = unsafe { libc::sync_file_range(fd, from, n, libc::SYNC_FILE_RANGE_WRITE) };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        self.written_back = self.len;
+        Ok(())
+    }
 }
 
 /// Where a chunk is: a pack file (by name), an offset and a length.
@@ -294,6 +322,7 @@ impl LocalBackend {
             name,
             out: io::BufWriter::with_capacity(1 << 20, file),
             len: 0,
+            written_back: 0,
         })
     }
 
@@ -471,6 +500,9 @@ impl Backend for LocalBackend {
                 len: data.len() as u64,
             };
             w.len += data.len() as u64;
+            if w.len - w.written_back >= WRITEBACK_STEP {
+                w.start_writeback().map_err(path_err(&path))?;
+            }
             let mut pending = self.pending.lock().map_err(|_| poisoned())?;
             pending.insert((Table::Chunks, d.0.to_vec()), loc.encode());
             pending.len() >= MAX_BATCH

@@ -76,15 +76,47 @@ impl Manifest {
     }
 }
 
-/// Cuts `r` into chunks, stores the new ones and records the manifest.
+/// Stores a chunk unless it is stored already.
+fn store_chunk(backend: &dyn Backend, d: &B3Digest, data: &[u8]) -> Result<(), StoreError> {
+    if !backend.chunk_has(d)? {
+        backend.chunk_put(d, data)?;
+    }
+    Ok(())
+}
+
+/// Records the manifest of a blob unless it is recorded already.
+fn record_manifest(
+    backend: &dyn Backend,
+    digest: &B3Digest,
+    manifest: Manifest,
+) -> Result<(), StoreError> {
+    if backend.kv_get(Table::Blobs, &digest.0)?.is_none() {
+        backend.kv_put(Table::Blobs, &digest.0, &manifest.encode())?;
+    }
+    Ok(())
+}
+
+/// Cuts `r` into chunks, stores the new ones and records the manifest. Blobs of at most
+/// [`CHUNK_MAX`] bytes (most files) are cut in memory, without a streaming buffer per
+/// blob, and a blob of one chunk is hashed once (its digest is its chunk's).
 pub(crate) fn put_blob(
     backend: &dyn Backend,
     r: &mut dyn Read,
 ) -> Result<(B3Digest, u64), StoreError> {
+    let mut head = Vec::with_capacity(CHUNK_MAX + 1);
+    (&mut *r)
+        .take(CHUNK_MAX as u64 + 1)
+        .read_to_end(&mut head)
+        .map_err(StoreError::from_io)?;
+    if head.len() <= CHUNK_MAX {
+        return put_small_blob(backend, &head);
+    }
+    let mut rest = io::Cursor::new(head).chain(r);
     let mut hasher = blake3::Hasher::new();
     let mut chunks = Vec::new();
     let mut size: u64 = 0;
-    for chunk in fastcdc::v2020::StreamCDC::new(r, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX) {
+    let cdc = fastcdc::v2020::StreamCDC::new(&mut rest, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX);
+    for chunk in cdc {
         let chunk = match chunk {
             Ok(c) => c,
             Err(fastcdc::v2020::Error::IoError(e)) => return Err(StoreError::from_io(e)),
@@ -95,16 +127,31 @@ pub(crate) fn put_blob(
         };
         hasher.update(&chunk.data);
         let d = B3Digest::of(&chunk.data);
-        if !backend.chunk_has(&d)? {
-            backend.chunk_put(&d, &chunk.data)?;
-        }
+        store_chunk(backend, &d, &chunk.data)?;
         size += chunk.data.len() as u64;
         chunks.push((d, chunk.data.len() as u64));
     }
     let digest = B3Digest(*hasher.finalize().as_bytes());
-    if backend.kv_get(Table::Blobs, &digest.0)?.is_none() {
-        backend.kv_put(Table::Blobs, &digest.0, &Manifest { size, chunks }.encode())?;
+    record_manifest(backend, &digest, Manifest { size, chunks })?;
+    Ok((digest, size))
+}
+
+/// [`put_blob`] for a blob held in memory.
+fn put_small_blob(backend: &dyn Backend, data: &[u8]) -> Result<(B3Digest, u64), StoreError> {
+    let mut chunks = Vec::new();
+    let cdc = fastcdc::v2020::FastCDC::new(data, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX);
+    for c in cdc {
+        let piece = &data[c.offset..c.offset + c.length];
+        let d = B3Digest::of(piece);
+        store_chunk(backend, &d, piece)?;
+        chunks.push((d, c.length as u64));
     }
+    let digest = match chunks.as_slice() {
+        [(only, _)] => *only,
+        _ => B3Digest::of(data),
+    };
+    let size = data.len() as u64;
+    record_manifest(backend, &digest, Manifest { size, chunks })?;
     Ok((digest, size))
 }
 

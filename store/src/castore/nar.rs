@@ -11,7 +11,7 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -34,12 +34,14 @@ where
 {
     let mut enc = NarEncoder::new(w);
     let mut stack: RenderStack = Vec::new();
-    write_node(store, &mut enc, None, node, &mut stack)?;
+    // One copy buffer for all files.
+    let mut buf = vec![0u8; 64 * 1024];
+    write_node(store, &mut enc, None, node, &mut stack, &mut buf)?;
     while let Some((entries, idx)) = stack.last_mut() {
         if *idx < entries.len() {
             let (name, child) = entries[*idx].clone();
             *idx += 1;
-            write_node(store, &mut enc, Some(&name), &child, &mut stack)?;
+            write_node(store, &mut enc, Some(&name), &child, &mut stack, &mut buf)?;
         } else {
             stack.pop();
             enc.end_directory(!stack.is_empty())?;
@@ -55,6 +57,7 @@ fn write_node<S, W>(
     name: Option<&[u8]>,
     node: &Node,
     stack: &mut RenderStack,
+    buf: &mut [u8],
 ) -> Result<(), StoreError>
 where
     S: BlobService + DirectoryService + ?Sized,
@@ -78,10 +81,9 @@ where
                 });
             }
             enc.begin_file(name, *executable, *size)?;
-            let mut buf = vec![0u8; 64 * 1024];
             let mut copied: u64 = 0;
             loop {
-                let n = r.read(&mut buf).map_err(StoreError::from_io)?;
+                let n = r.read(buf).map_err(StoreError::from_io)?;
                 if n == 0 {
                     break;
                 }
@@ -330,7 +332,7 @@ where
         let p = p.to_path_buf();
         move |source| StoreError::Path { path: p, source }
     };
-    let mut enc = NarEncoder::new(BufWriter::with_capacity(64 * 1024, NarHasher::new()));
+    let mut enc = NarEncoder::new(BackgroundNarHasher::new());
 
     struct Frame {
         path: PathBuf,
@@ -425,12 +427,76 @@ where
         reason: "nothing was read",
     })?;
     enc.flush()?;
-    let hasher = enc
-        .into_inner()
-        .into_inner()
-        .map_err(|e| StoreError::Io(e.into_error()))?;
-    let (hash, size) = hasher.finish();
+    let (hash, size) = enc.into_inner().finish()?;
     Ok((root, hash, size))
+}
+
+/// A NAR hasher on its own thread: `ingest_path` reads every byte once and both chunks
+/// and stores it (BLAKE3, FastCDC, writes) and hashes the NAR (sha256); running the sha256
+/// on another core takes it off the critical path.
+struct BackgroundNarHasher {
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<NarHasher>>,
+}
+
+/// Bytes handed to the hashing thread at once.
+const HASH_BATCH: usize = 1 << 20;
+
+impl BackgroundNarHasher {
+    fn new() -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::spawn(move || {
+            let mut h = NarHasher::new();
+            for b in rx {
+                // Hashing into memory cannot fail.
+                let _ = h.write_all(&b);
+            }
+            h
+        });
+        BackgroundNarHasher {
+            buf: Vec::with_capacity(HASH_BATCH),
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(HASH_BATCH));
+        match &self.tx {
+            Some(tx) if tx.send(full).is_ok() => Ok(()),
+            _ => Err(io::Error::other("the NAR hashing thread stopped")),
+        }
+    }
+
+    /// The NAR's sha256 and size.
+    fn finish(mut self) -> Result<(NixHash, u64), StoreError> {
+        self.send()?;
+        self.tx = None;
+        let h = self
+            .thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .ok_or_else(|| StoreError::Io(io::Error::other("the NAR hashing thread failed")))?;
+        Ok(h.finish())
+    }
+}
+
+impl Write for BackgroundNarHasher {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= HASH_BATCH {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Adds the file system object at `path` as `nix-store --add` does: the store path is the

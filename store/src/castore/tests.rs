@@ -419,3 +419,19 @@ fn two_handles_on_one_local_store() {
     import_nar(&b, nar.as_slice(), sp.clone(), vec![], None).unwrap();
     assert_eq!(a.list_path_infos().unwrap().len(), 1);
 }
+
+#[test]
+fn blobs_around_the_in_memory_limit() {
+    let store = Store::memory();
+    for len in [0, 1, CHUNK_MIN - 1, CHUNK_MIN + 1, CHUNK_MAX, CHUNK_MAX + 1, 3 * CHUNK_MAX] {
+        let data = pseudo_random(len, len as u64 + 7);
+        let (d, size) = store.put_blob(&mut data.as_slice()).unwrap();
+        assert_eq!(d, B3Digest::of(&data), "{len}");
+        assert_eq!(size, len as u64);
+        assert_eq!(read_all(&store, &d).unwrap(), data, "{len}");
+        let chunks = store.blob_chunks(&d).unwrap().unwrap();
+        assert_eq!(chunks.iter().map(|c| c.1).sum::<u64>(), len as u64);
+        assert!(chunks.iter().all(|c| c.1 <= CHUNK_MAX as u64));
+        assert_eq!(chunks.is_empty(), len == 0);
+    }
+}
