@@ -25,10 +25,14 @@ pub trait BlobService {
     /// The blob's size, or `None` if it is not stored.
     fn blob_size(&self, digest: &B3Digest) -> Result<Option<u64>, StoreError>;
 
-    /// A streaming reader of the blob, or `None` if it is not stored. Every chunk is
-    /// checked against its digest before any of its bytes are returned; a corrupt or
-    /// missing chunk makes `read` fail with an error that [`StoreError::from_io`] turns back
-    /// into [`StoreError::CorruptChunk`] / [`StoreError::MissingChunk`].
+    /// A streaming reader of the blob, or `None` if it is not stored. From a local or
+    /// memory store, every chunk is checked against its digest before any of its bytes
+    /// are returned; a corrupt or missing chunk makes `read` fail with an error that
+    /// [`StoreError::from_io`] turns back into [`StoreError::CorruptChunk`] /
+    /// [`StoreError::MissingChunk`]. From a gRPC store, the server checks the chunks and
+    /// the client re-hashes the whole blob: bytes that do not add up to the digest or the
+    /// size fail the read at the end ([`StoreError::CorruptBlob`],
+    /// [`StoreError::SizeMismatch`]).
     fn open_blob(&self, digest: &B3Digest) -> Result<Option<BlobReader<'_>>, StoreError>;
 }
 

@@ -423,7 +423,15 @@ fn two_handles_on_one_local_store() {
 #[test]
 fn blobs_around_the_in_memory_limit() {
     let store = Store::memory();
-    for len in [0, 1, CHUNK_MIN - 1, CHUNK_MIN + 1, CHUNK_MAX, CHUNK_MAX + 1, 3 * CHUNK_MAX] {
+    for len in [
+        0,
+        1,
+        CHUNK_MIN - 1,
+        CHUNK_MIN + 1,
+        CHUNK_MAX,
+        CHUNK_MAX + 1,
+        3 * CHUNK_MAX,
+    ] {
         let data = pseudo_random(len, len as u64 + 7);
         let (d, size) = store.put_blob(&mut data.as_slice()).unwrap();
         assert_eq!(d, B3Digest::of(&data), "{len}");

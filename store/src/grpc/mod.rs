@@ -7,7 +7,7 @@
 //!
 //! The store's services are synchronous; the client owns a tokio runtime and blocks on it,
 //! the server runs every store operation on tokio's blocking threads. Both sides validate
-//! every message they receive ([`convert`]), and digests are computed by whoever receives
+//! every message they receive (module `convert`), and digests are computed by whoever receives
 //! the bytes: the server hashes uploaded blobs, the client re-hashes downloaded blobs and
 //! directories.
 
