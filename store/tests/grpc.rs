@@ -437,7 +437,14 @@ impl proto::blob_service_server::BlobService for Liar {
         let piece = proto::BlobChunk {
             data: Bytes::from_static(b"not what you asked for"),
         };
-        Ok(Response::new(Box::pin(tokio_stream::iter([Ok(piece)]))))
+        let mut resp: Response<Self::ReadStream> =
+            Response::new(Box::pin(tokio_stream::iter([Ok(piece)])));
+        // The size of the blob asked for, but not of what is sent.
+        resp.metadata_mut().insert(
+            "tvix-blob-size",
+            tonic::metadata::MetadataValue::from(22u64),
+        );
+        Ok(resp)
     }
 
     async fn stat(

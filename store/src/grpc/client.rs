@@ -16,7 +16,10 @@ use super::proto::blob_service_client::BlobServiceClient;
 use super::proto::directory_service_client::DirectoryServiceClient;
 use super::proto::path_info_service_client::PathInfoServiceClient;
 use super::proto::{self, BlobChunk};
-use super::{read_full, Target, MAX_BLOB_PIECE, MAX_MESSAGE, SEND_PIECE};
+use super::{
+    read_full, Target, BLOB_SIZE_HEADER, CONNECTION_WINDOW, MAX_BLOB_PIECE, MAX_MESSAGE,
+    SEND_PIECE, STREAM_WINDOW,
+};
 use crate::castore::{
     B3Digest, BlobReader, BlobService, Directory, DirectoryService, Node, StoreError, StoreService,
 };
@@ -49,13 +52,13 @@ impl GrpcStore {
         };
         let channel = match target {
             Target::Http(uri) => {
-                let ep = Endpoint::from_shared(uri).map_err(|e| remote(e.to_string()))?;
+                let ep = tune(Endpoint::from_shared(uri).map_err(|e| remote(e.to_string()))?);
                 rt.block_on(ep.connect())
                     .map_err(|e| remote(format!("cannot connect: {}", source_chain(&e))))?
             }
             Target::Unix(path) => {
                 // The URI is required by the API but unused: the connector picks the socket.
-                let ep = Endpoint::from_static("http://localhost");
+                let ep = tune(Endpoint::from_static("http://localhost"));
                 let connector = tower::service_fn(move |_: tonic::transport::Uri| {
                     let path = path.clone();
                     async move {
@@ -89,6 +92,13 @@ impl GrpcStore {
             message: status_text(&s),
         }
     }
+}
+
+/// Connection settings for bulk transfers.
+fn tune(ep: Endpoint) -> Endpoint {
+    ep.initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .tcp_nodelay(true)
 }
 
 /// An error and its causes, `: `-separated (transport errors hide the useful part).
@@ -252,18 +262,22 @@ impl BlobService for GrpcStore {
     }
 
     fn open_blob(&self, digest: &B3Digest) -> Result<Option<BlobReader<'_>>, StoreError> {
-        let Some(size) = self.blob_size(digest)? else {
-            return Ok(None);
-        };
         let mut client = self.blobs.clone();
         let req = proto::ReadBlobRequest {
             digest: digest.0.to_vec().into(),
         };
-        let stream = match self.rt.block_on(client.read(req)) {
-            Ok(r) => r.into_inner(),
+        let resp = match self.rt.block_on(client.read(req)) {
+            Ok(r) => r,
             Err(s) if s.code() == Code::NotFound => return Ok(None),
             Err(s) => return Err(self.remote(s)),
         };
+        let size = resp
+            .metadata()
+            .get(BLOB_SIZE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| invalid("blob read response", "no valid blob size"))?;
+        let stream = resp.into_inner();
         let reader = RemoteBlobReader {
             handle: self.rt.handle().clone(),
             stream,

@@ -34,6 +34,15 @@ pub const MAX_BLOB_PIECE: usize = 1024 * 1024;
 /// Size of the blob pieces this side sends.
 const SEND_PIECE: usize = 256 * 1024;
 
+/// Response metadata of BlobService.Read: the blob's size in decimal, so a download needs
+/// no Stat call first.
+const BLOB_SIZE_HEADER: &str = "tvix-blob-size";
+
+/// HTTP/2 flow-control windows: the default 64 KiB per stream would stall every blob
+/// transfer for a round trip each 64 KiB.
+const STREAM_WINDOW: u32 = 8 << 20;
+const CONNECTION_WINDOW: u32 = 32 << 20;
+
 /// Largest encoded message accepted (a directory message grows with its entry count).
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 

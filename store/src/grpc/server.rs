@@ -21,7 +21,10 @@ use super::proto::blob_service_server::BlobServiceServer;
 use super::proto::directory_service_server::DirectoryServiceServer;
 use super::proto::path_info_service_server::PathInfoServiceServer;
 use super::proto::{self, BlobChunk};
-use super::{read_full, status_of, ListenAddr, MAX_BLOB_PIECE, MAX_MESSAGE, SEND_PIECE};
+use super::{
+    read_full, status_of, ListenAddr, BLOB_SIZE_HEADER, CONNECTION_WINDOW, MAX_BLOB_PIECE,
+    MAX_MESSAGE, SEND_PIECE, STREAM_WINDOW,
+};
 use crate::castore::{StoreError, StoreService};
 
 /// A running server. Dropping it stops the server (open calls are cut) and removes its
@@ -44,6 +47,8 @@ impl Server {
             .build()?;
         let services = Services { store };
         let router = tonic::transport::Server::builder()
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
             .add_service(
                 BlobServiceServer::new(services.clone())
                     .max_decoding_message_size(MAX_MESSAGE)
@@ -259,10 +264,9 @@ impl proto::blob_service_server::BlobService for Services {
     ) -> Result<Response<Self::ReadStream>, Status> {
         let digest = digest_from("blob read request", &req.get_ref().digest).map_err(bad)?;
         let store = self.store.clone();
-        let found = blocking(move || store.has_blob(&digest)).await?;
-        if !found {
-            return Err(bad(StoreError::BlobNotFound(digest)));
-        }
+        let size = blocking(move || store.blob_size(&digest))
+            .await?
+            .ok_or_else(|| bad(StoreError::BlobNotFound(digest)))?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
@@ -292,7 +296,10 @@ impl proto::blob_service_server::BlobService for Services {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let mut resp: Response<Self::ReadStream> = Response::new(Box::pin(ReceiverStream::new(rx)));
+        resp.metadata_mut()
+            .insert(BLOB_SIZE_HEADER, tonic::metadata::MetadataValue::from(size));
+        Ok(resp)
     }
 
     async fn stat(
