@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -63,9 +64,24 @@ impl Table {
 pub(crate) trait Backend: Send + Sync {
     /// The chunk with this digest, unverified, or `None`.
     fn chunk_get(&self, d: &B3Digest) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Several chunks at once, unverified, in order (`None` for a missing one).
-    fn chunk_get_many(&self, ds: &[B3Digest]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        ds.iter().map(|d| self.chunk_get(d)).collect()
+    /// Several chunks at once, unverified: their bytes replace the contents of `buf`
+    /// (reused between calls, so reading a blob does not allocate per chunk), and their
+    /// places in it are returned in order (`None` for a missing one).
+    fn chunk_get_many(
+        &self,
+        ds: &[B3Digest],
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<Option<Range<usize>>>, StoreError> {
+        buf.clear();
+        let mut out = Vec::with_capacity(ds.len());
+        for d in ds {
+            out.push(self.chunk_get(d)?.map(|c| {
+                let start = buf.len();
+                buf.extend_from_slice(&c);
+                start..buf.len()
+            }));
+        }
+        Ok(out)
     }
     /// Whether the chunk exists.
     fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError>;
@@ -370,17 +386,16 @@ impl LocalBackend {
             .transpose()
     }
 
-    /// Reads a chunk from its pack; `None` if it is not there (or the pack was cut short).
-    fn read_chunk(&self, loc: Option<Location>) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Reads a chunk from its pack into `out`; `false` if it is not there (or the pack was
+    /// cut short).
+    fn read_chunk(&self, loc: &Location, out: &mut [u8]) -> Result<bool, StoreError> {
         use std::os::unix::fs::FileExt;
-        let Some(loc) = loc else { return Ok(None) };
         let Some(f) = self.pack_reader(&loc.pack)? else {
-            return Ok(None);
+            return Ok(false);
         };
-        let mut buf = vec![0u8; loc.len as usize];
-        match f.read_exact_at(&mut buf, loc.offset) {
-            Ok(()) => Ok(Some(buf)),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        match f.read_exact_at(out, loc.offset) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
             Err(e) => Err(path_err(&self.packs_dir.join(&loc.pack))(e)),
         }
     }
@@ -426,14 +441,20 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
 
 impl Backend for LocalBackend {
     fn chunk_get(&self, d: &B3Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .chunk_get_many(std::slice::from_ref(d))?
+        let mut buf = Vec::new();
+        let range = self
+            .chunk_get_many(std::slice::from_ref(d), &mut buf)?
             .pop()
-            .flatten())
+            .flatten();
+        Ok(range.map(|r| buf[r].to_vec()))
     }
 
     /// Looks all locations up in one read transaction, then reads the packs.
-    fn chunk_get_many(&self, ds: &[B3Digest]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    fn chunk_get_many(
+        &self,
+        ds: &[B3Digest],
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<Option<Range<usize>>>, StoreError> {
         let mut locs: Vec<Option<Location>> = Vec::with_capacity(ds.len());
         {
             let pending = self.pending.lock().map_err(|_| poisoned())?;
@@ -469,7 +490,24 @@ impl Backend for LocalBackend {
                 }
             }
         }
-        locs.into_iter().map(|l| self.read_chunk(l)).collect()
+        let total: u64 = locs.iter().flatten().map(|l| l.len).sum();
+        buf.clear();
+        buf.resize(total as usize, 0);
+        let mut at = 0;
+        let mut out = Vec::with_capacity(locs.len());
+        for loc in locs {
+            let Some(loc) = loc else {
+                out.push(None);
+                continue;
+            };
+            let range = at..at + loc.len as usize;
+            out.push(
+                self.read_chunk(&loc, &mut buf[range.clone()])?
+                    .then_some(range),
+            );
+            at += loc.len as usize;
+        }
+        Ok(out)
     }
 
     fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError> {

@@ -171,15 +171,15 @@ pub(crate) fn manifest(
 }
 
 /// Checks a fetched chunk against its digest and expected length.
-fn check_chunk(d: &B3Digest, len: Option<u64>, data: Vec<u8>) -> Result<Vec<u8>, StoreError> {
-    let actual = B3Digest::of(&data);
+fn check_chunk(d: &B3Digest, len: Option<u64>, data: &[u8]) -> Result<(), StoreError> {
+    let actual = B3Digest::of(data);
     if actual != *d || len.is_some_and(|l| l != data.len() as u64) {
         return Err(StoreError::CorruptChunk {
             expected: *d,
             actual,
         });
     }
-    Ok(data)
+    Ok(())
 }
 
 /// Fetches a chunk and checks it against its digest and expected length.
@@ -189,7 +189,8 @@ pub(crate) fn get_chunk_verified(
     len: Option<u64>,
 ) -> Result<Vec<u8>, StoreError> {
     let data = backend.chunk_get(d)?.ok_or(StoreError::MissingChunk(*d))?;
-    check_chunk(d, len, data)
+    check_chunk(d, len, &data)?;
+    Ok(data)
 }
 
 /// How many chunks a blob reader fetches at once (at most 2 MiB with [`CHUNK_MAX`]).
@@ -227,10 +228,12 @@ pub(crate) struct ChunkReader<'a> {
     backend: &'a dyn Backend,
     manifest: Manifest,
     next_chunk: usize,
-    /// Fetched, not yet checked chunks, in order.
-    fetched: std::collections::VecDeque<Option<Vec<u8>>>,
-    buf: Vec<u8>,
+    /// The chunks fetched together, and where each is in `batch` (not yet checked).
+    batch: Vec<u8>,
+    fetched: std::collections::VecDeque<Option<std::ops::Range<usize>>>,
+    /// The current (checked) chunk's bytes in `batch`, and how far it was read.
     pos: usize,
+    end: usize,
 }
 
 impl<'a> ChunkReader<'a> {
@@ -239,9 +242,10 @@ impl<'a> ChunkReader<'a> {
             backend,
             manifest,
             next_chunk: 0,
+            batch: Vec::new(),
             fetched: Default::default(),
-            buf: Vec::new(),
             pos: 0,
+            end: 0,
         }
     }
 
@@ -255,15 +259,16 @@ impl<'a> ChunkReader<'a> {
                 .iter()
                 .map(|(d, _)| *d)
                 .collect();
-            self.fetched = self.backend.chunk_get_many(&want)?.into();
+            self.fetched = self.backend.chunk_get_many(&want, &mut self.batch)?.into();
         }
-        let data = self
+        let range = self
             .fetched
             .pop_front()
             .flatten()
             .ok_or(StoreError::MissingChunk(d))?;
-        self.buf = check_chunk(&d, Some(len), data)?;
-        self.pos = 0;
+        check_chunk(&d, Some(len), &self.batch[range.clone()])?;
+        self.pos = range.start;
+        self.end = range.end;
         self.next_chunk += 1;
         Ok(true)
     }
@@ -274,13 +279,13 @@ impl Read for ChunkReader<'_> {
         if out.is_empty() {
             return Ok(0);
         }
-        while self.pos >= self.buf.len() {
+        while self.pos >= self.end {
             if !self.refill().map_err(StoreError::into_io)? {
                 return Ok(0);
             }
         }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        let n = out.len().min(self.end - self.pos);
+        out[..n].copy_from_slice(&self.batch[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
     }
