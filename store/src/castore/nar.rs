@@ -16,7 +16,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{BlobService, Directory, DirectoryService, Node, StoreError};
+use super::{B3Digest, BlobService, Directory, DirectoryService, Node, StoreError};
 use crate::hash::{HashAlgo, HashEncoding, NixHash};
 use crate::nar::{NarEncoder, NarError, NarHasher, NarVisitor};
 use crate::pathinfo::{PathInfo, PathInfoService};
@@ -322,9 +322,113 @@ pub fn absolute_path(p: &Path) -> io::Result<PathBuf> {
     Ok(out)
 }
 
+/// Files up to this size are read whole and stored by the blob worker of
+/// [`ingest_path`]; larger ones are streamed on the walking thread.
+const WORKER_BLOB_MAX: u64 = super::CHUNK_MAX as u64;
+
+/// Stores small files on a thread of its own, in the order they are handed over, so
+/// chunking, BLAKE3 and writing overlap with walking the tree and hashing the NAR.
+struct BlobWorker {
+    jobs: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    results: std::sync::mpsc::Receiver<Result<B3Digest, StoreError>>,
+    sent: usize,
+    received: Vec<B3Digest>,
+}
+
+impl BlobWorker {
+    /// Hands a file's contents over; returns its job number.
+    fn submit(&mut self, data: Vec<u8>) -> Result<usize, StoreError> {
+        let jobs = self.jobs.as_ref().ok_or_else(Self::gone)?;
+        if jobs.send(data).is_err() {
+            // The worker stopped after an error; its result says which.
+            self.digest(self.sent)?;
+            return Err(Self::gone());
+        }
+        self.sent += 1;
+        Ok(self.sent - 1)
+    }
+
+    /// The digest of job `n`, waiting for it if needed.
+    fn digest(&mut self, n: usize) -> Result<B3Digest, StoreError> {
+        while self.received.len() <= n {
+            let r = self.results.recv().map_err(|_| Self::gone())?;
+            self.received.push(r?);
+        }
+        Ok(self.received[n])
+    }
+
+    fn gone() -> StoreError {
+        StoreError::Io(io::Error::other("the blob storing thread stopped"))
+    }
+}
+
+/// A directory entry whose node is known once the blob worker is done with it.
+enum Pending {
+    Node(Node),
+    File {
+        job: usize,
+        size: u64,
+        executable: bool,
+    },
+}
+
+impl Pending {
+    fn resolve(self, worker: &mut BlobWorker) -> Result<Node, StoreError> {
+        match self {
+            Pending::Node(n) => Ok(n),
+            Pending::File {
+                job,
+                size,
+                executable,
+            } => Ok(Node::File {
+                digest: worker.digest(job)?,
+                size,
+                executable,
+            }),
+        }
+    }
+}
+
 /// Stores the file system object at `path` in the castore (not following a symlink at
 /// `path` or below) and returns its root node and NAR sha256 and size.
+///
+/// The tree is read once, on this thread; the NAR is hashed on a second thread and small
+/// files are stored on a third (large ones are streamed here), so the work spreads over
+/// the cores.
 pub fn ingest_path<S>(store: &S, path: &Path) -> Result<(Node, NixHash, u64), StoreError>
+where
+    S: BlobService + DirectoryService + Sync + ?Sized,
+{
+    std::thread::scope(|scope| {
+        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
+        let (result_tx, results) = std::sync::mpsc::channel();
+        scope.spawn(move || {
+            for data in job_rx {
+                let r = store.put_blob(&mut data.as_slice()).map(|(d, _)| d);
+                let failed = r.is_err();
+                if result_tx.send(r).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let mut worker = BlobWorker {
+            jobs: Some(jobs),
+            results,
+            sent: 0,
+            received: Vec::new(),
+        };
+        let res = walk_and_ingest(store, path, &mut worker);
+        // Let the worker finish (or stop) before the scope joins it.
+        worker.jobs = None;
+        res
+    })
+}
+
+fn walk_and_ingest<S>(
+    store: &S,
+    path: &Path,
+    worker: &mut BlobWorker,
+) -> Result<(Node, NixHash, u64), StoreError>
 where
     S: BlobService + DirectoryService + ?Sized,
 {
@@ -339,10 +443,10 @@ where
         name: Option<Vec<u8>>,
         names: Vec<Vec<u8>>,
         idx: usize,
-        dir: Directory,
+        entries: Vec<(Vec<u8>, Pending)>,
     }
     let mut stack: Vec<Frame> = Vec::new();
-    let mut root: Option<Node> = None;
+    let mut root: Option<Pending> = None;
     // The next object to visit: (path, name in its parent).
     let mut next: Option<(PathBuf, Option<Vec<u8>>)> = Some((path.to_path_buf(), None));
     loop {
@@ -355,28 +459,43 @@ where
                     .into_os_string()
                     .into_vec();
                 enc.write_symlink(name.as_deref(), &target)?;
-                Some(Node::Symlink { target })
+                Some(Pending::Node(Node::Symlink { target }))
             } else if ft.is_file() {
                 let f = fs::File::open(&p).map_err(perr(&p))?;
                 let size = meta.len();
                 let executable = meta.permissions().mode() & 0o100 != 0;
                 enc.begin_file(name.as_deref(), executable, size)?;
-                let mut tee = TeeReader {
-                    r: f,
-                    enc: &mut enc,
-                    limit: size,
-                    read: 0,
+                let pending = if size <= WORKER_BLOB_MAX {
+                    let mut data = Vec::with_capacity(size as usize);
+                    f.take(size).read_to_end(&mut data).map_err(perr(&p))?;
+                    if data.len() as u64 != size {
+                        return Err(StoreError::Nar(NarError::FileChanged(p)));
+                    }
+                    enc.write_contents(&data)?;
+                    Pending::File {
+                        job: worker.submit(data)?,
+                        size,
+                        executable,
+                    }
+                } else {
+                    let mut tee = TeeReader {
+                        r: f,
+                        enc: &mut enc,
+                        limit: size,
+                        read: 0,
+                    };
+                    let (digest, got) = store.put_blob(&mut tee)?;
+                    if got != size {
+                        return Err(StoreError::Nar(NarError::FileChanged(p)));
+                    }
+                    Pending::Node(Node::File {
+                        digest,
+                        size,
+                        executable,
+                    })
                 };
-                let (digest, got) = store.put_blob(&mut tee)?;
-                if got != size {
-                    return Err(StoreError::Nar(NarError::FileChanged(p)));
-                }
                 enc.end_file(name.is_some(), size)?;
-                Some(Node::File {
-                    digest,
-                    size,
-                    executable,
-                })
+                Some(pending)
             } else if ft.is_dir() {
                 let mut names: Vec<Vec<u8>> = fs::read_dir(&p)
                     .map_err(perr(&p))?
@@ -390,7 +509,7 @@ where
                     name: name.clone(),
                     names,
                     idx: 0,
-                    dir: Directory::new(),
+                    entries: Vec::new(),
                 });
                 None
             } else {
@@ -398,7 +517,7 @@ where
             };
             if let Some(node) = node {
                 match (stack.last_mut(), name) {
-                    (Some(parent), Some(n)) => parent.dir.add(n, node)?,
+                    (Some(parent), Some(n)) => parent.entries.push((n, node)),
                     _ => root = Some(node),
                 }
             }
@@ -414,18 +533,24 @@ where
         }
         let Some(frame) = stack.pop() else { break };
         enc.end_directory(frame.name.is_some())?;
-        let size = frame.dir.size();
-        let digest = store.put_directory(&frame.dir)?;
-        let node = Node::Directory { digest, size };
+        let mut dir = Directory::new();
+        for (n, pending) in frame.entries {
+            dir.add(n, pending.resolve(worker)?)?;
+        }
+        let size = dir.size();
+        let digest = store.put_directory(&dir)?;
+        let node = Pending::Node(Node::Directory { digest, size });
         match (stack.last_mut(), frame.name) {
-            (Some(parent), Some(n)) => parent.dir.add(n, node)?,
+            (Some(parent), Some(n)) => parent.entries.push((n, node)),
             _ => root = Some(node),
         }
     }
-    let root = root.ok_or(StoreError::Decode {
-        what: "file system path",
-        reason: "nothing was read",
-    })?;
+    let root = root
+        .ok_or(StoreError::Decode {
+            what: "file system path",
+            reason: "nothing was read",
+        })?
+        .resolve(worker)?;
     enc.flush()?;
     let (hash, size) = enc.into_inner().finish()?;
     Ok((root, hash, size))
@@ -504,7 +629,7 @@ impl Write for BackgroundNarHasher {
 /// info (CA `fixed:r:sha256:<nix32>`) is registered once its contents are stored.
 pub fn import_path<S>(store: &S, store_dir: &StoreDir, path: &Path) -> Result<PathInfo, StoreError>
 where
-    S: BlobService + DirectoryService + PathInfoService + ?Sized,
+    S: BlobService + DirectoryService + PathInfoService + Sync + ?Sized,
 {
     let abs = absolute_path(path).map_err(|source| StoreError::Path {
         path: path.to_path_buf(),
