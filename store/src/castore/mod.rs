@@ -28,7 +28,6 @@ mod blob;
 pub mod copy;
 pub(crate) mod directory;
 pub mod nar;
-mod prefetch;
 mod service;
 mod store;
 pub(crate) mod wire;

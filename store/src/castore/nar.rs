@@ -16,66 +16,32 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::prefetch::{self, Prefetcher};
 use super::{B3Digest, BlobService, Directory, DirectoryService, Node, StoreError};
 use crate::hash::{HashAlgo, HashEncoding, NixHash};
 use crate::nar::{NarEncoder, NarError, NarHasher, NarVisitor};
 use crate::pathinfo::{PathInfo, PathInfoService};
 use crate::store_path::{StoreDir, StorePath};
 
-/// The directories being rendered: each one's entries (with the prefetch job of small
-/// files) and the index of the next entry.
-type RenderStack = Vec<(Vec<(Vec<u8>, Node, Option<u64>)>, usize)>;
+/// The directories being rendered: each one's entries and the index of the next entry.
+type RenderStack = Vec<(Vec<(Vec<u8>, Node)>, usize)>;
 
 /// Writes the NAR serialisation of `node` to `w` and returns `w`. Directories are
-/// traversed with an explicit stack, so depth is not limited by the call stack. Small
-/// files are read (and verified) ahead on helper threads.
+/// traversed with an explicit stack, so depth is not limited by the call stack.
 pub fn write_nar<S, W>(store: &S, node: &Node, w: W) -> Result<W, StoreError>
-where
-    S: BlobService + DirectoryService + Sync + ?Sized,
-    W: Write,
-{
-    std::thread::scope(|scope| {
-        let (job_tx, job_rx) = std::sync::mpsc::channel();
-        let (result_tx, result_rx) = std::sync::mpsc::channel();
-        let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
-        for _ in 0..prefetch::WORKERS {
-            let result_tx = result_tx.clone();
-            let job_rx = job_rx.clone();
-            scope.spawn(move || prefetch::work(store, &job_rx, result_tx));
-        }
-        drop(result_tx);
-        let mut pf = Prefetcher::new(job_tx, result_rx);
-        let res = render(store, node, w, &mut pf);
-        pf.close();
-        res
-    })
-}
-
-fn render<S, W>(store: &S, node: &Node, w: W, pf: &mut Prefetcher) -> Result<W, StoreError>
 where
     S: BlobService + DirectoryService + ?Sized,
     W: Write,
 {
     let mut enc = NarEncoder::new(w);
     let mut stack: RenderStack = Vec::new();
-    // One copy buffer for all streamed files.
+    // One copy buffer for all files.
     let mut buf = vec![0u8; 64 * 1024];
-    write_node(store, &mut enc, None, node, None, &mut stack, &mut buf, pf)?;
+    write_node(store, &mut enc, None, node, &mut stack, &mut buf)?;
     while let Some((entries, idx)) = stack.last_mut() {
         if *idx < entries.len() {
-            let (name, child, job) = entries[*idx].clone();
+            let (name, child) = entries[*idx].clone();
             *idx += 1;
-            write_node(
-                store,
-                &mut enc,
-                Some(&name),
-                &child,
-                job,
-                &mut stack,
-                &mut buf,
-                pf,
-            )?;
+            write_node(store, &mut enc, Some(&name), &child, &mut stack, &mut buf)?;
         } else {
             stack.pop();
             enc.end_directory(!stack.is_empty())?;
@@ -85,16 +51,13 @@ where
     Ok(enc.into_inner())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn write_node<S, W>(
     store: &S,
     enc: &mut NarEncoder<W>,
     name: Option<&[u8]>,
     node: &Node,
-    job: Option<u64>,
     stack: &mut RenderStack,
     buf: &mut [u8],
-    pf: &mut Prefetcher,
 ) -> Result<(), StoreError>
 where
     S: BlobService + DirectoryService + ?Sized,
@@ -106,13 +69,6 @@ where
             size,
             executable,
         } => {
-            if let Some(job) = job {
-                let data = pf.take(job)?;
-                enc.begin_file(name, *executable, *size)?;
-                enc.write_contents(&data)?;
-                enc.end_file(name.is_some(), *size)?;
-                return Ok(());
-            }
             let mut r = store
                 .open_blob(digest)?
                 .ok_or(StoreError::BlobNotFound(*digest))?;
@@ -150,25 +106,9 @@ where
                 .get_directory(digest)?
                 .ok_or(StoreError::DirectoryNotFound(*digest))?;
             enc.begin_directory(name)?;
-            let small: Vec<(B3Digest, u64)> = dir
-                .entries()
-                .filter_map(|(_, n)| match n {
-                    Node::File { digest, size, .. } if *size <= prefetch::PREFETCH_MAX => {
-                        Some((*digest, *size))
-                    }
-                    _ => None,
-                })
-                .collect();
-            let mut jobs = pf.plan_first(&small).into_iter();
             let entries = dir
                 .entries()
-                .map(|(n, node)| {
-                    let job = match node {
-                        Node::File { size, .. } if *size <= prefetch::PREFETCH_MAX => jobs.next(),
-                        _ => None,
-                    };
-                    (n.to_vec(), node.clone(), job)
-                })
+                .map(|(n, node)| (n.to_vec(), node.clone()))
                 .collect();
             stack.push((entries, 0));
         }

@@ -222,7 +222,7 @@ impl Store {
 /// the services verify) and checks it against the NAR hash and size of its path info.
 pub fn check_nar_hash<S>(store: &S, info: &PathInfo) -> Result<(), StoreError>
 where
-    S: BlobService + DirectoryService + Sync + ?Sized,
+    S: BlobService + DirectoryService + ?Sized,
 {
     let hasher = super::nar::write_nar(store, &info.node, NarHasher::new())?;
     let (hash, size) = hasher.finish();
