@@ -263,24 +263,26 @@ impl proto::blob_service_server::BlobService for Services {
         req: Request<proto::ReadBlobRequest>,
     ) -> Result<Response<Self::ReadStream>, Status> {
         let digest = digest_from("blob read request", &req.get_ref().digest).map_err(bad)?;
-        let store = self.store.clone();
-        let size = blocking(move || store.blob_size(&digest))
-            .await?
-            .ok_or_else(|| bad(StoreError::BlobNotFound(digest)))?;
+        // One blocking task opens the blob, reports its size (or why it cannot be read)
+        // and then streams it.
+        let (opened_tx, opened) = oneshot::channel::<Result<u64, Status>>();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let mut r = match store.open_blob(&digest) {
                 Ok(Some(r)) => r,
                 Ok(None) => {
-                    let _ = tx.blocking_send(Err(bad(StoreError::BlobNotFound(digest))));
+                    let _ = opened_tx.send(Err(bad(StoreError::BlobNotFound(digest))));
                     return;
                 }
                 Err(e) => {
-                    let _ = tx.blocking_send(Err(bad(e)));
+                    let _ = opened_tx.send(Err(bad(e)));
                     return;
                 }
             };
+            if opened_tx.send(Ok(r.size())).is_err() {
+                return;
+            }
             let mut buf = vec![0u8; SEND_PIECE];
             loop {
                 let piece = match read_full(&mut r, &mut buf) {
@@ -296,6 +298,9 @@ impl proto::blob_service_server::BlobService for Services {
                 }
             }
         });
+        let size = opened
+            .await
+            .map_err(|_| Status::internal("the blob reading task failed"))??;
         let mut resp: Response<Self::ReadStream> = Response::new(Box::pin(ReceiverStream::new(rx)));
         resp.metadata_mut()
             .insert(BLOB_SIZE_HEADER, tonic::metadata::MetadataValue::from(size));
