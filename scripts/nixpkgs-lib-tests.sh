@@ -6,7 +6,7 @@
 # expects to be able to cd around its own tree.
 set -euo pipefail
 
-MIN_MODULE_CHECKS=${MIN_MODULE_CHECKS:-400}
+MIN_MODULE_CHECKS=${MIN_MODULE_CHECKS:-407}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 shared=${SHARED_DIR:-$root/../shared}
@@ -20,6 +20,8 @@ trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$scratch/bin"
 ln -s "$tvix" "$scratch/bin/nix-instantiate"
 export PATH="$scratch/bin:$PATH"
+# Evaluation writes sources and toFile results to a store of its own for this run.
+export TVIX_STORE="local://$scratch/store"
 
 status=0
 for t in misc systems; do

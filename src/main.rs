@@ -2,6 +2,7 @@
 
 mod alloc;
 mod cli;
+mod store_io;
 
 #[global_allocator]
 static GLOBAL: alloc::MiMalloc = alloc::MiMalloc;

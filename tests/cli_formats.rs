@@ -6,6 +6,7 @@ fn tvix(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tvix"))
         .args(args)
         .env_remove("NIX_PATH")
+        .env("TVIX_STORE", "memory://")
         .output()
         .expect("run tvix")
 }

@@ -138,10 +138,33 @@ fn instantiate_errors() {
 }
 
 #[test]
-fn help_says_nothing_is_written() {
-    let got = run(&["instantiate", "--help"], "");
-    assert!(got.status.success());
-    assert!(stdout(&got).contains("NOT written"), "{}", stdout(&got));
+fn the_drv_file_is_written_to_the_store_unless_readonly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("local://{}", dir.path().display());
+    let expr = "derivation { name = \"w\"; builder = \"/bin/sh\"; system = \"x86_64-linux\"; }";
+    let want = nix_instantiate(&["-E", expr]);
+    let drv = stdout(&want).trim().to_string();
+    let reference = std::fs::read_to_string(&drv).unwrap();
+
+    let got = run(
+        &[
+            "instantiate",
+            "--readonly-mode",
+            "--store",
+            &store,
+            "-E",
+            expr,
+        ],
+        "",
+    );
+    assert_eq!(stdout(&got).trim(), drv, "{}", stderr(&got));
+    let cat = run(&["store", "--store", &store, "cat", &drv], "");
+    assert!(!cat.status.success(), "--readonly-mode wrote {drv}");
+
+    let got = run(&["instantiate", "--store", &store, "-E", expr], "");
+    assert_eq!(stdout(&got).trim(), drv, "{}", stderr(&got));
+    let cat = run(&["store", "--store", &store, "cat", &drv], "");
+    assert_eq!(stdout(&cat), reference, "{}", stderr(&cat));
 }
 
 #[test]
@@ -150,7 +173,11 @@ fn invoked_as_nix_instantiate() {
     let link = dir.path().join("nix-instantiate");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_tvix"), &link).unwrap();
     let expr = "derivation { name = \"x\"; builder = \"/bin/sh\"; system = \"x86_64-linux\"; }";
-    let got = Command::new(&link).args(["-E", expr]).output().unwrap();
+    let got = Command::new(&link)
+        .args(["-E", expr])
+        .env("TVIX_STORE", "memory://")
+        .output()
+        .unwrap();
     assert!(got.status.success(), "{}", stderr(&got));
     assert_eq!(
         stdout(&got),
@@ -158,14 +185,16 @@ fn invoked_as_nix_instantiate() {
     );
     let want = nix_instantiate(&["-E", expr]);
     assert_eq!(stdout(&got), stdout(&want));
-    // `--add-root` is accepted (there is no file to root).
+    // `--add-root` is accepted (tvix's store has no garbage collector to root against).
     let got = Command::new(&link)
+        .env("TVIX_STORE", "memory://")
         .args(["--add-root", "/tmp/unused-root", "-E", expr])
         .output()
         .unwrap();
     assert!(got.status.success(), "{}", stderr(&got));
     // With --eval it still evaluates.
     let got = Command::new(&link)
+        .env("TVIX_STORE", "memory://")
         .args(["--eval", "-E", "1 + 2"])
         .output()
         .unwrap();

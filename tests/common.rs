@@ -5,9 +5,12 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-/// The `tvix` binary built by cargo for these tests.
+/// The `tvix` binary built by cargo for these tests, writing to a store of its own (an
+/// in-memory one; a test may name another with `TVIX_STORE`).
 pub fn tvix() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tvix"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tvix"));
+    c.env("TVIX_STORE", "memory://");
+    c
 }
 
 /// Runs `tvix ARGS` with `stdin` and returns its output.

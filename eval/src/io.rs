@@ -5,6 +5,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use tvix_store::FileIngestionMethod;
+use tvix_store::NixHash;
+
 /// The type of a directory entry, as `builtins.readDir` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FileType {
@@ -40,8 +43,28 @@ pub trait EvalIO {
     fn file_type(&self, path: &Path) -> io::Result<FileType>;
     /// The entries of a directory, sorted by name.
     fn read_dir(&self, path: &Path) -> io::Result<Vec<(Vec<u8>, FileType)>>;
-    /// Copies a source path into the store and returns its store path.
-    fn import_path(&self, path: &Path) -> Result<String, String>;
+    /// Adds the file system object at `source` to the store as `name` (a fixed-output path
+    /// by `method`, sha256) and returns its store path and content hash. `filter` decides,
+    /// for each object below the root, whether it is kept. Without a store the path is only
+    /// computed, as with the reference's `dummy://` store.
+    fn add_path(
+        &self,
+        source: &Path,
+        name: &str,
+        method: FileIngestionMethod,
+        filter: Option<PathFilter<'_>>,
+    ) -> Result<AddedPath, String>;
+    /// Adds a text file (`builtins.toFile`, a `.drv` file) referring to `references` and
+    /// returns its store path; without a store the path is only computed.
+    fn add_text(
+        &self,
+        name: &str,
+        contents: &[u8],
+        references: &[String],
+    ) -> Result<String, String>;
+    /// Whether added paths are really written (false for compute-only IO): evaluation skips
+    /// serialising what would only be thrown away, such as `.drv` files.
+    fn writes_to_store(&self) -> bool;
     /// The store directory (`/nix/store` unless `NIX_STORE_DIR` says otherwise).
     fn store_dir(&self) -> String;
     /// Resolves symlinks in `path` (for `import` of a directory's `default.nix`, etc.).
@@ -50,25 +73,86 @@ pub trait EvalIO {
     }
 }
 
-/// The store path of a source tree added by its NAR hash (what `"${./src}"` gives), named
-/// after its last component.
-pub fn source_store_path(store_dir: &str, path: &Path) -> Result<String, String> {
+/// Decides, for each object below the root of a path being added (its path and type),
+/// whether it is kept; an `Err` stops the add with that message.
+pub type PathFilter<'a> = &'a mut dyn FnMut(&Path, FileType) -> Result<bool, String>;
+
+/// What [`EvalIO::add_path`] produced.
+#[derive(Clone, Debug)]
+pub struct AddedPath {
+    /// The store path, e.g. `/nix/store/...-source`.
+    pub store_path: String,
+    /// The hash the path was computed from: the NAR sha256 when recursive, the file's
+    /// sha256 when flat.
+    pub content_hash: NixHash,
+}
+
+/// Computes the store path [`EvalIO::add_path`] gives, without writing anything.
+pub fn compute_added_path(
+    store_dir: &str,
+    source: &Path,
+    name: &str,
+    method: FileIngestionMethod,
+    filter: Option<PathFilter<'_>>,
+) -> Result<AddedPath, String> {
     let dir = tvix_store::StoreDir::new(store_dir).map_err(|e| e.to_string())?;
-    if std::fs::symlink_metadata(path).is_err() {
-        return Err(format!("path '{}' does not exist", path.display()));
+    if std::fs::symlink_metadata(source).is_err() {
+        return Err(format!("path '{}' does not exist", source.display()));
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let (hash, _) = tvix_store::nar::nar_hash_of_path(path).map_err(|e| e.to_string())?;
+    let content_hash = match method {
+        FileIngestionMethod::Recursive => {
+            let result = match filter {
+                None => tvix_store::nar::nar_hash_of_path(source),
+                Some(f) => tvix_store::nar::nar_hash_of_path_filtered(source, |p, meta| {
+                    f(p, file_type_of(meta.file_type())).map_err(std::io::Error::other)
+                }),
+            };
+            result.map_err(filter_error_message)?.0
+        }
+        FileIngestionMethod::Flat => {
+            let bytes = std::fs::read(source)
+                .map_err(|e| format!("reading '{}': {e}", source.display()))?;
+            NixHash::sha256(&bytes)
+        }
+    };
     let p = dir
-        .make_source_path(&name, &hash, [], false)
+        .make_fixed_output_path(name, method, &content_hash, [], false)
+        .map_err(|e| e.to_string())?;
+    Ok(AddedPath {
+        store_path: dir.display(&p),
+        content_hash,
+    })
+}
+
+/// The message of a NAR error; a filter's own error is passed through unchanged.
+pub fn filter_error_message(e: tvix_store::nar::NarError) -> String {
+    match e {
+        tvix_store::nar::NarError::Filter { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Computes the store path [`EvalIO::add_text`] gives, without writing anything.
+pub fn compute_text_path(
+    store_dir: &str,
+    name: &str,
+    contents: &[u8],
+    references: &[String],
+) -> Result<String, String> {
+    let dir = tvix_store::StoreDir::new(store_dir).map_err(|e| e.to_string())?;
+    let refs = references
+        .iter()
+        .map(|r| dir.parse_path(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let p = dir
+        .make_text_path(name, contents, &refs)
         .map_err(|e| e.to_string())?;
     Ok(dir.display(&p))
 }
 
-/// Direct access to the local filesystem, with no store to write to.
+/// Direct access to the local filesystem, with no store to write to: store paths are
+/// computed, nothing is written (the reference's `dummy://` store).
 pub struct StdIO {
     store_dir: String,
 }
@@ -87,7 +171,8 @@ impl Default for StdIO {
     }
 }
 
-fn file_type_of(ft: std::fs::FileType) -> FileType {
+/// The [`FileType`] of a standard library file type.
+pub fn file_type_of(ft: std::fs::FileType) -> FileType {
     if ft.is_symlink() {
         FileType::Symlink
     } else if ft.is_dir() {
@@ -131,10 +216,27 @@ impl EvalIO for StdIO {
         Ok(out)
     }
 
-    /// Computes the store path the source would get, without writing anything (like the
-    /// reference's `dummy://` store).
-    fn import_path(&self, path: &Path) -> Result<String, String> {
-        source_store_path(&self.store_dir, path)
+    fn add_path(
+        &self,
+        source: &Path,
+        name: &str,
+        method: FileIngestionMethod,
+        filter: Option<PathFilter<'_>>,
+    ) -> Result<AddedPath, String> {
+        compute_added_path(&self.store_dir, source, name, method, filter)
+    }
+
+    fn add_text(
+        &self,
+        name: &str,
+        contents: &[u8],
+        references: &[String],
+    ) -> Result<String, String> {
+        compute_text_path(&self.store_dir, name, contents, references)
+    }
+
+    fn writes_to_store(&self) -> bool {
+        false
     }
 
     fn store_dir(&self) -> String {

@@ -7,8 +7,10 @@
 
 pub mod builtins;
 pub mod diagnostic;
+pub mod doc_comment;
 pub mod error;
 pub mod eval;
+pub mod fetch;
 pub mod io;
 pub mod ir;
 pub mod lower;

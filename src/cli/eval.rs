@@ -8,7 +8,6 @@ use std::rc::Rc;
 use clap::Args;
 use tvix_eval::diagnostic::{render_error, strip_ansi, RenderOptions};
 use tvix_eval::eval::CoerceMode;
-use tvix_eval::io::StdIO;
 use tvix_eval::lower::{LintLevel, LowerOptions};
 use tvix_eval::value::print::print_value;
 use tvix_eval::{EvalConfig, EvalError, EvalResult, Evaluator, SearchPathEntry, Value};
@@ -60,11 +59,17 @@ pub(super) struct EvalArgs {
     /// Enable experimental features (`pipe-operators`, ...).
     #[arg(long = "extra-experimental-features", alias = "experimental-features")]
     pub(super) features: Vec<String>,
-    /// Accepted for compatibility; evaluation never writes without a store.
+    /// The store evaluation writes sources, `toFile` results and `.drv` files to:
+    /// `local://` (the default), `local:///dir`, `memory://`, or `dummy://` to write nothing
+    /// (paths are still computed). Defaults to `$TVIX_STORE`; `NIX_REMOTE=dummy://` also
+    /// selects `dummy://`.
+    #[arg(long, value_name = "URL")]
+    pub(super) store: Option<String>,
+    /// Accepted for compatibility (writing is the default).
     #[arg(long, hide = true)]
     pub(super) read_write_mode: bool,
-    /// Accepted for compatibility.
-    #[arg(long, hide = true)]
+    /// Compute store paths without writing anything to the store.
+    #[arg(long)]
     pub(super) readonly_mode: bool,
     /// Accepted for compatibility.
     #[arg(long, hide = true)]
@@ -82,8 +87,8 @@ pub(super) struct EvalArgs {
     /// Accepted for compatibility (`nix-instantiate --timeout`); evaluation is not timed out.
     #[arg(long, hide = true)]
     pub(super) timeout: Option<u64>,
-    /// Accepted for compatibility (`nix-instantiate --add-root`); no `.drv` is written, so
-    /// there is nothing to root.
+    /// Accepted for compatibility (`nix-instantiate --add-root`); the tvix store has no
+    /// garbage collector yet, so there is nothing to root against.
     #[arg(long, hide = true)]
     pub(super) add_root: Option<String>,
     /// Accepted for compatibility (`nix-instantiate --indirect`).
@@ -129,7 +134,14 @@ pub(super) fn eval_command(args: EvalArgs) -> i32 {
             .any(|kv| kv[0] == "abort-on-warn" && kv.get(1).is_some_and(|v| v == "true")),
         ..EvalConfig::default()
     };
-    let mut ev = Evaluator::new(Box::new(StdIO::new()), config);
+    let io = match crate::store_io::eval_io(args.store.as_deref(), args.readonly_mode) {
+        Ok(io) => io,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return 1;
+        }
+    };
+    let mut ev = Evaluator::new(io, config);
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // Messages may carry colour codes of their own; they only reach a colour terminal.
     let for_stderr = move |text: &str| -> String {

@@ -2,12 +2,14 @@
 //! `nix-instantiate` the binary accepts that command's flags so existing scripts run unchanged.
 
 mod eval;
+mod repl;
 mod show_derivation;
 mod store;
 
 use clap::{Parser, Subcommand};
 
 use eval::{eval_command, EvalArgs};
+use repl::{repl_command, ReplArgs};
 use show_derivation::{show_derivation, ShowDerivationArgs};
 use store::{store_command, StoreArgs};
 
@@ -28,14 +30,17 @@ enum Command {
     ///
     /// The expression may be a derivation, or a list or attribute set of derivations (sets
     /// with `recurseForDerivations = true` are searched further). Outputs other than `out`
-    /// print as `DRV!OUTPUT`. tvix has no store yet: the `.drv` files are NOT written; their
-    /// paths are computed exactly as Nix computes them.
+    /// print as `DRV!OUTPUT`. The `.drv` files are written to the tvix store (see `--store`;
+    /// `--readonly-mode` only computes their paths).
     Instantiate(EvalArgs),
     /// Print `.drv` files read from disk (e.g. written by Nix) as JSON, in the format of
     /// `nix derivation show`: an object keyed by `.drv` path.
     ShowDerivation(ShowDerivationArgs),
     /// Work with the tvix store (castore and path info).
     Store(StoreArgs),
+    /// Start an interactive Nix shell (like `nix repl`); reads inputs from standard input
+    /// when it is not a terminal.
+    Repl(ReplArgs),
 }
 
 /// Runs the command line and returns the exit status.
@@ -71,6 +76,7 @@ pub fn run() -> i32 {
         }
         Command::ShowDerivation(args) => show_derivation(&args),
         Command::Store(args) => store_command(args),
+        Command::Repl(args) => run_on_big_stack(move || repl_command(args)),
     }
 }
 

@@ -434,6 +434,25 @@ fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> 
         .drv_path(&sd, name)
         .map_err(|e| other(e.to_string(), s))?;
     let drv_path = sd.display(&drv_path);
+    if ev.io.writes_to_store() {
+        let references: Vec<String> = c
+            .drv
+            .input_sources
+            .iter()
+            .chain(c.drv.input_derivations.keys())
+            .cloned()
+            .collect();
+        let written = ev
+            .io
+            .add_text(&format!("{name}.drv"), &c.drv.to_aterm_bytes(), &references)
+            .map_err(|m| other(m, s))?;
+        if written != drv_path {
+            return fail(
+                format!("internal error: '{drv_path}' was written as '{written}'"),
+                s,
+            );
+        }
+    }
     let modulo = {
         let known = &ev.derivations;
         c.drv
@@ -525,11 +544,10 @@ fn to_file(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
         .to_str_lossy()
         .into_owned();
     let contents = ev.coerce_to_string(a[1].clone(), CoerceMode::Interpolation, s)?;
-    let sd = store_dir(ev, s)?;
     let mut refs = Vec::new();
     for elem in contents.context().into_iter().flatten() {
         match elem {
-            ContextElem::Plain(p) => refs.push(sd.parse_path(p).map_err(|e| other(e.to_string(), s))?),
+            ContextElem::Plain(p) => refs.push(p.clone()),
             _ => {
                 return fail(
                     format!(
@@ -544,10 +562,10 @@ fn to_file(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
             }
         }
     }
-    let p = sd
-        .make_text_path(&name, contents.as_bytes(), &refs)
-        .map_err(|e| other(e.to_string(), s))?;
-    let path = sd.display(&p);
+    let path = ev
+        .io
+        .add_text(&name, contents.as_bytes(), &refs)
+        .map_err(|m| other(m, s))?;
     Ok(Value::String(Rc::new(NixString::with_context(
         path.clone().into_bytes(),
         Context::from([ContextElem::Plain(path)]),
@@ -627,7 +645,8 @@ fn filter_source(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
     add_path(ev, &src, &name, Some(filter), true, None, s)
 }
 
-/// Computes the store path of `src` as `builtins.path` does (nothing is written).
+/// Adds `src` to the store as `builtins.path` does (only computing its path when the IO has
+/// no store), running the Nix `filter` for every object below the root.
 fn add_path(
     ev: &mut Evaluator,
     src: &std::path::Path,
@@ -637,80 +656,51 @@ fn add_path(
     expected: Option<String>,
     s: Option<Span>,
 ) -> EvalResult<Value> {
-    let sd = store_dir(ev, s)?;
-    if std::fs::symlink_metadata(src).is_err() {
-        return fail(format!("path '{}' does not exist", src.display()), s);
-    }
-    let hash = if recursive {
-        match filter {
-            None => {
-                tvix_store::nar::nar_hash_of_path(src)
-                    .map_err(|e| other(e.to_string(), s))?
-                    .0
-            }
-            Some(f) => {
-                // The filter is Nix code; run it for each entry and remember the first error.
-                let mut failure: Option<Box<EvalError>> = None;
-                let result = tvix_store::nar::nar_hash_of_path_filtered(src, |p, meta| {
-                    if failure.is_some() {
-                        return Ok(false);
-                    }
-                    let kind = if meta.file_type().is_symlink() {
-                        "symlink"
-                    } else if meta.is_dir() {
-                        "directory"
-                    } else if meta.is_file() {
-                        "regular"
-                    } else {
-                        "unknown"
-                    };
-                    let path_str = Value::string(p.as_os_str().as_bytes().to_vec());
-                    let keep = ev
-                        .call2(f.clone(), path_str, Value::string(kind), s)
-                        .and_then(|v| ev.force_bool(v, s));
-                    match keep {
-                        Ok(k) => Ok(k),
-                        Err(e) => {
-                            failure = Some(e);
-                            Ok(false)
-                        }
-                    }
-                });
-                if let Some(e) = failure {
-                    return Err(e);
-                }
-                result.map_err(|e| other(e.to_string(), s))?.0
-            }
-        }
-    } else {
-        let bytes = std::fs::read(src)
-            .map_err(|e| other(format!("reading '{}': {e}", src.display()), s))?;
-        NixHash::sha256(&bytes)
-    };
-    if let Some(want) = expected {
-        let want =
-            NixHash::parse(&want, Some(HashAlgo::Sha256)).map_err(|e| other(e.to_string(), s))?;
-        if want != hash {
-            return fail(
-                format!(
-                    "hash mismatch for '{}': specified {}, got {}",
-                    src.display(),
-                    want.to_sri(),
-                    hash.to_sri()
-                ),
-                s,
-            );
-        }
-    }
     let method = if recursive {
         FileIngestionMethod::Recursive
     } else {
         FileIngestionMethod::Flat
     };
-    let p = sd
-        .make_fixed_output_path(name, method, &hash, [], false)
-        .map_err(|e| other(e.to_string(), s))?;
-    let path = sd.display(&p);
+    let io = ev.io.clone();
+    let added = match filter {
+        None => io.add_path(src, name, method, None),
+        Some(f) => {
+            // The filter is Nix code; its first error stops the add and is what we report.
+            let mut failure: Option<Box<EvalError>> = None;
+            let mut keep = |p: &std::path::Path, ft: crate::io::FileType| {
+                let path_str = Value::string(p.as_os_str().as_bytes().to_vec());
+                ev.call2(f.clone(), path_str, Value::string(ft.as_str()), s)
+                    .and_then(|v| ev.force_bool(v, s))
+                    .map_err(|e| {
+                        let msg = e.kind.to_string();
+                        failure = Some(e);
+                        msg
+                    })
+            };
+            let r = io.add_path(src, name, method, Some(&mut keep));
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            r
+        }
+    }
+    .map_err(|m| other(m, s))?;
+    if let Some(want) = expected {
+        let want =
+            NixHash::parse(&want, Some(HashAlgo::Sha256)).map_err(|e| other(e.to_string(), s))?;
+        if want != added.content_hash {
+            return fail(
+                format!(
+                    "hash mismatch for '{}': specified {}, got {}",
+                    src.display(),
+                    want.to_sri(),
+                    added.content_hash.to_sri()
+                ),
+                s,
+            );
+        }
+    }
+    let path = added.store_path;
     Ok(Value::String(Rc::new(NixString::with_context(
         path.clone().into_bytes(),
         Context::from([ContextElem::Plain(path)]),

@@ -9,6 +9,7 @@ mod attrs;
 mod context;
 mod control;
 mod derivation;
+pub mod docs;
 mod flakeref;
 pub mod hash;
 mod json;

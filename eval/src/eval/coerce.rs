@@ -51,10 +51,7 @@ impl Evaluator {
             Value::String(s) => Ok(Rc::unwrap_or_clone(s)),
             Value::Path(p) => {
                 if mode.copy_to_store() {
-                    let store_path = self
-                        .io
-                        .import_path(&p)
-                        .map_err(|m| EvalError::new(ErrorKind::Other(m), span))?;
+                    let store_path = self.source_to_store(&p, span)?;
                     let mut ctx = crate::value::Context::new();
                     ctx.insert(ContextElem::Plain(store_path.clone()));
                     Ok(NixString::with_context(store_path.into_bytes(), ctx))

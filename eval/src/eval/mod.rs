@@ -92,13 +92,16 @@ impl Default for EvalConfig {
 pub struct Evaluator {
     /// Every file and expression seen so far.
     pub sources: SourceMap,
-    /// The outside world.
-    pub io: Box<dyn EvalIO>,
+    /// The outside world (shared, so a builtin can call back into the evaluator while the IO
+    /// is working, as `builtins.path`'s filter does).
+    pub io: Rc<dyn EvalIO>,
     /// Settings.
     pub config: EvalConfig,
     globals: Globals,
     global_env: Rc<Env>,
     import_cache: FxHashMap<PathBuf, Value>,
+    /// Store paths of source paths already added (`"${./src}"`), as Nix's `srcToStore`.
+    source_paths: FxHashMap<PathBuf, String>,
     call_depth: usize,
     /// Messages from `builtins.trace` and warnings go here (stderr by default).
     pub diagnostics: Box<dyn FnMut(&str)>,
@@ -137,11 +140,12 @@ impl Evaluator {
         let (globals, global_env) = crate::builtins::global_scope(&config, io.as_ref());
         Evaluator {
             sources: SourceMap::new(),
-            io,
+            io: Rc::from(io),
             config,
             globals,
             global_env,
             import_cache: FxHashMap::default(),
+            source_paths: FxHashMap::default(),
             call_depth: 0,
             diagnostics: Box::new(|msg| eprintln!("{msg}")),
             derivations: FxHashMap::default(),
@@ -149,6 +153,25 @@ impl Evaluator {
             stats: Stats::default(),
             interrupt: None,
         }
+    }
+
+    /// The store path of the source path `p` (what `"${p}"` gives), adding it to the store
+    /// the first time it is asked for in this evaluation.
+    pub fn source_to_store(&mut self, p: &Path, span: Option<Span>) -> EvalResult<String> {
+        if let Some(known) = self.source_paths.get(p) {
+            return Ok(known.clone());
+        }
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let added = self
+            .io
+            .add_path(p, &name, crate::io::FileIngestionMethod::Recursive, None)
+            .map_err(|m| EvalError::new(ErrorKind::Other(m), span))?;
+        self.source_paths
+            .insert(p.to_path_buf(), added.store_path.clone());
+        Ok(added.store_path)
     }
 
     /// Parses and lowers source text without evaluating it.
@@ -183,6 +206,44 @@ impl Evaluator {
         let lowered = self.lower(name, text, base_dir)?;
         let env = self.global_env.clone();
         self.eval(&lowered.expr, &env)
+    }
+
+    /// Lowers source text in the global scope extended (and shadowed) by `scope`, and returns
+    /// the expression with the frame it runs in: the REPL's variables (`x = ...`, `:l`) are
+    /// bound lexically this way, so they shadow builtins as they do in `nix repl`. The caller
+    /// evaluates the result with [`Evaluator::eval`] or keeps it lazy with [`Evaluator::delay`].
+    pub fn lower_in_scope(
+        &mut self,
+        name: String,
+        text: String,
+        base_dir: PathBuf,
+        scope: &[(Symbol, Value)],
+    ) -> EvalResult<(lower::Lowered, Rc<Env>)> {
+        let base = self.global_env.len();
+        let mut globals = self.globals.clone();
+        for (i, (sym, _)) in scope.iter().enumerate() {
+            globals.insert(*sym, (base + i) as u32);
+        }
+        let lowered = lower::lower_source(
+            &self.sources,
+            name,
+            text,
+            base_dir,
+            &globals,
+            &self.config.lower,
+        )?;
+        for w in &lowered.warnings {
+            let text = crate::diagnostic::render_warning(&w.message, w.span, &self.sources, false);
+            (self.diagnostics)(text.trim_end());
+        }
+        let globals_env = &self.global_env;
+        let env = Env::with_values(
+            None,
+            (0..base)
+                .map(|i| globals_env.get(i))
+                .chain(scope.iter().map(|(_, v)| v.clone())),
+        );
+        Ok((lowered, Rc::new(env)))
     }
 
     /// Evaluates a file (`import`-style: a directory means its `default.nix`).

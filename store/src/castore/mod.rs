@@ -23,6 +23,7 @@
 //!
 //! [`nar`] renders NARs from the castore and ingests NARs and file system paths into it.
 
+pub mod add;
 mod backend;
 mod blob;
 pub mod copy;

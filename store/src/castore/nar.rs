@@ -274,7 +274,7 @@ where
     Ok(info)
 }
 
-fn sha256_array(h: &NixHash) -> [u8; 32] {
+pub(crate) fn sha256_array(h: &NixHash) -> [u8; 32] {
     let mut a = [0u8; 32];
     if h.digest().len() == 32 {
         a.copy_from_slice(h.digest());
@@ -399,6 +399,21 @@ pub fn ingest_path<S>(store: &S, path: &Path) -> Result<(Node, NixHash, u64), St
 where
     S: BlobService + DirectoryService + Sync + ?Sized,
 {
+    ingest_path_filtered(store, path, |_, _| Ok(true))
+}
+
+/// Like [`ingest_path`], but leaves out every object below `path` for which `filter` (given
+/// its path and `lstat` metadata) returns `false`, exactly as
+/// [`crate::nar::dump_path_filtered`] does, so the NAR hash is that of the filtered dump.
+pub fn ingest_path_filtered<S, F>(
+    store: &S,
+    path: &Path,
+    filter: F,
+) -> Result<(Node, NixHash, u64), StoreError>
+where
+    S: BlobService + DirectoryService + Sync + ?Sized,
+    F: FnMut(&Path, &fs::Metadata) -> io::Result<bool>,
+{
     std::thread::scope(|scope| {
         let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
         let (result_tx, results) = std::sync::mpsc::channel();
@@ -417,20 +432,22 @@ where
             sent: 0,
             received: Vec::new(),
         };
-        let res = walk_and_ingest(store, path, &mut worker);
+        let res = walk_and_ingest(store, path, &mut worker, filter);
         // Let the worker finish (or stop) before the scope joins it.
         worker.jobs = None;
         res
     })
 }
 
-fn walk_and_ingest<S>(
+fn walk_and_ingest<S, F>(
     store: &S,
     path: &Path,
     worker: &mut BlobWorker,
+    mut filter: F,
 ) -> Result<(Node, NixHash, u64), StoreError>
 where
     S: BlobService + DirectoryService + ?Sized,
+    F: FnMut(&Path, &fs::Metadata) -> io::Result<bool>,
 {
     let perr = |p: &Path| {
         let p = p.to_path_buf();
@@ -447,11 +464,15 @@ where
     }
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Pending> = None;
-    // The next object to visit: (path, name in its parent).
-    let mut next: Option<(PathBuf, Option<Vec<u8>>)> = Some((path.to_path_buf(), None));
+    // The next object to visit: (path, name in its parent, its metadata if already read).
+    let mut next: Option<(PathBuf, Option<Vec<u8>>, Option<fs::Metadata>)> =
+        Some((path.to_path_buf(), None, None));
     loop {
-        if let Some((p, name)) = next.take() {
-            let meta = fs::symlink_metadata(&p).map_err(perr(&p))?;
+        if let Some((p, name, meta)) = next.take() {
+            let meta = match meta {
+                Some(m) => m,
+                None => fs::symlink_metadata(&p).map_err(perr(&p))?,
+            };
             let ft = meta.file_type();
             let node = if ft.is_symlink() {
                 let target = fs::read_link(&p)
@@ -528,7 +549,17 @@ where
         if top.idx < top.names.len() {
             let n = top.names[top.idx].clone();
             top.idx += 1;
-            next = Some((top.path.join(OsStr::from_bytes(&n)), Some(n)));
+            let child = top.path.join(OsStr::from_bytes(&n));
+            let meta = fs::symlink_metadata(&child).map_err(perr(&child))?;
+            let keep = filter(&child, &meta).map_err(|source| {
+                StoreError::Nar(NarError::Filter {
+                    path: child.clone(),
+                    source,
+                })
+            })?;
+            if keep {
+                next = Some((child, Some(n), Some(meta)));
+            }
             continue;
         }
         let Some(frame) = stack.pop() else { break };
@@ -639,21 +670,15 @@ where
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    crate::store_path::validate_name(&name)?;
-    let (node, hash, size) = ingest_path(store, &abs)?;
-    let store_path = store_dir.make_source_path(&name, &hash, [], false)?;
-    let info = PathInfo {
-        store_path,
-        node,
-        nar_sha256: sha256_array(&hash),
-        nar_size: size,
-        references: Vec::new(),
-        deriver: None,
-        signatures: Vec::new(),
-        ca: Some(format!("fixed:r:{}", hash.to_prefixed(HashEncoding::Nix32))),
-    };
-    store.put_path_info(&info)?;
-    Ok(info)
+    let added = super::add::add_path(
+        store,
+        store_dir,
+        &abs,
+        &name,
+        crate::store_path::FileIngestionMethod::Recursive,
+        |_, _| Ok(true),
+    )?;
+    Ok(added.info)
 }
 
 /// Follows `sub` (a `/`-separated relative path; empty for the root) from `node` through

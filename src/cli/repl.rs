@@ -1,0 +1,110 @@
+//! `tvix repl`: the interactive REPL (the `tvix-repl` crate) on an evaluator configured from
+//! the command line like `nix repl`'s.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use tvix_eval::io::{EvalIO, StdIO};
+use tvix_eval::lower::LowerOptions;
+use tvix_eval::{EvalConfig, Evaluator, SearchPathEntry};
+use tvix_repl::{AutoArg, ReplOptions};
+
+use crate::store_io::eval_io;
+
+/// Flags of `tvix repl`, which are those of `nix repl`.
+#[derive(Args)]
+pub(super) struct ReplArgs {
+    /// Files (or `<lookup paths>`) to load into the scope, as with `:l`.
+    files: Vec<String>,
+    /// Also load this file (as later `nix repl` versions spell it).
+    #[arg(short = 'f', long = "file")]
+    file: Vec<String>,
+    /// Add the attributes of this expression to the scope, as with `:a`.
+    #[arg(long = "expr", allow_hyphen_values = true)]
+    expr: Vec<String>,
+    /// Pass NAME=EXPR to loaded files that are functions.
+    #[arg(long, num_args = 2, value_names = ["NAME", "EXPR"])]
+    arg: Vec<String>,
+    /// Pass NAME="STRING" to loaded files that are functions.
+    #[arg(long, num_args = 2, value_names = ["NAME", "STRING"])]
+    argstr: Vec<String>,
+    /// Add a search path entry (`PATH` or `NAME=PATH`).
+    #[arg(short = 'I', long = "include")]
+    include: Vec<String>,
+    /// Show whole error traces (toggle with `:te`).
+    #[arg(long)]
+    show_trace: bool,
+    /// Maximum depth of nested calls.
+    #[arg(long, default_value_t = 10_000)]
+    max_call_depth: usize,
+    /// Enable experimental features (`pipe-operators`, ...).
+    #[arg(long = "extra-experimental-features", alias = "experimental-features")]
+    features: Vec<String>,
+    /// The store evaluation writes sources, `toFile` results and `.drv` files to (as for
+    /// `tvix eval`).
+    #[arg(long)]
+    store: Option<String>,
+    /// Compute store paths without writing anything to the store.
+    #[arg(long)]
+    readonly_mode: bool,
+    /// Keep the history here instead of `$XDG_DATA_HOME/tvix/repl-history`.
+    #[arg(long)]
+    history_file: Option<PathBuf>,
+}
+
+pub(super) fn repl_command(args: ReplArgs) -> i32 {
+    let mut search_path: Vec<SearchPathEntry> = args
+        .include
+        .iter()
+        .map(|s| SearchPathEntry::parse(s))
+        .collect();
+    if let Ok(nix_path) = std::env::var("NIX_PATH") {
+        search_path.extend(
+            nix_path
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(SearchPathEntry::parse),
+        );
+    }
+    let pipe_operators = args
+        .features
+        .iter()
+        .any(|f| f.split_whitespace().any(|x| x == "pipe-operators"));
+    let config = EvalConfig {
+        search_path,
+        max_call_depth: args.max_call_depth,
+        lower: LowerOptions {
+            pipe_operators,
+            ..LowerOptions::default()
+        },
+        ..EvalConfig::default()
+    };
+    let mut auto_args: Vec<AutoArg> = args
+        .arg
+        .chunks(2)
+        .map(|p| AutoArg::Expr(p[0].clone(), p[1].clone()))
+        .collect();
+    auto_args.extend(
+        args.argstr
+            .chunks(2)
+            .map(|p| AutoArg::Str(p[0].clone(), p[1].clone())),
+    );
+    // The IO is made anew for every evaluator (`:r` starts afresh); a store URL that cannot
+    // be used is reported now, so the later calls see the same inputs succeed.
+    if let Err(msg) = eval_io(args.store.as_deref(), args.readonly_mode) {
+        eprintln!("error: {msg}");
+        return 1;
+    }
+    let (store, readonly) = (args.store.clone(), args.readonly_mode);
+    let make_io = move || -> Box<dyn EvalIO> {
+        eval_io(store.as_deref(), readonly).unwrap_or_else(|_| Box::new(StdIO::new()))
+    };
+    tvix_repl::run(ReplOptions {
+        make_evaluator: Box::new(move || Evaluator::new(make_io(), config.clone())),
+        files: args.files.into_iter().chain(args.file).collect(),
+        exprs: args.expr,
+        auto_args,
+        history_file: args.history_file,
+        show_trace: args.show_trace,
+    })
+}
