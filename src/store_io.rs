@@ -14,9 +14,9 @@ use std::sync::OnceLock;
 use tvix_eval::io::{
     file_type_of, AddedPath, EvalIO, FileIngestionMethod, FileType, PathFilter, StdIO,
 };
-use tvix_store::castore::{add, nar as cnar, BlobService, DirectoryService, Node, Store};
-use tvix_store::pathinfo::PathInfoService;
+use tvix_store::castore::{add, nar as cnar, Node};
 use tvix_store::StoreDir;
+use tvix_store::StoreService;
 
 /// Symlinks followed in a row before giving up (the kernel's limit).
 const MAX_SYMLINKS: usize = 40;
@@ -26,7 +26,7 @@ pub struct StoreIO {
     fs: StdIO,
     url: String,
     store_dir: StoreDir,
-    store: OnceLock<Result<Store, String>>,
+    store: OnceLock<Result<Box<dyn StoreService>, String>>,
 }
 
 /// Where a path under the store directory leads inside the tvix store.
@@ -51,12 +51,14 @@ impl StoreIO {
         })
     }
 
-    fn store(&self) -> Result<&Store, String> {
+    fn store(&self) -> Result<&dyn StoreService, String> {
         self.store
             .get_or_init(|| {
-                Store::open(&self.url).map_err(|e| format!("opening the store '{}': {e}", self.url))
+                tvix_store::open(&self.url)
+                    .map_err(|e| format!("opening the store '{}': {e}", self.url))
             })
             .as_ref()
+            .map(|s| &**s)
             .map_err(|e| e.clone())
     }
 

@@ -8,8 +8,9 @@ use clap::{Args, Subcommand};
 /// `tvix store ...`: the store subcommands.
 #[derive(Args)]
 pub(super) struct StoreArgs {
-    /// The store to use: `memory://`, `local://` (the default directory) or
-    /// `local:///path/to/dir`. Defaults to `$TVIX_STORE`, else `local://`.
+    /// The store to use: `memory://`, `local://` (the default directory),
+    /// `local:///path/to/dir`, or a daemon: `grpc+unix:///path/to/socket`,
+    /// `grpc+http://HOST:PORT`. Defaults to `$TVIX_STORE`, else `local://`.
     #[arg(long, global = true, value_name = "URL")]
     store: Option<String>,
     #[command(subcommand)]
@@ -47,6 +48,26 @@ enum StoreCommand {
     },
     /// Re-hash everything in the store and report problems; exit 1 if there are any.
     Verify,
+    /// Copy store paths (all of them if none are given), with their contents, from one
+    /// store to another; only what the target lacks is transferred.
+    Copy {
+        /// The store to copy from.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The store to copy to.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Store paths to copy.
+        paths: Vec<String>,
+    },
+    /// Serve the store (given by `--store`) to `grpc+unix://` and `grpc+http://` clients
+    /// until killed.
+    Daemon {
+        /// `unix:///path/to/socket` or `HOST:PORT` (port 0 picks a free port; the
+        /// address to connect to is printed on standard error).
+        #[arg(long, value_name = "ADDRESS")]
+        listen: String,
+    },
 }
 
 /// The store directory paths are computed for: `$NIX_STORE_DIR`, else `/nix/store`.
@@ -73,11 +94,10 @@ pub(super) fn store_command(args: StoreArgs) -> i32 {
 
 /// Resolves `STOREPATH[/sub/path]` to its path info and the node it names.
 fn store_lookup(
-    store: &tvix_store::castore::Store,
+    store: &dyn tvix_store::StoreService,
     sd: &tvix_store::StoreDir,
     path: &str,
 ) -> Result<(tvix_store::pathinfo::PathInfo, tvix_store::castore::Node), String> {
-    use tvix_store::pathinfo::PathInfoService;
     let (sp, rest) = sd.split_path(path).map_err(|e| e.to_string())?;
     let info = store
         .get_path_info(&sp)
@@ -89,24 +109,32 @@ fn store_lookup(
 }
 
 fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
-    use tvix_store::castore::{nar as cnar, BlobService, DirectoryService, Node};
-    use tvix_store::pathinfo::PathInfoService;
-    let store = tvix_store::castore::Store::open(url).map_err(|e| e.to_string())?;
+    use tvix_store::castore::{nar as cnar, Node};
     let sd = store_dir()?;
+    match cmd {
+        StoreCommand::Copy { from, to, paths } => return copy_command(&sd, &from, &to, &paths),
+        StoreCommand::Daemon { listen } => return daemon_command(url, &listen),
+        _ => {}
+    }
+    let store = tvix_store::open(url).map_err(|e| e.to_string())?;
+    let store = &*store;
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    // Large writes: a NAR export is mostly file contents.
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let werr = |e: std::io::Error| e.to_string();
     match cmd {
         StoreCommand::Import { paths } => {
             for p in paths {
-                let info = cnar::import_path(&store, &sd, &p)
+                let info = cnar::import_path(store, &sd, &p)
                     .map_err(|e| format!("importing '{}': {e}", p.display()))?;
                 writeln!(out, "{}", sd.display(&info.store_path)).map_err(werr)?;
+                // Each path is valid once printed, even if a later one fails.
+                out.flush().map_err(werr)?;
             }
         }
         StoreCommand::Export { path } => {
-            let (_, node) = store_lookup(&store, &sd, &path)?;
-            cnar::write_nar(&store, &node, &mut out).map_err(|e| e.to_string())?;
+            let (_, node) = store_lookup(store, &sd, &path)?;
+            cnar::write_nar(store, &node, &mut out).map_err(|e| e.to_string())?;
         }
         StoreCommand::Info { paths } => {
             let infos = if paths.is_empty() {
@@ -116,7 +144,7 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
             } else {
                 let mut v = Vec::new();
                 for p in &paths {
-                    v.push(store_lookup(&store, &sd, p)?.0);
+                    v.push(store_lookup(store, &sd, p)?.0);
                 }
                 v
             };
@@ -140,7 +168,7 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
             }
         }
         StoreCommand::Ls { path } => {
-            let (_, node) = store_lookup(&store, &sd, &path)?;
+            let (_, node) = store_lookup(store, &sd, &path)?;
             match &node {
                 Node::Directory { digest, .. } => {
                     let dir = store
@@ -159,7 +187,7 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
             }
         }
         StoreCommand::Cat { path } => {
-            let (_, node) = store_lookup(&store, &sd, &path)?;
+            let (_, node) = store_lookup(store, &sd, &path)?;
             let Node::File { digest, .. } = node else {
                 return Err(format!("'{path}' is not a regular file"));
             };
@@ -170,6 +198,7 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
             std::io::copy(&mut r, &mut out)
                 .map_err(|e| tvix_store::castore::StoreError::from_io(e).to_string())?;
         }
+        StoreCommand::Copy { .. } | StoreCommand::Daemon { .. } => {}
         StoreCommand::Verify => {
             let report = store.verify().map_err(|e| e.to_string())?;
             for p in &report.problems {
@@ -189,6 +218,45 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
         }
     }
     out.flush().map_err(werr)?;
+    Ok(0)
+}
+
+/// `tvix store copy`: copies paths between two stores and reports what was transferred.
+fn copy_command(
+    sd: &tvix_store::StoreDir,
+    from: &str,
+    to: &str,
+    paths: &[String],
+) -> Result<i32, String> {
+    let src = tvix_store::open(from).map_err(|e| e.to_string())?;
+    let dst = tvix_store::open(to).map_err(|e| e.to_string())?;
+    let wanted = if paths.is_empty() {
+        None
+    } else {
+        Some(
+            paths
+                .iter()
+                .map(|p| sd.parse_path(p).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    };
+    let stats = tvix_store::castore::copy::copy_paths(&*src, &*dst, wanted.as_deref())
+        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "copied {} path(s): {} blob(s) ({} bytes), {} directories",
+        stats.paths, stats.blobs, stats.blob_bytes, stats.directories
+    );
+    Ok(0)
+}
+
+/// `tvix store daemon`: serves the store until killed.
+fn daemon_command(url: &str, listen: &str) -> Result<i32, String> {
+    use tvix_store::grpc::{ListenAddr, Server};
+    let addr = ListenAddr::parse(listen).map_err(|e| e.to_string())?;
+    let store = tvix_store::open(url).map_err(|e| e.to_string())?;
+    let server = Server::start(store.into(), &addr).map_err(|e| e.to_string())?;
+    eprintln!("serving {url} on {}", server.url());
+    server.wait().map_err(|e| e.to_string())?;
     Ok(0)
 }
 

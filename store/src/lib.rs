@@ -1,8 +1,8 @@
 //! Nix wire formats for tvix: nixbase32, hashes, store paths, NAR and derivations.
 //!
 //! Everything in this crate is byte-compatible with the reference Nix implementation and
-//! has no dependency on gRPC, FUSE or async runtimes, so the evaluator can depend on it
-//! cheaply to compute derivation and source paths.
+//! needs no gRPC, FUSE or async runtime without its `grpc` feature, so the evaluator can
+//! depend on it cheaply (`default-features = false`) to compute derivation and source paths.
 //!
 //! - [`nixbase32`]: Nix's base-32 encoding.
 //! - [`hash`]: [`NixHash`] in all of Nix's textual forms, streaming [`hash::Hasher`],
@@ -13,7 +13,10 @@
 //! - `castore` (feature `castore`, on by default): the content-addressed store — BLAKE3
 //!   blobs in content-defined chunks, Merkle directories, the blob/directory/path info
 //!   services with `memory://` and embedded local backends, NAR rendering and ingestion,
-//!   and `nix-store --add`-compatible imports; `pathinfo`: store path metadata.
+//!   and `nix-store --add`-compatible imports; `pathinfo`: store path metadata;
+//!   [`open`] (a store by URL, as a [`StoreService`]).
+//! - `grpc` (feature `grpc`, on by default): the store protocol, its client (store URLs
+//!   `grpc+unix:///socket`, `grpc+http://host:port`) and server (`tvix store daemon`).
 //! - [`derivation`]: [`Derivation`], its ATerm in both directions, `hashDerivationModulo`,
 //!   output paths and `.drv` paths.
 //!
@@ -53,6 +56,8 @@
 #[cfg(feature = "castore")]
 pub mod castore;
 pub mod derivation;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod hash;
 pub mod nar;
 pub mod nixbase32;
@@ -60,6 +65,8 @@ pub mod nixbase32;
 pub mod pathinfo;
 pub mod store_path;
 
+#[cfg(feature = "castore")]
+pub use castore::{open, StoreService};
 pub use derivation::{Derivation, DerivationError, Output};
 pub use hash::{HashAlgo, HashError, NixHash};
 pub use store_path::{FileIngestionMethod, StoreDir, StorePath, StorePathError};

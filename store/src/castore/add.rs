@@ -23,7 +23,7 @@ pub fn add_text<S>(
     references: &[StorePath],
 ) -> Result<PathInfo, StoreError>
 where
-    S: BlobService + DirectoryService + PathInfoService + ?Sized,
+    S: BlobService + DirectoryService + PathInfoService + Sync + ?Sized,
 {
     let content_hash = NixHash::sha256(contents);
     let store_path = store_dir.make_text_path_from_hash(name, &content_hash, references)?;
@@ -79,7 +79,7 @@ pub fn add_path<S, F>(
     filter: F,
 ) -> Result<AddedPath, StoreError>
 where
-    S: BlobService + DirectoryService + PathInfoService + ?Sized,
+    S: BlobService + DirectoryService + PathInfoService + Sync + ?Sized,
     F: FnMut(&Path, &fs::Metadata) -> io::Result<bool>,
 {
     crate::store_path::validate_name(name)?;

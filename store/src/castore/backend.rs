@@ -1,26 +1,29 @@
-//! Storage backends under [`super::Store`]: a chunk store plus three key-value tables.
+//! Storage backends under [`super::Store`]: a chunk store plus key-value tables.
 //!
 //! - [`MemoryBackend`]: everything in memory (`memory://`).
-//! - [`LocalBackend`]: the embedded default (`local:///dir`): chunk files under
-//!   `dir/chunks/<first two hex digits>/<hex digest>`, written to a temporary name and
-//!   renamed into place (readers see a whole chunk or none); metadata in the `redb`
-//!   database `dir/db.redb`, opened in multi-writer mode so several processes can use the
-//!   store at once.
+//! - [`LocalBackend`]: the embedded default (`local:///dir`): chunks appended to pack
+//!   files `dir/packs/<pid>-<time>-<n>.pack` (each process writes its own pack, never
+//!   another's), their locations and all metadata in the `redb` database `dir/db.redb`,
+//!   opened in multi-writer mode so several processes can use the store at once. Packs
+//!   keep the number of files (and so of inode allocations, the dominant cost of one file
+//!   per chunk) small.
 //!
-//! The local backend batches: blob manifests and directories are kept in memory (visible
-//! to this process) until a path info is registered, the batch grows large, or the store
-//! is dropped. A flush first syncs the file system holding the chunks (so every chunk a
-//! manifest names is durable, including chunks another process wrote), then commits the
-//! batch — with the path info, if that caused the flush — in one durable transaction. A
-//! path is therefore never valid before its contents are on disk, and a crash loses only
-//! unregistered data.
+//! The local backend batches: chunk locations, blob manifests and directories are kept in
+//! memory (visible to this process) until a path info is registered, the batch grows
+//! large, or the store is dropped. A flush first syncs this process's pack (so every chunk
+//! the batch names is durable; chunks of other processes are only ever found through
+//! locations they committed after syncing their own pack), then commits the batch — with
+//! the path info, if that caused the flush — in one durable transaction. A path is
+//! therefore never valid before its contents are on disk, and a crash loses only
+//! unregistered data (bytes at the end of a pack that no committed location names).
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -35,6 +38,8 @@ pub(crate) enum Table {
     Directories,
     /// Store path digest (20 bytes) -> path info.
     PathInfos,
+    /// Chunk digest -> its location in a pack (local backend only).
+    Chunks,
 }
 
 impl Table {
@@ -43,16 +48,41 @@ impl Table {
             Table::Blobs => TableDefinition::new("blobs"),
             Table::Directories => TableDefinition::new("directories"),
             Table::PathInfos => TableDefinition::new("pathinfos"),
+            Table::Chunks => TableDefinition::new("chunks"),
         }
     }
 
-    const ALL: [Table; 3] = [Table::Blobs, Table::Directories, Table::PathInfos];
+    const ALL: [Table; 4] = [
+        Table::Blobs,
+        Table::Directories,
+        Table::PathInfos,
+        Table::Chunks,
+    ];
 }
 
 /// What a [`super::Store`] needs from its storage.
 pub(crate) trait Backend: Send + Sync {
     /// The chunk with this digest, unverified, or `None`.
     fn chunk_get(&self, d: &B3Digest) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Several chunks at once, unverified: their bytes replace the contents of `buf`
+    /// (reused between calls, so reading a blob does not allocate per chunk), and their
+    /// places in it are returned in order (`None` for a missing one).
+    fn chunk_get_many(
+        &self,
+        ds: &[B3Digest],
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<Option<Range<usize>>>, StoreError> {
+        buf.clear();
+        let mut out = Vec::with_capacity(ds.len());
+        for d in ds {
+            out.push(self.chunk_get(d)?.map(|c| {
+                let start = buf.len();
+                buf.extend_from_slice(&c);
+                start..buf.len()
+            }));
+        }
+        Ok(out)
+    }
     /// Whether the chunk exists.
     fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError>;
     /// Stores a chunk durably (the caller computed `d` from `data`).
@@ -65,6 +95,10 @@ pub(crate) trait Backend: Send + Sync {
     fn kv_put(&self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     /// Every key of a table.
     fn kv_keys(&self, t: Table) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// The file, offset and length of a stored chunk, for backends that have files.
+    fn chunk_location(&self, _d: &B3Digest) -> Result<Option<(PathBuf, u64, u64)>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// Metadata of the memory backend: (table, key) -> value.
@@ -146,12 +180,99 @@ type Batch = HashMap<(Table, Vec<u8>), Vec<u8>>;
 /// Flush the batch once it holds this many entries.
 const MAX_BATCH: usize = 8192;
 
+/// Start a new pack once the current one is this large.
+const PACK_MAX: u64 = 1 << 30;
+
+/// Start writing a pack's bytes back to disk every this many bytes, so that the sync
+/// before a commit finds little left to write.
+const WRITEBACK_STEP: u64 = 32 << 20;
+
+/// The pack this process appends to.
+struct PackWriter {
+    name: String,
+    out: io::BufWriter<fs::File>,
+    len: u64,
+    /// Bytes whose writeback was started.
+    written_back: u64,
+}
+
+impl PackWriter {
+    /// Starts (without waiting for) the writeback of what was appended since the last
+    /// call.
+    fn start_writeback(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let fd = self.out.get_ref().as_raw_fd();
+            let from = self.written_back as libc::off64_t;
+            let n = (self.len - self.written_back) as libc::off64_t;
+            // SAFETY: `fd` is an open file descriptor for the duration of the call.
+            let rc = unsafe { libc::sync_file_range(fd, from, n, libc::SYNC_FILE_RANGE_WRITE) };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        self.written_back = self.len;
+        Ok(())
+    }
+}
+
+/// Where a chunk is: a pack file (by name), an offset and a length.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Location {
+    pack: String,
+    offset: u64,
+    len: u64,
+}
+
+impl Location {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.pack.len());
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(&self.len.to_le_bytes());
+        out.extend_from_slice(self.pack.as_bytes());
+        out
+    }
+
+    fn decode(b: &[u8]) -> Result<Location, StoreError> {
+        let bad = |reason| StoreError::Decode {
+            what: "chunk location",
+            reason,
+        };
+        if b.len() < 17 {
+            return Err(bad("truncated"));
+        }
+        let mut u = [0u8; 8];
+        u.copy_from_slice(&b[..8]);
+        let offset = u64::from_le_bytes(u);
+        u.copy_from_slice(&b[8..16]);
+        let len = u64::from_le_bytes(u);
+        let pack = std::str::from_utf8(&b[16..]).map_err(|_| bad("pack name is not UTF-8"))?;
+        // Never let a damaged database name a file outside the pack directory.
+        if pack.contains('/') || pack.starts_with('.') {
+            return Err(bad("bad pack name"));
+        }
+        if len > super::CHUNK_MAX as u64 {
+            return Err(bad("chunk longer than the largest chunk"));
+        }
+        Ok(Location {
+            pack: pack.to_string(),
+            offset,
+            len,
+        })
+    }
+}
+
 /// The embedded on-disk store.
 pub(crate) struct LocalBackend {
-    chunks_dir: PathBuf,
+    packs_dir: PathBuf,
     db: Database,
-    tmp_counter: AtomicU64,
+    pack_counter: AtomicU64,
     pending: Mutex<Batch>,
+    /// Lock order: `writer` before `pending`.
+    writer: Mutex<Option<PackWriter>>,
+    readers: Mutex<HashMap<String, Arc<fs::File>>>,
 }
 
 fn path_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -164,53 +285,81 @@ fn path_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 impl LocalBackend {
     /// Opens (creating if needed) the store in `dir`.
     pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
-        let chunks_dir = dir.join("chunks");
-        fs::create_dir_all(&chunks_dir).map_err(path_err(&chunks_dir))?;
+        let packs_dir = dir.join("packs");
+        fs::create_dir_all(&packs_dir).map_err(path_err(&packs_dir))?;
         let db_path = dir.join("db.redb");
         let db = open_db(&db_path)?;
-        // Create the tables once so readers never meet a missing one.
-        let txn = db.begin_write().map_err(db_err)?;
-        for t in Table::ALL {
-            txn.open_table(t.def()).map_err(db_err)?;
+        // Create the tables once so readers never meet a missing one (a write
+        // transaction costs a durable commit, so only when one is missing).
+        let missing = {
+            let txn = db.begin_read().map_err(db_err)?;
+            Table::ALL.iter().any(|t| {
+                matches!(
+                    txn.open_table(t.def()),
+                    Err(redb::TableError::TableDoesNotExist(_))
+                )
+            })
+        };
+        if missing {
+            let txn = db.begin_write().map_err(db_err)?;
+            for t in Table::ALL {
+                txn.open_table(t.def()).map_err(db_err)?;
+            }
+            txn.commit().map_err(db_err)?;
         }
-        txn.commit().map_err(db_err)?;
         Ok(LocalBackend {
-            chunks_dir,
+            packs_dir,
             db,
-            tmp_counter: AtomicU64::new(0),
+            pack_counter: AtomicU64::new(0),
             pending: Mutex::new(HashMap::new()),
+            writer: Mutex::new(None),
+            readers: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Makes every chunk file on the store's file system durable.
-    fn sync_chunks(&self) -> Result<(), StoreError> {
-        let dir = fs::File::open(&self.chunks_dir).map_err(path_err(&self.chunks_dir))?;
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            // SAFETY: `dir` is an open file descriptor for the duration of the call.
-            let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
-            if rc != 0 {
-                return Err(path_err(&self.chunks_dir)(io::Error::last_os_error()));
-            }
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            drop(dir);
-            // SAFETY: `sync` has no preconditions.
-            unsafe { libc::sync() };
-        }
-        Ok(())
+    /// Starts a new pack file, made durable in its directory at once.
+    fn new_pack(&self) -> Result<PackWriter, StoreError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let n = self.pack_counter.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}-{nanos}-{n}.pack", std::process::id());
+        let path = self.packs_dir.join(&name);
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(path_err(&path))?;
+        fs::File::open(&self.packs_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(path_err(&self.packs_dir))?;
+        Ok(PackWriter {
+            name,
+            out: io::BufWriter::with_capacity(1 << 20, file),
+            len: 0,
+            written_back: 0,
+        })
+    }
+
+    /// Writes the pack's buffered bytes and makes them durable.
+    fn sync_pack(&self, w: &mut PackWriter) -> Result<(), StoreError> {
+        let path = self.packs_dir.join(&w.name);
+        w.out.flush().map_err(path_err(&path))?;
+        w.out.get_ref().sync_data().map_err(path_err(&path))
     }
 
     /// Commits the pending batch, plus `extra` if given, in one durable transaction after
-    /// syncing the chunk files.
+    /// syncing this process's pack.
     fn flush(&self, extra: Option<(Table, &[u8], &[u8])>) -> Result<(), StoreError> {
+        let mut writer = self.writer.lock().map_err(|_| poisoned())?;
         let mut pending = self.pending.lock().map_err(|_| poisoned())?;
         if pending.is_empty() && extra.is_none() {
             return Ok(());
         }
-        self.sync_chunks()?;
+        if let Some(w) = writer.as_mut() {
+            self.sync_pack(w)?;
+        }
         let txn = self.db.begin_write().map_err(db_err)?;
         for t in Table::ALL {
             let mut table = txn.open_table(t.def()).map_err(db_err)?;
@@ -230,9 +379,43 @@ impl LocalBackend {
         Ok(())
     }
 
-    fn chunk_path(&self, d: &B3Digest) -> PathBuf {
-        let hex = d.to_hex();
-        self.chunks_dir.join(&hex[..2]).join(hex)
+    /// Where a chunk is stored (pending or committed).
+    fn location(&self, d: &B3Digest) -> Result<Option<Location>, StoreError> {
+        self.kv_get(Table::Chunks, &d.0)?
+            .map(|b| Location::decode(&b))
+            .transpose()
+    }
+
+    /// Reads a chunk from its pack into `out`; `false` if it is not there (or the pack was
+    /// cut short).
+    fn read_chunk(&self, loc: &Location, out: &mut [u8]) -> Result<bool, StoreError> {
+        use std::os::unix::fs::FileExt;
+        let Some(f) = self.pack_reader(&loc.pack)? else {
+            return Ok(false);
+        };
+        match f.read_exact_at(out, loc.offset) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(path_err(&self.packs_dir.join(&loc.pack))(e)),
+        }
+    }
+
+    /// The pack file `name`, opened for reading once per process.
+    fn pack_reader(&self, name: &str) -> Result<Option<Arc<fs::File>>, StoreError> {
+        let mut readers = self.readers.lock().map_err(|_| poisoned())?;
+        if let Some(f) = readers.get(name) {
+            return Ok(Some(f.clone()));
+        }
+        let path = self.packs_dir.join(name);
+        match fs::File::open(&path) {
+            Ok(f) => {
+                let f = Arc::new(f);
+                readers.insert(name.to_string(), f.clone());
+                Ok(Some(f))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(path_err(&path)(e)),
+        }
     }
 }
 
@@ -258,66 +441,127 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
 
 impl Backend for LocalBackend {
     fn chunk_get(&self, d: &B3Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        let p = self.chunk_path(d);
-        match fs::read(&p) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(path_err(&p)(e)),
+        let mut buf = Vec::new();
+        let range = self
+            .chunk_get_many(std::slice::from_ref(d), &mut buf)?
+            .pop()
+            .flatten();
+        Ok(range.map(|r| buf[r].to_vec()))
+    }
+
+    /// Looks all locations up in one read transaction, then reads the packs.
+    fn chunk_get_many(
+        &self,
+        ds: &[B3Digest],
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<Option<Range<usize>>>, StoreError> {
+        let mut locs: Vec<Option<Location>> = Vec::with_capacity(ds.len());
+        {
+            let pending = self.pending.lock().map_err(|_| poisoned())?;
+            let mut txn_table = None;
+            for d in ds {
+                let key = (Table::Chunks, d.0.to_vec());
+                let raw = match pending.get(&key) {
+                    Some(v) => Some(v.clone()),
+                    None => {
+                        if txn_table.is_none() {
+                            let txn = self.db.begin_read().map_err(db_err)?;
+                            txn_table = Some(txn.open_table(Table::Chunks.def()).map_err(db_err)?);
+                        }
+                        let Some(table) = txn_table.as_ref() else {
+                            return Err(poisoned());
+                        };
+                        table
+                            .get(&d.0[..])
+                            .map_err(db_err)?
+                            .map(|g| g.value().to_vec())
+                    }
+                };
+                locs.push(raw.map(|b| Location::decode(&b)).transpose()?);
+            }
         }
+        {
+            // Chunks may still sit in this process's write buffer.
+            let mut writer = self.writer.lock().map_err(|_| poisoned())?;
+            if let Some(w) = writer.as_mut() {
+                if locs.iter().flatten().any(|l| l.pack == w.name) {
+                    let path = self.packs_dir.join(&w.name);
+                    w.out.flush().map_err(path_err(&path))?;
+                }
+            }
+        }
+        let total: u64 = locs.iter().flatten().map(|l| l.len).sum();
+        buf.clear();
+        buf.resize(total as usize, 0);
+        let mut at = 0;
+        let mut out = Vec::with_capacity(locs.len());
+        for loc in locs {
+            let Some(loc) = loc else {
+                out.push(None);
+                continue;
+            };
+            let range = at..at + loc.len as usize;
+            out.push(
+                self.read_chunk(&loc, &mut buf[range.clone()])?
+                    .then_some(range),
+            );
+            at += loc.len as usize;
+        }
+        Ok(out)
     }
 
     fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError> {
-        let p = self.chunk_path(d);
-        match fs::symlink_metadata(&p) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(path_err(&p)(e)),
-        }
+        Ok(self.kv_get(Table::Chunks, &d.0)?.is_some())
     }
 
     fn chunk_put(&self, d: &B3Digest, data: &[u8]) -> Result<(), StoreError> {
-        let p = self.chunk_path(d);
-        let dir = p.parent().unwrap_or(&self.chunks_dir).to_path_buf();
-        fs::create_dir_all(&dir).map_err(path_err(&dir))?;
-        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".tmp-{}-{}-{}", std::process::id(), n, d.to_hex()));
-        let res = (|| {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
-            f.write_all(data)?;
-            drop(f);
-            // The rename is atomic: readers see no chunk or the whole chunk. Another process
-            // may have renamed the same content into place already; that is fine. The data
-            // is synced before any metadata naming it is committed (see `flush`).
-            fs::rename(&tmp, &p)
-        })();
-        if res.is_err() {
-            let _ = fs::remove_file(&tmp);
+        let full = {
+            let mut writer = self.writer.lock().map_err(|_| poisoned())?;
+            if writer.as_ref().is_some_and(|w| w.len >= PACK_MAX) {
+                // Finish the full pack: its bytes must be durable before the batch naming
+                // them is committed, and it will not be synced again.
+                if let Some(mut w) = writer.take() {
+                    self.sync_pack(&mut w)?;
+                }
+            }
+            if writer.is_none() {
+                *writer = Some(self.new_pack()?);
+            }
+            let Some(w) = writer.as_mut() else {
+                return Err(poisoned());
+            };
+            let path = self.packs_dir.join(&w.name);
+            w.out.write_all(data).map_err(path_err(&path))?;
+            let loc = Location {
+                pack: w.name.clone(),
+                offset: w.len,
+                len: data.len() as u64,
+            };
+            w.len += data.len() as u64;
+            if w.len - w.written_back >= WRITEBACK_STEP {
+                w.start_writeback().map_err(path_err(&path))?;
+            }
+            let mut pending = self.pending.lock().map_err(|_| poisoned())?;
+            pending.insert((Table::Chunks, d.0.to_vec()), loc.encode());
+            pending.len() >= MAX_BATCH
+        };
+        if full {
+            self.flush(None)?;
         }
-        res.map_err(path_err(&p))
+        Ok(())
+    }
+
+    fn chunk_location(&self, d: &B3Digest) -> Result<Option<(PathBuf, u64, u64)>, StoreError> {
+        Ok(self
+            .location(d)?
+            .map(|l| (self.packs_dir.join(&l.pack), l.offset, l.len)))
     }
 
     fn chunk_list(&self) -> Result<Vec<B3Digest>, StoreError> {
         let mut out = Vec::new();
-        let rd = fs::read_dir(&self.chunks_dir).map_err(path_err(&self.chunks_dir))?;
-        for sub in rd {
-            let sub = sub.map_err(path_err(&self.chunks_dir))?;
-            let sub_path = sub.path();
-            if !sub_path.is_dir() {
-                continue;
-            }
-            for e in fs::read_dir(&sub_path).map_err(path_err(&sub_path))? {
-                let e = e.map_err(path_err(&sub_path))?;
-                let name = e.file_name();
-                let Some(name) = name.to_str() else { continue };
-                if name.starts_with('.') {
-                    continue;
-                }
-                if let Ok(d) = B3Digest::parse(name) {
-                    out.push(d);
-                }
+        for key in self.kv_keys(Table::Chunks)? {
+            if let Ok(arr) = <[u8; 32]>::try_from(key.as_slice()) {
+                out.push(B3Digest(arr));
             }
         }
         out.sort();

@@ -104,8 +104,16 @@ impl Node {
     }
 }
 
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// A name or target for an error message: lossily decoded, and cut short so that a
+/// hostile 64 KiB name does not make a 64 KiB message.
+pub(crate) fn lossy(b: &[u8]) -> String {
+    const SHOWN: usize = 200;
+    let s = String::from_utf8_lossy(&b[..b.len().min(SHOWN)]);
+    if b.len() > SHOWN {
+        format!("{s}... ({} bytes)", b.len())
+    } else {
+        s.into_owned()
+    }
 }
 
 /// Checks that `name` may name a directory entry: not empty, not `.` or `..`, no `/` or

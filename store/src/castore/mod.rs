@@ -12,17 +12,24 @@
 //!   and the Nix metadata (NAR hash and size, references, deriver, signatures, CA).
 //!
 //! Each service is a trait ([`BlobService`], [`DirectoryService`],
-//! [`crate::pathinfo::PathInfoService`]); [`Store`] implements all three over a backend
-//! chosen by URL ([`Store::open`]): `memory://` or the embedded local store
-//! `local:///path/to/dir` (a `redb` database for metadata plus chunk files).
+//! [`crate::pathinfo::PathInfoService`]), and [`StoreService`] is all three together.
+//! [`open`] turns a store URL into a [`StoreService`]: [`Store`] implements it over a
+//! backend chosen by URL ([`Store::open`]): `memory://` or the embedded local store
+//! `local:///path/to/dir` (a `redb` database for metadata plus chunk files); with the
+//! `grpc` feature, `grpc+unix://` and `grpc+http://` URLs give a client of
+//! `tvix store daemon` ([`crate::grpc`]).
+//!
+//! [`copy`] copies paths between stores.
 //!
 //! [`nar`] renders NARs from the castore and ingests NARs and file system paths into it.
 
 pub mod add;
 mod backend;
 mod blob;
-mod directory;
+pub mod copy;
+pub(crate) mod directory;
 pub mod nar;
+mod service;
 mod store;
 pub(crate) mod wire;
 
@@ -33,7 +40,8 @@ use thiserror::Error;
 
 pub use blob::{BlobReader, BlobService, CHUNK_AVG, CHUNK_MAX, CHUNK_MIN};
 pub use directory::{validate_name, validate_symlink_target, Directory, DirectoryService, Node};
-pub use store::{default_store_dir, default_store_url, Store, VerifyReport};
+pub use service::{open, StoreService};
+pub use store::{check_nar_hash, default_store_dir, default_store_url, Store, VerifyReport};
 
 /// Length of a BLAKE3 digest in bytes.
 pub const B3_LEN: usize = 32;
@@ -201,6 +209,22 @@ pub enum StoreError {
         url: String,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// A message received from another store process is invalid.
+    #[error("invalid {what} received: {reason}")]
+    InvalidMessage {
+        /// What was received.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A store server could not be reached or failed.
+    #[error("store server {url}: {message}")]
+    Remote {
+        /// The server's URL.
+        url: String,
+        /// What went wrong.
+        message: String,
     },
     /// The NAR hash of a path does not match its path info.
     #[error("path '{path}' has NAR hash {actual} (size {actual_size}), but its path info says {expected} (size {expected_size})")]

@@ -11,12 +11,12 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{BlobService, Directory, DirectoryService, Node, StoreError};
+use super::{B3Digest, BlobService, Directory, DirectoryService, Node, StoreError};
 use crate::hash::{HashAlgo, HashEncoding, NixHash};
 use crate::nar::{NarEncoder, NarError, NarHasher, NarVisitor};
 use crate::pathinfo::{PathInfo, PathInfoService};
@@ -34,12 +34,14 @@ where
 {
     let mut enc = NarEncoder::new(w);
     let mut stack: RenderStack = Vec::new();
-    write_node(store, &mut enc, None, node, &mut stack)?;
+    // One copy buffer for all files.
+    let mut buf = vec![0u8; 64 * 1024];
+    write_node(store, &mut enc, None, node, &mut stack, &mut buf)?;
     while let Some((entries, idx)) = stack.last_mut() {
         if *idx < entries.len() {
             let (name, child) = entries[*idx].clone();
             *idx += 1;
-            write_node(store, &mut enc, Some(&name), &child, &mut stack)?;
+            write_node(store, &mut enc, Some(&name), &child, &mut stack, &mut buf)?;
         } else {
             stack.pop();
             enc.end_directory(!stack.is_empty())?;
@@ -55,6 +57,7 @@ fn write_node<S, W>(
     name: Option<&[u8]>,
     node: &Node,
     stack: &mut RenderStack,
+    buf: &mut [u8],
 ) -> Result<(), StoreError>
 where
     S: BlobService + DirectoryService + ?Sized,
@@ -78,10 +81,9 @@ where
                 });
             }
             enc.begin_file(name, *executable, *size)?;
-            let mut buf = vec![0u8; 64 * 1024];
             let mut copied: u64 = 0;
             loop {
-                let n = r.read(&mut buf).map_err(StoreError::from_io)?;
+                let n = r.read(buf).map_err(StoreError::from_io)?;
                 if n == 0 {
                     break;
                 }
@@ -320,11 +322,82 @@ pub fn absolute_path(p: &Path) -> io::Result<PathBuf> {
     Ok(out)
 }
 
+/// Files up to this size are read whole and stored by the blob worker of
+/// [`ingest_path`]; larger ones are streamed on the walking thread.
+const WORKER_BLOB_MAX: u64 = super::CHUNK_MAX as u64;
+
+/// Stores small files on a thread of its own, in the order they are handed over, so
+/// chunking, BLAKE3 and writing overlap with walking the tree and hashing the NAR.
+struct BlobWorker {
+    jobs: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    results: std::sync::mpsc::Receiver<Result<B3Digest, StoreError>>,
+    sent: usize,
+    received: Vec<B3Digest>,
+}
+
+impl BlobWorker {
+    /// Hands a file's contents over; returns its job number.
+    fn submit(&mut self, data: Vec<u8>) -> Result<usize, StoreError> {
+        let jobs = self.jobs.as_ref().ok_or_else(Self::gone)?;
+        if jobs.send(data).is_err() {
+            // The worker stopped after an error; its result says which.
+            self.digest(self.sent)?;
+            return Err(Self::gone());
+        }
+        self.sent += 1;
+        Ok(self.sent - 1)
+    }
+
+    /// The digest of job `n`, waiting for it if needed.
+    fn digest(&mut self, n: usize) -> Result<B3Digest, StoreError> {
+        while self.received.len() <= n {
+            let r = self.results.recv().map_err(|_| Self::gone())?;
+            self.received.push(r?);
+        }
+        Ok(self.received[n])
+    }
+
+    fn gone() -> StoreError {
+        StoreError::Io(io::Error::other("the blob storing thread stopped"))
+    }
+}
+
+/// A directory entry whose node is known once the blob worker is done with it.
+enum Pending {
+    Node(Node),
+    File {
+        job: usize,
+        size: u64,
+        executable: bool,
+    },
+}
+
+impl Pending {
+    fn resolve(self, worker: &mut BlobWorker) -> Result<Node, StoreError> {
+        match self {
+            Pending::Node(n) => Ok(n),
+            Pending::File {
+                job,
+                size,
+                executable,
+            } => Ok(Node::File {
+                digest: worker.digest(job)?,
+                size,
+                executable,
+            }),
+        }
+    }
+}
+
 /// Stores the file system object at `path` in the castore (not following a symlink at
 /// `path` or below) and returns its root node and NAR sha256 and size.
+///
+/// The tree is read once, on this thread; the NAR is hashed on a second thread and small
+/// files are stored on a third (large ones are streamed here), so the work spreads over
+/// the cores.
 pub fn ingest_path<S>(store: &S, path: &Path) -> Result<(Node, NixHash, u64), StoreError>
 where
-    S: BlobService + DirectoryService + ?Sized,
+    S: BlobService + DirectoryService + Sync + ?Sized,
 {
     ingest_path_filtered(store, path, |_, _| Ok(true))
 }
@@ -335,6 +408,41 @@ where
 pub fn ingest_path_filtered<S, F>(
     store: &S,
     path: &Path,
+    filter: F,
+) -> Result<(Node, NixHash, u64), StoreError>
+where
+    S: BlobService + DirectoryService + Sync + ?Sized,
+    F: FnMut(&Path, &fs::Metadata) -> io::Result<bool>,
+{
+    std::thread::scope(|scope| {
+        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
+        let (result_tx, results) = std::sync::mpsc::channel();
+        scope.spawn(move || {
+            for data in job_rx {
+                let r = store.put_blob(&mut data.as_slice()).map(|(d, _)| d);
+                let failed = r.is_err();
+                if result_tx.send(r).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let mut worker = BlobWorker {
+            jobs: Some(jobs),
+            results,
+            sent: 0,
+            received: Vec::new(),
+        };
+        let res = walk_and_ingest(store, path, &mut worker, filter);
+        // Let the worker finish (or stop) before the scope joins it.
+        worker.jobs = None;
+        res
+    })
+}
+
+fn walk_and_ingest<S, F>(
+    store: &S,
+    path: &Path,
+    worker: &mut BlobWorker,
     mut filter: F,
 ) -> Result<(Node, NixHash, u64), StoreError>
 where
@@ -345,17 +453,17 @@ where
         let p = p.to_path_buf();
         move |source| StoreError::Path { path: p, source }
     };
-    let mut enc = NarEncoder::new(BufWriter::with_capacity(64 * 1024, NarHasher::new()));
+    let mut enc = NarEncoder::new(BackgroundNarHasher::new());
 
     struct Frame {
         path: PathBuf,
         name: Option<Vec<u8>>,
         names: Vec<Vec<u8>>,
         idx: usize,
-        dir: Directory,
+        entries: Vec<(Vec<u8>, Pending)>,
     }
     let mut stack: Vec<Frame> = Vec::new();
-    let mut root: Option<Node> = None;
+    let mut root: Option<Pending> = None;
     // The next object to visit: (path, name in its parent, its metadata if already read).
     let mut next: Option<(PathBuf, Option<Vec<u8>>, Option<fs::Metadata>)> =
         Some((path.to_path_buf(), None, None));
@@ -372,28 +480,43 @@ where
                     .into_os_string()
                     .into_vec();
                 enc.write_symlink(name.as_deref(), &target)?;
-                Some(Node::Symlink { target })
+                Some(Pending::Node(Node::Symlink { target }))
             } else if ft.is_file() {
                 let f = fs::File::open(&p).map_err(perr(&p))?;
                 let size = meta.len();
                 let executable = meta.permissions().mode() & 0o100 != 0;
                 enc.begin_file(name.as_deref(), executable, size)?;
-                let mut tee = TeeReader {
-                    r: f,
-                    enc: &mut enc,
-                    limit: size,
-                    read: 0,
+                let pending = if size <= WORKER_BLOB_MAX {
+                    let mut data = Vec::with_capacity(size as usize);
+                    f.take(size).read_to_end(&mut data).map_err(perr(&p))?;
+                    if data.len() as u64 != size {
+                        return Err(StoreError::Nar(NarError::FileChanged(p)));
+                    }
+                    enc.write_contents(&data)?;
+                    Pending::File {
+                        job: worker.submit(data)?,
+                        size,
+                        executable,
+                    }
+                } else {
+                    let mut tee = TeeReader {
+                        r: f,
+                        enc: &mut enc,
+                        limit: size,
+                        read: 0,
+                    };
+                    let (digest, got) = store.put_blob(&mut tee)?;
+                    if got != size {
+                        return Err(StoreError::Nar(NarError::FileChanged(p)));
+                    }
+                    Pending::Node(Node::File {
+                        digest,
+                        size,
+                        executable,
+                    })
                 };
-                let (digest, got) = store.put_blob(&mut tee)?;
-                if got != size {
-                    return Err(StoreError::Nar(NarError::FileChanged(p)));
-                }
                 enc.end_file(name.is_some(), size)?;
-                Some(Node::File {
-                    digest,
-                    size,
-                    executable,
-                })
+                Some(pending)
             } else if ft.is_dir() {
                 let mut names: Vec<Vec<u8>> = fs::read_dir(&p)
                     .map_err(perr(&p))?
@@ -407,7 +530,7 @@ where
                     name: name.clone(),
                     names,
                     idx: 0,
-                    dir: Directory::new(),
+                    entries: Vec::new(),
                 });
                 None
             } else {
@@ -415,7 +538,7 @@ where
             };
             if let Some(node) = node {
                 match (stack.last_mut(), name) {
-                    (Some(parent), Some(n)) => parent.dir.add(n, node)?,
+                    (Some(parent), Some(n)) => parent.entries.push((n, node)),
                     _ => root = Some(node),
                 }
             }
@@ -441,25 +564,95 @@ where
         }
         let Some(frame) = stack.pop() else { break };
         enc.end_directory(frame.name.is_some())?;
-        let size = frame.dir.size();
-        let digest = store.put_directory(&frame.dir)?;
-        let node = Node::Directory { digest, size };
+        let mut dir = Directory::new();
+        for (n, pending) in frame.entries {
+            dir.add(n, pending.resolve(worker)?)?;
+        }
+        let size = dir.size();
+        let digest = store.put_directory(&dir)?;
+        let node = Pending::Node(Node::Directory { digest, size });
         match (stack.last_mut(), frame.name) {
-            (Some(parent), Some(n)) => parent.dir.add(n, node)?,
+            (Some(parent), Some(n)) => parent.entries.push((n, node)),
             _ => root = Some(node),
         }
     }
-    let root = root.ok_or(StoreError::Decode {
-        what: "file system path",
-        reason: "nothing was read",
-    })?;
+    let root = root
+        .ok_or(StoreError::Decode {
+            what: "file system path",
+            reason: "nothing was read",
+        })?
+        .resolve(worker)?;
     enc.flush()?;
-    let hasher = enc
-        .into_inner()
-        .into_inner()
-        .map_err(|e| StoreError::Io(e.into_error()))?;
-    let (hash, size) = hasher.finish();
+    let (hash, size) = enc.into_inner().finish()?;
     Ok((root, hash, size))
+}
+
+/// A NAR hasher on its own thread: `ingest_path` reads every byte once and both chunks
+/// and stores it (BLAKE3, FastCDC, writes) and hashes the NAR (sha256); running the sha256
+/// on another core takes it off the critical path.
+struct BackgroundNarHasher {
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<NarHasher>>,
+}
+
+/// Bytes handed to the hashing thread at once.
+const HASH_BATCH: usize = 1 << 20;
+
+impl BackgroundNarHasher {
+    fn new() -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::spawn(move || {
+            let mut h = NarHasher::new();
+            for b in rx {
+                // Hashing into memory cannot fail.
+                let _ = h.write_all(&b);
+            }
+            h
+        });
+        BackgroundNarHasher {
+            buf: Vec::with_capacity(HASH_BATCH),
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(HASH_BATCH));
+        match &self.tx {
+            Some(tx) if tx.send(full).is_ok() => Ok(()),
+            _ => Err(io::Error::other("the NAR hashing thread stopped")),
+        }
+    }
+
+    /// The NAR's sha256 and size.
+    fn finish(mut self) -> Result<(NixHash, u64), StoreError> {
+        self.send()?;
+        self.tx = None;
+        let h = self
+            .thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .ok_or_else(|| StoreError::Io(io::Error::other("the NAR hashing thread failed")))?;
+        Ok(h.finish())
+    }
+}
+
+impl Write for BackgroundNarHasher {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= HASH_BATCH {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Adds the file system object at `path` as `nix-store --add` does: the store path is the
@@ -467,7 +660,7 @@ where
 /// info (CA `fixed:r:sha256:<nix32>`) is registered once its contents are stored.
 pub fn import_path<S>(store: &S, store_dir: &StoreDir, path: &Path) -> Result<PathInfo, StoreError>
 where
-    S: BlobService + DirectoryService + PathInfoService + ?Sized,
+    S: BlobService + DirectoryService + PathInfoService + Sync + ?Sized,
 {
     let abs = absolute_path(path).map_err(|source| StoreError::Path {
         path: path.to_path_buf(),

@@ -15,7 +15,6 @@ use crate::store_path::StorePath;
 pub struct Store {
     backend: Box<dyn Backend>,
     url: String,
-    local_dir: Option<PathBuf>,
 }
 
 /// The directory of the default local store: `$XDG_DATA_HOME/tvix/store`, else
@@ -42,7 +41,6 @@ impl Store {
         Store {
             backend: Box::new(MemoryBackend::default()),
             url: "memory://".into(),
-            local_dir: None,
         }
     }
 
@@ -51,7 +49,6 @@ impl Store {
         Ok(Store {
             backend: Box::new(LocalBackend::open(dir)?),
             url: format!("local://{}", dir.display()),
-            local_dir: Some(dir.to_path_buf()),
         })
     }
 
@@ -86,11 +83,9 @@ impl Store {
         &self.url
     }
 
-    /// For a local store, the file holding chunk `d` (whether or not it exists).
-    pub fn chunk_file(&self, d: &B3Digest) -> Option<PathBuf> {
-        let dir = self.local_dir.as_ref()?;
-        let hex = d.to_hex();
-        Some(dir.join("chunks").join(&hex[..2]).join(hex))
+    /// For a local store, where chunk `d` is stored: its pack file, offset and length.
+    pub fn chunk_location(&self, d: &B3Digest) -> Result<Option<(PathBuf, u64, u64)>, StoreError> {
+        self.backend.chunk_location(d)
     }
 
     /// The chunks of a blob, in order: (digest, length).
@@ -154,7 +149,16 @@ impl Store {
             let d = B3Digest(arr);
             let res = (|| -> Result<(), StoreError> {
                 let mut r = self.open_blob(&d)?.ok_or(StoreError::BlobNotFound(d))?;
-                io::copy(&mut r, &mut io::sink()).map_err(StoreError::from_io)?;
+                // Chunks are checked as they are read; the manifest by the whole digest.
+                let mut hasher = blake3::Hasher::new();
+                io::copy(&mut r, &mut hasher).map_err(StoreError::from_io)?;
+                let actual = B3Digest(*hasher.finalize().as_bytes());
+                if actual != d {
+                    return Err(StoreError::CorruptBlob {
+                        expected: d,
+                        actual,
+                    });
+                }
                 Ok(())
             })();
             if let Err(e) = res {
@@ -200,18 +204,7 @@ impl Store {
                         reason: "stored under the wrong key",
                     });
                 }
-                let hasher = super::nar::write_nar(self, &info.node, NarHasher::new())?;
-                let (hash, size) = hasher.finish();
-                if hash.digest() != info.nar_sha256 || size != info.nar_size {
-                    return Err(StoreError::NarHashMismatch {
-                        path: info.store_path.to_base_name(),
-                        expected: info.nar_hash_string(),
-                        expected_size: info.nar_size,
-                        actual: hash.to_prefixed(crate::hash::HashEncoding::Nix32),
-                        actual_size: size,
-                    });
-                }
-                Ok(())
+                check_nar_hash(self, &info)
             })();
             if let Err(e) = res {
                 let name =
@@ -225,7 +218,27 @@ impl Store {
     }
 }
 
-/// What [`Store::verify`] checked and found.
+/// Renders the NAR of a registered path (reading every blob and directory it needs, which
+/// the services verify) and checks it against the NAR hash and size of its path info.
+pub fn check_nar_hash<S>(store: &S, info: &PathInfo) -> Result<(), StoreError>
+where
+    S: BlobService + DirectoryService + ?Sized,
+{
+    let hasher = super::nar::write_nar(store, &info.node, NarHasher::new())?;
+    let (hash, size) = hasher.finish();
+    if hash.digest() != info.nar_sha256 || size != info.nar_size {
+        return Err(StoreError::NarHashMismatch {
+            path: info.store_path.to_base_name(),
+            expected: info.nar_hash_string(),
+            expected_size: info.nar_size,
+            actual: hash.to_prefixed(crate::hash::HashEncoding::Nix32),
+            actual_size: size,
+        });
+    }
+    Ok(())
+}
+
+/// What a store's `verify` checked and found.
 #[derive(Clone, Debug, Default)]
 pub struct VerifyReport {
     /// Chunks re-hashed.
@@ -254,8 +267,11 @@ impl BlobService for Store {
     }
 
     fn open_blob(&self, digest: &B3Digest) -> Result<Option<BlobReader<'_>>, StoreError> {
-        Ok(blob::manifest(&*self.backend, digest)?
-            .map(|m| BlobReader::new(&*self.backend, *digest, m)))
+        Ok(blob::manifest(&*self.backend, digest)?.map(|m| {
+            let size = m.size;
+            let chunks = blob::ChunkReader::new(&*self.backend, m);
+            BlobReader::new(size, Box::new(chunks))
+        }))
     }
 }
 

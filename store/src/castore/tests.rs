@@ -74,9 +74,11 @@ fn corrupt_chunk_is_detected_not_returned() {
     let (d, _) = store.put_blob(&mut data.as_slice()).unwrap();
     let chunks = store.blob_chunks(&d).unwrap().unwrap();
     let (victim, _) = chunks[1];
-    let f = store.chunk_file(&victim).unwrap();
+    // Reading it back once also writes out the pack's buffer.
+    assert_eq!(read_all(&store, &d).unwrap(), data);
+    let (f, offset, _) = store.chunk_location(&victim).unwrap().unwrap();
     let mut bytes = std::fs::read(&f).unwrap();
-    bytes[10] ^= 0x01;
+    bytes[offset as usize + 10] ^= 0x01;
     std::fs::write(&f, &bytes).unwrap();
 
     let mut r = store.open_blob(&d).unwrap().unwrap();
@@ -92,7 +94,13 @@ fn corrupt_chunk_is_detected_not_returned() {
     let report = store.verify().unwrap();
     assert!(!report.problems.is_empty());
 
-    std::fs::remove_file(&f).unwrap();
+    // Cut the pack short before the chunk.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(offset)
+        .unwrap();
     match read_all(&store, &d) {
         Err(StoreError::MissingChunk(m)) => assert_eq!(m, victim),
         other => panic!("unexpected {other:?}"),
@@ -410,4 +418,28 @@ fn two_handles_on_one_local_store() {
     assert_eq!(write_nar(&b, &info.node, Vec::new()).unwrap(), nar);
     import_nar(&b, nar.as_slice(), sp.clone(), vec![], None).unwrap();
     assert_eq!(a.list_path_infos().unwrap().len(), 1);
+}
+
+#[test]
+fn blobs_around_the_in_memory_limit() {
+    let store = Store::memory();
+    for len in [
+        0,
+        1,
+        CHUNK_MIN - 1,
+        CHUNK_MIN + 1,
+        CHUNK_MAX,
+        CHUNK_MAX + 1,
+        3 * CHUNK_MAX,
+    ] {
+        let data = pseudo_random(len, len as u64 + 7);
+        let (d, size) = store.put_blob(&mut data.as_slice()).unwrap();
+        assert_eq!(d, B3Digest::of(&data), "{len}");
+        assert_eq!(size, len as u64);
+        assert_eq!(read_all(&store, &d).unwrap(), data, "{len}");
+        let chunks = store.blob_chunks(&d).unwrap().unwrap();
+        assert_eq!(chunks.iter().map(|c| c.1).sum::<u64>(), len as u64);
+        assert!(chunks.iter().all(|c| c.1 <= CHUNK_MAX as u64));
+        assert_eq!(chunks.is_empty(), len == 0);
+    }
 }

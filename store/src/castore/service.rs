@@ -1,0 +1,60 @@
+//! [`StoreService`]: everything a store offers, whatever it is backed by, and [`open`],
+//! which turns a store URL into one.
+
+use super::store::{check_nar_hash, Store, VerifyReport};
+use super::{BlobService, DirectoryService, StoreError};
+use crate::pathinfo::PathInfoService;
+
+/// A store: blobs, directories and path info behind one handle, usable from several
+/// threads. [`open`] returns one for any store URL.
+pub trait StoreService: BlobService + DirectoryService + PathInfoService + Send + Sync {
+    /// The URL the store was opened with.
+    fn url(&self) -> &str;
+
+    /// Re-hashes what the store holds and collects every problem found. The default
+    /// re-renders the NAR of every registered path (reading, and so verifying, every blob
+    /// and directory it needs) and compares it with the path info; stores that can see
+    /// their own storage check more.
+    fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut report = VerifyReport::default();
+        for info in self.list_path_infos()? {
+            report.paths += 1;
+            if let Err(e) = check_nar_hash(self, &info) {
+                report
+                    .problems
+                    .push(format!("path {}: {e}", info.store_path.hash_part()));
+            }
+        }
+        Ok(report)
+    }
+}
+
+impl StoreService for Store {
+    fn url(&self) -> &str {
+        Store::url(self)
+    }
+
+    fn verify(&self) -> Result<VerifyReport, StoreError> {
+        Store::verify(self)
+    }
+}
+
+/// Opens the store a URL names:
+///
+/// - `memory://`: a fresh in-memory store;
+/// - `local://` (the default directory, see [`super::default_store_dir`]),
+///   `local:///absolute/dir` or an absolute directory path: the embedded local store;
+/// - `grpc+unix:///path/to/socket` and `grpc+http://HOST:PORT`: a client of
+///   `tvix store daemon` (feature `grpc`).
+pub fn open(url: &str) -> Result<Box<dyn StoreService>, StoreError> {
+    if url.starts_with("grpc+") {
+        #[cfg(feature = "grpc")]
+        return Ok(Box::new(crate::grpc::GrpcStore::connect(url)?));
+        #[cfg(not(feature = "grpc"))]
+        return Err(StoreError::BadUrl {
+            url: url.to_string(),
+            reason: "this build has no gRPC support (feature `grpc`)",
+        });
+    }
+    Ok(Box::new(Store::open(url)?))
+}

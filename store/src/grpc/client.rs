@@ -1,0 +1,475 @@
+//! [`GrpcStore`]: the store services implemented by calls to a store daemon.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+
+use tokio::runtime::{Handle, Runtime};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status, Streaming};
+
+use super::convert::{
+    digest_from, directory_from_proto, directory_to_proto, invalid, path_info_from_proto,
+    path_info_to_proto,
+};
+use super::proto::blob_service_client::BlobServiceClient;
+use super::proto::directory_service_client::DirectoryServiceClient;
+use super::proto::path_info_service_client::PathInfoServiceClient;
+use super::proto::{self, BlobChunk};
+use super::{
+    read_full, Target, BLOB_SIZE_HEADER, CONNECTION_WINDOW, MAX_BLOB_PIECE, MAX_MESSAGE,
+    SEND_PIECE, STREAM_WINDOW,
+};
+use crate::castore::{
+    B3Digest, BlobReader, BlobService, Directory, DirectoryService, Node, StoreError, StoreService,
+};
+use crate::pathinfo::{PathInfo, PathInfoService};
+use crate::store_path::StorePath;
+
+/// A client of a store daemon (`grpc+unix:///socket` or `grpc+http://HOST:PORT`). It owns
+/// a small tokio runtime and blocks on it, so it can be used from synchronous code (but
+/// not from inside an async task).
+pub struct GrpcStore {
+    url: String,
+    rt: Runtime,
+    blobs: BlobServiceClient<Channel>,
+    directories: DirectoryServiceClient<Channel>,
+    path_infos: PathInfoServiceClient<Channel>,
+}
+
+impl GrpcStore {
+    /// Connects to the daemon a `grpc+unix://` or `grpc+http://` URL names.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let target = Target::parse(url)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tvix-store-grpc")
+            .enable_all()
+            .build()?;
+        let remote = |message: String| StoreError::Remote {
+            url: url.to_string(),
+            message,
+        };
+        let channel = match target {
+            Target::Http(uri) => {
+                let ep = tune(Endpoint::from_shared(uri).map_err(|e| remote(e.to_string()))?);
+                rt.block_on(ep.connect())
+                    .map_err(|e| remote(format!("cannot connect: {}", source_chain(&e))))?
+            }
+            Target::Unix(path) => {
+                // The URI is required by the API but unused: the connector picks the socket.
+                let ep = tune(Endpoint::from_static("http://localhost"));
+                let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+                    let path = path.clone();
+                    async move {
+                        let s = tokio::net::UnixStream::connect(path).await?;
+                        Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(s))
+                    }
+                });
+                rt.block_on(ep.connect_with_connector(connector))
+                    .map_err(|e| remote(format!("cannot connect: {}", source_chain(&e))))?
+            }
+        };
+        Ok(GrpcStore {
+            url: url.to_string(),
+            blobs: BlobServiceClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            directories: DirectoryServiceClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            path_infos: PathInfoServiceClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            rt,
+        })
+    }
+
+    /// The error for a failed call.
+    fn remote(&self, s: Status) -> StoreError {
+        StoreError::Remote {
+            url: self.url.clone(),
+            message: status_text(&s),
+        }
+    }
+}
+
+/// Connection settings for bulk transfers.
+fn tune(ep: Endpoint) -> Endpoint {
+    ep.initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .tcp_nodelay(true)
+}
+
+/// An error and its causes, `: `-separated (transport errors hide the useful part).
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+fn status_text(s: &Status) -> String {
+    if s.message().is_empty() {
+        format!("{:?}", s.code())
+    } else {
+        s.message().to_string()
+    }
+}
+
+/// Reads a downloaded blob, re-hashing it: a blob whose bytes do not add up to its digest
+/// and size fails at its end.
+struct RemoteBlobReader {
+    handle: Handle,
+    stream: Streaming<BlobChunk>,
+    digest: B3Digest,
+    size: u64,
+    received: u64,
+    hasher: blake3::Hasher,
+    buf: prost::bytes::Bytes,
+    done: bool,
+}
+
+impl RemoteBlobReader {
+    fn next_piece(&mut self) -> Result<bool, StoreError> {
+        let msg = self
+            .handle
+            .block_on(self.stream.message())
+            .map_err(|s| StoreError::Io(io::Error::other(status_text(&s))))?;
+        let Some(chunk) = msg else {
+            self.done = true;
+            let actual = B3Digest(*self.hasher.finalize().as_bytes());
+            if self.received != self.size {
+                return Err(StoreError::SizeMismatch {
+                    what: "blob",
+                    digest: self.digest,
+                    expected: self.size,
+                    actual: self.received,
+                });
+            }
+            if actual != self.digest {
+                return Err(StoreError::CorruptBlob {
+                    expected: self.digest,
+                    actual,
+                });
+            }
+            return Ok(false);
+        };
+        if chunk.data.len() > MAX_BLOB_PIECE {
+            return Err(invalid(
+                "blob piece",
+                format!("{} bytes is more than {MAX_BLOB_PIECE}", chunk.data.len()),
+            ));
+        }
+        self.received += chunk.data.len() as u64;
+        if self.received > self.size {
+            return Err(StoreError::SizeMismatch {
+                what: "blob",
+                digest: self.digest,
+                expected: self.size,
+                actual: self.received,
+            });
+        }
+        self.hasher.update(&chunk.data);
+        self.buf = chunk.data;
+        Ok(true)
+    }
+}
+
+impl Read for RemoteBlobReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        while self.buf.is_empty() {
+            if self.done || !self.next_piece().map_err(StoreError::into_io)? {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        let _ = self.buf.split_to(n);
+        Ok(n)
+    }
+}
+
+impl BlobService for GrpcStore {
+    fn put_blob(&self, r: &mut dyn Read) -> Result<(B3Digest, u64), StoreError> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<BlobChunk>(4);
+        let mut client = self.blobs.clone();
+        let call = self
+            .rt
+            .spawn(async move { client.put(ReceiverStream::new(rx)).await });
+        let mut buf = vec![0u8; SEND_PIECE];
+        let mut sent: u64 = 0;
+        loop {
+            let n = match read_full(r, &mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    // Abort the call so the server does not store a truncated blob.
+                    call.abort();
+                    return Err(StoreError::from_io(e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            sent += n as u64;
+            let piece = BlobChunk {
+                data: prost::bytes::Bytes::copy_from_slice(&buf[..n]),
+            };
+            if tx.blocking_send(piece).is_err() {
+                // The call ended early; its status says why.
+                break;
+            }
+        }
+        drop(tx);
+        let resp = self
+            .rt
+            .block_on(call)
+            .map_err(|e| StoreError::Io(io::Error::other(e)))?
+            .map_err(|s| self.remote(s))?
+            .into_inner();
+        let digest = digest_from("blob upload response", &resp.digest)?;
+        if resp.size != sent {
+            return Err(invalid(
+                "blob upload response",
+                format!("the server stored {} bytes, {sent} were sent", resp.size),
+            ));
+        }
+        Ok((digest, resp.size))
+    }
+
+    fn has_blob(&self, digest: &B3Digest) -> Result<bool, StoreError> {
+        Ok(self.blob_size(digest)?.is_some())
+    }
+
+    fn blob_size(&self, digest: &B3Digest) -> Result<Option<u64>, StoreError> {
+        let mut client = self.blobs.clone();
+        let req = proto::StatBlobRequest {
+            digest: digest.0.to_vec().into(),
+        };
+        let resp = self
+            .rt
+            .block_on(client.stat(req))
+            .map_err(|s| self.remote(s))?
+            .into_inner();
+        Ok(resp.found.then_some(resp.size))
+    }
+
+    fn open_blob(&self, digest: &B3Digest) -> Result<Option<BlobReader<'_>>, StoreError> {
+        let mut client = self.blobs.clone();
+        let req = proto::ReadBlobRequest {
+            digest: digest.0.to_vec().into(),
+        };
+        let resp = match self.rt.block_on(client.read(req)) {
+            Ok(r) => r,
+            Err(s) if s.code() == Code::NotFound => return Ok(None),
+            Err(s) => return Err(self.remote(s)),
+        };
+        let size = resp
+            .metadata()
+            .get(BLOB_SIZE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| invalid("blob read response", "no valid blob size"))?;
+        let stream = resp.into_inner();
+        let reader = RemoteBlobReader {
+            handle: self.rt.handle().clone(),
+            stream,
+            digest: *digest,
+            size,
+            received: 0,
+            hasher: blake3::Hasher::new(),
+            buf: Default::default(),
+            done: false,
+        };
+        Ok(Some(BlobReader::new(size, Box::new(reader))))
+    }
+}
+
+impl GrpcStore {
+    /// Calls DirectoryService.Get and returns the stream, or `None` if the directory is
+    /// absent.
+    fn directory_stream(
+        &self,
+        digest: &B3Digest,
+        recursive: bool,
+    ) -> Result<Option<Streaming<proto::Directory>>, StoreError> {
+        let mut client = self.directories.clone();
+        let req = proto::GetDirectoryRequest {
+            digest: digest.0.to_vec().into(),
+            recursive,
+        };
+        match self.rt.block_on(client.get(req)) {
+            Ok(r) => Ok(Some(r.into_inner())),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(self.remote(s)),
+        }
+    }
+
+    fn next_directory(
+        &self,
+        stream: &mut Streaming<proto::Directory>,
+    ) -> Result<Option<(B3Digest, Directory)>, StoreError> {
+        match self.rt.block_on(stream.message()) {
+            Ok(Some(m)) => {
+                let dir = directory_from_proto(m)?;
+                Ok(Some((dir.digest(), dir)))
+            }
+            Ok(None) => Ok(None),
+            Err(s) if s.code() == Code::NotFound => {
+                Err(invalid("directory stream", status_text(&s)))
+            }
+            Err(s) => Err(self.remote(s)),
+        }
+    }
+}
+
+impl DirectoryService for GrpcStore {
+    fn put_directory(&self, dir: &Directory) -> Result<B3Digest, StoreError> {
+        let mut client = self.directories.clone();
+        let msg = directory_to_proto(dir);
+        let resp = self
+            .rt
+            .block_on(client.put(tokio_stream::once(msg)))
+            .map_err(|s| self.remote(s))?
+            .into_inner();
+        let got = digest_from("directory upload response", &resp.root_digest)?;
+        let digest = dir.digest();
+        if got != digest {
+            return Err(StoreError::CorruptDirectory {
+                expected: digest,
+                actual: got,
+            });
+        }
+        Ok(digest)
+    }
+
+    fn get_directory(&self, digest: &B3Digest) -> Result<Option<Directory>, StoreError> {
+        let Some(mut stream) = self.directory_stream(digest, false)? else {
+            return Ok(None);
+        };
+        let (got, dir) = self
+            .next_directory(&mut stream)?
+            .ok_or_else(|| invalid("directory stream", "the server sent no directory"))?;
+        if got != *digest {
+            return Err(StoreError::CorruptDirectory {
+                expected: *digest,
+                actual: got,
+            });
+        }
+        if self.next_directory(&mut stream)?.is_some() {
+            return Err(invalid("directory stream", "more than one directory"));
+        }
+        Ok(Some(dir))
+    }
+
+    /// One call streams the whole tree. Each directory must be one that an earlier one
+    /// (or the request) points to, with the size the pointing node records, and must come
+    /// once; every directory pointed to must arrive.
+    fn get_directory_recursive(
+        &self,
+        digest: &B3Digest,
+    ) -> Result<Vec<(B3Digest, Directory)>, StoreError> {
+        let mut stream = self
+            .directory_stream(digest, true)?
+            .ok_or(StoreError::DirectoryNotFound(*digest))?;
+        // Directories pointed to but not received yet: digest -> size recorded (none for
+        // the root).
+        let mut wanted: HashMap<B3Digest, Option<u64>> = HashMap::from([(*digest, None)]);
+        let mut received = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        while let Some((d, dir)) = self.next_directory(&mut stream)? {
+            let Some(size) = wanted.remove(&d) else {
+                return Err(invalid(
+                    "directory stream",
+                    format!("directory {d} was not asked for or came twice"),
+                ));
+            };
+            if let Some(size) = size.filter(|s| *s != dir.size()) {
+                return Err(StoreError::SizeMismatch {
+                    what: "directory",
+                    digest: d,
+                    expected: size,
+                    actual: dir.size(),
+                });
+            }
+            received.insert(d);
+            for (_, node) in dir.entries() {
+                if let Node::Directory { digest, size } = node {
+                    if !received.contains(digest) {
+                        wanted.insert(*digest, Some(*size));
+                    }
+                }
+            }
+            out.push((d, dir));
+        }
+        if let Some(missing) = wanted.keys().next() {
+            return Err(StoreError::DirectoryNotFound(*missing));
+        }
+        Ok(out)
+    }
+}
+
+impl PathInfoService for GrpcStore {
+    fn put_path_info(&self, info: &PathInfo) -> Result<(), StoreError> {
+        let mut client = self.path_infos.clone();
+        self.rt
+            .block_on(client.put(path_info_to_proto(info)))
+            .map_err(|s| self.remote(s))?;
+        Ok(())
+    }
+
+    fn get_path_info(&self, path: &StorePath) -> Result<Option<PathInfo>, StoreError> {
+        let mut client = self.path_infos.clone();
+        let req = proto::GetPathInfoRequest {
+            store_path: path.to_base_name(),
+        };
+        let msg = match self.rt.block_on(client.get(req)) {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == Code::NotFound => return Ok(None),
+            Err(s) => return Err(self.remote(s)),
+        };
+        let info = path_info_from_proto(msg)?;
+        if info.store_path != *path {
+            return Err(invalid(
+                "path info",
+                format!(
+                    "asked for {}, got {}",
+                    path.to_base_name(),
+                    info.store_path.to_base_name()
+                ),
+            ));
+        }
+        Ok(Some(info))
+    }
+
+    fn list_path_infos(&self) -> Result<Vec<PathInfo>, StoreError> {
+        let mut client = self.path_infos.clone();
+        let mut stream = self
+            .rt
+            .block_on(client.list(proto::ListPathInfoRequest {}))
+            .map_err(|s| self.remote(s))?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(m) = self
+            .rt
+            .block_on(stream.message())
+            .map_err(|s| self.remote(s))?
+        {
+            out.push(path_info_from_proto(m)?);
+        }
+        Ok(out)
+    }
+}
+
+impl StoreService for GrpcStore {
+    fn url(&self) -> &str {
+        &self.url
+    }
+}

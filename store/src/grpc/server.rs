@@ -1,0 +1,421 @@
+//! [`Server`]: serves a [`StoreService`] over the store protocol.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tokio_stream::Stream;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::{
+    digest_from, directory_from_proto, directory_to_proto, invalid, path_info_from_proto,
+    path_info_to_proto, store_path_from,
+};
+use super::proto::blob_service_server::BlobServiceServer;
+use super::proto::directory_service_server::DirectoryServiceServer;
+use super::proto::path_info_service_server::PathInfoServiceServer;
+use super::proto::{self, BlobChunk};
+use super::{
+    read_full, status_of, ListenAddr, BLOB_SIZE_HEADER, CONNECTION_WINDOW, MAX_BLOB_PIECE,
+    MAX_MESSAGE, SEND_PIECE, STREAM_WINDOW,
+};
+use crate::castore::{StoreError, StoreService};
+
+/// A running server. Dropping it stops the server (open calls are cut) and removes its
+/// unix socket.
+pub struct Server {
+    url: String,
+    socket: Option<PathBuf>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), StoreError>>>,
+}
+
+impl Server {
+    /// Binds `listen` and starts serving `store` on a background thread. Once this
+    /// returns, clients can connect to [`Server::url`].
+    pub fn start(store: Arc<dyn StoreService>, listen: &ListenAddr) -> Result<Server, StoreError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tvix-store-daemon")
+            .enable_all()
+            .build()?;
+        let services = Services { store };
+        let router = tonic::transport::Server::builder()
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .add_service(
+                BlobServiceServer::new(services.clone())
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(
+                DirectoryServiceServer::new(services.clone())
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(
+                PathInfoServiceServer::new(services)
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server_err = |e: tonic::transport::Error| StoreError::Io(io::Error::other(e));
+        let (url, socket, thread) = match listen {
+            ListenAddr::Unix(path) => {
+                remove_stale_socket(path)?;
+                let listener = {
+                    let _guard = rt.enter();
+                    tokio::net::UnixListener::bind(path).map_err(|source| StoreError::Path {
+                        path: path.clone(),
+                        source,
+                    })?
+                };
+                let incoming = UnixListenerStream::new(listener);
+                let thread = std::thread::spawn(move || {
+                    let res = rt.block_on(async move {
+                        tokio::select! {
+                            r = router.serve_with_incoming(incoming) => r.map_err(server_err),
+                            _ = stopped => Ok(()),
+                        }
+                    });
+                    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+                    res
+                });
+                (
+                    format!("grpc+unix://{}", path.display()),
+                    Some(path.clone()),
+                    thread,
+                )
+            }
+            ListenAddr::Tcp(addr) => {
+                let listener = rt.block_on(tokio::net::TcpListener::bind(addr.as_str()))?;
+                let local = listener.local_addr()?;
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                let thread = std::thread::spawn(move || {
+                    let res = rt.block_on(async move {
+                        tokio::select! {
+                            r = router.serve_with_incoming(incoming) => r.map_err(server_err),
+                            _ = stopped => Ok(()),
+                        }
+                    });
+                    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+                    res
+                });
+                (format!("grpc+http://{local}"), None, thread)
+            }
+        };
+        Ok(Server {
+            url,
+            socket,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The store URL clients use to reach this server (with the actual port when
+    /// listening on port 0).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Serves until the server fails (it never stops on its own otherwise).
+    pub fn wait(mut self) -> Result<(), StoreError> {
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Io(io::Error::other("server panicked")))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Some(p) = &self.socket {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Removes a socket file left by a server that is gone; a live one is an error.
+fn remove_stale_socket(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let in_use = |reason: &str| StoreError::Path {
+        path: path.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::AddrInUse, reason.to_string()),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(in_use("exists and is not a socket"));
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(in_use("another server is listening on it"));
+    }
+    std::fs::remove_file(path).map_err(|source| StoreError::Path {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The three services over one store.
+#[derive(Clone)]
+struct Services {
+    store: Arc<dyn StoreService>,
+}
+
+/// Runs a store operation on a blocking thread.
+async fn blocking<T, F>(f: F) -> Result<T, Status>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+        .map_err(|e| status_of(&e))
+}
+
+/// Reads an uploaded blob from the call's stream, checking every piece's size.
+struct UploadReader {
+    handle: Handle,
+    stream: Streaming<BlobChunk>,
+    buf: prost::bytes::Bytes,
+}
+
+impl Read for UploadReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.handle.block_on(self.stream.message()) {
+                Ok(Some(piece)) => {
+                    if piece.data.len() > MAX_BLOB_PIECE {
+                        return Err(invalid(
+                            "blob piece",
+                            format!("{} bytes is more than {MAX_BLOB_PIECE}", piece.data.len()),
+                        )
+                        .into_io());
+                    }
+                    self.buf = piece.data;
+                }
+                Ok(None) => return Ok(0),
+                Err(s) => {
+                    return Err(io::Error::other(format!(
+                        "blob upload failed: {}",
+                        s.message()
+                    )))
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        let _ = self.buf.split_to(n);
+        Ok(n)
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+fn bad(e: StoreError) -> Status {
+    status_of(&e)
+}
+
+#[tonic::async_trait]
+impl proto::blob_service_server::BlobService for Services {
+    async fn put(
+        &self,
+        req: Request<Streaming<BlobChunk>>,
+    ) -> Result<Response<proto::PutBlobResponse>, Status> {
+        let stream = req.into_inner();
+        let store = self.store.clone();
+        let handle = Handle::current();
+        let (digest, size) = blocking(move || {
+            let mut r = UploadReader {
+                handle,
+                stream,
+                buf: Default::default(),
+            };
+            store.put_blob(&mut r)
+        })
+        .await?;
+        Ok(Response::new(proto::PutBlobResponse {
+            digest: digest.0.to_vec().into(),
+            size,
+        }))
+    }
+
+    type ReadStream = BoxStream<BlobChunk>;
+
+    async fn read(
+        &self,
+        req: Request<proto::ReadBlobRequest>,
+    ) -> Result<Response<Self::ReadStream>, Status> {
+        let digest = digest_from("blob read request", &req.get_ref().digest).map_err(bad)?;
+        // One blocking task opens the blob, reports its size (or why it cannot be read)
+        // and then streams it.
+        let (opened_tx, opened) = oneshot::channel::<Result<u64, Status>>();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut r = match store.open_blob(&digest) {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    let _ = opened_tx.send(Err(bad(StoreError::BlobNotFound(digest))));
+                    return;
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(bad(e)));
+                    return;
+                }
+            };
+            if opened_tx.send(Ok(r.size())).is_err() {
+                return;
+            }
+            let mut buf = vec![0u8; SEND_PIECE];
+            loop {
+                let piece = match read_full(&mut r, &mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => Ok(BlobChunk {
+                        data: prost::bytes::Bytes::copy_from_slice(&buf[..n]),
+                    }),
+                    Err(e) => Err(bad(StoreError::from_io(e))),
+                };
+                let failed = piece.is_err();
+                if tx.blocking_send(piece).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let size = opened
+            .await
+            .map_err(|_| Status::internal("the blob reading task failed"))??;
+        let mut resp: Response<Self::ReadStream> = Response::new(Box::pin(ReceiverStream::new(rx)));
+        resp.metadata_mut()
+            .insert(BLOB_SIZE_HEADER, tonic::metadata::MetadataValue::from(size));
+        Ok(resp)
+    }
+
+    async fn stat(
+        &self,
+        req: Request<proto::StatBlobRequest>,
+    ) -> Result<Response<proto::StatBlobResponse>, Status> {
+        let digest = digest_from("blob stat request", &req.get_ref().digest).map_err(bad)?;
+        let store = self.store.clone();
+        let size = blocking(move || store.blob_size(&digest)).await?;
+        Ok(Response::new(proto::StatBlobResponse {
+            found: size.is_some(),
+            size: size.unwrap_or(0),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl proto::directory_service_server::DirectoryService for Services {
+    async fn put(
+        &self,
+        req: Request<Streaming<proto::Directory>>,
+    ) -> Result<Response<proto::PutDirectoryResponse>, Status> {
+        let mut stream = req.into_inner();
+        let store = self.store.clone();
+        let handle = Handle::current();
+        let last = blocking(move || {
+            let mut last = None;
+            loop {
+                let msg = handle.block_on(stream.message()).map_err(|s| {
+                    StoreError::Io(io::Error::other(format!(
+                        "directory upload failed: {}",
+                        s.message()
+                    )))
+                })?;
+                let Some(msg) = msg else { break };
+                let dir = directory_from_proto(msg)?;
+                last = Some(store.put_directory(&dir)?);
+            }
+            last.ok_or_else(|| invalid("directory upload", "no directories were sent"))
+        })
+        .await?;
+        Ok(Response::new(proto::PutDirectoryResponse {
+            root_digest: last.0.to_vec().into(),
+        }))
+    }
+
+    type GetStream = BoxStream<proto::Directory>;
+
+    async fn get(
+        &self,
+        req: Request<proto::GetDirectoryRequest>,
+    ) -> Result<Response<Self::GetStream>, Status> {
+        let req = req.into_inner();
+        let digest = digest_from("directory request", &req.digest).map_err(bad)?;
+        let store = self.store.clone();
+        let dirs = blocking(move || {
+            if req.recursive {
+                store.get_directory_recursive(&digest)
+            } else {
+                let dir = store
+                    .get_directory(&digest)?
+                    .ok_or(StoreError::DirectoryNotFound(digest))?;
+                Ok(vec![(digest, dir)])
+            }
+        })
+        .await?;
+        let msgs: Vec<Result<proto::Directory, Status>> = dirs
+            .iter()
+            .map(|(_, d)| Ok(directory_to_proto(d)))
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(msgs))))
+    }
+}
+
+#[tonic::async_trait]
+impl proto::path_info_service_server::PathInfoService for Services {
+    async fn get(
+        &self,
+        req: Request<proto::GetPathInfoRequest>,
+    ) -> Result<Response<proto::PathInfo>, Status> {
+        let path = store_path_from("path info request", &req.get_ref().store_path).map_err(bad)?;
+        let store = self.store.clone();
+        let info = blocking(move || {
+            store
+                .get_path_info(&path)?
+                .ok_or_else(|| StoreError::PathNotValid(path.to_base_name()))
+        })
+        .await?;
+        Ok(Response::new(path_info_to_proto(&info)))
+    }
+
+    async fn put(
+        &self,
+        req: Request<proto::PathInfo>,
+    ) -> Result<Response<proto::PutPathInfoResponse>, Status> {
+        let info = path_info_from_proto(req.into_inner()).map_err(bad)?;
+        let store = self.store.clone();
+        blocking(move || store.put_path_info(&info)).await?;
+        Ok(Response::new(proto::PutPathInfoResponse {}))
+    }
+
+    type ListStream = BoxStream<proto::PathInfo>;
+
+    async fn list(
+        &self,
+        _req: Request<proto::ListPathInfoRequest>,
+    ) -> Result<Response<Self::ListStream>, Status> {
+        let store = self.store.clone();
+        let infos = blocking(move || store.list_path_infos()).await?;
+        let msgs: Vec<Result<proto::PathInfo, Status>> =
+            infos.iter().map(|i| Ok(path_info_to_proto(i))).collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(msgs))))
+    }
+}
