@@ -6,9 +6,9 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-PACKAGES=(nix-bin runc fuse3 python3 time tmux)
+PACKAGES=(nix-bin runc fuse3 python3 time tmux git tar)
 # One command per package, used to decide whether apt is needed at all.
-COMMANDS=(nix-instantiate nix-store nix-hash runc fusermount3 python3 /usr/bin/time tmux)
+COMMANDS=(nix-instantiate nix-store nix-hash runc fusermount3 python3 /usr/bin/time tmux git tar)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
