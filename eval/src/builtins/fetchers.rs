@@ -398,15 +398,7 @@ fn fetch_git_args(ev: &mut Evaluator, args: GitArgs, s: Option<Span>) -> EvalRes
 
 /// Where remote git repositories are kept: the user's cache, else a temporary directory.
 fn cache_dir_for_git(fallback: &Path) -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .filter(|x| !x.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|x| !x.is_empty())
-                .map(|h| PathBuf::from(h).join(".cache"))
-        })
-        .map(|c| c.join("tvix"))
+    crate::fetch::cache::tvix_cache_dir()
         .filter(|c| std::fs::create_dir_all(c).is_ok())
         .unwrap_or_else(|| fallback.to_path_buf())
 }

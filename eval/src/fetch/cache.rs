@@ -8,6 +8,19 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+/// tvix's directory in the user's cache: `$XDG_CACHE_HOME/tvix`, else `~/.cache/tvix`.
+pub fn tvix_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|x| !x.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|x| !x.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })
+        .map(|c| c.join("tvix"))
+}
+
 /// The fetch cache directory, if one can be determined.
 pub struct Cache {
     dir: Option<PathBuf>,
@@ -24,16 +37,8 @@ pub struct Entry {
 impl Cache {
     /// The cache of the current user.
     pub fn open() -> Cache {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|x| !x.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME")
-                    .filter(|x| !x.is_empty())
-                    .map(|h| PathBuf::from(h).join(".cache"))
-            });
         Cache {
-            dir: base.map(|b| b.join("tvix/fetchers")),
+            dir: tvix_cache_dir().map(|b| b.join("fetchers")),
         }
     }
 
