@@ -9,19 +9,24 @@
    Both must print the same store path.
 2. Export: `tvix store export STOREPATH` vs `nix-store --dump` of the path in the
    throwaway store, both to /dev/null.
+
+Import and export are run `--runs` times (3 by default, each import into fresh stores,
+with a `sync` before each) and the medians are compared: a single run on a shared
+machine mostly measures the disk's writeback at that moment.
 3. Deduplication: a second version of the tree in which 1% of the bytes differ (10% of
    the files each get a run of new bytes over 10% of their length, at a random offset),
    imported into both stores; the stored size after both versions, against the size of
    the two trees and against the Nix store.
 
-The tree is generated deterministically (seeded). Timings are single runs, taken with
-the page cache warm for both tools (the tree was just written). Ratios tvix/nix: below 1
+The tree is generated deterministically (seeded). Timings are taken with the page cache
+warm for both tools (the tree was just written). Ratios tvix/nix: below 1
 means tvix is faster or smaller.
 """
 import argparse
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,6 +111,16 @@ def sync():
     os.sync()
 
 
+def median(ts: list) -> float:
+    return statistics.median(ts)
+
+
+def remove(path: Path):
+    """Deletes a store (the Nix store is read-only: made writable first)."""
+    subprocess.run(["chmod", "-R", "u+w", str(path)], stderr=subprocess.DEVNULL)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def timed_sync() -> float:
     t0 = time.perf_counter()
     os.sync()
@@ -119,6 +134,7 @@ def main() -> int:
     ap.add_argument("--tvix", type=Path, default=default_tvix(), help="tvix binary (default: release build)")
     ap.add_argument("--workdir", type=Path, default=None, help="where to put trees and stores (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--runs", type=int, default=3, help="runs of import and export; medians are shown (default 3)")
     args = ap.parse_args()
 
     if not args.tvix.exists():
@@ -134,31 +150,43 @@ def main() -> int:
         size = make_tree(tree, total, args.files, seed=1)
         print(f"tree: {args.files} files, {size / 2**20:.0f} MiB (generated in {time.perf_counter() - t0:.1f} s)")
 
-        tvix_store = work / "tvix-store"
-        tvix_url = f"local://{tvix_store}"
-        nix_root = work / "nix-root"
-        nix_url = f"local?root={nix_root}"
         env = dict(os.environ)
         env.pop("TVIX_STORE", None)
         env.pop("NIX_REMOTE", None)
 
-        sync()
-        # nix first, then tvix: both read the tree from a warm page cache. tvix makes the
-        # data durable before it registers a path (fdatasync); nix-store does not sync
-        # file contents, so the `sync` right after it is timed too, to compare like with
-        # like.
-        nix_imp, out = timed(["nix-store", "--store", nix_url, "--add", str(tree)], env)
-        nix_path = out.decode().strip()
-        nix_sync = timed_sync()
-        tvix_imp, out = timed([str(args.tvix), "store", "--store", tvix_url, "import", str(tree)], env)
-        tvix_path = out.decode().strip()
-        tvix_sync = timed_sync()
-        if tvix_path != nix_path:
-            sys.exit(f"store paths differ: tvix {tvix_path}, nix {nix_path}")
+        # Each import goes into fresh stores; the last run's stores are kept for the
+        # export and deduplication steps. nix first, then tvix: both read the tree from a
+        # warm page cache. tvix makes the data durable before it registers a path
+        # (fdatasync); nix-store does not sync file contents, so the `sync` right after it
+        # is timed too, to compare like with like.
+        nix_imps, nix_syncs, tvix_imps, tvix_syncs = [], [], [], []
+        for run in range(args.runs):
+            tvix_store = work / f"tvix-store-{run}"
+            tvix_url = f"local://{tvix_store}"
+            nix_root = work / f"nix-root-{run}"
+            nix_url = f"local?root={nix_root}"
+            if run > 0:
+                remove(work / f"tvix-store-{run - 1}")
+                remove(work / f"nix-root-{run - 1}")
+            sync()
+            t, out = timed(["nix-store", "--store", nix_url, "--add", str(tree)], env)
+            nix_imps.append(t)
+            nix_path = out.decode().strip()
+            nix_syncs.append(timed_sync())
+            t, out = timed([str(args.tvix), "store", "--store", tvix_url, "import", str(tree)], env)
+            tvix_imps.append(t)
+            tvix_path = out.decode().strip()
+            tvix_syncs.append(timed_sync())
+            if tvix_path != nix_path:
+                sys.exit(f"store paths differ: tvix {tvix_path}, nix {nix_path}")
 
         physical = nix_root / nix_path.lstrip("/")
-        nix_exp, _ = timed(["nix-store", "--dump", str(physical)], dict(env, NIX_REMOTE="dummy://"), subprocess.DEVNULL)
-        tvix_exp, _ = timed([str(args.tvix), "store", "--store", tvix_url, "export", tvix_path], env, subprocess.DEVNULL)
+        nix_exps, tvix_exps = [], []
+        for _ in range(args.runs):
+            t, _ = timed(["nix-store", "--dump", str(physical)], dict(env, NIX_REMOTE="dummy://"), subprocess.DEVNULL)
+            nix_exps.append(t)
+            t, _ = timed([str(args.tvix), "store", "--store", tvix_url, "export", tvix_path], env, subprocess.DEVNULL)
+            tvix_exps.append(t)
 
         # Deduplication.
         v2 = work / "v2" / "tree"  # same name, so the store paths differ only by content
@@ -176,15 +204,23 @@ def main() -> int:
 
         mib = lambda b: b / 2**20
         rate = lambda s: mib(size) / s
+        tvix_imp, nix_imp = median(tvix_imps), median(nix_imps)
+        durable_t = median([a + b for a, b in zip(tvix_imps, tvix_syncs)])
+        durable_n = median([a + b for a, b in zip(nix_imps, nix_syncs)])
+        tvix_exp, nix_exp = median(tvix_exps), median(nix_exps)
         print()
+        print(f"medians of {args.runs} runs (each run's times in the notes below)")
         print(f"{'':28}{'tvix':>12}{'nix-store':>12}{'tvix/nix':>10}")
         print(f"{'import (s)':28}{tvix_imp:12.2f}{nix_imp:12.2f}{tvix_imp / nix_imp:10.2f}")
         print(f"{'  MiB/s':28}{rate(tvix_imp):12.0f}{rate(nix_imp):12.0f}")
-        durable_t, durable_n = tvix_imp + tvix_sync, nix_imp + nix_sync
         print(f"{'import + sync (s)':28}{durable_t:12.2f}{durable_n:12.2f}{durable_t / durable_n:10.2f}")
         print(f"{'export (s)':28}{tvix_exp:12.2f}{nix_exp:12.2f}{tvix_exp / nix_exp:10.2f}")
         print(f"{'  MiB/s':28}{rate(tvix_exp):12.0f}{rate(nix_exp):12.0f}")
         print(f"{'import of version 2 (s)':28}{tvix_imp2:12.2f}{nix_imp2:12.2f}{tvix_imp2 / nix_imp2:10.2f}")
+        print()
+        show = lambda ts: " ".join(f"{t:.2f}" for t in ts)
+        print(f"import runs: tvix {show(tvix_imps)}; nix-store {show(nix_imps)}")
+        print(f"export runs: tvix {show(tvix_exps)}; nix-store {show(nix_exps)}")
         print()
         print(f"version 2 differs in {mib(changed):.1f} MiB ({100 * changed / size:.2f}% of the bytes)")
         print(f"{'both versions, file contents':40}{mib(trees):10.0f} MiB")
@@ -195,9 +231,7 @@ def main() -> int:
         if args.keep:
             print(f"kept {work}")
         else:
-            # The Nix store is read-only; make it writable to delete it.
-            subprocess.run(["chmod", "-R", "u+w", str(work)], stderr=subprocess.DEVNULL)
-            shutil.rmtree(work, ignore_errors=True)
+            remove(work)
     return 0
 
 

@@ -1,6 +1,7 @@
 //! `tvix store ...`: import, export and inspect the content-addressed store.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -118,9 +119,15 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
     }
     let store = tvix_store::open(url).map_err(|e| e.to_string())?;
     let store = &*store;
-    let stdout = std::io::stdout();
-    // Large writes: a NAR export is mostly file contents.
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    // Straight to the file descriptor, not through `Stdout`'s line buffering: a NAR
+    // export is mostly file contents, written in large vectored writes that bypass this
+    // buffer, which only gathers small output.
+    let stdout = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .map_err(|e| format!("standard output: {e}"))?;
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout);
     let werr = |e: std::io::Error| e.to_string();
     match cmd {
         StoreCommand::Import { paths } => {

@@ -133,6 +133,11 @@ impl<W: Write> NarEncoder<W> {
         self.w
     }
 
+    /// The underlying writer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.w
+    }
+
     fn str(&mut self, s: &[u8]) -> io::Result<()> {
         self.w.write_all(&(s.len() as u64).to_le_bytes())?;
         self.w.write_all(s)?;

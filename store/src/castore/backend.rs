@@ -20,11 +20,11 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
+use bytes::Bytes;
 use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{db_err, B3Digest, StoreError};
@@ -63,26 +63,15 @@ impl Table {
 /// What a [`super::Store`] needs from its storage.
 pub(crate) trait Backend: Send + Sync {
     /// The chunk with this digest, unverified, or `None`.
-    fn chunk_get(&self, d: &B3Digest) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Several chunks at once, unverified: their bytes replace the contents of `buf`
-    /// (reused between calls, so reading a blob does not allocate per chunk), and their
-    /// places in it are returned in order (`None` for a missing one).
-    fn chunk_get_many(
-        &self,
-        ds: &[B3Digest],
-        buf: &mut Vec<u8>,
-    ) -> Result<Vec<Option<Range<usize>>>, StoreError> {
-        buf.clear();
-        let mut out = Vec::with_capacity(ds.len());
-        for d in ds {
-            out.push(self.chunk_get(d)?.map(|c| {
-                let start = buf.len();
-                buf.extend_from_slice(&c);
-                start..buf.len()
-            }));
-        }
-        Ok(out)
+    fn chunk_get(&self, d: &B3Digest) -> Result<Option<Bytes>, StoreError> {
+        Ok(self
+            .chunk_get_many(std::slice::from_ref(d))?
+            .pop()
+            .flatten())
     }
+    /// Several chunks at once, unverified, in order (`None` for a missing one). The bytes
+    /// are shared with the backend (no copy), so reading is cheap however large the batch.
+    fn chunk_get_many(&self, ds: &[B3Digest]) -> Result<Vec<Option<Bytes>>, StoreError>;
     /// Whether the chunk exists.
     fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError>;
     /// Stores a chunk durably (the caller computed `d` from `data`).
@@ -91,6 +80,11 @@ pub(crate) trait Backend: Send + Sync {
     fn chunk_list(&self) -> Result<Vec<B3Digest>, StoreError>;
     /// A metadata value.
     fn kv_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Several metadata values of one table, in order (backends with transactions read
+    /// them all in one).
+    fn kv_get_many(&self, t: Table, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|k| self.kv_get(t, k)).collect()
+    }
     /// Stores a metadata value durably.
     fn kv_put(&self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     /// Every key of a table.
@@ -107,7 +101,7 @@ type MemoryTables = HashMap<(Table, Vec<u8>), Vec<u8>>;
 /// Everything in memory, lost when the store is dropped.
 #[derive(Default)]
 pub(crate) struct MemoryBackend {
-    chunks: Mutex<HashMap<B3Digest, Vec<u8>>>,
+    chunks: Mutex<HashMap<B3Digest, Bytes>>,
     tables: Mutex<MemoryTables>,
 }
 
@@ -116,8 +110,9 @@ fn poisoned() -> StoreError {
 }
 
 impl Backend for MemoryBackend {
-    fn chunk_get(&self, d: &B3Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.chunks.lock().map_err(|_| poisoned())?.get(d).cloned())
+    fn chunk_get_many(&self, ds: &[B3Digest]) -> Result<Vec<Option<Bytes>>, StoreError> {
+        let chunks = self.chunks.lock().map_err(|_| poisoned())?;
+        Ok(ds.iter().map(|d| chunks.get(d).cloned()).collect())
     }
 
     fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError> {
@@ -129,7 +124,7 @@ impl Backend for MemoryBackend {
             .lock()
             .map_err(|_| poisoned())?
             .entry(*d)
-            .or_insert_with(|| data.to_vec());
+            .or_insert_with(|| Bytes::copy_from_slice(data));
         Ok(())
     }
 
@@ -178,7 +173,7 @@ impl Backend for MemoryBackend {
 type Batch = HashMap<(Table, Vec<u8>), Vec<u8>>;
 
 /// Flush the batch once it holds this many entries.
-const MAX_BATCH: usize = 8192;
+const MAX_BATCH: usize = 65536;
 
 /// Start a new pack once the current one is this large.
 const PACK_MAX: u64 = 1 << 30;
@@ -194,6 +189,40 @@ struct PackWriter {
     len: u64,
     /// Bytes whose writeback was started.
     written_back: u64,
+    /// Where to ask for the writeback of a range (offset, length) to be started.
+    writeback: Option<std::sync::mpsc::SyncSender<(u64, u64)>>,
+}
+
+/// Starts the writeback of ranges of a pack on a thread of its own, until the sender is
+/// dropped. `sync_file_range` can block while the disk's queue is full; on the writing
+/// thread that would stall chunking and hashing, here it only delays the writeback, so
+/// the CPU work of an import overlaps with the disk's.
+fn writeback_thread(file: fs::File) -> Option<std::sync::mpsc::SyncSender<(u64, u64)>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, u64)>(16);
+    std::thread::Builder::new()
+        .name("pack-writeback".into())
+        .spawn(move || {
+            for (from, n) in rx {
+                #[cfg(target_os = "linux")]
+                {
+                    use std::os::fd::AsRawFd;
+                    // SAFETY: `file` is open for the life of this thread. A failure
+                    // only means the final sync has more to write.
+                    unsafe {
+                        libc::sync_file_range(
+                            file.as_raw_fd(),
+                            from as libc::off64_t,
+                            n as libc::off64_t,
+                            libc::SYNC_FILE_RANGE_WRITE,
+                        )
+                    };
+                }
+                #[cfg(not(target_os = "linux"))]
+                let _ = (&file, from, n);
+            }
+        })
+        .ok()?;
+    Some(tx)
 }
 
 impl PackWriter {
@@ -201,17 +230,10 @@ impl PackWriter {
     /// call.
     fn start_writeback(&mut self) -> io::Result<()> {
         self.out.flush()?;
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            let fd = self.out.get_ref().as_raw_fd();
-            let from = self.written_back as libc::off64_t;
-            let n = (self.len - self.written_back) as libc::off64_t;
-            // SAFETY: `fd` is an open file descriptor for the duration of the call.
-            let rc = unsafe { libc::sync_file_range(fd, from, n, libc::SYNC_FILE_RANGE_WRITE) };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
+        if let Some(tx) = &self.writeback {
+            // A full queue means the disk is behind; the sync before the commit waits
+            // for it anyway, so the range is simply left to that sync.
+            let _ = tx.try_send((self.written_back, self.len - self.written_back));
         }
         self.written_back = self.len;
         Ok(())
@@ -272,7 +294,23 @@ pub(crate) struct LocalBackend {
     pending: Mutex<Batch>,
     /// Lock order: `writer` before `pending`.
     writer: Mutex<Option<PackWriter>>,
-    readers: Mutex<HashMap<String, Arc<fs::File>>>,
+    /// The pack files read so far, each opened and mapped once (and mapped again when a
+    /// chunk beyond the mapped length is wanted).
+    packs: Mutex<HashMap<String, MappedPack>>,
+}
+
+/// A pack file open for reading and mapped into memory.
+///
+/// Mapping relies on an invariant of the local store: packs are append-only. Bytes once
+/// written are never changed or cut off by tvix, so a mapped range stays valid. Because
+/// something else could still shorten a pack (the kernel would then kill a process that
+/// touches a page past the end with SIGBUS), the file's length is checked before each
+/// batch of reads, and a pack found shorter is mapped again at its new length (the chunks
+/// past the end are reported missing). Bytes changed behind tvix's back are caught by
+/// the BLAKE3 check of every chunk read.
+struct MappedPack {
+    file: fs::File,
+    map: Bytes,
 }
 
 fn path_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -313,7 +351,7 @@ impl LocalBackend {
             pack_counter: AtomicU64::new(0),
             pending: Mutex::new(HashMap::new()),
             writer: Mutex::new(None),
-            readers: Mutex::new(HashMap::new()),
+            packs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -334,9 +372,13 @@ impl LocalBackend {
         fs::File::open(&self.packs_dir)
             .and_then(|d| d.sync_all())
             .map_err(path_err(&self.packs_dir))?;
+        let writeback = file.try_clone().ok().and_then(writeback_thread);
         Ok(PackWriter {
             name,
-            out: io::BufWriter::with_capacity(1 << 20, file),
+            writeback,
+            // Chunks of at least CHUNK_MIN bytes bypass the buffer (BufWriter writes
+            // data at least as large as its capacity directly); it gathers small files.
+            out: io::BufWriter::with_capacity(super::CHUNK_MIN, file),
             len: 0,
             written_back: 0,
         })
@@ -386,36 +428,46 @@ impl LocalBackend {
             .transpose()
     }
 
-    /// Reads a chunk from its pack into `out`; `false` if it is not there (or the pack was
-    /// cut short).
-    fn read_chunk(&self, loc: &Location, out: &mut [u8]) -> Result<bool, StoreError> {
-        use std::os::unix::fs::FileExt;
-        let Some(f) = self.pack_reader(&loc.pack)? else {
-            return Ok(false);
-        };
-        match f.read_exact_at(out, loc.offset) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
-            Err(e) => Err(path_err(&self.packs_dir.join(&loc.pack))(e)),
-        }
-    }
-
-    /// The pack file `name`, opened for reading once per process.
-    fn pack_reader(&self, name: &str) -> Result<Option<Arc<fs::File>>, StoreError> {
-        let mut readers = self.readers.lock().map_err(|_| poisoned())?;
-        if let Some(f) = readers.get(name) {
-            return Ok(Some(f.clone()));
-        }
+    /// The mapped bytes of pack `name`, at least `need` long if the file is; `None` if
+    /// the pack does not exist.
+    fn pack_bytes(
+        &self,
+        packs: &mut HashMap<String, MappedPack>,
+        name: &str,
+        need: u64,
+    ) -> Result<Option<Bytes>, StoreError> {
         let path = self.packs_dir.join(name);
-        match fs::File::open(&path) {
-            Ok(f) => {
-                let f = Arc::new(f);
-                readers.insert(name.to_string(), f.clone());
-                Ok(Some(f))
+        if !packs.contains_key(name) {
+            match fs::File::open(&path) {
+                Ok(file) => {
+                    packs.insert(
+                        name.to_string(),
+                        MappedPack {
+                            file,
+                            map: Bytes::new(),
+                        },
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(path_err(&path)(e)),
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(path_err(&path)(e)),
         }
+        let Some(pack) = packs.get_mut(name) else {
+            return Err(poisoned());
+        };
+        let len = pack.file.metadata().map_err(path_err(&path))?.len();
+        let mapped = pack.map.len() as u64;
+        if len < mapped || (mapped < need && len > mapped) {
+            pack.map = if len == 0 {
+                Bytes::new()
+            } else {
+                // SAFETY: see `MappedPack`: the pack is append-only and its length was
+                // just checked; every byte read from the map is verified by its digest.
+                let map = unsafe { memmap2::Mmap::map(&pack.file) }.map_err(path_err(&path))?;
+                Bytes::from_owner(map)
+            };
+        }
+        Ok(Some(pack.map.clone()))
     }
 }
 
@@ -440,46 +492,14 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
 }
 
 impl Backend for LocalBackend {
-    fn chunk_get(&self, d: &B3Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut buf = Vec::new();
-        let range = self
-            .chunk_get_many(std::slice::from_ref(d), &mut buf)?
-            .pop()
-            .flatten();
-        Ok(range.map(|r| buf[r].to_vec()))
-    }
-
-    /// Looks all locations up in one read transaction, then reads the packs.
-    fn chunk_get_many(
-        &self,
-        ds: &[B3Digest],
-        buf: &mut Vec<u8>,
-    ) -> Result<Vec<Option<Range<usize>>>, StoreError> {
-        let mut locs: Vec<Option<Location>> = Vec::with_capacity(ds.len());
-        {
-            let pending = self.pending.lock().map_err(|_| poisoned())?;
-            let mut txn_table = None;
-            for d in ds {
-                let key = (Table::Chunks, d.0.to_vec());
-                let raw = match pending.get(&key) {
-                    Some(v) => Some(v.clone()),
-                    None => {
-                        if txn_table.is_none() {
-                            let txn = self.db.begin_read().map_err(db_err)?;
-                            txn_table = Some(txn.open_table(Table::Chunks.def()).map_err(db_err)?);
-                        }
-                        let Some(table) = txn_table.as_ref() else {
-                            return Err(poisoned());
-                        };
-                        table
-                            .get(&d.0[..])
-                            .map_err(db_err)?
-                            .map(|g| g.value().to_vec())
-                    }
-                };
-                locs.push(raw.map(|b| Location::decode(&b)).transpose()?);
-            }
-        }
+    /// Looks all locations up in one read transaction, then slices the mapped packs.
+    fn chunk_get_many(&self, ds: &[B3Digest]) -> Result<Vec<Option<Bytes>>, StoreError> {
+        let keys: Vec<&[u8]> = ds.iter().map(|d| &d.0[..]).collect();
+        let locs = self
+            .kv_get_many(Table::Chunks, &keys)?
+            .into_iter()
+            .map(|raw| raw.map(|b| Location::decode(&b)).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
         {
             // Chunks may still sit in this process's write buffer.
             let mut writer = self.writer.lock().map_err(|_| poisoned())?;
@@ -490,24 +510,27 @@ impl Backend for LocalBackend {
                 }
             }
         }
-        let total: u64 = locs.iter().flatten().map(|l| l.len).sum();
-        buf.clear();
-        buf.resize(total as usize, 0);
-        let mut at = 0;
-        let mut out = Vec::with_capacity(locs.len());
-        for loc in locs {
-            let Some(loc) = loc else {
-                out.push(None);
-                continue;
-            };
-            let range = at..at + loc.len as usize;
-            out.push(
-                self.read_chunk(&loc, &mut buf[range.clone()])?
-                    .then_some(range),
-            );
-            at += loc.len as usize;
+        // The furthest byte wanted from each pack.
+        let mut need: HashMap<&str, u64> = HashMap::new();
+        for l in locs.iter().flatten() {
+            let end = need.entry(l.pack.as_str()).or_default();
+            *end = (*end).max(l.offset + l.len);
         }
-        Ok(out)
+        let mut packs = self.packs.lock().map_err(|_| poisoned())?;
+        let mut maps: HashMap<&str, Option<Bytes>> = HashMap::new();
+        for (name, end) in need {
+            maps.insert(name, self.pack_bytes(&mut packs, name, end)?);
+        }
+        Ok(locs
+            .iter()
+            .map(|l| {
+                let l = l.as_ref()?;
+                let map = maps.get(l.pack.as_str())?.as_ref()?;
+                let end = l.offset.checked_add(l.len)?;
+                // A pack cut short makes the chunk missing.
+                (end <= map.len() as u64).then(|| map.slice(l.offset as usize..end as usize))
+            })
+            .collect())
     }
 
     fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError> {
@@ -581,6 +604,33 @@ impl Backend for LocalBackend {
         let table = txn.open_table(t.def()).map_err(db_err)?;
         let v = table.get(key).map_err(db_err)?;
         Ok(v.map(|g| g.value().to_vec()))
+    }
+
+    /// Values still in this process's batch are taken from it; the others are read in
+    /// one read transaction, without holding the batch's lock (so that threads reading at
+    /// once do not wait for each other).
+    fn kv_get_many(&self, t: Table, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut out: Vec<Option<Vec<u8>>> = {
+            let pending = self.pending.lock().map_err(|_| poisoned())?;
+            if pending.is_empty() {
+                vec![None; keys.len()]
+            } else {
+                keys.iter()
+                    .map(|k| pending.get(&(t, k.to_vec())).cloned())
+                    .collect()
+            }
+        };
+        if out.iter().all(Option::is_some) {
+            return Ok(out);
+        }
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(t.def()).map_err(db_err)?;
+        for (slot, key) in out.iter_mut().zip(keys) {
+            if slot.is_none() {
+                *slot = table.get(*key).map_err(db_err)?.map(|g| g.value().to_vec());
+            }
+        }
+        Ok(out)
     }
 
     fn kv_put(&self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {

@@ -2,6 +2,8 @@
 
 use std::io::{self, Read};
 
+use bytes::Bytes;
+
 use super::backend::{Backend, Table};
 use super::wire::{put_u64, Decoder};
 use super::{B3Digest, StoreError};
@@ -19,6 +21,12 @@ pub trait BlobService {
     /// and size. The blob is readable once this returns.
     fn put_blob(&self, r: &mut dyn Read) -> Result<(B3Digest, u64), StoreError>;
 
+    /// [`BlobService::put_blob`] for contents already in memory (which a store may then
+    /// chunk in place, without copying them first).
+    fn put_blob_bytes(&self, data: &[u8]) -> Result<(B3Digest, u64), StoreError> {
+        self.put_blob(&mut &data[..])
+    }
+
     /// Whether the blob is stored.
     fn has_blob(&self, digest: &B3Digest) -> Result<bool, StoreError>;
 
@@ -34,6 +42,28 @@ pub trait BlobService {
     /// size fail the read at the end ([`StoreError::CorruptBlob`],
     /// [`StoreError::SizeMismatch`]).
     fn open_blob(&self, digest: &B3Digest) -> Result<Option<BlobReader<'_>>, StoreError>;
+
+    /// Reads several whole blobs, checked as [`BlobService::open_blob`] checks them, and
+    /// returns each one's contents as a list of pieces. A missing blob is an error. This is
+    /// how many small files are read at once: a store may fetch and check them together,
+    /// in parallel, and hand out its bytes without copying them.
+    /// `sizes` are the blobs' expected sizes, a hint for sharing the work.
+    fn read_blobs(
+        &self,
+        digests: &[B3Digest],
+        sizes: &[u64],
+    ) -> Result<Vec<Vec<Bytes>>, StoreError> {
+        let _ = sizes;
+        digests
+            .iter()
+            .map(|d| {
+                let mut r = self.open_blob(d)?.ok_or(StoreError::BlobNotFound(*d))?;
+                let mut buf = Vec::with_capacity(r.size().min(1 << 20) as usize);
+                r.read_to_end(&mut buf).map_err(StoreError::from_io)?;
+                Ok(vec![Bytes::from(buf)])
+            })
+            .collect()
+    }
 }
 
 /// The chunks a blob is made of, in order: (chunk digest, length).
@@ -141,6 +171,18 @@ pub(crate) fn put_blob(
 }
 
 /// [`put_blob`] for a blob held in memory.
+pub(crate) fn put_blob_bytes(
+    backend: &dyn Backend,
+    data: &[u8],
+) -> Result<(B3Digest, u64), StoreError> {
+    if data.len() <= CHUNK_MAX {
+        put_small_blob(backend, data)
+    } else {
+        put_blob(backend, &mut &data[..])
+    }
+}
+
+/// [`put_blob`] for a blob of at most [`CHUNK_MAX`] bytes held in memory.
 fn put_small_blob(backend: &dyn Backend, data: &[u8]) -> Result<(B3Digest, u64), StoreError> {
     let mut chunks = Vec::new();
     let cdc = fastcdc::v2020::FastCDC::new(data, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX);
@@ -182,19 +224,135 @@ fn check_chunk(d: &B3Digest, len: Option<u64>, data: &[u8]) -> Result<(), StoreE
     Ok(())
 }
 
+/// Below this many bytes, chunks are checked on the calling thread only.
+const PARALLEL_CHECK_MIN: usize = 512 * 1024;
+
+/// How many threads share the checking of a large read: those of rayon's pool, whose
+/// threads live as long as the process (threads started per batch would often run on the
+/// same core as their parent for all of their short life).
+fn check_threads() -> usize {
+    rayon::current_num_threads().min(8)
+}
+
+/// Runs `work` on the `parts` of a batch in parallel and returns the results in order.
+fn in_parallel<P, T, F>(parts: Vec<P>, work: F) -> Vec<Result<T, StoreError>>
+where
+    P: Send,
+    T: Send,
+    F: Fn(P) -> Result<T, StoreError> + Sync + Send,
+{
+    use rayon::prelude::*;
+    parts.into_par_iter().map(work).collect()
+}
+
+/// Cuts `sizes` into at most `n` runs of consecutive items of about equal total size;
+/// returns the index where each run starts, and the length as the last element.
+fn cut_by_size(sizes: impl Iterator<Item = u64> + Clone, n: usize) -> Vec<usize> {
+    let total: u64 = sizes.clone().sum();
+    let share = total.div_ceil(n.max(1) as u64).max(1);
+    let mut cuts = vec![0];
+    let mut acc = 0;
+    let mut len = 0;
+    for (i, size) in sizes.enumerate() {
+        acc += size;
+        len = i + 1;
+        if acc >= share * cuts.len() as u64 && cuts.len() < n {
+            cuts.push(i + 1);
+        }
+    }
+    if cuts.last() != Some(&len) {
+        cuts.push(len);
+    }
+    cuts
+}
+
+/// Checks fetched chunks against their digests and lengths (`fetched[i]` is chunk
+/// `chunks[i]`, `None` if it is missing). Hashing is the bulk of the cost of a read, so
+/// a large batch is split by bytes between the available cores. The error reported is
+/// that of the first bad chunk.
+fn check_chunks(chunks: &[(B3Digest, u64)], fetched: &[Option<Bytes>]) -> Result<(), StoreError> {
+    let check = |(from, to): (usize, usize)| -> Result<(), StoreError> {
+        for ((d, len), data) in chunks[from..to].iter().zip(&fetched[from..to]) {
+            let data = data.as_ref().ok_or(StoreError::MissingChunk(*d))?;
+            check_chunk(d, Some(*len), data)?;
+        }
+        Ok(())
+    };
+    let total: u64 = chunks.iter().map(|(_, len)| *len).sum();
+    let threads = check_threads();
+    if threads < 2 || chunks.len() < 2 || (total as usize) < PARALLEL_CHECK_MIN {
+        return check((0, chunks.len()));
+    }
+    let cuts = cut_by_size(chunks.iter().map(|(_, len)| *len), threads);
+    let runs = cuts.windows(2).map(|w| (w[0], w[1])).collect();
+    in_parallel(runs, check).into_iter().collect()
+}
+
+/// [`BlobService::read_blobs`] for a store on a [`Backend`]. The blobs are split between
+/// the available cores by size; each thread looks its blobs' manifests and chunks up (in
+/// one transaction each) and checks the chunks.
+pub(crate) fn read_blobs(
+    backend: &dyn Backend,
+    digests: &[B3Digest],
+    sizes: &[u64],
+) -> Result<Vec<Vec<Bytes>>, StoreError> {
+    let total: u64 = sizes.iter().sum();
+    let threads = check_threads();
+    if threads < 2 || digests.len() < 2 || (total as usize) < PARALLEL_CHECK_MIN {
+        return read_blobs_here(backend, digests);
+    }
+    let cuts = cut_by_size(sizes.iter().copied(), threads);
+    let runs = cuts.windows(2).map(|w| &digests[w[0]..w[1]]).collect();
+    let mut out = Vec::with_capacity(digests.len());
+    for part in in_parallel(runs, |ds| read_blobs_here(backend, ds)) {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+/// [`read_blobs`] on the calling thread.
+fn read_blobs_here(
+    backend: &dyn Backend,
+    digests: &[B3Digest],
+) -> Result<Vec<Vec<Bytes>>, StoreError> {
+    let keys: Vec<&[u8]> = digests.iter().map(|d| &d.0[..]).collect();
+    let mut chunks = Vec::new();
+    let mut counts = Vec::with_capacity(digests.len());
+    for (d, raw) in digests
+        .iter()
+        .zip(backend.kv_get_many(Table::Blobs, &keys)?)
+    {
+        let m = Manifest::decode(&raw.ok_or(StoreError::BlobNotFound(*d))?)?;
+        counts.push(m.chunks.len());
+        chunks.extend(m.chunks);
+    }
+    let want: Vec<B3Digest> = chunks.iter().map(|(d, _)| *d).collect();
+    let fetched = backend.chunk_get_many(&want)?;
+    for ((d, len), data) in chunks.iter().zip(&fetched) {
+        let data = data.as_ref().ok_or(StoreError::MissingChunk(*d))?;
+        check_chunk(d, Some(*len), data)?;
+    }
+    let mut fetched = fetched.into_iter().flatten();
+    Ok(counts
+        .into_iter()
+        .map(|n| fetched.by_ref().take(n).collect())
+        .collect())
+}
+
 /// Fetches a chunk and checks it against its digest and expected length.
 pub(crate) fn get_chunk_verified(
     backend: &dyn Backend,
     d: &B3Digest,
     len: Option<u64>,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<Bytes, StoreError> {
     let data = backend.chunk_get(d)?.ok_or(StoreError::MissingChunk(*d))?;
     check_chunk(d, len, &data)?;
     Ok(data)
 }
 
-/// How many chunks a blob reader fetches at once (at most 2 MiB with [`CHUNK_MAX`]).
-const FETCH_AHEAD: usize = 8;
+/// How many chunks a blob reader fetches (and checks in parallel) at once: 2 MiB on
+/// average, at most 8 MiB with [`CHUNK_MAX`].
+const FETCH_AHEAD: usize = 32;
 
 /// A blob being read: its size and a stream of its verified contents. What "verified"
 /// means depends on where the blob comes from; see [`BlobService::open_blob`].
@@ -228,12 +386,10 @@ pub(crate) struct ChunkReader<'a> {
     backend: &'a dyn Backend,
     manifest: Manifest,
     next_chunk: usize,
-    /// The chunks fetched together, and where each is in `batch` (not yet checked).
-    batch: Vec<u8>,
-    fetched: std::collections::VecDeque<Option<std::ops::Range<usize>>>,
-    /// The current (checked) chunk's bytes in `batch`, and how far it was read.
-    pos: usize,
-    end: usize,
+    /// Chunks fetched (and checked) together, not yet read.
+    fetched: std::collections::VecDeque<Bytes>,
+    /// What is left of the chunk being read.
+    current: Bytes,
 }
 
 impl<'a> ChunkReader<'a> {
@@ -242,35 +398,32 @@ impl<'a> ChunkReader<'a> {
             backend,
             manifest,
             next_chunk: 0,
-            batch: Vec::new(),
             fetched: Default::default(),
-            pos: 0,
-            end: 0,
+            current: Bytes::new(),
         }
     }
 
+    /// Makes the next chunk current; `false` at the end of the blob.
     fn refill(&mut self) -> Result<bool, StoreError> {
-        let Some((d, len)) = self.manifest.chunks.get(self.next_chunk).copied() else {
-            return Ok(false);
-        };
         if self.fetched.is_empty() {
+            if self.next_chunk >= self.manifest.chunks.len() {
+                return Ok(false);
+            }
             let end = (self.next_chunk + FETCH_AHEAD).min(self.manifest.chunks.len());
-            let want: Vec<B3Digest> = self.manifest.chunks[self.next_chunk..end]
-                .iter()
-                .map(|(d, _)| *d)
-                .collect();
-            self.fetched = self.backend.chunk_get_many(&want, &mut self.batch)?.into();
+            let chunks = &self.manifest.chunks[self.next_chunk..end];
+            let want: Vec<B3Digest> = chunks.iter().map(|(d, _)| *d).collect();
+            let fetched = self.backend.chunk_get_many(&want)?;
+            check_chunks(chunks, &fetched)?;
+            self.fetched = fetched.into_iter().flatten().collect();
+            self.next_chunk = end;
         }
-        let range = self
-            .fetched
-            .pop_front()
-            .flatten()
-            .ok_or(StoreError::MissingChunk(d))?;
-        check_chunk(&d, Some(len), &self.batch[range.clone()])?;
-        self.pos = range.start;
-        self.end = range.end;
-        self.next_chunk += 1;
-        Ok(true)
+        match self.fetched.pop_front() {
+            Some(c) => {
+                self.current = c;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }
 
@@ -279,14 +432,13 @@ impl Read for ChunkReader<'_> {
         if out.is_empty() {
             return Ok(0);
         }
-        while self.pos >= self.end {
+        while self.current.is_empty() {
             if !self.refill().map_err(StoreError::into_io)? {
                 return Ok(0);
             }
         }
-        let n = out.len().min(self.end - self.pos);
-        out[..n].copy_from_slice(&self.batch[self.pos..self.pos + n]);
-        self.pos += n;
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current.split_to(n));
         Ok(n)
     }
 }

@@ -16,6 +16,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+
 use super::{B3Digest, BlobService, Directory, DirectoryService, Node, StoreError};
 use crate::hash::{HashAlgo, HashEncoding, NixHash};
 use crate::nar::{NarEncoder, NarError, NarHasher, NarVisitor};
@@ -25,6 +27,14 @@ use crate::store_path::{StoreDir, StorePath};
 /// The directories being rendered: each one's entries and the index of the next entry.
 type RenderStack = Vec<(Vec<(Vec<u8>, Node)>, usize)>;
 
+/// Files of at most this size are read in batches of about this many bytes, so that
+/// their blobs are fetched and checked together (in parallel); larger ones are streamed.
+const BATCH_BYTES: u64 = 32 << 20;
+
+/// At most this many files are read in one batch (which bounds the number of slices of a
+/// vectored write).
+const BATCH_FILES: usize = 1024;
+
 /// Writes the NAR serialisation of `node` to `w` and returns `w`. Directories are
 /// traversed with an explicit stack, so depth is not limited by the call stack.
 pub fn write_nar<S, W>(store: &S, node: &Node, w: W) -> Result<W, StoreError>
@@ -32,85 +42,253 @@ where
     S: BlobService + DirectoryService + ?Sized,
     W: Write,
 {
-    let mut enc = NarEncoder::new(w);
-    let mut stack: RenderStack = Vec::new();
-    // One copy buffer for all files.
-    let mut buf = vec![0u8; 64 * 1024];
-    write_node(store, &mut enc, None, node, &mut stack, &mut buf)?;
-    while let Some((entries, idx)) = stack.last_mut() {
+    let mut r = NarRenderer {
+        store,
+        out: w,
+        enc: NarEncoder::new(Vec::new()),
+        splices: Vec::new(),
+        stack: Vec::new(),
+        pending: Vec::new(),
+        pending_blobs: Vec::new(),
+        pending_sizes: Vec::new(),
+        pending_bytes: 0,
+        batch: Vec::new(),
+        copy_buf: Vec::new(),
+    };
+    r.node(None, node)?;
+    while let Some((entries, idx)) = r.stack.last_mut() {
         if *idx < entries.len() {
             let (name, child) = entries[*idx].clone();
             *idx += 1;
-            write_node(store, &mut enc, Some(&name), &child, &mut stack, &mut buf)?;
+            r.node(Some(name), &child)?;
         } else {
-            stack.pop();
-            enc.end_directory(!stack.is_empty())?;
+            r.stack.pop();
+            let is_entry = !r.stack.is_empty();
+            r.pending.push(PendingEvent::EndDirectory { is_entry });
         }
     }
-    enc.flush()?;
-    Ok(enc.into_inner())
+    r.flush_pending()?;
+    r.out.flush()?;
+    Ok(r.out)
 }
 
-fn write_node<S, W>(
-    store: &S,
-    enc: &mut NarEncoder<W>,
-    name: Option<&[u8]>,
-    node: &Node,
-    stack: &mut RenderStack,
-    buf: &mut [u8],
-) -> Result<(), StoreError>
+/// A NAR event waiting for the blobs of its batch.
+enum PendingEvent {
+    BeginDirectory {
+        name: Option<Vec<u8>>,
+    },
+    EndDirectory {
+        is_entry: bool,
+    },
+    Symlink {
+        name: Option<Vec<u8>>,
+        target: Vec<u8>,
+    },
+    /// The `blob`-th blob of the batch.
+    File {
+        name: Option<Vec<u8>>,
+        executable: bool,
+        size: u64,
+        blob: usize,
+    },
+}
+
+/// The state of [`write_nar`]: events are queued until their files' blobs have been read
+/// as one batch, then written in order. The NAR framing of a batch is encoded into a
+/// buffer and written together with the file contents in vectored writes, so contents
+/// are not copied on their way out.
+struct NarRenderer<'a, S: ?Sized, W: Write> {
+    store: &'a S,
+    out: W,
+    /// Encodes the framing into its buffer.
+    enc: NarEncoder<Vec<u8>>,
+    /// Where file contents go between the framing bytes: (offset in the framing buffer,
+    /// index in `batch`).
+    splices: Vec<(usize, usize)>,
+    stack: RenderStack,
+    pending: Vec<PendingEvent>,
+    pending_blobs: Vec<B3Digest>,
+    pending_sizes: Vec<u64>,
+    pending_bytes: u64,
+    /// The contents of the current batch's blobs.
+    batch: Vec<Vec<bytes::Bytes>>,
+    /// The copy buffer for streamed files (reused).
+    copy_buf: Vec<u8>,
+}
+
+impl<S, W> NarRenderer<'_, S, W>
 where
     S: BlobService + DirectoryService + ?Sized,
     W: Write,
 {
-    match node {
-        Node::File {
-            digest,
-            size,
-            executable,
-        } => {
-            let mut r = store
-                .open_blob(digest)?
-                .ok_or(StoreError::BlobNotFound(*digest))?;
-            if r.size() != *size {
-                return Err(StoreError::SizeMismatch {
-                    what: "blob",
-                    digest: *digest,
-                    expected: *size,
-                    actual: r.size(),
+    fn node(&mut self, name: Option<Vec<u8>>, node: &Node) -> Result<(), StoreError> {
+        match node {
+            Node::File {
+                digest,
+                size,
+                executable,
+            } if *size <= BATCH_BYTES => {
+                self.pending.push(PendingEvent::File {
+                    name,
+                    executable: *executable,
+                    size: *size,
+                    blob: self.pending_blobs.len(),
                 });
-            }
-            enc.begin_file(name, *executable, *size)?;
-            let mut copied: u64 = 0;
-            loop {
-                let n = r.read(buf).map_err(StoreError::from_io)?;
-                if n == 0 {
-                    break;
+                self.pending_blobs.push(*digest);
+                self.pending_sizes.push(*size);
+                self.pending_bytes += size;
+                if self.pending_bytes >= BATCH_BYTES || self.pending_blobs.len() >= BATCH_FILES {
+                    self.flush_pending()?;
                 }
-                copied += n as u64;
-                enc.write_contents(&buf[..n])?;
             }
-            if copied != *size {
-                return Err(StoreError::SizeMismatch {
-                    what: "blob",
-                    digest: *digest,
-                    expected: *size,
-                    actual: copied,
-                });
+            Node::File {
+                digest,
+                size,
+                executable,
+            } => {
+                self.flush_pending()?;
+                self.stream_file(name.as_deref(), digest, *size, *executable)?;
             }
-            enc.end_file(name.is_some(), *size)?;
+            Node::Symlink { target } => self.pending.push(PendingEvent::Symlink {
+                name,
+                target: target.clone(),
+            }),
+            Node::Directory { digest, .. } => {
+                let dir = self
+                    .store
+                    .get_directory(digest)?
+                    .ok_or(StoreError::DirectoryNotFound(*digest))?;
+                self.pending.push(PendingEvent::BeginDirectory { name });
+                let entries = dir
+                    .entries()
+                    .map(|(n, node)| (n.to_vec(), node.clone()))
+                    .collect();
+                self.stack.push((entries, 0));
+            }
         }
-        Node::Symlink { target } => enc.write_symlink(name, target)?,
-        Node::Directory { digest, .. } => {
-            let dir = store
-                .get_directory(digest)?
-                .ok_or(StoreError::DirectoryNotFound(*digest))?;
-            enc.begin_directory(name)?;
-            let entries = dir
-                .entries()
-                .map(|(n, node)| (n.to_vec(), node.clone()))
-                .collect();
-            stack.push((entries, 0));
+        Ok(())
+    }
+
+    /// Reads the queued files' blobs and writes the queued events.
+    fn flush_pending(&mut self) -> Result<(), StoreError> {
+        self.batch = if self.pending_blobs.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .read_blobs(&self.pending_blobs, &self.pending_sizes)?
+        };
+        for p in self.pending.drain(..) {
+            match p {
+                PendingEvent::BeginDirectory { name } => {
+                    self.enc.begin_directory(name.as_deref())?
+                }
+                PendingEvent::EndDirectory { is_entry } => self.enc.end_directory(is_entry)?,
+                PendingEvent::Symlink { name, target } => {
+                    self.enc.write_symlink(name.as_deref(), &target)?
+                }
+                PendingEvent::File {
+                    name,
+                    executable,
+                    size,
+                    blob,
+                } => {
+                    let actual: u64 = self.batch[blob].iter().map(|p| p.len() as u64).sum();
+                    if actual != size {
+                        return Err(StoreError::SizeMismatch {
+                            what: "blob",
+                            digest: self.pending_blobs[blob],
+                            expected: size,
+                            actual,
+                        });
+                    }
+                    self.enc.begin_file(name.as_deref(), executable, size)?;
+                    self.splices.push((self.enc.get_mut().len(), blob));
+                    self.enc.end_file(name.is_some(), size)?;
+                }
+            }
+        }
+        self.write_out()?;
+        self.pending_blobs.clear();
+        self.pending_sizes.clear();
+        self.pending_bytes = 0;
+        Ok(())
+    }
+
+    /// Writes the encoded framing, with the file contents spliced in.
+    fn write_out(&mut self) -> Result<(), StoreError> {
+        let frames = self.enc.get_mut();
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * self.splices.len() + 1);
+        let mut prev = 0;
+        for (at, blob) in self.splices.drain(..) {
+            parts.push(&frames[prev..at]);
+            parts.extend(self.batch[blob].iter().map(|p| &p[..]));
+            prev = at;
+        }
+        parts.push(&frames[prev..]);
+        let mut slices: Vec<io::IoSlice<'_>> = parts
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .map(io::IoSlice::new)
+            .collect();
+        write_all_vectored(&mut self.out, &mut slices)?;
+        frames.clear();
+        Ok(())
+    }
+
+    /// Writes a large file from a streaming blob reader.
+    fn stream_file(
+        &mut self,
+        name: Option<&[u8]>,
+        digest: &B3Digest,
+        size: u64,
+        executable: bool,
+    ) -> Result<(), StoreError> {
+        let mut r = self
+            .store
+            .open_blob(digest)?
+            .ok_or(StoreError::BlobNotFound(*digest))?;
+        if r.size() != size {
+            return Err(StoreError::SizeMismatch {
+                what: "blob",
+                digest: *digest,
+                expected: size,
+                actual: r.size(),
+            });
+        }
+        self.enc.begin_file(name, executable, size)?;
+        self.write_out()?;
+        self.copy_buf.resize(1 << 20, 0);
+        let mut copied: u64 = 0;
+        loop {
+            let n = r.read(&mut self.copy_buf).map_err(StoreError::from_io)?;
+            if n == 0 {
+                break;
+            }
+            copied += n as u64;
+            self.out.write_all(&self.copy_buf[..n])?;
+        }
+        if copied != size {
+            return Err(StoreError::SizeMismatch {
+                what: "blob",
+                digest: *digest,
+                expected: size,
+                actual: copied,
+            });
+        }
+        self.enc.end_file(name.is_some(), size)?;
+        Ok(())
+    }
+}
+
+/// Writes all of `slices` (`Write::write_all_vectored` is not stable yet).
+/// The slices must not be empty.
+fn write_all_vectored<W: Write>(w: &mut W, mut slices: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    while !slices.is_empty() {
+        match w.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
@@ -329,7 +507,7 @@ const WORKER_BLOB_MAX: u64 = super::CHUNK_MAX as u64;
 /// Stores small files on a thread of its own, in the order they are handed over, so
 /// chunking, BLAKE3 and writing overlap with walking the tree and hashing the NAR.
 struct BlobWorker {
-    jobs: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    jobs: Option<std::sync::mpsc::SyncSender<Bytes>>,
     results: std::sync::mpsc::Receiver<Result<B3Digest, StoreError>>,
     sent: usize,
     received: Vec<B3Digest>,
@@ -337,7 +515,7 @@ struct BlobWorker {
 
 impl BlobWorker {
     /// Hands a file's contents over; returns its job number.
-    fn submit(&mut self, data: Vec<u8>) -> Result<usize, StoreError> {
+    fn submit(&mut self, data: Bytes) -> Result<usize, StoreError> {
         let jobs = self.jobs.as_ref().ok_or_else(Self::gone)?;
         if jobs.send(data).is_err() {
             // The worker stopped after an error; its result says which.
@@ -415,11 +593,11 @@ where
     F: FnMut(&Path, &fs::Metadata) -> io::Result<bool>,
 {
     std::thread::scope(|scope| {
-        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
+        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Bytes>(32);
         let (result_tx, results) = std::sync::mpsc::channel();
         scope.spawn(move || {
             for data in job_rx {
-                let r = store.put_blob(&mut data.as_slice()).map(|(d, _)| d);
+                let r = store.put_blob_bytes(&data).map(|(d, _)| d);
                 let failed = r.is_err();
                 if result_tx.send(r).is_err() || failed {
                     break;
@@ -492,7 +670,9 @@ where
                     if data.len() as u64 != size {
                         return Err(StoreError::Nar(NarError::FileChanged(p)));
                     }
-                    enc.write_contents(&data)?;
+                    // Shared by the NAR hasher and the blob worker, not copied.
+                    let data = Bytes::from(data);
+                    enc.get_mut().write_shared(data.clone())?;
                     Pending::File {
                         job: worker.submit(data)?,
                         size,
@@ -591,17 +771,18 @@ where
 /// and stores it (BLAKE3, FastCDC, writes) and hashes the NAR (sha256); running the sha256
 /// on another core takes it off the critical path.
 struct BackgroundNarHasher {
+    /// Framing written since the last send.
     buf: Vec<u8>,
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    tx: Option<std::sync::mpsc::SyncSender<Bytes>>,
     thread: Option<std::thread::JoinHandle<NarHasher>>,
 }
 
-/// Bytes handed to the hashing thread at once.
-const HASH_BATCH: usize = 1 << 20;
+/// Framing bytes handed to the hashing thread at once.
+const HASH_BATCH: usize = 64 << 10;
 
 impl BackgroundNarHasher {
     fn new() -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(64);
         let thread = std::thread::spawn(move || {
             let mut h = NarHasher::new();
             for b in rx {
@@ -611,9 +792,16 @@ impl BackgroundNarHasher {
             h
         });
         BackgroundNarHasher {
-            buf: Vec::with_capacity(HASH_BATCH),
+            buf: Vec::new(),
             tx: Some(tx),
             thread: Some(thread),
+        }
+    }
+
+    fn send_bytes(&mut self, b: Bytes) -> io::Result<()> {
+        match &self.tx {
+            Some(tx) if tx.send(b).is_ok() => Ok(()),
+            _ => Err(io::Error::other("the NAR hashing thread stopped")),
         }
     }
 
@@ -621,11 +809,14 @@ impl BackgroundNarHasher {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(HASH_BATCH));
-        match &self.tx {
-            Some(tx) if tx.send(full).is_ok() => Ok(()),
-            _ => Err(io::Error::other("the NAR hashing thread stopped")),
-        }
+        let framing = Bytes::from(std::mem::take(&mut self.buf));
+        self.send_bytes(framing)
+    }
+
+    /// Hashes `data` (after what was written before) without copying it.
+    fn write_shared(&mut self, data: Bytes) -> io::Result<()> {
+        self.send()?;
+        self.send_bytes(data)
     }
 
     /// The NAR's sha256 and size.

@@ -258,12 +258,24 @@ impl BlobService for Store {
         blob::put_blob(&*self.backend, r)
     }
 
+    fn put_blob_bytes(&self, data: &[u8]) -> Result<(B3Digest, u64), StoreError> {
+        blob::put_blob_bytes(&*self.backend, data)
+    }
+
     fn has_blob(&self, digest: &B3Digest) -> Result<bool, StoreError> {
         Ok(self.backend.kv_get(Table::Blobs, &digest.0)?.is_some())
     }
 
     fn blob_size(&self, digest: &B3Digest) -> Result<Option<u64>, StoreError> {
         Ok(blob::manifest(&*self.backend, digest)?.map(|m| m.size))
+    }
+
+    fn read_blobs(
+        &self,
+        digests: &[B3Digest],
+        sizes: &[u64],
+    ) -> Result<Vec<Vec<bytes::Bytes>>, StoreError> {
+        blob::read_blobs(&*self.backend, digests, sizes)
     }
 
     fn open_blob(&self, digest: &B3Digest) -> Result<Option<BlobReader<'_>>, StoreError> {
