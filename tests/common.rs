@@ -68,3 +68,11 @@ pub fn assert_error(expr: &str, message: &str) {
         ),
     }
 }
+
+/// The read-only shared material next to the repository (`../shared`: the language
+/// corpus, workloads), or `$SHARED_DIR`.
+pub fn shared_dir() -> std::path::PathBuf {
+    std::env::var_os("SHARED_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}

@@ -3,8 +3,10 @@
 
 #[path = "lsp/client.rs"]
 mod client;
+mod common;
 
-use client::{shared_dir, Client, Fixture};
+use client::{Client, Fixture};
+use common::shared_dir;
 use serde_json::{json, Value};
 
 fn uri_of(name: &str) -> String {

@@ -218,6 +218,19 @@ pub fn render_warning(message: &str, span: Span, sources: &SourceMap, color: boo
     out
 }
 
+/// A warning found while lowering, as the reference shows it: with a code frame, or
+/// with its position before the message.
+pub fn render_lowering_warning(w: &crate::lower::Warning, sources: &SourceMap) -> String {
+    if w.code_frame {
+        return render_warning(&w.message, w.span, sources, false);
+    }
+    let loc = sources.location(w.span);
+    format!(
+        "warning: at {}:{}:{}: {}\n",
+        loc.file, loc.line, loc.column, w.message
+    )
+}
+
 /// Removes ANSI escape sequences (`ESC [ ... letter`), as the reference does for messages
 /// written to something that is not a colour terminal: messages may carry colour codes of
 /// their own (nixpkgs' module system adds them).

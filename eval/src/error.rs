@@ -184,6 +184,25 @@ mod tests {
         assert!(e.contains("max-call-depth exceeded"), "{e}");
     }
 
+    // Found by the fuzzer: `toString` of a list that contains itself, and (found while
+    // fixing that) `==`, `<` and `elem` on two such structures, recursed on the native
+    // stack without bound.
+    #[test]
+    fn self_containing_values_fail_cleanly() {
+        for src in [
+            "toString (let x = [ x ]; in x)",
+            "let x = [ x ]; y = [ y ]; in x == y",
+            "let x = { a = x; }; y = { a = y; }; in x == y",
+            "let x = [ x ]; y = [ y ]; in x < y",
+            "let x = [ x ]; y = [ y ]; in builtins.elem x [ y ]",
+        ] {
+            let e = run(src).unwrap_err();
+            assert!(e.contains("max-call-depth exceeded"), "{src}: {e}");
+        }
+        // The same cell is equal to itself without being walked.
+        assert_eq!(run("let x = [ x ]; in x == x").unwrap(), "true");
+    }
+
     // Found by the fuzzer: rnix's error recovery leaves whitespace inside a path node, on
     // which its `Path::parts()` panicked.
     #[test]

@@ -6,7 +6,6 @@
 //! multi-line validator, highlighting and persistent history; otherwise it reads inputs from
 //! standard input and prints one result per line ([`run`] picks).
 
-mod autocall;
 mod batch;
 mod command;
 mod complete;

@@ -7,7 +7,7 @@ use tvix_eval::{EvalResult, Value};
 
 use crate::scope::Origin;
 use crate::session::{added, cwd, expand_path, other, Outcome, Session, INPUT_NAME};
-use crate::{autocall, flake, AutoArg};
+use crate::{flake, AutoArg};
 
 /// Something `:r` loads again.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl Session {
             self.ev.eval_file(&path)?
         };
         let args = self.auto_arg_values()?;
-        autocall::auto_call(&mut self.ev, v, &args)
+        self.ev.auto_call(v, &args)
     }
 
     fn auto_arg_values(&mut self) -> EvalResult<Vec<(Symbol, Value)>> {

@@ -9,6 +9,7 @@ use clap::Args;
 use tvix_eval::diagnostic::{render_error, strip_ansi, RenderOptions};
 use tvix_eval::eval::CoerceMode;
 use tvix_eval::lower::{LintLevel, LowerOptions};
+use tvix_eval::symbol::Symbol;
 use tvix_eval::value::print::print_value;
 use tvix_eval::{EvalConfig, EvalError, EvalResult, Evaluator, SearchPathEntry, Value};
 
@@ -228,11 +229,11 @@ fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
     }
     let root = ev.eval_source(name, text, dir)?;
     let auto_args = auto_args(ev, args)?;
-    let mut v = auto_call(ev, root, &auto_args)?;
+    let mut v = ev.auto_call(root, &auto_args)?;
     for path in &args.attr {
         v = select_attr_path(ev, v, path, &auto_args)?;
     }
-    let v = auto_call(ev, v, &auto_args)?;
+    let v = ev.auto_call(v, &auto_args)?;
     if args.instantiate {
         let mut found = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -261,53 +262,16 @@ fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
 }
 
 /// The `--arg`/`--argstr` values as an attribute set (each `--arg` evaluated lazily).
-fn auto_args(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<Vec<(String, Value)>> {
+fn auto_args(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<Vec<(Symbol, Value)>> {
     let mut out = Vec::new();
     for pair in args.arg.chunks(2) {
         let v = ev.eval_source("«string»".to_string(), pair[1].clone(), cwd())?;
-        out.push((pair[0].clone(), v));
+        out.push((Symbol::intern(&pair[0]), v));
     }
     for pair in args.argstr.chunks(2) {
-        out.push((pair[0].clone(), Value::string(pair[1].as_str())));
+        out.push((Symbol::intern(&pair[0]), Value::string(pair[1].as_str())));
     }
     Ok(out)
-}
-
-/// Nix's `autoCallFunction`: a function with formals is called with the matching `--arg`s.
-fn auto_call(ev: &mut Evaluator, v: Value, auto_args: &[(String, Value)]) -> EvalResult<Value> {
-    let v = ev.force(v)?;
-    let Value::Lambda(c) = &v else {
-        if let Value::Attrs(a) = &v {
-            if let Some(f) = a.get(tvix_eval::eval::sym::functor()).cloned() {
-                let f = ev.force(f)?;
-                let g = ev.call(f, v.clone(), None)?;
-                return auto_call(ev, g, auto_args);
-            }
-        }
-        return Ok(v);
-    };
-    let tvix_eval::ir::Param::Pattern(p) = &c.lambda.param else {
-        return Ok(v);
-    };
-    let mut entries = Vec::new();
-    for formal in &p.formals {
-        match auto_args.iter().find(|(n, _)| n == formal.name.as_str()) {
-            Some((_, val)) => entries.push((formal.name, val.clone())),
-            None if formal.default.is_some() => {}
-            None => {
-                return Err(EvalError::new(
-                    tvix_eval::ErrorKind::Other(format!(
-                        "cannot evaluate a function that has an argument without a value ('{}')",
-                        formal.name
-                    )),
-                    Some(formal.span),
-                ))
-            }
-        }
-    }
-    let arg = tvix_eval::builtins::make_attrs(entries);
-    let r = ev.call(v.clone(), arg, None)?;
-    ev.force(r)
 }
 
 /// `-A a.b.0.c`: attribute names and list indices, auto-calling functions on the way.
@@ -315,14 +279,14 @@ fn select_attr_path(
     ev: &mut Evaluator,
     mut v: Value,
     path: &str,
-    auto_args: &[(String, Value)],
+    auto_args: &[(Symbol, Value)],
 ) -> EvalResult<Value> {
     let fail = |m: String| EvalError::new(tvix_eval::ErrorKind::Other(m), None);
     for part in split_attr_path(path) {
         if part.is_empty() {
             continue;
         }
-        v = auto_call(ev, v, auto_args)?;
+        v = ev.auto_call(v, auto_args)?;
         v = match (&v, part.parse::<usize>()) {
             (Value::List(l), Ok(i)) => {
                 let item = l.get(i).cloned().ok_or_else(|| {
@@ -333,7 +297,7 @@ fn select_attr_path(
                 ev.force(item)?
             }
             (Value::Attrs(a), _) => {
-                let name = tvix_eval::symbol::Symbol::intern(&part);
+                let name = Symbol::intern(&part);
                 match a.get(name) {
                     Some(x) => ev.force(x.clone())?,
                     None => {

@@ -250,10 +250,3 @@ impl Fixture {
         json!({"line": line, "character": col})
     }
 }
-
-/// The shared workloads directory (`$SHARED_DIR`, else `../shared` beside the repository).
-pub fn shared_dir() -> std::path::PathBuf {
-    std::env::var_os("SHARED_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
-}

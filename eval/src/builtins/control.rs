@@ -206,7 +206,7 @@ fn trace(ev: &mut Evaluator, a: Vec<Value>, _: Option<Span>) -> EvalResult<Value
     let v = ev.force(a[0].clone())?;
     let shown = match &v {
         Value::String(s) => s.to_str_lossy().into_owned(),
-        other => crate::value::print::print_value(other),
+        other => crate::value::print::print_value_traced(other, &ev.sources),
     };
     (ev.diagnostics)(&format!("trace: {shown}"));
     ev.force(a[1].clone())

@@ -218,6 +218,9 @@ fn build(ev: &mut Evaluator, attrs: &Attrs, name: &str, s: Option<Span>) -> Eval
         if ignore_nulls && matches!(v, Value::Null) {
             continue;
         }
+        if structured {
+            warn_if_legacy_output_check(ev, key, name, entry.pos.get());
+        }
         collect_attr(ev, &mut c, key, v.clone(), structured, pos).context(pos, || {
             format!("while evaluating attribute '{key}' of derivation '{name}'")
         })?;
@@ -245,6 +248,39 @@ fn build(ev: &mut Evaluator, attrs: &Attrs, name: &str, s: Option<Span>) -> Eval
         return fail("required attribute 'system' missing", s);
     }
     finish(ev, c, name, s)
+}
+
+/// Output checks that only take effect as top-level attributes without
+/// `__structuredAttrs`; with it they go under `outputChecks.<output>`.
+const LEGACY_OUTPUT_CHECKS: [&str; 6] = [
+    "allowedReferences",
+    "allowedRequisites",
+    "disallowedReferences",
+    "disallowedRequisites",
+    "maxClosureSize",
+    "maxSize",
+];
+
+/// Warns, as the reference does, that `key` has no effect in a derivation with
+/// `__structuredAttrs`, in the reference's layout: the derivation as context, then the
+/// warning with a code frame at the attribute.
+fn warn_if_legacy_output_check(ev: &mut Evaluator, key: &str, name: &str, pos: Option<Span>) {
+    if !LEGACY_OUTPUT_CHECKS.contains(&key) {
+        return;
+    }
+    let message = format!(
+        "'structuredAttrs' disables the effect of the derivation attribute '{key}'; \
+         use 'outputChecks.<output>.{key}' instead"
+    );
+    let inner = match pos {
+        Some(p) => crate::diagnostic::render_warning(&message, p, &ev.sources, false),
+        None => format!("warning: {message}\n"),
+    };
+    let text = format!(
+        "warning:\n         \u{2026} while evaluating derivation '{name}'\n\n         {}",
+        inner.trim_end()
+    );
+    (ev.diagnostics)(&text);
 }
 
 fn collect_attr(

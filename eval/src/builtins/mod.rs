@@ -118,15 +118,15 @@ pub(crate) fn global_scope(config: &EvalConfig, io: &dyn EvalIO) -> (Globals, Rc
         builtins.push((Symbol::intern(name), v));
     }
 
-    // Global slots: every builtin as `__name`, the top-level aliases, the constants that are
-    // visible unqualified, and `builtins` itself.
+    // Global slots: the top-level builtins and the constants that are visible unqualified
+    // under their own names (and only so: there is no `__map`), every other builtin as
+    // `__name`, and `builtins` itself.
     let mut names: Vec<(Symbol, Value)> = Vec::new();
     for (name, v) in &builtins {
         let n = name.as_str();
         if matches!(n, "true" | "false" | "null") || TOP_LEVEL.contains(&n) {
             names.push((*name, v.clone()));
-        }
-        if !matches!(n, "true" | "false" | "null") {
+        } else {
             names.push((Symbol::intern(&format!("__{n}")), v.clone()));
         }
     }

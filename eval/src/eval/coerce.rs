@@ -93,7 +93,8 @@ impl Evaluator {
                 for (i, item) in l.iter().enumerate() {
                     let item = self.force(item.clone())?;
                     let empty_list = matches!(&item, Value::List(x) if x.is_empty());
-                    let s = self.coerce_to_string(item, mode, span)?;
+                    // One level deeper: a list that contains itself fails cleanly.
+                    let s = self.nested(span, |ev| ev.coerce_to_string(item, mode, span))?;
                     b.push(&s);
                     // Nix separates elements by a space, except after an empty list.
                     if i + 1 < l.len() && !empty_list {

@@ -6,6 +6,7 @@
 //! stack grows on demand (`stacker`) instead of overflowing.
 
 mod assert_eq;
+mod auto_call;
 mod coerce;
 mod ops;
 pub mod sym;
@@ -190,7 +191,7 @@ impl Evaluator {
             &self.config.lower,
         )?;
         for w in &lowered.warnings {
-            let text = crate::diagnostic::render_warning(&w.message, w.span, &self.sources, false);
+            let text = crate::diagnostic::render_lowering_warning(w, &self.sources);
             (self.diagnostics)(text.trim_end());
         }
         Ok(lowered)
@@ -233,7 +234,7 @@ impl Evaluator {
             &self.config.lower,
         )?;
         for w in &lowered.warnings {
-            let text = crate::diagnostic::render_warning(&w.message, w.span, &self.sources, false);
+            let text = crate::diagnostic::render_lowering_warning(w, &self.sources);
             (self.diagnostics)(text.trim_end());
         }
         let globals_env = &self.global_env;

@@ -37,6 +37,11 @@ fn known_int(e: &Expr, env: &Rc<Env>) -> Option<i64> {
 /// indistinguishable from delaying it, and saves a thunk (`f (n - 1)` in recursive code).
 #[inline]
 pub(super) fn int_binop_now(op: BinOp, lhs: &Expr, rhs: &Expr, env: &Rc<Env>) -> Option<Value> {
+    // Two literals are left to a thunk: that is rare in real code (so costs nothing), and
+    // shows as `«thunk»` where an unevaluated value is printed (`builtins.trace [ (1 + 1) ]`).
+    if matches!((lhs, rhs), (Expr::Const(_), Expr::Const(_))) {
+        return None;
+    }
     let a = known_int(lhs, env)?;
     let b = known_int(rhs, env)?;
     Some(match op {
@@ -365,10 +370,12 @@ impl Evaluator {
                 let (a, b) = (a.clone(), b.clone());
                 for (x, y) in a.iter().zip(b.iter()) {
                     let (x, y) = (self.force(x.clone())?, self.force(y.clone())?);
-                    if self.values_equal(x.clone(), y.clone(), span)? {
+                    // Nested levels count against the call depth, so that lists
+                    // containing themselves fail cleanly instead of overflowing the stack.
+                    if self.nested(span, |ev| ev.values_equal(x.clone(), y.clone(), span))? {
                         continue;
                     }
-                    return self.compare(x, y, span);
+                    return self.nested(span, |ev| ev.compare(x, y, span));
                 }
                 Ok(a.len().cmp(&b.len()))
             }
@@ -430,7 +437,8 @@ impl Evaluator {
                     if same_value(x, y) {
                         continue;
                     }
-                    if !self.values_equal(x.clone(), y.clone(), span)? {
+                    // One level deeper (see `compare`).
+                    if !self.nested(span, |ev| ev.values_equal(x.clone(), y.clone(), span))? {
                         return Ok(false);
                     }
                 }
@@ -460,7 +468,8 @@ impl Evaluator {
                     if same_value(&x.value, &y.value) {
                         continue;
                     }
-                    if !self.values_equal(x.value.clone(), y.value.clone(), span)? {
+                    let (x, y) = (x.value.clone(), y.value.clone());
+                    if !self.nested(span, |ev| ev.values_equal(x, y, span))? {
                         return Ok(false);
                     }
                 }

@@ -57,6 +57,9 @@ pub struct Warning {
     pub message: String,
     /// Where.
     pub span: Span,
+    /// Whether the reference shows the warning with a code frame (lints) or only with
+    /// its position before the message (`warning: at FILE:LINE:COL: ...`).
+    pub code_frame: bool,
 }
 
 /// Options that change how source is lowered.
@@ -285,6 +288,7 @@ impl<'a> Lowerer<'a> {
             E::List(l) => {
                 let mut items = Vec::new();
                 for item in l.items() {
+                    self.warn_if_cursed_or(&item);
                     items.push(Rc::new(self.lower(&item, None)?));
                 }
                 Expr::List(items.into_boxed_slice())
@@ -297,7 +301,10 @@ impl<'a> Lowerer<'a> {
                 let expr = self.lower_child_rc(s.syntax(), s.expr())?;
                 let path = self.lower_attrpath(s.attrpath(), s.syntax())?;
                 let default = match s.default_expr() {
-                    Some(d) => Some(Rc::new(self.lower(&d, None)?)),
+                    Some(d) => {
+                        self.warn_if_cursed_or(&d);
+                        Some(Rc::new(self.lower(&d, None)?))
+                    }
                     None => None,
                 };
                 Expr::Select {
@@ -315,6 +322,9 @@ impl<'a> Lowerer<'a> {
             }
             E::Apply(a) => {
                 let span = self.span(a.syntax());
+                if let Some(arg) = a.argument() {
+                    self.warn_if_cursed_or(&arg);
+                }
                 let func = self.lower_child_rc(a.syntax(), a.lambda())?;
                 let arg = self.lower_child_rc(a.syntax(), a.argument())?;
                 Expr::Apply { func, arg, span }
@@ -724,6 +734,39 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// Warns, as the reference does since Nix 2.24, about a "cursed `or`": `f or`, where
+    /// `or` is taken as a variable applied to as an argument, in a place where the planned
+    /// change of `or` into an ordinary identifier will change the meaning (as an
+    /// argument, a list element, or the default of an `or`). At the head of an
+    /// application (`map or [ ]`) or on its own (`(f or)`) the meaning stays the same.
+    fn warn_if_cursed_or(&mut self, e: &ast::Expr) {
+        let ast::Expr::Apply(call) = e else {
+            return;
+        };
+        let Some(ast::Expr::Ident(id)) = call.argument() else {
+            return;
+        };
+        if id.syntax().text() != "or" {
+            return;
+        }
+        let Some(func) = call.lambda() else {
+            return;
+        };
+        let text = call.syntax().text().to_string();
+        let start = func.syntax().text_range().start() - call.syntax().text_range().start();
+        let shown = &text[usize::from(start)..];
+        self.warnings.push(Warning {
+            message: format!(
+                "This expression uses `or` as an identifier in a way that will change in a future Nix release.\n\
+                 Wrap this entire expression in parentheses to preserve its current meaning:\n    \
+                 ({shown})\n\
+                 Give feedback at https://github.com/NixOS/nix/pull/11121"
+            ),
+            span: self.span(func.syntax()),
+            code_frame: false,
+        });
+    }
+
     /// Reports a lint finding at `node` according to `level`.
     pub(crate) fn lint(
         &mut self,
@@ -735,7 +778,11 @@ impl<'a> Lowerer<'a> {
             LintLevel::Off => Ok(()),
             LintLevel::Warn => {
                 let span = self.span(node);
-                self.warnings.push(Warning { message, span });
+                self.warnings.push(Warning {
+                    message,
+                    span,
+                    code_frame: true,
+                });
                 Ok(())
             }
             LintLevel::Fatal => Err(self.error(node, message)),

@@ -97,12 +97,31 @@ pub fn write_attr_name(name: &str, out: &mut String) {
 pub fn print_value(v: &Value) -> String {
     let mut out = String::new();
     let mut seen = HashSet::new();
-    print_inner(v, &mut out, &mut seen);
+    print_inner(v, &mut out, &mut seen, Markers::Classic);
     out
 }
 
-fn print_inner(v: &Value, out: &mut String, seen: &mut HashSet<usize>) {
-    print_cell(v, None, out, seen)
+/// Prints a value fully, as current Nix prints one in `builtins.trace`: like
+/// [`print_value`], but with current Nix's markers for what has no printed form
+/// (`«thunk»`, `«lambda @ file:line:col»`, `«primop name»`).
+pub fn print_value_traced(v: &Value, sources: &SourceMap) -> String {
+    let mut out = String::new();
+    let mut seen = HashSet::new();
+    print_inner(v, &mut out, &mut seen, Markers::Current(sources));
+    out
+}
+
+/// How values without a printed form (unevaluated thunks, functions) are shown.
+#[derive(Clone, Copy)]
+enum Markers<'a> {
+    /// `<CODE>`, `<LAMBDA>`, `<PRIMOP>`, `<PRIMOP-APP>` (`nix-instantiate --eval`).
+    Classic,
+    /// `«thunk»`, `«lambda @ …»`, `«primop …»`, `«partially applied primop …»`.
+    Current(&'a SourceMap),
+}
+
+fn print_inner(v: &Value, out: &mut String, seen: &mut HashSet<usize>, m: Markers) {
+    print_cell(v, None, out, seen, m)
 }
 
 /// Prints a value; `cell` identifies the thunk the value was reached through, if any.
@@ -111,7 +130,13 @@ fn print_inner(v: &Value, out: &mut String, seen: &mut HashSet<usize>) {
 /// attributes are shared; a list of more than two elements when its element array is shared;
 /// a list of one or two elements (stored inside the value cell by the reference) only when it
 /// is reached through the same cell. Empty sets and lists are never "repeated".
-fn print_cell(v: &Value, cell: Option<usize>, out: &mut String, seen: &mut HashSet<usize>) {
+fn print_cell(
+    v: &Value,
+    cell: Option<usize>,
+    out: &mut String,
+    seen: &mut HashSet<usize>,
+    m: Markers,
+) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -133,7 +158,7 @@ fn print_cell(v: &Value, cell: Option<usize>, out: &mut String, seen: &mut HashS
                 out.push(' ');
                 write_attr_name(e.name.as_str(), out);
                 out.push_str(" = ");
-                print_inner(&e.value, out, seen);
+                print_inner(&e.value, out, seen, m);
                 out.push(';');
             }
             out.push_str(" }");
@@ -157,9 +182,15 @@ fn print_cell(v: &Value, cell: Option<usize>, out: &mut String, seen: &mut HashS
             out.push('[');
             for item in l.iter() {
                 out.push(' ');
-                print_inner(item, out, seen);
+                print_inner(item, out, seen, m);
             }
             out.push_str(" ]");
+        }
+        Value::Lambda(_) | Value::PrimOp(_) if matches!(m, Markers::Current(_)) => {
+            let Markers::Current(sources) = m else {
+                return;
+            };
+            preview_inner(v, out, 0, Some(sources));
         }
         Value::Lambda(_) => out.push_str("<LAMBDA>"),
         Value::PrimOp(app) => out.push_str(if app.args.is_empty() {
@@ -168,8 +199,14 @@ fn print_cell(v: &Value, cell: Option<usize>, out: &mut String, seen: &mut HashS
             "<PRIMOP-APP>"
         }),
         Value::Thunk(t) => match t.value() {
-            Some(v) => print_cell(&v, Some(Rc::as_ptr(&t.0) as *const u8 as usize), out, seen),
-            None => out.push_str("<CODE>"),
+            Some(v) => {
+                let cell = Some(Rc::as_ptr(&t.0) as *const u8 as usize);
+                print_cell(&v, cell, out, seen, m)
+            }
+            None => out.push_str(match m {
+                Markers::Classic => "<CODE>",
+                Markers::Current(_) => "«thunk»",
+            }),
         },
     }
 }
@@ -261,7 +298,7 @@ fn preview_inner(v: &Value, out: &mut String, depth: usize, sources: Option<&Sou
             Some(v) => preview_inner(&v, out, depth, sources),
             None => out.push_str("«thunk»"),
         },
-        other => print_inner(other, out, &mut HashSet::new()),
+        other => print_inner(other, out, &mut HashSet::new(), Markers::Classic),
     }
 }
 

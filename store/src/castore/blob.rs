@@ -301,7 +301,8 @@ pub(crate) fn read_blobs(
     if threads < 2 || digests.len() < 2 || (total as usize) < PARALLEL_CHECK_MIN {
         return read_blobs_here(backend, digests);
     }
-    let cuts = cut_by_size(sizes.iter().copied(), threads);
+    // More parts than threads, so that a thread that finishes early takes another.
+    let cuts = cut_by_size(sizes.iter().copied(), threads * 4);
     let runs = cuts.windows(2).map(|w| &digests[w[0]..w[1]]).collect();
     let mut out = Vec::with_capacity(digests.len());
     for part in in_parallel(runs, |ds| read_blobs_here(backend, ds)) {
