@@ -10,9 +10,9 @@
 2. Export: `tvix store export STOREPATH` vs `nix-store --dump` of the path in the
    throwaway store, both to /dev/null.
 
-Import and export are run `--runs` times (3 by default, each import into fresh stores,
-with a `sync` before each) and the medians are compared: a single run on a shared
-machine mostly measures the disk's writeback at that moment.
+   Import and export are run `--runs` times (5 by default; each import into fresh stores,
+   with a `sync` before it, the tools taking turns at going first) and the medians are
+   compared: a single run on a shared machine mostly measures the disk at that moment.
 3. Deduplication: a second version of the tree in which 1% of the bytes differ (10% of
    the files each get a run of new bytes over 10% of their length, at a random offset),
    imported into both stores; the stored size after both versions, against the size of
@@ -134,7 +134,7 @@ def main() -> int:
     ap.add_argument("--tvix", type=Path, default=default_tvix(), help="tvix binary (default: release build)")
     ap.add_argument("--workdir", type=Path, default=None, help="where to put trees and stores (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--runs", type=int, default=3, help="runs of import and export; medians are shown (default 3)")
+    ap.add_argument("--runs", type=int, default=5, help="runs of import and export; medians are shown (default 5)")
     args = ap.parse_args()
 
     if not args.tvix.exists():
@@ -155,8 +155,7 @@ def main() -> int:
         env.pop("NIX_REMOTE", None)
 
         # Each import goes into fresh stores; the last run's stores are kept for the
-        # export and deduplication steps. nix first, then tvix: both read the tree from a
-        # warm page cache. tvix makes the data durable before it registers a path
+        # export and deduplication steps. Both tools read the tree from a warm page cache. tvix makes the data durable before it registers a path
         # (fdatasync); nix-store does not sync file contents, so the `sync` right after it
         # is timed too, to compare like with like.
         nix_imps, nix_syncs, tvix_imps, tvix_syncs = [], [], [], []
@@ -168,15 +167,26 @@ def main() -> int:
             if run > 0:
                 remove(work / f"tvix-store-{run - 1}")
                 remove(work / f"nix-root-{run - 1}")
-            sync()
-            t, out = timed(["nix-store", "--store", nix_url, "--add", str(tree)], env)
-            nix_imps.append(t)
-            nix_path = out.decode().strip()
-            nix_syncs.append(timed_sync())
-            t, out = timed([str(args.tvix), "store", "--store", tvix_url, "import", str(tree)], env)
-            tvix_imps.append(t)
-            tvix_path = out.decode().strip()
-            tvix_syncs.append(timed_sync())
+            def run_nix():
+                sync()
+                t, out = timed(["nix-store", "--store", nix_url, "--add", str(tree)], env)
+                nix_imps.append(t)
+                nix_syncs.append(timed_sync())
+                return out.decode().strip()
+
+            def run_tvix():
+                sync()
+                t, out = timed([str(args.tvix), "store", "--store", tvix_url, "import", str(tree)], env)
+                tvix_imps.append(t)
+                tvix_syncs.append(timed_sync())
+                return out.decode().strip()
+
+            # Alternate which tool goes first: the disk's state (writeback of the deleted
+            # stores, of the other tool's data) otherwise always favours the same one.
+            if run % 2 == 0:
+                nix_path, tvix_path = run_nix(), run_tvix()
+            else:
+                tvix_path, nix_path = run_tvix(), run_nix()
             if tvix_path != nix_path:
                 sys.exit(f"store paths differ: tvix {tvix_path}, nix {nix_path}")
 
