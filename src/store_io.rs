@@ -268,6 +268,14 @@ impl EvalIO for StoreIO {
         true
     }
 
+    fn commit(&self) -> io::Result<()> {
+        // Nothing was added if the store was never opened.
+        match self.store.get() {
+            Some(Ok(store)) => store.commit().map_err(to_io),
+            _ => Ok(()),
+        }
+    }
+
     fn store_dir(&self) -> String {
         self.fs.store_dir()
     }

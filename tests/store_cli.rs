@@ -449,3 +449,46 @@ fn kill_9_of_a_daemon_client_during_import_leaves_a_consistent_store() {
     );
     kill_during_import(&d.url, &store_dir, dir.path());
 }
+
+/// Evaluation registers the paths it writes in a batch; whatever `tvix eval` and
+/// `tvix instantiate` print must already be valid for other processes.
+#[test]
+fn paths_printed_by_an_evaluation_are_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("local://{}", dir.path().join("store").display());
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tvix"))
+            .args(args)
+            .args(["--store", &url])
+            .env_remove("TVIX_STORE")
+            .env_remove("NIX_REMOTE")
+            .output()
+            .expect("run tvix");
+        String::from_utf8(ok(out)).unwrap()
+    };
+    let printed = run(&[
+        "eval",
+        "--strict",
+        "--expr",
+        r#"map (n: builtins.toFile "f${toString n}" "x${toString n}") [ 1 2 3 ]"#,
+    ]);
+    let paths: Vec<&str> = printed
+        .trim()
+        .trim_matches(['[', ']'])
+        .split_whitespace()
+        .map(|p| p.trim_matches('"'))
+        .collect();
+    assert_eq!(paths.len(), 3, "{printed}");
+    for (n, p) in paths.iter().enumerate() {
+        let cat = ok(tvix(&url, &["cat", p]));
+        assert_eq!(cat, format!("x{}", n + 1).as_bytes());
+    }
+    let drvs = run(&[
+        "instantiate",
+        "--expr",
+        r#"derivation { name = "d"; system = "x"; builder = "/b"; }"#,
+    ]);
+    let drv = drvs.trim();
+    assert!(drv.ends_with("-d.drv"), "{drvs}");
+    ok(tvix(&url, &["info", drv]));
+}

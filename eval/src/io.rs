@@ -65,6 +65,12 @@ pub trait EvalIO {
     /// Whether added paths are really written (false for compute-only IO): evaluation skips
     /// serialising what would only be thrown away, such as `.drv` files.
     fn writes_to_store(&self) -> bool;
+    /// Makes every path added so far durable. Stores may register added paths in a batch
+    /// (one disk sync for a whole evaluation instead of one per `.drv` file); whoever
+    /// shows a result that names store paths commits first.
+    fn commit(&self) -> io::Result<()> {
+        Ok(())
+    }
     /// The store directory (`/nix/store` unless `NIX_STORE_DIR` says otherwise).
     fn store_dir(&self) -> String;
     /// Resolves symlinks in `path` (for `import` of a directory's `default.nix`, etc.).

@@ -116,6 +116,14 @@ impl Session {
     pub fn handle(&mut self, text: &str) -> Result<Outcome, String> {
         self.interrupt.store(false, Ordering::SeqCst);
         let r = self.dispatch(text);
+        // What the input wrote to the store becomes durable before its result is shown.
+        let r = r.and_then(|out| {
+            self.ev
+                .io
+                .commit()
+                .map_err(|e| other(format!("committing to the store: {e}")))?;
+            Ok(out)
+        });
         r.map_err(|e| self.render(&e))
     }
 

@@ -238,6 +238,7 @@ fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
         let mut found = Vec::new();
         let mut seen = std::collections::HashSet::new();
         collect_derivations(ev, v, true, &mut seen, &mut found)?;
+        commit(ev)?;
         let mut stdout = std::io::stdout().lock();
         for line in found {
             let _ = writeln!(stdout, "{line}");
@@ -255,6 +256,7 @@ fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
         let v = if args.strict { ev.force_deep(v)? } else { v };
         format!("{}\n", print_value(&v))
     };
+    commit(ev)?;
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.as_bytes());
     let _ = stdout.flush();
@@ -272,6 +274,17 @@ fn auto_args(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<Vec<(Symbol, Val
         out.push((Symbol::intern(&pair[0]), Value::string(pair[1].as_str())));
     }
     Ok(out)
+}
+
+/// Makes the paths the evaluation wrote durable before its result (which may name them)
+/// is printed.
+fn commit(ev: &Evaluator) -> EvalResult<()> {
+    ev.io.commit().map_err(|e| {
+        EvalError::new(
+            tvix_eval::ErrorKind::Other(format!("committing to the store: {e}")),
+            None,
+        )
+    })
 }
 
 /// `-A a.b.0.c`: attribute names and list indices, auto-calling functions on the way.

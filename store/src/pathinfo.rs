@@ -126,6 +126,20 @@ pub trait PathInfoService {
     /// already be stored; a path is never valid before its contents are durable.
     fn put_path_info(&self, info: &PathInfo) -> Result<(), StoreError>;
 
+    /// Registers `info` as part of a batch: valid for this process at once, durable (and
+    /// visible to other processes) after the next [`PathInfoService::commit`]. For work
+    /// that registers many small paths (evaluation writing `.drv` files and sources),
+    /// which would otherwise wait for the disk once per path; it commits before anything
+    /// naming the paths leaves the process. By default the same as `put_path_info`.
+    fn put_path_info_batched(&self, info: &PathInfo) -> Result<(), StoreError> {
+        self.put_path_info(info)
+    }
+
+    /// Makes every path registered with [`PathInfoService::put_path_info_batched`] durable.
+    fn commit(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// The path info of `path`, or `None` if it is not valid.
     fn get_path_info(&self, path: &StorePath) -> Result<Option<PathInfo>, StoreError>;
 

@@ -31,13 +31,15 @@ impl Evaluator {
             match args.iter().find(|(n, _)| *n == formal.name) {
                 Some((_, val)) => entries.push((formal.name, val.clone())),
                 None if formal.default.is_some() => {}
-                None => return Err(EvalError::new(
-                    ErrorKind::Other(format!(
+                None => {
+                    return Err(EvalError::new(
+                        ErrorKind::Other(format!(
                         "cannot evaluate a function that has an argument without a value ('{}')",
                         formal.name
                     )),
-                    Some(formal.span),
-                )),
+                        Some(formal.span),
+                    ))
+                }
             }
         }
         let arg = crate::builtins::make_attrs(entries);

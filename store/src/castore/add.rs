@@ -54,7 +54,7 @@ where
             content_hash.to_prefixed(HashEncoding::Nix32)
         )),
     };
-    store.put_path_info(&info)?;
+    store.put_path_info_batched(&info)?;
     Ok(info)
 }
 
@@ -123,7 +123,7 @@ where
                     content_hash.to_prefixed(HashEncoding::Nix32)
                 )),
             };
-            store.put_path_info(&info)?;
+            store.put_path_info_batched(&info)?;
             info
         }
     };

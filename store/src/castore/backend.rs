@@ -9,8 +9,9 @@
 //!   per chunk) small.
 //!
 //! The local backend batches: chunk locations, blob manifests and directories are kept in
-//! memory (visible to this process) until a path info is registered, the batch grows
-//! large, or the store is dropped. A flush first syncs this process's pack (so every chunk
+//! memory (visible to this process) until a path info is registered, the batch is
+//! committed (path infos registered in a batch wait there too), the batch grows large, or
+//! the store is dropped. A flush first syncs this process's pack (so every chunk
 //! the batch names is durable; chunks of other processes are only ever found through
 //! locations they committed after syncing their own pack), then commits the batch — with
 //! the path info, if that caused the flush — in one durable transaction. A path is
@@ -87,6 +88,15 @@ pub(crate) trait Backend: Send + Sync {
     }
     /// Stores a metadata value durably.
     fn kv_put(&self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    /// Stores a metadata value, durably once [`Backend::commit`] returns (backends that
+    /// batch writes hold it until then; it is visible to this process at once).
+    fn kv_put_batched(&self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.kv_put(t, key, value)
+    }
+    /// Makes everything stored so far durable.
+    fn commit(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Every key of a table.
     fn kv_keys(&self, t: Table) -> Result<Vec<Vec<u8>>, StoreError>;
     /// The file, offset and length of a stored chunk, for backends that have files.
@@ -637,6 +647,12 @@ impl Backend for LocalBackend {
         if t == Table::PathInfos {
             return self.flush(Some((t, key, value)));
         }
+        self.kv_put_batched(t, key, value)
+    }
+
+    /// Path infos too wait in the batch (see the module's documentation for why that is
+    /// safe: a flush syncs the pack before it commits the batch).
+    fn kv_put_batched(&self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let full = {
             let mut pending = self.pending.lock().map_err(|_| poisoned())?;
             pending.insert((t, key.to_vec()), value.to_vec());
@@ -646,6 +662,10 @@ impl Backend for LocalBackend {
             self.flush(None)?;
         }
         Ok(())
+    }
+
+    fn commit(&self) -> Result<(), StoreError> {
+        self.flush(None)
     }
 
     fn kv_keys(&self, t: Table) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -663,7 +683,9 @@ impl Backend for LocalBackend {
 
 impl Drop for LocalBackend {
     fn drop(&mut self) {
-        // Unregistered blobs and directories are only a cache; losing them is harmless.
+        // Callers that registered paths in a batch commit before they say so; what is left
+        // (blobs and directories not yet named by a path) is only a cache, so an error
+        // here loses nothing that was promised.
         let _ = self.flush(None);
     }
 }

@@ -869,6 +869,8 @@ where
         crate::store_path::FileIngestionMethod::Recursive,
         |_, _| Ok(true),
     )?;
+    // Valid once this returns (the caller prints it).
+    store.commit()?;
     Ok(added.info)
 }
 

@@ -326,6 +326,16 @@ impl PathInfoService for Store {
             .kv_put(Table::PathInfos, info.store_path.digest(), &info.encode())
     }
 
+    fn put_path_info_batched(&self, info: &PathInfo) -> Result<(), StoreError> {
+        self.check_node(&info.node)?;
+        self.backend
+            .kv_put_batched(Table::PathInfos, info.store_path.digest(), &info.encode())
+    }
+
+    fn commit(&self) -> Result<(), StoreError> {
+        self.backend.commit()
+    }
+
     fn get_path_info(&self, path: &StorePath) -> Result<Option<PathInfo>, StoreError> {
         let Some(raw) = self.backend.kv_get(Table::PathInfos, path.digest())? else {
             return Ok(None);
