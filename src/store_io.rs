@@ -268,6 +268,52 @@ impl EvalIO for StoreIO {
         true
     }
 
+    fn add_nar(
+        &self,
+        path: &str,
+        nar: &mut dyn io::Read,
+        nar_hash: &str,
+        references: &[String],
+        ca: Option<&str>,
+    ) -> Result<(), String> {
+        let parse = |p: &str| {
+            self.store_dir
+                .parse_path(p)
+                .map_err(|e| format!("invalid store path '{p}': {e}"))
+        };
+        let store_path = parse(path)?;
+        let references = references
+            .iter()
+            .map(|r| parse(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let expected = tvix_store::NixHash::parse(nar_hash, None)
+            .map_err(|e| format!("invalid NAR hash '{nar_hash}' of '{path}': {e}"))?;
+        let store = self.store()?;
+        let (node, hash, size) = cnar::ingest_nar(store, nar).map_err(|e| e.to_string())?;
+        if hash.algo() != expected.algo() || hash.digest() != expected.digest() {
+            return Err(format!(
+                "NAR hash mismatch in '{path}': expected {nar_hash}, got {}",
+                hash.to_prefixed(tvix_store::hash::HashEncoding::Nix32)
+            ));
+        }
+        let info = tvix_store::pathinfo::PathInfo {
+            store_path,
+            node,
+            nar_sha256: hash
+                .digest()
+                .try_into()
+                .map_err(|_| format!("the NAR hash of '{path}' is not a sha256"))?,
+            nar_size: size,
+            references,
+            deriver: None,
+            signatures: Vec::new(),
+            ca: ca.map(str::to_string),
+        };
+        store
+            .put_path_info_batched(&info)
+            .map_err(|e| e.to_string())
+    }
+
     fn commit(&self) -> io::Result<()> {
         // Nothing was added if the store was never opened.
         match self.store.get() {

@@ -65,6 +65,23 @@ pub trait EvalIO {
     /// Whether added paths are really written (false for compute-only IO): evaluation skips
     /// serialising what would only be thrown away, such as `.drv` files.
     fn writes_to_store(&self) -> bool;
+    /// Adds the store path `path` from its NAR (as fetched from a binary cache) with its
+    /// `references` and content address `ca`; fails if the NAR's sha256 is not `nar_hash`
+    /// (`sha256:` and nix32). Paths can only be added this way to a real store.
+    fn add_nar(
+        &self,
+        path: &str,
+        nar: &mut dyn io::Read,
+        nar_hash: &str,
+        references: &[String],
+        ca: Option<&str>,
+    ) -> Result<(), String> {
+        let _ = (nar, nar_hash, references, ca);
+        Err(format!(
+            "cannot add '{path}' to the store: evaluation does not write to a store here \
+             (--readonly-mode or a dummy:// store)"
+        ))
+    }
     /// Makes every path added so far durable. Stores may register added paths in a batch
     /// (one disk sync for a whole evaluation instead of one per `.drv` file); whoever
     /// shows a result that names store paths commits first.

@@ -129,6 +129,7 @@ pub(super) fn eval_command(args: EvalArgs) -> i32 {
             lint_url_literals: lint_level(&args.lint_url_literals),
         },
         parse_toml_timestamps: has_feature(&args, "parse-toml-timestamps"),
+        fetch_closure: has_feature(&args, "fetch-closure"),
         abort_on_warn: args
             .option
             .chunks(2)

@@ -66,17 +66,19 @@ pub(super) fn repl_command(args: ReplArgs) -> i32 {
                 .map(SearchPathEntry::parse),
         );
     }
-    let pipe_operators = args
-        .features
-        .iter()
-        .any(|f| f.split_whitespace().any(|x| x == "pipe-operators"));
+    let has_feature = |name: &str| {
+        args.features
+            .iter()
+            .any(|f| f.split_whitespace().any(|x| x == name))
+    };
     let config = EvalConfig {
         search_path,
         max_call_depth: args.max_call_depth,
         lower: LowerOptions {
-            pipe_operators,
+            pipe_operators: has_feature("pipe-operators"),
             ..LowerOptions::default()
         },
+        fetch_closure: has_feature("fetch-closure"),
         ..EvalConfig::default()
     };
     let mut auto_args: Vec<AutoArg> = args

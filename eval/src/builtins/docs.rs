@@ -330,6 +330,15 @@ false || true   # true
 ```"#,
     ),
     doc(
+        "fetchClosure",
+        &["args"],
+        r#"Copies a store path and everything it refers to from a binary cache into the store, and returns the path. `args` is a set with `fromStore` (the cache's URL: `https://`, `http://` or `file://`) and `fromPath`. The path must be content-addressed (its content address is checked against the path, and every NAR against its narinfo); an input-addressed path needs `inputAddressed = true`. `toPath`, rewriting an input-addressed path to a content-addressed one, is only accepted when it equals `fromPath`. Needs `--extra-experimental-features fetch-closure`; a path already in the store is not fetched again.
+
+```nix
+builtins.fetchClosure { fromStore = "https://cache.example.org"; fromPath = /nix/store/ldbhlwhh39wha58rm61bkiiwm6j7211j-git-2.33.1; }
+```"#,
+    ),
+    doc(
         "fetchGit",
         &["args"],
         r#"Exports a revision of a git repository into the store and returns a set with `outPath`, `rev`, `shortRev`, `revCount`, `lastModified`, `lastModifiedDate`, `narHash` and `submodules`. `args` is a URL or path, or a set with `url` and optionally `ref` (a branch or tag), `rev` (a full commit hash), `name` (default `"source"`) and `narHash`. A local repository with uncommitted changes to tracked files, asked for without `ref` or `rev`, gives its working tree (with a warning and a `rev` of zeros). Runs the `git` command; a pinned `rev` is fetched once and then taken from the store.

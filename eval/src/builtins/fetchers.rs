@@ -25,6 +25,7 @@ pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("fetchTarball", 1, fetch_tarball),
     primop!("fetchGit", 1, fetch_git),
     primop!("fetchTree", 1, fetch_tree),
+    primop!("fetchClosure", 1, fetch_closure),
 ];
 
 /// How long a fetch without an expected hash is trusted (Nix's default `tarball-ttl`).
@@ -730,4 +731,231 @@ fn fetch_input(ev: &mut Evaluator, mut input: Input, s: Option<Span>) -> EvalRes
         other_ty => return fail(format!("input type '{other_ty}' is not supported"), s),
     };
     Ok(make_attrs(result))
+}
+
+/// `builtins.fetchClosure { fromStore; fromPath; toPath ? null; inputAddressed ? false; }`:
+/// copies `fromPath` and everything it refers to from a binary cache into the store.
+fn fetch_closure(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+    if !ev.config.fetch_closure {
+        return fail(
+            "experimental Nix feature 'fetch-closure' is disabled; add '--extra-experimental-features fetch-closure' to enable it",
+            s,
+        );
+    }
+    let args = ev.force_attrs(a[0].clone(), s)?;
+    let sd = StoreDir::new(ev.io.store_dir()).map_err(|e| other(e.to_string(), s))?;
+    let mut from_store = None;
+    let mut from_path = None;
+    let mut to_path = None;
+    let mut input_addressed = false;
+    for entry in args.iter() {
+        let pos = entry.pos.get().or(s);
+        match entry.name.as_str() {
+            "fromStore" => from_store = Some(text(ev, entry.value.clone(), pos)?),
+            "fromPath" | "toPath" => {
+                let p = text(ev, entry.value.clone(), pos)?;
+                let parsed = sd
+                    .parse_path(&p)
+                    .map_err(|_| other(format!("path '{p}' is not in the Nix store"), pos))?;
+                if entry.name.as_str() == "fromPath" {
+                    from_path = Some(parsed);
+                } else {
+                    to_path = Some(parsed);
+                }
+            }
+            "inputAddressed" => input_addressed = ev.force_bool(entry.value.clone(), pos)?,
+            other_name => {
+                return fail(
+                    format!("attribute '{other_name}' isn't supported in call to 'fetchClosure'"),
+                    s,
+                )
+            }
+        }
+    }
+    let missing = |n: &str| {
+        other(
+            format!("attribute '{n}' is missing in call to 'fetchClosure'"),
+            s,
+        )
+    };
+    let from_store = from_store.ok_or_else(|| missing("fromStore"))?;
+    let from_path = from_path.ok_or_else(|| missing("fromPath"))?;
+    let base = from_store
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    if !["http://", "https://", "file://"]
+        .iter()
+        .any(|scheme| base.starts_with(scheme))
+    {
+        return fail(
+            "'fetchClosure' only supports http://, https:// and file:// stores",
+            s,
+        );
+    }
+    let shown = sd.display(&from_path);
+    // A path already in the store is not fetched again. (Its addressing is then not
+    // checked against the arguments: that uses the cache's narinfo.)
+    if ev.io.path_exists(Path::new(&shown)).unwrap_or(false) {
+        return Ok(store_path_value(&shown));
+    }
+    let root = narinfo_of(base, &sd, &from_path, s)?;
+    match (&root.ca, input_addressed, &to_path) {
+        (Some(_), true, _) => {
+            return fail(
+                format!(
+                    "The store object referred to by 'fromPath' at '{shown}' is not input-addressed, but 'inputAddressed' is set to 'true'. Remove the 'inputAddressed' attribute (or set it to 'false') to ensure that the store object is content-addressed."
+                ),
+                s,
+            )
+        }
+        (None, false, None) => {
+            return fail(
+                format!(
+                    "The 'fromPath' value '{shown}' is input-addressed, but 'inputAddressed' is set to 'false' (default). If you do intend to fetch an input-addressed store path, add\n\n  inputAddressed = true;\n\nto the 'fetchClosure' arguments.\n\nNote that to ensure authenticity input-addressed store paths, users must configure a trusted binary cache public key on their systems. This is not needed for content-addressed paths."
+                ),
+                s,
+            )
+        }
+        (_, _, Some(to)) if *to != from_path || root.ca.is_none() => {
+            return fail(
+                format!(
+                    "rewriting '{shown}' to content-addressed form is not supported by tvix yet"
+                ),
+                s,
+            )
+        }
+        _ => {}
+    }
+    // The closure, breadth first; then added references first, so that no path is valid
+    // before what it refers to.
+    let mut order = vec![root];
+    let mut seen: std::collections::HashSet<String> = [shown.clone()].into();
+    let mut i = 0;
+    while i < order.len() {
+        let refs = order[i].references.clone();
+        for r in refs {
+            let p = format!("{}/{r}", sd.as_str());
+            if seen.insert(p.clone()) {
+                let sp = sd
+                    .parse_path(&p)
+                    .map_err(|e| other(format!("invalid reference '{r}': {e}"), s))?;
+                order.push(narinfo_of(base, &sd, &sp, s)?);
+            }
+        }
+        i += 1;
+    }
+    let io = ev.io.clone();
+    for info in order.iter().rev() {
+        if io.path_exists(Path::new(&info.store_path)).unwrap_or(false) {
+            continue;
+        }
+        check_content_address(&sd, info, s)?;
+        let url = format!("{base}/{}", info.url);
+        let nar = fetch::closure::fetch_bytes(&url).map_err(|e| fetch_err(e, s))?;
+        let nar = fetch::closure::decompress(nar, &info.compression, &url)
+            .map_err(|e| fetch_err(e, s))?;
+        let refs: Vec<String> = info
+            .references
+            .iter()
+            .map(|r| format!("{}/{r}", sd.as_str()))
+            .collect();
+        io.add_nar(
+            &info.store_path,
+            &mut nar.as_slice(),
+            &info.nar_hash,
+            &refs,
+            info.ca.as_deref(),
+        )
+        .map_err(|m| other(m, s))?;
+    }
+    Ok(store_path_value(&shown))
+}
+
+/// The narinfo of `path` in the binary cache at `base`.
+fn narinfo_of(
+    base: &str,
+    sd: &StoreDir,
+    path: &tvix_store::StorePath,
+    s: Option<Span>,
+) -> EvalResult<fetch::closure::NarInfo> {
+    let url = format!("{base}/{}.narinfo", path.hash_part());
+    let bytes = fetch::closure::fetch_bytes(&url).map_err(|_| {
+        other(
+            format!(
+                "path '{}' is not available from the binary cache '{base}'",
+                sd.display(path)
+            ),
+            s,
+        )
+    })?;
+    let info = fetch::closure::parse_narinfo(&String::from_utf8_lossy(&bytes), &url)
+        .map_err(|e| fetch_err(e, s))?;
+    if info.store_path != sd.display(path) {
+        return Err(other(
+            format!(
+                "the narinfo '{url}' is for '{}', not '{}'",
+                info.store_path,
+                sd.display(path)
+            ),
+            s,
+        ));
+    }
+    Ok(info)
+}
+
+/// A content-addressed path must be the path its content address gives (the NAR is later
+/// checked against the narinfo's hash), so a cache cannot pass off other contents.
+fn check_content_address(
+    sd: &StoreDir,
+    info: &fetch::closure::NarInfo,
+    s: Option<Span>,
+) -> EvalResult<()> {
+    let Some(ca) = &info.ca else {
+        return Ok(());
+    };
+    let path = sd
+        .parse_path(&info.store_path)
+        .map_err(|e| other(e.to_string(), s))?;
+    let refs: Vec<tvix_store::StorePath> = info
+        .references
+        .iter()
+        .filter_map(|r| tvix_store::StorePath::from_base_name(r).ok())
+        .collect();
+    let self_ref = refs.contains(&path);
+    let others: Vec<&tvix_store::StorePath> = refs.iter().filter(|r| **r != path).collect();
+    let bad = |why: String| {
+        other(
+            format!(
+                "invalid content address '{ca}' of '{}': {why}",
+                info.store_path
+            ),
+            s,
+        )
+    };
+    let computed = if let Some(h) = ca.strip_prefix("text:") {
+        let h = NixHash::parse(h, None).map_err(|e| bad(e.to_string()))?;
+        sd.make_text_path_from_hash(path.name(), &h, others)
+    } else if let Some(rest) = ca.strip_prefix("fixed:") {
+        let (method, h) = match rest.strip_prefix("r:") {
+            Some(h) => (FileIngestionMethod::Recursive, h),
+            None => (FileIngestionMethod::Flat, rest),
+        };
+        let h = NixHash::parse(h, None).map_err(|e| bad(e.to_string()))?;
+        if method == FileIngestionMethod::Recursive && h.algo() == HashAlgo::Sha256 {
+            let nar = NixHash::parse(&info.nar_hash, None).map_err(|e| bad(e.to_string()))?;
+            if nar.digest() != h.digest() {
+                return Err(bad("it does not match the NAR hash".into()));
+            }
+        }
+        sd.make_fixed_output_path(path.name(), method, &h, others, self_ref)
+    } else {
+        return Err(bad("unknown kind".into()));
+    }
+    .map_err(|e| bad(e.to_string()))?;
+    if computed != path {
+        return Err(bad(format!("it gives '{}'", sd.display(&computed))));
+    }
+    Ok(())
 }

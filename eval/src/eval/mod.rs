@@ -70,6 +70,8 @@ pub struct EvalConfig {
     /// Experimental feature `parse-toml-timestamps`: `fromTOML` turns dates and times into
     /// `{ _type = "timestamp"; value = "..."; }` instead of failing.
     pub parse_toml_timestamps: bool,
+    /// The experimental feature `fetch-closure` (`builtins.fetchClosure`).
+    pub fetch_closure: bool,
     /// `abort-on-warn`: `builtins.warn` fails after printing its warning, so the warning gets a
     /// stack trace.
     pub abort_on_warn: bool,
@@ -83,6 +85,7 @@ impl Default for EvalConfig {
             lower: LowerOptions::default(),
             system: "x86_64-linux".to_string(),
             parse_toml_timestamps: false,
+            fetch_closure: false,
             abort_on_warn: false,
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod cache;
+pub mod closure;
 pub mod git;
 
 use std::io::{self, Write};
