@@ -99,11 +99,7 @@ pub fn attr_span_in_probe(
     name: &str,
     source: &str,
 ) -> Option<(usize, usize)> {
-    let Value::Attrs(a) = v else { return None };
-    let span = a
-        .get_entry(tvix_eval::symbol::Symbol::intern(name))?
-        .pos
-        .get()?;
+    let span = attr_pos(v, name)?;
     let file = ev.sources.file_of(span);
     if file.name() != PROBE_NAME || file.source() != source {
         return None;
@@ -112,13 +108,17 @@ pub fn attr_span_in_probe(
     Some(((span.low() - base) as usize, (span.high() - base) as usize))
 }
 
+/// Where attribute `name` of the set `v` is defined.
+fn attr_pos(v: &Value, name: &str) -> Option<tvix_eval::source::Span> {
+    let Value::Attrs(a) = v else { return None };
+    a.get_entry(tvix_eval::symbol::Symbol::intern(name))?
+        .pos
+        .get()
+}
+
 /// The doc comment at the definition of attribute `name` of the set `v`.
 pub fn attr_doc(ev: &mut Evaluator, v: &Value, name: &str) -> Option<String> {
-    let Value::Attrs(a) = v else { return None };
-    let span = a
-        .get_entry(tvix_eval::symbol::Symbol::intern(name))?
-        .pos
-        .get()?;
+    let span = attr_pos(v, name)?;
     let file = ev.sources.file_of(span);
     let offset = (span.low() - file.span.low()) as usize;
     tvix_eval::doc_comment::doc_comment_before(file.source(), offset)

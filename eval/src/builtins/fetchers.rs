@@ -828,29 +828,30 @@ fn fetch_closure(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
         }
         _ => {}
     }
-    // The closure, breadth first; then added references first, so that no path is valid
-    // before what it refers to.
-    let mut order = vec![root];
-    let mut seen: std::collections::HashSet<String> = [shown.clone()].into();
-    let mut i = 0;
-    while i < order.len() {
-        let refs = order[i].references.clone();
-        for r in refs {
-            let p = format!("{}/{r}", sd.as_str());
-            if seen.insert(p.clone()) {
-                let sp = sd
-                    .parse_path(&p)
-                    .map_err(|e| other(format!("invalid reference '{r}': {e}"), s))?;
-                order.push(narinfo_of(base, &sd, &sp, s)?);
-            }
-        }
-        i += 1;
-    }
+    // The paths to add, each after everything it refers to (depth first, post-order), so
+    // that no path is valid before its references. A path already in the store has its
+    // closure there too, so it is neither walked nor fetched.
     let io = ev.io.clone();
-    for info in order.iter().rev() {
-        if io.path_exists(Path::new(&info.store_path)).unwrap_or(false) {
+    let mut order = Vec::new();
+    let mut seen: std::collections::HashSet<String> = [shown.clone()].into();
+    let mut stack = vec![(root, 0usize)];
+    while let Some((info, next)) = stack.last_mut() {
+        let Some(r) = info.references.get(*next).cloned() else {
+            if let Some((info, _)) = stack.pop() {
+                order.push(info);
+            }
             continue;
+        };
+        *next += 1;
+        let p = format!("{}/{r}", sd.as_str());
+        if seen.insert(p.clone()) && !io.path_exists(Path::new(&p)).unwrap_or(false) {
+            let sp = sd
+                .parse_path(&p)
+                .map_err(|e| other(format!("invalid reference '{r}': {e}"), s))?;
+            stack.push((narinfo_of(base, &sd, &sp, s)?, 0));
         }
+    }
+    for info in &order {
         check_content_address(&sd, info, s)?;
         let url = format!("{base}/{}", info.url);
         let nar = fetch::closure::fetch_bytes(&url).map_err(|e| fetch_err(e, s))?;

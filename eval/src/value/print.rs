@@ -186,18 +186,14 @@ fn print_cell(
             }
             out.push_str(" ]");
         }
-        Value::Lambda(_) | Value::PrimOp(_) if matches!(m, Markers::Current(_)) => {
-            let Markers::Current(sources) = m else {
-                return;
-            };
-            preview_inner(v, out, 0, Some(sources));
-        }
-        Value::Lambda(_) => out.push_str("<LAMBDA>"),
-        Value::PrimOp(app) => out.push_str(if app.args.is_empty() {
-            "<PRIMOP>"
-        } else {
-            "<PRIMOP-APP>"
-        }),
+        Value::Lambda(_) | Value::PrimOp(_) => match m {
+            Markers::Current(sources) => preview_inner(v, out, 0, Some(sources)),
+            Markers::Classic => out.push_str(match v {
+                Value::PrimOp(app) if app.args.is_empty() => "<PRIMOP>",
+                Value::PrimOp(_) => "<PRIMOP-APP>",
+                _ => "<LAMBDA>",
+            }),
+        },
         Value::Thunk(t) => match t.value() {
             Some(v) => {
                 let cell = Some(Rc::as_ptr(&t.0) as *const u8 as usize);

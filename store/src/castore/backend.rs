@@ -602,18 +602,7 @@ impl Backend for LocalBackend {
     }
 
     fn kv_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(v) = self
-            .pending
-            .lock()
-            .map_err(|_| poisoned())?
-            .get(&(t, key.to_vec()))
-        {
-            return Ok(Some(v.clone()));
-        }
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(t.def()).map_err(db_err)?;
-        let v = table.get(key).map_err(db_err)?;
-        Ok(v.map(|g| g.value().to_vec()))
+        Ok(self.kv_get_many(t, &[key])?.pop().flatten())
     }
 
     /// Values still in this process's batch are taken from it; the others are read in

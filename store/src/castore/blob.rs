@@ -271,13 +271,8 @@ fn cut_by_size(sizes: impl Iterator<Item = u64> + Clone, n: usize) -> Vec<usize>
 /// a large batch is split by bytes between the available cores. The error reported is
 /// that of the first bad chunk.
 fn check_chunks(chunks: &[(B3Digest, u64)], fetched: &[Option<Bytes>]) -> Result<(), StoreError> {
-    let check = |(from, to): (usize, usize)| -> Result<(), StoreError> {
-        for ((d, len), data) in chunks[from..to].iter().zip(&fetched[from..to]) {
-            let data = data.as_ref().ok_or(StoreError::MissingChunk(*d))?;
-            check_chunk(d, Some(*len), data)?;
-        }
-        Ok(())
-    };
+    let check =
+        |(from, to): (usize, usize)| check_chunks_here(&chunks[from..to], &fetched[from..to]);
     let total: u64 = chunks.iter().map(|(_, len)| *len).sum();
     let threads = check_threads();
     if threads < 2 || chunks.len() < 2 || (total as usize) < PARALLEL_CHECK_MIN {
@@ -286,6 +281,18 @@ fn check_chunks(chunks: &[(B3Digest, u64)], fetched: &[Option<Bytes>]) -> Result
     let cuts = cut_by_size(chunks.iter().map(|(_, len)| *len), threads);
     let runs = cuts.windows(2).map(|w| (w[0], w[1])).collect();
     in_parallel(runs, check).into_iter().collect()
+}
+
+/// [`check_chunks`] on the calling thread.
+fn check_chunks_here(
+    chunks: &[(B3Digest, u64)],
+    fetched: &[Option<Bytes>],
+) -> Result<(), StoreError> {
+    for ((d, len), data) in chunks.iter().zip(fetched) {
+        let data = data.as_ref().ok_or(StoreError::MissingChunk(*d))?;
+        check_chunk(d, Some(*len), data)?;
+    }
+    Ok(())
 }
 
 /// [`BlobService::read_blobs`] for a store on a [`Backend`]. The blobs are split between
@@ -329,10 +336,7 @@ fn read_blobs_here(
     }
     let want: Vec<B3Digest> = chunks.iter().map(|(d, _)| *d).collect();
     let fetched = backend.chunk_get_many(&want)?;
-    for ((d, len), data) in chunks.iter().zip(&fetched) {
-        let data = data.as_ref().ok_or(StoreError::MissingChunk(*d))?;
-        check_chunk(d, Some(*len), data)?;
-    }
+    check_chunks_here(&chunks, &fetched)?;
     let mut fetched = fetched.into_iter().flatten();
     Ok(counts
         .into_iter()
