@@ -90,7 +90,10 @@ fn faithful_corpus(corpus: &Path, dest: &Path) {
         .arg(dest)
         .status()
         .expect("run scripts/faithful-corpus.sh");
-    assert!(status.success(), "scripts/faithful-corpus.sh failed: {status}");
+    assert!(
+        status.success(),
+        "scripts/faithful-corpus.sh failed: {status}"
+    );
 }
 
 #[test]
