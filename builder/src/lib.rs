@@ -10,8 +10,10 @@
 //! A [`BuildService`] runs requests. Backends are chosen by URL, as stores are.
 
 mod request;
+mod service;
 
 pub use request::{
     BuildError, BuildEvent, BuildOutput, BuildRequest, BuildResult, BuildService, CancelToken,
     Capabilities, Constraints, InvalidRequest, SandboxFile, ScratchDir,
 };
+pub use service::{open, ServiceOptions};

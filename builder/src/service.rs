@@ -1,0 +1,40 @@
+//! [`open`]: a build service by URL, as stores are opened.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tvix_store::StoreService;
+
+use crate::{BuildError, BuildService};
+
+/// Settings of the machine that builds, as Nix reads them from its configuration
+/// (`--option NAME VALUE`, `nix.conf`); a remote service has its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceOptions {
+    /// Nix's `sandbox-paths`: host paths made visible in every build, each `PATH`,
+    /// `TARGET=SOURCE`, with a trailing `?` when the source may be missing.
+    pub sandbox_paths: Vec<String>,
+    /// Nix's `system-features`; `None` for the default (`nixos-test benchmark
+    /// big-parallel`, plus `kvm` where `/dev/kvm` is usable).
+    pub system_features: Option<BTreeSet<String>>,
+    /// Nix's `extra-platforms`: systems built besides the machine's own.
+    pub extra_platforms: Vec<String>,
+    /// Where a local backend keeps its state (bundles, build directories, materialised
+    /// inputs); `None` for its default.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Opens the build service a URL names. Builds read their inputs from `store` and ingest
+/// their outputs into it.
+pub fn open(
+    url: &str,
+    store: Arc<dyn StoreService>,
+    options: &ServiceOptions,
+) -> Result<Box<dyn BuildService>, BuildError> {
+    let _ = (store, options);
+    Err(BuildError::BadUrl {
+        url: url.to_string(),
+        reason: "no backend for this scheme".into(),
+    })
+}
