@@ -72,7 +72,7 @@ fn node_from_proto(what: &str, n: Option<sp::Node>) -> Result<Node, String> {
 /// Milliseconds on the wire: sub-millisecond remainders round up, so a limit never
 /// becomes zero or shorter.
 fn millis(d: Duration) -> u64 {
-    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
@@ -453,7 +453,8 @@ mod tests {
         };
         assert_eq!(result_from_proto(result_to_proto(&ok), &r).unwrap(), ok);
 
-        let edits: Vec<(&str, fn(&mut proto::BuildResult))> = vec![
+        type Edit = fn(&mut proto::BuildResult);
+        let edits: Vec<(&str, Edit)> = vec![
             ("extra output", |m| m.outputs.push(m.outputs[0].clone())),
             ("no outputs", |m| m.outputs.clear()),
             ("other path", |m| {
