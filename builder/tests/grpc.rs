@@ -340,7 +340,8 @@ fn builds_round_trip_over_unix_and_tcp() {
 #[test]
 fn every_failure_keeps_its_kind() {
     let f = fixture();
-    let cases: Vec<(&str, fn(&BuildError) -> bool, &str)> = vec![
+    type IsKind = fn(&BuildError) -> bool;
+    let cases: Vec<(&str, IsKind, &str)> = vec![
         (
             "exit:3",
             |e| matches!(e, BuildError::ExitCode(3)),

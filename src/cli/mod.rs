@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. `tvix eval` mirrors `nix-instantiate --eval`; invoked as
 //! `nix-instantiate` the binary accepts that command's flags so existing scripts run unchanged.
 
+mod builder;
 mod eval;
 mod lsp;
 mod repl;
@@ -9,6 +10,7 @@ mod store;
 
 use clap::{Parser, Subcommand};
 
+use builder::{builder_command, BuilderArgs};
 use eval::{eval_command, EvalArgs};
 use lsp::{lsp_command, LspArgs};
 use repl::{repl_command, ReplArgs};
@@ -40,6 +42,8 @@ enum Command {
     ShowDerivation(ShowDerivationArgs),
     /// Work with the tvix store (castore and path info).
     Store(StoreArgs),
+    /// Serve builds to other machines (`tvix builder daemon`).
+    Builder(BuilderArgs),
     /// Run the Nix language server (LSP over standard input and output).
     Lsp(LspArgs),
     /// Start an interactive Nix shell (like `nix repl`); reads inputs from standard input
@@ -80,6 +84,7 @@ pub fn run() -> i32 {
         }
         Command::ShowDerivation(args) => show_derivation(&args),
         Command::Store(args) => store_command(args),
+        Command::Builder(args) => builder_command(args),
         Command::Lsp(args) => lsp_command(args),
         Command::Repl(args) => run_on_big_stack(move || repl_command(args)),
     }
