@@ -678,3 +678,31 @@ fn a_live_socket_is_not_taken_over() {
     // The first server still answers.
     f.client(f.unix.url()).capabilities().unwrap();
 }
+
+#[test]
+fn stopping_the_server_cancels_its_builds_and_fails_the_call() {
+    let f = fixture();
+    let client = f.client(f.tcp.url());
+    let req = f.request("hang");
+    let t0 = Instant::now();
+    let res = std::thread::scope(|s| {
+        let worker = s.spawn(|| client.build(&req, &mut |_| {}, &CancelToken::new()));
+        while !f.seen.hanging.load(Ordering::SeqCst) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the build never started"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(f.tcp);
+        worker.join().unwrap()
+    });
+    assert!(matches!(res, Err(BuildError::Remote { .. })), "{res:?}");
+    while !f.seen.cancelled.load(Ordering::SeqCst) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the server's build was not cancelled"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

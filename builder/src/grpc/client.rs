@@ -13,7 +13,7 @@ use super::convert::{
 use super::proto::build_response::Kind;
 use super::proto::build_service_client::BuildServiceClient;
 use super::proto::CapabilitiesRequest;
-use super::{Target, CANCEL_POLL, MAX_MESSAGE};
+use super::{Target, CANCEL_POLL, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_MESSAGE};
 use crate::{
     BuildError, BuildEvent, BuildRequest, BuildResult, BuildService, CancelToken, Capabilities,
     InvalidRequest,
@@ -46,17 +46,23 @@ impl GrpcBuildService {
             url: url.to_string(),
             message,
         };
+        // Keepalive pings (also while a build is silent) find a daemon that vanished
+        // without closing the connection: the call then fails instead of waiting forever.
+        let tune = |ep: Endpoint| {
+            ep.http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+                .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+                .keep_alive_while_idle(true)
+        };
         let channel = match target {
             Target::Http(uri) => {
-                let ep = Endpoint::from_shared(uri)
-                    .map_err(|e| remote(e.to_string()))?
+                let ep = tune(Endpoint::from_shared(uri).map_err(|e| remote(e.to_string()))?)
                     .tcp_nodelay(true);
                 rt.block_on(ep.connect())
                     .map_err(|e| remote(format!("cannot connect: {}", source_chain(&e))))?
             }
             Target::Unix(path) => {
                 // The URI is required by the API but unused: the connector picks the socket.
-                let ep = Endpoint::from_static("http://localhost");
+                let ep = tune(Endpoint::from_static("http://localhost"));
                 let connector = tower::service_fn(move |_: tonic::transport::Uri| {
                     let path = path.clone();
                     async move {

@@ -38,6 +38,11 @@ pub mod proto {
 /// How often a waiting client looks at its cancel token.
 pub const CANCEL_POLL: Duration = Duration::from_millis(50);
 
+/// How often each side pings the other over HTTP/2, and how long it waits for the answer
+/// before it considers the connection dead.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Largest encoded message accepted (a request grows with its closure, a log line with
 /// the build's output).
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;

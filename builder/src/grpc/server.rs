@@ -20,7 +20,7 @@ use super::convert::{
 use super::proto::build_response::Kind;
 use super::proto::build_service_server::BuildServiceServer;
 use super::proto::{self, BuildResponse};
-use super::{ListenAddr, MAX_MESSAGE};
+use super::{ListenAddr, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_MESSAGE};
 use crate::{BuildError, BuildService, CancelToken};
 
 /// How many messages of one build may wait for a slow client before the build's event
@@ -49,11 +49,16 @@ impl Server {
             .thread_name("tvix-builder-daemon")
             .enable_all()
             .build()?;
-        let router = tonic::transport::Server::builder().add_service(
-            BuildServiceServer::new(Handler { service })
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
-        );
+        // Keepalive pings find clients that vanished without closing their connection
+        // (their calls are then dropped, which cancels their builds).
+        let router = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .add_service(
+                BuildServiceServer::new(Handler { service })
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            );
         let (stop, stopped) = oneshot::channel::<()>();
         let server_err = |e: tonic::transport::Error| BuildError::Io(io::Error::other(e));
         let (url, socket, thread) = match listen {
@@ -243,10 +248,12 @@ impl proto::build_service_server::BuildService for Handler {
             let last = match outcome {
                 Ok(Ok(result)) => Kind::Result(result_to_proto(&result)),
                 Ok(Err(e)) => Kind::Failure(failure_to_proto(&e)),
-                Err(p) => Kind::Failure(failure_to_proto(&BuildError::Remote {
-                    url: "the daemon".into(),
-                    message: format!("the build service panicked: {}", panic_message(&*p)),
-                })),
+                Err(p) => Kind::Failure(proto::BuildFailure {
+                    kind: Some(proto::build_failure::Kind::Remote(format!(
+                        "the build service panicked: {}",
+                        panic_message(&*p)
+                    ))),
+                }),
             };
             send(last);
         });
