@@ -215,9 +215,10 @@ pub fn prepare(
         let p = dev.join(name);
         symlink(target, &p).map_err(io_at(&p))?;
     }
-    for d in ["pts", "shm"] {
+    // runc gives a tmpfs the mode of its mount point: /dev/shm is 1777, as in Nix.
+    for (d, mode) in [("pts", 0o755), ("shm", 0o1777)] {
         let p = dev.join(d);
-        mkdir_mode(&p, 0o755).map_err(io_at(&p))?;
+        mkdir_mode(&p, mode).map_err(io_at(&p))?;
     }
     for d in parts.devices {
         if let Some(name) = d.file_name() {

@@ -118,6 +118,7 @@ impl OciBuildService {
         options: &ServiceOptions,
     ) -> Result<Self, BuildError> {
         std::fs::create_dir_all(&state_dir)?;
+        run::become_subreaper()?;
         let mut sandbox_paths = Vec::new();
         for s in &options.sandbox_paths {
             sandbox_paths.push(
