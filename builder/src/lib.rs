@@ -13,6 +13,8 @@
 
 #[cfg(feature = "grpc")]
 pub mod grpc;
+pub mod oci;
+pub mod refscan;
 mod request;
 mod service;
 
