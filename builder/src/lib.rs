@@ -9,6 +9,8 @@
 //!
 //! A [`BuildService`] runs requests. Backends are chosen by URL, as stores are.
 
+pub mod oci;
+pub mod refscan;
 mod request;
 mod service;
 

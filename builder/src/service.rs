@@ -32,6 +32,26 @@ pub fn open(
     store: Arc<dyn StoreService>,
     options: &ServiceOptions,
 ) -> Result<Box<dyn BuildService>, BuildError> {
+    if let Some(rest) = url.strip_prefix("oci://") {
+        // `oci://` uses the options' state directory or the default one;
+        // `oci:///abs/dir` names it.
+        let state_dir = match rest {
+            "" => options
+                .state_dir
+                .clone()
+                .unwrap_or_else(crate::oci::default_state_dir),
+            p if p.starts_with('/') => PathBuf::from(p),
+            _ => {
+                return Err(BuildError::BadUrl {
+                    url: url.to_string(),
+                    reason: "expected oci:// or oci:///absolute/state/dir".into(),
+                })
+            }
+        };
+        return Ok(Box::new(crate::oci::OciBuildService::new(
+            store, state_dir, options,
+        )?));
+    }
     let _ = (store, options);
     Err(BuildError::BadUrl {
         url: url.to_string(),

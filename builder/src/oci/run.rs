@@ -1,0 +1,329 @@
+//! Running a bundle with `runc run` and watching it: the build's output arrives on a
+//! pseudo-terminal read here, limits and cancellation are enforced with `runc kill`.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::CancelToken;
+
+/// How often limits and cancellation are checked.
+const TICK: Duration = Duration::from_millis(100);
+/// How long `runc run` may take to return after its container was killed before it is
+/// killed itself.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+/// Linux's `ADDR_NO_RANDOMIZE` personality flag (address-space randomisation off).
+const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
+
+/// Why the runtime could not run the bundle.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// Setting up the terminal or starting runc failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+    /// runc reported an error (e.g. the container could not be created).
+    #[error("runc: {0}")]
+    Runtime(String),
+}
+
+/// The limits of one run.
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    /// Kill after this long.
+    pub timeout: Option<Duration>,
+    /// Kill after this long without output.
+    pub max_silent_time: Option<Duration>,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The program exited with this status.
+    Exited(i32),
+    /// The program was killed by this signal.
+    Signaled(i32),
+    /// It ran past [`Limits::timeout`] and was killed.
+    TimedOut,
+    /// It was silent past [`Limits::max_silent_time`] and was killed.
+    Silent,
+    /// It was cancelled and killed.
+    Cancelled,
+}
+
+/// How to invoke runc.
+#[derive(Clone, Debug)]
+pub struct Runc {
+    /// The runc binary.
+    pub binary: PathBuf,
+    /// runc's state directory (`--root`), private to this service.
+    pub root: PathBuf,
+}
+
+impl Runc {
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.binary);
+        c.arg("--root").arg(&self.root);
+        c
+    }
+
+    /// Kills every process of container `id` (the PID namespace goes with its first
+    /// process). Errors are ignored: the container may be gone already.
+    pub fn kill(&self, id: &str) {
+        let _ = self
+            .command()
+            .args(["kill", id, "KILL"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Deletes container `id` and its state, killing what is left of it.
+    pub fn delete(&self, id: &str) {
+        let _ = self
+            .command()
+            .args(["delete", "--force", id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Runs the bundle in `bundle` as container `id`, calling `on_output` with the bytes
+    /// it prints as they arrive, until it ends, a limit is reached or `cancel` is set.
+    pub fn run(
+        &self,
+        bundle: &Path,
+        id: &str,
+        limits: &Limits,
+        cancel: &CancelToken,
+        on_output: &mut dyn FnMut(&[u8]),
+    ) -> Result<Outcome, RunError> {
+        let (master, slave) = open_pty()?;
+        let log = bundle.join("runc.log");
+        let stdout = slave.try_clone().map_err(|source| RunError::Io {
+            what: "dup",
+            source,
+        })?;
+        let mut cmd = self.command();
+        cmd.arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json", "run", "--bundle"])
+            .arg(bundle)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(slave));
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                // A session of its own, as Nix's builder has; the terminal is not made
+                // the controlling one (it was opened with O_NOCTTY).
+                if libc::setsid() == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                // Inherited through runc into the build, as Nix sets it for its builder.
+                if libc::personality(ADDR_NO_RANDOMIZE) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|source| RunError::Io {
+            what: "starting runc",
+            source,
+        })?;
+        // `cmd` holds the parent's copies of the slave: drop them so the master sees the
+        // end of output once the build's processes are gone.
+        drop(cmd);
+        let mut master = File::from(master);
+        let outcome = self.watch(&mut child, &mut master, id, limits, cancel, on_output);
+        let status = match outcome {
+            Ok((status, stopped)) => {
+                drain(&mut master, on_output);
+                if let Some(why) = stopped {
+                    return Ok(why);
+                }
+                status
+            }
+            Err(e) => {
+                self.kill(id);
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(RunError::Io {
+                    what: "watching the build",
+                    source: e,
+                });
+            }
+        };
+        if let Some(msg) = runc_error(&log) {
+            return Err(RunError::Runtime(msg));
+        }
+        Ok(
+            match (
+                status.code(),
+                std::os::unix::process::ExitStatusExt::signal(&status),
+            ) {
+                // runc reports a program killed by signal N as 128 + N.
+                (Some(c), _) if c > 128 && c < 128 + 65 => Outcome::Signaled(c - 128),
+                (Some(c), _) => Outcome::Exited(c),
+                (None, Some(s)) => Outcome::Signaled(s),
+                (None, None) => Outcome::Exited(-1),
+            },
+        )
+    }
+
+    /// Reads output and checks limits until runc exits; returns its status and, if the
+    /// build was stopped, why.
+    fn watch(
+        &self,
+        child: &mut Child,
+        master: &mut File,
+        id: &str,
+        limits: &Limits,
+        cancel: &CancelToken,
+        on_output: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<(ExitStatus, Option<Outcome>)> {
+        let start = Instant::now();
+        let mut last_output = start;
+        let mut stopped: Option<(Outcome, Instant)> = None;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut master_open = true;
+        loop {
+            if master_open {
+                let mut pfd = libc::pollfd {
+                    fd: master.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                let r = unsafe { libc::poll(&mut pfd, 1, TICK.as_millis() as libc::c_int) };
+                if r < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+                if r > 0 {
+                    match master.read(&mut buf) {
+                        Ok(0) => master_open = false,
+                        Ok(n) => {
+                            last_output = Instant::now();
+                            on_output(&buf[..n]);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        // EIO: every slave is closed (the build is gone).
+                        Err(_) => master_open = false,
+                    }
+                }
+            } else {
+                std::thread::sleep(TICK);
+            }
+            if let Some(status) = child.try_wait()? {
+                return Ok((status, stopped.map(|(w, _)| w)));
+            }
+            match stopped {
+                None => {
+                    let now = Instant::now();
+                    let why = if cancel.is_cancelled() {
+                        Some(Outcome::Cancelled)
+                    } else if limits.timeout.is_some_and(|t| now - start >= t) {
+                        Some(Outcome::TimedOut)
+                    } else if limits
+                        .max_silent_time
+                        .is_some_and(|t| now - last_output >= t)
+                    {
+                        Some(Outcome::Silent)
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        self.kill(id);
+                        stopped = Some((why, now));
+                    }
+                }
+                Some((_, at)) if at.elapsed() > KILL_GRACE => {
+                    // runc did not return: stop it; the caller deletes the container.
+                    let _ = child.kill();
+                }
+                Some((_, at)) if at.elapsed() > Duration::from_secs(1) => {
+                    // The container may not have been running yet when it was killed.
+                    self.kill(id);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// Reads what is left in the terminal after the build's processes are gone.
+fn drain(master: &mut File, on_output: &mut dyn FnMut(&[u8])) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => on_output(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+}
+
+/// The first error runc logged (its JSON log lines with `"level":"error"`).
+fn runc_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "error")
+        .map(|v| v["msg"].as_str().unwrap_or("unknown error").to_string())
+}
+
+/// A pseudo-terminal pair: the master non-blocking, both close-on-exec (the slave is
+/// duplicated onto runc's stdout and stderr).
+fn open_pty() -> Result<(OwnedFd, OwnedFd), RunError> {
+    let err = |what| move |source| RunError::Io { what, source };
+    let mut master: libc::c_int = -1;
+    let mut slave: libc::c_int = -1;
+    // SAFETY: out pointers are valid; no name, termios or window size.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(err("openpty")(io::Error::last_os_error()));
+    }
+    // SAFETY: openpty returned two fresh descriptors we now own.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    for fd in [&master, &slave] {
+        // SAFETY: valid descriptor.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+            return Err(err("fcntl")(io::Error::last_os_error()));
+        }
+    }
+    // SAFETY: valid descriptor.
+    let flags = unsafe { libc::fcntl(master.as_raw_fd(), libc::F_GETFL) };
+    // SAFETY: valid descriptor.
+    if flags == -1
+        || unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } == -1
+    {
+        return Err(err("fcntl")(io::Error::last_os_error()));
+    }
+    Ok((master, slave))
+}
