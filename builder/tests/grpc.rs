@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tvix_build::grpc::{proto, ListenAddr, Server};
+use tvix_build::grpc::{proto, ListenAddr, Server, MAX_LOG_PIECE};
 use tvix_build::{
     BuildError, BuildEvent, BuildOutput, BuildRequest, BuildResult, BuildService, CancelToken,
     Capabilities, Constraints, InvalidRequest, SandboxFile, ScratchDir, ServiceOptions,
@@ -169,6 +169,14 @@ impl BuildService for TestBuilder {
                 BuildError::Cancelled
             }
             "panic" => panic!("the test builder was asked to panic"),
+            "huge" => {
+                let line: Vec<u8> = (0..MAX_LOG_PIECE * 3 + 12345)
+                    .map(|i| b'a' + (i % 26) as u8)
+                    .collect();
+                events(BuildEvent::Log(line));
+                events(BuildEvent::Log(b"after".to_vec()));
+                return self.make_outputs(req);
+            }
             other => BuildError::Sandbox(format!("unknown mode {other}")),
         };
         if req.keep_failed {
@@ -705,4 +713,28 @@ fn stopping_the_server_cancels_its_builds_and_fails_the_call() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+#[test]
+fn a_huge_log_line_travels_in_pieces() {
+    let f = fixture();
+    let (events, res) = run(&*f.client(f.unix.url()), &f.request("huge"));
+    res.unwrap();
+    let logs: Vec<&Vec<u8>> = events
+        .iter()
+        .filter_map(|e| match e {
+            BuildEvent::Log(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    // "compiling", "linking ...", four pieces, "after".
+    assert_eq!(logs.len(), 7);
+    assert!(logs[2..6].iter().all(|l| l.len() <= MAX_LOG_PIECE));
+    let joined: Vec<u8> = logs[2..6].iter().flat_map(|l| l.iter().copied()).collect();
+    assert_eq!(joined.len(), MAX_LOG_PIECE * 3 + 12345);
+    assert!(joined
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == b'a' + (i % 26) as u8));
+    assert_eq!(logs[6], b"after");
 }

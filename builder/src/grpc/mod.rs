@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use client::GrpcBuildService;
-pub use server::Server;
+pub use server::{Server, MAX_LOG_PIECE};
 pub use tvix_store::grpc::ListenAddr;
 
 use crate::BuildError;

@@ -21,11 +21,14 @@ use super::proto::build_response::Kind;
 use super::proto::build_service_server::BuildServiceServer;
 use super::proto::{self, BuildResponse};
 use super::{ListenAddr, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_MESSAGE};
-use crate::{BuildError, BuildService, CancelToken};
+use crate::{BuildError, BuildEvent, BuildService, CancelToken};
+
+/// Longest log line sent as one message; longer ones are cut into pieces this long.
+pub const MAX_LOG_PIECE: usize = 1 << 20;
 
 /// How many messages of one build may wait for a slow client before the build's event
-/// callback blocks.
-const EVENT_QUEUE: usize = 1024;
+/// callback blocks (at most 64 MiB of log pieces).
+const EVENT_QUEUE: usize = 64;
 
 /// A running server. Dropping it stops the server (open calls are cut, which cancels
 /// their builds) and removes its unix socket.
@@ -242,8 +245,18 @@ impl proto::build_service_server::BuildService for Handler {
             let send = |kind: Kind| {
                 let _ = tx.blocking_send(Ok(BuildResponse { kind: Some(kind) }));
             };
+            let mut event = |e: BuildEvent| match e {
+                // A message must stay far below the size limit: a huge line (a build
+                // printing megabytes without a newline) travels as several.
+                BuildEvent::Log(line) if line.len() > MAX_LOG_PIECE => {
+                    for piece in line.chunks(MAX_LOG_PIECE) {
+                        send(Kind::Log(piece.to_vec()));
+                    }
+                }
+                e => send(event_to_proto(e)),
+            };
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                service.build(&request, &mut |e| send(event_to_proto(e)), &token)
+                service.build(&request, &mut event, &token)
             }));
             let last = match outcome {
                 Ok(Ok(result)) => Kind::Result(result_to_proto(&result)),
