@@ -91,6 +91,8 @@ pub struct BundleParts<'a> {
     pub host_gid: u32,
     /// The host id container root is mapped to.
     pub unused_host_id: u32,
+    /// See [`Layout::exec_shim`].
+    pub exec_shim: Option<String>,
 }
 
 /// A laid-out bundle.
@@ -244,6 +246,7 @@ pub fn prepare(
             extra,
             host_uid: parts.host_uid,
             host_gid: parts.host_gid,
+            exec_shim: parts.exec_shim.clone(),
             unused_host_id: parts.unused_host_id,
         },
     })
