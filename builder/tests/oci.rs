@@ -265,6 +265,7 @@ echo "== etc"; ls -1 /etc
 echo "== store"; ls -1 /nix/store
 echo "== ip"; ip -o addr | awk '{print $2, $4}'
 echo "== tty"; [ -t 1 ] && echo out; [ -t 2 ] && echo err; readlink /proc/self/fd/0
+echo "== pty"; (exec 3<>/dev/ptmx && ls -1 /dev/pts)
 echo "== misc"; umask; ulimit -c; echo "$0"; pwd
 echo "== suid"; touch /tmp/x; chmod 4755 /tmp/x 2>&1; chmod 2755 /tmp/x 2>&1; chmod 755 /tmp/x && echo plain chmod ok; stat -c %a /tmp/x
 echo "== end"
@@ -324,6 +325,7 @@ echo "== end"
     assert_eq!(section(&log, "store"), [&BB[11..]]);
     assert_eq!(section(&log, "ip"), ["lo 127.0.0.1/8", "lo ::1/128"]);
     assert_eq!(section(&log, "tty"), ["out", "err", "/dev/null"]);
+    assert_eq!(section(&log, "pty"), ["0", "ptmx"]);
     assert_eq!(section(&log, "misc"), ["0022", "0", "sh", "/build"]);
     assert_eq!(
         section(&log, "suid"),
