@@ -91,6 +91,8 @@ pub struct BundleParts<'a> {
     pub host_gid: u32,
     /// The host id container root is mapped to.
     pub unused_host_id: u32,
+    /// See [`Layout::exec_shim`].
+    pub exec_shim: Option<String>,
 }
 
 /// A laid-out bundle.
@@ -215,9 +217,10 @@ pub fn prepare(
         let p = dev.join(name);
         symlink(target, &p).map_err(io_at(&p))?;
     }
-    for d in ["pts", "shm"] {
+    // runc gives a tmpfs the mode of its mount point: /dev/shm is 1777, as in Nix.
+    for (d, mode) in [("pts", 0o755), ("shm", 0o1777)] {
         let p = dev.join(d);
-        mkdir_mode(&p, 0o755).map_err(io_at(&p))?;
+        mkdir_mode(&p, mode).map_err(io_at(&p))?;
     }
     for d in parts.devices {
         if let Some(name) = d.file_name() {
@@ -243,6 +246,7 @@ pub fn prepare(
             extra,
             host_uid: parts.host_uid,
             host_gid: parts.host_gid,
+            exec_shim: parts.exec_shim.clone(),
             unused_host_id: parts.unused_host_id,
         },
     })

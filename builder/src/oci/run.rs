@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -102,16 +102,23 @@ impl Runc {
 
     /// Runs the bundle in `bundle` as container `id`, calling `on_output` with the bytes
     /// it prints as they arrive, until it ends, a limit is reached or `cancel` is set.
+    ///
+    /// runc runs detached, so that the program gets runc's stdio (the terminal, and
+    /// `/dev/null` as stdin) instead of pipes; the program is then waited for as an orphan
+    /// handed to this process, which must be a child subreaper ([`become_subreaper`]).
     pub fn run(
         &self,
         bundle: &Path,
         id: &str,
         limits: &Limits,
         cancel: &CancelToken,
+        shim: Option<&File>,
         on_output: &mut dyn FnMut(&[u8]),
     ) -> Result<Outcome, RunError> {
         let (master, slave) = open_pty()?;
+        let shim_fd = shim.map(|f| f.as_raw_fd());
         let log = bundle.join("runc.log");
+        let pid_file = bundle.join("pid");
         let stdout = slave.try_clone().map_err(|source| RunError::Io {
             what: "dup",
             source,
@@ -119,7 +126,13 @@ impl Runc {
         let mut cmd = self.command();
         cmd.arg("--log")
             .arg(&log)
-            .args(["--log-format", "json", "run", "--bundle"])
+            .args(["--log-format", "json", "run", "--detach", "--pid-file"])
+            .arg(&pid_file);
+        if shim_fd.is_some() {
+            // The shim is descriptor 3 of the program runc starts.
+            cmd.args(["--preserve-fds", "1"]);
+        }
+        cmd.arg("--bundle")
             .arg(bundle)
             .arg(id)
             .stdin(Stdio::null())
@@ -127,9 +140,9 @@ impl Runc {
             .stderr(Stdio::from(slave));
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 // A session of its own, as Nix's builder has; the terminal is not made
-                // the controlling one (it was opened with O_NOCTTY).
+                // the controlling one (openpty opens it with O_NOCTTY).
                 if libc::setsid() == -1 {
                     return Err(io::Error::last_os_error());
                 }
@@ -137,69 +150,68 @@ impl Runc {
                 if libc::personality(ADDR_NO_RANDOMIZE) == -1 {
                     return Err(io::Error::last_os_error());
                 }
+                // dup2 leaves the copy without close-on-exec, so runc inherits it.
+                if let Some(fd) = shim_fd {
+                    if libc::dup2(fd, 3) == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|source| RunError::Io {
+        let runc = cmd.spawn().map_err(|source| RunError::Io {
             what: "starting runc",
             source,
         })?;
-        // `cmd` holds the parent's copies of the slave: drop them so the master sees the
-        // end of output once the build's processes are gone.
+        // `cmd` holds the parent's copies of the slave: drop them so that the master
+        // reports the end once the build's processes are gone.
         drop(cmd);
         let mut master = File::from(master);
-        let outcome = self.watch(&mut child, &mut master, id, limits, cancel, on_output);
-        let status = match outcome {
-            Ok((status, stopped)) => {
-                drain(&mut master, on_output);
-                if let Some(why) = stopped {
-                    return Ok(why);
-                }
-                status
-            }
-            Err(e) => {
-                self.kill(id);
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(RunError::Io {
-                    what: "watching the build",
-                    source: e,
-                });
-            }
+        let mut w = Watch {
+            runc: self,
+            id,
+            runc_child: Some(runc),
+            pid: None,
+            pid_file: &pid_file,
+            log: &log,
         };
-        if let Some(msg) = runc_error(&log) {
-            return Err(RunError::Runtime(msg));
+        let result = w.watch(&mut master, limits, cancel, on_output);
+        if result.is_err() {
+            self.kill(id);
+            w.reap_all();
         }
-        Ok(
-            match (
-                status.code(),
-                std::os::unix::process::ExitStatusExt::signal(&status),
-            ) {
-                // runc reports a program killed by signal N as 128 + N.
-                (Some(c), _) if c > 128 && c < 128 + 65 => Outcome::Signaled(c - 128),
-                (Some(c), _) => Outcome::Exited(c),
-                (None, Some(s)) => Outcome::Signaled(s),
-                (None, None) => Outcome::Exited(-1),
-            },
-        )
+        drain(&mut master, on_output);
+        result
     }
+}
 
-    /// Reads output and checks limits until runc exits; returns its status and, if the
-    /// build was stopped, why.
+/// The state of one run being watched.
+struct Watch<'a> {
+    runc: &'a Runc,
+    id: &'a str,
+    /// `runc run --detach`, until it returns.
+    runc_child: Option<Child>,
+    /// The program's host pid, once runc has started it.
+    pid: Option<libc::pid_t>,
+    pid_file: &'a Path,
+    log: &'a Path,
+}
+
+impl Watch<'_> {
+    /// Reads output and enforces limits until the program is gone; returns how it ended.
     fn watch(
-        &self,
-        child: &mut Child,
+        &mut self,
         master: &mut File,
-        id: &str,
         limits: &Limits,
         cancel: &CancelToken,
         on_output: &mut dyn FnMut(&[u8]),
-    ) -> io::Result<(ExitStatus, Option<Outcome>)> {
+    ) -> Result<Outcome, RunError> {
         let start = Instant::now();
         let mut last_output = start;
         let mut stopped: Option<(Outcome, Instant)> = None;
         let mut buf = vec![0u8; 64 * 1024];
         let mut master_open = true;
+        let io_err = |what| move |source| RunError::Io { what, source };
         loop {
             if master_open {
                 let mut pfd = libc::pollfd {
@@ -212,7 +224,7 @@ impl Runc {
                 if r < 0 {
                     let e = io::Error::last_os_error();
                     if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(e);
+                        return Err(io_err("poll")(e));
                     }
                 }
                 if r > 0 {
@@ -231,9 +243,32 @@ impl Runc {
             } else {
                 std::thread::sleep(TICK);
             }
-            if let Some(status) = child.try_wait()? {
-                return Ok((status, stopped.map(|(w, _)| w)));
+
+            if let Some(child) = &mut self.runc_child {
+                if let Some(status) = child.try_wait().map_err(io_err("waiting for runc"))? {
+                    self.runc_child = None;
+                    if !status.success() {
+                        let msg = runc_error(self.log)
+                            .unwrap_or_else(|| format!("runc run failed ({status})"));
+                        return Err(RunError::Runtime(msg));
+                    }
+                    let text = std::fs::read_to_string(self.pid_file)
+                        .map_err(io_err("reading runc's pid file"))?;
+                    let pid = text.trim().parse().map_err(|_| {
+                        RunError::Runtime(format!("bad pid file contents '{}'", text.trim()))
+                    })?;
+                    self.pid = Some(pid);
+                }
             }
+            if let Some(pid) = self.pid {
+                if let Some(status) = try_wait_pid(pid).map_err(io_err("waiting for the build"))? {
+                    return Ok(match stopped {
+                        Some((why, _)) => why,
+                        None => status,
+                    });
+                }
+            }
+
             match stopped {
                 None => {
                     let now = Instant::now();
@@ -250,21 +285,76 @@ impl Runc {
                         None
                     };
                     if let Some(why) = why {
-                        self.kill(id);
+                        self.runc.kill(self.id);
                         stopped = Some((why, now));
                     }
                 }
-                Some((_, at)) if at.elapsed() > KILL_GRACE => {
-                    // runc did not return: stop it; the caller deletes the container.
-                    let _ = child.kill();
+                Some((why, at)) if at.elapsed() > KILL_GRACE => {
+                    // Neither runc nor the program went away: give up on them (the caller
+                    // deletes the container, which kills what is left).
+                    if let Some(mut c) = self.runc_child.take() {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                    return Ok(why);
                 }
                 Some((_, at)) if at.elapsed() > Duration::from_secs(1) => {
                     // The container may not have been running yet when it was killed.
-                    self.kill(id);
+                    self.runc.kill(self.id);
                 }
                 Some(_) => {}
             }
         }
+    }
+
+    /// After an error: stops and reaps runc and the program, if they are there.
+    fn reap_all(&mut self) {
+        if let Some(mut c) = self.runc_child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(pid) = self.pid.take() {
+            let deadline = Instant::now() + KILL_GRACE;
+            while Instant::now() < deadline {
+                match try_wait_pid(pid) {
+                    Ok(None) => std::thread::sleep(TICK),
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+/// Whether process `pid` (a child of this process) has ended, and how.
+fn try_wait_pid(pid: libc::pid_t) -> io::Result<Option<Outcome>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: a valid out pointer.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    if r == 0 {
+        return Ok(None);
+    }
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Some(if libc::WIFEXITED(status) {
+        Outcome::Exited(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Outcome::Signaled(libc::WTERMSIG(status))
+    } else {
+        return Ok(None);
+    }))
+}
+
+/// Makes this process a child subreaper, so that a build's first process, orphaned when
+/// `runc run --detach` returns, becomes its child and can be waited for (its exit status
+/// is the build's). Orphans of other descendants also come here and stay zombies until
+/// this process ends.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
