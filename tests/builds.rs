@@ -346,3 +346,49 @@ fn keep_failed_and_logs() {
     let lines: Vec<String> = (1..=12).map(|i| format!("line {i}")).collect();
     assert_eq!(text(&log.stdout), format!("{}\n", lines.join("\n")));
 }
+
+#[test]
+fn check_mode_rebuilds_and_compares() {
+    check_prerequisites();
+    let file = suite_dir().join("cases/tree.nix");
+    let n = nonce();
+    let store = tempfile::tempdir().expect("tempdir");
+    // Checking needs valid outputs.
+    let t = tvix_build(&file, &n, store.path(), &["--check"]);
+    assert_eq!(t.status.code(), Some(1), "{}", text(&t.stderr));
+    assert!(
+        error_text(&t.stderr).contains("are not valid, so checking is not possible"),
+        "{}",
+        text(&t.stderr)
+    );
+    let first = tvix_build(&file, &n, store.path(), &[]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    // A deterministic build checks out, and prints the same paths.
+    let again = tvix_build(&file, &n, store.path(), &["--check"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(again.stdout, first.stdout);
+    assert!(text(&again.stderr).contains("building '"), "it was rebuilt");
+}
+
+#[test]
+fn result_links_as_nix_build_makes_them() {
+    check_prerequisites();
+    let file = suite_dir().join("cases/multi-output.nix");
+    let n = nonce();
+    let store = tempfile::tempdir().expect("tempdir");
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tvix"));
+    c.arg("build")
+        .arg(&file)
+        .args(["--argstr", "nonce", &n, "-o", "res", "--store"])
+        .arg(format!("local://{}", store.path().display()))
+        .current_dir(cwd.path());
+    let t = run_limited(c, Duration::from_secs(120));
+    assert!(t.status.success(), "{}", text(&t.stderr));
+    let paths: Vec<String> = text(&t.stdout).lines().map(str::to_string).collect();
+    assert_eq!(paths.len(), 3);
+    for (link, path) in ["res", "res-2-dev", "res-3-lib"].iter().zip(&paths) {
+        let target = std::fs::read_link(cwd.path().join(link)).expect(link);
+        assert_eq!(target.to_string_lossy(), path.as_str(), "{link}");
+    }
+}
