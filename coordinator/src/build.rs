@@ -181,6 +181,32 @@ impl BuildFailure {
     }
 }
 
+/// The description `strsignal` gives a signal on Linux (what Nix prints).
+fn signal_name(n: i32) -> String {
+    let name = match n {
+        1 => "Hangup",
+        2 => "Interrupt",
+        3 => "Quit",
+        4 => "Illegal instruction",
+        5 => "Trace/breakpoint trap",
+        6 => "Aborted",
+        7 => "Bus error",
+        8 => "Floating point exception",
+        9 => "Killed",
+        10 => "User defined signal 1",
+        11 => "Segmentation fault",
+        12 => "User defined signal 2",
+        13 => "Broken pipe",
+        14 => "Alarm clock",
+        15 => "Terminated",
+        24 => "CPU time limit exceeded",
+        25 => "File size limit exceeded",
+        31 => "Bad system call",
+        _ => return format!("Unknown signal {n}"),
+    };
+    name.to_string()
+}
+
 /// A derivation read from the store.
 #[derive(Clone, Debug)]
 pub struct LoadedDrv {
@@ -543,7 +569,9 @@ impl Driver<'_> {
         };
         match e {
             ServiceError::ExitCode(n) => builder(format!("failed with exit code {n}")),
-            ServiceError::Signal(n) => builder(format!("failed due to signal {n}")),
+            ServiceError::Signal(n) => {
+                builder(format!("failed due to signal {n} ({})", signal_name(n)))
+            }
             ServiceError::TimedOut(secs) => BuildFailure::TimedOut {
                 drv: drv_path.to_string(),
                 outputs: wanted,

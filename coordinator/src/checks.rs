@@ -146,6 +146,8 @@ where
     let Some(out) = outputs.iter().find(|o| o.name == "out") else {
         return Ok(());
     };
+    // Nix hashes a fixed output modulo its own path: see [`hash_modulo`].
+    let self_ref = out.references.contains(&out.path);
     let got = match method {
         FileIngestionMethod::Flat => match &out.node {
             Node::File {
@@ -153,17 +155,26 @@ where
                 executable: false,
                 ..
             } => {
-                let mut h = Hasher::new(wanted.algo());
                 let mut r = store
                     .open_blob(digest)?
                     .ok_or(StoreError::BlobNotFound(*digest))?;
-                std::io::copy(&mut r, &mut h).map_err(StoreError::from_io)?;
-                h.finish()
+                if self_ref {
+                    let mut bytes = Vec::new();
+                    std::io::copy(&mut r, &mut bytes).map_err(StoreError::from_io)?;
+                    hash_modulo(wanted.algo(), &bytes, &out.path.hash_part())
+                } else {
+                    let mut h = Hasher::new(wanted.algo());
+                    std::io::copy(&mut r, &mut h).map_err(StoreError::from_io)?;
+                    h.finish()
+                }
             }
             _ => return Err(CheckError::NotFlatFile(abs(&out.path))),
         },
         FileIngestionMethod::Recursive => {
-            if wanted.algo() == tvix_store::HashAlgo::Sha256 {
+            if self_ref {
+                let nar = write_nar(store, &out.node, Vec::new())?;
+                hash_modulo(wanted.algo(), &nar, &out.path.hash_part())
+            } else if wanted.algo() == tvix_store::HashAlgo::Sha256 {
                 NixHash::from_digest(tvix_store::HashAlgo::Sha256, out.nar_sha256.to_vec())
                     .map_err(|e| CheckError::BadOutputHash {
                         drv: drv_path.to_string(),
@@ -182,6 +193,33 @@ where
         });
     }
     Ok(())
+}
+
+/// Nix's `HashModuloSink`: the hash of `data` with every occurrence of `hash_part` (the
+/// output's own hash part) replaced by NUL bytes, followed by `|POS` for the offset of
+/// each occurrence. This is how a fixed output that refers to itself is hashed.
+pub fn hash_modulo(algo: tvix_store::HashAlgo, data: &[u8], hash_part: &str) -> NixHash {
+    let needle = hash_part.as_bytes();
+    let mut h = Hasher::new(algo);
+    let mut positions = Vec::new();
+    let mut i = 0;
+    let mut start = 0;
+    while !needle.is_empty() && i + needle.len() <= data.len() {
+        if &data[i..i + needle.len()] == needle {
+            h.update(&data[start..i]);
+            h.update(&vec![0u8; needle.len()]);
+            positions.push(i);
+            i += needle.len();
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    h.update(&data[start..]);
+    for p in positions {
+        h.update(format!("|{p}").as_bytes());
+    }
+    h.finish()
 }
 
 /// One set of reference constraints (one output's `outputChecks`, or the derivation's
@@ -637,6 +675,19 @@ mod tests {
         let mut b = built("out", &out, &[]);
         b.node = node;
         check_fixed_output(&store, &d, "d.drv", &[b]).unwrap();
+    }
+
+    #[test]
+    fn hash_modulo_zeroes_self_references_and_appends_positions() {
+        let algo = tvix_store::HashAlgo::Sha256;
+        let data = b"abcXYZdefXYZ";
+        let mut expected = b"abc\0\0\0def\0\0\0".to_vec();
+        expected.extend_from_slice(b"|3|9");
+        assert_eq!(hash_modulo(algo, data, "XYZ"), NixHash::sha256(&expected));
+        assert_eq!(
+            hash_modulo(algo, b"plain", "XYZ"),
+            NixHash::sha256(b"plain")
+        );
     }
 
     #[test]

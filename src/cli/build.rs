@@ -91,9 +91,9 @@ pub(super) struct BuildArgs {
 fn option<'a>(args: &'a BuildArgs, name: &str) -> Option<&'a str> {
     args.option
         .chunks(2)
-        .filter(|kv| kv.len() == 2 && kv[0] == name)
+        .rev()
+        .find(|kv| kv.len() == 2 && kv[0] == name)
         .map(|kv| kv[1].as_str())
-        .last()
 }
 
 fn words(s: &str) -> Vec<String> {

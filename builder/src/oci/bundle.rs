@@ -91,6 +91,8 @@ pub struct BundleParts<'a> {
     pub host_gid: u32,
     /// The host id container root is mapped to.
     pub unused_host_id: u32,
+    /// See [`Layout::exec_shim`].
+    pub exec_shim: Option<String>,
 }
 
 /// A laid-out bundle.
@@ -149,16 +151,15 @@ pub fn prepare(
     // directory or the store directory holding it, or else in the root file system.
     let host_of = |p: &str| -> PathBuf {
         for (s, host) in &scratch {
-            if let Some(rest) = p.strip_prefix(s.as_str()) {
-                if rest.starts_with('/') {
-                    return host.join(&rest[1..]);
-                }
+            if let Some(rest) = p.strip_prefix(s.as_str()).and_then(|r| r.strip_prefix('/')) {
+                return host.join(rest);
             }
         }
-        if let Some(rest) = p.strip_prefix(req.store_dir.as_str()) {
-            if rest.starts_with('/') {
-                return store.join(&rest[1..]);
-            }
+        if let Some(rest) = p
+            .strip_prefix(req.store_dir.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            return store.join(rest);
         }
         in_rootfs(&rootfs, p)
     };
@@ -244,6 +245,7 @@ pub fn prepare(
             extra,
             host_uid: parts.host_uid,
             host_gid: parts.host_gid,
+            exec_shim: parts.exec_shim.clone(),
             unused_host_id: parts.unused_host_id,
         },
     })

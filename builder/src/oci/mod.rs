@@ -11,6 +11,7 @@
 //! `builds/<id>/` (bundles), `failed/<id>` (kept working directories).
 
 pub mod bundle;
+pub mod exec_shim;
 mod fsutil;
 pub mod materialise;
 pub mod outputs;
@@ -59,6 +60,8 @@ pub struct OciBuildService {
     inputs: InputCache,
     sandbox_paths: Vec<SandboxPath>,
     capabilities: Capabilities,
+    /// The exec shim's file, where this machine has one.
+    exec_shim: Option<PathBuf>,
 }
 
 /// The default state directory: `/var/lib/tvix/builder` for root, else
@@ -146,7 +149,12 @@ impl OciBuildService {
                 f
             }
         };
+        let exec_shim = match exec_shim::elf() {
+            Some(elf) => Some(write_shim(&state_dir, &elf)?),
+            None => None,
+        };
         Ok(OciBuildService {
+            exec_shim,
             inputs: InputCache::new(state_dir.join("inputs"))?,
             runc: Runc {
                 binary: PathBuf::from(RUNC),
@@ -238,6 +246,14 @@ impl OciBuildService {
             host_uid,
             host_gid,
             unused_host_id: UNUSED_HOST_ID,
+            exec_shim: self
+                .exec_shim
+                .as_ref()
+                .map(|_| exec_shim::SHIM_PATH.to_string()),
+        };
+        let shim = match &self.exec_shim {
+            Some(p) => Some(std::fs::File::open(p)?),
+            None => None,
         };
         let bundle =
             bundle::prepare(dir, req, &parts).map_err(|e| BuildError::Sandbox(e.to_string()))?;
@@ -261,7 +277,7 @@ impl OciBuildService {
         let mut lines = LineSplitter::default();
         let outcome = self
             .runc
-            .run(dir, id, &limits, cancel, &mut |bytes| {
+            .run(dir, id, &limits, cancel, shim.as_ref(), &mut |bytes| {
                 lines.feed(bytes, &mut |l| emit_line(l, events))
             })
             .map_err(|e| BuildError::Sandbox(e.to_string()));
@@ -294,6 +310,18 @@ impl OciBuildService {
         }
         Ok(BuildResult { outputs })
     }
+}
+
+/// Writes the exec shim into the state directory (replacing it atomically) and returns
+/// its path.
+fn write_shim(state_dir: &Path, elf: &[u8]) -> Result<PathBuf, BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = state_dir.join("exec-shim");
+    let tmp = state_dir.join(format!(".exec-shim-{}", unique_id()));
+    std::fs::write(&tmp, elf)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
 }
 
 /// Reports one line of output: a phase for Nix's `setPhase` messages, else a log line.

@@ -112,9 +112,11 @@ impl Runc {
         id: &str,
         limits: &Limits,
         cancel: &CancelToken,
+        shim: Option<&File>,
         on_output: &mut dyn FnMut(&[u8]),
     ) -> Result<Outcome, RunError> {
         let (master, slave) = open_pty()?;
+        let shim_fd = shim.map(|f| f.as_raw_fd());
         let log = bundle.join("runc.log");
         let pid_file = bundle.join("pid");
         let stdout = slave.try_clone().map_err(|source| RunError::Io {
@@ -125,8 +127,12 @@ impl Runc {
         cmd.arg("--log")
             .arg(&log)
             .args(["--log-format", "json", "run", "--detach", "--pid-file"])
-            .arg(&pid_file)
-            .arg("--bundle")
+            .arg(&pid_file);
+        if shim_fd.is_some() {
+            // The shim is descriptor 3 of the program runc starts.
+            cmd.args(["--preserve-fds", "1"]);
+        }
+        cmd.arg("--bundle")
             .arg(bundle)
             .arg(id)
             .stdin(Stdio::null())
@@ -134,7 +140,7 @@ impl Runc {
             .stderr(Stdio::from(slave));
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 // A session of its own, as Nix's builder has; the terminal is not made
                 // the controlling one (openpty opens it with O_NOCTTY).
                 if libc::setsid() == -1 {
@@ -143,6 +149,12 @@ impl Runc {
                 // Inherited through runc into the build, as Nix sets it for its builder.
                 if libc::personality(ADDR_NO_RANDOMIZE) == -1 {
                     return Err(io::Error::last_os_error());
+                }
+                // dup2 leaves the copy without close-on-exec, so runc inherits it.
+                if let Some(fd) = shim_fd {
+                    if libc::dup2(fd, 3) == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });

@@ -46,6 +46,9 @@ pub struct Layout {
     pub host_uid: u32,
     /// See `host_uid`.
     pub host_gid: u32,
+    /// The path runc executes instead of the program when the program runs through the
+    /// exec shim (so `argv[0]` can differ from its path), see [`super::exec_shim`].
+    pub exec_shim: Option<String>,
     /// An otherwise unused host id that container root (only runc's own setup runs as it)
     /// is mapped to, because runc requires a mapping for container id 0.
     pub unused_host_id: u32,
@@ -94,7 +97,7 @@ pub fn runtime_spec(req: &BuildRequest, layout: &Layout) -> Result<Spec, SpecErr
         // runc hands its own stdio (our pseudo-terminal) through as it is.
         .terminal(false)
         .user(user)
-        .args(process_args(req))
+        .args(process_args(req, layout.exec_shim.as_deref()))
         .env(
             req.env
                 .iter()
@@ -177,12 +180,22 @@ pub fn runtime_spec(req: &BuildRequest, layout: &Layout) -> Result<Spec, SpecErr
         .build()?)
 }
 
-/// The argument vector runc executes: it runs `args[0]` (searching `PATH` when it has no
-/// slash) and passes the same string as `argv[0]`, so the program's path must come first.
-fn process_args(req: &BuildRequest) -> Vec<String> {
-    let mut args = Vec::with_capacity(req.argv.len());
-    args.push(req.program.clone());
-    args.extend(req.argv.iter().skip(1).cloned());
+/// The argument vector runc executes: it runs `args[0]` and passes that same string as
+/// `argv[0]`. Through the exec shim, that is `SHIM PROGRAM ARGV...`, and the program gets
+/// the request's `argv[0]`; without it the program's path has to be `argv[0]`.
+fn process_args(req: &BuildRequest, shim: Option<&str>) -> Vec<String> {
+    let mut args = Vec::with_capacity(req.argv.len() + 1);
+    match shim {
+        Some(shim) => {
+            args.push(shim.to_string());
+            args.push(req.program.clone());
+            args.extend(req.argv.iter().cloned());
+        }
+        None => {
+            args.push(req.program.clone());
+            args.extend(req.argv.iter().skip(1).cloned());
+        }
+    }
     args
 }
 
@@ -366,6 +379,7 @@ mod tests {
             extra: vec![("/bin/sh".into(), "/bin/busybox".into())],
             host_uid: 0,
             host_gid: 0,
+            exec_shim: Some("/proc/self/fd/3".into()),
             unused_host_id: 4000,
         }
     }
@@ -379,8 +393,15 @@ mod tests {
     fn process_runs_the_program_as_the_build_user_without_privileges() {
         let v = json(false);
         let p = &v["process"];
-        assert_eq!(p["args"][0], "/nix/store/aaaa-busybox/bin/sh");
-        assert_eq!(p["args"][1], "-c");
+        assert_eq!(p["args"][0], "/proc/self/fd/3");
+        assert_eq!(p["args"][1], "/nix/store/aaaa-busybox/bin/sh");
+        assert_eq!(p["args"][2], "sh");
+        assert_eq!(p["args"][3], "-c");
+        let mut without = layout();
+        without.exec_shim = None;
+        let plain = runtime_spec(&request(false), &without).unwrap();
+        let args = plain.process().as_ref().unwrap().args().clone().unwrap();
+        assert_eq!(args, ["/nix/store/aaaa-busybox/bin/sh", "-c", "echo hi"]);
         assert_eq!(p["env"][0], "PATH=/path-not-set");
         assert_eq!(p["cwd"], "/build");
         assert_eq!(p["user"]["uid"], 1000);
