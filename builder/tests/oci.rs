@@ -620,6 +620,21 @@ fn requests_the_machine_cannot_build_are_refused() {
 }
 
 #[test]
+fn an_i686_build_sees_a_32_bit_machine() {
+    let f = fixture();
+    let mut req = request(&f, "uname -m; cat /proc/self/personality; touch $out");
+    req.constraints.system = "i686-linux".into();
+    let ran = build(&f, &req);
+    assert!(
+        ran.ok_log().starts_with("i686\n00040008\n"),
+        "{}",
+        ran.log()
+    );
+    let ran = build(&f, &request(&f, "uname -m; touch $out"));
+    assert_eq!(ran.ok_log(), "x86_64\n");
+}
+
+#[test]
 fn sandbox_paths_are_bound_read_only() {
     let f = fixture_with(ServiceOptions {
         sandbox_paths: vec![

@@ -270,9 +270,16 @@ impl OciBuildService {
         events(BuildEvent::Started {
             machine: "localhost".into(),
         });
+        // As Nix: address-space randomisation off, and a 32-bit `uname` for i686 builds
+        // on x86_64.
+        let mut personality = run::ADDR_NO_RANDOMIZE;
+        if cfg!(target_arch = "x86_64") && req.constraints.system == "i686-linux" {
+            personality |= run::PER_LINUX32;
+        }
         let limits = Limits {
             timeout: req.constraints.timeout,
             max_silent_time: req.constraints.max_silent_time,
+            personality,
         };
         let mut lines = LineSplitter::default();
         let outcome = self
