@@ -207,6 +207,27 @@ fn signal_name(n: i32) -> String {
     name.to_string()
 }
 
+impl BuildFailure {
+    /// The message as Nix shows a builder's failure when the build log was not printed:
+    /// followed by the last lines of the log and how to see all of it
+    /// (`LOG_COMMAND DRV`).
+    pub fn message_with_log_tail(&self, log_command: &str) -> String {
+        match self {
+            BuildFailure::Builder { drv, log_tail, .. } if !log_tail.is_empty() => {
+                let mut m = format!("{self};\nlast {} log lines:\n", log_tail.len());
+                for line in log_tail {
+                    m.push_str("> ");
+                    m.push_str(line);
+                    m.push('\n');
+                }
+                m.push_str(&format!("For full logs, run '{log_command} {drv}'."));
+                m
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
 /// A derivation read from the store.
 #[derive(Clone, Debug)]
 pub struct LoadedDrv {
@@ -793,6 +814,11 @@ mod tests {
         let e = run(&store, &f, &settings(), std::slice::from_ref(&a)).unwrap_err();
         assert_eq!(e.exit_status(), 100);
         assert!(e.to_string().ends_with("' failed with exit code 3"), "{e}");
+        let m = e.message_with_log_tail("tvix log");
+        assert!(
+            m.contains("' failed with exit code 3;\nlast 1 log lines:\n> hello\nFor full logs, run 'tvix log /nix/store/"),
+            "{m}"
+        );
         let out = request::output_paths(&read_derivation(&store, &a).unwrap(), "").unwrap();
         assert!(store.get_path_info(&out["out"]).unwrap().is_none());
     }
