@@ -221,6 +221,10 @@ const FAILURES: &[(&str, &[&str], i32)] = &[
     ("feature", &[], 1),
     ("system", &[], 1),
     ("output-cycle", &[], 1),
+    ("writable-output", &[], 1),
+    ("no-builder", &[], 100),
+    ("fod-reference", &[], 102),
+    ("fod-self-reference", &[], 102),
 ];
 
 /// The error part of stderr (from the last line starting with `error:`), with what legitimately

@@ -127,6 +127,14 @@ pub enum BuildFailure {
         /// Its path.
         path: String,
     },
+    /// An output is group- or world-writable or not owned by the build.
+    #[error("suspicious ownership or permission on '{path}' for output '{output}'; rejecting this build output")]
+    Suspicious {
+        /// The output's path.
+        path: String,
+        /// The output name.
+        output: String,
+    },
     /// `--check`: the outputs of the derivation are not all valid.
     #[error("some outputs of '{0}' are not valid, so checking is not possible")]
     CheckNotPossible(String),
@@ -583,6 +591,13 @@ impl Driver<'_> {
             log_tail: log_tail.clone(),
             fixed_output: drv.is_fixed_output(),
         };
+        let name_of = |path: &str| {
+            outputs
+                .iter()
+                .find(|(_, p)| abs(p) == path)
+                .map(|(n, _)| n.clone())
+                .unwrap_or_default()
+        };
         let wanted = if outputs.contains_key("out") {
             "out".to_string()
         } else {
@@ -605,12 +620,16 @@ impl Driver<'_> {
                 secs,
                 silent: true,
             },
+            ServiceError::BadOutput { path, reason }
+                if reason == "suspicious ownership or permission" =>
+            {
+                BuildFailure::Suspicious {
+                    output: name_of(&path),
+                    path,
+                }
+            }
             ServiceError::MissingOutput(path) => {
-                let output = outputs
-                    .iter()
-                    .find(|(_, p)| abs(p) == path)
-                    .map(|(n, _)| n.clone())
-                    .unwrap_or_default();
+                let output = name_of(&path);
                 BuildFailure::MissingOutput {
                     drv: drv_path.to_string(),
                     output,
