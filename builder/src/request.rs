@@ -416,6 +416,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn bad_requests_are_refused() {
         let cases: Vec<(&str, fn(&mut BuildRequest))> = vec![
             ("relative program", |r| r.program = "sh".into()),

@@ -58,3 +58,39 @@ pub fn open(
         reason: "no backend for this scheme".into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Arc<dyn StoreService> {
+        Arc::from(tvix_store::open("memory://").unwrap())
+    }
+
+    #[test]
+    fn oci_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("oci://{}", dir.path().display());
+        assert!(open(&url, store(), &ServiceOptions::default()).is_ok());
+        assert!(dir.path().join("inputs").is_dir());
+        let options = ServiceOptions {
+            state_dir: Some(dir.path().join("from-options")),
+            ..Default::default()
+        };
+        assert!(open("oci://", store(), &options).is_ok());
+        assert!(dir.path().join("from-options").is_dir());
+        assert!(matches!(
+            open("oci://relative", store(), &options),
+            Err(BuildError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            open("nope://", store(), &options),
+            Err(BuildError::BadUrl { .. })
+        ));
+        let bad_paths = ServiceOptions {
+            sandbox_paths: vec!["relative".into()],
+            ..options
+        };
+        assert!(open("oci://", store(), &bad_paths).is_err());
+    }
+}

@@ -3,7 +3,7 @@
 //! (outputs, references, limits, escape attempts).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -238,12 +238,399 @@ fn a_reference_only_in_a_symlink_target_or_file_name_is_found() {
     }
 }
 
+/// The lines printed between `echo "== NAME"` and the next marker.
+fn section<'a>(log: &'a str, name: &str) -> Vec<&'a str> {
+    let mut lines = log.lines().skip_while(|l| *l != format!("== {name}"));
+    lines
+        .next()
+        .unwrap_or_else(|| panic!("no section {name} in:\n{log}"));
+    lines.take_while(|l| !l.starts_with("== ")).collect()
+}
+
 #[test]
-fn zz_show_inside() {
+fn the_sandbox_is_nix_s() {
     let f = fixture();
     let log = inside(
         &f,
-        "ls -la /; ls -la /dev /nix/store /etc; stat -c %a:%U /dev/shm; ls -ld /dev/shm/; id; hostname; cat /proc/self/status | grep -E 'NoNewPrivs|Seccomp|CapEff|Groups'; cat /proc/self/personality; ip addr; [ -t 1 ] && echo tty1; [ -t 2 ] && echo tty2; [ -t 0 ] || echo notty0; ls -l /proc/self/fd/0; umask; ulimit -c; touch /tmp/x; chmod 4755 /tmp/x; chmod 2755 /tmp/x; chmod 755 /tmp/x && echo chmod-ok; mount | head -30; echo $0; cat /proc/self/cmdline | tr '\\0' ' '",
+        r#"
+echo "== root"; ls -a1 /
+echo "== modes"; stat -c '%n %a %U %G' / /build /tmp /nix /nix/store /dev/shm /dev/pts/ptmx
+echo "== id"; id
+echo "== hostname"; hostname
+echo "== status"; grep -E '^(Groups|NoNewPrivs|Seccomp|CapEff):' /proc/self/status
+echo "== personality"; cat /proc/self/personality
+echo "== dev"; ls -a1 /dev
+echo "== links"; for l in fd stdin stdout stderr ptmx; do echo "$l $(readlink /dev/$l)"; done
+echo "== etc"; ls -1 /etc
+echo "== store"; ls -1 /nix/store
+echo "== ip"; ip -o addr | awk '{print $2, $4}'
+echo "== tty"; [ -t 1 ] && echo out; [ -t 2 ] && echo err; readlink /proc/self/fd/0
+echo "== pty"; (exec 3<>/dev/ptmx && ls -1 /dev/pts)
+echo "== misc"; umask; ulimit -c; echo "$0"; pwd
+echo "== suid"; touch /tmp/x; chmod 4755 /tmp/x 2>&1; chmod 2755 /tmp/x 2>&1; chmod 755 /tmp/x && echo plain chmod ok; stat -c %a /tmp/x
+echo "== end"
+"#,
     );
-    println!("{log}");
+    assert_eq!(
+        section(&log, "root"),
+        [".", "..", "build", "dev", "etc", "nix", "proc", "tmp"]
+    );
+    assert_eq!(
+        section(&log, "modes"),
+        [
+            "/ 755 nixbld nixbld",
+            "/build 700 nixbld nixbld",
+            "/tmp 1777 nixbld nixbld",
+            "/nix 755 nixbld nixbld",
+            "/nix/store 1775 nixbld nixbld",
+            "/dev/shm 1777 nixbld nixbld",
+            "/dev/pts/ptmx 666 root root",
+        ]
+    );
+    assert_eq!(section(&log, "id"), ["uid=1000(nixbld) gid=100(nixbld)"]);
+    assert_eq!(section(&log, "hostname"), ["localhost"]);
+    let status: Vec<String> = section(&log, "status")
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            "Groups:",
+            "CapEff: 0000000000000000",
+            "NoNewPrivs: 1",
+            "Seccomp: 2"
+        ]
+    );
+    assert_eq!(section(&log, "personality"), ["00040000"]);
+    let mut dev = vec![
+        ".", "..", "fd", "full", "kvm", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
+        "stdout", "tty", "urandom", "zero",
+    ];
+    if !Path::new("/dev/kvm").exists() {
+        dev.retain(|d| *d != "kvm");
+    }
+    assert_eq!(section(&log, "dev"), dev);
+    assert_eq!(
+        section(&log, "links"),
+        [
+            "fd /proc/self/fd",
+            "stdin /proc/self/fd/0",
+            "stdout /proc/self/fd/1",
+            "stderr /proc/self/fd/2",
+            "ptmx /dev/pts/ptmx",
+        ]
+    );
+    assert_eq!(section(&log, "etc"), ["group", "hosts", "passwd"]);
+    assert_eq!(section(&log, "store"), [&BB[11..]]);
+    assert_eq!(section(&log, "ip"), ["lo 127.0.0.1/8", "lo ::1/128"]);
+    assert_eq!(section(&log, "tty"), ["out", "err", "/dev/null"]);
+    assert_eq!(section(&log, "pty"), ["0", "ptmx"]);
+    assert_eq!(section(&log, "misc"), ["0022", "0", "sh", "/build"]);
+    assert_eq!(
+        section(&log, "suid"),
+        [
+            "chmod: /tmp/x: Operation not permitted",
+            "chmod: /tmp/x: Operation not permitted",
+            "plain chmod ok",
+            "755",
+        ]
+    );
+}
+
+/// The pids of host processes whose command line contains `needle`.
+fn processes_with(needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            if cmd.windows(needle.len()).any(|w| w == needle) {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn escapes_fail() {
+    let f = fixture();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let secret = format!("{}", 100_000 + std::process::id());
+    let script = format!(
+        r#"
+try() {{ if "$@" 2>/dev/null; then echo "ESCAPED: $*"; else echo "refused: $*"; fi; }}
+try cat /etc/shadow
+try ls /work
+try ls /var/lib/tvix-tests
+try ls /root
+try touch /x
+try mkdir /y
+try touch /etc/x
+try rm -f /etc/passwd
+try touch {BB}/x
+try rm -f {BB}/bin/sh
+try mv {BB} /nix/store/moved
+try mount -t tmpfs none /build
+try chown 0 /build
+try sh -c 'echo hi | nc -w 2 127.0.0.1 {port}'
+try sh -c 'echo 1 > /proc/sys/kernel/domainname'
+{BB}/bin/busybox sleep {secret} &
+echo started
+"#
+    );
+    let ran = build(&f, &request(&f, &format!("{script}\ntouch $out")));
+    let log = ran.ok_log();
+    assert!(!log.contains("ESCAPED"), "{log}");
+    assert_eq!(log.matches("refused:").count(), 15, "{log}");
+    assert!(
+        listener.accept().is_err(),
+        "the sandbox reached a listener on the host's loopback"
+    );
+    let needle = format!("sleep\0{secret}");
+    let left = processes_with(needle.as_bytes());
+    assert!(
+        left.is_empty(),
+        "a build process survived the build: {left:?}"
+    );
+}
+
+#[test]
+fn a_network_build_shares_the_host_network() {
+    let f = fixture();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut req = request(
+        &f,
+        &format!("echo hi | nc -w 5 127.0.0.1 {port}; touch $out"),
+    );
+    req.network = true;
+    req.host_files = vec!["/etc/resolv.conf".into(), "/etc/services".into()];
+    let accepting = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = String::new();
+        use std::io::Read;
+        s.read_to_string(&mut got).unwrap();
+        got
+    });
+    build(&f, &req).ok_log();
+    assert_eq!(accepting.join().unwrap(), "hi\n");
+}
+
+#[test]
+fn failures_are_reported() {
+    let f = fixture();
+    let err = |script: &str| {
+        let ran = build(&f, &request(&f, script));
+        ran.result
+            .err()
+            .unwrap_or_else(|| panic!("{script} succeeded"))
+    };
+    assert!(matches!(err("exit 3"), BuildError::ExitCode(3)));
+    // The program is the PID namespace's init, which signals from inside cannot kill;
+    // a fault can (a stack overflow here).
+    assert!(matches!(
+        err("ulimit -s 64; f() { f; }; f"),
+        BuildError::Signal(11)
+    ));
+    assert!(matches!(
+        err("sh -c 'kill -9 $$'; exit $?"),
+        BuildError::ExitCode(137)
+    ));
+    assert!(matches!(err("true"), BuildError::MissingOutput(p) if p == OUT));
+    assert!(matches!(
+        err("mkdir $out; chmod 777 $out"),
+        BuildError::BadOutput { .. }
+    ));
+    assert!(matches!(
+        err("mkdir $out; mkfifo $out/fifo"),
+        BuildError::BadOutput { .. }
+    ));
+    let missing = format!("{BB}/bin/nonexistent");
+    let mut req = request(&f, "");
+    req.program = missing;
+    let ran = build(&f, &req);
+    assert!(
+        matches!(ran.result, Err(BuildError::ExitCode(127))),
+        "{:?}",
+        ran.result.err()
+    );
+    assert!(
+        ran.log().contains("cannot execute the builder"),
+        "{}",
+        ran.log()
+    );
+}
+
+#[test]
+fn limits_and_cancellation_stop_every_process() {
+    let f = fixture();
+    let secret = format!("{}", 200_000 + std::process::id());
+    let script =
+        format!("{BB}/bin/busybox sleep {secret} & echo waiting; {BB}/bin/busybox sleep 100");
+
+    let mut req = request(&f, &script);
+    req.constraints.timeout = Some(Duration::from_secs(1));
+    let t = Instant::now();
+    let ran = build(&f, &req);
+    assert!(
+        matches!(ran.result, Err(BuildError::TimedOut(1))),
+        "{:?}",
+        ran.result.err()
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(ran.log().contains("waiting"));
+
+    let mut req = request(&f, &script);
+    req.constraints.max_silent_time = Some(Duration::from_secs(1));
+    let ran = build(&f, &req);
+    assert!(
+        matches!(ran.result, Err(BuildError::Silent(1))),
+        "{:?}",
+        ran.result.err()
+    );
+
+    let cancel = CancelToken::new();
+    let c = cancel.clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        c.cancel();
+    });
+    let t = Instant::now();
+    let ran = build_cancel(&f, &request(&f, &script), &cancel);
+    canceller.join().unwrap();
+    assert!(
+        matches!(ran.result, Err(BuildError::Cancelled)),
+        "{:?}",
+        ran.result.err()
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+
+    let left = processes_with(format!("sleep\0{secret}").as_bytes());
+    assert!(left.is_empty(), "build processes survived: {left:?}");
+    assert_eq!(bundles_left(&f), 0);
+}
+
+fn bundles_left(f: &Fixture) -> usize {
+    std::fs::read_dir(f.state.path().join("builds"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn keep_failed_keeps_the_build_directory() {
+    let f = fixture();
+    let mut req = request(
+        &f,
+        "echo kept > marker; mkdir -p $out/ro; chmod 555 $out/ro; exit 1",
+    );
+    req.keep_failed = true;
+    let ran = build(&f, &req);
+    assert!(matches!(ran.result, Err(BuildError::ExitCode(1))));
+    let kept = ran
+        .events
+        .iter()
+        .find_map(|e| match e {
+            BuildEvent::KeptBuildDir(p) => Some(p.clone()),
+            _ => None,
+        })
+        .expect("no KeptBuildDir event");
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&kept).join("marker")).unwrap(),
+        "kept\n"
+    );
+    assert_eq!(bundles_left(&f), 0);
+
+    // Without keep_failed nothing is kept, read-only output directories included.
+    let ran = build(
+        &f,
+        &request(&f, "mkdir -p $out/ro; chmod 555 $out/ro $out; exit 1"),
+    );
+    assert!(!ran
+        .events
+        .iter()
+        .any(|e| matches!(e, BuildEvent::KeptBuildDir(_))));
+    assert_eq!(bundles_left(&f), 0);
+    let ran = build(&f, &request(&f, "mkdir -p $out/ro; chmod 555 $out/ro $out"));
+    ran.ok_log();
+    assert_eq!(bundles_left(&f), 0);
+}
+
+#[test]
+fn log_lines_and_phases() {
+    let f = fixture();
+    let ran = build(
+        &f,
+        &request(
+            &f,
+            r#"echo one; echo '@nix {"action":"setPhase","phase":"buildPhase"}'; echo two >&2; touch $out; printf last"#,
+        ),
+    );
+    ran.ok_log();
+    let events: Vec<BuildEvent> = ran.events[1..].to_vec();
+    assert_eq!(
+        events,
+        [
+            BuildEvent::Log(b"one".to_vec()),
+            BuildEvent::Phase("buildPhase".into()),
+            BuildEvent::Log(b"two".to_vec()),
+            BuildEvent::Log(b"last".to_vec()),
+        ]
+    );
+}
+
+#[test]
+fn requests_the_machine_cannot_build_are_refused() {
+    let f = fixture();
+    let caps = f.service.capabilities().unwrap();
+    assert!(caps.systems.contains(&"x86_64-linux".to_string()));
+    assert!(caps.systems.contains(&"i686-linux".to_string()));
+    assert!(caps.features.contains("big-parallel"));
+    let mut req = request(&f, "touch $out");
+    req.constraints.system = "aarch64-darwin".into();
+    assert!(matches!(
+        build(&f, &req).result,
+        Err(BuildError::Unsupported(_))
+    ));
+    let mut req = request(&f, "touch $out");
+    req.constraints.required_features.insert("gpu".into());
+    assert!(matches!(
+        build(&f, &req).result,
+        Err(BuildError::Unsupported(_))
+    ));
+    let mut req = request(&f, "touch $out");
+    req.program = "relative".into();
+    assert!(matches!(
+        build(&f, &req).result,
+        Err(BuildError::InvalidRequest(_))
+    ));
+}
+
+#[test]
+fn sandbox_paths_are_bound_read_only() {
+    let f = fixture_with(ServiceOptions {
+        sandbox_paths: vec![
+            format!("/bin/sh={BUSYBOX_SRC}/bin/busybox"),
+            "/nonexistent/path?".into(),
+        ],
+        ..Default::default()
+    });
+    let log = inside(
+        &f,
+        "/bin/sh -c 'echo from bin sh'; touch /bin/sh 2>/dev/null || echo refused; ls /nonexistent 2>/dev/null || echo absent",
+    );
+    assert!(log.contains("from bin sh\nrefused\nabsent\n"), "{log}");
 }

@@ -151,16 +151,15 @@ pub fn prepare(
     // directory or the store directory holding it, or else in the root file system.
     let host_of = |p: &str| -> PathBuf {
         for (s, host) in &scratch {
-            if let Some(rest) = p.strip_prefix(s.as_str()) {
-                if rest.starts_with('/') {
-                    return host.join(&rest[1..]);
-                }
+            if let Some(rest) = p.strip_prefix(s.as_str()).and_then(|r| r.strip_prefix('/')) {
+                return host.join(rest);
             }
         }
-        if let Some(rest) = p.strip_prefix(req.store_dir.as_str()) {
-            if rest.starts_with('/') {
-                return store.join(&rest[1..]);
-            }
+        if let Some(rest) = p
+            .strip_prefix(req.store_dir.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            return store.join(rest);
         }
         in_rootfs(&rootfs, p)
     };
