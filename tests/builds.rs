@@ -211,6 +211,7 @@ const FAILURES: &[(&str, &[&str], i32)] = &[
     ("requisites", &[], 1),
     ("output-checks", &[], 1),
     ("builder-fails", &[], 100),
+    ("builder-fails", &["-Q"], 100),
     ("signal", &[], 1),
     ("fod-builder-fails", &[], 1),
     ("missing-output", &[], 1),
@@ -220,6 +221,10 @@ const FAILURES: &[(&str, &[&str], i32)] = &[
     ("feature", &[], 1),
     ("system", &[], 1),
     ("output-cycle", &[], 1),
+    ("writable-output", &[], 1),
+    ("no-builder", &[], 100),
+    ("fod-reference", &[], 102),
+    ("fod-self-reference", &[], 102),
 ];
 
 /// The error part of stderr (from the last line starting with `error:`), with what legitimately
@@ -236,6 +241,8 @@ fn error_text(stderr: &[u8]) -> String {
         return String::new();
     };
     let mut e = s[start..].trim_end().to_string();
+    // With -Q the message says how to see the whole log: with `nix log` or `tvix log`.
+    e = e.replace("run 'nix log ", "run 'tvix log ");
     while let Some(i) = e.find(".drv.chroot/") {
         let begin = e[..i].rfind("/nix/store/").unwrap_or(i);
         e.replace_range(begin..i + ".drv.chroot".len(), "");
@@ -391,4 +398,43 @@ fn result_links_as_nix_build_makes_them() {
         let target = std::fs::read_link(cwd.path().join(link)).expect(link);
         assert_eq!(target.to_string_lossy(), path.as_str(), "{link}");
     }
+}
+
+#[test]
+fn invoked_as_nix_build() {
+    check_prerequisites();
+    let bin = tempfile::tempdir().expect("tempdir");
+    let link = bin.path().join("nix-build");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_tvix"), &link).expect("symlink");
+    let file = suite_dir().join("cases/several.nix");
+    let n = nonce();
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut c = Command::new(&link);
+    c.arg(&file)
+        .args([
+            "-A",
+            "b",
+            "--argstr",
+            "nonce",
+            &n,
+            "--no-out-link",
+            "-j1",
+            "--store",
+        ])
+        .arg(format!("local://{}", store.path().display()));
+    let t = run_limited(c, Duration::from_secs(120));
+    assert!(t.status.success(), "{}", text(&t.stderr));
+    let path = text(&t.stdout);
+    assert!(
+        path.trim_end().ends_with(&format!("-several-b-{n}")),
+        "{path}"
+    );
+    // The log of the derivation that built it, found through the output.
+    let log = Command::new(env!("CARGO_BIN_EXE_tvix"))
+        .args(["log", path.trim_end(), "--store"])
+        .arg(format!("local://{}", store.path().display()))
+        .output()
+        .expect("tvix log");
+    assert!(log.status.success(), "{}", text(&log.stderr));
+    assert_eq!(text(&log.stdout), "");
 }
