@@ -118,18 +118,43 @@ fn search_path(args: &EvalArgs) -> Vec<SearchPathEntry> {
 }
 
 pub(super) fn eval_command(args: EvalArgs) -> i32 {
+    match with_evaluator(&args, eval_and_print) {
+        Ok(()) => 0,
+        Err(code) => code,
+    }
+}
+
+/// Evaluates as `tvix instantiate` does and returns the found derivations (`DRV` or
+/// `DRV!OUTPUT`), with the `.drv` files committed to the store. Errors are printed.
+pub(super) fn instantiate_derivations(args: &EvalArgs) -> Result<Vec<String>, i32> {
+    with_evaluator(args, |ev, args| {
+        let v = evaluate_selected(ev, args)?;
+        let mut found = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        collect_derivations(ev, v, true, &mut seen, &mut found)?;
+        commit(ev)?;
+        Ok(found)
+    })
+}
+
+/// Runs `f` with an evaluator configured from `args`; an error is rendered to stderr and
+/// becomes exit status 1.
+fn with_evaluator<T>(
+    args: &EvalArgs,
+    f: impl FnOnce(&mut Evaluator, &EvalArgs) -> EvalResult<T>,
+) -> Result<T, i32> {
     let config = EvalConfig {
-        search_path: search_path(&args),
+        search_path: search_path(args),
         max_call_depth: args.max_call_depth,
         lower: LowerOptions {
-            pipe_operators: has_feature(&args, "pipe-operators"),
+            pipe_operators: has_feature(args, "pipe-operators"),
             home: None,
             lint_absolute_paths: lint_level(&args.lint_absolute_path_literals),
             lint_short_paths: lint_level(&args.lint_short_path_literals),
             lint_url_literals: lint_level(&args.lint_url_literals),
         },
-        parse_toml_timestamps: has_feature(&args, "parse-toml-timestamps"),
-        fetch_closure: has_feature(&args, "fetch-closure"),
+        parse_toml_timestamps: has_feature(args, "parse-toml-timestamps"),
+        fetch_closure: has_feature(args, "fetch-closure"),
         abort_on_warn: args
             .option
             .chunks(2)
@@ -140,7 +165,7 @@ pub(super) fn eval_command(args: EvalArgs) -> i32 {
         Ok(io) => io,
         Err(msg) => {
             eprintln!("error: {msg}");
-            return 1;
+            return Err(1);
         }
     };
     let mut ev = Evaluator::new(io, config);
@@ -158,17 +183,14 @@ pub(super) fn eval_command(args: EvalArgs) -> i32 {
         show_trace: args.show_trace && !args.no_show_trace,
         color,
     };
-    let result = eval_and_print(&mut ev, &args);
+    let result = f(&mut ev, args);
     if std::env::var_os("TVIX_SHOW_STATS").is_some() {
         eprintln!("{:#?}", ev.stats);
     }
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprint!("{}", for_stderr(&render_error(&e, &ev.sources, render)));
-            1
-        }
-    }
+    result.map_err(|e| {
+        eprint!("{}", for_stderr(&render_error(&e, &ev.sources, render)));
+        1
+    })
 }
 
 fn lint_level(flag: &Option<String>) -> LintLevel {
@@ -228,13 +250,7 @@ fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
         ev.lower(name, text, dir)?;
         return Ok(());
     }
-    let root = ev.eval_source(name, text, dir)?;
-    let auto_args = auto_args(ev, args)?;
-    let mut v = ev.auto_call(root, &auto_args)?;
-    for path in &args.attr {
-        v = select_attr_path(ev, v, path, &auto_args)?;
-    }
-    let v = ev.auto_call(v, &auto_args)?;
+    let v = evaluate_root(ev, args, name, text, dir)?;
     if args.instantiate {
         let mut found = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -262,6 +278,29 @@ fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
     let _ = stdout.write_all(out.as_bytes());
     let _ = stdout.flush();
     Ok(())
+}
+
+/// Reads the input, evaluates it, auto-calls it and selects the `-A` paths.
+fn evaluate_selected(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<Value> {
+    let (name, text, dir) =
+        read_input(args).map_err(|m| EvalError::new(tvix_eval::ErrorKind::Other(m), None))?;
+    evaluate_root(ev, args, name, text, dir)
+}
+
+fn evaluate_root(
+    ev: &mut Evaluator,
+    args: &EvalArgs,
+    name: String,
+    text: String,
+    dir: PathBuf,
+) -> EvalResult<Value> {
+    let root = ev.eval_source(name, text, dir)?;
+    let auto_args = auto_args(ev, args)?;
+    let mut v = ev.auto_call(root, &auto_args)?;
+    for path in &args.attr {
+        v = select_attr_path(ev, v, path, &auto_args)?;
+    }
+    ev.auto_call(v, &auto_args)
 }
 
 /// The `--arg`/`--argstr` values as an attribute set (each `--arg` evaluated lazily).

@@ -1,7 +1,10 @@
 //! Command-line parsing and dispatch. `tvix eval` mirrors `nix-instantiate --eval`; invoked as
 //! `nix-instantiate` the binary accepts that command's flags so existing scripts run unchanged.
 
+mod build;
+mod builder;
 mod eval;
+mod log;
 mod lsp;
 mod repl;
 mod show_derivation;
@@ -9,7 +12,10 @@ mod store;
 
 use clap::{Parser, Subcommand};
 
+use build::{build_command, BuildArgs};
+use builder::{builder_command, BuilderArgs};
 use eval::{eval_command, EvalArgs};
+use log::{log_command, LogArgs};
 use lsp::{lsp_command, LspArgs};
 use repl::{repl_command, ReplArgs};
 use show_derivation::{show_derivation, ShowDerivationArgs};
@@ -35,11 +41,18 @@ enum Command {
     /// print as `DRV!OUTPUT`. The `.drv` files are written to the tvix store (see `--store`;
     /// `--readonly-mode` only computes their paths).
     Instantiate(EvalArgs),
+    /// Build the derivations a Nix file or expression evaluates to (like `nix-build`):
+    /// print their output paths and create `result` links.
+    Build(BuildArgs),
+    /// Print the kept build log of a derivation or of an output it built (like `nix log`).
+    Log(LogArgs),
     /// Print `.drv` files read from disk (e.g. written by Nix) as JSON, in the format of
     /// `nix derivation show`: an object keyed by `.drv` path.
     ShowDerivation(ShowDerivationArgs),
     /// Work with the tvix store (castore and path info).
     Store(StoreArgs),
+    /// Serve builds to other machines (`tvix builder daemon`).
+    Builder(BuilderArgs),
     /// Run the Nix language server (LSP over standard input and output).
     Lsp(LspArgs),
     /// Start an interactive Nix shell (like `nix repl`); reads inputs from standard input
@@ -58,7 +71,17 @@ pub fn run() -> i32 {
                 .map(|f| f.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
-    let cli = if invoked_as == "nix-instantiate" {
+    let cli = if invoked_as == "nix-build" {
+        let mut out = vec!["tvix".to_string(), "build".to_string()];
+        out.extend(argv[1..].iter().cloned());
+        match Cli::try_parse_from(&out) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = e.print();
+                return if e.use_stderr() { 1 } else { 0 };
+            }
+        }
+    } else if invoked_as == "nix-instantiate" {
         match nix_instantiate_args(&argv[1..]) {
             Ok(c) => c,
             Err(code) => return code,
@@ -78,8 +101,11 @@ pub fn run() -> i32 {
             args.instantiate = true;
             run_on_big_stack(move || eval_command(args))
         }
+        Command::Build(args) => run_on_big_stack(move || build_command(args)),
+        Command::Log(args) => log_command(args),
         Command::ShowDerivation(args) => show_derivation(&args),
         Command::Store(args) => store_command(args),
+        Command::Builder(args) => builder_command(args),
         Command::Lsp(args) => lsp_command(args),
         Command::Repl(args) => run_on_big_stack(move || repl_command(args)),
     }

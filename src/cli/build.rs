@@ -1,0 +1,379 @@
+//! `tvix build` (and `nix-build` under that name): evaluate, instantiate, build in
+//! dependency order through a build service, print the output paths and create `result`
+//! links, with `nix-build`'s exit statuses.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use tvix_build::ServiceOptions;
+use tvix_coordinator::build::{BuildSettings, Driver, Event};
+use tvix_coordinator::log::LogStore;
+use tvix_coordinator::request::RequestSettings;
+use tvix_store::StorePath;
+
+use super::eval::{instantiate_derivations, EvalArgs};
+
+/// Flags of `tvix build`, which are those of `nix-build`.
+#[derive(Args, Default)]
+pub(super) struct BuildArgs {
+    /// The file to evaluate; `./default.nix` if omitted.
+    pub(super) file: Option<String>,
+    /// Build the derivations of this expression instead of a file.
+    #[arg(short = 'E', long = "expr", allow_hyphen_values = true)]
+    pub(super) expr: Option<String>,
+    /// Select an attribute path from the result (may be repeated).
+    #[arg(short = 'A', long = "attr")]
+    pub(super) attr: Vec<String>,
+    /// Pass NAME=EXPR to the top-level function.
+    #[arg(long, num_args = 2, value_names = ["NAME", "EXPR"])]
+    pub(super) arg: Vec<String>,
+    /// Pass NAME="STRING" to the top-level function.
+    #[arg(long, num_args = 2, value_names = ["NAME", "STRING"])]
+    pub(super) argstr: Vec<String>,
+    /// Add a search path entry (`PATH` or `NAME=PATH`).
+    #[arg(short = 'I', long = "include")]
+    pub(super) include: Vec<String>,
+    /// The name of the result link (`result` by default); more derivations get `-2`, `-3`,
+    /// outputs other than `out` get `-OUTPUT`.
+    #[arg(short = 'o', long = "out-link")]
+    pub(super) out_link: Option<String>,
+    /// Create no result link.
+    #[arg(long)]
+    pub(super) no_out_link: bool,
+    /// Set a Nix option: `sandbox-paths`, `system-features`, `extra-platforms`, `system`,
+    /// `cores`, `timeout` and `max-silent-time` are understood; others are accepted and
+    /// ignored.
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
+    pub(super) option: Vec<String>,
+    /// `NIX_BUILD_CORES` of the builds (default: the number of cores).
+    #[arg(long)]
+    pub(super) cores: Option<u32>,
+    /// Keep the build directory of a failed build.
+    #[arg(short = 'K', long)]
+    pub(super) keep_failed: bool,
+    /// Rebuild the requested derivations (their outputs must be valid) and compare.
+    #[arg(long)]
+    pub(super) check: bool,
+    /// Fail a build that runs longer than this many seconds.
+    #[arg(long)]
+    pub(super) timeout: Option<u64>,
+    /// Fail a build that prints nothing for this many seconds.
+    #[arg(long)]
+    pub(super) max_silent_time: Option<u64>,
+    /// The store: derivations are written to it, inputs read from it and outputs added
+    /// to it (default: `$TVIX_STORE`, else `local://`).
+    #[arg(long, value_name = "URL")]
+    pub(super) store: Option<String>,
+    /// Where builds run (default: `$TVIX_BUILD_SERVICE`, else `oci://`).
+    #[arg(long, value_name = "URL")]
+    pub(super) build_service: Option<String>,
+    /// Show the whole trace of an evaluation error.
+    #[arg(long)]
+    pub(super) show_trace: bool,
+    /// Accepted for compatibility (builds are sequential).
+    #[arg(short = 'j', long = "max-jobs", hide = true)]
+    pub(super) max_jobs: Option<String>,
+    /// Accepted for compatibility.
+    #[arg(long, short = 'Q', hide = true)]
+    pub(super) no_build_output: bool,
+    /// Accepted for compatibility.
+    #[arg(long, hide = true)]
+    pub(super) quiet: bool,
+    /// Enable experimental features.
+    #[arg(long = "extra-experimental-features", alias = "experimental-features")]
+    pub(super) features: Vec<String>,
+}
+
+/// The value of `--option NAME VALUE` (the last one given).
+fn option<'a>(args: &'a BuildArgs, name: &str) -> Option<&'a str> {
+    args.option
+        .chunks(2)
+        .rev()
+        .find(|kv| kv.len() == 2 && kv[0] == name)
+        .map(|kv| kv[1].as_str())
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("option '{name}' has invalid value '{v}'"))
+}
+
+/// Nix's default `system-features`: `nixos-test benchmark big-parallel`, and `kvm` when
+/// `/dev/kvm` can be opened.
+fn default_system_features() -> BTreeSet<String> {
+    let mut f: BTreeSet<String> = ["nixos-test", "benchmark", "big-parallel"]
+        .map(String::from)
+        .into();
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+    {
+        f.insert("kvm".into());
+    }
+    f
+}
+
+/// Prints an error as Nix does: `error: ` and continuation lines indented to match.
+fn print_error(msg: &str) {
+    eprintln!("error: {}", msg.replace('\n', "\n       "));
+}
+
+/// The settings the flags and options give.
+fn settings(args: &BuildArgs) -> Result<(BuildSettings, ServiceOptions), String> {
+    let mut request = RequestSettings::with_default_cores();
+    if let Some(c) = option(args, "cores") {
+        request.cores = number("cores", c)?;
+    }
+    if let Some(c) = args.cores {
+        request.cores = c;
+    }
+    let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
+    if let Some(t) = option(args, "timeout") {
+        request.timeout = secs(number("timeout", t)?);
+    }
+    if let Some(t) = args.timeout {
+        request.timeout = secs(t);
+    }
+    if let Some(t) = option(args, "max-silent-time") {
+        request.max_silent_time = secs(number("max-silent-time", t)?);
+    }
+    if let Some(t) = args.max_silent_time {
+        request.max_silent_time = secs(t);
+    }
+    request.keep_failed =
+        args.keep_failed || option(args, "keep-failed").is_some_and(|v| v == "true");
+    let system_features: Option<BTreeSet<String>> =
+        option(args, "system-features").map(|v| words(v).into_iter().collect());
+    let extra_platforms = option(args, "extra-platforms")
+        .map(words)
+        .unwrap_or_default();
+    let system = option(args, "system")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}-linux", std::env::consts::ARCH));
+    let service = ServiceOptions {
+        sandbox_paths: option(args, "sandbox-paths").map(words).unwrap_or_default(),
+        system_features: system_features.clone(),
+        extra_platforms: extra_platforms.clone(),
+        state_dir: None,
+    };
+    Ok((
+        BuildSettings {
+            request,
+            system,
+            extra_platforms,
+            system_features: system_features.unwrap_or_else(default_system_features),
+            check: args.check,
+        },
+        service,
+    ))
+}
+
+/// One requested derivation output, as `nix-instantiate` prints it (`DRV[!OUTPUT]`).
+fn parse_target(line: &str) -> Result<(StorePath, String), String> {
+    let (drv, output) = line.split_once('!').unwrap_or((line, "out"));
+    let drv = drv
+        .strip_prefix("/nix/store/")
+        .and_then(|b| StorePath::from_base_name(b).ok())
+        .ok_or_else(|| format!("'{drv}' is not a derivation in the store"))?;
+    Ok((drv, output.to_string()))
+}
+
+/// Replaces (or creates) the symlink `link` pointing to `target`.
+fn make_link(link: &str, target: &str) -> std::io::Result<()> {
+    let tmp = format!("{link}.tmp-{}", std::process::id());
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    std::fs::rename(&tmp, link)
+}
+
+pub(super) fn build_command(args: BuildArgs) -> i32 {
+    let url = args
+        .store
+        .clone()
+        .unwrap_or_else(tvix_store::castore::default_store_url);
+    let (settings, service_options) = match settings(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            print_error(&e);
+            return 1;
+        }
+    };
+    let eval_args = EvalArgs {
+        file: args.file.clone(),
+        expr: args.expr.clone(),
+        attr: args.attr.clone(),
+        arg: args.arg.clone(),
+        argstr: args.argstr.clone(),
+        include: args.include.clone(),
+        show_trace: args.show_trace,
+        max_call_depth: 10_000,
+        features: args.features.clone(),
+        store: Some(url.clone()),
+        instantiate: true,
+        ..EvalArgs::default()
+    };
+    let found = match instantiate_derivations(&eval_args) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let mut targets = Vec::new();
+    for line in &found {
+        match parse_target(line) {
+            Ok(t) => targets.push(t),
+            Err(e) => {
+                print_error(&e);
+                return 1;
+            }
+        }
+    }
+
+    let store: Arc<dyn tvix_store::StoreService> = match tvix_store::open(&url) {
+        Ok(s) => Arc::from(s),
+        Err(e) => {
+            print_error(&format!("opening the store '{url}': {e}"));
+            return 1;
+        }
+    };
+    let service_url = args
+        .build_service
+        .clone()
+        .or_else(|| {
+            std::env::var("TVIX_BUILD_SERVICE")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "oci://".to_string());
+    let service = match tvix_build::open(&service_url, store.clone(), &service_options) {
+        Ok(s) => s,
+        Err(e) => {
+            print_error(&e.to_string());
+            return 1;
+        }
+    };
+    let logs = LogStore::for_store_url(&url).ok();
+    let caller_env = |name: &str| std::env::var(name).ok();
+    let driver = Driver {
+        store: &*store,
+        service: &*service,
+        logs: logs.as_ref(),
+        settings: &settings,
+        caller_env: &caller_env,
+    };
+    let drvs: Vec<StorePath> = targets.iter().map(|(d, _)| d.clone()).collect();
+    let mut on_event = |e: Event<'_>| {
+        let mut err = std::io::stderr().lock();
+        let _ = match e {
+            Event::Planned(list) => {
+                let head = if list.len() == 1 {
+                    "this derivation will be built:".to_string()
+                } else {
+                    format!("these {} derivations will be built:", list.len())
+                };
+                let body: String = list.iter().map(|d| format!("\n  {d}")).collect();
+                writeln!(err, "{head}{body}")
+            }
+            Event::Building(d) => writeln!(err, "building '{d}'..."),
+            Event::Log(line) => err.write_all(line).and_then(|_| err.write_all(b"\n")),
+            Event::KeptBuildDir(dir) => writeln!(err, "note: keeping build directory '{dir}'"),
+        };
+    };
+    let outputs = match driver.build(&drvs, &mut on_event) {
+        Ok(o) => o,
+        Err(e) => {
+            print_error(&e.to_string());
+            return e.exit_status();
+        }
+    };
+
+    let mut paths = Vec::new();
+    let prefix = args
+        .out_link
+        .clone()
+        .unwrap_or_else(|| "result".to_string());
+    for (i, ((drv, output), outs)) in targets.iter().zip(&outputs).enumerate() {
+        let Some(path) = outs.get(output) else {
+            print_error(&format!(
+                "derivation '/nix/store/{drv}' does not have an output named '{output}'"
+            ));
+            return 1;
+        };
+        let path = format!("/nix/store/{path}");
+        if !args.no_out_link {
+            let mut link = prefix.clone();
+            if i > 0 {
+                link.push_str(&format!("-{}", i + 1));
+            }
+            if output != "out" {
+                link.push_str(&format!("-{output}"));
+            }
+            if let Err(e) = make_link(&link, &path) {
+                print_error(&format!("creating the link '{link}': {e}"));
+                return 1;
+            }
+        }
+        paths.push(path);
+    }
+    let mut stdout = std::io::stdout().lock();
+    for p in paths {
+        let _ = writeln!(stdout, "{p}");
+    }
+    let _ = stdout.flush();
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let (d, o) = parse_target("/nix/store/0a1hmb1d2dm3g6lrqwscf0lqjfjbzbv2-t.drv!dev").unwrap();
+        assert_eq!(d.name(), "t.drv");
+        assert_eq!(o, "dev");
+        let (_, o) = parse_target("/nix/store/0a1hmb1d2dm3g6lrqwscf0lqjfjbzbv2-t.drv").unwrap();
+        assert_eq!(o, "out");
+        assert!(parse_target("/tmp/x.drv").is_err());
+    }
+
+    #[test]
+    fn options_override_defaults_and_flags_override_options() {
+        let args = BuildArgs {
+            option: [
+                "cores",
+                "7",
+                "timeout",
+                "5",
+                "system-features",
+                "kvm foo",
+                "sandbox-paths",
+                "/bin/sh=/x /usr?",
+                "extra-platforms",
+                "i686-linux",
+            ]
+            .map(String::from)
+            .to_vec(),
+            timeout: Some(9),
+            ..Default::default()
+        };
+        let (s, o) = settings(&args).unwrap();
+        assert_eq!(s.request.cores, 7);
+        assert_eq!(s.request.timeout, Some(Duration::from_secs(9)));
+        assert_eq!(s.system_features, ["foo", "kvm"].map(String::from).into());
+        assert_eq!(o.sandbox_paths, vec!["/bin/sh=/x", "/usr?"]);
+        assert_eq!(s.extra_platforms, vec!["i686-linux"]);
+        let bad = BuildArgs {
+            option: vec!["cores".into(), "x".into()],
+            ..Default::default()
+        };
+        assert!(settings(&bad).is_err());
+    }
+}

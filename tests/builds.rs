@@ -1,0 +1,394 @@
+//! The differential build suite: every derivation in `tests/builds/cases/` is built by
+//! `tvix build` (OCI backend, a fresh `local://` store per run) and by the reference
+//! `nix-build` (sandboxed, as root); the output paths and their NAR bytes must be the
+//! same. Every case in `tests/builds/fail/` must fail in both with the same message and
+//! exit status, and tvix must register none of its outputs.
+//!
+//! Each run passes a fresh nonce (`--argstr nonce ...`) that goes into every derivation's
+//! name, so no output exists beforehand in either store.
+//!
+//! Needs `nix-build`, `nix-store`, `runc`, root, and the static busybox at
+//! `/var/lib/tvix-tests/busybox` (`setup.sh`); a missing prerequisite fails the tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const BUSYBOX: &str = "/var/lib/tvix-tests/busybox";
+
+fn suite_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/builds")
+}
+
+fn check_prerequisites() {
+    assert!(
+        Path::new(BUSYBOX).join("bin/busybox").exists(),
+        "{BUSYBOX} is missing: run setup.sh"
+    );
+    for tool in ["nix-build", "nix-store", "runc"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(found, "{tool} is not installed: run setup.sh");
+    }
+}
+
+/// A nonce no earlier run used.
+fn nonce() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos();
+    format!(
+        "n{t:x}{:x}{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs a command with a time limit (the whole command is killed after `limit`).
+fn run_limited(mut c: Command, limit: Duration) -> Output {
+    c.env("TVIX_TEST_IMPURE", "impure-value")
+        .env_remove("TVIX_TEST_UNSET")
+        .env("NO_COLOR", "1");
+    let mut c2 = Command::new("timeout");
+    c2.arg(limit.as_secs().to_string())
+        .arg(c.get_program())
+        .args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => c2.env(k, v),
+            None => c2.env_remove(k),
+        };
+    }
+    if let Some(d) = c.get_current_dir() {
+        c2.current_dir(d);
+    }
+    c2.output().expect("running a build")
+}
+
+fn tvix_build(file: &Path, nonce: &str, store: &Path, extra: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tvix"));
+    c.arg("build")
+        .arg(file)
+        .args(["--argstr", "nonce", nonce, "--no-out-link", "--store"])
+        .arg(format!("local://{}", store.display()))
+        .args(extra)
+        .env_remove("TVIX_BUILD_SERVICE");
+    run_limited(c, Duration::from_secs(120))
+}
+
+fn nix_build(file: &Path, nonce: &str, extra: &[&str]) -> Output {
+    let mut c = Command::new("nix-build");
+    c.arg(file)
+        .args(["--argstr", "nonce", nonce, "--no-out-link"])
+        .args(["--option", "sandbox", "true"])
+        .args(["--option", "build-users-group", ""])
+        .args(["--option", "substituters", ""])
+        .args(extra);
+    run_limited(c, Duration::from_secs(120))
+}
+
+fn tvix_export(store: &Path, path: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tvix"))
+        .args(["store", "export", path, "--store"])
+        .arg(format!("local://{}", store.display()))
+        .output()
+        .expect("tvix store export")
+}
+
+fn nix_dump(path: &str) -> Output {
+    Command::new("nix-store")
+        .args(["--dump", path])
+        .output()
+        .expect("nix-store --dump")
+}
+
+fn cases(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(suite_dir().join(dir))
+        .expect("case directory")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "nix"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Builds one successful case both ways; `Err` describes the first difference.
+fn compare_success(file: &Path) -> Result<usize, String> {
+    let n = nonce();
+    let store = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let t = tvix_build(file, &n, store.path(), &[]);
+    let r = nix_build(file, &n, &[]);
+    if !r.status.success() {
+        return Err(format!("nix-build failed:\n{}", text(&r.stderr)));
+    }
+    if !t.status.success() {
+        return Err(format!(
+            "tvix build failed ({:?}):\n{}",
+            t.status.code(),
+            text(&t.stderr)
+        ));
+    }
+    let (tp, rp) = (text(&t.stdout), text(&r.stdout));
+    if tp != rp {
+        return Err(format!("output paths differ:\ntvix:\n{tp}nix:\n{rp}"));
+    }
+    let mut compared = 0;
+    for path in tp.lines() {
+        let a = tvix_export(store.path(), path);
+        let b = nix_dump(path);
+        if !a.status.success() || !b.status.success() {
+            return Err(format!(
+                "cannot export {path}: {}{}",
+                text(&a.stderr),
+                text(&b.stderr)
+            ));
+        }
+        if a.stdout != b.stdout {
+            return Err(format!(
+                "NAR of {path} differs:\ntvix:\n{}\nnix:\n{}",
+                text(&a.stdout).escape_debug(),
+                text(&b.stdout).escape_debug()
+            ));
+        }
+        compared += 1;
+    }
+    Ok(compared)
+}
+
+/// Runs `f` over `items` on two threads (the machines have two cores) and returns the
+/// results in order.
+fn on_two_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let half = items.len().div_ceil(2);
+    std::thread::scope(|s| {
+        let (a, b) = items.split_at(half);
+        let f = &f;
+        let h = s.spawn(move || b.iter().map(f).collect::<Vec<R>>());
+        let mut out: Vec<R> = a.iter().map(f).collect();
+        out.extend(h.join().expect("worker thread"));
+        out
+    })
+}
+
+#[test]
+fn successful_builds_match_nix_build() {
+    check_prerequisites();
+    let files = cases("cases");
+    assert!(files.len() >= 30, "at least 30 cases");
+    let results = on_two_threads(&files, |f| compare_success(f));
+    let mut failures = Vec::new();
+    let mut outputs = 0;
+    for (f, r) in files.iter().zip(results) {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        match r {
+            Ok(n) => outputs += n,
+            Err(e) => failures.push(format!("--- {name}: {e}")),
+        }
+    }
+    eprintln!(
+        "{} of {} cases identical ({outputs} outputs compared)",
+        files.len() - failures.len(),
+        files.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A failure case: its file, extra flags for both tools, the expected exit status.
+const FAILURES: &[(&str, &[&str], i32)] = &[
+    ("hash-mismatch", &[], 102),
+    ("fod-sandbox", &[], 102),
+    ("forbidden-ref", &[], 1),
+    ("allowed-ref", &[], 1),
+    ("requisites", &[], 1),
+    ("output-checks", &[], 1),
+    ("builder-fails", &[], 100),
+    ("signal", &[], 1),
+    ("fod-builder-fails", &[], 1),
+    ("missing-output", &[], 1),
+    ("missing-second-output", &[], 1),
+    ("timeout", &["--timeout", "2"], 101),
+    ("silent", &["--max-silent-time", "2"], 101),
+    ("feature", &[], 1),
+    ("system", &[], 1),
+    ("output-cycle", &[], 1),
+];
+
+/// The error part of stderr (from the last line starting with `error:`), with what legitimately
+/// differs removed: Nix names a missing output by its path in the chroot.
+fn error_text(stderr: &[u8]) -> String {
+    let s = text(stderr);
+    // Nix may warn with `error:` lines first (a busy database); the failure is the last.
+    let Some(start) = s
+        .match_indices("error:")
+        .map(|(i, _)| i)
+        .filter(|i| *i == 0 || s.as_bytes()[i - 1] == b'\n')
+        .last()
+    else {
+        return String::new();
+    };
+    let mut e = s[start..].trim_end().to_string();
+    while let Some(i) = e.find(".drv.chroot/") {
+        let begin = e[..i].rfind("/nix/store/").unwrap_or(i);
+        e.replace_range(begin..i + ".drv.chroot".len(), "");
+    }
+    e
+}
+
+/// The output paths of the derivation `file` evaluates to.
+fn output_paths(file: &Path, nonce: &str) -> Vec<String> {
+    let expr = format!(
+        "let d = import {} {{ nonce = \"{nonce}\"; }}; in map (o: d.${{o}}.outPath) (d.outputs or [ \"out\" ])",
+        file.display()
+    );
+    let o = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "-E", &expr])
+        .output()
+        .expect("nix-instantiate");
+    let v: Vec<String> = serde_json::from_slice(&o.stdout).expect("output paths");
+    v
+}
+
+fn compare_failure(name: &str, extra: &[&str], status: i32) -> Result<(), String> {
+    let file = suite_dir().join("fail").join(format!("{name}.nix"));
+    let n = nonce();
+    let store = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let t = tvix_build(&file, &n, store.path(), extra);
+    let r = nix_build(&file, &n, extra);
+    let (te, re) = (error_text(&t.stderr), error_text(&r.stderr));
+    if r.status.code() != Some(status) {
+        return Err(format!(
+            "nix-build exited with {:?}, not {status}:\n{}",
+            r.status.code(),
+            text(&r.stderr)
+        ));
+    }
+    if t.status.code() != Some(status) {
+        return Err(format!(
+            "tvix build exited with {:?}, not {status}:\n{}",
+            t.status.code(),
+            text(&t.stderr)
+        ));
+    }
+    if te != re {
+        return Err(format!("messages differ:\ntvix: {te}\nnix:  {re}"));
+    }
+    for p in output_paths(&file, &n) {
+        let info = Command::new(env!("CARGO_BIN_EXE_tvix"))
+            .args(["store", "info", &p, "--store"])
+            .arg(format!("local://{}", store.path().display()))
+            .output()
+            .expect("tvix store info");
+        if info.status.success() && !info.stdout.is_empty() {
+            return Err(format!("tvix registered {p}:\n{}", text(&info.stdout)));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn failing_builds_fail_as_nix_build_does() {
+    check_prerequisites();
+    let results = on_two_threads(FAILURES, |(name, extra, status)| {
+        compare_failure(name, extra, *status)
+    });
+    let mut failures = Vec::new();
+    for ((name, _, _), r) in FAILURES.iter().zip(results) {
+        if let Err(e) = r {
+            failures.push(format!("--- {name}: {e}"));
+        }
+    }
+    eprintln!(
+        "{} of {} failure cases identical",
+        FAILURES.len() - failures.len(),
+        FAILURES.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn keep_failed_and_logs() {
+    check_prerequisites();
+    let file = suite_dir().join("fail/builder-fails.nix");
+    let n = nonce();
+    let store = tempfile::tempdir().expect("tempdir");
+    let t = tvix_build(&file, &n, store.path(), &["--keep-failed"]);
+    assert_eq!(t.status.code(), Some(100), "{}", text(&t.stderr));
+    let err = text(&t.stderr);
+    let note = err
+        .lines()
+        .find_map(|l| l.strip_prefix("note: keeping build directory '"))
+        .unwrap_or_else(|| panic!("no keep-failed note in:\n{err}"));
+    let dir = note.trim_end_matches('\'');
+    assert!(Path::new(dir).is_dir(), "{dir} was not kept");
+    let _ = std::fs::remove_dir_all(dir);
+    // The log of the failed build is kept and `tvix log` prints it.
+    let drv = err
+        .lines()
+        .find_map(|l| l.strip_prefix("building '"))
+        .and_then(|l| l.strip_suffix("'..."))
+        .expect("building line")
+        .to_string();
+    let log = Command::new(env!("CARGO_BIN_EXE_tvix"))
+        .args(["log", &drv, "--store"])
+        .arg(format!("local://{}", store.path().display()))
+        .output()
+        .expect("tvix log");
+    assert!(log.status.success(), "{}", text(&log.stderr));
+    let lines: Vec<String> = (1..=12).map(|i| format!("line {i}")).collect();
+    assert_eq!(text(&log.stdout), format!("{}\n", lines.join("\n")));
+}
+
+#[test]
+fn check_mode_rebuilds_and_compares() {
+    check_prerequisites();
+    let file = suite_dir().join("cases/tree.nix");
+    let n = nonce();
+    let store = tempfile::tempdir().expect("tempdir");
+    // Checking needs valid outputs.
+    let t = tvix_build(&file, &n, store.path(), &["--check"]);
+    assert_eq!(t.status.code(), Some(1), "{}", text(&t.stderr));
+    assert!(
+        error_text(&t.stderr).contains("are not valid, so checking is not possible"),
+        "{}",
+        text(&t.stderr)
+    );
+    let first = tvix_build(&file, &n, store.path(), &[]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    // A deterministic build checks out, and prints the same paths.
+    let again = tvix_build(&file, &n, store.path(), &["--check"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(again.stdout, first.stdout);
+    assert!(text(&again.stderr).contains("building '"), "it was rebuilt");
+}
+
+#[test]
+fn result_links_as_nix_build_makes_them() {
+    check_prerequisites();
+    let file = suite_dir().join("cases/multi-output.nix");
+    let n = nonce();
+    let store = tempfile::tempdir().expect("tempdir");
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tvix"));
+    c.arg("build")
+        .arg(&file)
+        .args(["--argstr", "nonce", &n, "-o", "res", "--store"])
+        .arg(format!("local://{}", store.path().display()))
+        .current_dir(cwd.path());
+    let t = run_limited(c, Duration::from_secs(120));
+    assert!(t.status.success(), "{}", text(&t.stderr));
+    let paths: Vec<String> = text(&t.stdout).lines().map(str::to_string).collect();
+    assert_eq!(paths.len(), 3);
+    for (link, path) in ["res", "res-2-dev", "res-3-lib"].iter().zip(&paths) {
+        let target = std::fs::read_link(cwd.path().join(link)).expect(link);
+        assert_eq!(target.to_string_lossy(), path.as_str(), "{link}");
+    }
+}

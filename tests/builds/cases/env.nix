@@ -1,0 +1,2 @@
+{ nonce }: with import ../lib.nix { inherit nonce; };
+mk { name = "env"; script = "env | sort > $out"; }

@@ -1,0 +1,2 @@
+{ nonce }: with import ../lib.nix { inherit nonce; };
+mk { name = "silent"; script = "echo start; busybox sleep 20"; }
