@@ -182,7 +182,7 @@ fn mount_serves_the_store() {
     for (p, mode, size) in [
         ("big", 0o100444, 20_000_000u64),
         ("empty", 0o100444, 0),
-        ("run.sh", 0o100555, 20),
+        ("run.sh", 0o100555, 19),
         ("sub", 0o040555, 0),
         ("emptydir", 0o040555, 0),
     ] {
