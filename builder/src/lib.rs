@@ -7,8 +7,12 @@
 //! a request is the coordinator's job (`tvix-coordinator`); nothing here knows Nix's
 //! semantics beyond the conventions of its sandbox.
 //!
-//! A [`BuildService`] runs requests. Backends are chosen by URL, as stores are.
+//! A [`BuildService`] runs requests. Backends are chosen by URL, as stores are:
+//! `grpc+unix:///path/to/socket` and `grpc+http://HOST:PORT` reach a `tvix builder
+//! daemon` ([`grpc`], feature `grpc`, on by default).
 
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod oci;
 pub mod refscan;
 mod request;

@@ -27,11 +27,24 @@ pub struct ServiceOptions {
 
 /// Opens the build service a URL names. Builds read their inputs from `store` and ingest
 /// their outputs into it.
+///
+/// `grpc+unix:///path/to/socket` and `grpc+http://HOST:PORT` reach a `tvix builder
+/// daemon`: it has its own store and options, so `store` must be the store the daemon
+/// uses (e.g. the same `tvix store daemon`) and `options` are not used.
 pub fn open(
     url: &str,
     store: Arc<dyn StoreService>,
     options: &ServiceOptions,
 ) -> Result<Box<dyn BuildService>, BuildError> {
+    if url.starts_with("grpc+unix://") || url.starts_with("grpc+http://") {
+        #[cfg(feature = "grpc")]
+        return Ok(Box::new(crate::grpc::GrpcBuildService::connect(url)?));
+        #[cfg(not(feature = "grpc"))]
+        return Err(BuildError::BadUrl {
+            url: url.to_string(),
+            reason: "tvix-build was built without its `grpc` feature".into(),
+        });
+    }
     if let Some(rest) = url.strip_prefix("oci://") {
         // `oci://` uses the options' state directory or the default one;
         // `oci:///abs/dir` names it.

@@ -2,6 +2,7 @@
 //! `nix-instantiate` the binary accepts that command's flags so existing scripts run unchanged.
 
 mod build;
+mod builder;
 mod eval;
 mod log;
 mod lsp;
@@ -12,6 +13,7 @@ mod store;
 use clap::{Parser, Subcommand};
 
 use build::{build_command, BuildArgs};
+use builder::{builder_command, BuilderArgs};
 use eval::{eval_command, EvalArgs};
 use log::{log_command, LogArgs};
 use lsp::{lsp_command, LspArgs};
@@ -49,6 +51,8 @@ enum Command {
     ShowDerivation(ShowDerivationArgs),
     /// Work with the tvix store (castore and path info).
     Store(StoreArgs),
+    /// Serve builds to other machines (`tvix builder daemon`).
+    Builder(BuilderArgs),
     /// Run the Nix language server (LSP over standard input and output).
     Lsp(LspArgs),
     /// Start an interactive Nix shell (like `nix repl`); reads inputs from standard input
@@ -101,6 +105,7 @@ pub fn run() -> i32 {
         Command::Log(args) => log_command(args),
         Command::ShowDerivation(args) => show_derivation(&args),
         Command::Store(args) => store_command(args),
+        Command::Builder(args) => builder_command(args),
         Command::Lsp(args) => lsp_command(args),
         Command::Repl(args) => run_on_big_stack(move || repl_command(args)),
     }
