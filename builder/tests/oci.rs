@@ -620,6 +620,21 @@ fn requests_the_machine_cannot_build_are_refused() {
 }
 
 #[test]
+fn an_i686_build_sees_a_32_bit_machine() {
+    let f = fixture();
+    let mut req = request(&f, "uname -m; cat /proc/self/personality; touch $out");
+    req.constraints.system = "i686-linux".into();
+    let ran = build(&f, &req);
+    assert!(
+        ran.ok_log().starts_with("i686\n00040008\n"),
+        "{}",
+        ran.log()
+    );
+    let ran = build(&f, &request(&f, "uname -m; touch $out"));
+    assert_eq!(ran.ok_log(), "x86_64\n");
+}
+
+#[test]
 fn sandbox_paths_are_bound_read_only() {
     let f = fixture_with(ServiceOptions {
         sandbox_paths: vec![
@@ -633,4 +648,38 @@ fn sandbox_paths_are_bound_read_only() {
         "/bin/sh -c 'echo from bin sh'; touch /bin/sh 2>/dev/null || echo refused; ls /nonexistent 2>/dev/null || echo absent",
     );
     assert!(log.contains("from bin sh\nrefused\nabsent\n"), "{log}");
+}
+
+#[test]
+fn request_files_land_where_they_are_named() {
+    let f = fixture();
+    let mut req = request(
+        &f,
+        "cat /build/.attr-x /etc/extra/conf; stat -c '%a %U' /build/.attr-x; touch $out",
+    );
+    req.files.push(SandboxFile {
+        path: "/build/.attr-x".into(),
+        contents: b"passed as file\n".to_vec(),
+        mode: 0o444,
+    });
+    req.files.push(file("/etc/extra/conf", "nested\n"));
+    let log = build(&f, &req).ok_log();
+    assert_eq!(log, "passed as file\nnested\n444 nixbld\n");
+}
+
+#[test]
+fn stale_builds_of_dead_processes_are_removed() {
+    let f = fixture();
+    // A bundle left by a process that no longer exists (pid_max is below 2^22).
+    let stale = f.state.path().join("builds/tvix-4194305-1-0");
+    std::fs::create_dir_all(stale.join("rootfs/ro")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        stale.join("rootfs/ro"),
+        std::fs::Permissions::from_mode(0o555),
+    )
+    .unwrap();
+    let url = format!("oci://{}", f.state.path().display());
+    let _again = tvix_build::open(&url, f.store.clone(), &ServiceOptions::default()).unwrap();
+    assert!(!stale.exists());
 }
