@@ -413,7 +413,7 @@ fn export_references_graph(
         reason,
     };
     let words: Vec<&str> = spec.split_whitespace().collect();
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return Err(err(format!(
             "odd number of tokens in 'exportReferencesGraph': '{spec}'"
         )));
