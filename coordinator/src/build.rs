@@ -412,8 +412,11 @@ impl Driver<'_> {
         targets
             .iter()
             .map(|t| {
-                let d = &graph.iter().find(|d| &d.path == t).expect("loaded").drv;
-                Ok(request::output_paths(d, &abs(t))?)
+                let d = graph
+                    .iter()
+                    .find(|d| &d.path == t)
+                    .ok_or_else(|| BuildFailure::NotValid(abs(t)))?;
+                Ok(request::output_paths(&d.drv, &abs(t))?)
             })
             .collect()
     }
@@ -450,10 +453,15 @@ impl Driver<'_> {
         let roots = closure::input_roots(drv, &drv_path, |p| by_path.get(p).copied())?;
         let closure = closure::closure_of(self.store, &roots)?;
         let inputs = closure::as_inputs(&closure);
+        let references: BTreeMap<StorePath, Vec<StorePath>> = closure
+            .iter()
+            .map(|i| (i.store_path.clone(), i.references.clone()))
+            .collect();
         let req = request::derivation_to_request(&RequestInput {
             drv,
             drv_path: &drv_path,
             closure: &inputs,
+            references: &references,
             settings: &self.settings.request,
             caller_env: self.caller_env,
         })?;
