@@ -718,6 +718,7 @@ impl Evaluator {
                 }
                 self.nested(None, |ev| {
                     for entry in a.iter() {
+                        ev.check_interrupt(None)?;
                         let inner =
                             ev.force(entry.value.clone()).context(entry.pos.get(), || {
                                 format!("while evaluating the attribute '{}'", entry.name)
@@ -733,6 +734,7 @@ impl Evaluator {
                 }
                 self.nested(None, |ev| {
                     for item in l.iter() {
+                        ev.check_interrupt(None)?;
                         let inner = ev.force(item.clone())?;
                         ev.force_deep_inner(&inner, seen)?;
                     }
@@ -862,12 +864,22 @@ impl Evaluator {
         Ok(f)
     }
 
-    fn enter_call(&mut self, span: Option<Span>) -> EvalResult<()> {
+    /// Fails with [`ErrorKind::Interrupted`] once the interrupt flag is set. Called on every
+    /// function call and in every loop of a builtin over a list, a set or a range, so that
+    /// Ctrl-C stops `genList` of a hundred million elements (which calls nothing) as
+    /// promptly as a recursive function; the error unwinds and drops what the loop built.
+    #[inline]
+    pub fn check_interrupt(&self, span: Option<Span>) -> EvalResult<()> {
         if let Some(flag) = &self.interrupt {
             if flag.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(EvalError::new(ErrorKind::Interrupted, span));
             }
         }
+        Ok(())
+    }
+
+    fn enter_call(&mut self, span: Option<Span>) -> EvalResult<()> {
+        self.check_interrupt(span)?;
         self.call_depth += 1;
         if self.call_depth > self.config.max_call_depth {
             self.call_depth -= 1;
@@ -1474,5 +1486,54 @@ mod tests {
                 .as_deref(),
             Some("3")
         );
+    }
+
+    /// Builtins that loop without calling anything (here `genList`, `map`, `listToAttrs`,
+    /// `deepSeq`, `toJSON`, `sort lessThan`, `elem`) stop when the flag is set, and the
+    /// evaluator is usable afterwards. Each input would run for many seconds (and gigabytes)
+    /// if the loop ignored the flag; the test allows two seconds.
+    #[test]
+    fn an_interrupt_stops_every_looping_builtin() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let big = "(builtins.genList (x: x) 50000000)";
+        let cases = [
+            format!("builtins.length {big}"),
+            format!("builtins.length (builtins.map (x: x) (builtins.genList (x: x) 20000000))"),
+            format!("builtins.deepSeq {big} 1"),
+            format!("builtins.foldl' (a: b: a + b) 0 {big}"),
+            format!("builtins.elem (-1) {big}"),
+            format!("builtins.length (builtins.sort builtins.lessThan {big})"),
+            format!("builtins.stringLength (builtins.toJSON {big})"),
+            format!(
+                "builtins.length (builtins.attrNames (builtins.listToAttrs (builtins.map \
+                 (x: {{ name = toString x; value = x; }}) {big})))"
+            ),
+        ];
+        for src in cases {
+            let flag = Arc::new(AtomicBool::new(false));
+            let setter = {
+                let flag = flag.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    flag.store(true, Ordering::Relaxed);
+                })
+            };
+            let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
+            ev.interrupt = Some(flag.clone());
+            let started = std::time::Instant::now();
+            let r = ev.eval_source("«test»".into(), src.clone(), "/".into());
+            let took = started.elapsed();
+            setter.join().unwrap();
+            assert_eq!(
+                r.err().map(|e| e.kind.to_string()).as_deref(),
+                Some("evaluation interrupted"),
+                "{src}"
+            );
+            assert!(took < std::time::Duration::from_secs(2), "{src}: {took:?}");
+            flag.store(false, Ordering::Relaxed);
+            let again = ev.eval_source("«test»".into(), "1 + 2".into(), "/".into());
+            assert!(again.is_ok(), "{src}");
+        }
     }
 }
