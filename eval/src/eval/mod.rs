@@ -1499,7 +1499,7 @@ mod tests {
         let big = "(builtins.genList (x: x) 50000000)";
         let cases = [
             format!("builtins.length {big}"),
-            format!("builtins.length (builtins.map (x: x) (builtins.genList (x: x) 20000000))"),
+            "builtins.length (builtins.map (x: x) (builtins.genList (x: x) 20000000))".to_string(),
             format!("builtins.deepSeq {big} 1"),
             format!("builtins.foldl' (a: b: a + b) 0 {big}"),
             format!("builtins.elem (-1) {big}"),
