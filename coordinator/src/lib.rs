@@ -12,4 +12,5 @@ pub mod build;
 pub mod checks;
 pub mod closure;
 pub mod log;
+pub mod plan;
 pub mod request;
