@@ -274,6 +274,10 @@ pub struct Plan {
     n_building: usize,
     n_substituting: usize,
     n_registering: usize,
+    /// Derivations that became `DependencyFailed` since the last
+    /// [`Plan::take_newly_dependency_failed`].
+    newly_dependency_failed: Vec<u32>,
+    n_dependency_failed: usize,
     planned: bool,
     stopped: bool,
     cancelled: bool,
@@ -366,6 +370,8 @@ impl Plan {
             n_building: 0,
             n_substituting: 0,
             n_registering: 0,
+            newly_dependency_failed: Vec::new(),
+            n_dependency_failed: 0,
             planned: false,
             stopped: false,
             cancelled: false,
@@ -408,6 +414,17 @@ impl Plan {
     /// How many builds run now.
     pub fn running_builds(&self) -> usize {
         self.n_building
+    }
+
+    /// How many derivations cannot be built because an input failed.
+    pub fn n_dependency_failed(&self) -> usize {
+        self.n_dependency_failed
+    }
+
+    /// The derivations that became blocked by a failed input since the last call, so a
+    /// surface can report each once.
+    pub fn take_newly_dependency_failed(&mut self) -> Vec<DrvId> {
+        self.newly_dependency_failed.drain(..).map(DrvId).collect()
     }
 
     /// Whether the plan stopped scheduling (a failure without keep-going, or cancellation).
@@ -663,6 +680,8 @@ impl Plan {
 
     fn dependency_failed(&mut self, i: u32) {
         self.state[i as usize] = State::DependencyFailed;
+        self.newly_dependency_failed.push(i);
+        self.n_dependency_failed += 1;
         if !self.config.keep_going {
             self.stopped = true;
         }
@@ -678,6 +697,8 @@ impl Plan {
                 if matches!(self.state[d as usize], State::Waiting(_) | State::Ready) {
                     self.ready.remove(&d);
                     self.state[d as usize] = State::DependencyFailed;
+                    self.newly_dependency_failed.push(d);
+                    self.n_dependency_failed += 1;
                     stack.push(d);
                 }
             }
