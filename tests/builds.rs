@@ -1,7 +1,7 @@
 //! The differential build suite: every derivation in `tests/builds/cases/` is built by
 //! `tvix build` (OCI backend, a fresh `local://` store per run) and by the reference
-//! `nix-build` (sandboxed, as root); the output paths and their NAR bytes must be the
-//! same. Every case in `tests/builds/fail/` must fail in both with the same message and
+//! `nix-build` (sandboxed, as root); the output paths, their NAR bytes, and the references
+//! and deriver each registers must be the same. Every case in `tests/builds/fail/` must fail in both with the same message and
 //! exit status, and tvix must register none of its outputs.
 //!
 //! Each run passes a fresh nonce (`--argstr nonce ...`) that goes into every derivation's
@@ -112,6 +112,46 @@ fn nix_dump(path: &str) -> Output {
         .expect("nix-store --dump")
 }
 
+/// The references and deriver tvix registered for `path` (base names, sorted).
+fn tvix_references(store: &Path, path: &str) -> (Vec<String>, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_tvix"))
+        .args(["store", "info", path, "--store"])
+        .arg(format!("local://{}", store.display()))
+        .output()
+        .expect("tvix store info");
+    let out = text(&o.stdout);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let mut refs: Vec<String> = field("References:")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    refs.sort();
+    (refs, field("Deriver:"))
+}
+
+/// The references and deriver the reference Nix registered for `path`.
+fn nix_references(path: &str) -> (Vec<String>, String) {
+    let q = |flag: &str| {
+        let o = Command::new("nix-store")
+            .args(["-q", flag, path])
+            .output()
+            .expect("nix-store -q");
+        text(&o.stdout)
+            .lines()
+            .map(|l| l.trim_start_matches("/nix/store/").to_string())
+            .collect::<Vec<String>>()
+    };
+    let mut refs = q("--references");
+    refs.sort();
+    (refs, q("--deriver").concat())
+}
+
 fn cases(dir: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(suite_dir().join(dir))
         .expect("case directory")
@@ -158,6 +198,12 @@ fn compare_success(file: &Path) -> Result<usize, String> {
                 "NAR of {path} differs:\ntvix:\n{}\nnix:\n{}",
                 text(&a.stdout).escape_debug(),
                 text(&b.stdout).escape_debug()
+            ));
+        }
+        let (tr, nr) = (tvix_references(store.path(), path), nix_references(path));
+        if tr != nr {
+            return Err(format!(
+                "references of {path} differ:\ntvix: {tr:?}\nnix:  {nr:?}"
             ));
         }
         compared += 1;
@@ -211,6 +257,7 @@ const FAILURES: &[(&str, &[&str], i32)] = &[
     ("requisites", &[], 1),
     ("output-checks", &[], 1),
     ("builder-fails", &[], 100),
+    ("builder-fails", &["-Q"], 100),
     ("signal", &[], 1),
     ("fod-builder-fails", &[], 1),
     ("missing-output", &[], 1),
@@ -220,6 +267,10 @@ const FAILURES: &[(&str, &[&str], i32)] = &[
     ("feature", &[], 1),
     ("system", &[], 1),
     ("output-cycle", &[], 1),
+    ("writable-output", &[], 1),
+    ("no-builder", &[], 100),
+    ("fod-reference", &[], 102),
+    ("fod-self-reference", &[], 102),
 ];
 
 /// The error part of stderr (from the last line starting with `error:`), with what legitimately
@@ -236,6 +287,8 @@ fn error_text(stderr: &[u8]) -> String {
         return String::new();
     };
     let mut e = s[start..].trim_end().to_string();
+    // With -Q the message says how to see the whole log: with `nix log` or `tvix log`.
+    e = e.replace("run 'nix log ", "run 'tvix log ");
     while let Some(i) = e.find(".drv.chroot/") {
         let begin = e[..i].rfind("/nix/store/").unwrap_or(i);
         e.replace_range(begin..i + ".drv.chroot".len(), "");
@@ -391,4 +444,43 @@ fn result_links_as_nix_build_makes_them() {
         let target = std::fs::read_link(cwd.path().join(link)).expect(link);
         assert_eq!(target.to_string_lossy(), path.as_str(), "{link}");
     }
+}
+
+#[test]
+fn invoked_as_nix_build() {
+    check_prerequisites();
+    let bin = tempfile::tempdir().expect("tempdir");
+    let link = bin.path().join("nix-build");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_tvix"), &link).expect("symlink");
+    let file = suite_dir().join("cases/several.nix");
+    let n = nonce();
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut c = Command::new(&link);
+    c.arg(&file)
+        .args([
+            "-A",
+            "b",
+            "--argstr",
+            "nonce",
+            &n,
+            "--no-out-link",
+            "-j1",
+            "--store",
+        ])
+        .arg(format!("local://{}", store.path().display()));
+    let t = run_limited(c, Duration::from_secs(120));
+    assert!(t.status.success(), "{}", text(&t.stderr));
+    let path = text(&t.stdout);
+    assert!(
+        path.trim_end().ends_with(&format!("-several-b-{n}")),
+        "{path}"
+    );
+    // The log of the derivation that built it, found through the output.
+    let log = Command::new(env!("CARGO_BIN_EXE_tvix"))
+        .args(["log", path.trim_end(), "--store"])
+        .arg(format!("local://{}", store.path().display()))
+        .output()
+        .expect("tvix log");
+    assert!(log.status.success(), "{}", text(&log.stderr));
+    assert_eq!(text(&log.stdout), "");
 }

@@ -738,3 +738,33 @@ fn a_huge_log_line_travels_in_pieces() {
         .all(|(i, &b)| b == b'a' + (i % 26) as u8));
     assert_eq!(logs[6], b"after");
 }
+
+#[test]
+fn one_client_runs_builds_from_several_threads() {
+    let f = fixture();
+    let client = f.client(f.tcp.url());
+    let expected = run(&*client, &f.request("ok")).1.unwrap();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|i| {
+                let (client, f, expected) = (&client, &f, &expected);
+                s.spawn(move || {
+                    for _ in 0..5 {
+                        if i % 2 == 0 {
+                            let (events, res) = run(&**client, &f.request("ok"));
+                            assert_eq!(&res.unwrap(), expected);
+                            assert_eq!(events.len(), 4);
+                        } else {
+                            let (_, res) = run(&**client, &f.request("exit:1"));
+                            assert!(matches!(res, Err(BuildError::ExitCode(1))));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+    });
+    assert_eq!(f.seen.builds.load(Ordering::SeqCst), 21);
+}

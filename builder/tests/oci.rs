@@ -259,6 +259,7 @@ echo "== id"; id
 echo "== hostname"; hostname
 echo "== status"; grep -E '^(Groups|NoNewPrivs|Seccomp|CapEff):' /proc/self/status
 echo "== personality"; cat /proc/self/personality
+echo "== maps"; cat /proc/self/uid_map /proc/self/gid_map | tr -s ' '
 echo "== dev"; ls -a1 /dev
 echo "== links"; for l in fd stdin stdout stderr ptmx; do echo "$l $(readlink /dev/$l)"; done
 echo "== etc"; ls -1 /etc
@@ -303,6 +304,20 @@ echo "== end"
         ]
     );
     assert_eq!(section(&log, "personality"), ["00040000"]);
+    // Nix maps only the build user (`1000 0 1`, `100 0 1` as root); runc also needs
+    // container root mapped, to an unused host id that no build process runs as.
+    let maps = section(&log, "maps");
+    assert_eq!(maps.len(), 4, "{maps:?}");
+    assert!(
+        maps.contains(&" 1000 0 1") && maps.contains(&" 100 0 1"),
+        "{maps:?}"
+    );
+    let root_maps: Vec<&&str> = maps.iter().filter(|m| m.starts_with(" 0 ")).collect();
+    assert_eq!(root_maps.len(), 2, "{maps:?}");
+    assert!(
+        root_maps.iter().all(|m| !m.starts_with(" 0 0 ")),
+        "{maps:?}"
+    );
     let mut dev = vec![
         ".", "..", "fd", "full", "kvm", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
         "stdout", "tty", "urandom", "zero",
@@ -456,7 +471,7 @@ fn failures_are_reported() {
     req.program = missing;
     let ran = build(&f, &req);
     assert!(
-        matches!(ran.result, Err(BuildError::ExitCode(127))),
+        matches!(ran.result, Err(BuildError::ExitCode(1))),
         "{:?}",
         ran.result.err()
     );
@@ -620,6 +635,21 @@ fn requests_the_machine_cannot_build_are_refused() {
 }
 
 #[test]
+fn an_i686_build_sees_a_32_bit_machine() {
+    let f = fixture();
+    let mut req = request(&f, "uname -m; cat /proc/self/personality; touch $out");
+    req.constraints.system = "i686-linux".into();
+    let ran = build(&f, &req);
+    assert!(
+        ran.ok_log().starts_with("i686\n00040008\n"),
+        "{}",
+        ran.log()
+    );
+    let ran = build(&f, &request(&f, "uname -m; touch $out"));
+    assert_eq!(ran.ok_log(), "x86_64\n");
+}
+
+#[test]
 fn sandbox_paths_are_bound_read_only() {
     let f = fixture_with(ServiceOptions {
         sandbox_paths: vec![
@@ -633,4 +663,38 @@ fn sandbox_paths_are_bound_read_only() {
         "/bin/sh -c 'echo from bin sh'; touch /bin/sh 2>/dev/null || echo refused; ls /nonexistent 2>/dev/null || echo absent",
     );
     assert!(log.contains("from bin sh\nrefused\nabsent\n"), "{log}");
+}
+
+#[test]
+fn request_files_land_where_they_are_named() {
+    let f = fixture();
+    let mut req = request(
+        &f,
+        "cat /build/.attr-x /etc/extra/conf; stat -c '%a %U' /build/.attr-x; touch $out",
+    );
+    req.files.push(SandboxFile {
+        path: "/build/.attr-x".into(),
+        contents: b"passed as file\n".to_vec(),
+        mode: 0o444,
+    });
+    req.files.push(file("/etc/extra/conf", "nested\n"));
+    let log = build(&f, &req).ok_log();
+    assert_eq!(log, "passed as file\nnested\n444 nixbld\n");
+}
+
+#[test]
+fn stale_builds_of_dead_processes_are_removed() {
+    let f = fixture();
+    // A bundle left by a process that no longer exists (pid_max is below 2^22).
+    let stale = f.state.path().join("builds/tvix-4194305-1-0");
+    std::fs::create_dir_all(stale.join("rootfs/ro")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        stale.join("rootfs/ro"),
+        std::fs::Permissions::from_mode(0o555),
+    )
+    .unwrap();
+    let url = format!("oci://{}", f.state.path().display());
+    let _again = tvix_build::open(&url, f.store.clone(), &ServiceOptions::default()).unwrap();
+    assert!(!stale.exists());
 }

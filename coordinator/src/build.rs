@@ -127,6 +127,14 @@ pub enum BuildFailure {
         /// Its path.
         path: String,
     },
+    /// An output is group- or world-writable or not owned by the build.
+    #[error("suspicious ownership or permission on '{path}' for output '{output}'; rejecting this build output")]
+    Suspicious {
+        /// The output's path.
+        path: String,
+        /// The output name.
+        output: String,
+    },
     /// `--check`: the outputs of the derivation are not all valid.
     #[error("some outputs of '{0}' are not valid, so checking is not possible")]
     CheckNotPossible(String),
@@ -205,6 +213,27 @@ fn signal_name(n: i32) -> String {
         _ => return format!("Unknown signal {n}"),
     };
     name.to_string()
+}
+
+impl BuildFailure {
+    /// The message as Nix shows a builder's failure when the build log was not printed:
+    /// followed by the last lines of the log and how to see all of it
+    /// (`LOG_COMMAND DRV`).
+    pub fn message_with_log_tail(&self, log_command: &str) -> String {
+        match self {
+            BuildFailure::Builder { drv, log_tail, .. } if !log_tail.is_empty() => {
+                let mut m = format!("{self};\nlast {} log lines:\n", log_tail.len());
+                for line in log_tail {
+                    m.push_str("> ");
+                    m.push_str(line);
+                    m.push('\n');
+                }
+                m.push_str(&format!("For full logs, run '{log_command} {drv}'."));
+                m
+            }
+            _ => self.to_string(),
+        }
+    }
 }
 
 /// A derivation read from the store.
@@ -383,8 +412,11 @@ impl Driver<'_> {
         targets
             .iter()
             .map(|t| {
-                let d = &graph.iter().find(|d| &d.path == t).expect("loaded").drv;
-                Ok(request::output_paths(d, &abs(t))?)
+                let d = graph
+                    .iter()
+                    .find(|d| &d.path == t)
+                    .ok_or_else(|| BuildFailure::NotValid(abs(t)))?;
+                Ok(request::output_paths(&d.drv, &abs(t))?)
             })
             .collect()
     }
@@ -421,10 +453,15 @@ impl Driver<'_> {
         let roots = closure::input_roots(drv, &drv_path, |p| by_path.get(p).copied())?;
         let closure = closure::closure_of(self.store, &roots)?;
         let inputs = closure::as_inputs(&closure);
+        let references: BTreeMap<StorePath, Vec<StorePath>> = closure
+            .iter()
+            .map(|i| (i.store_path.clone(), i.references.clone()))
+            .collect();
         let req = request::derivation_to_request(&RequestInput {
             drv,
             drv_path: &drv_path,
             closure: &inputs,
+            references: &references,
             settings: &self.settings.request,
             caller_env: self.caller_env,
         })?;
@@ -562,6 +599,13 @@ impl Driver<'_> {
             log_tail: log_tail.clone(),
             fixed_output: drv.is_fixed_output(),
         };
+        let name_of = |path: &str| {
+            outputs
+                .iter()
+                .find(|(_, p)| abs(p) == path)
+                .map(|(n, _)| n.clone())
+                .unwrap_or_default()
+        };
         let wanted = if outputs.contains_key("out") {
             "out".to_string()
         } else {
@@ -584,12 +628,16 @@ impl Driver<'_> {
                 secs,
                 silent: true,
             },
+            ServiceError::BadOutput { path, reason }
+                if reason == "suspicious ownership or permission" =>
+            {
+                BuildFailure::Suspicious {
+                    output: name_of(&path),
+                    path,
+                }
+            }
             ServiceError::MissingOutput(path) => {
-                let output = outputs
-                    .iter()
-                    .find(|(_, p)| abs(p) == path)
-                    .map(|(n, _)| n.clone())
-                    .unwrap_or_default();
+                let output = name_of(&path);
                 BuildFailure::MissingOutput {
                     drv: drv_path.to_string(),
                     output,
@@ -793,6 +841,11 @@ mod tests {
         let e = run(&store, &f, &settings(), std::slice::from_ref(&a)).unwrap_err();
         assert_eq!(e.exit_status(), 100);
         assert!(e.to_string().ends_with("' failed with exit code 3"), "{e}");
+        let m = e.message_with_log_tail("tvix log");
+        assert!(
+            m.contains("' failed with exit code 3;\nlast 1 log lines:\n> hello\nFor full logs, run 'tvix log /nix/store/"),
+            "{m}"
+        );
         let out = request::output_paths(&read_derivation(&store, &a).unwrap(), "").unwrap();
         assert!(store.get_path_info(&out["out"]).unwrap().is_none());
     }

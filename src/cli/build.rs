@@ -76,8 +76,8 @@ pub(super) struct BuildArgs {
     /// Accepted for compatibility (builds are sequential).
     #[arg(short = 'j', long = "max-jobs", hide = true)]
     pub(super) max_jobs: Option<String>,
-    /// Accepted for compatibility.
-    #[arg(long, short = 'Q', hide = true)]
+    /// Do not print build logs; a failure shows the last lines of its log instead.
+    #[arg(long, short = 'Q')]
     pub(super) no_build_output: bool,
     /// Accepted for compatibility.
     #[arg(long, hide = true)]
@@ -282,6 +282,7 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
                 writeln!(err, "{head}{body}")
             }
             Event::Building(d) => writeln!(err, "building '{d}'..."),
+            Event::Log(_) if args.no_build_output => Ok(()),
             Event::Log(line) => err.write_all(line).and_then(|_| err.write_all(b"\n")),
             Event::KeptBuildDir(dir) => writeln!(err, "note: keeping build directory '{dir}'"),
         };
@@ -289,7 +290,11 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
     let outputs = match driver.build(&drvs, &mut on_event) {
         Ok(o) => o,
         Err(e) => {
-            print_error(&e.to_string());
+            if args.no_build_output {
+                print_error(&e.message_with_log_tail("tvix log"));
+            } else {
+                print_error(&e.to_string());
+            }
             return e.exit_status();
         }
     };

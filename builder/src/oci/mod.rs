@@ -149,6 +149,11 @@ impl OciBuildService {
                 f
             }
         };
+        let runc = Runc {
+            binary: PathBuf::from(RUNC),
+            root: state_dir.join("runc"),
+        };
+        remove_stale_builds(&state_dir, &runc);
         let exec_shim = match exec_shim::elf() {
             Some(elf) => Some(write_shim(&state_dir, &elf)?),
             None => None,
@@ -156,10 +161,7 @@ impl OciBuildService {
         Ok(OciBuildService {
             exec_shim,
             inputs: InputCache::new(state_dir.join("inputs"))?,
-            runc: Runc {
-                binary: PathBuf::from(RUNC),
-                root: state_dir.join("runc"),
-            },
+            runc,
             store,
             state_dir,
             sandbox_paths,
@@ -270,9 +272,16 @@ impl OciBuildService {
         events(BuildEvent::Started {
             machine: "localhost".into(),
         });
+        // As Nix: address-space randomisation off, and a 32-bit `uname` for i686 builds
+        // on x86_64.
+        let mut personality = run::ADDR_NO_RANDOMIZE;
+        if cfg!(target_arch = "x86_64") && req.constraints.system == "i686-linux" {
+            personality |= run::PER_LINUX32;
+        }
         let limits = Limits {
             timeout: req.constraints.timeout,
             max_silent_time: req.constraints.max_silent_time,
+            personality,
         };
         let mut lines = LineSplitter::default();
         let outcome = self
@@ -309,6 +318,35 @@ impl OciBuildService {
             )?);
         }
         Ok(BuildResult { outputs })
+    }
+}
+
+/// Deletes the containers and bundles of builds whose process is gone (killed before it
+/// could clean up), and unfinished input cache entries of such processes.
+fn remove_stale_builds(state_dir: &Path, runc: &Runc) {
+    // Ids and temporary names carry the pid of the process that made them.
+    let dead = |pid: &str| {
+        pid.parse::<u32>().is_ok_and(|p| p != std::process::id())
+            && !Path::new("/proc").join(pid).exists()
+    };
+    if let Ok(entries) = std::fs::read_dir(state_dir.join("builds")) {
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let pid = id.strip_prefix("tvix-").and_then(|r| r.split('-').next());
+            if pid.is_some_and(dead) {
+                runc.delete(&id);
+                let _ = fsutil::remove_tree(&e.path());
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(state_dir.join("inputs")) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix(".tmp-").and_then(|r| r.split('-').next());
+            if pid.is_some_and(dead) {
+                let _ = fsutil::remove_tree(&e.path());
+            }
+        }
     }
 }
 

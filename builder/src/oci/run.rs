@@ -19,7 +19,9 @@ const TICK: Duration = Duration::from_millis(100);
 /// killed itself.
 const KILL_GRACE: Duration = Duration::from_secs(10);
 /// Linux's `ADDR_NO_RANDOMIZE` personality flag (address-space randomisation off).
-const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
+pub const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
+/// Linux's `PER_LINUX32` personality (`uname` reports a 32-bit machine).
+pub const PER_LINUX32: libc::c_ulong = 0x0008;
 
 /// Why the runtime could not run the bundle.
 #[derive(Debug, Error)]
@@ -37,13 +39,16 @@ pub enum RunError {
     Runtime(String),
 }
 
-/// The limits of one run.
+/// The limits and personality of one run.
 #[derive(Clone, Debug, Default)]
 pub struct Limits {
     /// Kill after this long.
     pub timeout: Option<Duration>,
     /// Kill after this long without output.
     pub max_silent_time: Option<Duration>,
+    /// The personality the build runs with (inherited through runc), e.g.
+    /// [`ADDR_NO_RANDOMIZE`].
+    pub personality: libc::c_ulong,
 }
 
 /// How a run ended.
@@ -117,6 +122,7 @@ impl Runc {
     ) -> Result<Outcome, RunError> {
         let (master, slave) = open_pty()?;
         let shim_fd = shim.map(|f| f.as_raw_fd());
+        let personality = limits.personality;
         let log = bundle.join("runc.log");
         let pid_file = bundle.join("pid");
         let stdout = slave.try_clone().map_err(|source| RunError::Io {
@@ -147,7 +153,7 @@ impl Runc {
                     return Err(io::Error::last_os_error());
                 }
                 // Inherited through runc into the build, as Nix sets it for its builder.
-                if libc::personality(ADDR_NO_RANDOMIZE) == -1 {
+                if libc::personality(personality) == -1 {
                     return Err(io::Error::last_os_error());
                 }
                 // dup2 leaves the copy without close-on-exec, so runc inherits it.
