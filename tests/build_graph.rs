@@ -79,11 +79,7 @@ fn verify(store: &Path) {
         .arg(format!("local://{}", store.display()))
         .output()
         .expect("tvix store verify");
-    assert!(
-        o.status.success(),
-        "tvix store verify: {}",
-        text(&o.stderr)
-    );
+    assert!(o.status.success(), "tvix store verify: {}", text(&o.stderr));
 }
 
 #[test]
@@ -155,7 +151,10 @@ fn failure_without_and_with_keep_going() {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(100), "{err}");
     assert!(err.contains("node 10 fails"), "{err}");
-    assert!(err.contains("-g10-") && err.contains("failed with exit code 1"), "{err}");
+    assert!(
+        err.contains("-g10-") && err.contains("failed with exit code 1"),
+        "{err}"
+    );
     let first = started(&err);
     assert!(first.len() < 50, "stopped after the failure: {err}");
     assert!(!dir.path().join("result").exists());
@@ -176,12 +175,24 @@ fn failure_without_and_with_keep_going() {
     verify(store.path());
 
     // Without the failure, only node 10 and what depends on it are left to build.
-    let o = tvix_build(dir.path(), store.path(), &["--argstr", "nonce", &n, "-j2", "-k"]);
+    let o = tvix_build(
+        dir.path(),
+        store.path(),
+        &["--argstr", "nonce", &n, "-j2", "-k"],
+    );
     let err = text(&o.stderr);
     assert!(o.status.success(), "{err}");
     let mut left: Vec<String> = started(&err)
         .iter()
-        .map(|d| d.rsplit_once("-g").unwrap().1.split('-').next().unwrap().to_string())
+        .map(|d| {
+            d.rsplit_once("-g")
+                .unwrap()
+                .1
+                .split('-')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     left.sort_by_key(|s| s.parse::<u32>().unwrap());
     // Dependents of 10 (i depends on (i-1)/2 and i-3), closed transitively, and 49.

@@ -865,7 +865,13 @@ mod tests {
                 }
                 cancel.cancel();
             });
-            run_with(&store, &step, config(2), &cancel, std::slice::from_ref(&top))
+            run_with(
+                &store,
+                &step,
+                config(2),
+                &cancel,
+                std::slice::from_ref(&top),
+            )
         });
         assert!(o.summary.cancelled);
         assert!(o.failures.is_empty(), "an interruption is not a failure");
