@@ -185,13 +185,11 @@ fn failure_without_and_with_keep_going() {
     let mut left: Vec<String> = started(&err)
         .iter()
         .map(|d| {
-            d.rsplit_once("-g")
-                .unwrap()
-                .1
-                .split('-')
-                .next()
-                .unwrap()
-                .to_string()
+            // /nix/store/HASH-gNN-NONCE.drv: the node number NN (the nonce starts
+            // with a g too, so look right after the hash).
+            let base = d.rsplit('/').next().unwrap();
+            let name = base.split_once('-').unwrap().1;
+            name[1..].split('-').next().unwrap().to_string()
         })
         .collect();
     left.sort_by_key(|s| s.parse::<u32>().unwrap());
