@@ -11,5 +11,8 @@
 pub mod build;
 pub mod checks;
 pub mod closure;
+pub mod events;
+pub mod executor;
 pub mod log;
+pub mod plan;
 pub mod request;

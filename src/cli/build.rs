@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use tvix_build::CancelToken;
 use tvix_build::ServiceOptions;
 use tvix_coordinator::build::{BuildSettings, Driver, Event};
+use tvix_coordinator::events::{Event as ExecEvent, Subscriber};
+use tvix_coordinator::executor::{DrvFailure, ExecConfig, ExecError, Executor};
 use tvix_coordinator::log::LogStore;
 use tvix_coordinator::request::RequestSettings;
 use tvix_store::StorePath;
@@ -73,9 +76,16 @@ pub(super) struct BuildArgs {
     /// Show the whole trace of an evaluation error.
     #[arg(long)]
     pub(super) show_trace: bool,
-    /// Accepted for compatibility (builds are sequential).
-    #[arg(short = 'j', long = "max-jobs", hide = true)]
+    /// How many builds run at once (a number or `auto` for the number of cores;
+    /// default 1).
+    #[arg(short = 'j', long = "max-jobs", value_name = "N")]
     pub(super) max_jobs: Option<String>,
+    /// Go on building what does not depend on a failed build.
+    #[arg(short = 'k', long)]
+    pub(super) keep_going: bool,
+    /// Only show what would be built.
+    #[arg(long)]
+    pub(super) dry_run: bool,
     /// Do not print build logs; a failure shows the last lines of its log instead.
     #[arg(long, short = 'Q')]
     pub(super) no_build_output: bool,
@@ -177,6 +187,181 @@ fn settings(args: &BuildArgs) -> Result<(BuildSettings, ServiceOptions), String>
     ))
 }
 
+/// `-j N`, `--max-jobs N` or `--option max-jobs N`: a number, or `auto` (the number of
+/// cores). Nix's default is 1.
+fn max_jobs(args: &BuildArgs) -> Result<usize, String> {
+    let value = args
+        .max_jobs
+        .as_deref()
+        .or_else(|| option(args, "max-jobs"));
+    match value {
+        None => Ok(1),
+        Some("auto") => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        Some(v) => match v.parse::<usize>() {
+            Ok(0) => Err(
+                "unable to start any build; either increase '--max-jobs' or enable remote builds"
+                    .into(),
+            ),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!("option 'max-jobs' has invalid value '{v}'")),
+        },
+    }
+}
+
+/// Nix's heading and list of derivations that will be built.
+fn planned_message(list: &[String]) -> String {
+    let head = if list.len() == 1 {
+        "this derivation will be built:".to_string()
+    } else {
+        format!("these {} derivations will be built:", list.len())
+    };
+    let body: String = list.iter().map(|d| format!("\n  {d}")).collect();
+    format!("{head}{body}")
+}
+
+/// Nix's heading and list of paths that will be fetched.
+fn fetched_message(list: &[String]) -> String {
+    let head = if list.len() == 1 {
+        "this path will be fetched:".to_string()
+    } else {
+        format!("these {} paths will be fetched:", list.len())
+    };
+    let body: String = list.iter().map(|d| format!("\n  {d}")).collect();
+    format!("{head}{body}")
+}
+
+/// Prints the executor's events as `nix-build` prints its progress, on stderr.
+struct CliOutput {
+    quiet_logs: bool,
+}
+
+impl CliOutput {
+    fn show(&self, e: &ExecEvent<'_>) {
+        let mut err = std::io::stderr().lock();
+        let _ = match e {
+            ExecEvent::Planned { plan, build, fetch } => {
+                let mut r = Ok(());
+                if !build.is_empty() {
+                    let list: Vec<String> =
+                        build.iter().map(|&d| plan.drv(d).to_string()).collect();
+                    r = writeln!(err, "{}", planned_message(&list));
+                }
+                if !fetch.is_empty() {
+                    let list: Vec<String> = fetch
+                        .iter()
+                        .flat_map(|&d| plan.outputs(d).iter().cloned())
+                        .collect();
+                    r = r.and(writeln!(err, "{}", fetched_message(&list)));
+                }
+                r
+            }
+            ExecEvent::BuildStarted { drv, .. } => writeln!(err, "building '{drv}'..."),
+            ExecEvent::Log { .. } if self.quiet_logs => Ok(()),
+            ExecEvent::Log { line, .. } => err.write_all(line).and_then(|_| err.write_all(b"\n")),
+            ExecEvent::KeptBuildDir { dir, .. } => {
+                writeln!(err, "note: keeping build directory '{dir}'")
+            }
+            _ => Ok(()),
+        };
+    }
+}
+
+/// Asks `cancel` to stop the run when SIGINT arrives (Ctrl-C); a second Ctrl-C is
+/// handled the same way (the run is already stopping).
+fn cancel_on_sigint(cancel: &CancelToken) {
+    let cancel = cancel.clone();
+    // SAFETY: the handler only stores to an atomic flag, which is async-signal-safe.
+    let registered = unsafe {
+        signal_hook::low_level::register(signal_hook::consts::SIGINT, move || cancel.cancel())
+    };
+    if let Err(e) = registered {
+        eprintln!("warning: cannot handle Ctrl-C: {e}");
+    }
+}
+
+/// Builds on the executor; `Ok(None)` for a dry run, `Err(status)` after printing why.
+fn run_executor(
+    args: &BuildArgs,
+    driver: &Driver<'_>,
+    store: &dyn tvix_store::StoreService,
+    drvs: &[StorePath],
+) -> Result<Option<Vec<std::collections::BTreeMap<String, StorePath>>>, i32> {
+    let max_jobs = max_jobs(args).map_err(|e| {
+        print_error(&e);
+        1
+    })?;
+    let cancel = CancelToken::new();
+    cancel_on_sigint(&cancel);
+    let output = CliOutput {
+        quiet_logs: args.no_build_output,
+    };
+    let show = |e: &ExecEvent<'_>| output.show(e);
+    let subscribers: [&dyn Subscriber; 1] = [&show];
+    let executor = Executor {
+        store,
+        step: driver,
+        config: ExecConfig {
+            max_jobs,
+            keep_going: args.keep_going,
+            dry_run: args.dry_run,
+        },
+        subscribers: &subscribers,
+        cancel: &cancel,
+    };
+    let outcome = executor.run(drvs).map_err(|e| {
+        print_error(&e.to_string());
+        match e {
+            ExecError::Load(f) => f.exit_status(),
+            _ => 1,
+        }
+    })?;
+    if std::env::var("TVIX_SHOW_STATS").is_ok_and(|v| v == "1") {
+        let s = outcome.stats;
+        eprintln!(
+            "coordinator: derivations={} load_ms={:.3} plan_ms={:.3} register_ms={:.3} registered={}",
+            s.derivations,
+            s.load.as_secs_f64() * 1e3,
+            s.plan.as_secs_f64() * 1e3,
+            s.register.as_secs_f64() * 1e3,
+            s.registered
+        );
+    }
+    if args.dry_run {
+        return Ok(None);
+    }
+    if outcome.success() {
+        return Ok(Some(outcome.target_outputs));
+    }
+    for (_, failure) in &outcome.failures {
+        match failure {
+            DrvFailure::Build(f) if args.no_build_output => {
+                print_error(&f.message_with_log_tail("tvix log"))
+            }
+            f => print_error(&f.to_string()),
+        }
+    }
+    if outcome.summary.cancelled {
+        print_error("interrupted by the user");
+    }
+    // With several failures (--keep-going) or blocked targets, Nix ends with the
+    // targets that were not built.
+    let unbuilt: Vec<String> = drvs
+        .iter()
+        .map(|d| format!("/nix/store/{d}"))
+        .filter(|d| {
+            outcome
+                .plan
+                .id_of(d)
+                .is_some_and(|id| outcome.summary.dependency_failed.contains(&id))
+        })
+        .collect();
+    if !unbuilt.is_empty() && !outcome.summary.cancelled {
+        let list: Vec<String> = unbuilt.iter().map(|d| format!("'{d}'")).collect();
+        print_error(&format!("build of {} failed", list.join(", ")));
+    }
+    Err(outcome.exit_status())
+}
+
 /// One requested derivation output, as `nix-instantiate` prints it (`DRV[!OUTPUT]`).
 fn parse_target(line: &str) -> Result<(StorePath, String), String> {
     let (drv, output) = line.split_once('!').unwrap_or((line, "out"));
@@ -269,33 +454,37 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         caller_env: &caller_env,
     };
     let drvs: Vec<StorePath> = targets.iter().map(|(d, _)| d.clone()).collect();
-    let mut on_event = |e: Event<'_>| {
-        let mut err = std::io::stderr().lock();
-        let _ = match e {
-            Event::Planned(list) => {
-                let head = if list.len() == 1 {
-                    "this derivation will be built:".to_string()
-                } else {
-                    format!("these {} derivations will be built:", list.len())
-                };
-                let body: String = list.iter().map(|d| format!("\n  {d}")).collect();
-                writeln!(err, "{head}{body}")
-            }
-            Event::Building(d) => writeln!(err, "building '{d}'..."),
-            Event::Log(_) if args.no_build_output => Ok(()),
-            Event::Log(line) => err.write_all(line).and_then(|_| err.write_all(b"\n")),
-            Event::KeptBuildDir(dir) => writeln!(err, "note: keeping build directory '{dir}'"),
+    let outputs = if args.check {
+        // `--check` rebuilds valid derivations: the sequential driver, on the same
+        // per-derivation step as the executor.
+        let mut on_event = |e: Event<'_>| {
+            let mut err = std::io::stderr().lock();
+            let _ = match e {
+                Event::Planned(list) => writeln!(err, "{}", planned_message(list)),
+                Event::Building(d) => writeln!(err, "building '{d}'..."),
+                Event::Log(_) if args.no_build_output => Ok(()),
+                Event::Log(line) => err.write_all(line).and_then(|_| err.write_all(b"\n")),
+                Event::KeptBuildDir(dir) => {
+                    writeln!(err, "note: keeping build directory '{dir}'")
+                }
+            };
         };
-    };
-    let outputs = match driver.build(&drvs, &mut on_event) {
-        Ok(o) => o,
-        Err(e) => {
-            if args.no_build_output {
-                print_error(&e.message_with_log_tail("tvix log"));
-            } else {
-                print_error(&e.to_string());
+        match driver.build(&drvs, &mut on_event) {
+            Ok(o) => o,
+            Err(e) => {
+                if args.no_build_output {
+                    print_error(&e.message_with_log_tail("tvix log"));
+                } else {
+                    print_error(&e.to_string());
+                }
+                return e.exit_status();
             }
-            return e.exit_status();
+        }
+    } else {
+        match run_executor(&args, &driver, &*store, &drvs) {
+            Ok(Some(o)) => o,
+            Ok(None) => return 0,
+            Err(code) => return code,
         }
     };
 
