@@ -258,3 +258,54 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+#[test]
+fn outputs_another_tvix_store_has_are_substituted_not_built() {
+    check_prerequisites();
+    // Build a small graph into one store (as another machine would have), then ask for it
+    // in a fresh store with the first as a substituter.
+    let n = nonce();
+    let (farm, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let graph = ["--argstr", "nonce", &n, "--arg", "n", "6", "--no-out-link"];
+    let o = tvix_build(dir.path(), farm.path(), &graph);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let farm_url = format!("local://{}", farm.path().display());
+    let substituting: Vec<&str> = graph
+        .iter()
+        .copied()
+        .chain(["--option", "substituters", &farm_url])
+        .collect();
+
+    let mut dry = substituting.clone();
+    dry.push("--dry-run");
+    let o = tvix_build(dir.path(), store.path(), &dry);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // As with Nix, only the target's outputs are fetched: its inputs are not needed.
+    assert!(err.starts_with("this path will be fetched:\n"), "{err}");
+    assert!(!err.contains("will be built"), "{err}");
+
+    let o = tvix_build(dir.path(), store.path(), &substituting);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(started(&err).is_empty(), "nothing is built: {err}");
+    let copied = err
+        .lines()
+        .filter(|l| {
+            l.starts_with("copying path '") && l.ends_with(&format!("from '{farm_url}'..."))
+        })
+        .count();
+    assert!(copied >= 1, "{err}");
+    assert!(text(&o.stdout).trim().ends_with(&format!("-g5-{n}")));
+    verify(store.path());
+
+    // `substitute false` builds instead.
+    let fresh = tempfile::tempdir().unwrap();
+    let mut off = substituting.clone();
+    off.extend(["--option", "substitute", "false"]);
+    let o = tvix_build(dir.path(), fresh.path(), &off);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(started(&err).len(), 6, "{err}");
+}

@@ -23,6 +23,8 @@ pub struct Progress {
     pub builds_failed: usize,
     /// Derivations the plan substitutes.
     pub substitutions_total: usize,
+    /// Substitutions running now.
+    pub substitutions_running: usize,
     /// Substitutions finished.
     pub substitutions_done: usize,
 }
@@ -43,6 +45,15 @@ pub enum Event<'a> {
     SubstitutionStarted {
         /// The derivation whose outputs are fetched.
         drv: &'a str,
+        /// The substituter.
+        from: &'a str,
+    },
+    /// A substitution copies one path (an output or something it refers to).
+    Copying {
+        /// The store path.
+        path: &'a str,
+        /// The substituter.
+        from: &'a str,
     },
     /// A substitution ended.
     SubstitutionFinished {

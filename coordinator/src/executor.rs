@@ -8,7 +8,9 @@
 //! scheduling, running builds see the same token and stop, builds that finished anyway are
 //! registered, and the run ends with what finished kept, so a rerun builds only the rest.
 //!
-//! No substituter is configured yet: the plan is run without substitution.
+//! Substitution goes through [`Substituters`] (none: everything missing is built): the
+//! plan asks which derivations' outputs they have, and each substitution runs on a thread
+//! of its own, reporting back like a build.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -27,6 +29,7 @@ use crate::plan::{
     Action, Config, DrvId, Input, NodeSpec, Plan, PlanError, Summary, UnexpectedInput, Validity,
 };
 use crate::request::{self, SANDBOX_STORE_DIR};
+use crate::substitute::{SubstituteError, Substituters};
 
 /// What a build reports while it runs (the executor turns these into [`Event`]s).
 #[derive(Debug)]
@@ -129,6 +132,8 @@ pub struct ExecConfig {
     pub keep_going: bool,
     /// `--dry-run`: plan only.
     pub dry_run: bool,
+    /// `--fallback`: build what fails to substitute.
+    pub fallback: bool,
 }
 
 /// Why a run could not be carried out at all (a failed build is not this: see
@@ -155,6 +160,14 @@ pub enum DrvFailure {
     /// Its build, checks or registration failed.
     #[error(transparent)]
     Build(#[from] BuildFailure),
+    /// Its outputs could not be substituted (and `--fallback` is off).
+    #[error("substituting the outputs of '{drv}': {source}")]
+    Substitute {
+        /// The derivation.
+        drv: String,
+        /// Why.
+        source: SubstituteError,
+    },
     /// The build step panicked (a bug; the other builds go on as after a failure).
     #[error("building '{drv}' panicked: {message}")]
     Panicked {
@@ -170,7 +183,7 @@ impl DrvFailure {
     pub fn exit_status(&self) -> i32 {
         match self {
             DrvFailure::Build(f) => f.exit_status(),
-            DrvFailure::Panicked { .. } => 1,
+            DrvFailure::Substitute { .. } | DrvFailure::Panicked { .. } => 1,
         }
     }
 }
@@ -245,6 +258,8 @@ pub struct Executor<'a, S: BuildStep> {
     pub store: &'a dyn StoreService,
     /// How a derivation is built and registered.
     pub step: &'a S,
+    /// Where outputs may be substituted from (empty: nowhere).
+    pub substituters: &'a Substituters,
     /// Jobs, keep-going, dry run.
     pub config: ExecConfig,
     /// Who receives the events.
@@ -257,6 +272,7 @@ pub struct Executor<'a, S: BuildStep> {
 enum Report<B> {
     Built(DrvId, B),
     Failed(DrvId, DrvFailure),
+    Substituted(DrvId, Result<(), SubstituteError>),
 }
 
 /// How often the executor looks at the cancel token while it waits for a build.
@@ -287,8 +303,8 @@ impl<S: BuildStep> Executor<'_, S> {
                 max_jobs: self.config.max_jobs,
                 max_substitutions: 1,
                 keep_going: self.config.keep_going,
-                substitute: false,
-                fallback: false,
+                substitute: !self.substituters.is_empty(),
+                fallback: self.config.fallback,
                 dry_run: self.config.dry_run,
             },
         )?;
@@ -338,6 +354,17 @@ impl<S: BuildStep> Executor<'_, S> {
                             // The receiving side lives as long as the scope.
                             let _ = to_workers.send(id);
                         }
+                        Action::Substitute(id) => {
+                            let drv = state.plan.drv(id).to_string();
+                            let outputs = state.plan.outputs(id).to_vec();
+                            let reports = reports_tx.clone();
+                            state.progress.substitutions_running += 1;
+                            self.emit(&Event::Progress(state.progress));
+                            scope.spawn(move || {
+                                let result = self.substitute(&drv, &outputs);
+                                let _ = reports.send(Report::Substituted(id, result));
+                            });
+                        }
                         Action::Done(summary) => {
                             done = Some(summary);
                             break;
@@ -349,6 +376,10 @@ impl<S: BuildStep> Executor<'_, S> {
                     break summary;
                 }
                 match reports.recv_timeout(CANCEL_POLL) {
+                    Ok(Report::Substituted(id, result)) => {
+                        state.progress.substitutions_running -= 1;
+                        self.substituted(&mut state, id, result)?;
+                    }
                     Ok(report) => {
                         n_busy -= 1;
                         state.progress.builds_running -= 1;
@@ -360,6 +391,7 @@ impl<S: BuildStep> Executor<'_, S> {
                             Report::Failed(id, failure) => {
                                 self.failed(&mut state, id, failure)?;
                             }
+                            Report::Substituted(..) => unreachable!("matched above"),
                         }
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -397,13 +429,23 @@ impl<S: BuildStep> Executor<'_, S> {
                 }
                 state.plan.handle(Input::Validity { drv: id, valid })?;
             }
-            // Substitution is off (no substituter yet), so these are not asked; answer
-            // them as a plan without substituters would be.
-            Action::QuerySubstitutable(id) => state.plan.handle(Input::Substitutable {
-                drv: id,
-                substitutable: false,
-            })?,
-            Action::Substitute(id) => state.plan.handle(Input::SubstituteFailed(id))?,
+            Action::QuerySubstitutable(id) => {
+                let mut missing = Vec::new();
+                for out in state.plan.outputs(id) {
+                    let p = StorePath::from_absolute_path(out)
+                        .map_err(|_| BuildFailure::NotValid(out.clone()))?;
+                    if self.store.get_path_info(&p)?.is_none() {
+                        missing.push(p);
+                    }
+                }
+                // A substituter that cannot be asked is passed over, as Nix passes over
+                // an unreachable cache: the derivation is built instead.
+                let substitutable = matches!(self.substituters.find(&missing), Ok(Some(_)));
+                state.plan.handle(Input::Substitutable {
+                    drv: id,
+                    substitutable,
+                })?;
+            }
             Action::Planned { build, fetch } => {
                 state.stats.plan = state.planning.elapsed();
                 state.planned_builds = build.iter().map(|&d| state.plan.drv(d).into()).collect();
@@ -444,7 +486,63 @@ impl<S: BuildStep> Executor<'_, S> {
                     }
                 }
             }
-            Action::Build(_) | Action::Done(_) => unreachable!("handled by run"),
+            Action::Build(_) | Action::Substitute(_) | Action::Done(_) => {
+                unreachable!("handled by run")
+            }
+        }
+        Ok(())
+    }
+
+    /// Substitutes the outputs of `drv` (on a thread of its own).
+    fn substitute(&self, drv: &str, outputs: &[String]) -> Result<(), SubstituteError> {
+        let paths: Vec<StorePath> = outputs
+            .iter()
+            .filter_map(|o| StorePath::from_absolute_path(o).ok())
+            .collect();
+        let Some(from) = self.substituters.find(&paths)? else {
+            return Err(SubstituteError::Unavailable {
+                drv: drv.to_string(),
+            });
+        };
+        self.emit(&Event::SubstitutionStarted {
+            drv,
+            from: from.name(),
+        });
+        let mut copying = |p: &StorePath| {
+            self.emit(&Event::Copying {
+                path: &abs(p),
+                from: from.name(),
+            })
+        };
+        from.substitute(&paths, self.store, &mut copying, self.cancel)
+    }
+
+    /// A substitution ended.
+    fn substituted(
+        &self,
+        state: &mut RunState<S::Built>,
+        id: DrvId,
+        result: Result<(), SubstituteError>,
+    ) -> Result<(), ExecError> {
+        let drv = state.plan.drv(id).to_string();
+        let ok = result.is_ok();
+        self.emit(&Event::SubstitutionFinished { drv: &drv, ok });
+        match result {
+            Ok(()) => {
+                state.plan.handle(Input::Substituted(id))?;
+                state.progress.substitutions_done += 1;
+                self.emit(&Event::Progress(state.progress));
+            }
+            Err(source) => {
+                state.plan.handle(Input::SubstituteFailed(id))?;
+                let interrupted =
+                    matches!(source, SubstituteError::Cancelled) && self.cancel.is_cancelled();
+                // With --fallback the plan builds it instead; a failure is recorded only
+                // if that build fails.
+                if !interrupted && !self.config.fallback {
+                    self.record_failure(state, id, DrvFailure::Substitute { drv, source });
+                }
+            }
         }
         Ok(())
     }
@@ -577,6 +675,7 @@ impl<B> RunState<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::substitute::{StoreSubstituter, Substituter};
     use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tvix_store::castore::{BlobService, Node, Store};
@@ -742,9 +841,28 @@ mod tests {
         cancel: &CancelToken,
         targets: &[StorePath],
     ) -> (Outcome, Vec<String>) {
+        run_substituting(
+            store,
+            step,
+            config,
+            cancel,
+            targets,
+            &Substituters::default(),
+        )
+    }
+
+    fn run_substituting(
+        store: &Store,
+        step: &FakeStep,
+        config: ExecConfig,
+        cancel: &CancelToken,
+        targets: &[StorePath],
+        substituters: &Substituters,
+    ) -> (Outcome, Vec<String>) {
         let seen = Mutex::new(Vec::new());
         let record = |e: &Event<'_>| {
             let line = match e {
+                Event::SubstitutionFinished { ok, .. } => format!("substituted {ok}"),
                 Event::Planned { build, .. } => format!("planned {}", build.len()),
                 Event::BuildFinished { .. } => "finished".into(),
                 Event::BuildFailed { .. } => "failed".into(),
@@ -757,6 +875,7 @@ mod tests {
         let outcome = Executor {
             store,
             step,
+            substituters,
             config,
             subscribers: &subscribers,
             cancel,
@@ -771,7 +890,115 @@ mod tests {
             max_jobs,
             keep_going: false,
             dry_run: false,
+            fallback: false,
         }
+    }
+
+    /// Registers an empty file at each output of the derivations of `graph` whose names
+    /// contain `part`, in `to`.
+    fn register_outputs(graph: &Graph, part: &str, to: &Store) {
+        for (name, outs) in &graph.outputs {
+            if name.contains(part) {
+                for p in outs.values() {
+                    let (digest, size) = to.put_blob(&mut &b""[..]).unwrap();
+                    let node = Node::File {
+                        digest,
+                        size,
+                        executable: false,
+                    };
+                    to.put_path_info(&info(p.clone(), node)).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn substitutes_what_a_substituter_has_and_builds_the_rest() {
+        let store = Store::memory();
+        let top = fan(&store, 3);
+        let graph = Graph::load(&store, std::slice::from_ref(&top)).unwrap();
+        // Another store has the leaves' outputs, as if another machine had built them.
+        let source = Store::memory();
+        register_outputs(&graph, "leaf", &source);
+        let substituters =
+            Substituters::new(vec![Box::new(StoreSubstituter::new(Box::new(source)))]);
+        let step = FakeStep::new(&store);
+        let (o, events) = run_substituting(
+            &store,
+            &step,
+            config(2),
+            &CancelToken::new(),
+            std::slice::from_ref(&top),
+            &substituters,
+        );
+        assert!(o.success(), "{:?}", o.failures);
+        assert_eq!(*step.built.lock().unwrap(), ["top"]);
+        assert_eq!(o.summary.substituted.len(), 3);
+        assert_eq!(o.planned_fetches.len(), 3);
+        assert_eq!(events.first().unwrap(), "planned 1");
+        assert_eq!(
+            events.iter().filter(|e| *e == "substituted true").count(),
+            3
+        );
+        for outs in graph.outputs.values() {
+            for p in outs.values() {
+                assert!(store.get_path_info(p).unwrap().is_some(), "{p}");
+            }
+        }
+    }
+
+    /// Claims to have everything, fails every copy.
+    struct BrokenCache;
+
+    impl Substituter for BrokenCache {
+        fn name(&self) -> &str {
+            "broken://"
+        }
+        fn has_all(&self, _: &[StorePath]) -> Result<bool, SubstituteError> {
+            Ok(true)
+        }
+        fn substitute(
+            &self,
+            _: &[StorePath],
+            _: &dyn StoreService,
+            _: &mut dyn FnMut(&StorePath),
+            _: &CancelToken,
+        ) -> Result<(), SubstituteError> {
+            Err(SubstituteError::Unavailable { drv: "x".into() })
+        }
+    }
+
+    #[test]
+    fn a_failed_substitution_fails_unless_falling_back() {
+        let store = Store::memory();
+        let top = fan(&store, 2);
+        let substituters = Substituters::new(vec![Box::new(BrokenCache)]);
+        let step = FakeStep::new(&store);
+        let (o, _) = run_substituting(
+            &store,
+            &step,
+            config(1),
+            &CancelToken::new(),
+            std::slice::from_ref(&top),
+            &substituters,
+        );
+        assert!(!o.success());
+        assert!(step.built.lock().unwrap().is_empty());
+        assert!(matches!(o.failures[0].1, DrvFailure::Substitute { .. }));
+        let fallback = ExecConfig {
+            fallback: true,
+            ..config(1)
+        };
+        let (o, _) = run_substituting(
+            &store,
+            &step,
+            fallback,
+            &CancelToken::new(),
+            &[top],
+            &substituters,
+        );
+        assert!(o.success(), "{:?}", o.failures);
+        assert_eq!(step.built.lock().unwrap().len(), 3);
     }
 
     #[test]

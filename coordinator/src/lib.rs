@@ -5,6 +5,7 @@
 //! - [`plan`]: the sans-IO state machine of a run (validity, substitution, builds,
 //!   registration, failures, cancellation);
 //! - [`executor`]: performs a plan's actions on threads, reporting [`events`];
+//! - [`substitute`]: where outputs come from instead of being built;
 //! - [`nix_output`]: events printed as `nix-build` prints its progress;
 //! - [`request`]: a derivation to a generic [`tvix_build::BuildRequest`] (a pure function,
 //!   Nix 2.8's sandbox rules);
@@ -25,3 +26,4 @@ pub mod nix_output;
 pub mod plan;
 pub mod realise;
 pub mod request;
+pub mod substitute;

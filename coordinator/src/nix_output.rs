@@ -57,6 +57,9 @@ impl NixStyleOutput {
                 (!text.is_empty()).then(|| text.join("\n").into_bytes())
             }
             Event::BuildStarted { drv, .. } => Some(format!("building '{drv}'...").into_bytes()),
+            Event::Copying { path, from } => {
+                Some(format!("copying path '{path}' from '{from}'...").into_bytes())
+            }
             Event::Log { .. } if self.quiet_logs => None,
             Event::Log { line, .. } => Some(line.to_vec()),
             Event::KeptBuildDir { dir, .. } => {

@@ -21,6 +21,7 @@ use crate::events::Subscriber;
 use crate::executor::{DrvFailure, ExecConfig, ExecError, Executor, Outcome};
 use crate::log::LogStore;
 use crate::request::{RequestSettings, SANDBOX_STORE_DIR};
+use crate::substitute::{StoreSubstituter, Substituter, Substituters};
 
 /// The command that shows a whole build log, named in failure messages.
 pub const LOG_COMMAND: &str = "tvix log";
@@ -84,6 +85,20 @@ pub enum RealiseError {
     /// The build service could not be opened.
     #[error(transparent)]
     OpenService(ServiceError),
+    /// A substituter that is not a store tvix can substitute from.
+    #[error(
+        "cannot substitute from '{0}': substituters must be tvix stores (local://, \
+         grpc+unix://, grpc+http://); Nix binary caches are not supported yet"
+    )]
+    UnsupportedSubstituter(String),
+    /// A substituter could not be opened.
+    #[error("opening the substituter '{url}': {source}")]
+    OpenSubstituter {
+        /// Its URL.
+        url: String,
+        /// Why.
+        source: StoreError,
+    },
     /// A target is not a derivation path.
     #[error("'{0}' is not a derivation in the store")]
     NotADerivation(String),
@@ -131,8 +146,13 @@ pub struct RealiseConfig {
     pub settings: BuildSettings,
     /// Settings of the build service.
     pub service_options: ServiceOptions,
-    /// Jobs, keep-going, dry run.
+    /// Jobs, keep-going, dry run, fallback.
     pub exec: ExecConfig,
+    /// Stores to substitute from, in priority order (Nix's `substituters` and
+    /// `extra-substituters`); unused when `substitute` is false.
+    pub substituters: Vec<String>,
+    /// Whether to substitute at all (Nix's `substitute`, `--option substitute false`).
+    pub substitute: bool,
 }
 
 fn words(s: &str) -> Vec<String> {
@@ -220,10 +240,18 @@ impl RealiseConfig {
             Some(v) => parse_max_jobs(v)?,
             None => 1,
         };
-        let keep_going = match get("keep-going") {
-            Some(v) => boolean("keep-going", v)?,
-            None => false,
+        let flag = |name: &str, default: bool| match get(name) {
+            Some(v) => boolean(name, v),
+            None => Ok(default),
         };
+        let keep_going = flag("keep-going", false)?;
+        let fallback = flag("fallback", false)?;
+        let substitute = flag("substitute", true)?;
+        let substituters: Vec<String> = ["substituters", "extra-substituters"]
+            .iter()
+            .filter_map(|name| get(name))
+            .flat_map(words)
+            .collect();
         let build_service_url = std::env::var("TVIX_BUILD_SERVICE")
             .ok()
             .filter(|s| !s.is_empty())
@@ -248,7 +276,10 @@ impl RealiseConfig {
                 max_jobs,
                 keep_going,
                 dry_run: false,
+                fallback,
             },
+            substituters,
+            substitute,
         })
     }
 }
@@ -257,6 +288,7 @@ impl RealiseConfig {
 pub struct Realiser {
     store: Arc<dyn StoreService>,
     service: Box<dyn BuildService>,
+    substituters: Substituters,
     logs: Option<LogStore>,
     config: RealiseConfig,
 }
@@ -284,9 +316,15 @@ impl Realiser {
         )
         .map_err(RealiseError::OpenService)?;
         let logs = LogStore::for_store_url(&config.store_url).ok();
+        let substituters = if config.substitute {
+            open_substituters(&config.substituters)?
+        } else {
+            Substituters::default()
+        };
         Ok(Realiser {
             store,
             service,
+            substituters,
             logs,
             config,
         })
@@ -329,6 +367,7 @@ impl Realiser {
         Executor {
             store: &*self.store,
             step: &driver,
+            substituters: &self.substituters,
             config: self.config.exec.clone(),
             subscribers,
             cancel,
@@ -384,6 +423,26 @@ impl Realiser {
             })
             .collect()
     }
+}
+
+/// Opens the substituters `urls` names, in order.
+fn open_substituters(urls: &[String]) -> Result<Substituters, RealiseError> {
+    let mut list: Vec<Box<dyn Substituter + Send>> = Vec::new();
+    for url in urls {
+        let is_store = url.starts_with("local://")
+            || url.starts_with("grpc+unix://")
+            || url.starts_with("grpc+http://")
+            || url.starts_with('/');
+        if !is_store {
+            return Err(RealiseError::UnsupportedSubstituter(url.clone()));
+        }
+        let source = tvix_store::open(url).map_err(|source| RealiseError::OpenSubstituter {
+            url: url.clone(),
+            source,
+        })?;
+        list.push(Box::new(StoreSubstituter::new(source)));
+    }
+    Ok(Substituters::new(list))
 }
 
 /// The caller's environment, for fixed-output derivations' `impureEnvVars`.
@@ -482,7 +541,32 @@ mod tests {
         assert!(c.exec.keep_going);
         let defaults = RealiseConfig::from_options("memory://", &BTreeMap::new()).unwrap();
         assert_eq!(defaults.exec.max_jobs, 1);
+        assert!(defaults.substitute && defaults.substituters.is_empty());
+        assert!(!defaults.exec.fallback);
+        let c = RealiseConfig::from_options(
+            "memory://",
+            &options(&[
+                ("substituters", "local:///a grpc+unix:///b"),
+                ("extra-substituters", "/c"),
+                ("substitute", "false"),
+                ("fallback", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.substituters, ["local:///a", "grpc+unix:///b", "/c"]);
+        assert!(!c.substitute && c.exec.fallback);
         assert_eq!(defaults.settings.request.timeout, None);
+    }
+
+    #[test]
+    fn only_tvix_stores_substitute() {
+        let e = open_substituters(&["https://cache.nixos.org".into()])
+            .err()
+            .unwrap();
+        assert!(matches!(e, RealiseError::UnsupportedSubstituter(_)), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("local://{}", dir.path().display());
+        assert!(!open_substituters(&[url]).unwrap().is_empty());
     }
 
     #[test]
