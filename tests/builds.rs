@@ -271,6 +271,8 @@ const FAILURES: &[(&str, &[&str], i32)] = &[
     ("no-builder", &[], 100),
     ("fod-reference", &[], 102),
     ("fod-self-reference", &[], 102),
+    ("dependency-fails", &[], 100),
+    ("dependency-fails", &["--keep-going"], 100),
 ];
 
 /// The error part of stderr (from the last line starting with `error:`), with what legitimately
@@ -365,6 +367,32 @@ fn failing_builds_fail_as_nix_build_does() {
         FAILURES.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every `error:` line, in order (the builder's output left out).
+fn error_lines(stderr: &[u8]) -> Vec<String> {
+    text(stderr)
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn dependency_failures_are_reported_as_nix_reports_them() {
+    check_prerequisites();
+    let file = suite_dir().join("fail/dependency-fails.nix");
+    for extra in [&[][..], &["--keep-going"][..]] {
+        let n = nonce();
+        let store = tempfile::tempdir().expect("tempdir");
+        // tvix first: nothing nix-build leaves behind can help it.
+        let t = tvix_build(&file, &n, store.path(), extra);
+        let r = nix_build(&file, &n, extra);
+        assert_eq!(t.status.code(), r.status.code(), "{}", text(&t.stderr));
+        let tvix = error_lines(&t.stderr);
+        assert_eq!(tvix, error_lines(&r.stderr), "{extra:?}");
+        assert_eq!(tvix.len(), 4, "{tvix:?}");
+    }
 }
 
 #[test]

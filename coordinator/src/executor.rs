@@ -220,6 +220,9 @@ pub struct Outcome {
     pub planned_fetches: Vec<String>,
     /// Each failed derivation with why, in the order they failed.
     pub failures: Vec<(String, DrvFailure)>,
+    /// Every derivation that failed or was not built because an input failed, in the
+    /// order that became known (the order Nix reports them in).
+    pub unsuccessful: Vec<DrvId>,
     /// Each target's output paths by output name.
     pub target_outputs: Vec<BTreeMap<String, StorePath>>,
 }
@@ -322,6 +325,7 @@ impl<S: BuildStep> Executor<'_, S> {
                 plan,
                 progress: Progress::default(),
                 failures: Vec::new(),
+                unsuccessful: Vec::new(),
                 planned_builds: Vec::new(),
                 planned_fetches: Vec::new(),
                 finished: BTreeMap::new(),
@@ -408,6 +412,7 @@ impl<S: BuildStep> Executor<'_, S> {
                 planned_builds: state.planned_builds,
                 planned_fetches: state.planned_fetches,
                 failures: state.failures,
+                unsuccessful: state.unsuccessful,
                 target_outputs,
                 plan: state.plan,
             })
@@ -581,11 +586,13 @@ impl<S: BuildStep> Executor<'_, S> {
             log_tail: tail,
         });
         state.failures.push((drv, failure));
+        state.unsuccessful.push(id);
         // What the failure blocks is reported once the plan is done with it.
         let before = state.progress.builds_failed;
         state.progress.builds_failed = state.count_failed();
         if state.progress.builds_failed != before {
             for d in state.newly_blocked() {
+                state.unsuccessful.push(d);
                 self.emit(&Event::DependencyFailed {
                     drv: state.plan.drv(d),
                 });
@@ -645,6 +652,7 @@ struct RunState<B> {
     plan: Plan,
     progress: Progress,
     failures: Vec<(String, DrvFailure)>,
+    unsuccessful: Vec<DrvId>,
     planned_builds: Vec<String>,
     planned_fetches: Vec<String>,
     /// Finished builds waiting for their registration.

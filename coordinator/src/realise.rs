@@ -450,40 +450,73 @@ fn caller_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// What went wrong in an unsuccessful run, as Nix reports it: each failure (with the last
-/// lines of its log when `with_log_tail`, for callers that did not show the log), an
-/// interruption, and the targets that were not built because an input failed.
+/// What went wrong in an unsuccessful run, as Nix reports it, in its order: each
+/// derivation that failed (with the last lines of its log when `with_log_tail`, for
+/// callers that did not show the log) or was not built because `N dependencies of
+/// derivation '...' failed to build`; the failed targets last; with more than one failed
+/// target, the first one's message and then `build of '...', '...' failed`; an
+/// interruption.
 pub fn failure_messages(
     outcome: &Outcome,
     targets: &[StorePath],
     with_log_tail: bool,
 ) -> Vec<String> {
+    let plan = &outcome.plan;
+    let failed: BTreeSet<_> = outcome.summary.failed.iter().copied().collect();
+    let blocked: BTreeSet<_> = outcome.summary.dependency_failed.iter().copied().collect();
+    let by_drv: BTreeMap<&str, &DrvFailure> = outcome
+        .failures
+        .iter()
+        .map(|(d, f)| (d.as_str(), f))
+        .collect();
+    let message = |id| -> String {
+        let drv = plan.drv(id);
+        match by_drv.get(drv) {
+            Some(DrvFailure::Build(f)) if with_log_tail => f.message_with_log_tail(LOG_COMMAND),
+            Some(f) => f.to_string(),
+            None => {
+                // Nix counts the inputs that failed by the time it gave up on this one.
+                let n = plan
+                    .inputs(id)
+                    .filter(|i| failed.contains(i) || blocked.contains(i))
+                    .count();
+                format!("{n} dependencies of derivation '{drv}' failed to build")
+            }
+        }
+    };
+    let target_ids: BTreeSet<_> = targets
+        .iter()
+        .filter_map(|t| plan.id_of(&format!("{SANDBOX_STORE_DIR}/{t}")))
+        .collect();
     let mut out = Vec::new();
-    for (_, failure) in &outcome.failures {
-        out.push(match failure {
-            DrvFailure::Build(f) if with_log_tail => f.message_with_log_tail(LOG_COMMAND),
-            f => f.to_string(),
-        });
+    let mut failed_targets = Vec::new();
+    for &id in &outcome.unsuccessful {
+        if target_ids.contains(&id) {
+            failed_targets.push(id);
+        } else {
+            out.push(message(id));
+        }
+    }
+    // A failure the executor recorded outside the plan's order (a bug) is still shown.
+    for (drv, f) in &outcome.failures {
+        let known = plan
+            .id_of(drv)
+            .is_some_and(|id| outcome.unsuccessful.contains(&id));
+        if !known {
+            out.push(f.to_string());
+        }
+    }
+    if let Some(&first) = failed_targets.first() {
+        out.push(message(first));
+        if failed_targets.len() > 1 {
+            let mut names: Vec<&str> = failed_targets.iter().map(|&id| plan.drv(id)).collect();
+            names.sort();
+            let list: Vec<String> = names.iter().map(|d| format!("'{d}'")).collect();
+            out.push(format!("build of {} failed", list.join(", ")));
+        }
     }
     if outcome.summary.cancelled {
         out.push("interrupted by the user".to_string());
-        return out;
-    }
-    // With several failures (--keep-going) or blocked targets, Nix ends with the targets
-    // that were not built.
-    let unbuilt: Vec<String> = targets
-        .iter()
-        .map(|d| format!("{SANDBOX_STORE_DIR}/{d}"))
-        .filter(|d| {
-            outcome
-                .plan
-                .id_of(d)
-                .is_some_and(|id| outcome.summary.dependency_failed.contains(&id))
-        })
-        .map(|d| format!("'{d}'"))
-        .collect();
-    if !unbuilt.is_empty() {
-        out.push(format!("build of {} failed", unbuilt.join(", ")));
     }
     out
 }
