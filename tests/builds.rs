@@ -1,7 +1,7 @@
 //! The differential build suite: every derivation in `tests/builds/cases/` is built by
 //! `tvix build` (OCI backend, a fresh `local://` store per run) and by the reference
-//! `nix-build` (sandboxed, as root); the output paths and their NAR bytes must be the
-//! same. Every case in `tests/builds/fail/` must fail in both with the same message and
+//! `nix-build` (sandboxed, as root); the output paths, their NAR bytes, and the references
+//! and deriver each registers must be the same. Every case in `tests/builds/fail/` must fail in both with the same message and
 //! exit status, and tvix must register none of its outputs.
 //!
 //! Each run passes a fresh nonce (`--argstr nonce ...`) that goes into every derivation's
@@ -112,6 +112,46 @@ fn nix_dump(path: &str) -> Output {
         .expect("nix-store --dump")
 }
 
+/// The references and deriver tvix registered for `path` (base names, sorted).
+fn tvix_references(store: &Path, path: &str) -> (Vec<String>, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_tvix"))
+        .args(["store", "info", path, "--store"])
+        .arg(format!("local://{}", store.display()))
+        .output()
+        .expect("tvix store info");
+    let out = text(&o.stdout);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let mut refs: Vec<String> = field("References:")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    refs.sort();
+    (refs, field("Deriver:"))
+}
+
+/// The references and deriver the reference Nix registered for `path`.
+fn nix_references(path: &str) -> (Vec<String>, String) {
+    let q = |flag: &str| {
+        let o = Command::new("nix-store")
+            .args(["-q", flag, path])
+            .output()
+            .expect("nix-store -q");
+        text(&o.stdout)
+            .lines()
+            .map(|l| l.trim_start_matches("/nix/store/").to_string())
+            .collect::<Vec<String>>()
+    };
+    let mut refs = q("--references");
+    refs.sort();
+    (refs, q("--deriver").concat())
+}
+
 fn cases(dir: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(suite_dir().join(dir))
         .expect("case directory")
@@ -158,6 +198,12 @@ fn compare_success(file: &Path) -> Result<usize, String> {
                 "NAR of {path} differs:\ntvix:\n{}\nnix:\n{}",
                 text(&a.stdout).escape_debug(),
                 text(&b.stdout).escape_debug()
+            ));
+        }
+        let (tr, nr) = (tvix_references(store.path(), path), nix_references(path));
+        if tr != nr {
+            return Err(format!(
+                "references of {path} differ:\ntvix: {tr:?}\nnix:  {nr:?}"
             ));
         }
         compared += 1;
@@ -225,6 +271,8 @@ const FAILURES: &[(&str, &[&str], i32)] = &[
     ("no-builder", &[], 100),
     ("fod-reference", &[], 102),
     ("fod-self-reference", &[], 102),
+    ("dependency-fails", &[], 100),
+    ("dependency-fails", &["--keep-going"], 100),
 ];
 
 /// The error part of stderr (from the last line starting with `error:`), with what legitimately
@@ -319,6 +367,32 @@ fn failing_builds_fail_as_nix_build_does() {
         FAILURES.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every `error:` line, in order (the builder's output left out).
+fn error_lines(stderr: &[u8]) -> Vec<String> {
+    text(stderr)
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn dependency_failures_are_reported_as_nix_reports_them() {
+    check_prerequisites();
+    let file = suite_dir().join("fail/dependency-fails.nix");
+    for extra in [&[][..], &["--keep-going"][..]] {
+        let n = nonce();
+        let store = tempfile::tempdir().expect("tempdir");
+        // tvix first: nothing nix-build leaves behind can help it.
+        let t = tvix_build(&file, &n, store.path(), extra);
+        let r = nix_build(&file, &n, extra);
+        assert_eq!(t.status.code(), r.status.code(), "{}", text(&t.stderr));
+        let tvix = error_lines(&t.stderr);
+        assert_eq!(tvix, error_lines(&r.stderr), "{extra:?}");
+        assert_eq!(tvix.len(), 4, "{tvix:?}");
+    }
 }
 
 #[test]

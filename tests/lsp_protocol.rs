@@ -361,10 +361,37 @@ fn incremental_edits_update_diagnostics_and_navigation() {
         "{d:?}"
     );
     assert_eq!(d[0]["range"]["start"], json!({"line": 0, "character": 6}));
+    assert_eq!(d[0]["message"], "syntax error, unexpected ';'");
+    // One unclosed brace or string is one diagnostic, worded as Nix (2.8 and current
+    // Nix agree on these texts), not a cascade of rnix's recovery errors.
+    for (version, text, want) in [
+        (
+            10,
+            "{\n  a = 1;\n  b = { c = x: x;\n  d = [ 1 2 ];\n  e = 3;\n}\n",
+            "syntax error, unexpected end of file, expecting ';'",
+        ),
+        (
+            11,
+            "{\n  a = \"abc;\n  b = 2;\n  c = 3;\n}\n",
+            "syntax error, unexpected end of file, expecting '\"'",
+        ),
+        (
+            12,
+            "let a = 1 = 2; in a",
+            "syntax error, unexpected '=', expecting ';'",
+        ),
+    ] {
+        c.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": text}]}),
+        );
+        let d = c.diagnostics_until(&uri, |d| d.first().is_some_and(|x| x["message"] == want));
+        assert_eq!(d.len(), 1, "{text:?}: {d:?}");
+    }
     // Every duplicate attribute, in the reference's wording, each once.
     c.notify(
         "textDocument/didChange",
-        json!({"textDocument": {"uri": uri, "version": 4}, "contentChanges": [{"text": "{ a = 1; a = 2; b.c = 1; b = { c = 2; }; }"}]}),
+        json!({"textDocument": {"uri": uri, "version": 13}, "contentChanges": [{"text": "{ a = 1; a = 2; b.c = 1; b = { c = 2; }; }"}]}),
     );
     let d = c.diagnostics_until(&uri, |d| !d.is_empty() && d[0]["code"] != "parse");
     let path = uri.trim_start_matches("file://");

@@ -65,7 +65,6 @@ pub fn open(
             store, state_dir, options,
         )?));
     }
-    let _ = (store, options);
     Err(BuildError::BadUrl {
         url: url.to_string(),
         reason: "no backend for this scheme".into(),

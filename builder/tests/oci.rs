@@ -259,6 +259,7 @@ echo "== id"; id
 echo "== hostname"; hostname
 echo "== status"; grep -E '^(Groups|NoNewPrivs|Seccomp|CapEff):' /proc/self/status
 echo "== personality"; cat /proc/self/personality
+echo "== maps"; cat /proc/self/uid_map /proc/self/gid_map | tr -s ' '
 echo "== dev"; ls -a1 /dev
 echo "== links"; for l in fd stdin stdout stderr ptmx; do echo "$l $(readlink /dev/$l)"; done
 echo "== etc"; ls -1 /etc
@@ -303,6 +304,20 @@ echo "== end"
         ]
     );
     assert_eq!(section(&log, "personality"), ["00040000"]);
+    // Nix maps only the build user (`1000 0 1`, `100 0 1` as root); runc also needs
+    // container root mapped, to an unused host id that no build process runs as.
+    let maps = section(&log, "maps");
+    assert_eq!(maps.len(), 4, "{maps:?}");
+    assert!(
+        maps.contains(&" 1000 0 1") && maps.contains(&" 100 0 1"),
+        "{maps:?}"
+    );
+    let root_maps: Vec<&&str> = maps.iter().filter(|m| m.starts_with(" 0 ")).collect();
+    assert_eq!(root_maps.len(), 2, "{maps:?}");
+    assert!(
+        root_maps.iter().all(|m| !m.starts_with(" 0 0 ")),
+        "{maps:?}"
+    );
     let mut dev = vec![
         ".", "..", "fd", "full", "kvm", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
         "stdout", "tty", "urandom", "zero",
@@ -456,7 +471,7 @@ fn failures_are_reported() {
     req.program = missing;
     let ran = build(&f, &req);
     assert!(
-        matches!(ran.result, Err(BuildError::ExitCode(127))),
+        matches!(ran.result, Err(BuildError::ExitCode(1))),
         "{:?}",
         ran.result.err()
     );

@@ -1,9 +1,13 @@
-//! A first, sequential build driver: reads the derivations from the store, orders their
-//! graph (inputs first), skips those whose outputs are all valid, builds the others one
-//! after the other through a [`BuildService`], checks the outputs and registers them.
+//! Building one derivation, and the sequential driver.
+//!
+//! [`Driver::build_checked`] is the one way a derivation is built (system and features,
+//! input closure, request, build service, log, output checks) and [`Driver::register`]
+//! registers what it produced; the executor ([`crate::executor`], through the
+//! [`BuildStep`] impl) and the sequential [`Driver::build`] (used for `--check`, which
+//! rebuilds valid derivations) both call them.
 //!
 //! A derivation's outputs are registered only after every check passed, so a failed build
-//! registers nothing. Kept simple on purpose: a sans-IO state machine replaces it.
+//! registers nothing.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Read;
@@ -17,6 +21,7 @@ use tvix_store::{Derivation, DerivationError, StorePath, StoreService};
 
 use crate::checks::{self, BuiltOutput, CheckError};
 use crate::closure::{self, ClosureError};
+use crate::executor::{BuildStep, Graph, StepEvent};
 use crate::log::{LogError, LogStore};
 use crate::request::{self, ParsedAttrs, RequestError, RequestInput, RequestSettings};
 
@@ -353,6 +358,37 @@ fn parse_abs(p: &str) -> Result<StorePath, BuildFailure> {
         .ok_or_else(|| BuildFailure::NotValid(p.to_string()))
 }
 
+/// A build whose outputs passed every check, ready to be registered.
+#[derive(Debug)]
+pub struct Checked {
+    /// The derivation (each output's deriver).
+    pub deriver: StorePath,
+    /// The outputs, in the order they must be registered (empty after `--check`).
+    pub outputs: Vec<BuiltOutput>,
+    /// The content address of a fixed output (`fixed:[r:]algo:hash`).
+    pub ca: Option<String>,
+}
+
+impl BuildStep for Driver<'_> {
+    type Built = Checked;
+
+    fn build(
+        &self,
+        drv: &StorePath,
+        graph: &Graph,
+        events: &mut dyn FnMut(StepEvent<'_>),
+        cancel: &CancelToken,
+    ) -> Result<Checked, BuildFailure> {
+        let name = abs(drv);
+        let d = graph.drvs.get(&name).ok_or(BuildFailure::NotValid(name))?;
+        self.build_checked(drv, d, &|p| graph.drvs.get(p), events, cancel)
+    }
+
+    fn register(&self, built: Checked) -> Result<(), BuildFailure> {
+        Driver::register(self, &built)
+    }
+}
+
 /// The sequential driver.
 pub struct Driver<'a> {
     /// The store holding the derivations, their inputs, and receiving the outputs.
@@ -363,8 +399,9 @@ pub struct Driver<'a> {
     pub logs: Option<&'a LogStore>,
     /// Settings.
     pub settings: &'a BuildSettings,
-    /// The caller's environment (for fixed-output derivations' `impureEnvVars`).
-    pub caller_env: &'a dyn Fn(&str) -> Option<String>,
+    /// The caller's environment (for fixed-output derivations' `impureEnvVars`); `Sync`
+    /// because the executor builds on several threads.
+    pub caller_env: &'a (dyn Fn(&str) -> Option<String> + Sync),
 }
 
 impl Driver<'_> {
@@ -412,8 +449,11 @@ impl Driver<'_> {
         targets
             .iter()
             .map(|t| {
-                let d = &graph.iter().find(|d| &d.path == t).expect("loaded").drv;
-                Ok(request::output_paths(d, &abs(t))?)
+                let d = graph
+                    .iter()
+                    .find(|d| &d.path == t)
+                    .ok_or_else(|| BuildFailure::NotValid(abs(t)))?;
+                Ok(request::output_paths(&d.drv, &abs(t))?)
             })
             .collect()
     }
@@ -438,26 +478,37 @@ impl Driver<'_> {
         })
     }
 
-    fn build_one(
+    /// Builds one derivation whose inputs are all valid and checks its outputs: the one
+    /// way a derivation is built, for the sequential [`Driver::build`] and for the
+    /// executor ([`crate::executor`]) alike. `input_drv` finds input derivations by
+    /// `.drv` path. Nothing is registered here ([`Driver::register`] does it), so the
+    /// executor can register on its own thread; with `--check` the outputs are compared
+    /// with the valid ones here and the result registers nothing.
+    pub fn build_checked<'d>(
         &self,
-        d: &LoadedDrv,
-        by_path: &BTreeMap<String, &Derivation>,
-        events: &mut dyn FnMut(Event<'_>),
-    ) -> Result<(), BuildFailure> {
-        let drv = &d.drv;
-        let drv_path = abs(&d.path);
+        path: &StorePath,
+        drv: &Derivation,
+        input_drv: &dyn Fn(&str) -> Option<&'d Derivation>,
+        events: &mut dyn FnMut(StepEvent<'_>),
+        cancel: &CancelToken,
+    ) -> Result<Checked, BuildFailure> {
+        let drv_path = abs(path);
         self.can_build(drv, &drv_path)?;
-        let roots = closure::input_roots(drv, &drv_path, |p| by_path.get(p).copied())?;
+        let roots = closure::input_roots(drv, &drv_path, input_drv)?;
         let closure = closure::closure_of(self.store, &roots)?;
         let inputs = closure::as_inputs(&closure);
+        let references: BTreeMap<StorePath, Vec<StorePath>> = closure
+            .iter()
+            .map(|i| (i.store_path.clone(), i.references.clone()))
+            .collect();
         let req = request::derivation_to_request(&RequestInput {
             drv,
             drv_path: &drv_path,
             closure: &inputs,
+            references: &references,
             settings: &self.settings.request,
             caller_env: self.caller_env,
         })?;
-        events(Event::Building(&drv_path));
 
         let mut log: Vec<u8> = Vec::new();
         let mut tail: VecDeque<String> = VecDeque::new();
@@ -465,7 +516,7 @@ impl Driver<'_> {
         let result = {
             let mut on_event = |e: BuildEvent| match e {
                 BuildEvent::Log(line) => {
-                    events(Event::Log(&line));
+                    events(StepEvent::Log(&line));
                     log.extend_from_slice(&line);
                     log.push(b'\n');
                     if tail.len() == LOG_TAIL_LINES {
@@ -474,15 +525,16 @@ impl Driver<'_> {
                     tail.push_back(String::from_utf8_lossy(&line).into_owned());
                 }
                 BuildEvent::KeptBuildDir(dir) => kept = Some(dir),
-                BuildEvent::Started { .. } | BuildEvent::Phase(_) => {}
+                BuildEvent::Started { machine } => events(StepEvent::Started { machine: &machine }),
+                BuildEvent::Phase(phase) => events(StepEvent::Phase(&phase)),
             };
-            self.service.build(&req, &mut on_event, &CancelToken::new())
+            self.service.build(&req, &mut on_event, cancel)
         };
         if let Some(logs) = self.logs {
-            logs.write(&d.path, &log)?;
+            logs.write(path, &log)?;
         }
         if let Some(dir) = &kept {
-            events(Event::KeptBuildDir(dir));
+            events(StepEvent::KeptBuildDir(dir));
         }
         let outputs = request::output_paths(drv, &drv_path)?;
         let result = result.map_err(|e| {
@@ -543,7 +595,12 @@ impl Driver<'_> {
                     });
                 }
             }
-            return Ok(());
+            // Compared: nothing to register.
+            return Ok(Checked {
+                deriver: path.clone(),
+                outputs: Vec::new(),
+                ca: None,
+            });
         }
 
         let ca = if drv.is_fixed_output() {
@@ -561,20 +618,58 @@ impl Driver<'_> {
         } else {
             None
         };
-        for i in order {
-            let b = &built[i];
+        // Outputs referring to others of the same build are registered after them.
+        let mut slots: Vec<Option<BuiltOutput>> = built.into_iter().map(Some).collect();
+        let outputs = order
+            .into_iter()
+            .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+            .collect();
+        Ok(Checked {
+            deriver: path.clone(),
+            outputs,
+            ca,
+        })
+    }
+
+    /// Registers the outputs of a checked build, in their order (a path is registered
+    /// only after those it refers to).
+    pub fn register(&self, checked: &Checked) -> Result<(), BuildFailure> {
+        for b in &checked.outputs {
             self.store.put_path_info(&PathInfo {
                 store_path: b.path.clone(),
                 node: b.node.clone(),
                 nar_sha256: b.nar_sha256,
                 nar_size: b.nar_size,
                 references: b.references.iter().cloned().collect(),
-                deriver: Some(d.path.clone()),
+                deriver: Some(checked.deriver.clone()),
                 signatures: vec![],
-                ca: ca.clone(),
+                ca: checked.ca.clone(),
             })?;
         }
         Ok(())
+    }
+
+    fn build_one(
+        &self,
+        d: &LoadedDrv,
+        by_path: &BTreeMap<String, &Derivation>,
+        events: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(), BuildFailure> {
+        let drv_path = abs(&d.path);
+        let mut on_step = |e: StepEvent<'_>| match e {
+            StepEvent::Started { .. } => events(Event::Building(&drv_path)),
+            StepEvent::Log(line) => events(Event::Log(line)),
+            StepEvent::KeptBuildDir(dir) => events(Event::KeptBuildDir(dir)),
+            StepEvent::Phase(_) => {}
+        };
+        let checked = self.build_checked(
+            &d.path,
+            &d.drv,
+            &|p| by_path.get(p).copied(),
+            &mut on_step,
+            &CancelToken::new(),
+        )?;
+        self.register(&checked)
     }
 
     fn service_failure(

@@ -1,8 +1,8 @@
 //! A derivation to a [`BuildRequest`]: a pure function applying the rules Nix 2.8 follows
 //! when it sets up a sandboxed build on Linux (`local-derivation-goal.cc`,
 //! `parsed-derivations.cc`): the environment, `passAsFile`, structured attributes,
-//! placeholders, the files of `/etc`, network for fixed-output derivations, and the
-//! needles for reference scanning.
+//! placeholders, `exportReferencesGraph`, the files of `/etc`, network for fixed-output
+//! derivations, and the needles for reference scanning.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -70,6 +70,14 @@ pub enum RequestError {
         drv: String,
         /// The output.
         output: String,
+    },
+    /// `exportReferencesGraph` is malformed or names a path outside the input closure.
+    #[error("derivation '{drv}': {reason}")]
+    ExportReferencesGraph {
+        /// The derivation.
+        drv: String,
+        /// What is wrong.
+        reason: String,
     },
     /// An attribute that must be a list of strings is not.
     #[error("derivation '{drv}': attribute '{name}' must be a list of strings")]
@@ -391,6 +399,85 @@ fn dump_float(f: f64) -> String {
     format!("{sign}{body}")
 }
 
+/// Nix's `exportReferencesGraph` (without structured attributes): pairs `NAME PATH`; the
+/// closure of each PATH (which must be in the input closure) is written to `/build/NAME`
+/// in the format of `nix-store --register-validity` without derivers or hashes: each path,
+/// an empty line, the number of its references and the references, paths sorted.
+fn export_references_graph(
+    spec: &str,
+    drv_path: &str,
+    input: &RequestInput<'_>,
+) -> Result<Vec<SandboxFile>, RequestError> {
+    let err = |reason: String| RequestError::ExportReferencesGraph {
+        drv: drv_path.to_string(),
+        reason,
+    };
+    let words: Vec<&str> = spec.split_whitespace().collect();
+    if !words.len().is_multiple_of(2) {
+        return Err(err(format!(
+            "odd number of tokens in 'exportReferencesGraph': '{spec}'"
+        )));
+    }
+    let in_closure: BTreeSet<&StorePath> = input.closure.iter().map(|(p, _)| p).collect();
+    let mut files = Vec::new();
+    for pair in words.chunks(2) {
+        let (name, path) = (pair[0], pair[1]);
+        let mut chars = name.bytes();
+        let valid = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
+        if !valid {
+            return Err(err(format!(
+                "invalid file name '{name}' in 'exportReferencesGraph'"
+            )));
+        }
+        let root = path
+            .strip_prefix(SANDBOX_STORE_DIR)
+            .and_then(|r| r.strip_prefix('/'))
+            .map(|r| r.split('/').next().unwrap_or(r))
+            .and_then(|b| StorePath::from_base_name(b).ok())
+            .ok_or_else(|| {
+                err(format!(
+                    "'exportReferencesGraph' contains a non-store path '{path}'"
+                ))
+            })?;
+        if !in_closure.contains(&root) {
+            return Err(err(format!(
+                "cannot export references of path '{path}' because it is not in the input closure of the derivation"
+            )));
+        }
+        let mut seen: BTreeMap<String, &StorePath> = BTreeMap::new();
+        let mut todo = vec![&root];
+        while let Some(p) = todo.pop() {
+            if seen.insert(p.to_base_name(), p).is_some() {
+                continue;
+            }
+            if let Some(refs) = input.references.get(p) {
+                todo.extend(refs.iter());
+            }
+        }
+        let mut text = String::new();
+        for p in seen.values() {
+            let refs = input.references.get(*p).map(Vec::as_slice).unwrap_or(&[]);
+            let mut refs: Vec<String> = refs
+                .iter()
+                .map(|r| format!("{SANDBOX_STORE_DIR}/{r}"))
+                .collect();
+            refs.sort();
+            text.push_str(&format!("{SANDBOX_STORE_DIR}/{p}\n\n{}\n", refs.len()));
+            for r in refs {
+                text.push_str(&r);
+                text.push('\n');
+            }
+        }
+        files.push(SandboxFile {
+            path: format!("{BUILD_DIR}/{name}"),
+            contents: text.into_bytes(),
+            mode: 0o644,
+        });
+    }
+    Ok(files)
+}
+
 /// Everything [`derivation_to_request`] needs.
 pub struct RequestInput<'a> {
     /// The derivation.
@@ -399,6 +486,8 @@ pub struct RequestInput<'a> {
     pub drv_path: &'a str,
     /// The input closure: every store path the build may see, with its contents.
     pub closure: &'a [(StorePath, Node)],
+    /// The references of each path of the closure (for `exportReferencesGraph`).
+    pub references: &'a BTreeMap<StorePath, Vec<StorePath>>,
     /// Settings that do not come from the derivation.
     pub settings: &'a RequestSettings,
     /// The caller's environment (read for a fixed-output derivation's `impureEnvVars`).
@@ -472,6 +561,12 @@ pub fn derivation_to_request(input: &RequestInput<'_>) -> Result<BuildRequest, R
                 format!("{BUILD_DIR}/.attrs.json"),
             );
             env.insert("NIX_ATTRS_SH_FILE".into(), format!("{BUILD_DIR}/.attrs.sh"));
+        }
+    }
+
+    if attrs.structured().is_none() {
+        if let Some(spec) = drv.env.get("exportReferencesGraph") {
+            files.extend(export_references_graph(spec, drv_path, input)?);
         }
     }
 
@@ -634,6 +729,7 @@ mod tests {
             drv: d,
             drv_path: DRV,
             closure: &c,
+            references: &BTreeMap::new(),
             settings: &settings,
             caller_env: env,
         })
@@ -784,6 +880,7 @@ mod tests {
             drv: &d,
             drv_path: DRV,
             closure: &c,
+            references: &BTreeMap::new(),
             settings: &s,
             caller_env: &no_env,
         });
@@ -881,6 +978,68 @@ mod tests {
     }
 
     #[test]
+    fn export_references_graph() {
+        let bb = StorePath::from_base_name(&BB[11..]).unwrap();
+        let dep = StorePath::from_base_name("5f6hmb1d2dm3g6lrqwscf0lqjfjbzbv2-dep").unwrap();
+        let closure = vec![
+            (
+                bb.clone(),
+                Node::Symlink {
+                    target: b"/x".to_vec(),
+                },
+            ),
+            (
+                dep.clone(),
+                Node::Symlink {
+                    target: b"/x".to_vec(),
+                },
+            ),
+        ];
+        let refs: BTreeMap<StorePath, Vec<StorePath>> = [
+            (dep.clone(), vec![bb.clone(), dep.clone()]),
+            (bb.clone(), vec![]),
+        ]
+        .into();
+        let mut d = drv();
+        d.env.insert(
+            "exportReferencesGraph".into(),
+            format!("graph /nix/store/{dep}"),
+        );
+        let s = RequestSettings::default();
+        let req = |d: &Derivation| {
+            derivation_to_request(&RequestInput {
+                drv: d,
+                drv_path: DRV,
+                closure: &closure,
+                references: &refs,
+                settings: &s,
+                caller_env: &no_env,
+            })
+        };
+        let r = req(&d).unwrap();
+        assert_eq!(
+            file(&r, "/build/graph").unwrap(),
+            format!("{BB}\n\n0\n/nix/store/{dep}\n\n2\n{BB}\n/nix/store/{dep}\n")
+        );
+        for bad in [
+            "odd",
+            "9x /nix/store/{dep}",
+            "x /tmp/y",
+            "x /nix/store/00000000000000000000000000000000-no",
+        ] {
+            let mut d = drv();
+            d.env.insert(
+                "exportReferencesGraph".into(),
+                bad.replace("{dep}", &dep.to_string()),
+            );
+            assert!(
+                matches!(req(&d), Err(RequestError::ExportReferencesGraph { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_output_path_is_an_error() {
         let mut d = drv();
         d.outputs.get_mut("out").unwrap().path = "/tmp/x".into();
@@ -890,6 +1049,7 @@ mod tests {
             drv: &d,
             drv_path: DRV,
             closure: &c,
+            references: &BTreeMap::new(),
             settings: &s,
             caller_env: &no_env,
         });

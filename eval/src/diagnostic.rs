@@ -81,6 +81,22 @@ pub fn render_error(err: &EvalError, sources: &SourceMap, opts: RenderOptions) -
     if let Some(text) = did_you_mean(suggestions) {
         writeln!(out, "       {text}").expect("write");
     }
+    // Second locations shown in every mode; under a trace, those the trace shows already
+    // (the call site of an argument error) are not repeated.
+    for note in &err.notes {
+        let in_trace = opts.show_trace
+            && err
+                .trace
+                .iter()
+                .any(|f| f.span == note.span && f.message == note.message);
+        if in_trace {
+            continue;
+        }
+        writeln!(out, "       {}…{} {}", st.dim, st.reset, note.message).expect("write");
+        if let Some(span) = note.span {
+            code_frame(&mut out, span, sources, &st, "         ", ERROR_GUTTER);
+        }
+    }
     if !opts.show_trace && !err.trace.is_empty() {
         writeln!(
             out,

@@ -89,6 +89,21 @@ pub struct EvalError {
     pub trace: Vec<TraceFrame>,
     /// Close names the user may have meant ("Did you mean ...?").
     pub suggestions: Vec<String>,
+    /// Further places shown with the error even without `--show-trace` (the call site of
+    /// an argument error, the bindings an infinite recursion goes through).
+    pub notes: Vec<TraceFrame>,
+    /// While an infinite recursion travels up to the evaluation it re-entered: which value
+    /// that is and the places passed on the way.
+    pub(crate) recursion: Option<Box<RecursionLoop>>,
+}
+
+/// The loop of an infinite recursion, collected as the error leaves the thunks that form it.
+#[derive(Debug, Clone)]
+pub(crate) struct RecursionLoop {
+    /// The thunk found being evaluated (its cell's address, for identity only).
+    pub(crate) target: usize,
+    /// The expressions of the thunks left so far, innermost first.
+    pub(crate) members: Vec<Span>,
 }
 
 impl std::fmt::Display for EvalError {
@@ -110,7 +125,22 @@ impl EvalError {
             span,
             trace: Vec::new(),
             suggestions: Vec::new(),
+            notes: Vec::new(),
+            recursion: None,
         })
+    }
+
+    /// An argument error with the place of the call as a second location, shown even
+    /// without `--show-trace`: the error itself points at the function's definition (as
+    /// current Nix does), and the user's own line must be visible too.
+    pub fn with_call_site(mut self: Box<Self>, call: Option<Span>) -> Box<EvalError> {
+        if let Some(call) = call.filter(|c| Some(*c) != self.span) {
+            self.notes.push(TraceFrame {
+                span: Some(call),
+                message: "from call site".to_string(),
+            });
+        }
+        self
     }
 
     /// The same error with "did you mean" suggestions.

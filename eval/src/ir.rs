@@ -18,7 +18,14 @@ pub enum Expr {
     /// A constant: number, plain string, path literal, URI.
     Const(Value),
     /// A statically resolved variable: slot `idx` of the frame `depth` levels up.
-    Local { depth: u32, idx: u32 },
+    ///
+    /// `span` is the reference's (`None` for references the lowerer makes itself); it locates
+    /// an infinite recursion that goes through the variable.
+    Local {
+        depth: u32,
+        idx: u32,
+        span: Option<Span>,
+    },
     /// A variable bound by no lexical scope: looked up in the enclosing `with`s at run time.
     WithVar {
         /// The name.
@@ -99,6 +106,33 @@ pub enum Expr {
     Neg { expr: ExprRef, span: Span },
     /// `__curPos`
     CurPos(Span),
+}
+
+impl Expr {
+    /// Where the expression is, for the forms that know it (an infinite recursion is
+    /// reported at the expression of the value found being evaluated).
+    pub fn span(&self) -> Option<Span> {
+        match self {
+            Expr::Local { span, .. } => *span,
+            Expr::WithVar { span, .. }
+            | Expr::Str { span, .. }
+            | Expr::PathInterp { span, .. }
+            | Expr::Select { span, .. }
+            | Expr::HasAttr { span, .. }
+            | Expr::Apply { span, .. }
+            | Expr::With { span, .. }
+            | Expr::If { span, .. }
+            | Expr::Assert { span, .. }
+            | Expr::BinOp { span, .. }
+            | Expr::Not { span, .. }
+            | Expr::Neg { span, .. }
+            | Expr::CurPos(span) => Some(*span),
+            Expr::Attrs(a) => a.span,
+            Expr::RecAttrs { attrs, .. } => attrs.span,
+            Expr::Lambda(l) => Some(l.span),
+            Expr::Const(_) | Expr::List(_) | Expr::Let { .. } => None,
+        }
+    }
 }
 
 /// A binary operator.

@@ -83,10 +83,16 @@ pub fn static_findings(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let end = TextRange::empty((text.len() as u32).into());
-    for e in parse_errors {
+    // Only the first syntax error: what follows it is rnix's recovery (one unclosed brace
+    // or string makes every later token "unexpected"), and Nix itself stops at the first.
+    // Names used after that point are read from a recovered tree, so they are not checked.
+    let mut checked_until = text.len() as u32;
+    if let Some(e) = parse_errors.first() {
         let (range, message) = lower::describe_parse_error(text, e);
+        let range = range.unwrap_or(end);
+        checked_until = u32::from(range.start());
         out.push(Finding {
-            range: range.unwrap_or(end),
+            range,
             severity: Severity::Error,
             message,
             unnecessary: false,
@@ -94,6 +100,9 @@ pub fn static_findings(
         });
     }
     for r in &analysis.refs {
+        if u32::from(r.range.start()) >= checked_until {
+            continue;
+        }
         if r.target == Target::Undefined {
             out.push(Finding {
                 range: r.range,

@@ -2,16 +2,18 @@
 //! dependency order through a build service, print the output paths and create `result`
 //! links, with `nix-build`'s exit statuses.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use tvix_build::ServiceOptions;
-use tvix_coordinator::build::{BuildSettings, Driver, Event};
-use tvix_coordinator::log::LogStore;
-use tvix_coordinator::request::RequestSettings;
+use tvix_build::CancelToken;
+use tvix_coordinator::build::Event;
+use tvix_coordinator::events::Subscriber;
+use tvix_coordinator::nix_output::{planned_message, NixStyleOutput};
+use tvix_coordinator::realise::{
+    failure_messages, parse_max_jobs, DrvOutput, RealiseConfig, RealiseError, Realiser, LOG_COMMAND,
+};
 use tvix_store::StorePath;
 
 use super::eval::{instantiate_derivations, EvalArgs};
@@ -73,9 +75,16 @@ pub(super) struct BuildArgs {
     /// Show the whole trace of an evaluation error.
     #[arg(long)]
     pub(super) show_trace: bool,
-    /// Accepted for compatibility (builds are sequential).
-    #[arg(short = 'j', long = "max-jobs", hide = true)]
+    /// How many builds run at once (a number or `auto` for the number of cores;
+    /// default 1).
+    #[arg(short = 'j', long = "max-jobs", value_name = "N")]
     pub(super) max_jobs: Option<String>,
+    /// Go on building what does not depend on a failed build.
+    #[arg(short = 'k', long)]
+    pub(super) keep_going: bool,
+    /// Only show what would be built.
+    #[arg(long)]
+    pub(super) dry_run: bool,
     /// Do not print build logs; a failure shows the last lines of its log instead.
     #[arg(long, short = 'Q')]
     pub(super) no_build_output: bool,
@@ -87,39 +96,13 @@ pub(super) struct BuildArgs {
     pub(super) features: Vec<String>,
 }
 
-/// The value of `--option NAME VALUE` (the last one given).
-fn option<'a>(args: &'a BuildArgs, name: &str) -> Option<&'a str> {
+/// The `--option NAME VALUE` pairs (the last one of a name wins).
+fn options(args: &BuildArgs) -> BTreeMap<String, String> {
     args.option
         .chunks(2)
-        .rev()
-        .find(|kv| kv.len() == 2 && kv[0] == name)
-        .map(|kv| kv[1].as_str())
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_string).collect()
-}
-
-fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
-    v.parse()
-        .map_err(|_| format!("option '{name}' has invalid value '{v}'"))
-}
-
-/// Nix's default `system-features`: `nixos-test benchmark big-parallel`, and `kvm` when
-/// `/dev/kvm` can be opened.
-fn default_system_features() -> BTreeSet<String> {
-    let mut f: BTreeSet<String> = ["nixos-test", "benchmark", "big-parallel"]
-        .map(String::from)
-        .into();
-    if std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok()
-    {
-        f.insert("kvm".into());
-    }
-    f
+        .filter(|kv| kv.len() == 2)
+        .map(|kv| (kv[0].clone(), kv[1].clone()))
+        .collect()
 }
 
 /// Prints an error as Nix does: `error: ` and continuation lines indented to match.
@@ -127,64 +110,83 @@ fn print_error(msg: &str) {
     eprintln!("error: {}", msg.replace('\n', "\n       "));
 }
 
-/// The settings the flags and options give.
-fn settings(args: &BuildArgs) -> Result<(BuildSettings, ServiceOptions), String> {
-    let mut request = RequestSettings::with_default_cores();
-    if let Some(c) = option(args, "cores") {
-        request.cores = number("cores", c)?;
-    }
-    if let Some(c) = args.cores {
-        request.cores = c;
+/// The configuration the options give, with the flags over them.
+fn config(args: &BuildArgs, store_url: &str) -> Result<RealiseConfig, RealiseError> {
+    let mut c = RealiseConfig::from_options(store_url, &options(args))?;
+    let request = &mut c.settings.request;
+    if let Some(n) = args.cores {
+        request.cores = n;
     }
     let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
-    if let Some(t) = option(args, "timeout") {
-        request.timeout = secs(number("timeout", t)?);
-    }
     if let Some(t) = args.timeout {
         request.timeout = secs(t);
-    }
-    if let Some(t) = option(args, "max-silent-time") {
-        request.max_silent_time = secs(number("max-silent-time", t)?);
     }
     if let Some(t) = args.max_silent_time {
         request.max_silent_time = secs(t);
     }
-    request.keep_failed =
-        args.keep_failed || option(args, "keep-failed").is_some_and(|v| v == "true");
-    let system_features: Option<BTreeSet<String>> =
-        option(args, "system-features").map(|v| words(v).into_iter().collect());
-    let extra_platforms = option(args, "extra-platforms")
-        .map(words)
-        .unwrap_or_default();
-    let system = option(args, "system")
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}-linux", std::env::consts::ARCH));
-    let service = ServiceOptions {
-        sandbox_paths: option(args, "sandbox-paths").map(words).unwrap_or_default(),
-        system_features: system_features.clone(),
-        extra_platforms: extra_platforms.clone(),
-        state_dir: None,
-    };
-    Ok((
-        BuildSettings {
-            request,
-            system,
-            extra_platforms,
-            system_features: system_features.unwrap_or_else(default_system_features),
-            check: args.check,
-        },
-        service,
-    ))
+    request.keep_failed |= args.keep_failed;
+    if let Some(j) = &args.max_jobs {
+        c.exec.max_jobs = parse_max_jobs(j)?;
+    }
+    c.exec.keep_going |= args.keep_going;
+    c.exec.dry_run = args.dry_run;
+    if let Some(url) = &args.build_service {
+        c.build_service_url = url.clone();
+    }
+    Ok(c)
 }
 
-/// One requested derivation output, as `nix-instantiate` prints it (`DRV[!OUTPUT]`).
-fn parse_target(line: &str) -> Result<(StorePath, String), String> {
-    let (drv, output) = line.split_once('!').unwrap_or((line, "out"));
-    let drv = drv
-        .strip_prefix("/nix/store/")
-        .and_then(|b| StorePath::from_base_name(b).ok())
-        .ok_or_else(|| format!("'{drv}' is not a derivation in the store"))?;
-    Ok((drv, output.to_string()))
+/// Asks `cancel` to stop the run when SIGINT arrives (Ctrl-C); a second Ctrl-C is
+/// handled the same way (the run is already stopping).
+fn cancel_on_sigint(cancel: &CancelToken) {
+    let cancel = cancel.clone();
+    // SAFETY: the handler only stores to an atomic flag, which is async-signal-safe.
+    let registered = unsafe {
+        signal_hook::low_level::register(signal_hook::consts::SIGINT, move || cancel.cancel())
+    };
+    if let Err(e) = registered {
+        eprintln!("warning: cannot handle Ctrl-C: {e}");
+    }
+}
+
+/// Builds on the executor; `Ok(None)` for a dry run, `Err(status)` after printing why.
+fn run_executor(
+    args: &BuildArgs,
+    realiser: &Realiser,
+    drvs: &[StorePath],
+) -> Result<Option<Vec<BTreeMap<String, StorePath>>>, i32> {
+    let cancel = CancelToken::new();
+    cancel_on_sigint(&cancel);
+    let output = NixStyleOutput {
+        quiet_logs: args.no_build_output,
+    };
+    let subscribers: [&dyn Subscriber; 1] = [&output];
+    let outcome = realiser.run(drvs, &subscribers, &cancel).map_err(|e| {
+        let e = RealiseError::from(e);
+        print_error(&e.to_string());
+        e.exit_status()
+    })?;
+    if std::env::var("TVIX_SHOW_STATS").is_ok_and(|v| v == "1") {
+        let s = outcome.stats;
+        eprintln!(
+            "coordinator: derivations={} load_ms={:.3} plan_ms={:.3} register_ms={:.3} registered={}",
+            s.derivations,
+            s.load.as_secs_f64() * 1e3,
+            s.plan.as_secs_f64() * 1e3,
+            s.register.as_secs_f64() * 1e3,
+            s.registered
+        );
+    }
+    if args.dry_run {
+        return Ok(None);
+    }
+    if outcome.success() {
+        return Ok(Some(outcome.target_outputs));
+    }
+    for msg in failure_messages(&outcome, drvs, args.no_build_output) {
+        print_error(&msg);
+    }
+    Err(outcome.exit_status())
 }
 
 /// Replaces (or creates) the symlink `link` pointing to `target`.
@@ -200,10 +202,11 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         .store
         .clone()
         .unwrap_or_else(tvix_store::castore::default_store_url);
-    let (settings, service_options) = match settings(&args) {
-        Ok(s) => s,
+    // Bad settings are reported before anything is evaluated.
+    let config = match config(&args, &url) {
+        Ok(c) => c,
         Err(e) => {
-            print_error(&e);
+            print_error(&e.to_string());
             return 1;
         }
     };
@@ -227,75 +230,54 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
     };
     let mut targets = Vec::new();
     for line in &found {
-        match parse_target(line) {
+        match DrvOutput::parse(line) {
             Ok(t) => targets.push(t),
             Err(e) => {
-                print_error(&e);
+                print_error(&e.to_string());
                 return 1;
             }
         }
     }
 
-    let store: Arc<dyn tvix_store::StoreService> = match tvix_store::open(&url) {
-        Ok(s) => Arc::from(s),
-        Err(e) => {
-            print_error(&format!("opening the store '{url}': {e}"));
-            return 1;
-        }
-    };
-    let service_url = args
-        .build_service
-        .clone()
-        .or_else(|| {
-            std::env::var("TVIX_BUILD_SERVICE")
-                .ok()
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or_else(|| "oci://".to_string());
-    let service = match tvix_build::open(&service_url, store.clone(), &service_options) {
-        Ok(s) => s,
+    let realiser = match Realiser::open(config) {
+        Ok(r) => r,
         Err(e) => {
             print_error(&e.to_string());
             return 1;
         }
     };
-    let logs = LogStore::for_store_url(&url).ok();
-    let caller_env = |name: &str| std::env::var(name).ok();
-    let driver = Driver {
-        store: &*store,
-        service: &*service,
-        logs: logs.as_ref(),
-        settings: &settings,
-        caller_env: &caller_env,
-    };
-    let drvs: Vec<StorePath> = targets.iter().map(|(d, _)| d.clone()).collect();
-    let mut on_event = |e: Event<'_>| {
-        let mut err = std::io::stderr().lock();
-        let _ = match e {
-            Event::Planned(list) => {
-                let head = if list.len() == 1 {
-                    "this derivation will be built:".to_string()
-                } else {
-                    format!("these {} derivations will be built:", list.len())
-                };
-                let body: String = list.iter().map(|d| format!("\n  {d}")).collect();
-                writeln!(err, "{head}{body}")
-            }
-            Event::Building(d) => writeln!(err, "building '{d}'..."),
-            Event::Log(_) if args.no_build_output => Ok(()),
-            Event::Log(line) => err.write_all(line).and_then(|_| err.write_all(b"\n")),
-            Event::KeptBuildDir(dir) => writeln!(err, "note: keeping build directory '{dir}'"),
+    let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+    let outputs = if args.check {
+        // `--check` rebuilds valid derivations: the sequential driver, on the same
+        // per-derivation step as the executor.
+        let mut on_event = |e: Event<'_>| {
+            let mut err = std::io::stderr().lock();
+            let _ = match e {
+                Event::Planned(list) => writeln!(err, "{}", planned_message(list)),
+                Event::Building(d) => writeln!(err, "building '{d}'..."),
+                Event::Log(_) if args.no_build_output => Ok(()),
+                Event::Log(line) => err.write_all(line).and_then(|_| err.write_all(b"\n")),
+                Event::KeptBuildDir(dir) => {
+                    writeln!(err, "note: keeping build directory '{dir}'")
+                }
+            };
         };
-    };
-    let outputs = match driver.build(&drvs, &mut on_event) {
-        Ok(o) => o,
-        Err(e) => {
-            if args.no_build_output {
-                print_error(&e.message_with_log_tail("tvix log"));
-            } else {
-                print_error(&e.to_string());
+        match realiser.check(&drvs, &mut on_event) {
+            Ok(o) => o,
+            Err(e) => {
+                if args.no_build_output {
+                    print_error(&e.message_with_log_tail(LOG_COMMAND));
+                } else {
+                    print_error(&e.to_string());
+                }
+                return e.exit_status();
             }
-            return e.exit_status();
+        }
+    } else {
+        match run_executor(&args, &realiser, &drvs) {
+            Ok(Some(o)) => o,
+            Ok(None) => return 0,
+            Err(code) => return code,
         }
     };
 
@@ -304,11 +286,16 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         .out_link
         .clone()
         .unwrap_or_else(|| "result".to_string());
-    for (i, ((drv, output), outs)) in targets.iter().zip(&outputs).enumerate() {
+    for (i, (target, outs)) in targets.iter().zip(&outputs).enumerate() {
+        let output = &target.output;
         let Some(path) = outs.get(output) else {
-            print_error(&format!(
-                "derivation '/nix/store/{drv}' does not have an output named '{output}'"
-            ));
+            print_error(
+                &RealiseError::NoSuchOutput {
+                    drv: target.drv.clone(),
+                    output: output.clone(),
+                }
+                .to_string(),
+            );
             return 1;
         };
         let path = format!("/nix/store/{path}");
@@ -340,45 +327,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets() {
-        let (d, o) = parse_target("/nix/store/0a1hmb1d2dm3g6lrqwscf0lqjfjbzbv2-t.drv!dev").unwrap();
-        assert_eq!(d.name(), "t.drv");
-        assert_eq!(o, "dev");
-        let (_, o) = parse_target("/nix/store/0a1hmb1d2dm3g6lrqwscf0lqjfjbzbv2-t.drv").unwrap();
-        assert_eq!(o, "out");
-        assert!(parse_target("/tmp/x.drv").is_err());
-    }
-
-    #[test]
-    fn options_override_defaults_and_flags_override_options() {
+    fn flags_override_options() {
         let args = BuildArgs {
-            option: [
-                "cores",
-                "7",
-                "timeout",
-                "5",
-                "system-features",
-                "kvm foo",
-                "sandbox-paths",
-                "/bin/sh=/x /usr?",
-                "extra-platforms",
-                "i686-linux",
-            ]
-            .map(String::from)
-            .to_vec(),
+            option: ["cores", "7", "timeout", "5", "max-jobs", "2"]
+                .map(String::from)
+                .to_vec(),
             timeout: Some(9),
+            max_jobs: Some("3".into()),
             ..Default::default()
         };
-        let (s, o) = settings(&args).unwrap();
-        assert_eq!(s.request.cores, 7);
-        assert_eq!(s.request.timeout, Some(Duration::from_secs(9)));
-        assert_eq!(s.system_features, ["foo", "kvm"].map(String::from).into());
-        assert_eq!(o.sandbox_paths, vec!["/bin/sh=/x", "/usr?"]);
-        assert_eq!(s.extra_platforms, vec!["i686-linux"]);
+        let c = config(&args, "memory://").unwrap();
+        assert_eq!(c.settings.request.cores, 7);
+        assert_eq!(c.settings.request.timeout, Some(Duration::from_secs(9)));
+        assert_eq!(c.exec.max_jobs, 3);
         let bad = BuildArgs {
             option: vec!["cores".into(), "x".into()],
             ..Default::default()
         };
-        assert!(settings(&bad).is_err());
+        assert!(config(&bad, "memory://").is_err());
     }
 }

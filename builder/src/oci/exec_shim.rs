@@ -6,7 +6,7 @@
 //! (`/proc/self/fd/3`: it never appears in the sandbox's file system), with the arguments
 //! `PROGRAM ARGV0 ARGS...`; it closes descriptor 3 and executes `PROGRAM` with
 //! `ARGV0 ARGS...` and the same environment. If that fails it prints a message and exits
-//! with status 127.
+//! with status 1, as Nix's child process does when it cannot execute the builder.
 //!
 //! The machine code (x86_64 Linux, 113 bytes), from this assembly (Intel syntax):
 //!
@@ -18,7 +18,7 @@
 //!         lea rdx, [rsp+rcx*8+16]                     envp
 //!         mov eax, 59 ; syscall                       execve
 //!         mov edi, 2 ; lea rsi, [rip+msg] ; mov edx, 39 ; mov eax, 1 ; syscall
-//!         mov edi, 127 ; mov eax, 60 ; syscall        exit(127)
+//!         mov edi, 1 ; mov eax, 60 ; syscall          exit(1)
 //! msg:    .ascii "tvix-build: cannot execute the builder\n"
 //! ```
 
@@ -27,7 +27,7 @@ const X86_64_CODE: [u8; 113] = [
     0xbf, 0x03, 0x00, 0x00, 0x00, 0xb8, 0x03, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x48, 0x8b, 0x0c, 0x24,
     0x48, 0x8b, 0x7c, 0x24, 0x10, 0x48, 0x8d, 0x74, 0x24, 0x18, 0x48, 0x8d, 0x54, 0xcc, 0x10, 0xb8,
     0x3b, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf, 0x02, 0x00, 0x00, 0x00, 0x48, 0x8d, 0x35, 0x18, 0x00,
-    0x00, 0x00, 0xba, 0x27, 0x00, 0x00, 0x00, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf, 0x7f,
+    0x00, 0x00, 0xba, 0x27, 0x00, 0x00, 0x00, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf, 0x01,
     0x00, 0x00, 0x00, 0xb8, 0x3c, 0x00, 0x00, 0x00, 0x0f, 0x05, b't', b'v', b'i', b'x', b'-', b'b',
     b'u', b'i', b'l', b'd', b':', b' ', b'c', b'a', b'n', b'n', b'o', b't', b' ', b'e', b'x', b'e',
     b'c', b'u', b't', b'e', b' ', b't', b'h', b'e', b' ', b'b', b'u', b'i', b'l', b'd', b'e', b'r',
@@ -103,7 +103,7 @@ mod tests {
             .args(["/nonexistent", "x"])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(127));
+        assert_eq!(out.status.code(), Some(1));
         assert_eq!(
             String::from_utf8_lossy(&out.stderr),
             "tvix-build: cannot execute the builder\n"

@@ -156,9 +156,18 @@ impl Runc {
                 if libc::personality(personality) == -1 {
                     return Err(io::Error::last_os_error());
                 }
-                // dup2 leaves the copy without close-on-exec, so runc inherits it.
+                // dup2 leaves the copy without close-on-exec, so runc inherits it. When
+                // the shim already is descriptor 3, dup2 does nothing (and keeps
+                // close-on-exec), so the flag is cleared by hand.
                 if let Some(fd) = shim_fd {
-                    if libc::dup2(fd, 3) == -1 {
+                    if fd == 3 {
+                        let flags = libc::fcntl(3, libc::F_GETFD);
+                        if flags == -1
+                            || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1
+                        {
+                            return Err(io::Error::last_os_error());
+                        }
+                    } else if libc::dup2(fd, 3) == -1 {
                         return Err(io::Error::last_os_error());
                     }
                 }

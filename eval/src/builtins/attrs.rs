@@ -64,6 +64,7 @@ fn remove_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResul
     let names = ev.force_list(a[1].clone(), s)?;
     let mut remove = FxHashSet::default();
     for n in names.iter() {
+        ev.check_interrupt(s)?;
         remove.insert(attr_name(ev, n, s)?);
     }
     if set.is_empty() || remove.is_empty() {
@@ -81,6 +82,7 @@ fn list_to_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
     let list = ev.force_list(a[0].clone(), s)?;
     let mut entries = Vec::with_capacity(list.len());
     for item in list.iter() {
+        ev.check_interrupt(s)?;
         let item = ev.force_attrs(item.clone(), s)?;
         let name = item.get(sym::name()).cloned().ok_or_else(|| {
             EvalError::new(ErrorKind::Other("attribute 'name' missing".into()), s)
@@ -105,18 +107,19 @@ fn list_to_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
 fn map_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let set = ev.force_attrs(a[1].clone(), s)?;
     let f = a[0].clone();
-    let entries = set
-        .iter()
-        .map(|e| {
-            let partial = Value::Thunk(Thunk::apply(f.clone(), Value::name_string(e.name)));
-            AttrEntry {
-                name: e.name,
-                value: Value::Thunk(Thunk::apply(partial, e.value.clone())),
-                // The values are new, so the old definition sites would be wrong (as in Nix).
-                pos: (None).into(),
-            }
-        })
-        .collect();
+    let mut entries = Vec::with_capacity(set.len());
+    for (i, e) in set.iter().enumerate() {
+        if i % 4096 == 0 {
+            ev.check_interrupt(s)?;
+        }
+        let partial = Value::Thunk(Thunk::apply(f.clone(), Value::name_string(e.name)));
+        entries.push(AttrEntry {
+            name: e.name,
+            value: Value::Thunk(Thunk::apply(partial, e.value.clone())),
+            // The values are new, so the old definition sites would be wrong (as in Nix).
+            pos: (None).into(),
+        });
+    }
     Ok(Value::attrs(Attrs::from_sorted(entries)))
 }
 
@@ -130,6 +133,7 @@ fn cat_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
     })?;
     let mut out = Vec::new();
     for item in list.iter() {
+        ev.check_interrupt(s)?;
         let set = ev.force_attrs(item.clone(), s).context(None, || {
             "while evaluating an element in the list passed as second argument to builtins.catAttrs"
                 .to_string()
@@ -152,6 +156,7 @@ fn zip_attrs_with(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalRes
     })?;
     let mut groups: FxHashMap<Symbol, Vec<Value>> = FxHashMap::default();
     for item in list.iter() {
+        ev.check_interrupt(s)?;
         let set = ev.force_attrs(item.clone(), s).context(None, || {
             "while evaluating a value of the list passed as second argument to builtins.zipAttrsWith"
                 .to_string()

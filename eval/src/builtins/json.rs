@@ -82,6 +82,7 @@ impl JsonWriter {
             Value::List(l) => {
                 self.out.push('[');
                 for (i, item) in l.iter().enumerate() {
+                    ev.check_interrupt(span)?;
                     if i > 0 {
                         self.out.push(',');
                     }
@@ -156,6 +157,7 @@ impl JsonWriter {
         }
         self.out.push('{');
         for (i, entry) in a.iter().enumerate() {
+            ev.check_interrupt(span)?;
             if i > 0 {
                 self.out.push(',');
             }

@@ -113,12 +113,20 @@ fn map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> 
     let f = ev
         .force_function(a[0].clone(), s)
         .context(None, || first_arg("map"))?;
-    Ok(Value::list(
-        l.iter()
-            .map(|x| Value::Thunk(Thunk::apply(f.clone(), x.clone())))
-            .collect(),
-    ))
+    let mut out = Vec::with_capacity(l.len());
+    for chunk in l.chunks(INTERRUPT_CHUNK) {
+        ev.check_interrupt(s)?;
+        out.extend(
+            chunk
+                .iter()
+                .map(|x| Value::Thunk(Thunk::apply(f.clone(), x.clone()))),
+        );
+    }
+    Ok(Value::list(out))
 }
+
+/// Loops that only allocate check the interrupt flag once per this many elements.
+const INTERRUPT_CHUNK: usize = 4096;
 
 fn filter(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
@@ -132,6 +140,7 @@ fn filter(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Valu
         .context(None, || first_arg("filter"))?;
     let mut out = Vec::new();
     for x in l.iter() {
+        ev.check_interrupt(s)?;
         let keep = ev.call_forced(f.clone(), x.clone(), s)?;
         if truth(ev, keep, s, || {
             "while evaluating the return value of the filtering function passed to builtins.filter"
@@ -164,7 +173,13 @@ fn gen_list(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
     {
         return fail(format!("cannot create list of size {n}: out of memory"), s);
     }
-    out.extend((0..n).map(|i| Value::Thunk(Thunk::apply(f.clone(), Value::Int(i)))));
+    let mut i = 0;
+    while i < n {
+        ev.check_interrupt(s)?;
+        let end = n.min(i.saturating_add(INTERRUPT_CHUNK as i64));
+        out.extend((i..end).map(|i| Value::Thunk(Thunk::apply(f.clone(), Value::Int(i)))));
+        i = end;
+    }
     Ok(Value::list(out))
 }
 
@@ -178,6 +193,7 @@ fn foldl(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value
     })?;
     let mut acc = a[1].clone();
     for x in l.iter() {
+        ev.check_interrupt(s)?;
         // `call2` applies a curried lambda without building the intermediate closure.
         let r = ev.call2(f.clone(), acc, x.clone(), s)?;
         acc = ev.force(r)?;
@@ -192,6 +208,7 @@ fn concat_lists(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResul
     let mut lists = Vec::with_capacity(l.len());
     let mut total = 0;
     for x in l.iter() {
+        ev.check_interrupt(s)?;
         let inner = ev.force_list(x.clone(), s).context(None, || {
             "while evaluating a value of the list passed to builtins.concatLists".to_string()
         })?;
@@ -223,6 +240,7 @@ fn concat_map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<
     let mut lists = Vec::with_capacity(l.len());
     let mut total = 0;
     for x in l.iter() {
+        ev.check_interrupt(s)?;
         let r = ev.call_forced(f.clone(), x.clone(), s)?;
         let inner = ev
             .force_list(r, s)
@@ -238,6 +256,7 @@ fn elem(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value>
         .force_list(a[1].clone(), s)
         .context(None, || second_arg("elem"))?;
     for x in l.iter() {
+        ev.check_interrupt(s)?;
         if ev.values_equal(a[0].clone(), x.clone(), s)? {
             return Ok(Value::Bool(true));
         }
@@ -255,6 +274,7 @@ fn any_or_all(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>, any: bool) -> 
         .force_list(a[1].clone(), s)
         .context(None, || second_arg(name))?;
     for x in l.iter() {
+        ev.check_interrupt(s)?;
         let r = ev.call_forced(f.clone(), x.clone(), s)?;
         if truth(ev, r, s, || return_value(name))? == any {
             return Ok(Value::Bool(any));
@@ -273,6 +293,7 @@ fn partition(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
     let mut right = Vec::new();
     let mut wrong = Vec::new();
     for x in l.iter() {
+        ev.check_interrupt(s)?;
         let x = ev.force(x.clone())?;
         let r = ev.call_forced(f.clone(), x.clone(), s)?;
         if truth(ev, r, s, || {
@@ -298,6 +319,7 @@ fn group_by(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
         .context(None, || second_arg("groupBy"))?;
     let mut groups: FxHashMap<Symbol, Vec<Value>> = FxHashMap::default();
     for x in l.iter() {
+        ev.check_interrupt(s)?;
         let k = ev.call_forced(f.clone(), x.clone(), s)?;
         let k = ev
             .force_string(k, s)
@@ -326,11 +348,13 @@ fn sort(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value>
         .context(None, || first_arg("sort"))?;
     let mut items = Vec::with_capacity(l.len());
     for x in l.iter() {
+        ev.check_interrupt(s)?;
         items.push(ev.force(x.clone())?);
     }
     // `sort lessThan` (and `sort builtins.lessThan`) compares directly.
     let direct = matches!(&f, Value::PrimOp(p) if p.op.name == "lessThan" && p.args.is_empty());
     let mut less = |ev: &mut Evaluator, x: &Value, y: &Value| -> EvalResult<bool> {
+        ev.check_interrupt(s)?;
         if direct {
             return Ok(ev.compare(x.clone(), y.clone(), s)? == Ordering::Less);
         }

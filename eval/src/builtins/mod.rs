@@ -138,6 +138,7 @@ pub(crate) fn global_scope(config: &EvalConfig, io: &dyn EvalIO) -> (Globals, Rc
         Rc::new(Expr::Local {
             depth: 0,
             idx: builtins_slot as u32,
+            span: None,
         }),
         env.clone(),
     ));

@@ -120,6 +120,7 @@ fn concat_strings_sep(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> Eva
         b.add_context(c);
     }
     for (i, item) in list.iter().enumerate() {
+        ev.check_interrupt(s)?;
         if i > 0 {
             b.push_bytes(sep.as_bytes());
         }

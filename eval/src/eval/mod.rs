@@ -19,7 +19,7 @@ use smallvec::SmallVec;
 
 pub use coerce::CoerceMode;
 
-use crate::error::{AddContext, ErrorKind, EvalError, EvalResult};
+use crate::error::{AddContext, ErrorKind, EvalError, EvalResult, RecursionLoop, TraceFrame};
 use crate::io::EvalIO;
 use crate::ir::*;
 use crate::lower::{self, Globals, LowerOptions};
@@ -279,7 +279,7 @@ impl Evaluator {
             };
             match e {
                 Expr::Const(v) => return Ok(v.clone()),
-                Expr::Local { depth, idx } => return self.read_local(env, *depth, *idx),
+                Expr::Local { depth, idx, .. } => return self.read_local(env, *depth, *idx),
                 Expr::Apply { func, arg, span } => {
                     if let Expr::Apply { .. } = &**func {
                         return self.eval_apply_spine(e, env);
@@ -348,7 +348,7 @@ impl Evaluator {
     pub(crate) fn eval_operand(&mut self, e: &Expr, env: &Rc<Env>) -> EvalResult<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
-            Expr::Local { depth, idx } => self.read_local(env, *depth, *idx),
+            Expr::Local { depth, idx, .. } => self.read_local(env, *depth, *idx),
             _ => self.eval(e, env),
         }
     }
@@ -512,7 +512,7 @@ impl Evaluator {
     pub fn delay(&self, e: &ExprRef, env: &Rc<Env>) -> Value {
         match &**e {
             Expr::Const(v) => v.clone(),
-            Expr::Local { depth, idx } => env.ancestor(*depth as usize).get(*idx as usize),
+            Expr::Local { depth, idx, .. } => env.ancestor(*depth as usize).get(*idx as usize),
             Expr::Lambda(l) => Value::Lambda(Rc::new(Closure {
                 lambda: l.clone(),
                 env: env.clone(),
@@ -589,7 +589,16 @@ impl Evaluator {
                     self.call(f, a, None)
                 })
             }
-            ThunkState::Blackhole => Err(EvalError::new(ErrorKind::InfiniteRecursion, None)),
+            ThunkState::Blackhole => {
+                // Located later: the evaluations it passes through on its way back to this
+                // thunk's own evaluation are the loop (see `close_recursion_loop`).
+                let mut e = EvalError::new(ErrorKind::InfiniteRecursion, None);
+                e.recursion = Some(Box::new(RecursionLoop {
+                    target: Rc::as_ptr(&t.0) as *const () as usize,
+                    members: Vec::new(),
+                }));
+                Err(e)
+            }
             ThunkState::Done(_) | ThunkState::Failed(_) => unreachable!("checked above"),
         };
         match result {
@@ -597,7 +606,11 @@ impl Evaluator {
                 *t.0.borrow_mut() = ThunkState::Done(v.clone());
                 Ok(v)
             }
-            Err(e) => {
+            Err(mut e) => {
+                // (Not where the loop was found: that thunk's own evaluation is further up.)
+                if e.recursion.is_some() && !matches!(state, ThunkState::Blackhole) {
+                    self.close_recursion_loop(&mut e, t, &state);
+                }
                 // As in current Nix, a thunk's error is remembered: forcing it again (after
                 // `tryEval`, say) fails the same way without evaluating again. A thunk found
                 // being evaluated stays so (its outer evaluation decides), and running out of
@@ -612,6 +625,75 @@ impl Evaluator {
                     _ => ThunkState::Failed(e.clone()),
                 };
                 Err(e)
+            }
+        }
+    }
+
+    /// An infinite recursion leaving the evaluation of thunk `t` (which was in `state`):
+    /// records where `t`'s code is, and once `t` is the thunk that was found being
+    /// evaluated, the loop is complete: the error is located at that thunk's code, as Nix
+    /// locates it, and names the bindings that form the loop.
+    #[cold]
+    fn close_recursion_loop(&self, e: &mut EvalError, t: &Thunk, state: &ThunkState) {
+        let Some(r) = e.recursion.as_mut() else {
+            return;
+        };
+        let expr_span = match state {
+            ThunkState::Suspended(expr, _) => expr.span(),
+            _ => None,
+        };
+        if let Some(s) = expr_span {
+            r.members.push(s);
+        }
+        if r.target != Rc::as_ptr(&t.0) as *const () as usize {
+            return;
+        }
+        let members = std::mem::take(&mut r.members);
+        e.recursion = None;
+        if e.span.is_none() {
+            e.span = expr_span;
+        }
+        // Outermost first: the code of the thunk found being evaluated, then the code it
+        // led to. When every step is a variable, the variables are the bindings of the loop:
+        // the innermost one names the binding the loop returned to.
+        let texts: Vec<String> = members
+            .iter()
+            .rev()
+            .map(|s| self.sources.text(*s))
+            .collect();
+        let is_name = |t: &String| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '\'' | '-'))
+        };
+        if !texts.is_empty() && texts.iter().all(is_name) {
+            let mut chain = vec![texts[texts.len() - 1].as_str()];
+            chain.extend(texts.iter().map(String::as_str));
+            let names = chain
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(" -> ");
+            e.notes.push(TraceFrame {
+                span: None,
+                message: format!("the bindings that form the loop: {names}"),
+            });
+        } else {
+            // Not a loop of plain variables: show where it passes (a few places).
+            const SHOWN: usize = 6;
+            let members: Vec<Span> = members.into_iter().filter(|s| Some(*s) != e.span).collect();
+            let n = members.len();
+            for s in members.iter().rev().take(SHOWN) {
+                e.notes.push(TraceFrame {
+                    span: Some(*s),
+                    message: "part of the loop".to_string(),
+                });
+            }
+            if n > SHOWN {
+                e.notes.push(TraceFrame {
+                    span: None,
+                    message: format!("and {} more places in the loop", n - SHOWN),
+                });
             }
         }
     }
@@ -636,6 +718,7 @@ impl Evaluator {
                 }
                 self.nested(None, |ev| {
                     for entry in a.iter() {
+                        ev.check_interrupt(None)?;
                         let inner =
                             ev.force(entry.value.clone()).context(entry.pos.get(), || {
                                 format!("while evaluating the attribute '{}'", entry.name)
@@ -651,6 +734,7 @@ impl Evaluator {
                 }
                 self.nested(None, |ev| {
                     for item in l.iter() {
+                        ev.check_interrupt(None)?;
                         let inner = ev.force(item.clone())?;
                         ev.force_deep_inner(&inner, seen)?;
                     }
@@ -780,12 +864,22 @@ impl Evaluator {
         Ok(f)
     }
 
-    fn enter_call(&mut self, span: Option<Span>) -> EvalResult<()> {
+    /// Fails with [`ErrorKind::Interrupted`] once the interrupt flag is set. Called on every
+    /// function call and in every loop of a builtin over a list, a set or a range, so that
+    /// Ctrl-C stops `genList` of a hundred million elements (which calls nothing) as
+    /// promptly as a recursive function; the error unwinds and drops what the loop built.
+    #[inline]
+    pub fn check_interrupt(&self, span: Option<Span>) -> EvalResult<()> {
         if let Some(flag) = &self.interrupt {
             if flag.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(EvalError::new(ErrorKind::Interrupted, span));
             }
         }
+        Ok(())
+    }
+
+    fn enter_call(&mut self, span: Option<Span>) -> EvalResult<()> {
+        self.check_interrupt(span)?;
         self.call_depth += 1;
         if self.call_depth > self.config.max_call_depth {
             self.call_depth -= 1;
@@ -862,7 +956,8 @@ impl Evaluator {
                     found,
                 },
                 span,
-            ));
+            )
+            .with_call_site(span));
         };
         let env = Rc::new(Env::new(Some(parent.clone()), pattern.formals.len() + 1));
         let mut used = 0;
@@ -882,7 +977,8 @@ impl Evaluator {
                                 formal.name
                             )),
                             Some(lambda.span),
-                        ))
+                        )
+                        .with_call_site(span))
                     }
                 },
             }
@@ -902,7 +998,8 @@ impl Evaluator {
                         )),
                         Some(lambda.span),
                     )
-                    .with_suggestions(suggestions));
+                    .with_suggestions(suggestions)
+                    .with_call_site(span));
                 }
             }
         }
@@ -1319,7 +1416,7 @@ fn evaluated_attrs(v: &Value) -> Option<Rc<Attrs>> {
 /// attribute's own value (evaluated or not). Such a selection cannot fail, so handing out the
 /// attribute's value is exactly as lazy as a thunk for the selection, and saves the thunk.
 fn select_now(expr: &Expr, path: &[AttrKey], env: &Rc<Env>) -> Option<Value> {
-    let Expr::Local { depth, idx } = expr else {
+    let Expr::Local { depth, idx, .. } = expr else {
         return None;
     };
     let mut v = env.ancestor(*depth as usize).get(*idx as usize);
@@ -1389,5 +1486,54 @@ mod tests {
                 .as_deref(),
             Some("3")
         );
+    }
+
+    /// Builtins that loop without calling anything (here `genList`, `map`, `listToAttrs`,
+    /// `deepSeq`, `toJSON`, `sort lessThan`, `elem`) stop when the flag is set, and the
+    /// evaluator is usable afterwards. Each input would run for many seconds (and gigabytes)
+    /// if the loop ignored the flag; the test allows two seconds.
+    #[test]
+    fn an_interrupt_stops_every_looping_builtin() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let big = "(builtins.genList (x: x) 50000000)";
+        let cases = [
+            format!("builtins.length {big}"),
+            "builtins.length (builtins.map (x: x) (builtins.genList (x: x) 20000000))".to_string(),
+            format!("builtins.deepSeq {big} 1"),
+            format!("builtins.foldl' (a: b: a + b) 0 {big}"),
+            format!("builtins.elem (-1) {big}"),
+            format!("builtins.length (builtins.sort builtins.lessThan {big})"),
+            format!("builtins.stringLength (builtins.toJSON {big})"),
+            format!(
+                "builtins.length (builtins.attrNames (builtins.listToAttrs (builtins.map \
+                 (x: {{ name = toString x; value = x; }}) {big})))"
+            ),
+        ];
+        for src in cases {
+            let flag = Arc::new(AtomicBool::new(false));
+            let setter = {
+                let flag = flag.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    flag.store(true, Ordering::Relaxed);
+                })
+            };
+            let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
+            ev.interrupt = Some(flag.clone());
+            let started = std::time::Instant::now();
+            let r = ev.eval_source("«test»".into(), src.clone(), "/".into());
+            let took = started.elapsed();
+            setter.join().unwrap();
+            assert_eq!(
+                r.err().map(|e| e.kind.to_string()).as_deref(),
+                Some("evaluation interrupted"),
+                "{src}"
+            );
+            assert!(took < std::time::Duration::from_secs(2), "{src}: {took:?}");
+            flag.store(false, Ordering::Relaxed);
+            let again = ev.eval_source("«test»".into(), "1 + 2".into(), "/".into());
+            assert!(again.is_ok(), "{src}");
+        }
     }
 }

@@ -24,7 +24,7 @@ fn overflow(verb: &str, a: i64, sym: &str, b: i64, span: Option<Span>) -> Box<Ev
 fn known_int(e: &Expr, env: &Rc<Env>) -> Option<i64> {
     match e {
         Expr::Const(Value::Int(i)) => Some(*i),
-        Expr::Local { depth, idx } => match env.ancestor(*depth as usize).get(*idx as usize) {
+        Expr::Local { depth, idx, .. } => match env.ancestor(*depth as usize).get(*idx as usize) {
             Value::Int(i) => Some(i),
             _ => None,
         },

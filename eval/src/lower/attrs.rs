@@ -295,6 +295,7 @@ impl Lowerer<'_> {
                 expr: Rc::new(Expr::Local {
                     depth: 0,
                     idx: source_base + k as u32,
+                    span: None,
                 }),
                 path: Box::new([AttrKey::Static(n)]),
                 default: None,
@@ -413,6 +414,7 @@ impl Lowerer<'_> {
                     value: Rc::new(Expr::Local {
                         depth: 0,
                         idx: i as u32,
+                        span: None,
                     }),
                     span: sp,
                 });

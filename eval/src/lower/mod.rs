@@ -8,6 +8,7 @@
 mod attrs;
 mod paths;
 mod scope;
+mod syntax_error;
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -150,36 +151,22 @@ pub fn describe_parse_error(
     e: &rnix::ParseError,
 ) -> (Option<rnix::TextRange>, String) {
     use rnix::ParseError as P;
-    match e {
-        // The lexer rejects a path ending in `/`; say so, as the reference does (at the end).
-        P::UnexpectedWanted(got, r, _)
-            if *got == rnix::SyntaxKind::TOKEN_ERROR && is_trailing_slash_path(source, *r) =>
-        {
+    // The lexer rejects a path ending in `/`; say so, as the reference does (at the end).
+    if let P::UnexpectedWanted(got, r, _) = e {
+        if *got == rnix::SyntaxKind::TOKEN_ERROR && is_trailing_slash_path(source, *r) {
             let end = rnix::TextRange::empty(r.end());
-            (Some(end), "path has a trailing slash".to_string())
+            return (Some(end), "path has a trailing slash".to_string());
         }
-        P::Unexpected(r) => (Some(*r), "syntax error, unexpected token".to_string()),
-        P::UnexpectedExtra(r) => (Some(*r), "syntax error, unexpected extra input".to_string()),
-        P::UnexpectedWanted(got, r, want) => (
-            Some(*r),
-            format!(
-                "syntax error, unexpected {got:?}, expecting {}",
-                kinds(want)
-            ),
-        ),
-        P::UnexpectedDoubleBind(r) => (Some(*r), "syntax error, double @ binding".to_string()),
-        P::UnexpectedEOF => (None, "syntax error, unexpected end of file".to_string()),
-        P::UnexpectedEOFWanted(want) => (
-            None,
-            format!(
-                "syntax error, unexpected end of file, expecting {}",
-                kinds(want)
-            ),
-        ),
+    }
+    if let Some(described) = syntax_error::describe(source, e) {
+        return described;
+    }
+    match e {
         P::DuplicatedArgs(r, name) => (
             Some(*r),
             format!("duplicate formal function argument '{name}'"),
         ),
+        P::UnexpectedDoubleBind(r) => (Some(*r), "syntax error, double @ binding".to_string()),
         P::RecursionLimitExceeded => (None, "expression nested too deeply".to_string()),
         other => (None, format!("syntax error: {other}")),
     }
@@ -215,13 +202,6 @@ fn is_trailing_slash_path(source: &str, r: rnix::TextRange) -> bool {
                 .chars()
                 .next()
                 .is_some_and(|c| c.is_ascii_alphanumeric()))
-}
-
-fn kinds(want: &[rnix::SyntaxKind]) -> String {
-    want.iter()
-        .map(|k| format!("{k:?}"))
-        .collect::<Vec<_>>()
-        .join(" or ")
 }
 
 pub(crate) struct Lowerer<'a> {
@@ -409,11 +389,14 @@ impl<'a> Lowerer<'a> {
     /// Resolves a variable reference (skipping `skip` innermost scopes).
     fn resolve(&mut self, name: Symbol, skip: usize, span: Span) -> EvalResult<Expr> {
         match self.scopes.resolve(name, skip) {
-            Resolved::Local(e, def) => {
+            Resolved::Local(mut e, def) => {
                 self.resolutions.push(Resolution {
                     use_span: span,
                     def_span: def,
                 });
+                if let Expr::Local { span: s, .. } = &mut e {
+                    *s = Some(span);
+                }
                 Ok(e)
             }
             Resolved::With(withs) => Ok(Expr::WithVar { name, withs, span }),

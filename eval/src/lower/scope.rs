@@ -61,7 +61,14 @@ impl Scopes {
             match scope {
                 Scope::Frame(names) => {
                     if let Some(&(idx, def)) = names.get(&name) {
-                        return Resolved::Local(Expr::Local { depth, idx }, def);
+                        return Resolved::Local(
+                            Expr::Local {
+                                depth,
+                                idx,
+                                span: None,
+                            },
+                            def,
+                        );
                     }
                 }
                 Scope::With => withs.push(depth),

@@ -1,3 +1,4 @@
 { nonce }: with import ../lib.nix { inherit nonce; };
+# A reference only through a symlink target.
 let dep = mk { name = "dep-link"; script = "echo x > $out"; };
-in mk { name = "ref-by-symlink"; script = "mkdir $out; ln -s  $out/link"; }
+in mk { name = "ref-by-symlink"; script = "mkdir $out; ln -s ${dep} $out/link"; }
