@@ -69,6 +69,24 @@ enum StoreCommand {
         #[arg(long, value_name = "ADDRESS")]
         listen: String,
     },
+    /// Mount the store (given by `--store`) read-only on DIR with FUSE, in the foreground
+    /// until SIGINT or SIGTERM, which unmount it. Store paths appear at DIR's root.
+    Mount {
+        /// The mount point, an existing directory (not `/nix/store` if a reference Nix
+        /// uses it on this machine).
+        dir: PathBuf,
+        /// Do not list the store paths at the root (for stores too big to list); they
+        /// are still found by name.
+        #[arg(long)]
+        no_list_root: bool,
+        /// Threads serving file system requests.
+        #[arg(long, value_name = "N", default_value_t = 4)]
+        threads: usize,
+        /// Let other users use the mount (non-root users need `user_allow_other` in
+        /// /etc/fuse.conf).
+        #[arg(long)]
+        allow_other: bool,
+    },
 }
 
 /// The store directory paths are computed for: `$NIX_STORE_DIR`, else `/nix/store`.
@@ -115,6 +133,19 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
     match cmd {
         StoreCommand::Copy { from, to, paths } => return copy_command(&sd, &from, &to, &paths),
         StoreCommand::Daemon { listen } => return daemon_command(url, &listen),
+        StoreCommand::Mount {
+            dir,
+            no_list_root,
+            threads,
+            allow_other,
+        } => {
+            let opts = tvix_store::fuse::MountOptions {
+                list_root: !no_list_root,
+                threads: threads.clamp(1, 256),
+                allow_other,
+            };
+            return mount_command(url, &dir, &opts);
+        }
         _ => {}
     }
     let store = tvix_store::open(url).map_err(|e| e.to_string())?;
@@ -205,7 +236,7 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
             std::io::copy(&mut r, &mut out)
                 .map_err(|e| tvix_store::castore::StoreError::from_io(e).to_string())?;
         }
-        StoreCommand::Copy { .. } | StoreCommand::Daemon { .. } => {}
+        StoreCommand::Copy { .. } | StoreCommand::Daemon { .. } | StoreCommand::Mount { .. } => {}
         StoreCommand::Verify => {
             let report = store.verify().map_err(|e| e.to_string())?;
             for p in &report.problems {
@@ -264,6 +295,33 @@ fn daemon_command(url: &str, listen: &str) -> Result<i32, String> {
     let server = Server::start(store.into(), &addr).map_err(|e| e.to_string())?;
     eprintln!("serving {url} on {}", server.url());
     server.wait().map_err(|e| e.to_string())?;
+    Ok(0)
+}
+
+/// `tvix store mount`: mounts, serves until SIGINT/SIGTERM, unmounts. With
+/// `TVIX_SHOW_STATS=1`, prints how many chunks ranged reads fetched (local and memory
+/// stores) when it ends.
+fn mount_command(
+    url: &str,
+    dir: &std::path::Path,
+    opts: &tvix_store::fuse::MountOptions,
+) -> Result<i32, String> {
+    // A stale mount is reported before the store is opened.
+    tvix_store::fuse::check_mount_point(dir).map_err(|e| e.to_string())?;
+    let store: std::sync::Arc<dyn tvix_store::StoreService> =
+        tvix_store::open(url).map_err(|e| e.to_string())?.into();
+    let mount = tvix_store::fuse::mount(store.clone(), dir, opts).map_err(|e| e.to_string())?;
+    eprintln!(
+        "mounted {url} on {} (read-only); SIGINT or SIGTERM unmounts",
+        dir.display()
+    );
+    tvix_store::fuse::serve_until_signal(mount).map_err(|e| e.to_string())?;
+    if std::env::var_os("TVIX_SHOW_STATS").is_some_and(|v| v == "1") {
+        if let Some(n) = store.range_chunk_reads() {
+            eprintln!("chunks read: {n}");
+        }
+    }
+    eprintln!("unmounted {}", dir.display());
     Ok(0)
 }
 

@@ -56,6 +56,8 @@
 #[cfg(feature = "castore")]
 pub mod castore;
 pub mod derivation;
+#[cfg(feature = "fuse")]
+pub mod fuse;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod hash;

@@ -43,6 +43,43 @@ pub trait BlobService {
     /// [`StoreError::SizeMismatch`]).
     fn open_blob(&self, digest: &B3Digest) -> Result<Option<BlobReader<'_>>, StoreError>;
 
+    /// Reads `len` bytes of the blob starting at `offset`, or fewer where the blob ends
+    /// first; `None` if the blob is not stored. An `offset` equal to the size gives no
+    /// bytes, one beyond it is [`StoreError::RangeOutOfBounds`]. The bytes are checked as
+    /// well as the store can check a part of a blob: a local or memory store reads only
+    /// the chunks covering the range and checks each against its digest; a gRPC store
+    /// relies on the server's check of those chunks and checks the length it receives.
+    ///
+    /// The default reads the blob from its start with [`BlobService::open_blob`] and
+    /// drops the bytes before `offset`.
+    fn read_blob_range(
+        &self,
+        digest: &B3Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Bytes>, StoreError> {
+        let Some(mut r) = self.open_blob(digest)? else {
+            return Ok(None);
+        };
+        let want = clip_range(digest, r.size(), offset, len)?;
+        let skipped =
+            io::copy(&mut (&mut r).take(offset), &mut io::sink()).map_err(StoreError::from_io)?;
+        let mut out = Vec::with_capacity(want.min(1 << 24) as usize);
+        (&mut r)
+            .take(want)
+            .read_to_end(&mut out)
+            .map_err(StoreError::from_io)?;
+        if skipped != offset || out.len() as u64 != want {
+            return Err(StoreError::SizeMismatch {
+                what: "blob",
+                digest: *digest,
+                expected: r.size(),
+                actual: skipped + out.len() as u64,
+            });
+        }
+        Ok(Some(Bytes::from(out)))
+    }
+
     /// Reads several whole blobs, checked as [`BlobService::open_blob`] checks them, and
     /// returns each one's contents as a list of pieces. A missing blob is an error. This is
     /// how many small files are read at once: a store may fetch and check them together,
@@ -108,6 +145,105 @@ impl Manifest {
         }
         Ok(Manifest { size, chunks })
     }
+}
+
+/// How many bytes of a blob of `size` bytes a read of `len` bytes at `offset` returns:
+/// the range is cut at the blob's end; an offset past the end is
+/// [`StoreError::RangeOutOfBounds`].
+pub fn clip_range(digest: &B3Digest, size: u64, offset: u64, len: u64) -> Result<u64, StoreError> {
+    if offset > size {
+        return Err(StoreError::RangeOutOfBounds {
+            digest: *digest,
+            offset,
+            size,
+        });
+    }
+    Ok(len.min(size - offset))
+}
+
+/// A blob's chunks with where each one ends in the blob (prefix sums of the lengths), so
+/// the chunks covering a range are found by binary search.
+#[derive(Debug)]
+pub(crate) struct ChunkIndex {
+    size: u64,
+    chunks: Vec<(B3Digest, u64)>,
+    /// `ends[i]`: the offset just past chunk `i`.
+    ends: Vec<u64>,
+}
+
+impl ChunkIndex {
+    pub(crate) fn new(m: Manifest) -> Self {
+        let mut acc = 0u64;
+        let ends = m
+            .chunks
+            .iter()
+            .map(|(_, len)| {
+                acc += len;
+                acc
+            })
+            .collect();
+        ChunkIndex {
+            size: m.size,
+            chunks: m.chunks,
+            ends,
+        }
+    }
+
+    /// The indices `first..last` of the chunks holding bytes `offset..end`
+    /// (`offset < end <= size`), and the offset in the blob where chunk `first` starts.
+    fn covering(&self, offset: u64, end: u64) -> (usize, usize, u64) {
+        let first = self.ends.partition_point(|&e| e <= offset);
+        let last = self.ends.partition_point(|&e| e < end) + 1;
+        let start = if first == 0 { 0 } else { self.ends[first - 1] };
+        (first, last.min(self.chunks.len()), start)
+    }
+}
+
+/// Reads `len` bytes at `offset` of the blob `index` describes, fetching and checking only
+/// the chunks that cover them; adds the number of chunks fetched to `counter`.
+pub(crate) fn read_range(
+    backend: &dyn Backend,
+    digest: &B3Digest,
+    index: &ChunkIndex,
+    offset: u64,
+    len: u64,
+    counter: &std::sync::atomic::AtomicU64,
+) -> Result<Bytes, StoreError> {
+    let want = clip_range(digest, index.size, offset, len)?;
+    if want == 0 {
+        return Ok(Bytes::new());
+    }
+    let end = offset + want;
+    let (first, last, start) = index.covering(offset, end);
+    let chunks = &index.chunks[first..last];
+    let ids: Vec<B3Digest> = chunks.iter().map(|(d, _)| *d).collect();
+    counter.fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let fetched = backend.chunk_get_many(&ids)?;
+    check_chunks(chunks, &fetched)?;
+    let mut pieces = fetched.into_iter().flatten();
+    let skip = (offset - start) as usize;
+    if chunks.len() == 1 {
+        // One chunk: hand out a slice of it, no copy.
+        let c = pieces.next().ok_or(StoreError::MissingChunk(ids[0]))?;
+        return Ok(c.slice(skip..skip + want as usize));
+    }
+    let mut out = Vec::with_capacity(want as usize);
+    let mut skip = skip;
+    for c in pieces {
+        let from = skip.min(c.len());
+        skip -= from;
+        let take = (want as usize - out.len()).min(c.len() - from);
+        out.extend_from_slice(&c[from..from + take]);
+    }
+    if out.len() as u64 != want {
+        return Err(StoreError::SizeMismatch {
+            what: "blob",
+            digest: *digest,
+            expected: index.size,
+            actual: start + out.len() as u64,
+        });
+    }
+    Ok(Bytes::from(out))
 }
 
 /// Stores a chunk unless it is stored already.

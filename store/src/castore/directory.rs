@@ -8,7 +8,7 @@ use crate::nar::MAX_STRING_LEN;
 
 /// A file system object as the castore sees it: what a directory entry (or a store path's
 /// root) points to. Names live in the containing [`Directory`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Node {
     /// A subdirectory: the digest of its [`Directory`] and its size
     /// ([`Directory::size`]).

@@ -38,7 +38,7 @@ use std::io;
 
 use thiserror::Error;
 
-pub use blob::{BlobReader, BlobService, CHUNK_AVG, CHUNK_MAX, CHUNK_MIN};
+pub use blob::{clip_range, BlobReader, BlobService, CHUNK_AVG, CHUNK_MAX, CHUNK_MIN};
 pub use directory::{validate_name, validate_symlink_target, Directory, DirectoryService, Node};
 pub use service::{open, StoreService};
 pub use store::{check_nar_hash, default_store_dir, default_store_url, Store, VerifyReport};
@@ -160,6 +160,16 @@ pub enum StoreError {
         expected: B3Digest,
         /// The digest of its chunks' concatenation.
         actual: B3Digest,
+    },
+    /// A ranged read starts beyond the end of the blob.
+    #[error("cannot read blob {digest} at offset {offset}: it has {size} bytes")]
+    RangeOutOfBounds {
+        /// The blob.
+        digest: B3Digest,
+        /// The offset asked for.
+        offset: u64,
+        /// The blob's size.
+        size: u64,
     },
     /// A blob is not in the store.
     #[error("blob {0} not found")]

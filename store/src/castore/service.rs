@@ -11,6 +11,12 @@ pub trait StoreService: BlobService + DirectoryService + PathInfoService + Send 
     /// The URL the store was opened with.
     fn url(&self) -> &str;
 
+    /// How many chunks ranged reads have fetched from this store's own storage, for
+    /// stores that read chunks themselves (`None` for clients of another process).
+    fn range_chunk_reads(&self) -> Option<u64> {
+        None
+    }
+
     /// Re-hashes what the store holds and collects every problem found. The default
     /// re-renders the NAR of every registered path (reading, and so verifying, every blob
     /// and directory it needs) and compares it with the path info; stores that can see
@@ -32,6 +38,10 @@ pub trait StoreService: BlobService + DirectoryService + PathInfoService + Send 
 impl StoreService for Store {
     fn url(&self) -> &str {
         Store::url(self)
+    }
+
+    fn range_chunk_reads(&self) -> Option<u64> {
+        Some(Store::range_chunk_reads(self))
     }
 
     fn verify(&self) -> Result<VerifyReport, StoreError> {

@@ -4,7 +4,11 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::backend::{Backend, LocalBackend, MemoryBackend, Table};
-use super::blob::{self, BlobReader, BlobService};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::blob::{self, BlobReader, BlobService, ChunkIndex};
 use super::directory::{Directory, DirectoryService, Node};
 use super::{B3Digest, StoreError};
 use crate::nar::NarHasher;
@@ -15,7 +19,15 @@ use crate::store_path::StorePath;
 pub struct Store {
     backend: Box<dyn Backend>,
     url: String,
+    /// Chunks fetched by ranged reads ([`BlobService::read_blob_range`]) so far.
+    range_chunk_reads: AtomicU64,
+    /// Chunk indexes of blobs read by range lately (a blob's chunks never change, so an
+    /// index never goes stale); cleared when it holds [`INDEX_CACHE`] blobs.
+    indexes: Mutex<HashMap<B3Digest, Arc<ChunkIndex>>>,
 }
+
+/// How many blobs' chunk indexes [`Store`] keeps for ranged reads.
+const INDEX_CACHE: usize = 256;
 
 /// The directory of the default local store: `$XDG_DATA_HOME/tvix/store`, else
 /// `$HOME/.local/share/tvix/store`.
@@ -38,18 +50,51 @@ pub fn default_store_url() -> String {
 impl Store {
     /// A fresh in-memory store.
     pub fn memory() -> Self {
-        Store {
-            backend: Box::new(MemoryBackend::default()),
-            url: "memory://".into(),
-        }
+        Store::with_backend(Box::new(MemoryBackend::default()), "memory://".into())
     }
 
     /// The embedded local store in `dir` (created if needed).
     pub fn local(dir: &Path) -> Result<Self, StoreError> {
-        Ok(Store {
-            backend: Box::new(LocalBackend::open(dir)?),
-            url: format!("local://{}", dir.display()),
-        })
+        Ok(Store::with_backend(
+            Box::new(LocalBackend::open(dir)?),
+            format!("local://{}", dir.display()),
+        ))
+    }
+
+    fn with_backend(backend: Box<dyn Backend>, url: String) -> Self {
+        Store {
+            backend,
+            url,
+            range_chunk_reads: AtomicU64::new(0),
+            indexes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How many chunks ranged reads ([`BlobService::read_blob_range`]) have fetched from
+    /// this store so far: a read fetches only the chunks covering its range.
+    pub fn range_chunk_reads(&self) -> u64 {
+        self.range_chunk_reads.load(Ordering::Relaxed)
+    }
+
+    /// The chunk index of a blob, from the cache or built from its manifest; `None` if the
+    /// blob is not stored.
+    fn chunk_index(&self, d: &B3Digest) -> Result<Option<Arc<ChunkIndex>>, StoreError> {
+        if let Ok(cache) = self.indexes.lock() {
+            if let Some(ix) = cache.get(d) {
+                return Ok(Some(ix.clone()));
+            }
+        }
+        let Some(m) = blob::manifest(&*self.backend, d)? else {
+            return Ok(None);
+        };
+        let ix = Arc::new(ChunkIndex::new(m));
+        if let Ok(mut cache) = self.indexes.lock() {
+            if cache.len() >= INDEX_CACHE {
+                cache.clear();
+            }
+            cache.insert(*d, ix.clone());
+        }
+        Ok(Some(ix))
     }
 
     /// Opens a store by URL: `memory://`, `local://` (the default directory, see
@@ -276,6 +321,26 @@ impl BlobService for Store {
         sizes: &[u64],
     ) -> Result<Vec<Vec<bytes::Bytes>>, StoreError> {
         blob::read_blobs(&*self.backend, digests, sizes)
+    }
+
+    fn read_blob_range(
+        &self,
+        digest: &B3Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<bytes::Bytes>, StoreError> {
+        let Some(ix) = self.chunk_index(digest)? else {
+            return Ok(None);
+        };
+        blob::read_range(
+            &*self.backend,
+            digest,
+            &ix,
+            offset,
+            len,
+            &self.range_chunk_reads,
+        )
+        .map(Some)
     }
 
     fn open_blob(&self, digest: &B3Digest) -> Result<Option<BlobReader<'_>>, StoreError> {

@@ -444,3 +444,118 @@ fn blobs_around_the_in_memory_limit() {
         assert_eq!(chunks.is_empty(), len == 0);
     }
 }
+
+/// Every kind of range of a blob of several chunks: at the start, across chunk
+/// boundaries, inside one chunk, at the end, past the end, empty; and that a ranged read
+/// fetches only the chunks covering its range.
+fn check_ranges(store: &Store) {
+    let data = pseudo_random(3_000_000, 99);
+    let (d, _) = store.put_blob(&mut data.as_slice()).unwrap();
+    let chunks = store.blob_chunks(&d).unwrap().unwrap();
+    assert!(chunks.len() > 8, "{} chunks", chunks.len());
+    let mut bounds = vec![0u64];
+    for (_, len) in &chunks {
+        bounds.push(bounds.last().unwrap() + len);
+    }
+    let size = data.len() as u64;
+    let b1 = bounds[1];
+    let b5 = bounds[5];
+    let cases: Vec<(u64, u64)> = vec![
+        (0, 0),
+        (0, 1),
+        (0, 100),
+        (0, b1),
+        (b1 - 1, 2),
+        (b1, 10),
+        (b1 - 10, b5 - b1 + 20),
+        (b5 + 3, 1000),
+        (size - 1, 1),
+        (size - 10, 100),
+        (size, 5),
+        (size, 0),
+        (0, size),
+        (0, u64::MAX),
+        (12345, u64::MAX),
+    ];
+    for (offset, len) in cases {
+        let got = store.read_blob_range(&d, offset, len).unwrap().unwrap();
+        let end = offset.saturating_add(len).min(size);
+        assert_eq!(
+            &got[..],
+            &data[offset as usize..end as usize],
+            "range {offset}+{len}"
+        );
+    }
+    let err = store.read_blob_range(&d, size + 1, 1).unwrap_err();
+    assert!(
+        matches!(err, StoreError::RangeOutOfBounds { offset, size: s, .. } if offset == size + 1 && s == size),
+        "{err}"
+    );
+    assert!(store
+        .read_blob_range(&B3Digest::of(b"absent"), 0, 1)
+        .unwrap()
+        .is_none());
+
+    // Only the covering chunks are fetched.
+    let before = store.range_chunk_reads();
+    store.read_blob_range(&d, bounds[3] + 5, 10).unwrap();
+    assert_eq!(store.range_chunk_reads() - before, 1);
+    let before = store.range_chunk_reads();
+    store.read_blob_range(&d, bounds[3] - 5, 10).unwrap();
+    assert_eq!(store.range_chunk_reads() - before, 2);
+    let before = store.range_chunk_reads();
+    store
+        .read_blob_range(&d, bounds[2], bounds[4] - bounds[2])
+        .unwrap();
+    assert_eq!(store.range_chunk_reads() - before, 2);
+    let before = store.range_chunk_reads();
+    store.read_blob_range(&d, size, 10).unwrap();
+    assert_eq!(store.range_chunk_reads() - before, 0);
+
+    // Empty and one-chunk blobs.
+    let (e, _) = store.put_blob(&mut &b""[..]).unwrap();
+    assert!(store
+        .read_blob_range(&e, 0, 10)
+        .unwrap()
+        .unwrap()
+        .is_empty());
+    assert!(store.read_blob_range(&e, 1, 0).is_err());
+    let (s, _) = store.put_blob(&mut &b"hello world"[..]).unwrap();
+    assert_eq!(
+        &store.read_blob_range(&s, 6, 100).unwrap().unwrap()[..],
+        b"world"
+    );
+}
+
+#[test]
+fn ranged_reads_memory() {
+    check_ranges(&Store::memory());
+}
+
+#[test]
+fn ranged_reads_local() {
+    let dir = tempfile::tempdir().unwrap();
+    check_ranges(&Store::local(dir.path()).unwrap());
+}
+
+#[test]
+fn ranged_read_of_a_corrupt_chunk_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::local(dir.path()).unwrap();
+    let data = pseudo_random(1_000_000, 5);
+    let (d, _) = store.put_blob(&mut data.as_slice()).unwrap();
+    store.commit().unwrap();
+    let chunks = store.blob_chunks(&d).unwrap().unwrap();
+    let (pack, off, _) = store.chunk_location(&chunks[1].0).unwrap().unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[off as usize + 7] ^= 0xff;
+    std::fs::write(&pack, bytes).unwrap();
+    let first = chunks[0].1;
+    // The chunk before it is fine; the corrupt one is reported, never returned.
+    assert_eq!(
+        &store.read_blob_range(&d, 0, first).unwrap().unwrap()[..],
+        &data[..first as usize]
+    );
+    let err = store.read_blob_range(&d, first + 1, 5).unwrap_err();
+    assert!(matches!(err, StoreError::CorruptChunk { .. }), "{err}");
+}

@@ -17,8 +17,8 @@ use super::proto::directory_service_client::DirectoryServiceClient;
 use super::proto::path_info_service_client::PathInfoServiceClient;
 use super::proto::{self, BlobChunk};
 use super::{
-    read_full, Target, BLOB_SIZE_HEADER, CONNECTION_WINDOW, MAX_BLOB_PIECE, MAX_MESSAGE,
-    SEND_PIECE, STREAM_WINDOW,
+    read_full, Target, BLOB_RANGE_HEADER, BLOB_SIZE_HEADER, CONNECTION_WINDOW, MAX_BLOB_PIECE,
+    MAX_MESSAGE, SEND_PIECE, STREAM_WINDOW,
 };
 use crate::castore::{
     B3Digest, BlobReader, BlobService, Directory, DirectoryService, Node, StoreError, StoreService,
@@ -265,18 +265,15 @@ impl BlobService for GrpcStore {
         let mut client = self.blobs.clone();
         let req = proto::ReadBlobRequest {
             digest: digest.0.to_vec().into(),
+            offset: None,
+            length: None,
         };
         let resp = match self.rt.block_on(client.read(req)) {
             Ok(r) => r,
             Err(s) if s.code() == Code::NotFound => return Ok(None),
             Err(s) => return Err(self.remote(s)),
         };
-        let size = resp
-            .metadata()
-            .get(BLOB_SIZE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| invalid("blob read response", "no valid blob size"))?;
+        let size = announced_size(resp.metadata())?;
         let stream = resp.into_inner();
         let reader = RemoteBlobReader {
             handle: self.rt.handle().clone(),
@@ -290,9 +287,130 @@ impl BlobService for GrpcStore {
         };
         Ok(Some(BlobReader::new(size, Box::new(reader))))
     }
+
+    /// Asks the server for the range only. Its chunks are checked by the server; the
+    /// client checks that the range it receives is the one asked for, cut at the blob's
+    /// end, and has that many bytes. A server predating ranged reads sends the whole
+    /// blob, which is then re-hashed and cut here.
+    fn read_blob_range(
+        &self,
+        digest: &B3Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<bytes::Bytes>, StoreError> {
+        let mut client = self.blobs.clone();
+        let req = proto::ReadBlobRequest {
+            digest: digest.0.to_vec().into(),
+            offset: Some(offset),
+            length: Some(len),
+        };
+        let resp = match self.rt.block_on(client.read(req)) {
+            Ok(r) => r,
+            Err(s) if s.code() == Code::NotFound => return Ok(None),
+            Err(s) if s.code() == Code::OutOfRange => {
+                let size = self.blob_size(digest)?.unwrap_or(0);
+                return Err(StoreError::RangeOutOfBounds {
+                    digest: *digest,
+                    offset,
+                    size,
+                });
+            }
+            Err(s) => return Err(self.remote(s)),
+        };
+        let size = announced_size(resp.metadata())?;
+        let Some((got_offset, got_len)) = announced_range(resp.metadata())? else {
+            return self.range_from_whole(resp, digest, offset, len).map(Some);
+        };
+        let want = crate::castore::clip_range(digest, size, offset, len)?;
+        if got_offset != offset || got_len != want {
+            return Err(invalid(
+                "blob read response",
+                format!("range {got_offset}+{got_len} sent, {offset}+{want} asked for"),
+            ));
+        }
+        let mut stream = resp.into_inner();
+        let mut out = Vec::with_capacity(want.min(1 << 24) as usize);
+        while let Some(piece) = self
+            .rt
+            .block_on(stream.message())
+            .map_err(|s| self.remote(s))?
+        {
+            if piece.data.len() > MAX_BLOB_PIECE
+                || out.len() as u64 + piece.data.len() as u64 > want
+            {
+                return Err(invalid(
+                    "blob read response",
+                    format!("more than the {want} bytes of the range"),
+                ));
+            }
+            out.extend_from_slice(&piece.data);
+        }
+        if out.len() as u64 != want {
+            return Err(invalid(
+                "blob read response",
+                format!("{} bytes of a range of {want}", out.len()),
+            ));
+        }
+        Ok(Some(bytes::Bytes::from(out)))
+    }
+}
+
+/// The blob size a read response announces.
+fn announced_size(meta: &tonic::metadata::MetadataMap) -> Result<u64, StoreError> {
+    meta.get(BLOB_SIZE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| invalid("blob read response", "no valid blob size"))
+}
+
+/// The range a ranged read response announces (`OFFSET+LENGTH`), or `None` when the
+/// server sent none (it predates ranged reads and sends the whole blob).
+fn announced_range(meta: &tonic::metadata::MetadataMap) -> Result<Option<(u64, u64)>, StoreError> {
+    let Some(v) = meta.get(BLOB_RANGE_HEADER) else {
+        return Ok(None);
+    };
+    let bad = || invalid("blob read response", "malformed range");
+    let v = v.to_str().map_err(|_| bad())?;
+    let (o, l) = v.split_once('+').ok_or_else(bad)?;
+    Ok(Some((
+        o.parse().map_err(|_| bad())?,
+        l.parse().map_err(|_| bad())?,
+    )))
 }
 
 impl GrpcStore {
+    /// [`BlobService::read_blob_range`] against a server predating ranged reads: the
+    /// whole blob comes (re-hashed as it is read) and the range is cut out of it.
+    fn range_from_whole(
+        &self,
+        resp: tonic::Response<Streaming<BlobChunk>>,
+        digest: &B3Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<bytes::Bytes, StoreError> {
+        let size = announced_size(resp.metadata())?;
+        let want = crate::castore::clip_range(digest, size, offset, len)?;
+        let mut reader = RemoteBlobReader {
+            handle: self.rt.handle().clone(),
+            stream: resp.into_inner(),
+            digest: *digest,
+            size,
+            received: 0,
+            hasher: blake3::Hasher::new(),
+            buf: Default::default(),
+            done: false,
+        };
+        io::copy(&mut (&mut reader).take(offset), &mut io::sink()).map_err(StoreError::from_io)?;
+        let mut out = Vec::with_capacity(want.min(1 << 24) as usize);
+        (&mut reader)
+            .take(want)
+            .read_to_end(&mut out)
+            .map_err(StoreError::from_io)?;
+        // Read to the end so that the whole blob's digest is checked.
+        io::copy(&mut reader, &mut io::sink()).map_err(StoreError::from_io)?;
+        Ok(bytes::Bytes::from(out))
+    }
+
     /// Calls DirectoryService.Get and returns the stream, or `None` if the directory is
     /// absent.
     fn directory_stream(

@@ -38,6 +38,9 @@ const SEND_PIECE: usize = 256 * 1024;
 /// no Stat call first.
 const BLOB_SIZE_HEADER: &str = "tvix-blob-size";
 
+/// Response metadata of a ranged blob read: `OFFSET+LENGTH`, the range sent.
+const BLOB_RANGE_HEADER: &str = "tvix-blob-range";
+
 /// HTTP/2 flow-control windows: the default 64 KiB per stream would stall every blob
 /// transfer for a round trip each 64 KiB.
 const STREAM_WINDOW: u32 = 8 << 20;
@@ -140,6 +143,7 @@ fn status_of(e: &StoreError) -> tonic::Status {
         | StoreError::InvalidMessage { .. }
         | StoreError::StorePath(_)
         | StoreError::SizeMismatch { .. } => Code::InvalidArgument,
+        StoreError::RangeOutOfBounds { .. } => Code::OutOfRange,
         StoreError::CorruptChunk { .. }
         | StoreError::MissingChunk(_)
         | StoreError::CorruptBlob { .. }

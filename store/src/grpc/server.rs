@@ -22,8 +22,8 @@ use super::proto::directory_service_server::DirectoryServiceServer;
 use super::proto::path_info_service_server::PathInfoServiceServer;
 use super::proto::{self, BlobChunk};
 use super::{
-    read_full, status_of, ListenAddr, BLOB_SIZE_HEADER, CONNECTION_WINDOW, MAX_BLOB_PIECE,
-    MAX_MESSAGE, SEND_PIECE, STREAM_WINDOW,
+    read_full, status_of, ListenAddr, BLOB_RANGE_HEADER, BLOB_SIZE_HEADER, CONNECTION_WINDOW,
+    MAX_BLOB_PIECE, MAX_MESSAGE, SEND_PIECE, STREAM_WINDOW,
 };
 use crate::castore::{StoreError, StoreService};
 
@@ -226,6 +226,87 @@ impl Read for UploadReader {
     }
 }
 
+impl Services {
+    /// A ranged read: the range is checked against the blob's size before the answer
+    /// starts, then read in steps of [`RANGE_STEP`] bytes (each reading only the chunks
+    /// covering it) and sent in pieces of at most [`SEND_PIECE`] bytes.
+    async fn read_range(
+        &self,
+        digest: crate::castore::B3Digest,
+        offset: u64,
+        length: u64,
+    ) -> Result<Response<BoxStream<BlobChunk>>, Status> {
+        let (opened_tx, opened) = oneshot::channel::<Result<(u64, u64), Status>>();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let sized = store.blob_size(&digest).and_then(|size| {
+                let size = size.ok_or(StoreError::BlobNotFound(digest))?;
+                let want = crate::castore::clip_range(&digest, size, offset, length)?;
+                Ok((size, want))
+            });
+            let (size, want) = match sized {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = opened_tx.send(Err(bad(e)));
+                    return;
+                }
+            };
+            if opened_tx.send(Ok((size, want))).is_err() {
+                return;
+            }
+            let mut at = offset;
+            let end = offset + want;
+            while at < end {
+                let step = (end - at).min(RANGE_STEP);
+                let data = match store.read_blob_range(&digest, at, step) {
+                    Ok(Some(d)) if d.len() as u64 == step => d,
+                    Ok(Some(d)) => {
+                        let _ = tx.blocking_send(Err(bad(StoreError::SizeMismatch {
+                            what: "blob",
+                            digest,
+                            expected: size,
+                            actual: at + d.len() as u64,
+                        })));
+                        return;
+                    }
+                    Ok(None) => {
+                        let _ = tx.blocking_send(Err(bad(StoreError::BlobNotFound(digest))));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(bad(e)));
+                        return;
+                    }
+                };
+                at += step;
+                let mut rest = data;
+                while !rest.is_empty() {
+                    let piece = rest.split_to(rest.len().min(SEND_PIECE));
+                    if tx.blocking_send(Ok(BlobChunk { data: piece })).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let (size, want) = opened
+            .await
+            .map_err(|_| Status::internal("the blob reading task failed"))??;
+        let mut resp: Response<BoxStream<BlobChunk>> =
+            Response::new(Box::pin(ReceiverStream::new(rx)));
+        let meta = resp.metadata_mut();
+        meta.insert(BLOB_SIZE_HEADER, tonic::metadata::MetadataValue::from(size));
+        let range = format!("{offset}+{want}");
+        if let Ok(v) = tonic::metadata::MetadataValue::try_from(range.as_str()) {
+            meta.insert(BLOB_RANGE_HEADER, v);
+        }
+        Ok(resp)
+    }
+}
+
+/// How many bytes of a ranged read the server reads from its store at once.
+const RANGE_STEP: u64 = 4 << 20;
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 fn bad(e: StoreError) -> Status {
@@ -262,7 +343,17 @@ impl proto::blob_service_server::BlobService for Services {
         &self,
         req: Request<proto::ReadBlobRequest>,
     ) -> Result<Response<Self::ReadStream>, Status> {
-        let digest = digest_from("blob read request", &req.get_ref().digest).map_err(bad)?;
+        let req = req.into_inner();
+        let digest = digest_from("blob read request", &req.digest).map_err(bad)?;
+        if req.offset.is_some() || req.length.is_some() {
+            return self
+                .read_range(
+                    digest,
+                    req.offset.unwrap_or(0),
+                    req.length.unwrap_or(u64::MAX),
+                )
+                .await;
+        }
         // One blocking task opens the blob, reports its size (or why it cannot be read)
         // and then streams it.
         let (opened_tx, opened) = oneshot::channel::<Result<u64, Status>>();

@@ -1,0 +1,547 @@
+//! `tvix store mount`: any store served as a read-only FUSE file system (feature `fuse`).
+//!
+//! The root lists the registered store paths (unless [`MountOptions::list_root`] is off,
+//! for stores too big to list; lookups by name still work) and each store path is its
+//! castore node. Everything is fetched lazily: a store path's info on its first lookup,
+//! a directory when it is first looked into (then cached by digest: a directory's digest
+//! never changes, so the cache never goes stale), and file contents by range
+//! ([`crate::castore::BlobService::read_blob_range`]), so a read fetches only the chunks
+//! covering it.
+//!
+//! Invariants:
+//! - Nothing is ever written: opening for writing is `EROFS`, and the kernel is told the
+//!   mount is read-only.
+//! - An inode number stands for one node (file: digest, size, executable bit; symlink:
+//!   target; directory: digest) for the whole life of the mount; numbers are never reused.
+//! - Attributes are those of Nix's store: mtime 1, files 0444 or 0555, directories 0555,
+//!   owned by the mounting user, sizes and 512-byte block counts of the contents.
+//! - A blob that is missing, corrupt or of the wrong length makes the read fail with `EIO`
+//!   and a line on standard error; wrong bytes are never returned.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, UNIX_EPOCH};
+
+use fuser::{
+    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyEntry, ReplyOpen, Request, SessionACL,
+};
+use thiserror::Error;
+
+use crate::castore::{B3Digest, Directory, Node, StoreError, StoreService};
+use crate::store_path::StorePath;
+
+/// How long the kernel may cache names and attributes: everything under a store path is
+/// immutable, so long; the root's listing changes as paths are added, so its own
+/// attributes are given a short time.
+const TTL: Duration = Duration::from_secs(3600);
+/// Cache time for the root directory and negative lookups in it.
+const ROOT_TTL: Duration = Duration::from_secs(1);
+/// The block size reported by `stat`.
+const BLKSIZE: u32 = 4096;
+
+/// How a store is mounted.
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    /// Whether the root lists the store paths (off: only lookups by name work).
+    pub list_root: bool,
+    /// Threads serving requests.
+    pub threads: usize,
+    /// Let other users than the mounting one use the mount (needs `user_allow_other` in
+    /// `/etc/fuse.conf` for non-root users).
+    pub allow_other: bool,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            list_root: true,
+            threads: 4,
+            allow_other: false,
+        }
+    }
+}
+
+/// Why a mount failed.
+#[derive(Debug, Error)]
+pub enum MountError {
+    /// The mount point is a FUSE mount whose process is gone.
+    #[error("'{0}' is a stale FUSE mount (the process serving it is gone): unmount it with `fusermount3 -u {0}` (as root also `umount {0}`), then mount again")]
+    Stale(PathBuf),
+    /// The mount point is not a usable directory.
+    #[error("cannot mount on '{path}': {source}")]
+    MountPoint {
+        /// The mount point.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// FUSE refused the mount (no `/dev/fuse`, no `fusermount3`, no permission).
+    #[error("cannot mount '{path}' with FUSE: {source} (is /dev/fuse present and fusermount3 installed, from Debian's fuse3 package?)")]
+    Fuse {
+        /// The mount point.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Unmounting failed.
+    #[error("cannot unmount '{path}': {source} (try `fusermount3 -u {path}`)")]
+    Unmount {
+        /// The mount point.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Checks that `dir` can be mounted on: an existing directory, and not a stale FUSE
+/// mount (`stat` failing with `ENOTCONN`).
+pub fn check_mount_point(dir: &Path) -> Result<(), MountError> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(MountError::MountPoint {
+            path: dir.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+        }),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            Err(MountError::Stale(dir.to_path_buf()))
+        }
+        Err(source) => Err(MountError::MountPoint {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// What an inode stands for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Inode {
+    /// The root: the store paths.
+    Root,
+    /// A castore node.
+    Node(Node),
+}
+
+/// The inode table: numbers are handed out on first sight and kept for the whole mount.
+#[derive(Default)]
+struct Inodes {
+    /// `nodes[i]` is inode `i + 2` (inode 1 is the root).
+    nodes: Vec<Node>,
+    by_node: HashMap<Node, u64>,
+    /// Store path base names looked up so far, and their inodes.
+    roots: HashMap<Vec<u8>, u64>,
+}
+
+/// The file system: a store, its inodes and a cache of directories by digest.
+pub struct StoreFs {
+    store: Arc<dyn StoreService>,
+    list_root: bool,
+    uid: u32,
+    gid: u32,
+    inodes: RwLock<Inodes>,
+    directories: RwLock<HashMap<B3Digest, Arc<Directory>>>,
+}
+
+/// The mode bits and file type of a node.
+fn kind_of(node: &Node) -> (FileType, u16) {
+    match node {
+        Node::Directory { .. } => (FileType::Directory, 0o555),
+        Node::File { executable, .. } => (
+            FileType::RegularFile,
+            if *executable { 0o555 } else { 0o444 },
+        ),
+        Node::Symlink { .. } => (FileType::Symlink, 0o777),
+    }
+}
+
+/// Logs a store error that the kernel only sees as `EIO`.
+fn eio(what: &str, e: &dyn std::fmt::Display) -> Errno {
+    eprintln!("tvix store mount: {what}: {e}");
+    Errno::EIO
+}
+
+impl StoreFs {
+    /// A file system over `store`, owned by the calling process's user.
+    pub fn new(store: Arc<dyn StoreService>, list_root: bool) -> Self {
+        // SAFETY: getuid and getgid cannot fail and touch no memory.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        StoreFs {
+            store,
+            list_root,
+            uid,
+            gid,
+            inodes: RwLock::new(Inodes::default()),
+            directories: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn attr(&self, ino: u64, inode: &Inode) -> FileAttr {
+        let one = UNIX_EPOCH + Duration::from_secs(1);
+        let (kind, perm, size, nlink) = match inode {
+            Inode::Root => (FileType::Directory, 0o555, 0, 2),
+            Inode::Node(n) => {
+                let (kind, perm) = kind_of(n);
+                let size = match n {
+                    Node::File { size, .. } => *size,
+                    Node::Symlink { target } => target.len() as u64,
+                    Node::Directory { .. } => 0,
+                };
+                (
+                    kind,
+                    perm,
+                    size,
+                    if kind == FileType::Directory { 2 } else { 1 },
+                )
+            }
+        };
+        let blocks = match inode {
+            Inode::Node(Node::File { size, .. }) => size.div_ceil(512),
+            _ => 0,
+        };
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks,
+            atime: one,
+            mtime: one,
+            ctime: one,
+            crtime: one,
+            kind,
+            perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: BLKSIZE,
+            flags: 0,
+        }
+    }
+
+    /// The inode of `node`, allocated on first sight.
+    fn inode_of(&self, node: &Node) -> u64 {
+        if let Ok(t) = self.inodes.read() {
+            if let Some(i) = t.by_node.get(node) {
+                return *i;
+            }
+        }
+        let mut t = self.inodes.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = t.by_node.get(node) {
+            return *i;
+        }
+        t.nodes.push(node.clone());
+        let ino = t.nodes.len() as u64 + 1;
+        t.by_node.insert(node.clone(), ino);
+        ino
+    }
+
+    /// What inode `ino` stands for, or `None` if it was never handed out.
+    fn inode(&self, ino: u64) -> Option<Inode> {
+        if ino == 1 {
+            return Some(Inode::Root);
+        }
+        let t = self.inodes.read().unwrap_or_else(|p| p.into_inner());
+        let i = usize::try_from(ino.checked_sub(2)?).ok()?;
+        t.nodes.get(i).cloned().map(Inode::Node)
+    }
+
+    /// A directory, from the cache or fetched (and then cached).
+    fn directory(&self, digest: &B3Digest) -> Result<Arc<Directory>, Errno> {
+        if let Ok(c) = self.directories.read() {
+            if let Some(d) = c.get(digest) {
+                return Ok(d.clone());
+            }
+        }
+        let dir = match self.store.get_directory(digest) {
+            Ok(Some(d)) => Arc::new(d),
+            Ok(None) => return Err(eio("directory", &StoreError::DirectoryNotFound(*digest))),
+            Err(e) => return Err(eio("directory", &e)),
+        };
+        let mut c = self.directories.write().unwrap_or_else(|p| p.into_inner());
+        c.insert(*digest, dir.clone());
+        Ok(dir)
+    }
+
+    /// Looks a store path up by base name; `None` if it is not a valid path.
+    fn lookup_root(&self, name: &[u8]) -> Result<Option<u64>, Errno> {
+        if let Ok(t) = self.inodes.read() {
+            if let Some(i) = t.roots.get(name) {
+                return Ok(Some(*i));
+            }
+        }
+        let Ok(base) = std::str::from_utf8(name) else {
+            return Ok(None);
+        };
+        let Ok(sp) = StorePath::from_base_name(base) else {
+            return Ok(None);
+        };
+        let info = match self.store.get_path_info(&sp) {
+            Ok(Some(info)) => info,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(eio(&format!("path info of {base}"), &e)),
+        };
+        let ino = self.inode_of(&info.node);
+        let mut t = self.inodes.write().unwrap_or_else(|p| p.into_inner());
+        t.roots.insert(name.to_vec(), ino);
+        Ok(Some(ino))
+    }
+
+    /// The entries of a directory inode: (inode, kind, name).
+    fn entries(&self, inode: &Inode) -> Result<Vec<(u64, FileType, Vec<u8>)>, Errno> {
+        match inode {
+            Inode::Root => {
+                if !self.list_root {
+                    return Ok(Vec::new());
+                }
+                let infos = self
+                    .store
+                    .list_path_infos()
+                    .map_err(|e| eio("listing store paths", &e))?;
+                let mut out = Vec::with_capacity(infos.len());
+                for info in infos {
+                    let name = info.store_path.to_base_name().into_bytes();
+                    let ino = self.inode_of(&info.node);
+                    if let Ok(mut t) = self.inodes.write() {
+                        t.roots.insert(name.clone(), ino);
+                    }
+                    out.push((ino, kind_of(&info.node).0, name));
+                }
+                Ok(out)
+            }
+            Inode::Node(Node::Directory { digest, .. }) => {
+                let dir = self.directory(digest)?;
+                Ok(dir
+                    .entries()
+                    .map(|(name, node)| (self.inode_of(node), kind_of(node).0, name.to_vec()))
+                    .collect())
+            }
+            Inode::Node(_) => Err(Errno::ENOTDIR),
+        }
+    }
+}
+
+impl Filesystem for StoreFs {
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> io::Result<()> {
+        // Large reads mean fewer round trips; the kernel clamps to what it supports.
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = name.as_bytes();
+        let res = match self.inode(parent.0) {
+            None => Err(Errno::ENOENT),
+            Some(Inode::Root) => self.lookup_root(name).map(|i| i.map(|i| (i, TTL))),
+            Some(Inode::Node(Node::Directory { digest, .. })) => self
+                .directory(&digest)
+                .map(|dir| dir.get(name).map(|n| (self.inode_of(n), TTL))),
+            Some(Inode::Node(_)) => Err(Errno::ENOTDIR),
+        };
+        match res {
+            Ok(Some((ino, ttl))) => match self.inode(ino) {
+                Some(inode) => reply.entry(&ttl, &self.attr(ino, &inode), Generation(0)),
+                None => reply.error(Errno::EIO),
+            },
+            Ok(None) => reply.error(Errno::ENOENT),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.inode(ino.0) {
+            Some(Inode::Root) => reply.attr(&ROOT_TTL, &self.attr(1, &Inode::Root)),
+            Some(inode) => reply.attr(&TTL, &self.attr(ino.0, &inode)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.inode(ino.0) {
+            Some(Inode::Node(Node::Symlink { target })) => reply.data(&target),
+            Some(_) => reply.error(Errno::EINVAL),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.acc_mode() != OpenAccMode::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        match self.inode(ino.0) {
+            Some(Inode::Node(Node::File { .. })) => {
+                // Contents never change: the kernel may keep its cache across opens.
+                reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE)
+            }
+            Some(_) => reply.error(Errno::EISDIR),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let Some(Inode::Node(Node::File {
+            digest,
+            size: file_size,
+            ..
+        })) = self.inode(ino.0)
+        else {
+            return reply.error(Errno::EINVAL);
+        };
+        if offset >= file_size {
+            return reply.data(&[]);
+        }
+        let want = u64::from(size).min(file_size - offset);
+        match self.store.read_blob_range(&digest, offset, want) {
+            Ok(Some(data)) if data.len() as u64 == want => reply.data(&data),
+            Ok(Some(data)) => reply.error(eio(
+                &format!("blob {digest}"),
+                &format!(
+                    "{} bytes at offset {offset} where the file has {want}",
+                    data.len()
+                ),
+            )),
+            Ok(None) => reply.error(eio("read", &StoreError::BlobNotFound(digest))),
+            Err(e) => reply.error(eio(&format!("reading blob {digest} at {offset}"), &e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(inode) = self.inode(ino.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let entries = match self.entries(&inode) {
+            Ok(e) => e,
+            Err(e) => return reply.error(e),
+        };
+        // Offsets: 1 = ".", 2 = "..", 3.. = the entries; each is the offset of the next.
+        let dots = [
+            (ino.0, FileType::Directory, &b"."[..]),
+            (1, FileType::Directory, &b".."[..]),
+        ];
+        let all = dots
+            .into_iter()
+            .chain(entries.iter().map(|(i, k, n)| (*i, *k, n.as_slice())));
+        for (i, (child, kind, name)) in all.enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(child), i as u64 + 1, kind, OsStr::from_bytes(name)) {
+                break;
+            }
+        }
+        reply.ok()
+    }
+}
+
+/// A mounted store; [`Mount::unmount`] (or dropping it) unmounts it.
+pub struct Mount {
+    path: PathBuf,
+    session: Option<fuser::BackgroundSession>,
+}
+
+/// Mounts `store` on `dir` with requests served on background threads.
+pub fn mount(
+    store: Arc<dyn StoreService>,
+    dir: &Path,
+    opts: &MountOptions,
+) -> Result<Mount, MountError> {
+    check_mount_point(dir)?;
+    let fs = StoreFs::new(store, opts.list_root);
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::RO,
+        MountOption::FSName("tvix-store".into()),
+        MountOption::Subtype("tvix".into()),
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::Exec,
+        MountOption::NoAtime,
+        MountOption::DefaultPermissions,
+    ];
+    config.acl = if opts.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    config.n_threads = Some(opts.threads.max(1));
+    config.clone_fd = opts.threads > 1;
+    let session = fuser::spawn_mount(fs, dir, &config).map_err(|source| MountError::Fuse {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(Mount {
+        path: dir.to_path_buf(),
+        session: Some(session),
+    })
+}
+
+impl Mount {
+    /// Whether the mount is still served (an external `fusermount3 -u` ends it).
+    pub fn is_running(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| !s.guard.is_finished())
+    }
+
+    /// Unmounts and waits for the serving threads to end.
+    pub fn unmount(mut self) -> Result<(), MountError> {
+        match self.session.take() {
+            Some(s) => s.umount_and_join().map_err(|source| MountError::Unmount {
+                path: self.path.clone(),
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            let _ = s.umount_and_join();
+        }
+    }
+}
+
+/// Set by [`on_signal`] when SIGINT or SIGTERM arrives.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Serves `mount` until SIGINT or SIGTERM arrives or it is unmounted from outside, then
+/// unmounts it.
+pub fn serve_until_signal(mount: Mount) -> Result<(), MountError> {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    while !STOP.load(Ordering::SeqCst) && mount.is_running() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    mount.unmount()
+}
