@@ -13,8 +13,14 @@ use thiserror::Error;
 
 use crate::CancelToken;
 
-/// How often limits and cancellation are checked.
+/// How often cancellation (a flag with nothing to wake on) is checked, and how often the
+/// error path polls for the program's end. The program's end, runc's return, output and
+/// the limits' deadlines wake the watcher themselves (pidfds, the terminal, poll's
+/// timeout), so this bounds only how late a cancellation is noticed.
 const TICK: Duration = Duration::from_millis(100);
+/// How often the program's and runc's ends are checked where pidfds are unavailable
+/// (kernels before 5.3): short, since every build's end waits for the next check.
+const FALLBACK_TICK: Duration = Duration::from_millis(5);
 /// How long `runc run` may take to return after its container was killed before it is
 /// killed itself.
 const KILL_GRACE: Duration = Duration::from_secs(10);
@@ -182,10 +188,13 @@ impl Runc {
         // reports the end once the build's processes are gone.
         drop(cmd);
         let mut master = File::from(master);
+        let runc_pidfd = pidfd_open(runc.id() as libc::pid_t);
         let mut w = Watch {
             runc: self,
             id,
             runc_child: Some(runc),
+            runc_pidfd,
+            pidfd: None,
             pid: None,
             pid_file: &pid_file,
             log: &log,
@@ -206,8 +215,12 @@ struct Watch<'a> {
     id: &'a str,
     /// `runc run --detach`, until it returns.
     runc_child: Option<Child>,
+    /// A pidfd of `runc_child`, readable once it has exited (None: unsupported).
+    runc_pidfd: Option<OwnedFd>,
     /// The program's host pid, once runc has started it.
     pid: Option<libc::pid_t>,
+    /// A pidfd of the program, readable once it has exited (None: unsupported).
+    pidfd: Option<OwnedFd>,
     pid_file: &'a Path,
     log: &'a Path,
 }
@@ -228,35 +241,60 @@ impl Watch<'_> {
         let mut master_open = true;
         let io_err = |what| move |source| RunError::Io { what, source };
         loop {
+            // Sleep until output arrives, runc or the program ends, a limit's deadline
+            // passes or it is time to look at the cancellation flag again.
+            let now = Instant::now();
+            let mut wait = TICK;
+            if stopped.is_none() {
+                if let Some(t) = limits.timeout {
+                    wait = wait.min((start + t).saturating_duration_since(now));
+                }
+                if let Some(t) = limits.max_silent_time {
+                    wait = wait.min((last_output + t).saturating_duration_since(now));
+                }
+            }
+            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(3);
+            let pollin = |fd: libc::c_int| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
             if master_open {
-                let mut pfd = libc::pollfd {
-                    fd: master.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd.
-                let r = unsafe { libc::poll(&mut pfd, 1, TICK.as_millis() as libc::c_int) };
-                if r < 0 {
-                    let e = io::Error::last_os_error();
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(io_err("poll")(e));
-                    }
+                fds.push(pollin(master.as_raw_fd()));
+            }
+            for (waiting, pidfd) in [
+                (self.runc_child.is_some(), &self.runc_pidfd),
+                (self.pid.is_some(), &self.pidfd),
+            ] {
+                match (waiting, pidfd) {
+                    (true, Some(fd)) => fds.push(pollin(fd.as_raw_fd())),
+                    (true, None) => wait = wait.min(FALLBACK_TICK),
+                    (false, _) => {}
                 }
-                if r > 0 {
-                    match master.read(&mut buf) {
-                        Ok(0) => master_open = false,
-                        Ok(n) => {
-                            last_output = Instant::now();
-                            on_output(&buf[..n]);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        // EIO: every slave is closed (the build is gone).
-                        Err(_) => master_open = false,
-                    }
+            }
+            // Rounded up, so that a deadline a fraction of a millisecond away is not
+            // polled for with a zero timeout over and over.
+            let ms = wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+            // SAFETY: `fds` holds `fds.len()` valid pollfds.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(io_err("poll")(e));
                 }
-            } else {
-                std::thread::sleep(TICK);
+            }
+            if r > 0 && master_open && fds[0].revents != 0 {
+                match master.read(&mut buf) {
+                    Ok(0) => master_open = false,
+                    Ok(n) => {
+                        last_output = Instant::now();
+                        on_output(&buf[..n]);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // EIO: every slave is closed (the build is gone).
+                    Err(_) => master_open = false,
+                }
             }
 
             if let Some(child) = &mut self.runc_child {
@@ -273,6 +311,10 @@ impl Watch<'_> {
                         RunError::Runtime(format!("bad pid file contents '{}'", text.trim()))
                     })?;
                     self.pid = Some(pid);
+                    // The program is this process's child now (orphaned to this
+                    // subreaper) and is not reaped before `try_wait_pid` sees it end, so
+                    // the pid cannot have been reused.
+                    self.pidfd = pidfd_open(pid);
                 }
             }
             if let Some(pid) = self.pid {
@@ -358,6 +400,18 @@ fn try_wait_pid(pid: libc::pid_t) -> io::Result<Option<Outcome>> {
     } else {
         return Ok(None);
     }))
+}
+
+/// A pidfd for process `pid` (readable once it has exited, zombie or not), or None where
+/// the kernel has no `pidfd_open` (the watcher then polls on a short tick).
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open with a pid and no flags; returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh descriptor we now own (pidfds are close-on-exec).
+    Some(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
 /// Makes this process a child subreaper, so that a build's first process, orphaned when
