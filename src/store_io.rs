@@ -6,10 +6,11 @@
 //! (or creates) it. Paths under the store directory that the tvix store does not know are
 //! read from the file system, where a real Nix store may have them.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use tvix_eval::io::{
     file_type_of, AddedPath, EvalIO, FileIngestionMethod, FileType, PathFilter, StdIO,
@@ -25,8 +26,10 @@ const MAX_SYMLINKS: usize = 40;
 pub struct StoreIO {
     fs: StdIO,
     url: String,
+    /// The `--option` pairs, for the builds of import-from-derivation.
+    options: BTreeMap<String, String>,
     store_dir: StoreDir,
-    store: OnceLock<Result<Box<dyn StoreService>, String>>,
+    store: OnceLock<Result<Arc<dyn StoreService>, String>>,
 }
 
 /// Where a path under the store directory leads inside the tvix store.
@@ -40,12 +43,13 @@ enum Resolved {
 impl StoreIO {
     /// IO writing to the store at `url` (opened when first needed), with store paths under
     /// `$NIX_STORE_DIR` or `/nix/store`.
-    pub fn new(url: String) -> Result<StoreIO, String> {
+    pub fn new(url: String, options: BTreeMap<String, String>) -> Result<StoreIO, String> {
         let fs = StdIO::new();
         let store_dir = StoreDir::new(fs.store_dir()).map_err(|e| e.to_string())?;
         Ok(StoreIO {
             fs,
             url,
+            options,
             store_dir,
             store: OnceLock::new(),
         })
@@ -55,6 +59,7 @@ impl StoreIO {
         self.store
             .get_or_init(|| {
                 tvix_store::open(&self.url)
+                    .map(Arc::from)
                     .map_err(|e| format!("opening the store '{}': {e}", self.url))
             })
             .as_ref()
@@ -330,7 +335,13 @@ impl EvalIO for StoreIO {
 /// The IO evaluation uses: compute-only (nothing written, like Nix's `dummy://`) with
 /// `--readonly-mode`, the store URL `dummy://`, or `NIX_REMOTE=dummy://` and no tvix store
 /// named; otherwise the tvix store from `--store`, `$TVIX_STORE`, or the local default.
-pub fn eval_io(store_flag: Option<&str>, readonly: bool) -> Result<Box<dyn EvalIO>, String> {
+/// `options` are the `--option NAME VALUE` pairs, for the builds of
+/// import-from-derivation.
+pub fn eval_io(
+    store_flag: Option<&str>,
+    readonly: bool,
+    options: &BTreeMap<String, String>,
+) -> Result<Box<dyn EvalIO>, String> {
     let named = store_flag
         .map(str::to_string)
         .or_else(|| std::env::var("TVIX_STORE").ok().filter(|u| !u.is_empty()));
@@ -343,5 +354,5 @@ pub fn eval_io(store_flag: Option<&str>, readonly: bool) -> Result<Box<dyn EvalI
     if readonly || url.starts_with("dummy") {
         return Ok(Box::new(StdIO::new()));
     }
-    Ok(Box::new(StoreIO::new(url)?))
+    Ok(Box::new(StoreIO::new(url, options.clone())?))
 }

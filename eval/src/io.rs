@@ -6,7 +6,29 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use tvix_store::FileIngestionMethod;
-use tvix_store::NixHash;
+use tvix_store::{NixHash, StorePath};
+
+/// One output of a derivation that evaluation needs built before it can read a path
+/// (import-from-derivation): the `.drv` store path and the output's name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DrvOutput {
+    /// The derivation's `.drv` store path.
+    pub drv: StorePath,
+    /// The output's name (`out`, `dev`, ...).
+    pub output: String,
+}
+
+impl DrvOutput {
+    /// `/nix/store/...-name.drv^out`, as current Nix names a derivation output in messages.
+    pub fn display(&self, store_dir: &str) -> String {
+        format!(
+            "{}/{}^{}",
+            store_dir.trim_end_matches('/'),
+            self.drv.to_base_name(),
+            self.output
+        )
+    }
+}
 
 /// The type of a directory entry, as `builtins.readDir` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,6 +102,21 @@ pub trait EvalIO {
         Err(format!(
             "cannot add '{path}' to the store: evaluation does not write to a store here \
              (--readonly-mode or a dummy:// store)"
+        ))
+    }
+    /// Builds (or finds already valid) the given derivation outputs, so that their paths
+    /// can be read (import-from-derivation: `import`, `readFile`, `readDir`, `pathExists`,
+    /// `builtins.path`, ... of a string whose context names them). The `.drv` files are in
+    /// the store already (written by this evaluation or earlier). Nothing can be built
+    /// without a store, so the default refuses.
+    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), String> {
+        let first = outputs
+            .first()
+            .map(|o| o.display(&self.store_dir()))
+            .unwrap_or_default();
+        Err(format!(
+            "cannot build '{first}' during evaluation: evaluation has no store to build in \
+             here (--readonly-mode or a dummy:// store)"
         ))
     }
     /// Makes every path added so far durable. Stores may register added paths in a batch
