@@ -1,11 +1,18 @@
 //! tvix-coordinator: drives builds of Nix derivations.
 //!
+//! - [`realise`]: the entry point for every surface: a [`realise::Realiser`] opens a store
+//!   and a build service from Nix's options and realises derivation outputs;
+//! - [`plan`]: the sans-IO state machine of a run (validity, substitution, builds,
+//!   registration, failures, cancellation);
+//! - [`executor`]: performs a plan's actions on threads, reporting [`events`];
+//! - [`nix_output`]: events printed as `nix-build` prints its progress;
 //! - [`request`]: a derivation to a generic [`tvix_build::BuildRequest`] (a pure function,
 //!   Nix 2.8's sandbox rules);
 //! - [`closure`]: the input closure of a derivation, from the store's path infos;
 //! - [`checks`]: what Nix checks of a build's outputs (fixed-output hashes, reference
 //!   constraints, cycles between outputs);
-//! - [`build`]: a first, sequential build driver over a [`tvix_build::BuildService`];
+//! - [`build`]: one derivation's build step (request, closure, build service, checks,
+//!   registration), and a sequential driver for `--check`;
 //! - [`log`]: build logs kept per derivation, bzip2-compressed as Nix keeps them.
 
 pub mod build;
@@ -14,5 +21,7 @@ pub mod closure;
 pub mod events;
 pub mod executor;
 pub mod log;
+pub mod nix_output;
 pub mod plan;
+pub mod realise;
 pub mod request;

@@ -2,19 +2,18 @@
 //! dependency order through a build service, print the output paths and create `result`
 //! links, with `nix-build`'s exit statuses.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use tvix_build::CancelToken;
-use tvix_build::ServiceOptions;
-use tvix_coordinator::build::{BuildSettings, Driver, Event};
-use tvix_coordinator::events::{Event as ExecEvent, Subscriber};
-use tvix_coordinator::executor::{DrvFailure, ExecConfig, ExecError, Executor};
-use tvix_coordinator::log::LogStore;
-use tvix_coordinator::request::RequestSettings;
+use tvix_coordinator::build::Event;
+use tvix_coordinator::events::Subscriber;
+use tvix_coordinator::nix_output::{planned_message, NixStyleOutput};
+use tvix_coordinator::realise::{
+    failure_messages, parse_max_jobs, DrvOutput, RealiseConfig, RealiseError, Realiser, LOG_COMMAND,
+};
 use tvix_store::StorePath;
 
 use super::eval::{instantiate_derivations, EvalArgs};
@@ -97,39 +96,13 @@ pub(super) struct BuildArgs {
     pub(super) features: Vec<String>,
 }
 
-/// The value of `--option NAME VALUE` (the last one given).
-fn option<'a>(args: &'a BuildArgs, name: &str) -> Option<&'a str> {
+/// The `--option NAME VALUE` pairs (the last one of a name wins).
+fn options(args: &BuildArgs) -> BTreeMap<String, String> {
     args.option
         .chunks(2)
-        .rev()
-        .find(|kv| kv.len() == 2 && kv[0] == name)
-        .map(|kv| kv[1].as_str())
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_string).collect()
-}
-
-fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
-    v.parse()
-        .map_err(|_| format!("option '{name}' has invalid value '{v}'"))
-}
-
-/// Nix's default `system-features`: `nixos-test benchmark big-parallel`, and `kvm` when
-/// `/dev/kvm` can be opened.
-fn default_system_features() -> BTreeSet<String> {
-    let mut f: BTreeSet<String> = ["nixos-test", "benchmark", "big-parallel"]
-        .map(String::from)
-        .into();
-    if std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok()
-    {
-        f.insert("kvm".into());
-    }
-    f
+        .filter(|kv| kv.len() == 2)
+        .map(|kv| (kv[0].clone(), kv[1].clone()))
+        .collect()
 }
 
 /// Prints an error as Nix does: `error: ` and continuation lines indented to match.
@@ -137,133 +110,30 @@ fn print_error(msg: &str) {
     eprintln!("error: {}", msg.replace('\n', "\n       "));
 }
 
-/// The settings the flags and options give.
-fn settings(args: &BuildArgs) -> Result<(BuildSettings, ServiceOptions), String> {
-    let mut request = RequestSettings::with_default_cores();
-    if let Some(c) = option(args, "cores") {
-        request.cores = number("cores", c)?;
-    }
-    if let Some(c) = args.cores {
-        request.cores = c;
+/// The configuration the options give, with the flags over them.
+fn config(args: &BuildArgs, store_url: &str) -> Result<RealiseConfig, RealiseError> {
+    let mut c = RealiseConfig::from_options(store_url, &options(args))?;
+    let request = &mut c.settings.request;
+    if let Some(n) = args.cores {
+        request.cores = n;
     }
     let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
-    if let Some(t) = option(args, "timeout") {
-        request.timeout = secs(number("timeout", t)?);
-    }
     if let Some(t) = args.timeout {
         request.timeout = secs(t);
-    }
-    if let Some(t) = option(args, "max-silent-time") {
-        request.max_silent_time = secs(number("max-silent-time", t)?);
     }
     if let Some(t) = args.max_silent_time {
         request.max_silent_time = secs(t);
     }
-    request.keep_failed =
-        args.keep_failed || option(args, "keep-failed").is_some_and(|v| v == "true");
-    let system_features: Option<BTreeSet<String>> =
-        option(args, "system-features").map(|v| words(v).into_iter().collect());
-    let extra_platforms = option(args, "extra-platforms")
-        .map(words)
-        .unwrap_or_default();
-    let system = option(args, "system")
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}-linux", std::env::consts::ARCH));
-    let service = ServiceOptions {
-        sandbox_paths: option(args, "sandbox-paths").map(words).unwrap_or_default(),
-        system_features: system_features.clone(),
-        extra_platforms: extra_platforms.clone(),
-        state_dir: None,
-    };
-    Ok((
-        BuildSettings {
-            request,
-            system,
-            extra_platforms,
-            system_features: system_features.unwrap_or_else(default_system_features),
-            check: args.check,
-        },
-        service,
-    ))
-}
-
-/// `-j N`, `--max-jobs N` or `--option max-jobs N`: a number, or `auto` (the number of
-/// cores). Nix's default is 1.
-fn max_jobs(args: &BuildArgs) -> Result<usize, String> {
-    let value = args
-        .max_jobs
-        .as_deref()
-        .or_else(|| option(args, "max-jobs"));
-    match value {
-        None => Ok(1),
-        Some("auto") => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
-        Some(v) => match v.parse::<usize>() {
-            Ok(0) => Err(
-                "unable to start any build; either increase '--max-jobs' or enable remote builds"
-                    .into(),
-            ),
-            Ok(n) => Ok(n),
-            Err(_) => Err(format!("option 'max-jobs' has invalid value '{v}'")),
-        },
+    request.keep_failed |= args.keep_failed;
+    if let Some(j) = &args.max_jobs {
+        c.exec.max_jobs = parse_max_jobs(j)?;
     }
-}
-
-/// Nix's heading and list of derivations that will be built.
-fn planned_message(list: &[String]) -> String {
-    let head = if list.len() == 1 {
-        "this derivation will be built:".to_string()
-    } else {
-        format!("these {} derivations will be built:", list.len())
-    };
-    let body: String = list.iter().map(|d| format!("\n  {d}")).collect();
-    format!("{head}{body}")
-}
-
-/// Nix's heading and list of paths that will be fetched.
-fn fetched_message(list: &[String]) -> String {
-    let head = if list.len() == 1 {
-        "this path will be fetched:".to_string()
-    } else {
-        format!("these {} paths will be fetched:", list.len())
-    };
-    let body: String = list.iter().map(|d| format!("\n  {d}")).collect();
-    format!("{head}{body}")
-}
-
-/// Prints the executor's events as `nix-build` prints its progress, on stderr.
-struct CliOutput {
-    quiet_logs: bool,
-}
-
-impl CliOutput {
-    fn show(&self, e: &ExecEvent<'_>) {
-        let mut err = std::io::stderr().lock();
-        let _ = match e {
-            ExecEvent::Planned { plan, build, fetch } => {
-                let mut r = Ok(());
-                if !build.is_empty() {
-                    let list: Vec<String> =
-                        build.iter().map(|&d| plan.drv(d).to_string()).collect();
-                    r = writeln!(err, "{}", planned_message(&list));
-                }
-                if !fetch.is_empty() {
-                    let list: Vec<String> = fetch
-                        .iter()
-                        .flat_map(|&d| plan.outputs(d).iter().cloned())
-                        .collect();
-                    r = r.and(writeln!(err, "{}", fetched_message(&list)));
-                }
-                r
-            }
-            ExecEvent::BuildStarted { drv, .. } => writeln!(err, "building '{drv}'..."),
-            ExecEvent::Log { .. } if self.quiet_logs => Ok(()),
-            ExecEvent::Log { line, .. } => err.write_all(line).and_then(|_| err.write_all(b"\n")),
-            ExecEvent::KeptBuildDir { dir, .. } => {
-                writeln!(err, "note: keeping build directory '{dir}'")
-            }
-            _ => Ok(()),
-        };
+    c.exec.keep_going |= args.keep_going;
+    c.exec.dry_run = args.dry_run;
+    if let Some(url) = &args.build_service {
+        c.build_service_url = url.clone();
     }
+    Ok(c)
 }
 
 /// Asks `cancel` to stop the run when SIGINT arrives (Ctrl-C); a second Ctrl-C is
@@ -282,38 +152,19 @@ fn cancel_on_sigint(cancel: &CancelToken) {
 /// Builds on the executor; `Ok(None)` for a dry run, `Err(status)` after printing why.
 fn run_executor(
     args: &BuildArgs,
-    driver: &Driver<'_>,
-    store: &dyn tvix_store::StoreService,
+    realiser: &Realiser,
     drvs: &[StorePath],
-) -> Result<Option<Vec<std::collections::BTreeMap<String, StorePath>>>, i32> {
-    let max_jobs = max_jobs(args).map_err(|e| {
-        print_error(&e);
-        1
-    })?;
+) -> Result<Option<Vec<BTreeMap<String, StorePath>>>, i32> {
     let cancel = CancelToken::new();
     cancel_on_sigint(&cancel);
-    let output = CliOutput {
+    let output = NixStyleOutput {
         quiet_logs: args.no_build_output,
     };
-    let show = |e: &ExecEvent<'_>| output.show(e);
-    let subscribers: [&dyn Subscriber; 1] = [&show];
-    let executor = Executor {
-        store,
-        step: driver,
-        config: ExecConfig {
-            max_jobs,
-            keep_going: args.keep_going,
-            dry_run: args.dry_run,
-        },
-        subscribers: &subscribers,
-        cancel: &cancel,
-    };
-    let outcome = executor.run(drvs).map_err(|e| {
+    let subscribers: [&dyn Subscriber; 1] = [&output];
+    let outcome = realiser.run(drvs, &subscribers, &cancel).map_err(|e| {
+        let e = RealiseError::from(e);
         print_error(&e.to_string());
-        match e {
-            ExecError::Load(f) => f.exit_status(),
-            _ => 1,
-        }
+        e.exit_status()
     })?;
     if std::env::var("TVIX_SHOW_STATS").is_ok_and(|v| v == "1") {
         let s = outcome.stats;
@@ -332,44 +183,10 @@ fn run_executor(
     if outcome.success() {
         return Ok(Some(outcome.target_outputs));
     }
-    for (_, failure) in &outcome.failures {
-        match failure {
-            DrvFailure::Build(f) if args.no_build_output => {
-                print_error(&f.message_with_log_tail("tvix log"))
-            }
-            f => print_error(&f.to_string()),
-        }
-    }
-    if outcome.summary.cancelled {
-        print_error("interrupted by the user");
-    }
-    // With several failures (--keep-going) or blocked targets, Nix ends with the
-    // targets that were not built.
-    let unbuilt: Vec<String> = drvs
-        .iter()
-        .map(|d| format!("/nix/store/{d}"))
-        .filter(|d| {
-            outcome
-                .plan
-                .id_of(d)
-                .is_some_and(|id| outcome.summary.dependency_failed.contains(&id))
-        })
-        .collect();
-    if !unbuilt.is_empty() && !outcome.summary.cancelled {
-        let list: Vec<String> = unbuilt.iter().map(|d| format!("'{d}'")).collect();
-        print_error(&format!("build of {} failed", list.join(", ")));
+    for msg in failure_messages(&outcome, drvs, args.no_build_output) {
+        print_error(&msg);
     }
     Err(outcome.exit_status())
-}
-
-/// One requested derivation output, as `nix-instantiate` prints it (`DRV[!OUTPUT]`).
-fn parse_target(line: &str) -> Result<(StorePath, String), String> {
-    let (drv, output) = line.split_once('!').unwrap_or((line, "out"));
-    let drv = drv
-        .strip_prefix("/nix/store/")
-        .and_then(|b| StorePath::from_base_name(b).ok())
-        .ok_or_else(|| format!("'{drv}' is not a derivation in the store"))?;
-    Ok((drv, output.to_string()))
 }
 
 /// Replaces (or creates) the symlink `link` pointing to `target`.
@@ -385,10 +202,11 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         .store
         .clone()
         .unwrap_or_else(tvix_store::castore::default_store_url);
-    let (settings, service_options) = match settings(&args) {
-        Ok(s) => s,
+    // Bad settings are reported before anything is evaluated.
+    let config = match config(&args, &url) {
+        Ok(c) => c,
         Err(e) => {
-            print_error(&e);
+            print_error(&e.to_string());
             return 1;
         }
     };
@@ -413,48 +231,23 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
     };
     let mut targets = Vec::new();
     for line in &found {
-        match parse_target(line) {
+        match DrvOutput::parse(line) {
             Ok(t) => targets.push(t),
             Err(e) => {
-                print_error(&e);
+                print_error(&e.to_string());
                 return 1;
             }
         }
     }
 
-    let store: Arc<dyn tvix_store::StoreService> = match tvix_store::open(&url) {
-        Ok(s) => Arc::from(s),
-        Err(e) => {
-            print_error(&format!("opening the store '{url}': {e}"));
-            return 1;
-        }
-    };
-    let service_url = args
-        .build_service
-        .clone()
-        .or_else(|| {
-            std::env::var("TVIX_BUILD_SERVICE")
-                .ok()
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or_else(|| "oci://".to_string());
-    let service = match tvix_build::open(&service_url, store.clone(), &service_options) {
-        Ok(s) => s,
+    let realiser = match Realiser::open(config) {
+        Ok(r) => r,
         Err(e) => {
             print_error(&e.to_string());
             return 1;
         }
     };
-    let logs = LogStore::for_store_url(&url).ok();
-    let caller_env = |name: &str| std::env::var(name).ok();
-    let driver = Driver {
-        store: &*store,
-        service: &*service,
-        logs: logs.as_ref(),
-        settings: &settings,
-        caller_env: &caller_env,
-    };
-    let drvs: Vec<StorePath> = targets.iter().map(|(d, _)| d.clone()).collect();
+    let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
     let outputs = if args.check {
         // `--check` rebuilds valid derivations: the sequential driver, on the same
         // per-derivation step as the executor.
@@ -470,11 +263,11 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
                 }
             };
         };
-        match driver.build(&drvs, &mut on_event) {
+        match realiser.check(&drvs, &mut on_event) {
             Ok(o) => o,
             Err(e) => {
                 if args.no_build_output {
-                    print_error(&e.message_with_log_tail("tvix log"));
+                    print_error(&e.message_with_log_tail(LOG_COMMAND));
                 } else {
                     print_error(&e.to_string());
                 }
@@ -482,7 +275,7 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
             }
         }
     } else {
-        match run_executor(&args, &driver, &*store, &drvs) {
+        match run_executor(&args, &realiser, &drvs) {
             Ok(Some(o)) => o,
             Ok(None) => return 0,
             Err(code) => return code,
@@ -494,11 +287,16 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         .out_link
         .clone()
         .unwrap_or_else(|| "result".to_string());
-    for (i, ((drv, output), outs)) in targets.iter().zip(&outputs).enumerate() {
+    for (i, (target, outs)) in targets.iter().zip(&outputs).enumerate() {
+        let output = &target.output;
         let Some(path) = outs.get(output) else {
-            print_error(&format!(
-                "derivation '/nix/store/{drv}' does not have an output named '{output}'"
-            ));
+            print_error(
+                &RealiseError::NoSuchOutput {
+                    drv: target.drv.clone(),
+                    output: output.clone(),
+                }
+                .to_string(),
+            );
             return 1;
         };
         let path = format!("/nix/store/{path}");
@@ -530,45 +328,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets() {
-        let (d, o) = parse_target("/nix/store/0a1hmb1d2dm3g6lrqwscf0lqjfjbzbv2-t.drv!dev").unwrap();
-        assert_eq!(d.name(), "t.drv");
-        assert_eq!(o, "dev");
-        let (_, o) = parse_target("/nix/store/0a1hmb1d2dm3g6lrqwscf0lqjfjbzbv2-t.drv").unwrap();
-        assert_eq!(o, "out");
-        assert!(parse_target("/tmp/x.drv").is_err());
-    }
-
-    #[test]
-    fn options_override_defaults_and_flags_override_options() {
+    fn flags_override_options() {
         let args = BuildArgs {
-            option: [
-                "cores",
-                "7",
-                "timeout",
-                "5",
-                "system-features",
-                "kvm foo",
-                "sandbox-paths",
-                "/bin/sh=/x /usr?",
-                "extra-platforms",
-                "i686-linux",
-            ]
-            .map(String::from)
-            .to_vec(),
+            option: ["cores", "7", "timeout", "5", "max-jobs", "2"]
+                .map(String::from)
+                .to_vec(),
             timeout: Some(9),
+            max_jobs: Some("3".into()),
             ..Default::default()
         };
-        let (s, o) = settings(&args).unwrap();
-        assert_eq!(s.request.cores, 7);
-        assert_eq!(s.request.timeout, Some(Duration::from_secs(9)));
-        assert_eq!(s.system_features, ["foo", "kvm"].map(String::from).into());
-        assert_eq!(o.sandbox_paths, vec!["/bin/sh=/x", "/usr?"]);
-        assert_eq!(s.extra_platforms, vec!["i686-linux"]);
+        let c = config(&args, "memory://").unwrap();
+        assert_eq!(c.settings.request.cores, 7);
+        assert_eq!(c.settings.request.timeout, Some(Duration::from_secs(9)));
+        assert_eq!(c.exec.max_jobs, 3);
         let bad = BuildArgs {
             option: vec!["cores".into(), "x".into()],
             ..Default::default()
         };
-        assert!(settings(&bad).is_err());
+        assert!(config(&bad, "memory://").is_err());
     }
 }

@@ -1,0 +1,501 @@
+//! Realising derivation outputs: the one entry point every surface uses (`tvix build`,
+//! import-from-derivation, the REPL's `:b`, the language server's build command).
+//!
+//! A [`Realiser`] holds an open store, a build service and the settings of the run, read
+//! from Nix's options ([`RealiseConfig::from_options`]). [`Realiser::run`] hands targets to
+//! the [`Executor`] and returns its [`Outcome`] (for callers that show failures their own
+//! way); [`Realiser::realise`] returns the requested outputs' paths or one
+//! [`RealiseError`] whose message is what a user should read.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tvix_build::{BuildError as ServiceError, BuildService, CancelToken, ServiceOptions};
+use tvix_store::castore::StoreError;
+use tvix_store::{StorePath, StoreService};
+
+use crate::build::{BuildFailure, BuildSettings, Driver, Event as DriverEvent};
+use crate::events::Subscriber;
+use crate::executor::{DrvFailure, ExecConfig, ExecError, Executor, Outcome};
+use crate::log::LogStore;
+use crate::request::{RequestSettings, SANDBOX_STORE_DIR};
+
+/// The command that shows a whole build log, named in failure messages.
+pub const LOG_COMMAND: &str = "tvix log";
+
+/// One requested output: a derivation and the name of one of its outputs.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DrvOutput {
+    /// The `.drv` path.
+    pub drv: StorePath,
+    /// The output's name (`out`, `dev`, ...).
+    pub output: String,
+}
+
+impl DrvOutput {
+    /// Parses `DRV` or `DRV!OUTPUT` (as `nix-instantiate` prints targets and as string
+    /// contexts name outputs), with `DRV` an absolute path in the store directory.
+    pub fn parse(text: &str) -> Result<DrvOutput, RealiseError> {
+        let (drv, output) = text.split_once('!').unwrap_or((text, "out"));
+        let drv = drv
+            .strip_prefix(SANDBOX_STORE_DIR)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .and_then(|base| StorePath::from_base_name(base).ok())
+            .filter(|p| p.name().ends_with(".drv"))
+            .ok_or_else(|| RealiseError::NotADerivation(drv.to_string()))?;
+        Ok(DrvOutput {
+            drv,
+            output: output.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for DrvOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{SANDBOX_STORE_DIR}/{}!{}", self.drv, self.output)
+    }
+}
+
+/// Why outputs could not be realised. The `Display` of each variant is the message to
+/// show after `error: `.
+#[derive(Debug, Error)]
+pub enum RealiseError {
+    /// A setting has a value it cannot have.
+    #[error("option '{name}' has invalid value '{value}'")]
+    BadOption {
+        /// The option.
+        name: String,
+        /// Its value.
+        value: String,
+    },
+    /// `max-jobs` is 0 and there is no remote builder.
+    #[error("unable to start any build; either increase '--max-jobs' or enable remote builds")]
+    NoJobs,
+    /// The store could not be opened.
+    #[error("opening the store '{url}': {source}")]
+    OpenStore {
+        /// Its URL.
+        url: String,
+        /// Why.
+        source: StoreError,
+    },
+    /// The build service could not be opened.
+    #[error(transparent)]
+    OpenService(ServiceError),
+    /// A target is not a derivation path.
+    #[error("'{0}' is not a derivation in the store")]
+    NotADerivation(String),
+    /// The run could not be carried out (a derivation unreadable, a cycle, the store).
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// Builds failed or the run was interrupted; `message` has every failure, each as
+    /// Nix words it.
+    #[error("{message}")]
+    Failed {
+        /// The failures, one per line group.
+        message: String,
+        /// `nix-build`'s exit status for them.
+        exit_status: i32,
+    },
+    /// A derivation has no output of the requested name.
+    #[error("derivation '{SANDBOX_STORE_DIR}/{drv}' does not have an output named '{output}'")]
+    NoSuchOutput {
+        /// The derivation.
+        drv: StorePath,
+        /// The output asked for.
+        output: String,
+    },
+}
+
+impl RealiseError {
+    /// The exit status `nix-build` ends with for this error.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            RealiseError::Failed { exit_status, .. } => *exit_status,
+            RealiseError::Exec(ExecError::Load(f)) => f.exit_status(),
+            _ => 1,
+        }
+    }
+}
+
+/// What a realisation uses: the store, the build service and the settings of the run.
+#[derive(Clone, Debug)]
+pub struct RealiseConfig {
+    /// The store holding derivations and receiving outputs.
+    pub store_url: String,
+    /// Where builds run (`oci://`, `grpc+unix://...`).
+    pub build_service_url: String,
+    /// Per-build settings.
+    pub settings: BuildSettings,
+    /// Settings of the build service.
+    pub service_options: ServiceOptions,
+    /// Jobs, keep-going, dry run.
+    pub exec: ExecConfig,
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, RealiseError> {
+    v.parse().map_err(|_| RealiseError::BadOption {
+        name: name.to_string(),
+        value: v.to_string(),
+    })
+}
+
+fn boolean(name: &str, v: &str) -> Result<bool, RealiseError> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(RealiseError::BadOption {
+            name: name.to_string(),
+            value: v.to_string(),
+        }),
+    }
+}
+
+/// Parses Nix's `max-jobs`: a number or `auto` (the number of cores); 0 cannot build.
+pub fn parse_max_jobs(value: &str) -> Result<usize, RealiseError> {
+    match value {
+        "auto" => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        v => match number::<usize>("max-jobs", v)? {
+            0 => Err(RealiseError::NoJobs),
+            n => Ok(n),
+        },
+    }
+}
+
+/// Nix's default `system-features`: `nixos-test benchmark big-parallel`, and `kvm` when
+/// `/dev/kvm` can be opened.
+pub fn default_system_features() -> BTreeSet<String> {
+    let mut f: BTreeSet<String> = ["nixos-test", "benchmark", "big-parallel"]
+        .map(String::from)
+        .into();
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+    {
+        f.insert("kvm".into());
+    }
+    f
+}
+
+impl RealiseConfig {
+    /// The configuration Nix's options give (`--option NAME VALUE`, in `options`), over
+    /// the defaults: `cores`, `timeout`, `max-silent-time`, `keep-failed`, `keep-going`,
+    /// `max-jobs`, `system`, `system-features`, `extra-platforms` and `sandbox-paths`
+    /// are understood; other options are not this module's. The build service is
+    /// `$TVIX_BUILD_SERVICE`, else `oci://`.
+    pub fn from_options(
+        store_url: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<RealiseConfig, RealiseError> {
+        let get = |name: &str| options.get(name).map(String::as_str);
+        let mut request = RequestSettings::with_default_cores();
+        if let Some(c) = get("cores") {
+            request.cores = number("cores", c)?;
+        }
+        let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
+        if let Some(t) = get("timeout") {
+            request.timeout = secs(number("timeout", t)?);
+        }
+        if let Some(t) = get("max-silent-time") {
+            request.max_silent_time = secs(number("max-silent-time", t)?);
+        }
+        if let Some(v) = get("keep-failed") {
+            request.keep_failed = boolean("keep-failed", v)?;
+        }
+        let system_features: Option<BTreeSet<String>> =
+            get("system-features").map(|v| words(v).into_iter().collect());
+        let extra_platforms = get("extra-platforms").map(words).unwrap_or_default();
+        let system = get("system")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}-linux", std::env::consts::ARCH));
+        let max_jobs = match get("max-jobs") {
+            Some(v) => parse_max_jobs(v)?,
+            None => 1,
+        };
+        let keep_going = match get("keep-going") {
+            Some(v) => boolean("keep-going", v)?,
+            None => false,
+        };
+        let build_service_url = std::env::var("TVIX_BUILD_SERVICE")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "oci://".to_string());
+        Ok(RealiseConfig {
+            store_url: store_url.to_string(),
+            build_service_url,
+            service_options: ServiceOptions {
+                sandbox_paths: get("sandbox-paths").map(words).unwrap_or_default(),
+                system_features: system_features.clone(),
+                extra_platforms: extra_platforms.clone(),
+                state_dir: None,
+            },
+            settings: BuildSettings {
+                request,
+                system,
+                extra_platforms,
+                system_features: system_features.unwrap_or_else(default_system_features),
+                check: false,
+            },
+            exec: ExecConfig {
+                max_jobs,
+                keep_going,
+                dry_run: false,
+            },
+        })
+    }
+}
+
+/// An open store and build service, ready to realise outputs.
+pub struct Realiser {
+    store: Arc<dyn StoreService>,
+    service: Box<dyn BuildService>,
+    logs: Option<LogStore>,
+    config: RealiseConfig,
+}
+
+impl Realiser {
+    /// Opens the store and the build service `config` names.
+    pub fn open(config: RealiseConfig) -> Result<Realiser, RealiseError> {
+        let store =
+            tvix_store::open(&config.store_url).map_err(|source| RealiseError::OpenStore {
+                url: config.store_url.clone(),
+                source,
+            })?;
+        Realiser::with_store(Arc::from(store), config)
+    }
+
+    /// Uses an already open store (whose URL is `config.store_url`, where logs are kept).
+    pub fn with_store(
+        store: Arc<dyn StoreService>,
+        config: RealiseConfig,
+    ) -> Result<Realiser, RealiseError> {
+        let service = tvix_build::open(
+            &config.build_service_url,
+            store.clone(),
+            &config.service_options,
+        )
+        .map_err(RealiseError::OpenService)?;
+        let logs = LogStore::for_store_url(&config.store_url).ok();
+        Ok(Realiser {
+            store,
+            service,
+            logs,
+            config,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn StoreService> {
+        &self.store
+    }
+
+    /// Where build logs are kept, if anywhere.
+    pub fn logs(&self) -> Option<&LogStore> {
+        self.logs.as_ref()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RealiseConfig {
+        &self.config
+    }
+
+    fn driver(&self) -> Driver<'_> {
+        Driver {
+            store: &*self.store,
+            service: &*self.service,
+            logs: self.logs.as_ref(),
+            settings: &self.config.settings,
+            caller_env: &caller_env,
+        }
+    }
+
+    /// Builds what `drvs` need on the executor and returns how the run went; failures
+    /// are in the [`Outcome`], not an error.
+    pub fn run(
+        &self,
+        drvs: &[StorePath],
+        subscribers: &[&dyn Subscriber],
+        cancel: &CancelToken,
+    ) -> Result<Outcome, ExecError> {
+        let driver = self.driver();
+        Executor {
+            store: &*self.store,
+            step: &driver,
+            config: self.config.exec.clone(),
+            subscribers,
+            cancel,
+        }
+        .run(drvs)
+    }
+
+    /// Rebuilds `drvs` (whose outputs must be valid) one after the other and compares
+    /// the results with what is registered (`--check`).
+    pub fn check(
+        &self,
+        drvs: &[StorePath],
+        on_event: &mut dyn FnMut(DriverEvent<'_>),
+    ) -> Result<Vec<BTreeMap<String, StorePath>>, BuildFailure> {
+        let mut config = self.config.settings.clone();
+        config.check = true;
+        let mut driver = self.driver();
+        driver.settings = &config;
+        driver.build(drvs, on_event)
+    }
+
+    /// Builds (or finds valid) each target and returns its output path, in order.
+    pub fn realise(
+        &self,
+        targets: &[DrvOutput],
+        subscribers: &[&dyn Subscriber],
+        cancel: &CancelToken,
+    ) -> Result<Vec<StorePath>, RealiseError> {
+        let mut drvs: Vec<StorePath> = Vec::new();
+        for t in targets {
+            if !drvs.contains(&t.drv) {
+                drvs.push(t.drv.clone());
+            }
+        }
+        let outcome = self.run(&drvs, subscribers, cancel)?;
+        if !outcome.success() {
+            return Err(RealiseError::Failed {
+                message: failure_messages(&outcome, &drvs, true).join("\n"),
+                exit_status: outcome.exit_status(),
+            });
+        }
+        targets
+            .iter()
+            .map(|t| {
+                let i = drvs.iter().position(|d| *d == t.drv).expect("added above");
+                outcome.target_outputs[i]
+                    .get(&t.output)
+                    .cloned()
+                    .ok_or_else(|| RealiseError::NoSuchOutput {
+                        drv: t.drv.clone(),
+                        output: t.output.clone(),
+                    })
+            })
+            .collect()
+    }
+}
+
+/// The caller's environment, for fixed-output derivations' `impureEnvVars`.
+fn caller_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// What went wrong in an unsuccessful run, as Nix reports it: each failure (with the last
+/// lines of its log when `with_log_tail`, for callers that did not show the log), an
+/// interruption, and the targets that were not built because an input failed.
+pub fn failure_messages(
+    outcome: &Outcome,
+    targets: &[StorePath],
+    with_log_tail: bool,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, failure) in &outcome.failures {
+        out.push(match failure {
+            DrvFailure::Build(f) if with_log_tail => f.message_with_log_tail(LOG_COMMAND),
+            f => f.to_string(),
+        });
+    }
+    if outcome.summary.cancelled {
+        out.push("interrupted by the user".to_string());
+        return out;
+    }
+    // With several failures (--keep-going) or blocked targets, Nix ends with the targets
+    // that were not built.
+    let unbuilt: Vec<String> = targets
+        .iter()
+        .map(|d| format!("{SANDBOX_STORE_DIR}/{d}"))
+        .filter(|d| {
+            outcome
+                .plan
+                .id_of(d)
+                .is_some_and(|id| outcome.summary.dependency_failed.contains(&id))
+        })
+        .map(|d| format!("'{d}'"))
+        .collect();
+    if !unbuilt.is_empty() {
+        out.push(format!("build of {} failed", unbuilt.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        let t = DrvOutput::parse("/nix/store/0a1hmb1d2dm3g6lrqwscf0lqjfjbzbv2-t.drv!dev").unwrap();
+        assert_eq!(t.drv.name(), "t.drv");
+        assert_eq!(t.output, "dev");
+        let t = DrvOutput::parse("/nix/store/0a1hmb1d2dm3g6lrqwscf0lqjfjbzbv2-t.drv").unwrap();
+        assert_eq!(t.output, "out");
+        assert_eq!(
+            t.to_string(),
+            "/nix/store/0a1hmb1d2dm3g6lrqwscf0lqjfjbzbv2-t.drv!out"
+        );
+        assert!(DrvOutput::parse("/tmp/x.drv").is_err());
+        assert!(DrvOutput::parse("/nix/store/0a1hmb1d2dm3g6lrqwscf0lqjfjbzbv2-t").is_err());
+    }
+
+    fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn options_override_defaults() {
+        let c = RealiseConfig::from_options(
+            "memory://",
+            &options(&[
+                ("cores", "7"),
+                ("timeout", "5"),
+                ("system-features", "kvm foo"),
+                ("sandbox-paths", "/bin/sh=/x /usr?"),
+                ("extra-platforms", "i686-linux"),
+                ("max-jobs", "3"),
+                ("keep-going", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.settings.request.cores, 7);
+        assert_eq!(c.settings.request.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(
+            c.settings.system_features,
+            ["foo", "kvm"].map(String::from).into()
+        );
+        assert_eq!(c.service_options.sandbox_paths, vec!["/bin/sh=/x", "/usr?"]);
+        assert_eq!(c.settings.extra_platforms, vec!["i686-linux"]);
+        assert_eq!(c.exec.max_jobs, 3);
+        assert!(c.exec.keep_going);
+        let defaults = RealiseConfig::from_options("memory://", &BTreeMap::new()).unwrap();
+        assert_eq!(defaults.exec.max_jobs, 1);
+        assert_eq!(defaults.settings.request.timeout, None);
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        for (k, v) in [("cores", "x"), ("max-jobs", "many"), ("keep-failed", "yes")] {
+            let e = RealiseConfig::from_options("memory://", &options(&[(k, v)])).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("option '{k}' has invalid value '{v}'")
+            );
+        }
+        let e =
+            RealiseConfig::from_options("memory://", &options(&[("max-jobs", "0")])).unwrap_err();
+        assert!(matches!(e, RealiseError::NoJobs));
+    }
+}
