@@ -12,8 +12,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use tvix_build::CancelToken;
+use tvix_coordinator::events::{Event, Subscriber};
+use tvix_coordinator::nix_output::NixStyleOutput;
+use tvix_coordinator::realise::{self, RealiseConfig, Realiser};
 use tvix_eval::io::{
-    file_type_of, AddedPath, EvalIO, FileIngestionMethod, FileType, PathFilter, StdIO,
+    file_type_of, AddedPath, DrvOutput, EvalIO, FileIngestionMethod, FileType, PathFilter,
+    RealiseFailure, StdIO,
 };
 use tvix_store::castore::{add, nar as cnar, Node};
 use tvix_store::StoreDir;
@@ -30,6 +35,9 @@ pub struct StoreIO {
     options: BTreeMap<String, String>,
     store_dir: StoreDir,
     store: OnceLock<Result<Arc<dyn StoreService>, String>>,
+    /// The build service and settings for import-from-derivation, made on the first
+    /// build evaluation asks for.
+    realiser: OnceLock<Result<Realiser, String>>,
 }
 
 /// Where a path under the store directory leads inside the tvix store.
@@ -52,10 +60,11 @@ impl StoreIO {
             options,
             store_dir,
             store: OnceLock::new(),
+            realiser: OnceLock::new(),
         })
     }
 
-    fn store(&self) -> Result<&dyn StoreService, String> {
+    fn store(&self) -> Result<&Arc<dyn StoreService>, String> {
         self.store
             .get_or_init(|| {
                 tvix_store::open(&self.url)
@@ -63,7 +72,18 @@ impl StoreIO {
                     .map_err(|e| format!("opening the store '{}': {e}", self.url))
             })
             .as_ref()
-            .map(|s| &**s)
+            .map_err(|e| e.clone())
+    }
+
+    fn realiser(&self) -> Result<&Realiser, String> {
+        self.realiser
+            .get_or_init(|| {
+                let store = self.store()?;
+                let config = RealiseConfig::from_options(&self.url, &self.options)
+                    .map_err(|e| e.to_string())?;
+                Realiser::with_store(store.clone(), config).map_err(|e| e.to_string())
+            })
+            .as_ref()
             .map_err(|e| e.clone())
     }
 
@@ -128,6 +148,63 @@ impl StoreIO {
             "too many levels of symbolic links at '{}'",
             path.display()
         )))
+    }
+}
+
+/// A copy of a node of the tvix store on disk, removed on drop.
+struct Staged {
+    _dir: tempfile::TempDir,
+    /// The copy of the node.
+    root: PathBuf,
+}
+
+impl StoreIO {
+    /// Writes `node` (and everything below it) to a fresh temporary directory, so that
+    /// adding it to the store can go the way every source goes (with a filter, flat or
+    /// recursive).
+    fn stage(&self, node: &Node) -> Result<Staged, String> {
+        let store = &**self.store()?;
+        let dir = tempfile::Builder::new()
+            .prefix("tvix-stage-")
+            .tempdir()
+            .map_err(|e| format!("creating a temporary directory: {e}"))?;
+        let root = dir.path().join("node");
+        let mut todo = vec![(root.clone(), node.clone())];
+        while let Some((path, node)) = todo.pop() {
+            let fail = |e: String| format!("staging '{}': {e}", path.display());
+            match node {
+                Node::Directory { digest, .. } => {
+                    std::fs::create_dir(&path).map_err(|e| fail(e.to_string()))?;
+                    let d = store
+                        .get_directory(&digest)
+                        .map_err(|e| fail(e.to_string()))?
+                        .ok_or_else(|| fail(format!("directory {digest} is missing")))?;
+                    for (name, child) in d.entries() {
+                        todo.push((path.join(std::ffi::OsStr::from_bytes(name)), child.clone()));
+                    }
+                }
+                Node::File {
+                    digest, executable, ..
+                } => {
+                    let mut r = store
+                        .open_blob(&digest)
+                        .map_err(|e| fail(e.to_string()))?
+                        .ok_or_else(|| fail(format!("blob {digest} is missing")))?;
+                    let mut f = std::fs::File::create(&path).map_err(|e| fail(e.to_string()))?;
+                    io::copy(&mut r, &mut f).map_err(|e| fail(e.to_string()))?;
+                    if executable {
+                        use std::os::unix::fs::PermissionsExt;
+                        f.set_permissions(std::fs::Permissions::from_mode(0o755))
+                            .map_err(|e| fail(e.to_string()))?;
+                    }
+                }
+                Node::Symlink { target } => {
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+            }
+        }
+        Ok(Staged { _dir: dir, root })
     }
 }
 
@@ -230,16 +307,29 @@ impl EvalIO for StoreIO {
         method: FileIngestionMethod,
         filter: Option<PathFilter<'_>>,
     ) -> Result<AddedPath, String> {
-        if std::fs::symlink_metadata(source).is_err() {
+        // A path inside a store path the tvix store has (an output built for
+        // import-from-derivation, say) is read from there: it is staged on disk first.
+        let staged = match self.resolve(source, false) {
+            Ok(Resolved::Node(node, _)) => Some(self.stage(&node)?),
+            _ => None,
+        };
+        let from = staged.as_ref().map_or(source, |s| s.root.as_path());
+        if std::fs::symlink_metadata(from).is_err() {
             return Err(format!("path '{}' does not exist", source.display()));
         }
-        let store = self.store()?;
+        // The filter sees the paths as the evaluation named them, not the staged copy.
+        let shown = |p: &Path| -> PathBuf {
+            match staged.as_ref().and_then(|s| p.strip_prefix(&s.root).ok()) {
+                Some(rest) if rest.as_os_str().is_empty() => source.to_path_buf(),
+                Some(rest) => source.join(rest),
+                None => p.to_path_buf(),
+            }
+        };
+        let store = &**self.store()?;
         let added = match filter {
-            None => add::add_path(store, &self.store_dir, source, name, method, |_, _| {
-                Ok(true)
-            }),
-            Some(f) => add::add_path(store, &self.store_dir, source, name, method, |p, meta| {
-                f(p, file_type_of(meta.file_type())).map_err(io::Error::other)
+            None => add::add_path(store, &self.store_dir, from, name, method, |_, _| Ok(true)),
+            Some(f) => add::add_path(store, &self.store_dir, from, name, method, |p, meta| {
+                f(&shown(p), file_type_of(meta.file_type())).map_err(io::Error::other)
             }),
         }
         .map_err(|e| match e {
@@ -263,7 +353,7 @@ impl EvalIO for StoreIO {
             .map(|r| self.store_dir.parse_path(r))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        let store = self.store()?;
+        let store = &**self.store()?;
         let info = add::add_text(store, &self.store_dir, name, contents, &refs)
             .map_err(|e| e.to_string())?;
         Ok(self.store_dir.display(&info.store_path))
@@ -293,7 +383,7 @@ impl EvalIO for StoreIO {
             .collect::<Result<Vec<_>, _>>()?;
         let expected = tvix_store::NixHash::parse(nar_hash, None)
             .map_err(|e| format!("invalid NAR hash '{nar_hash}' of '{path}': {e}"))?;
-        let store = self.store()?;
+        let store = &**self.store()?;
         let (node, hash, size) = cnar::ingest_nar(store, nar).map_err(|e| e.to_string())?;
         if hash.algo() != expected.algo() || hash.digest() != expected.digest() {
             return Err(format!(
@@ -317,6 +407,40 @@ impl EvalIO for StoreIO {
         store
             .put_path_info_batched(&info)
             .map_err(|e| e.to_string())
+    }
+
+    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), RealiseFailure> {
+        let failure = |message: String| RealiseFailure {
+            message,
+            exit_status: 1,
+        };
+        // The builds read the `.drv` files this evaluation wrote: make them durable first.
+        self.commit()
+            .map_err(|e| failure(format!("committing to the store: {e}")))?;
+        let realiser = self.realiser().map_err(failure)?;
+        let targets: Vec<realise::DrvOutput> = outputs
+            .iter()
+            .map(|o| realise::DrvOutput {
+                drv: o.drv.clone(),
+                output: o.output.clone(),
+            })
+            .collect();
+        // Logs as Nix shows an evaluation's builds: `building '...'...` and the log lines,
+        // without nix-build's list of what will be built.
+        let nix_style = NixStyleOutput::default();
+        let show = |e: &Event<'_>| {
+            if !matches!(e, Event::Planned { .. }) {
+                nix_style.event(e);
+            }
+        };
+        let subscribers: [&dyn Subscriber; 1] = [&show];
+        realiser
+            .realise(&targets, &subscribers, &CancelToken::new())
+            .map(|_| ())
+            .map_err(|e| RealiseFailure {
+                message: e.to_string(),
+                exit_status: e.exit_status(),
+            })
     }
 
     fn commit(&self) -> io::Result<()> {

@@ -11,7 +11,7 @@
 //! `/var/lib/tvix-tests/busybox` (`setup.sh`); a missing prerequisite fails the tests.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 mod common;

@@ -256,8 +256,8 @@ fn repl_batch_mode_imports_from_derivation() {
     let r = Command::new("nix-instantiate")
         .args(["--eval", "--strict", "--read-write-mode", "-E"])
         .arg(format!(
-            "let x = import {}/import.nix {{ nonce = \"{n}\"; }}; in [ x.c x.b ]",
-            dir.display()
+            "let x = import {} {{ nonce = \"{n}\"; }}; in [ x.c x.b ]",
+            dir.join("import.nix").display()
         ))
         .args(["--option", "sandbox", "true"])
         .args(["--option", "build-users-group", ""])

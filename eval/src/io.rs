@@ -109,15 +109,18 @@ pub trait EvalIO {
     /// `builtins.path`, ... of a string whose context names them). The `.drv` files are in
     /// the store already (written by this evaluation or earlier). Nothing can be built
     /// without a store, so the default refuses.
-    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), String> {
+    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), RealiseFailure> {
         let first = outputs
             .first()
             .map(|o| o.display(&self.store_dir()))
             .unwrap_or_default();
-        Err(format!(
-            "cannot build '{first}' during evaluation: evaluation has no store to build in \
-             here (--readonly-mode or a dummy:// store)"
-        ))
+        Err(RealiseFailure {
+            message: format!(
+                "cannot build '{first}' during evaluation: evaluation has no store to build \
+                 in here (--readonly-mode or a dummy:// store)"
+            ),
+            exit_status: 1,
+        })
     }
     /// Makes every path added so far durable. Stores may register added paths in a batch
     /// (one disk sync for a whole evaluation instead of one per `.drv` file); whoever
@@ -131,6 +134,16 @@ pub trait EvalIO {
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
         std::fs::canonicalize(path)
     }
+}
+
+/// Why [`EvalIO::realise`] failed: the message to show (for a failed build, Nix's words
+/// and the log's last lines) and the exit status Nix ends with for it.
+#[derive(Clone, Debug)]
+pub struct RealiseFailure {
+    /// What to show after `error: `.
+    pub message: String,
+    /// 100 for a failed build, 101 for a timeout, ...; 1 when nothing was built.
+    pub exit_status: i32,
 }
 
 /// Decides, for each object below the root of a path being added (its path and type),

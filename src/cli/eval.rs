@@ -193,7 +193,7 @@ fn with_evaluator<T>(
     }
     result.map_err(|e| {
         eprint!("{}", for_stderr(&render_error(&e, &ev.sources, render)));
-        1
+        e.kind.exit_status()
     })
 }
 

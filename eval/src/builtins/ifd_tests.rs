@@ -9,7 +9,9 @@ use std::path::Path;
 use std::rc::Rc;
 
 use crate::eval::{EvalConfig, Evaluator};
-use crate::io::{AddedPath, DrvOutput, EvalIO, FileIngestionMethod, FileType, PathFilter, StdIO};
+use crate::io::{
+    AddedPath, DrvOutput, EvalIO, FileIngestionMethod, FileType, PathFilter, RealiseFailure, StdIO,
+};
 use crate::value::print::print_value;
 
 #[derive(Default)]
@@ -75,7 +77,7 @@ impl EvalIO for RecordingIO {
     fn store_dir(&self) -> String {
         self.fs.store_dir()
     }
-    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), String> {
+    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), RealiseFailure> {
         let dir = self.store_dir();
         self.log
             .borrow_mut()

@@ -142,9 +142,15 @@ fn realise_context(ev: &mut Evaluator, ctx: &Context, s: Option<Span>) -> EvalRe
             s,
         );
     }
-    ev.io
-        .realise(&wanted)
-        .map_err(|m| EvalError::new(ErrorKind::Other(m), s))?;
+    ev.io.realise(&wanted).map_err(|f| {
+        EvalError::new(
+            ErrorKind::BuildFailed {
+                message: f.message,
+                exit_status: f.exit_status,
+            },
+            s,
+        )
+    })?;
     ev.realised.extend(wanted);
     Ok(())
 }
