@@ -2,8 +2,11 @@
 //! language server and the coordinator plug in their own (sandboxed reads, a real store,
 //! import-from-derivation).
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+
+pub use crate::fetch::{CacheEntry, FetchError, GitRequest, GitRevision};
 
 pub use tvix_store::FileIngestionMethod;
 use tvix_store::{NixHash, StorePath};
@@ -122,6 +125,50 @@ pub trait EvalIO {
             exit_status: 1,
         })
     }
+    /// Downloads `url` (`file://`, `http://`, `https://`) into the file `dest`.
+    fn download(&self, url: &str, dest: &Path) -> Result<(), FetchError> {
+        let _ = dest;
+        Err(refused(&format!("download '{url}'")))
+    }
+    /// Unpacks the archive `file` (tar, plain or compressed) into the empty directory
+    /// `dest` and returns the result: its single top-level directory, else `dest`. `what`
+    /// names the archive in errors.
+    fn unpack_archive(&self, file: &Path, dest: &Path, what: &str) -> Result<PathBuf, FetchError> {
+        let _ = (file, dest);
+        Err(refused(&format!("unpack '{what}'")))
+    }
+    /// Exports the requested git revision into the empty directory `dest`; `scratch` is a
+    /// temporary directory the fetch may use when it has no cache to keep clones in.
+    fn git_export(
+        &self,
+        req: &GitRequest<'_>,
+        dest: &Path,
+        scratch: &Path,
+    ) -> Result<GitRevision, FetchError> {
+        let _ = (dest, scratch);
+        Err(refused(&format!("fetch the Git repository '{}'", req.url)))
+    }
+    /// Decompresses a binary cache's NAR file (`compression` as its narinfo names it:
+    /// `none`, `xz`, `bzip2`, `zstd`); `what` names it in errors.
+    fn decompress(
+        &self,
+        data: Vec<u8>,
+        compression: &str,
+        what: &str,
+    ) -> Result<Vec<u8>, FetchError> {
+        let _ = (data, compression);
+        Err(refused(&format!("decompress '{what}'")))
+    }
+    /// What an earlier fetch remembered under `key` (the fetch cache), if anything.
+    fn fetch_cache_get(&self, key: &str) -> Option<CacheEntry> {
+        let _ = key;
+        None
+    }
+    /// Remembers `fields` under `key` for later fetches; failures are ignored (the cache is
+    /// an optimisation).
+    fn fetch_cache_put(&self, key: &str, fields: &BTreeMap<String, String>) {
+        let _ = (key, fields);
+    }
     /// Makes every path added so far durable. Stores may register added paths in a batch
     /// (one disk sync for a whole evaluation instead of one per `.drv` file); whoever
     /// shows a result that names store paths commits first.
@@ -134,6 +181,14 @@ pub trait EvalIO {
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
         std::fs::canonicalize(path)
     }
+}
+
+/// The error of a fetch method of an IO that does not fetch.
+fn refused(what: &str) -> FetchError {
+    FetchError::Refused(format!(
+        "cannot {what}: this evaluation does not fetch from the network or run git \
+         (compute-only IO)"
+    ))
 }
 
 /// Why [`EvalIO::realise`] failed: the message to show (for a failed build, Nix's words

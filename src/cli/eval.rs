@@ -165,7 +165,11 @@ fn with_evaluator<T>(
         allow_import_from_derivation: bool_option(&options, "allow-import-from-derivation", true),
         ..EvalConfig::default()
     };
-    let io = match crate::store_io::eval_io(args.store.as_deref(), args.readonly_mode, &options) {
+    let io = match tvix_coordinator::eval_io::eval_io(
+        args.store.as_deref(),
+        args.readonly_mode,
+        &options,
+    ) {
         Ok(io) => io,
         Err(msg) => {
             eprintln!("error: {msg}");

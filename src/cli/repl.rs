@@ -9,7 +9,7 @@ use tvix_eval::lower::LowerOptions;
 use tvix_eval::{EvalConfig, Evaluator, SearchPathEntry};
 use tvix_repl::{AutoArg, ReplOptions};
 
-use crate::store_io::eval_io;
+use tvix_coordinator::eval_io::eval_io;
 
 /// Flags of `tvix repl`, which are those of `nix repl`.
 #[derive(Args)]

@@ -12,13 +12,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use crate::events::{Event, Subscriber};
+use crate::fetch;
+use crate::nix_output::NixStyleOutput;
+use crate::realise::{self, RealiseConfig, Realiser};
 use tvix_build::CancelToken;
-use tvix_coordinator::events::{Event, Subscriber};
-use tvix_coordinator::nix_output::NixStyleOutput;
-use tvix_coordinator::realise::{self, RealiseConfig, Realiser};
 use tvix_eval::io::{
-    file_type_of, AddedPath, DrvOutput, EvalIO, FileIngestionMethod, FileType, PathFilter,
-    RealiseFailure, StdIO,
+    file_type_of, AddedPath, CacheEntry, DrvOutput, EvalIO, FetchError, FileIngestionMethod,
+    FileType, GitRequest, GitRevision, PathFilter, RealiseFailure, StdIO,
 };
 use tvix_store::castore::{add, nar as cnar, Node};
 use tvix_store::StoreDir;
@@ -456,6 +457,153 @@ impl EvalIO for StoreIO {
     }
 }
 
+/// Any evaluator IO with the fetch mechanics of [`crate::fetch`] (downloads, archives,
+/// git exports, NAR decompression and the fetch cache, `$XDG_CACHE_HOME/tvix/fetchers`),
+/// and gates: fetching, and building through the IO inside (import-from-derivation), can
+/// each be refused with a message that says what would allow it (the language server's
+/// settings). Everything else goes to the IO inside.
+pub struct Gated<I> {
+    inner: I,
+    cache: fetch::cache::Cache,
+    fetch_refusal: Option<String>,
+    build_refusal: Option<String>,
+}
+
+impl<I: EvalIO> Gated<I> {
+    /// `inner`, fetching with the current user's fetch cache, building as `inner` does.
+    pub fn new(inner: I) -> Gated<I> {
+        Gated {
+            inner,
+            cache: fetch::cache::Cache::open(),
+            fetch_refusal: None,
+            build_refusal: None,
+        }
+    }
+
+    /// Refuses every fetch (downloads, git, archives); `why` ends the message, after
+    /// `cannot download '...': `.
+    pub fn refuse_fetches(mut self, why: impl Into<String>) -> Gated<I> {
+        self.fetch_refusal = Some(why.into());
+        self
+    }
+
+    /// Refuses every build evaluation asks for; `why` ends the message, after
+    /// `cannot build '...' during evaluation: `.
+    pub fn refuse_builds(mut self, why: impl Into<String>) -> Gated<I> {
+        self.build_refusal = Some(why.into());
+        self
+    }
+
+    fn fetch_gate(&self, what: impl FnOnce() -> String) -> Result<(), FetchError> {
+        match &self.fetch_refusal {
+            Some(why) => Err(FetchError::Refused(format!("cannot {}: {why}", what()))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<I: EvalIO> EvalIO for Gated<I> {
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.inner.read_file(path)
+    }
+    fn path_exists(&self, path: &Path) -> io::Result<bool> {
+        self.inner.path_exists(path)
+    }
+    fn file_type(&self, path: &Path) -> io::Result<FileType> {
+        self.inner.file_type(path)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<(Vec<u8>, FileType)>> {
+        self.inner.read_dir(path)
+    }
+    fn add_path(
+        &self,
+        source: &Path,
+        name: &str,
+        method: FileIngestionMethod,
+        filter: Option<PathFilter<'_>>,
+    ) -> Result<AddedPath, String> {
+        self.inner.add_path(source, name, method, filter)
+    }
+    fn add_text(
+        &self,
+        name: &str,
+        contents: &[u8],
+        references: &[String],
+    ) -> Result<String, String> {
+        self.inner.add_text(name, contents, references)
+    }
+    fn writes_to_store(&self) -> bool {
+        self.inner.writes_to_store()
+    }
+    fn add_nar(
+        &self,
+        path: &str,
+        nar: &mut dyn io::Read,
+        nar_hash: &str,
+        references: &[String],
+        ca: Option<&str>,
+    ) -> Result<(), String> {
+        self.inner.add_nar(path, nar, nar_hash, references, ca)
+    }
+    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), RealiseFailure> {
+        if let Some(why) = &self.build_refusal {
+            let first = outputs
+                .first()
+                .map(|o| o.display(&self.store_dir()))
+                .unwrap_or_default();
+            return Err(RealiseFailure {
+                message: format!("cannot build '{first}' during evaluation: {why}"),
+                exit_status: 1,
+            });
+        }
+        self.inner.realise(outputs)
+    }
+    fn commit(&self) -> io::Result<()> {
+        self.inner.commit()
+    }
+    fn store_dir(&self) -> String {
+        self.inner.store_dir()
+    }
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        self.inner.canonicalize(path)
+    }
+    fn download(&self, url: &str, dest: &Path) -> Result<(), FetchError> {
+        self.fetch_gate(|| format!("download '{url}'"))?;
+        fetch::download(url, dest)
+    }
+    fn unpack_archive(&self, file: &Path, dest: &Path, what: &str) -> Result<PathBuf, FetchError> {
+        self.fetch_gate(|| format!("unpack '{what}'"))?;
+        fetch::archive::unpack(file, dest, what)
+    }
+    fn git_export(
+        &self,
+        req: &GitRequest<'_>,
+        dest: &Path,
+        scratch: &Path,
+    ) -> Result<GitRevision, FetchError> {
+        self.fetch_gate(|| format!("fetch the Git repository '{}'", req.url))?;
+        // Clones of remote repositories are kept in the user's cache when there is one.
+        let clones = fetch::cache::tvix_cache_dir()
+            .filter(|c| std::fs::create_dir_all(c).is_ok())
+            .unwrap_or_else(|| scratch.to_path_buf());
+        fetch::git::export(req, dest, &clones)
+    }
+    fn decompress(
+        &self,
+        data: Vec<u8>,
+        compression: &str,
+        what: &str,
+    ) -> Result<Vec<u8>, FetchError> {
+        fetch::nar::decompress(data, compression, what)
+    }
+    fn fetch_cache_get(&self, key: &str) -> Option<CacheEntry> {
+        self.cache.get(key)
+    }
+    fn fetch_cache_put(&self, key: &str, fields: &BTreeMap<String, String>) {
+        self.cache.put(key, fields)
+    }
+}
+
 /// The IO evaluation uses: compute-only (nothing written, like Nix's `dummy://`) with
 /// `--readonly-mode`, the store URL `dummy://`, or `NIX_REMOTE=dummy://` and no tvix store
 /// named; otherwise the tvix store from `--store`, `$TVIX_STORE`, or the local default.
@@ -466,17 +614,61 @@ pub fn eval_io(
     readonly: bool,
     options: &BTreeMap<String, String>,
 ) -> Result<Box<dyn EvalIO>, String> {
+    match store_url(store_flag) {
+        Some(url) if !readonly => Ok(Box::new(Gated::new(StoreIO::new(url, options.clone())?))),
+        _ => Ok(Box::new(Gated::new(StdIO::new()))),
+    }
+}
+
+/// The tvix store evaluation writes to: `store_flag`, `$TVIX_STORE`, or the local default;
+/// `None` for `dummy://` (named, or `NIX_REMOTE=dummy://` and no tvix store named).
+fn store_url(store_flag: Option<&str>) -> Option<String> {
     let named = store_flag
         .map(str::to_string)
         .or_else(|| std::env::var("TVIX_STORE").ok().filter(|u| !u.is_empty()));
     let nix_dummy = std::env::var("NIX_REMOTE").is_ok_and(|r| r.starts_with("dummy"));
     let url = match named {
         Some(u) => u,
-        None if nix_dummy => "dummy://".to_string(),
+        None if nix_dummy => return None,
         None => tvix_store::castore::default_store_url(),
     };
-    if readonly || url.starts_with("dummy") {
-        return Ok(Box::new(StdIO::new()));
+    (!url.starts_with("dummy")).then_some(url)
+}
+
+/// The setting of the language server that allows fetching during evaluation.
+pub const EDITOR_ALLOW_FETCH: &str = "tvix.evaluation.allowFetch";
+/// The setting of the language server that allows building during evaluation.
+pub const EDITOR_ALLOW_BUILD: &str = "tvix.evaluation.allowBuild";
+
+/// The IO of an editor's evaluations (the language server): hover and completion must
+/// never download or build by surprise, so fetching and building are refused unless
+/// allowed (by [`EDITOR_ALLOW_FETCH`] and [`EDITOR_ALLOW_BUILD`]), each refusal naming
+/// the setting. Nothing is written to a store unless building is allowed; then the tvix
+/// store of `$TVIX_STORE` (else the local default) is used, as by `tvix eval`.
+pub fn editor_io(allow_fetch: bool, allow_build: bool) -> Result<Box<dyn EvalIO>, String> {
+    fn gate<I: EvalIO>(io: Gated<I>, allow_fetch: bool) -> Gated<I> {
+        if allow_fetch {
+            io
+        } else {
+            io.refuse_fetches(format!(
+                "the language server does not fetch unless the setting \
+                 '{EDITOR_ALLOW_FETCH}' is true"
+            ))
+        }
     }
-    Ok(Box::new(StoreIO::new(url, options.clone())?))
+    if !allow_build {
+        let io = Gated::new(StdIO::new()).refuse_builds(format!(
+            "the language server does not build unless the setting '{EDITOR_ALLOW_BUILD}' \
+             is true"
+        ));
+        return Ok(Box::new(gate(io, allow_fetch)));
+    }
+    match store_url(None) {
+        // A dummy store cannot hold what a build needs: builds stay refused, by StdIO.
+        None => Ok(Box::new(gate(Gated::new(StdIO::new()), allow_fetch))),
+        Some(url) => Ok(Box::new(gate(
+            Gated::new(StoreIO::new(url, BTreeMap::new())?),
+            allow_fetch,
+        ))),
+    }
 }
