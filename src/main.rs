@@ -2,7 +2,6 @@
 
 mod alloc;
 mod cli;
-mod store_io;
 
 #[global_allocator]
 static GLOBAL: alloc::MiMalloc = alloc::MiMalloc;

@@ -11,105 +11,16 @@
 //! `/var/lib/tvix-tests/busybox` (`setup.sh`); a missing prerequisite fails the tests.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::Duration;
 
-const BUSYBOX: &str = "/var/lib/tvix-tests/busybox";
+mod common;
+use common::{
+    check_prerequisites, nix_build, nix_dump, nonce, run_limited, text, tvix_build, tvix_export,
+};
 
 fn suite_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/builds")
-}
-
-fn check_prerequisites() {
-    assert!(
-        Path::new(BUSYBOX).join("bin/busybox").exists(),
-        "{BUSYBOX} is missing: run setup.sh"
-    );
-    for tool in ["nix-build", "nix-store", "runc"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(found, "{tool} is not installed: run setup.sh");
-    }
-}
-
-/// A nonce no earlier run used.
-fn nonce() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_nanos();
-    format!(
-        "n{t:x}{:x}{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Runs a command with a time limit (the whole command is killed after `limit`).
-fn run_limited(mut c: Command, limit: Duration) -> Output {
-    c.env("TVIX_TEST_IMPURE", "impure-value")
-        .env_remove("TVIX_TEST_UNSET")
-        .env("NO_COLOR", "1");
-    let mut c2 = Command::new("timeout");
-    c2.arg(limit.as_secs().to_string())
-        .arg(c.get_program())
-        .args(c.get_args());
-    for (k, v) in c.get_envs() {
-        match v {
-            Some(v) => c2.env(k, v),
-            None => c2.env_remove(k),
-        };
-    }
-    if let Some(d) = c.get_current_dir() {
-        c2.current_dir(d);
-    }
-    c2.output().expect("running a build")
-}
-
-fn tvix_build(file: &Path, nonce: &str, store: &Path, extra: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tvix"));
-    c.arg("build")
-        .arg(file)
-        .args(["--argstr", "nonce", nonce, "--no-out-link", "--store"])
-        .arg(format!("local://{}", store.display()))
-        .args(extra)
-        .env_remove("TVIX_BUILD_SERVICE");
-    run_limited(c, Duration::from_secs(120))
-}
-
-fn nix_build(file: &Path, nonce: &str, extra: &[&str]) -> Output {
-    let mut c = Command::new("nix-build");
-    c.arg(file)
-        .args(["--argstr", "nonce", nonce, "--no-out-link"])
-        .args(["--option", "sandbox", "true"])
-        .args(["--option", "build-users-group", ""])
-        .args(["--option", "substituters", ""])
-        .args(extra);
-    run_limited(c, Duration::from_secs(120))
-}
-
-fn tvix_export(store: &Path, path: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tvix"))
-        .args(["store", "export", path, "--store"])
-        .arg(format!("local://{}", store.display()))
-        .output()
-        .expect("tvix store export")
-}
-
-fn nix_dump(path: &str) -> Output {
-    Command::new("nix-store")
-        .args(["--dump", path])
-        .output()
-        .expect("nix-store --dump")
 }
 
 /// The references and deriver tvix registered for `path` (base names, sorted).

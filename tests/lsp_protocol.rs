@@ -753,3 +753,60 @@ fn large_files_get_the_front_end_error_after_a_pause() {
     assert_eq!(e["range"]["start"]["line"], 12001);
     c.shutdown();
 }
+
+/// The editor's evaluations never fetch or build unless the workspace allows it: each
+/// refusal names the setting that allows it; with `allowFetch`, the fetch is done.
+#[test]
+fn fetching_and_building_are_off_unless_allowed() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("data.txt");
+    std::fs::write(&file, "hello").expect("write data.txt");
+    let fetch = format!("builtins.fetchurl \"file://{}\"", file.display());
+    let build = "builtins.readFile (derivation { name = \"x\"; system = \"x86_64-linux\"; \
+                 builder = \"/bin/sh\"; })";
+    let uri = uri_of("fetching.nix");
+    let open = |c: &mut Client| {
+        c.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": "{ }"}}),
+        )
+    };
+    let error_of = |c: &mut Client, text: &str| -> String {
+        let r = c.request("tvix/evaluate", json!({"uri": uri, "text": text}));
+        r["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    let mut c = Client::start(json!({"tvix": {"evalBudgetMs": 5000}}));
+    open(&mut c);
+    let e = error_of(&mut c, &fetch);
+    assert!(
+        e.contains("cannot download 'file://") && e.contains("'tvix.evaluation.allowFetch'"),
+        "{e}"
+    );
+    let e = error_of(&mut c, build);
+    assert!(
+        e.contains("cannot build '/nix/store/")
+            && e.contains("-x.drv^out' during evaluation")
+            && e.contains("'tvix.evaluation.allowBuild'"),
+        "{e}"
+    );
+    c.shutdown();
+
+    let mut c = Client::start(json!({"tvix": {
+        "evalBudgetMs": 5000,
+        "evaluation": {"allowFetch": true},
+    }}));
+    open(&mut c);
+    let v = c.result("tvix/evaluate", json!({"uri": uri, "text": fetch}));
+    let path = v["value"].as_str().unwrap_or_default();
+    assert!(
+        path.starts_with("\"/nix/store/") && path.ends_with("-data.txt\""),
+        "{v}"
+    );
+    // Building stays off.
+    assert!(error_of(&mut c, build).contains("'tvix.evaluation.allowBuild'"));
+    c.shutdown();
+}

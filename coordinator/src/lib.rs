@@ -14,13 +14,19 @@
 //!   constraints, cycles between outputs);
 //! - [`build`]: one derivation's build step (request, closure, build service, checks,
 //!   registration), and a sequential driver for `--check`;
-//! - [`log`]: build logs kept per derivation, bzip2-compressed as Nix keeps them.
+//! - [`log`]: build logs kept per derivation, bzip2-compressed as Nix keeps them;
+//! - [`eval_io`]: the evaluator's IO over a tvix store (`StoreIO`), which realises
+//!   derivation outputs for import-from-derivation through a [`realise::Realiser`], and
+//!   `Gated`, which gives any evaluator IO the [`fetch`] mechanics (HTTP, archives,
+//!   git, the fetch cache).
 
 pub mod build;
 pub mod checks;
 pub mod closure;
+pub mod eval_io;
 pub mod events;
 pub mod executor;
+pub mod fetch;
 pub mod log;
 pub mod nix_output;
 pub mod plan;

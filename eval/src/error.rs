@@ -54,12 +54,29 @@ pub enum ErrorKind {
     /// Integer division by zero.
     #[error("division by zero")]
     DivisionByZero,
+    /// A build that evaluation needed (import-from-derivation) failed.
+    #[error("{message}")]
+    BuildFailed {
+        /// Nix's words for the failure, with the log's last lines.
+        message: String,
+        /// The exit status Nix ends with for it (100 for a failed build, ...).
+        exit_status: i32,
+    },
     /// Any other failure with Nix's message text.
     #[error("{0}")]
     Other(String),
 }
 
 impl ErrorKind {
+    /// The exit status a command that fails with this error ends with: Nix's build
+    /// statuses for failed builds, otherwise 1.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            ErrorKind::BuildFailed { exit_status, .. } => *exit_status,
+            _ => 1,
+        }
+    }
+
     /// Whether `builtins.tryEval` catches this error (only `throw` and failed assertions).
     pub fn is_catchable(&self) -> bool {
         matches!(

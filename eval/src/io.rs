@@ -2,11 +2,36 @@
 //! language server and the coordinator plug in their own (sandboxed reads, a real store,
 //! import-from-derivation).
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use crate::fetch::{CacheEntry, FetchError, GitRequest, GitRevision};
+
 pub use tvix_store::FileIngestionMethod;
-use tvix_store::NixHash;
+use tvix_store::{NixHash, StorePath};
+
+/// One output of a derivation that evaluation needs built before it can read a path
+/// (import-from-derivation): the `.drv` store path and the output's name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DrvOutput {
+    /// The derivation's `.drv` store path.
+    pub drv: StorePath,
+    /// The output's name (`out`, `dev`, ...).
+    pub output: String,
+}
+
+impl DrvOutput {
+    /// `/nix/store/...-name.drv^out`, as current Nix names a derivation output in messages.
+    pub fn display(&self, store_dir: &str) -> String {
+        format!(
+            "{}/{}^{}",
+            store_dir.trim_end_matches('/'),
+            self.drv.to_base_name(),
+            self.output
+        )
+    }
+}
 
 /// The type of a directory entry, as `builtins.readDir` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,6 +107,68 @@ pub trait EvalIO {
              (--readonly-mode or a dummy:// store)"
         ))
     }
+    /// Builds (or finds already valid) the given derivation outputs, so that their paths
+    /// can be read (import-from-derivation: `import`, `readFile`, `readDir`, `pathExists`,
+    /// `builtins.path`, ... of a string whose context names them). The `.drv` files are in
+    /// the store already (written by this evaluation or earlier). Nothing can be built
+    /// without a store, so the default refuses.
+    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), RealiseFailure> {
+        let first = outputs
+            .first()
+            .map(|o| o.display(&self.store_dir()))
+            .unwrap_or_default();
+        Err(RealiseFailure {
+            message: format!(
+                "cannot build '{first}' during evaluation: evaluation has no store to build \
+                 in here (--readonly-mode or a dummy:// store)"
+            ),
+            exit_status: 1,
+        })
+    }
+    /// Downloads `url` (`file://`, `http://`, `https://`) into the file `dest`.
+    fn download(&self, url: &str, dest: &Path) -> Result<(), FetchError> {
+        let _ = dest;
+        Err(refused(&format!("download '{url}'")))
+    }
+    /// Unpacks the archive `file` (tar, plain or compressed) into the empty directory
+    /// `dest` and returns the result: its single top-level directory, else `dest`. `what`
+    /// names the archive in errors.
+    fn unpack_archive(&self, file: &Path, dest: &Path, what: &str) -> Result<PathBuf, FetchError> {
+        let _ = (file, dest);
+        Err(refused(&format!("unpack '{what}'")))
+    }
+    /// Exports the requested git revision into the empty directory `dest`; `scratch` is a
+    /// temporary directory the fetch may use when it has no cache to keep clones in.
+    fn git_export(
+        &self,
+        req: &GitRequest<'_>,
+        dest: &Path,
+        scratch: &Path,
+    ) -> Result<GitRevision, FetchError> {
+        let _ = (dest, scratch);
+        Err(refused(&format!("fetch the Git repository '{}'", req.url)))
+    }
+    /// Decompresses a binary cache's NAR file (`compression` as its narinfo names it:
+    /// `none`, `xz`, `bzip2`, `zstd`); `what` names it in errors.
+    fn decompress(
+        &self,
+        data: Vec<u8>,
+        compression: &str,
+        what: &str,
+    ) -> Result<Vec<u8>, FetchError> {
+        let _ = (data, compression);
+        Err(refused(&format!("decompress '{what}'")))
+    }
+    /// What an earlier fetch remembered under `key` (the fetch cache), if anything.
+    fn fetch_cache_get(&self, key: &str) -> Option<CacheEntry> {
+        let _ = key;
+        None
+    }
+    /// Remembers `fields` under `key` for later fetches; failures are ignored (the cache is
+    /// an optimisation).
+    fn fetch_cache_put(&self, key: &str, fields: &BTreeMap<String, String>) {
+        let _ = (key, fields);
+    }
     /// Makes every path added so far durable. Stores may register added paths in a batch
     /// (one disk sync for a whole evaluation instead of one per `.drv` file); whoever
     /// shows a result that names store paths commits first.
@@ -94,6 +181,24 @@ pub trait EvalIO {
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
         std::fs::canonicalize(path)
     }
+}
+
+/// The error of a fetch method of an IO that does not fetch.
+fn refused(what: &str) -> FetchError {
+    FetchError::Refused(format!(
+        "cannot {what}: this evaluation does not fetch from the network or run git \
+         (compute-only IO)"
+    ))
+}
+
+/// Why [`EvalIO::realise`] failed: the message to show (for a failed build, Nix's words
+/// and the log's last lines) and the exit status Nix ends with for it.
+#[derive(Clone, Debug)]
+pub struct RealiseFailure {
+    /// What to show after `error: `.
+    pub message: String,
+    /// 100 for a failed build, 101 for a timeout, ...; 1 when nothing was built.
+    pub exit_status: i32,
 }
 
 /// Decides, for each object below the root of a path being added (its path and type),

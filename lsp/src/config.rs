@@ -22,6 +22,20 @@ pub struct Settings {
     pub args: BTreeMap<String, String>,
     /// A Nix expression giving a module system `options` set, for module files.
     pub options_expr: Option<String>,
+    /// What evaluation may do beyond reading files.
+    pub evaluation: EvaluationSettings,
+}
+
+/// `tvix.evaluation`: what the editor's evaluations may do. Both are off by default, so
+/// that hover and completion never download or build by surprise.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EvaluationSettings {
+    /// `allowFetch`: fetchers (`fetchurl`, `fetchTarball`, `fetchGit`, ...) may download
+    /// and run git.
+    pub allow_fetch: bool,
+    /// `allowBuild`: import-from-derivation may build derivations (in the tvix store).
+    pub allow_build: bool,
 }
 
 impl Default for Settings {
@@ -32,6 +46,7 @@ impl Default for Settings {
             entry_file: None,
             args: BTreeMap::new(),
             options_expr: None,
+            evaluation: EvaluationSettings::default(),
         }
     }
 }
@@ -81,6 +96,12 @@ mod tests {
             ("nixpkgs".to_string(), PathBuf::from("/p"))
         );
         assert_eq!(s.args["lib"], "import <nixpkgs/lib>");
+        assert_eq!(s.evaluation, EvaluationSettings::default());
+        assert!(!s.evaluation.allow_fetch && !s.evaluation.allow_build);
+        let v = serde_json::json!({"tvix": {"evaluation": {"allowFetch": true}}});
+        let (s, err) = Settings::from_json(&v);
+        assert!(err.is_none());
+        assert!(s.evaluation.allow_fetch && !s.evaluation.allow_build);
         let (s, err) = Settings::from_json(&serde_json::json!({"tvix": {"evalBudgetMs": "x"}}));
         assert_eq!(s, Settings::default());
         assert!(err.is_some());

@@ -72,7 +72,7 @@ pub struct EvaluateResult {
 impl Server {
     /// A server talking to `client`.
     pub fn new(client: Client, factory: EvaluatorFactory) -> Server {
-        let ev = factory(&[]);
+        let ev = factory(&Settings::default());
         let names: Vec<String> = ev.global_names().map(|s| s.as_str().to_string()).collect();
         let mut lowering = Globals::default();
         for (i, s) in ev.global_names().enumerate() {

@@ -14,9 +14,11 @@ use tvix_eval::{Evaluator, Value};
 
 use crate::config::Settings;
 
-/// Makes an evaluator for a search path (`prefix=path` or `path` entries). The binary passes
-/// one, with the IO of its choice.
-pub type EvaluatorFactory = Arc<dyn Fn(&[String]) -> Evaluator + Send + Sync>;
+/// Makes an evaluator for the workspace's settings: its search path (`prefix=path` or `path`
+/// entries) and what evaluation may do (`evaluation.allowFetch`, `evaluation.allowBuild`:
+/// the IO must refuse what is not allowed). The binary passes one, with the IO of its
+/// choice.
+pub type EvaluatorFactory = Arc<dyn Fn(&Settings) -> Evaluator + Send + Sync>;
 
 /// Probe sources fed to one evaluator before it is replaced: each stays in its source map.
 const MAX_FED_BYTES: usize = 64 * 1024 * 1024;
@@ -37,7 +39,7 @@ impl Session {
         let settings = &self.settings;
         let factory = &self.factory;
         self.evaluator.get_or_insert_with(|| {
-            let mut ev = factory(&settings.search_path);
+            let mut ev = factory(settings);
             // `builtins.trace` output has nowhere useful to go in a language server.
             ev.diagnostics = Box::new(|_| {});
             ev
@@ -191,7 +193,7 @@ mod tests {
     use super::*;
 
     fn worker() -> Worker {
-        let factory: EvaluatorFactory = Arc::new(|_: &[String]| {
+        let factory: EvaluatorFactory = Arc::new(|_: &Settings| {
             Evaluator::new(
                 Box::new(tvix_eval::io::StdIO::new()),
                 tvix_eval::EvalConfig::default(),

@@ -221,6 +221,7 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         max_call_depth: 10_000,
         features: args.features.clone(),
         store: Some(url.clone()),
+        option: args.option.clone(),
         instantiate: true,
         ..EvalArgs::default()
     };

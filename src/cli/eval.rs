@@ -82,7 +82,9 @@ pub(super) struct EvalArgs {
     pub(super) lint_short_path_literals: Option<String>,
     #[arg(long, hide = true)]
     pub(super) lint_url_literals: Option<String>,
-    /// Set a Nix option: `abort-on-warn true` is understood; others are accepted and ignored.
+    /// Set a Nix option: `abort-on-warn`, `allow-import-from-derivation` and the build
+    /// settings of import-from-derivation builds (as for `tvix build`) are understood;
+    /// others are accepted and ignored.
     #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
     pub(super) option: Vec<String>,
     /// Accepted for compatibility (`nix-instantiate --timeout`); evaluation is not timed out.
@@ -143,6 +145,7 @@ fn with_evaluator<T>(
     args: &EvalArgs,
     f: impl FnOnce(&mut Evaluator, &EvalArgs) -> EvalResult<T>,
 ) -> Result<T, i32> {
+    let options = option_map(&args.option);
     let config = EvalConfig {
         search_path: search_path(args),
         max_call_depth: args.max_call_depth,
@@ -159,9 +162,14 @@ fn with_evaluator<T>(
             .option
             .chunks(2)
             .any(|kv| kv[0] == "abort-on-warn" && kv.get(1).is_some_and(|v| v == "true")),
+        allow_import_from_derivation: bool_option(&options, "allow-import-from-derivation", true),
         ..EvalConfig::default()
     };
-    let io = match crate::store_io::eval_io(args.store.as_deref(), args.readonly_mode) {
+    let io = match tvix_coordinator::eval_io::eval_io(
+        args.store.as_deref(),
+        args.readonly_mode,
+        &options,
+    ) {
         Ok(io) => io,
         Err(msg) => {
             eprintln!("error: {msg}");
@@ -189,8 +197,34 @@ fn with_evaluator<T>(
     }
     result.map_err(|e| {
         eprint!("{}", for_stderr(&render_error(&e, &ev.sources, render)));
-        1
+        e.kind.exit_status()
     })
+}
+
+/// `--option NAME VALUE` pairs as a map (a later pair wins, as in Nix).
+pub(super) fn option_map(pairs: &[String]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .chunks(2)
+        .filter_map(|kv| Some((kv[0].clone(), kv.get(1)?.clone())))
+        .collect()
+}
+
+/// A Boolean option: `true` or `false`; anything else is warned about and the default
+/// kept, as Nix does.
+pub(super) fn bool_option(
+    options: &std::collections::BTreeMap<String, String>,
+    name: &str,
+    default: bool,
+) -> bool {
+    match options.get(name).map(String::as_str) {
+        None => default,
+        Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            eprintln!("warning: Boolean setting '{name}' has invalid value '{other}'");
+            default
+        }
+    }
 }
 
 fn lint_level(flag: &Option<String>) -> LintLevel {

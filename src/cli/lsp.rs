@@ -1,11 +1,12 @@
 //! `tvix lsp`: the language server over standard input and output. The server gets an
 //! evaluator factory reading the local filesystem, with the workspace's search path first,
-//! then `-I` entries and `NIX_PATH`.
+//! then `-I` entries and `NIX_PATH`, and the coordinator's editor IO: no fetching and no
+//! building unless the workspace settings allow them.
 
 use std::sync::Arc;
 
 use clap::Args;
-use tvix_eval::io::StdIO;
+use tvix_eval::io::{EvalIO, StdIO};
 use tvix_eval::{EvalConfig, Evaluator, SearchPathEntry};
 
 /// Arguments of `tvix lsp`.
@@ -34,8 +35,9 @@ pub(super) fn lsp_command(args: LspArgs) -> i32 {
                 .map(SearchPathEntry::parse),
         );
     }
-    let factory: tvix_lsp::EvaluatorFactory = Arc::new(move |workspace: &[String]| {
-        let mut search_path: Vec<SearchPathEntry> = workspace
+    let factory: tvix_lsp::EvaluatorFactory = Arc::new(move |settings: &tvix_lsp::Settings| {
+        let mut search_path: Vec<SearchPathEntry> = settings
+            .search_path
             .iter()
             .map(|s| SearchPathEntry::parse(s))
             .collect();
@@ -44,7 +46,13 @@ pub(super) fn lsp_command(args: LspArgs) -> i32 {
             search_path,
             ..EvalConfig::default()
         };
-        Evaluator::new(Box::new(StdIO::new()), config)
+        let allow = &settings.evaluation;
+        // A store that cannot be used leaves the compute-only IO, which fetches and builds
+        // nothing either.
+        let io: Box<dyn EvalIO> =
+            tvix_coordinator::eval_io::editor_io(allow.allow_fetch, allow.allow_build)
+                .unwrap_or_else(|_| Box::new(StdIO::new()));
+        Evaluator::new(io, config)
     });
     match tvix_lsp::run_stdio(factory) {
         Ok(()) => 0,

@@ -9,7 +9,7 @@ use tvix_eval::lower::LowerOptions;
 use tvix_eval::{EvalConfig, Evaluator, SearchPathEntry};
 use tvix_repl::{AutoArg, ReplOptions};
 
-use crate::store_io::eval_io;
+use tvix_coordinator::eval_io::eval_io;
 
 /// Flags of `tvix repl`, which are those of `nix repl`.
 #[derive(Args)]
@@ -47,6 +47,10 @@ pub(super) struct ReplArgs {
     /// Compute store paths without writing anything to the store.
     #[arg(long)]
     readonly_mode: bool,
+    /// Set a Nix option (`allow-import-from-derivation`, build settings of
+    /// import-from-derivation builds; others are accepted and ignored).
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
+    option: Vec<String>,
     /// Keep the history here instead of `$XDG_DATA_HOME/tvix/repl-history`.
     #[arg(long)]
     history_file: Option<PathBuf>,
@@ -71,6 +75,7 @@ pub(super) fn repl_command(args: ReplArgs) -> i32 {
             .iter()
             .any(|f| f.split_whitespace().any(|x| x == name))
     };
+    let options = super::eval::option_map(&args.option);
     let config = EvalConfig {
         search_path,
         max_call_depth: args.max_call_depth,
@@ -79,6 +84,11 @@ pub(super) fn repl_command(args: ReplArgs) -> i32 {
             ..LowerOptions::default()
         },
         fetch_closure: has_feature("fetch-closure"),
+        allow_import_from_derivation: super::eval::bool_option(
+            &options,
+            "allow-import-from-derivation",
+            true,
+        ),
         ..EvalConfig::default()
     };
     let mut auto_args: Vec<AutoArg> = args
@@ -93,13 +103,13 @@ pub(super) fn repl_command(args: ReplArgs) -> i32 {
     );
     // The IO is made anew for every evaluator (`:r` starts afresh); a store URL that cannot
     // be used is reported now, so the later calls see the same inputs succeed.
-    if let Err(msg) = eval_io(args.store.as_deref(), args.readonly_mode) {
+    if let Err(msg) = eval_io(args.store.as_deref(), args.readonly_mode, &options) {
         eprintln!("error: {msg}");
         return 1;
     }
     let (store, readonly) = (args.store.clone(), args.readonly_mode);
     let make_io = move || -> Box<dyn EvalIO> {
-        eval_io(store.as_deref(), readonly).unwrap_or_else(|_| Box::new(StdIO::new()))
+        eval_io(store.as_deref(), readonly, &options).unwrap_or_else(|_| Box::new(StdIO::new()))
     };
     tvix_repl::run(ReplOptions {
         make_evaluator: Box::new(move || Evaluator::new(make_io(), config.clone())),

@@ -10,6 +10,8 @@
 //! - [`store_path`]: [`StorePath`] parsing and validation, and [`StoreDir`] with the path
 //!   computations (text, source, fixed-output, derivation outputs).
 //! - [`nar`]: streaming NAR writer, hasher, validating parser and restorer.
+//! - [`narinfo`]: binary caches' `.narinfo` files, read and written, and the check of a
+//!   content address against its path.
 //! - `castore` (feature `castore`, on by default): the content-addressed store — BLAKE3
 //!   blobs in content-defined chunks, Merkle directories, the blob/directory/path info
 //!   services with `memory://` and embedded local backends, NAR rendering and ingestion,
@@ -62,6 +64,7 @@ pub mod fuse;
 pub mod grpc;
 pub mod hash;
 pub mod nar;
+pub mod narinfo;
 pub mod nixbase32;
 #[cfg(feature = "castore")]
 pub mod pathinfo;

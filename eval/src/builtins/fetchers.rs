@@ -1,11 +1,11 @@
 //! The fetchers: `fetchurl`, `fetchTarball`, `fetchGit` and `fetchTree`. Each downloads or
-//! exports what it is asked for into a temporary directory (see [`crate::fetch`]) and adds
-//! it to the store through the evaluator's IO, giving the store paths Nix gives. A fetch
+//! exports what it is asked for into a temporary directory through the evaluator's IO (its
+//! fetch methods: the mechanics are the coordinator's) and adds it to the store through it, giving the store paths Nix gives. A fetch
 //! whose result is known to be in the store already (by its expected hash, or remembered in
 //! the fetch cache) is not done again.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use super::control::primop;
 use super::{fail, make_attrs};
 use crate::error::{AddContext, ErrorKind, EvalError, EvalResult};
 use crate::eval::{CoerceMode, Evaluator};
-use crate::fetch::{self, archive, cache::Cache, git, FetchError};
+use crate::fetch::{self, FetchError, GitRequest, GitRevision};
 use crate::io::FileIngestionMethod;
 use crate::source::Span;
 use crate::symbol::Symbol;
@@ -103,7 +103,6 @@ fn fetch_url(
     } else {
         FileIngestionMethod::Flat
     };
-    let cache = Cache::open();
     let key = format!("url\0{url}\0{name}\0{unpack}");
     // With an expected hash, the path is known before fetching: reuse it if it is there.
     if let Some(want) = expected {
@@ -118,8 +117,8 @@ fn fetch_url(
                     nar_hash: want.clone(),
                 });
             }
-            if let Some(hit) = cache
-                .get(&key)
+            if let Some(hit) = io
+                .fetch_cache_get(&key)
                 .as_ref()
                 .and_then(|e| Fetched::from_fields(&e.fields))
             {
@@ -128,7 +127,7 @@ fn fetch_url(
                 }
             }
         }
-    } else if let Some(entry) = cache.get(&key) {
+    } else if let Some(entry) = io.fetch_cache_get(&key) {
         if entry.age < TTL {
             if let Some(hit) = Fetched::from_fields(&entry.fields) {
                 if io.path_exists(Path::new(&hit.store_path)).unwrap_or(false) {
@@ -140,11 +139,12 @@ fn fetch_url(
 
     let tmp = tempfile::tempdir().map_err(|e| other(e.to_string(), s))?;
     let file = tmp.path().join("download");
-    fetch::download(url, &file).map_err(|e| fetch_err(e, s))?;
+    io.download(url, &file).map_err(|e| fetch_err(e, s))?;
     let source = if unpack {
         let dest = tmp.path().join("unpacked");
         std::fs::create_dir(&dest).map_err(|e| other(e.to_string(), s))?;
-        archive::unpack(&file, &dest, url).map_err(|e| fetch_err(e, s))?
+        io.unpack_archive(&file, &dest, url)
+            .map_err(|e| fetch_err(e, s))?
     } else {
         file.clone()
     };
@@ -177,7 +177,7 @@ fn fetch_url(
         nar_hash,
     };
     if io.writes_to_store() {
-        cache.put(&key, &fetched.to_fields());
+        io.fetch_cache_put(&key, &fetched.to_fields());
     }
     Ok(fetched)
 }
@@ -313,20 +313,22 @@ fn fetch_git_args(ev: &mut Evaluator, args: GitArgs, s: Option<Span>) -> EvalRes
     let name = args.name.clone().unwrap_or_else(|| "source".to_string());
     tvix_store::store_path::validate_name(&name).map_err(|e| other(e.to_string(), s))?;
     let io = ev.io.clone();
-    let cache = Cache::open();
     // Only a pinned revision is the same every time; anything else is looked at again.
     let key = args
         .rev
         .as_ref()
         .map(|rev| format!("git\0{}\0{rev}\0{name}", args.url));
-    let cached = key.as_ref().and_then(|k| cache.get(k)).filter(|e| {
-        e.fields
-            .get("path")
-            .is_some_and(|p| io.path_exists(Path::new(p)).unwrap_or(false))
-    });
+    let cached = key
+        .as_ref()
+        .and_then(|k| io.fetch_cache_get(k))
+        .filter(|e| {
+            e.fields
+                .get("path")
+                .is_some_and(|p| io.path_exists(Path::new(p)).unwrap_or(false))
+        });
     let (fetched, revision) = match cached.and_then(|e| {
         let f = Fetched::from_fields(&e.fields)?;
-        let rev = git::GitRevision {
+        let rev = GitRevision {
             rev: e.fields.get("rev")?.clone(),
             rev_count: e.fields.get("revCount")?.parse().ok()?,
             last_modified: e.fields.get("lastModified")?.parse().ok()?,
@@ -339,13 +341,16 @@ fn fetch_git_args(ev: &mut Evaluator, args: GitArgs, s: Option<Span>) -> EvalRes
             let tmp = tempfile::tempdir().map_err(|e| other(e.to_string(), s))?;
             let dest = tmp.path().join("checkout");
             std::fs::create_dir(&dest).map_err(|e| other(e.to_string(), s))?;
-            let git_cache = cache_dir_for_git(tmp.path());
-            let req = git::GitRequest {
+            let req = GitRequest {
                 url: &args.url,
                 git_ref: args.git_ref.as_deref(),
                 rev: args.rev.as_deref(),
             };
-            let revision = git::export(&req, &dest, &git_cache).map_err(|e| fetch_err(e, s))?;
+            let scratch = tmp.path().join("scratch");
+            std::fs::create_dir(&scratch).map_err(|e| other(e.to_string(), s))?;
+            let revision = io
+                .git_export(&req, &dest, &scratch)
+                .map_err(|e| fetch_err(e, s))?;
             if revision.dirty {
                 (ev.diagnostics)(&format!("warning: Git tree '{}' is dirty", args.url));
             }
@@ -361,7 +366,7 @@ fn fetch_git_args(ev: &mut Evaluator, args: GitArgs, s: Option<Span>) -> EvalRes
                 fields.insert("rev".into(), revision.rev.clone());
                 fields.insert("revCount".into(), revision.rev_count.to_string());
                 fields.insert("lastModified".into(), revision.last_modified.to_string());
-                cache.put(k, &fields);
+                io.fetch_cache_put(k, &fields);
             }
             (fetched, revision)
         }
@@ -395,13 +400,6 @@ fn fetch_git_args(ev: &mut Evaluator, args: GitArgs, s: Option<Span>) -> EvalRes
         ),
         (Symbol::intern("submodules"), Value::Bool(false)),
     ]))
-}
-
-/// Where remote git repositories are kept: the user's cache, else a temporary directory.
-fn cache_dir_for_git(fallback: &Path) -> PathBuf {
-    crate::fetch::cache::tvix_cache_dir()
-        .filter(|c| std::fs::create_dir_all(c).is_ok())
-        .unwrap_or_else(|| fallback.to_path_buf())
 }
 
 fn check_nar_hash(
@@ -800,7 +798,7 @@ fn fetch_closure(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
     if ev.io.path_exists(Path::new(&shown)).unwrap_or(false) {
         return Ok(store_path_value(&shown));
     }
-    let root = narinfo_of(base, &sd, &from_path, s)?;
+    let root = narinfo_of(ev, base, &sd, &from_path, s)?;
     match (&root.ca, input_addressed, &to_path) {
         (Some(_), true, _) => {
             return fail(
@@ -833,7 +831,7 @@ fn fetch_closure(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
     // closure there too, so it is neither walked nor fetched.
     let io = ev.io.clone();
     let mut order = Vec::new();
-    let mut seen: std::collections::HashSet<String> = [shown.clone()].into();
+    let mut seen: std::collections::HashSet<tvix_store::StorePath> = [from_path.clone()].into();
     let mut stack = vec![(root, 0usize)];
     while let Some((info, next)) = stack.last_mut() {
         let Some(r) = info.references.get(*next).cloned() else {
@@ -843,29 +841,25 @@ fn fetch_closure(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
             continue;
         };
         *next += 1;
-        let p = format!("{}/{r}", sd.as_str());
-        if seen.insert(p.clone()) && !io.path_exists(Path::new(&p)).unwrap_or(false) {
-            let sp = sd
-                .parse_path(&p)
-                .map_err(|e| other(format!("invalid reference '{r}': {e}"), s))?;
-            stack.push((narinfo_of(base, &sd, &sp, s)?, 0));
+        if seen.insert(r.clone()) && !io.path_exists(Path::new(&sd.display(&r))).unwrap_or(false) {
+            stack.push((narinfo_of(ev, base, &sd, &r, s)?, 0));
         }
     }
     for info in &order {
-        check_content_address(&sd, info, s)?;
+        info.check_content_address(&sd)
+            .map_err(|e| other(e.to_string(), s))?;
         let url = format!("{base}/{}", info.url);
-        let nar = fetch::closure::fetch_bytes(&url).map_err(|e| fetch_err(e, s))?;
-        let nar = fetch::closure::decompress(nar, &info.compression, &url)
+        let nar = fetch_bytes(&*io, &url).map_err(|e| fetch_err(e, s))?;
+        let nar = io
+            .decompress(nar, &info.compression, &url)
             .map_err(|e| fetch_err(e, s))?;
-        let refs: Vec<String> = info
-            .references
-            .iter()
-            .map(|r| format!("{}/{r}", sd.as_str()))
-            .collect();
+        let refs: Vec<String> = info.references.iter().map(|r| sd.display(r)).collect();
         io.add_nar(
-            &info.store_path,
+            &sd.display(&info.store_path),
             &mut nar.as_slice(),
-            &info.nar_hash,
+            &info
+                .nar_hash
+                .to_prefixed(tvix_store::hash::HashEncoding::Nix32),
             &refs,
             info.ca.as_deref(),
         )
@@ -874,89 +868,47 @@ fn fetch_closure(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
     Ok(store_path_value(&shown))
 }
 
+/// The contents of `url` (a file of a binary cache), downloaded through the IO.
+fn fetch_bytes(io: &dyn crate::io::EvalIO, url: &str) -> Result<Vec<u8>, FetchError> {
+    let tmp = tempfile::NamedTempFile::new()?;
+    io.download(url, tmp.path())?;
+    Ok(std::fs::read(tmp.path())?)
+}
+
 /// The narinfo of `path` in the binary cache at `base`.
 fn narinfo_of(
+    ev: &Evaluator,
     base: &str,
     sd: &StoreDir,
     path: &tvix_store::StorePath,
     s: Option<Span>,
-) -> EvalResult<fetch::closure::NarInfo> {
+) -> EvalResult<tvix_store::narinfo::NarInfo> {
     let url = format!("{base}/{}.narinfo", path.hash_part());
-    let bytes = fetch::closure::fetch_bytes(&url).map_err(|_| {
-        other(
-            format!(
-                "path '{}' is not available from the binary cache '{base}'",
-                sd.display(path)
-            ),
-            s,
-        )
-    })?;
-    let info = fetch::closure::parse_narinfo(&String::from_utf8_lossy(&bytes), &url)
-        .map_err(|e| fetch_err(e, s))?;
-    if info.store_path != sd.display(path) {
+    let bytes = match fetch_bytes(&*ev.io, &url) {
+        Ok(b) => b,
+        // An IO that does not fetch says so rather than that the path is missing.
+        Err(e @ FetchError::Refused(_)) => return Err(fetch_err(e, s)),
+        Err(_) => {
+            return Err(other(
+                format!(
+                    "path '{}' is not available from the binary cache '{base}'",
+                    sd.display(path)
+                ),
+                s,
+            ))
+        }
+    };
+    let info = tvix_store::narinfo::NarInfo::parse(&String::from_utf8_lossy(&bytes), sd)
+        .map_err(|e| other(format!("unable to download '{url}': {e}"), s))?;
+    if info.store_path != *path {
         return Err(other(
             format!(
                 "the narinfo '{url}' is for '{}', not '{}'",
-                info.store_path,
+                sd.display(&info.store_path),
                 sd.display(path)
             ),
             s,
         ));
     }
     Ok(info)
-}
-
-/// A content-addressed path must be the path its content address gives (the NAR is later
-/// checked against the narinfo's hash), so a cache cannot pass off other contents.
-fn check_content_address(
-    sd: &StoreDir,
-    info: &fetch::closure::NarInfo,
-    s: Option<Span>,
-) -> EvalResult<()> {
-    let Some(ca) = &info.ca else {
-        return Ok(());
-    };
-    let path = sd
-        .parse_path(&info.store_path)
-        .map_err(|e| other(e.to_string(), s))?;
-    let refs: Vec<tvix_store::StorePath> = info
-        .references
-        .iter()
-        .filter_map(|r| tvix_store::StorePath::from_base_name(r).ok())
-        .collect();
-    let self_ref = refs.contains(&path);
-    let others: Vec<&tvix_store::StorePath> = refs.iter().filter(|r| **r != path).collect();
-    let bad = |why: String| {
-        other(
-            format!(
-                "invalid content address '{ca}' of '{}': {why}",
-                info.store_path
-            ),
-            s,
-        )
-    };
-    let computed = if let Some(h) = ca.strip_prefix("text:") {
-        let h = NixHash::parse(h, None).map_err(|e| bad(e.to_string()))?;
-        sd.make_text_path_from_hash(path.name(), &h, others)
-    } else if let Some(rest) = ca.strip_prefix("fixed:") {
-        let (method, h) = match rest.strip_prefix("r:") {
-            Some(h) => (FileIngestionMethod::Recursive, h),
-            None => (FileIngestionMethod::Flat, rest),
-        };
-        let h = NixHash::parse(h, None).map_err(|e| bad(e.to_string()))?;
-        if method == FileIngestionMethod::Recursive && h.algo() == HashAlgo::Sha256 {
-            let nar = NixHash::parse(&info.nar_hash, None).map_err(|e| bad(e.to_string()))?;
-            if nar.digest() != h.digest() {
-                return Err(bad("it does not match the NAR hash".into()));
-            }
-        }
-        sd.make_fixed_output_path(path.name(), method, &h, others, self_ref)
-    } else {
-        return Err(bad("unknown kind".into()));
-    }
-    .map_err(|e| bad(e.to_string()))?;
-    if computed != path {
-        return Err(bad(format!("it gives '{}'", sd.display(&computed))));
-    }
-    Ok(())
 }

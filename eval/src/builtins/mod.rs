@@ -13,6 +13,8 @@ pub mod docs;
 mod fetchers;
 mod flakeref;
 pub mod hash;
+#[cfg(test)]
+mod ifd_tests;
 mod json;
 mod lists;
 mod paths;

@@ -88,7 +88,71 @@ fn path_arg(ev: &mut Evaluator, v: Value, s: Option<Span>) -> EvalResult<(PathBu
         );
     }
     let must_be_dir = bytes.len() > 1 && (bytes.ends_with(b"/") || bytes.ends_with(b"/."));
-    Ok((canonicalize_path(bytes), must_be_dir))
+    let path = canonicalize_path(bytes);
+    if let Some(ctx) = st.context() {
+        realise_context(ev, ctx, s)?;
+    }
+    Ok((path, must_be_dir))
+}
+
+/// Import-from-derivation: builds the derivation outputs `ctx` names before a path with
+/// that context is read, as Nix realises the context of every path a builtin reads
+/// (`import`, `scopedImport`, `readFile`, `readFileType`, `readDir`, `pathExists`,
+/// `hashFile`, `filterSource`, `builtins.path`). Plain paths and whole derivations
+/// (`drvPath`'s context) need no build. Each output is asked for once per evaluation.
+fn realise_context(ev: &mut Evaluator, ctx: &Context, s: Option<Span>) -> EvalResult<()> {
+    let mut wanted = Vec::new();
+    let mut store_dir = None;
+    for elem in ctx {
+        let ContextElem::Output(drv, output) = elem else {
+            continue;
+        };
+        let dir = match &store_dir {
+            Some(d) => d,
+            None => store_dir.insert(
+                tvix_store::StoreDir::new(ev.io.store_dir())
+                    .map_err(|e| EvalError::new(ErrorKind::Other(e.to_string()), s))?,
+            ),
+        };
+        let drv = dir.parse_path(drv).map_err(|e| {
+            EvalError::new(
+                ErrorKind::Other(format!("invalid derivation path '{drv}' in a context: {e}")),
+                s,
+            )
+        })?;
+        let out = crate::io::DrvOutput {
+            drv,
+            output: output.clone(),
+        };
+        if !ev.realised.contains(&out) {
+            wanted.push(out);
+        }
+    }
+    let Some(first) = wanted.first() else {
+        return Ok(());
+    };
+    if !ev.config.allow_import_from_derivation {
+        // Current Nix's words (2.8 names the `.drv` without `^output`).
+        return fail(
+            format!(
+                "cannot build '{}' during evaluation because the option \
+                 'allow-import-from-derivation' is disabled",
+                first.display(&ev.io.store_dir())
+            ),
+            s,
+        );
+    }
+    ev.io.realise(&wanted).map_err(|f| {
+        EvalError::new(
+            ErrorKind::BuildFailed {
+                message: f.message,
+                exit_status: f.exit_status,
+            },
+            s,
+        )
+    })?;
+    ev.realised.extend(wanted);
+    Ok(())
 }
 
 /// An IO error as the system describes it (`No such file or directory`), as Nix shows it.

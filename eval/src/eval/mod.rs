@@ -75,6 +75,9 @@ pub struct EvalConfig {
     /// `abort-on-warn`: `builtins.warn` fails after printing its warning, so the warning gets a
     /// stack trace.
     pub abort_on_warn: bool,
+    /// `allow-import-from-derivation`: whether reading a path whose context names a
+    /// derivation output may build it (true, Nix's default) or is an error.
+    pub allow_import_from_derivation: bool,
 }
 
 impl Default for EvalConfig {
@@ -87,6 +90,7 @@ impl Default for EvalConfig {
             parse_toml_timestamps: false,
             fetch_closure: false,
             abort_on_warn: false,
+            allow_import_from_derivation: true,
         }
     }
 }
@@ -106,6 +110,9 @@ pub struct Evaluator {
     import_cache: FxHashMap<PathBuf, Value>,
     /// Store paths of source paths already added (`"${./src}"`), as Nix's `srcToStore`.
     source_paths: FxHashMap<PathBuf, String>,
+    /// Derivation outputs already realised for import-from-derivation in this evaluation
+    /// (each is asked for once).
+    pub(crate) realised: rustc_hash::FxHashSet<crate::io::DrvOutput>,
     call_depth: usize,
     /// Messages from `builtins.trace` and warnings go here (stderr by default).
     pub diagnostics: Box<dyn FnMut(&str)>,
@@ -150,6 +157,7 @@ impl Evaluator {
             global_env,
             import_cache: FxHashMap::default(),
             source_paths: FxHashMap::default(),
+            realised: Default::default(),
             call_depth: 0,
             diagnostics: Box::new(|msg| eprintln!("{msg}")),
             derivations: FxHashMap::default(),

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
+
+use tvix_eval::fetch::CacheEntry;
 
 /// tvix's directory in the user's cache: `$XDG_CACHE_HOME/tvix`, else `~/.cache/tvix`.
 pub fn tvix_cache_dir() -> Option<PathBuf> {
@@ -26,14 +28,6 @@ pub struct Cache {
     dir: Option<PathBuf>,
 }
 
-/// A remembered fetch: its fields and how long ago it was stored.
-pub struct Entry {
-    /// The fields given to [`Cache::put`].
-    pub fields: BTreeMap<String, String>,
-    /// The time since the entry was written.
-    pub age: Duration,
-}
-
 impl Cache {
     /// The cache of the current user.
     pub fn open() -> Cache {
@@ -48,7 +42,7 @@ impl Cache {
     }
 
     /// The entry stored under `key`, if any.
-    pub fn get(&self, key: &str) -> Option<Entry> {
+    pub fn get(&self, key: &str) -> Option<CacheEntry> {
         let file = self.file(key)?;
         let text = std::fs::read_to_string(&file).ok()?;
         let modified = std::fs::metadata(&file).ok()?.modified().ok()?;
@@ -61,7 +55,7 @@ impl Cache {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Some(Entry {
+        Some(CacheEntry {
             fields,
             age: SystemTime::now()
                 .duration_since(modified)
@@ -99,6 +93,7 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn entries_round_trip_and_other_keys_miss() {

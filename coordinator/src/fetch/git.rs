@@ -7,29 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::FetchError;
-
-/// The revision that was exported.
-#[derive(Debug, Clone)]
-pub struct GitRevision {
-    /// The commit hash (40 zeros for a dirty working tree).
-    pub rev: String,
-    /// Commits reachable from it (0 for a dirty working tree).
-    pub rev_count: u64,
-    /// Its commit time (of `HEAD` for a dirty working tree), seconds since the epoch.
-    pub last_modified: i64,
-    /// Whether the working tree's uncommitted changes were exported.
-    pub dirty: bool,
-}
-
-/// What to export.
-pub struct GitRequest<'a> {
-    /// A path, `file://` URL or remote URL.
-    pub url: &'a str,
-    /// A branch or tag name, or a full `refs/...` name.
-    pub git_ref: Option<&'a str>,
-    /// A commit hash.
-    pub rev: Option<&'a str>,
-}
+pub use tvix_eval::fetch::{GitRequest, GitRevision};
 
 fn git(args: &[&str], git_dir: Option<&Path>) -> Command {
     let mut c = Command::new("git");
