@@ -444,6 +444,39 @@ fn result_links_as_nix_build_makes_them() {
         let target = std::fs::read_link(cwd.path().join(link)).expect(link);
         assert_eq!(target.to_string_lossy(), path.as_str(), "{link}");
     }
+
+    // The links are GC roots of the store: a collection keeps the outputs (and their
+    // closures); once the links are gone, it deletes them.
+    let url = format!("local://{}", store.path().display());
+    let store_cmd = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tvix"))
+            .arg("store")
+            .args(args)
+            .args(["--store", &url])
+            .output()
+            .expect("tvix store");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    store_cmd(&["gc"]);
+    store_cmd(&["verify"]);
+    let valid = store_cmd(&["info"]);
+    for p in &paths {
+        assert!(
+            valid.contains(&format!("StorePath: {p}\n")),
+            "{p} was collected"
+        );
+    }
+    for link in ["res", "res-2-dev", "res-3-lib"] {
+        std::fs::remove_file(cwd.path().join(link)).expect(link);
+    }
+    let report = store_cmd(&["gc"]);
+    assert!(!report.starts_with("0 store paths"), "{report}");
+    let valid = store_cmd(&["info"]);
+    for p in &paths {
+        assert!(!valid.contains(p.as_str()), "{p} was kept");
+    }
+    store_cmd(&["verify"]);
 }
 
 #[test]

@@ -380,6 +380,32 @@ fn make_link(link: &str, target: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, link)
 }
 
+/// Opens the store and keeps garbage collection away from it while this process runs.
+fn open_protected_store(url: &str) -> Result<Arc<dyn tvix_store::StoreService>, String> {
+    let store = tvix_store::open(url).map_err(|e| format!("opening the store '{url}': {e}"))?;
+    store
+        .protect_from_gc()
+        .map_err(|e| format!("opening the store '{url}': {e}"))?;
+    Ok(Arc::from(store))
+}
+
+/// Registers the result link `link` as an indirect GC root of a local store (other
+/// stores keep no roots: they are collected where they live).
+fn register_root(url: &str, link: &str) -> Result<(), String> {
+    if tvix_store::castore::local_store_dir(url)
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        return Ok(());
+    }
+    let roots = tvix_store::castore::gc::GcRoots::for_store_url(url).map_err(|e| e.to_string())?;
+    roots
+        .add_indirect(std::path::Path::new(link))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 pub(super) fn build_command(args: BuildArgs) -> i32 {
     let url = args
         .store
@@ -406,6 +432,15 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         instantiate: true,
         ..EvalArgs::default()
     };
+    // Opened (and protected from garbage collection) before the evaluation, so nothing it
+    // writes or finds valid can be collected before the outputs are rooted.
+    let store: Arc<dyn tvix_store::StoreService> = match open_protected_store(&url) {
+        Ok(s) => s,
+        Err(e) => {
+            print_error(&e);
+            return 1;
+        }
+    };
     let found = match instantiate_derivations(&eval_args) {
         Ok(f) => f,
         Err(code) => return code,
@@ -421,13 +456,6 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         }
     }
 
-    let store: Arc<dyn tvix_store::StoreService> = match tvix_store::open(&url) {
-        Ok(s) => Arc::from(s),
-        Err(e) => {
-            print_error(&format!("opening the store '{url}': {e}"));
-            return 1;
-        }
-    };
     let service_url = args
         .build_service
         .clone()
@@ -511,6 +539,10 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
             }
             if let Err(e) = make_link(&link, &path) {
                 print_error(&format!("creating the link '{link}': {e}"));
+                return 1;
+            }
+            if let Err(e) = register_root(&url, &link) {
+                print_error(&format!("registering the GC root '{link}': {e}"));
                 return 1;
             }
         }

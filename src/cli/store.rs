@@ -49,6 +49,14 @@ enum StoreCommand {
     },
     /// Re-hash everything in the store and report problems; exit 1 if there are any.
     Verify,
+    /// Delete every store path no GC root reaches (`result` links of `tvix build`, roots
+    /// in the store's `gcroots/` directory, paths running processes hold), and free the
+    /// space only they used. Only a local store can be collected.
+    Gc {
+        /// Only print the paths that would be deleted (on standard output).
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Copy store paths (all of them if none are given), with their contents, from one
     /// store to another; only what the target lacks is transferred.
     Copy {
@@ -93,6 +101,28 @@ pub(super) fn store_command(args: StoreArgs) -> i32 {
     }
 }
 
+/// Holds `paths` as temporary GC roots of a local store while they are read (other stores
+/// are not collected by this machine's processes: nothing to hold).
+pub(super) fn hold_paths(
+    url: &str,
+    sd: &tvix_store::StoreDir,
+    paths: &[tvix_store::StorePath],
+) -> Result<Option<tvix_store::castore::gc::TempRoots>, String> {
+    if tvix_store::castore::local_store_dir(url)
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let roots = tvix_store::castore::gc::GcRoots::for_store_url(url).map_err(|e| e.to_string())?;
+    let mut temp = roots.temp_roots().map_err(|e| e.to_string())?;
+    for p in paths {
+        temp.add(&sd.display(p)).map_err(|e| e.to_string())?;
+    }
+    Ok(Some(temp))
+}
+
 /// Resolves `STOREPATH[/sub/path]` to its path info and the node it names.
 fn store_lookup(
     store: &dyn tvix_store::StoreService,
@@ -114,6 +144,7 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
     let sd = store_dir()?;
     match cmd {
         StoreCommand::Copy { from, to, paths } => return copy_command(&sd, &from, &to, &paths),
+        StoreCommand::Gc { dry_run } => return gc_command(url, sd, dry_run),
         StoreCommand::Daemon { listen } => return daemon_command(url, &listen),
         _ => {}
     }
@@ -140,6 +171,8 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
             }
         }
         StoreCommand::Export { path } => {
+            let (sp, _) = sd.split_path(&path).map_err(|e| e.to_string())?;
+            let _held = hold_paths(url, &sd, std::slice::from_ref(&sp))?;
             let (_, node) = store_lookup(store, &sd, &path)?;
             cnar::write_nar(store, &node, &mut out).map_err(|e| e.to_string())?;
         }
@@ -205,7 +238,7 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
             std::io::copy(&mut r, &mut out)
                 .map_err(|e| tvix_store::castore::StoreError::from_io(e).to_string())?;
         }
-        StoreCommand::Copy { .. } | StoreCommand::Daemon { .. } => {}
+        StoreCommand::Copy { .. } | StoreCommand::Daemon { .. } | StoreCommand::Gc { .. } => {}
         StoreCommand::Verify => {
             let report = store.verify().map_err(|e| e.to_string())?;
             for p in &report.problems {
@@ -253,6 +286,49 @@ fn copy_command(
         "copied {} path(s): {} blob(s) ({} bytes), {} directories",
         stats.paths, stats.blobs, stats.blob_bytes, stats.directories
     );
+    Ok(0)
+}
+
+/// `tvix store gc`: collects garbage and reports as `nix-store --gc` does: each deleted
+/// path on standard error, then `N store paths deleted, X MiB freed`; with `--dry-run`,
+/// the paths that would be deleted on standard output.
+fn gc_command(url: &str, sd: tvix_store::StoreDir, dry_run: bool) -> Result<i32, String> {
+    use tvix_store::castore::gc::GcOptions;
+    let store = tvix_store::open(url).map_err(|e| e.to_string())?;
+    let on_wait = || eprintln!("waiting for the processes using the store to finish...");
+    let opts = GcOptions {
+        dry_run,
+        store_dir: sd.clone(),
+    };
+    let report = store
+        .collect_garbage(&opts, &on_wait)
+        .map_err(|e| e.to_string())?;
+    let mib = report.bytes_freed as f64 / (1024.0 * 1024.0);
+    let mut out = std::io::stdout().lock();
+    let werr = |e: std::io::Error| e.to_string();
+    if dry_run {
+        for p in &report.deleted {
+            writeln!(out, "{}", sd.display(p)).map_err(werr)?;
+        }
+        eprintln!(
+            "{} store paths would be deleted, {mib:.2} MiB would be freed",
+            report.deleted.len()
+        );
+    } else {
+        for p in &report.deleted {
+            eprintln!("deleting '{}'", sd.display(p));
+        }
+        writeln!(
+            out,
+            "{} store paths deleted, {mib:.2} MiB freed",
+            report.deleted.len()
+        )
+        .map_err(werr)?;
+    }
+    for p in &report.problems {
+        eprintln!("warning: {p}");
+    }
+    out.flush().map_err(werr)?;
     Ok(0)
 }
 
