@@ -46,8 +46,9 @@ enum Command {
     Build(BuildArgs),
     /// Print the kept build log of a derivation or of an output it built (like `nix log`).
     Log(LogArgs),
-    /// Print `.drv` files read from disk (e.g. written by Nix) as JSON, in the format of
-    /// `nix derivation show`: an object keyed by `.drv` path.
+    /// Print `.drv` files as JSON, in the format of `nix derivation show`: an object keyed
+    /// by `.drv` path. Files are read from disk (e.g. written by Nix), store paths not on
+    /// disk from the tvix store (e.g. written by `tvix instantiate`).
     ShowDerivation(ShowDerivationArgs),
     /// Work with the tvix store (castore and path info).
     Store(StoreArgs),
