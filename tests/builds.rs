@@ -517,3 +517,56 @@ fn invoked_as_nix_build() {
     assert!(log.status.success(), "{}", text(&log.stderr));
     assert_eq!(text(&log.stdout), "");
 }
+
+#[test]
+fn nix_store_realise_builds_derivations() {
+    check_prerequisites();
+    let bin = tempfile::tempdir().expect("tempdir");
+    let shim = bin.path().join("nix-store");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_tvix"), &shim).expect("symlink");
+    let file = suite_dir().join("cases/multi-output.nix");
+    let n = nonce();
+    let store = tempfile::tempdir().expect("tempdir");
+    let url = format!("local://{}", store.path().display());
+    let inst = Command::new(env!("CARGO_BIN_EXE_tvix"))
+        .arg("instantiate")
+        .arg(&file)
+        .args(["--argstr", "nonce", &n, "--store", &url])
+        .output()
+        .expect("tvix instantiate");
+    assert!(inst.status.success(), "{}", text(&inst.stderr));
+    let drv = text(&inst.stdout)
+        .lines()
+        .next()
+        .expect("a derivation")
+        .to_string();
+    let realise = |args: &[&str]| {
+        let mut c = Command::new(&shim);
+        c.args(["--store", &url, "--realise"]).args(args);
+        run_limited(c, Duration::from_secs(120))
+    };
+    let first = realise(&[&drv]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stderr).contains("building '"),
+        "nothing was built"
+    );
+    // Every output, by output name (dev, lib, out), as Nix prints them.
+    let outputs: Vec<String> = text(&first.stdout).lines().map(str::to_string).collect();
+    assert_eq!(outputs.len(), 3, "{outputs:?}");
+    assert!(outputs[0].ends_with("-dev") && outputs[1].ends_with("-lib"));
+    let mut sorted = outputs.clone();
+    sorted.sort();
+    // The same outputs `tvix build` gives, now without building.
+    let built = tvix_build(&file, &n, store.path(), &[]);
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let mut from_build: Vec<String> = text(&built.stdout).lines().map(str::to_string).collect();
+    from_build.sort();
+    assert_eq!(sorted, from_build);
+    // Valid now: printed without a build; one output by name.
+    let again = realise(&[&format!("{drv}!lib"), &outputs[0]]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(!text(&again.stderr).contains("building '"));
+    let lib = outputs.iter().find(|o| o.ends_with("-lib")).expect("lib");
+    assert_eq!(text(&again.stdout), format!("{lib}\n{}\n", outputs[0]));
+}

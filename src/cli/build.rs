@@ -380,8 +380,88 @@ fn make_link(link: &str, target: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, link)
 }
 
+/// `--check`: rebuilds the (valid) derivations with the sequential driver and compares.
+fn check_build(
+    args: &BuildArgs,
+    driver: &Driver<'_>,
+    drvs: &[StorePath],
+) -> Result<Vec<std::collections::BTreeMap<String, StorePath>>, i32> {
+    let mut on_event = |e: Event<'_>| {
+        let mut err = std::io::stderr().lock();
+        let _ = match e {
+            Event::Planned(list) => writeln!(err, "{}", planned_message(list)),
+            Event::Building(d) => writeln!(err, "building '{d}'..."),
+            Event::Log(_) if args.no_build_output => Ok(()),
+            Event::Log(line) => err.write_all(line).and_then(|_| err.write_all(b"\n")),
+            Event::KeptBuildDir(dir) => {
+                writeln!(err, "note: keeping build directory '{dir}'")
+            }
+        };
+    };
+    driver.build(drvs, &mut on_event).map_err(|e| {
+        if args.no_build_output {
+            print_error(&e.message_with_log_tail("tvix log"));
+        } else {
+            print_error(&e.to_string());
+        }
+        e.exit_status()
+    })
+}
+
+/// Runs `f` with the build driver `args` describe (settings and options, the build
+/// service by URL, logs kept next to the store): the one wiring of the per-derivation
+/// step, shared by `tvix build` and `nix-store --realise`.
+fn with_driver<T>(
+    args: &BuildArgs,
+    url: &str,
+    store: &Arc<dyn tvix_store::StoreService>,
+    f: impl FnOnce(&Driver<'_>) -> Result<T, i32>,
+) -> Result<T, i32> {
+    let (settings, service_options) = settings(args).map_err(|e| {
+        print_error(&e);
+        1
+    })?;
+    let service_url = args
+        .build_service
+        .clone()
+        .or_else(|| {
+            std::env::var("TVIX_BUILD_SERVICE")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "oci://".to_string());
+    let service = tvix_build::open(&service_url, store.clone(), &service_options).map_err(|e| {
+        print_error(&e.to_string());
+        1
+    })?;
+    let logs = LogStore::for_store_url(url).ok();
+    let caller_env = |name: &str| std::env::var(name).ok();
+    let driver = Driver {
+        store: &**store,
+        service: &*service,
+        logs: logs.as_ref(),
+        settings: &settings,
+        caller_env: &caller_env,
+    };
+    f(&driver)
+}
+
+/// Builds derivations already in `store` on the executor, as `tvix build` does (flags
+/// from `args`, progress on stderr): the outputs of each, `Ok(None)` for a dry run, or
+/// the exit status after printing why.
+pub(super) fn realise(
+    args: &BuildArgs,
+    url: &str,
+    store: &Arc<dyn tvix_store::StoreService>,
+    drvs: &[StorePath],
+) -> Result<Option<Vec<std::collections::BTreeMap<String, StorePath>>>, i32> {
+    with_driver(args, url, store, |driver| {
+        run_executor(args, driver, &**store, drvs)
+    })
+}
+
 /// Opens the store and keeps garbage collection away from it while this process runs.
-fn open_protected_store(url: &str) -> Result<Arc<dyn tvix_store::StoreService>, String> {
+pub(super) fn open_protected_store(url: &str) -> Result<Arc<dyn tvix_store::StoreService>, String> {
     let store = tvix_store::open(url).map_err(|e| format!("opening the store '{url}': {e}"))?;
     store
         .protect_from_gc()
@@ -391,7 +471,7 @@ fn open_protected_store(url: &str) -> Result<Arc<dyn tvix_store::StoreService>, 
 
 /// Registers the result link `link` as an indirect GC root of a local store (other
 /// stores keep no roots: they are collected where they live).
-fn register_root(url: &str, link: &str) -> Result<(), String> {
+pub(super) fn register_root(url: &str, link: &str) -> Result<(), String> {
     if tvix_store::castore::local_store_dir(url)
         .ok()
         .flatten()
@@ -411,13 +491,11 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         .store
         .clone()
         .unwrap_or_else(tvix_store::castore::default_store_url);
-    let (settings, service_options) = match settings(&args) {
-        Ok(s) => s,
-        Err(e) => {
-            print_error(&e);
-            return 1;
-        }
-    };
+    // Bad settings are reported before anything is evaluated.
+    if let Err(e) = settings(&args) {
+        print_error(&e);
+        return 1;
+    }
     let eval_args = EvalArgs {
         file: args.file.clone(),
         expr: args.expr.clone(),
@@ -456,64 +534,20 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         }
     }
 
-    let service_url = args
-        .build_service
-        .clone()
-        .or_else(|| {
-            std::env::var("TVIX_BUILD_SERVICE")
-                .ok()
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or_else(|| "oci://".to_string());
-    let service = match tvix_build::open(&service_url, store.clone(), &service_options) {
-        Ok(s) => s,
-        Err(e) => {
-            print_error(&e.to_string());
-            return 1;
-        }
-    };
-    let logs = LogStore::for_store_url(&url).ok();
-    let caller_env = |name: &str| std::env::var(name).ok();
-    let driver = Driver {
-        store: &*store,
-        service: &*service,
-        logs: logs.as_ref(),
-        settings: &settings,
-        caller_env: &caller_env,
-    };
     let drvs: Vec<StorePath> = targets.iter().map(|(d, _)| d.clone()).collect();
-    let outputs = if args.check {
-        // `--check` rebuilds valid derivations: the sequential driver, on the same
-        // per-derivation step as the executor.
-        let mut on_event = |e: Event<'_>| {
-            let mut err = std::io::stderr().lock();
-            let _ = match e {
-                Event::Planned(list) => writeln!(err, "{}", planned_message(list)),
-                Event::Building(d) => writeln!(err, "building '{d}'..."),
-                Event::Log(_) if args.no_build_output => Ok(()),
-                Event::Log(line) => err.write_all(line).and_then(|_| err.write_all(b"\n")),
-                Event::KeptBuildDir(dir) => {
-                    writeln!(err, "note: keeping build directory '{dir}'")
-                }
-            };
-        };
-        match driver.build(&drvs, &mut on_event) {
-            Ok(o) => o,
-            Err(e) => {
-                if args.no_build_output {
-                    print_error(&e.message_with_log_tail("tvix log"));
-                } else {
-                    print_error(&e.to_string());
-                }
-                return e.exit_status();
-            }
+    let outputs = with_driver(&args, &url, &store, |driver| {
+        if args.check {
+            // `--check` rebuilds valid derivations: the sequential driver, on the same
+            // per-derivation step as the executor.
+            check_build(&args, driver, &drvs).map(Some)
+        } else {
+            run_executor(&args, driver, &*store, &drvs)
         }
-    } else {
-        match run_executor(&args, &driver, &*store, &drvs) {
-            Ok(Some(o)) => o,
-            Ok(None) => return 0,
-            Err(code) => return code,
-        }
+    });
+    let outputs = match outputs {
+        Ok(Some(o)) => o,
+        Ok(None) => return 0,
+        Err(code) => return code,
     };
 
     let mut paths = Vec::new();

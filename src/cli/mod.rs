@@ -6,6 +6,7 @@ mod builder;
 mod eval;
 mod log;
 mod lsp;
+mod nix_store;
 mod repl;
 mod show_derivation;
 mod store;
@@ -82,6 +83,8 @@ pub fn run() -> i32 {
                 return if e.use_stderr() { 1 } else { 0 };
             }
         }
+    } else if invoked_as == "nix-store" {
+        return nix_store::nix_store(&argv[1..]);
     } else if invoked_as == "nix-instantiate" {
         match nix_instantiate_args(&argv[1..]) {
             Ok(c) => c,

@@ -20,17 +20,27 @@ pub(super) struct StoreArgs {
 
 #[derive(Subcommand)]
 enum StoreCommand {
-    /// Add paths to the store as `nix-store --add` does; print their store paths.
+    /// Add paths to the store as `nix-store --add` does and print their store paths; with
+    /// `--format nix`, import what `nix-store --export` wrote (read from standard input;
+    /// nothing is registered unless all of it is good).
     Import {
+        /// `files` (the default): files, directories or symlinks to add; `nix`: Nix's
+        /// export format on standard input.
+        #[arg(long, value_enum, default_value_t = ImportFormat::Files)]
+        format: ImportFormat,
         /// Files, directories or symlinks to add.
-        #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Write the NAR of a store path (or a path inside one) to standard output, as
-    /// `nix-store --dump` does.
+    /// `nix-store --dump` does; with `--format nix`, store paths in Nix's export format,
+    /// as `nix-store --export` writes them.
     Export {
-        /// The store path.
-        path: String,
+        /// `nar` (the default): the NAR of one path; `nix`: Nix's export format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Nar)]
+        format: ExportFormat,
+        /// The store path(s).
+        #[arg(required = true)]
+        paths: Vec<String>,
     },
     /// Show the path info of store paths (all registered paths if none are given).
     Info {
@@ -77,6 +87,24 @@ enum StoreCommand {
         #[arg(long, value_name = "ADDRESS")]
         listen: String,
     },
+}
+
+/// What `tvix store import` reads.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ImportFormat {
+    /// Files from the file system, as `nix-store --add`.
+    Files,
+    /// Nix's export format on standard input, as `nix-store --import`.
+    Nix,
+}
+
+/// What `tvix store export` writes.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    /// The NAR of one path, as `nix-store --dump`.
+    Nar,
+    /// Nix's export format, as `nix-store --export`.
+    Nix,
 }
 
 /// The store directory paths are computed for: `$NIX_STORE_DIR`, else `/nix/store`.
@@ -161,7 +189,21 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout);
     let werr = |e: std::io::Error| e.to_string();
     match cmd {
-        StoreCommand::Import { paths } => {
+        StoreCommand::Import {
+            format: ImportFormat::Nix,
+            paths,
+        } => {
+            if !paths.is_empty() {
+                return Err("'--format nix' reads standard input and takes no paths".into());
+            }
+            for info in super::nix_store::import_stdin(store, &sd)? {
+                writeln!(out, "{}", sd.display(&info.store_path)).map_err(werr)?;
+            }
+        }
+        StoreCommand::Import { paths, .. } => {
+            if paths.is_empty() {
+                return Err("nothing to import: give the paths to add".into());
+            }
             for p in paths {
                 let info = cnar::import_path(store, &sd, &p)
                     .map_err(|e| format!("importing '{}': {e}", p.display()))?;
@@ -170,7 +212,20 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
                 out.flush().map_err(werr)?;
             }
         }
-        StoreCommand::Export { path } => {
+        StoreCommand::Export {
+            format: ExportFormat::Nix,
+            paths,
+        } => {
+            let paths = paths
+                .iter()
+                .map(|p| sd.parse_path(p).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let _held = hold_paths(url, &sd, &paths)?;
+            super::nix_store::export_paths(store, &sd, &paths, &mut out)?;
+        }
+        StoreCommand::Export { paths, .. } => {
+            let [path] = <[String; 1]>::try_from(paths)
+                .map_err(|_| "a NAR export takes one path (use '--format nix' for several)")?;
             let (sp, _) = sd.split_path(&path).map_err(|e| e.to_string())?;
             let _held = hold_paths(url, &sd, std::slice::from_ref(&sp))?;
             let (_, node) = store_lookup(store, &sd, &path)?;

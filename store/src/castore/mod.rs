@@ -28,6 +28,7 @@ pub(crate) mod backend;
 pub(crate) mod blob;
 pub mod copy;
 pub(crate) mod directory;
+pub mod export;
 pub mod gc;
 pub mod nar;
 mod service;
