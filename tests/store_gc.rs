@@ -264,3 +264,88 @@ fn stores_that_cannot_be_collected_say_so() {
         "{stderr}"
     );
 }
+
+/// What a crash in the middle of a compaction leaves (a pack no location names, whether
+/// the new one before the commit or the old one after it) is removed by the next
+/// collection, and nothing live is lost.
+#[test]
+fn unnamed_packs_are_removed_and_live_data_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let url = format!("local://{}", store.display());
+    let f = dir.path().join("live");
+    random_file(&f, 500_000);
+    let p = import(&url, &[&f]).remove(0);
+    GcRoots::for_store_url(&url)
+        .unwrap()
+        .add_direct("live", &p)
+        .unwrap();
+    let orphan = store.join("packs/1-2-3-gc.pack");
+    fs::write(&orphan, vec![0x5a; 100_000]).unwrap();
+    let stdout = ok(tvix(&url, &["store", "gc"]));
+    assert_eq!(stdout, "0 store paths deleted, 0.10 MiB freed\n");
+    assert!(!orphan.exists());
+    verify_clean(&url);
+    assert_eq!(
+        tvix(&url, &["store", "cat", &p]).stdout,
+        fs::read(&f).unwrap()
+    );
+}
+
+/// A process that wrote to the store (here a daemon serving it) holds collection off
+/// until it exits; the collector says it is waiting.
+#[test]
+fn gc_waits_for_writers() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("sock");
+    let url = format!("local://{}", dir.path().join("store").display());
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_tvix"))
+        .args(["store", "--store", &url, "daemon", "--listen"])
+        .arg(format!("unix://{}", sock.display()))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let f = dir.path().join("through-the-daemon");
+    fs::write(&f, format!("daemon {}", nonce())).unwrap();
+    let remote = format!("grpc+unix://{}", sock.display());
+    let p = import(&remote, &[&f]).remove(0);
+
+    let mut gc = Command::new(env!("CARGO_BIN_EXE_tvix"))
+        .args(["store", "--store", &url, "gc"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(gc.try_wait().unwrap().is_none(), "gc ran beside a writer");
+    assert!(valid_paths(&url).contains(&p));
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let status = gc.wait().unwrap();
+    let mut stdout = String::new();
+    gc.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let mut stderr = String::new();
+    gc.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("waiting for the processes using the store"),
+        "{stderr}"
+    );
+    assert!(stdout.starts_with("1 store paths deleted"), "{stdout}");
+    verify_clean(&url);
+}
