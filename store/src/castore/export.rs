@@ -287,3 +287,94 @@ where
     store.commit()?;
     Ok(infos)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::castore::{Node, Store};
+
+    fn sp(c: char, name: &str) -> StorePath {
+        StorePath::from_base_name(&format!("{}-{name}", c.to_string().repeat(32))).unwrap()
+    }
+
+    /// A registered-looking path info for `contents`, referring to `refs`.
+    fn info(store: &Store, path: StorePath, contents: &[u8], refs: &[&StorePath]) -> PathInfo {
+        let (digest, size) = store.put_blob_bytes(contents).unwrap();
+        let node = Node::File {
+            digest,
+            size,
+            executable: false,
+        };
+        let (hash, nar_size) = write_nar(store, &node, crate::nar::NarHasher::new())
+            .unwrap()
+            .finish();
+        PathInfo {
+            store_path: path,
+            node,
+            nar_sha256: sha256_array(&hash),
+            nar_size,
+            references: refs.iter().map(|r| (*r).clone()).collect(),
+            deriver: None,
+            signatures: Vec::new(),
+            ca: None,
+        }
+    }
+
+    #[test]
+    fn references_first_is_a_depth_first_post_order() {
+        let store = Store::memory();
+        let (a, b, c, d) = (sp('a', "a"), sp('b', "b"), sp('c', "c"), sp('d', "d"));
+        // a -> c, b -> a, b -> d, c -> itself
+        let infos = vec![
+            info(&store, b.clone(), b"b", &[&a, &d]),
+            info(&store, a.clone(), b"a", &[&c]),
+            info(&store, c.clone(), b"c", &[&c]),
+            info(&store, d.clone(), b"d", &[]),
+        ];
+        let order: Vec<StorePath> = references_first(&infos)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.store_path)
+            .collect();
+        assert_eq!(order, vec![c.clone(), a.clone(), d, b]);
+        let cyclic = vec![
+            info(&store, a.clone(), b"a", &[&c]),
+            info(&store, c, b"c", &[&a]),
+        ];
+        assert!(references_first(&cyclic).is_err());
+    }
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let sd = StoreDir::default();
+        let from = Store::memory();
+        let (a, b) = (sp('a', "a"), sp('b', "b"));
+        let infos = vec![
+            info(&from, a.clone(), b"a", &[]),
+            info(&from, b.clone(), b"b", &[&a]),
+        ];
+        let stream = write_export(&from, &sd, &infos, Vec::new()).unwrap();
+        let to = Store::memory();
+        let got = import_export(&to, &sd, &stream[..]).unwrap();
+        assert_eq!(got, infos);
+        assert_eq!(to.get_path_info(&b).unwrap().as_ref(), Some(&infos[1]));
+
+        // `b` alone refers to a path the target does not have.
+        let lone = write_export(&from, &sd, &infos[1..], Vec::new()).unwrap();
+        let fresh = Store::memory();
+        assert!(import_export(&fresh, &sd, &lone[..]).is_err());
+        assert!(fresh.list_path_infos().unwrap().is_empty());
+        // Every cut of the stream fails and registers nothing.
+        for cut in [0, 7, 8, 100, stream.len() - 9, stream.len() - 1] {
+            let fresh = Store::memory();
+            assert!(import_export(&fresh, &sd, &stream[..cut]).is_err(), "{cut}");
+            assert!(fresh.list_path_infos().unwrap().is_empty());
+        }
+        // A wrong magic number after the NAR.
+        let mut bad = stream.clone();
+        let magic = EXPORT_MAGIC.to_le_bytes();
+        let at = bad.windows(8).position(|w| w == magic).unwrap();
+        bad[at] ^= 1;
+        assert!(read_export(&Store::memory(), &sd, &bad[..]).is_err());
+    }
+}
