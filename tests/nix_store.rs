@@ -296,11 +296,32 @@ fn verify_path_reports_a_modified_path_as_nix_does() {
     let err = text(&out.stderr);
     assert!(
         err.starts_with(&format!(
-            "error: path '{bad}' was modified! expected hash 'sha256:"
+            "path '{bad}' was modified! expected hash 'sha256:"
         )),
         "{err}"
     );
     assert!(err.contains("', got 'sha256:"), "{err}");
+
+    // The same message as the real nix-store gives for a path changed on disk.
+    let f = t.dir.path().join(format!("m-{n}"));
+    std::fs::write(&f, format!("modified {n}\n")).unwrap();
+    let p = ok(&nix_store(&["--add", f.to_str().unwrap()]))
+        .trim()
+        .to_string();
+    let mut perms = std::fs::metadata(&p).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&p, perms).unwrap();
+    std::fs::write(&p, "changed\n").unwrap();
+    let theirs = nix_store(&["--verify-path", &p]);
+    let _ = nix_store(&["--delete", &p]);
+    assert_eq!(theirs.status.code(), Some(1));
+    let theirs = text(&theirs.stderr);
+    let shape = |s: &str| s.split(" was modified!").next().unwrap_or("").to_string();
+    assert_eq!(shape(&theirs), format!("path '{p}'"), "{theirs}");
+    assert!(
+        theirs.contains("' was modified! expected hash 'sha256:"),
+        "{theirs}"
+    );
 }
 
 /// Streams that are cut short, name a reference nobody has, or are not export streams

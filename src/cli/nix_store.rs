@@ -229,8 +229,9 @@ fn run(argv: &[String]) -> Result<i32, String> {
                         actual,
                         ..
                     }) => {
+                        // Nix 2.8 prints this without "error: ".
                         eprintln!(
-                            "error: path '{}' was modified! expected hash '{expected}', got '{actual}'",
+                            "path '{}' was modified! expected hash '{expected}', got '{actual}'",
                             sd.display(&p)
                         );
                         status = 1;

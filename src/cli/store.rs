@@ -355,6 +355,9 @@ fn gc_command(url: &str, sd: tvix_store::StoreDir, dry_run: bool) -> Result<i32,
         dry_run,
         store_dir: sd.clone(),
     };
+    if !dry_run {
+        eprintln!("finding garbage collector roots...");
+    }
     let report = store
         .collect_garbage(&opts, &on_wait)
         .map_err(|e| e.to_string())?;
