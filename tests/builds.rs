@@ -383,6 +383,39 @@ fn result_links_as_nix_build_makes_them() {
         let target = std::fs::read_link(cwd.path().join(link)).expect(link);
         assert_eq!(target.to_string_lossy(), path.as_str(), "{link}");
     }
+
+    // The links are GC roots of the store: a collection keeps the outputs (and their
+    // closures); once the links are gone, it deletes them.
+    let url = format!("local://{}", store.path().display());
+    let store_cmd = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tvix"))
+            .arg("store")
+            .args(args)
+            .args(["--store", &url])
+            .output()
+            .expect("tvix store");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    store_cmd(&["gc"]);
+    store_cmd(&["verify"]);
+    let valid = store_cmd(&["info"]);
+    for p in &paths {
+        assert!(
+            valid.contains(&format!("StorePath: {p}\n")),
+            "{p} was collected"
+        );
+    }
+    for link in ["res", "res-2-dev", "res-3-lib"] {
+        std::fs::remove_file(cwd.path().join(link)).expect(link);
+    }
+    let report = store_cmd(&["gc"]);
+    assert!(!report.starts_with("0 store paths"), "{report}");
+    let valid = store_cmd(&["info"]);
+    for p in &paths {
+        assert!(!valid.contains(p.as_str()), "{p} was kept");
+    }
+    store_cmd(&["verify"]);
 }
 
 #[test]
@@ -422,4 +455,57 @@ fn invoked_as_nix_build() {
         .expect("tvix log");
     assert!(log.status.success(), "{}", text(&log.stderr));
     assert_eq!(text(&log.stdout), "");
+}
+
+#[test]
+fn nix_store_realise_builds_derivations() {
+    check_prerequisites();
+    let bin = tempfile::tempdir().expect("tempdir");
+    let shim = bin.path().join("nix-store");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_tvix"), &shim).expect("symlink");
+    let file = suite_dir().join("cases/multi-output.nix");
+    let n = nonce();
+    let store = tempfile::tempdir().expect("tempdir");
+    let url = format!("local://{}", store.path().display());
+    let inst = Command::new(env!("CARGO_BIN_EXE_tvix"))
+        .arg("instantiate")
+        .arg(&file)
+        .args(["--argstr", "nonce", &n, "--store", &url])
+        .output()
+        .expect("tvix instantiate");
+    assert!(inst.status.success(), "{}", text(&inst.stderr));
+    let drv = text(&inst.stdout)
+        .lines()
+        .next()
+        .expect("a derivation")
+        .to_string();
+    let realise = |args: &[&str]| {
+        let mut c = Command::new(&shim);
+        c.args(["--store", &url, "--realise"]).args(args);
+        run_limited(c, Duration::from_secs(120))
+    };
+    let first = realise(&[&drv]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stderr).contains("building '"),
+        "nothing was built"
+    );
+    // Every output, by output name (dev, lib, out), as Nix prints them.
+    let outputs: Vec<String> = text(&first.stdout).lines().map(str::to_string).collect();
+    assert_eq!(outputs.len(), 3, "{outputs:?}");
+    assert!(outputs[0].ends_with("-dev") && outputs[1].ends_with("-lib"));
+    let mut sorted = outputs.clone();
+    sorted.sort();
+    // The same outputs `tvix build` gives, now without building.
+    let built = tvix_build(&file, &n, store.path(), &[]);
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let mut from_build: Vec<String> = text(&built.stdout).lines().map(str::to_string).collect();
+    from_build.sort();
+    assert_eq!(sorted, from_build);
+    // Valid now: printed without a build; one output by name.
+    let again = realise(&[&format!("{drv}!lib"), &outputs[0]]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(!text(&again.stderr).contains("building '"));
+    let lib = outputs.iter().find(|o| o.ends_with("-lib")).expect("lib");
+    assert_eq!(text(&again.stdout), format!("{lib}\n{}\n", outputs[0]));
 }

@@ -340,3 +340,59 @@ fn show_derivation_errors() {
     let got = run(&["show-derivation"], "");
     assert_ne!(got.status.code(), Some(0));
 }
+
+/// `tvix show-derivation` of store paths that only the tvix store has (written by
+/// `tvix instantiate`, with a nonce so `/nix/store` cannot hold them): the same JSON as
+/// `nix show-derivation` gives once `nix-instantiate` has written the same files.
+#[test]
+fn show_derivation_reads_store_paths_from_the_tvix_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("local://{}", dir.path().join("store").display());
+    let nonce = format!(
+        "{}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+        std::process::id()
+    );
+    let expr = format!(
+        r#"let dep = derivation {{ name = "dep-{nonce}"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; }};
+        in derivation {{ name = "top-{nonce}"; system = "x86_64-linux"; builder = "/bin/sh"; inherit dep; outputs = [ "out" "dev" ]; }}"#
+    );
+    let tvix = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tvix"))
+            .args(args)
+            .args(["--store", &url])
+            .env_remove("TVIX_STORE")
+            .env_remove("NIX_REMOTE")
+            .output()
+            .unwrap()
+    };
+    let inst = tvix(&["instantiate", "--expr", &expr]);
+    assert!(inst.status.success(), "{}", stderr(&inst));
+    let drv = stdout(&inst).trim().to_string();
+    assert!(!Path::new(&drv).exists(), "{drv} is already in /nix/store");
+    let plain = tvix(&["show-derivation", &drv]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let recursive = tvix(&["show-derivation", "-r", &drv]);
+    assert!(recursive.status.success(), "{}", stderr(&recursive));
+
+    // Not valid in the tvix store either: a clear error.
+    let other = format!("{}.drv", &drv[..drv.len() - 4].replace("top-", "nope-"));
+    let missing = tvix(&["show-derivation", &other]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("not valid in the store"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let nix_drv = stdout(&nix_instantiate(&["-E", &expr]));
+    assert_eq!(nix_drv.trim(), drv);
+    for (got, rec) in [(plain, false), (recursive, true)] {
+        let got: Json = serde_json::from_slice(&got.stdout).unwrap();
+        assert_eq!(got, nix_show_derivation(&[&drv], rec));
+        assert_eq!(got.as_object().unwrap().len(), if rec { 2 } else { 1 });
+    }
+}

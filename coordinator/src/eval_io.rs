@@ -68,9 +68,14 @@ impl StoreIO {
     fn store(&self) -> Result<&Arc<dyn StoreService>, String> {
         self.store
             .get_or_init(|| {
-                tvix_store::open(&self.url)
-                    .map(Arc::from)
-                    .map_err(|e| format!("opening the store '{}': {e}", self.url))
+                let store = tvix_store::open(&self.url)
+                    .map_err(|e| format!("opening the store '{}': {e}", self.url))?;
+                // What the evaluation finds valid it relies on (sources, inputs of the
+                // derivations it writes): no collection may delete it meanwhile.
+                store
+                    .protect_from_gc()
+                    .map_err(|e| format!("opening the store '{}': {e}", self.url))?;
+                Ok(Arc::from(store))
             })
             .as_ref()
             .map_err(|e| e.clone())

@@ -43,12 +43,11 @@ impl LogStore {
     /// The log directory of the store at `url`: `DIR/log` for `local:///DIR` or `/DIR`,
     /// else `log` next to the default local store.
     pub fn for_store_url(url: &str) -> Result<Self, LogError> {
-        let local = url
-            .strip_prefix("local://")
-            .filter(|r| r.starts_with('/'))
-            .or_else(|| url.starts_with('/').then_some(url));
+        // A URL that names no local store (or a malformed one) keeps its logs next to
+        // the default local store.
+        let local = tvix_store::castore::local_store_dir(url).ok().flatten();
         let dir = match local {
-            Some(d) => PathBuf::from(d),
+            Some(d) => d,
             None => tvix_store::castore::default_store_dir().ok_or(LogError::NoDirectory)?,
         };
         Ok(LogStore::new(dir.join("log")))

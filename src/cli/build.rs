@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -197,6 +198,50 @@ fn make_link(link: &str, target: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, link)
 }
 
+/// Builds derivations already in `store` on the executor, as `tvix build` does (flags
+/// from `args`, progress on stderr): the outputs of each, `Ok(None)` for a dry run, or
+/// the exit status after printing why.
+pub(super) fn realise(
+    args: &BuildArgs,
+    url: &str,
+    store: &Arc<dyn tvix_store::StoreService>,
+    drvs: &[StorePath],
+) -> Result<Option<Vec<BTreeMap<String, StorePath>>>, i32> {
+    let realiser = config(args, url)
+        .and_then(|c| Realiser::with_store(store.clone(), c))
+        .map_err(|e| {
+            print_error(&e.to_string());
+            e.exit_status()
+        })?;
+    run_executor(args, &realiser, drvs)
+}
+
+/// Opens the store and keeps garbage collection away from it while this process runs.
+pub(super) fn open_protected_store(url: &str) -> Result<Arc<dyn tvix_store::StoreService>, String> {
+    let store = tvix_store::open(url).map_err(|e| format!("opening the store '{url}': {e}"))?;
+    store
+        .protect_from_gc()
+        .map_err(|e| format!("opening the store '{url}': {e}"))?;
+    Ok(Arc::from(store))
+}
+
+/// Registers the result link `link` as an indirect GC root of a local store (other
+/// stores keep no roots: they are collected where they live).
+pub(super) fn register_root(url: &str, link: &str) -> Result<(), String> {
+    if tvix_store::castore::local_store_dir(url)
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        return Ok(());
+    }
+    let roots = tvix_store::castore::gc::GcRoots::for_store_url(url).map_err(|e| e.to_string())?;
+    roots
+        .add_indirect(std::path::Path::new(link))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 pub(super) fn build_command(args: BuildArgs) -> i32 {
     let url = args
         .store
@@ -225,6 +270,15 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         instantiate: true,
         ..EvalArgs::default()
     };
+    // Opened (and protected from garbage collection) before the evaluation, so nothing it
+    // writes or finds valid can be collected before the outputs are rooted.
+    let store = match open_protected_store(&url) {
+        Ok(s) => s,
+        Err(e) => {
+            print_error(&e);
+            return 1;
+        }
+    };
     let found = match instantiate_derivations(&eval_args) {
         Ok(f) => f,
         Err(code) => return code,
@@ -240,7 +294,7 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         }
     }
 
-    let realiser = match Realiser::open(config) {
+    let realiser = match Realiser::with_store(store, config) {
         Ok(r) => r,
         Err(e) => {
             print_error(&e.to_string());
@@ -310,6 +364,10 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
             }
             if let Err(e) = make_link(&link, &path) {
                 print_error(&format!("creating the link '{link}': {e}"));
+                return 1;
+            }
+            if let Err(e) = register_root(&url, &link) {
+                print_error(&format!("registering the GC root '{link}': {e}"));
                 return 1;
             }
         }

@@ -6,6 +6,7 @@ mod builder;
 mod eval;
 mod log;
 mod lsp;
+mod nix_store;
 mod repl;
 mod show_derivation;
 mod store;
@@ -46,8 +47,9 @@ enum Command {
     Build(BuildArgs),
     /// Print the kept build log of a derivation or of an output it built (like `nix log`).
     Log(LogArgs),
-    /// Print `.drv` files read from disk (e.g. written by Nix) as JSON, in the format of
-    /// `nix derivation show`: an object keyed by `.drv` path.
+    /// Print `.drv` files as JSON, in the format of `nix derivation show`: an object keyed
+    /// by `.drv` path. Files are read from disk (e.g. written by Nix), store paths not on
+    /// disk from the tvix store (e.g. written by `tvix instantiate`).
     ShowDerivation(ShowDerivationArgs),
     /// Work with the tvix store (castore and path info).
     Store(StoreArgs),
@@ -81,6 +83,8 @@ pub fn run() -> i32 {
                 return if e.use_stderr() { 1 } else { 0 };
             }
         }
+    } else if invoked_as == "nix-store" {
+        return nix_store::nix_store(&argv[1..]);
     } else if invoked_as == "nix-instantiate" {
         match nix_instantiate_args(&argv[1..]) {
             Ok(c) => c,

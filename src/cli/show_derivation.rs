@@ -15,6 +15,60 @@ pub(super) struct ShowDerivationArgs {
     /// Also show the input derivations, recursively (their files must exist).
     #[arg(short = 'r', long)]
     pub(super) recursive: bool,
+    /// The tvix store to read `.drv` store paths from when they are not on disk
+    /// (default: `$TVIX_STORE`, else `local://`).
+    #[arg(long, value_name = "URL")]
+    pub(super) store: Option<String>,
+}
+
+/// Reads `.drv` files: from the file system, and store paths the file system does not
+/// have from the tvix store (opened on first need).
+struct DrvReader<'a> {
+    url: &'a str,
+    store_dir: tvix_store::StoreDir,
+    store: Option<Box<dyn tvix_store::StoreService>>,
+}
+
+impl DrvReader<'_> {
+    fn read(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        let fs_err = match std::fs::read(path) {
+            Ok(b) => return Ok(b),
+            Err(e) => format!("reading '{path}': {e}"),
+        };
+        let Ok((sp, rest)) = self.store_dir.split_path(path) else {
+            return Err(fs_err);
+        };
+        if !rest.is_empty() {
+            return Err(fs_err);
+        }
+        if self.store.is_none() {
+            let store = tvix_store::open(self.url)
+                .map_err(|e| format!("{fs_err}; opening the store '{}': {e}", self.url))?;
+            self.store = Some(store);
+        }
+        let Some(store) = self.store.as_deref() else {
+            return Err(fs_err);
+        };
+        let info = store
+            .get_path_info(&sp)
+            .map_err(|e| format!("reading '{path}' from the store: {e}"))?
+            .ok_or_else(|| format!("{fs_err}, and it is not valid in the store '{}'", self.url))?;
+        let tvix_store::castore::Node::File { digest, .. } = info.node else {
+            return Err(format!("'{path}' is not a regular file"));
+        };
+        let mut r = store
+            .open_blob(&digest)
+            .map_err(|e| format!("reading '{path}' from the store: {e}"))?
+            .ok_or_else(|| format!("reading '{path}' from the store: blob {digest} not found"))?;
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut r, &mut out).map_err(|e| {
+            format!(
+                "reading '{path}' from the store: {}",
+                tvix_store::castore::StoreError::from_io(e)
+            )
+        })?;
+        Ok(out)
+    }
 }
 
 /// `tvix show-derivation`: `.drv` files as the JSON of `nix derivation show`.
@@ -31,14 +85,33 @@ pub(super) fn show_derivation(args: &ShowDerivationArgs) -> i32 {
                 .to_string()
         })
         .collect();
+    let url = args
+        .store
+        .clone()
+        .unwrap_or_else(tvix_store::castore::default_store_url);
+    let store_dir = match std::env::var("NIX_STORE_DIR") {
+        Ok(d) if !d.is_empty() => match tvix_store::StoreDir::new(d) {
+            Ok(sd) => sd,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        },
+        _ => tvix_store::StoreDir::default(),
+    };
+    let mut reader = DrvReader {
+        url: &url,
+        store_dir,
+        store: None,
+    };
     while let Some(path) = todo.pop() {
         if drvs.contains_key(&path) {
             continue;
         }
-        let bytes = match std::fs::read(&path) {
+        let bytes = match reader.read(&path) {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("error: reading '{path}': {e}");
+                eprintln!("error: {e}");
                 return 1;
             }
         };

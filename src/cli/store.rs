@@ -20,17 +20,27 @@ pub(super) struct StoreArgs {
 
 #[derive(Subcommand)]
 enum StoreCommand {
-    /// Add paths to the store as `nix-store --add` does; print their store paths.
+    /// Add paths to the store as `nix-store --add` does and print their store paths; with
+    /// `--format nix`, import what `nix-store --export` wrote (read from standard input;
+    /// nothing is registered unless all of it is good).
     Import {
+        /// `files` (the default): files, directories or symlinks to add; `nix`: Nix's
+        /// export format on standard input.
+        #[arg(long, value_enum, default_value_t = ImportFormat::Files)]
+        format: ImportFormat,
         /// Files, directories or symlinks to add.
-        #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Write the NAR of a store path (or a path inside one) to standard output, as
-    /// `nix-store --dump` does.
+    /// `nix-store --dump` does; with `--format nix`, store paths in Nix's export format,
+    /// as `nix-store --export` writes them.
     Export {
-        /// The store path.
-        path: String,
+        /// `nar` (the default): the NAR of one path; `nix`: Nix's export format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Nar)]
+        format: ExportFormat,
+        /// The store path(s).
+        #[arg(required = true)]
+        paths: Vec<String>,
     },
     /// Show the path info of store paths (all registered paths if none are given).
     Info {
@@ -49,6 +59,14 @@ enum StoreCommand {
     },
     /// Re-hash everything in the store and report problems; exit 1 if there are any.
     Verify,
+    /// Delete every store path no GC root reaches (`result` links of `tvix build`, roots
+    /// in the store's `gcroots/` directory, paths running processes hold), and free the
+    /// space only they used. Only a local store can be collected.
+    Gc {
+        /// Only print the paths that would be deleted (on standard output).
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Copy store paths (all of them if none are given), with their contents, from one
     /// store to another; only what the target lacks is transferred.
     Copy {
@@ -89,6 +107,24 @@ enum StoreCommand {
     },
 }
 
+/// What `tvix store import` reads.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ImportFormat {
+    /// Files from the file system, as `nix-store --add`.
+    Files,
+    /// Nix's export format on standard input, as `nix-store --import`.
+    Nix,
+}
+
+/// What `tvix store export` writes.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    /// The NAR of one path, as `nix-store --dump`.
+    Nar,
+    /// Nix's export format, as `nix-store --export`.
+    Nix,
+}
+
 /// The store directory paths are computed for: `$NIX_STORE_DIR`, else `/nix/store`.
 fn store_dir() -> Result<tvix_store::StoreDir, String> {
     match std::env::var("NIX_STORE_DIR") {
@@ -109,6 +145,28 @@ pub(super) fn store_command(args: StoreArgs) -> i32 {
             1
         }
     }
+}
+
+/// Holds `paths` as temporary GC roots of a local store while they are read (other stores
+/// are not collected by this machine's processes: nothing to hold).
+pub(super) fn hold_paths(
+    url: &str,
+    sd: &tvix_store::StoreDir,
+    paths: &[tvix_store::StorePath],
+) -> Result<Option<tvix_store::castore::gc::TempRoots>, String> {
+    if tvix_store::castore::local_store_dir(url)
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let roots = tvix_store::castore::gc::GcRoots::for_store_url(url).map_err(|e| e.to_string())?;
+    let mut temp = roots.temp_roots().map_err(|e| e.to_string())?;
+    for p in paths {
+        temp.add(&sd.display(p)).map_err(|e| e.to_string())?;
+    }
+    Ok(Some(temp))
 }
 
 /// Resolves `STOREPATH[/sub/path]` to its path info and the node it names.
@@ -132,6 +190,7 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
     let sd = store_dir()?;
     match cmd {
         StoreCommand::Copy { from, to, paths } => return copy_command(&sd, &from, &to, &paths),
+        StoreCommand::Gc { dry_run } => return gc_command(url, sd, dry_run),
         StoreCommand::Daemon { listen } => return daemon_command(url, &listen),
         StoreCommand::Mount {
             dir,
@@ -161,7 +220,21 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout);
     let werr = |e: std::io::Error| e.to_string();
     match cmd {
-        StoreCommand::Import { paths } => {
+        StoreCommand::Import {
+            format: ImportFormat::Nix,
+            paths,
+        } => {
+            if !paths.is_empty() {
+                return Err("'--format nix' reads standard input and takes no paths".into());
+            }
+            for info in super::nix_store::import_stdin(store, &sd)? {
+                writeln!(out, "{}", sd.display(&info.store_path)).map_err(werr)?;
+            }
+        }
+        StoreCommand::Import { paths, .. } => {
+            if paths.is_empty() {
+                return Err("nothing to import: give the paths to add".into());
+            }
             for p in paths {
                 let info = cnar::import_path(store, &sd, &p)
                     .map_err(|e| format!("importing '{}': {e}", p.display()))?;
@@ -170,7 +243,22 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
                 out.flush().map_err(werr)?;
             }
         }
-        StoreCommand::Export { path } => {
+        StoreCommand::Export {
+            format: ExportFormat::Nix,
+            paths,
+        } => {
+            let paths = paths
+                .iter()
+                .map(|p| sd.parse_path(p).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let _held = hold_paths(url, &sd, &paths)?;
+            super::nix_store::export_paths(store, &sd, &paths, &mut out)?;
+        }
+        StoreCommand::Export { paths, .. } => {
+            let [path] = <[String; 1]>::try_from(paths)
+                .map_err(|_| "a NAR export takes one path (use '--format nix' for several)")?;
+            let (sp, _) = sd.split_path(&path).map_err(|e| e.to_string())?;
+            let _held = hold_paths(url, &sd, std::slice::from_ref(&sp))?;
             let (_, node) = store_lookup(store, &sd, &path)?;
             cnar::write_nar(store, &node, &mut out).map_err(|e| e.to_string())?;
         }
@@ -236,7 +324,10 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
             std::io::copy(&mut r, &mut out)
                 .map_err(|e| tvix_store::castore::StoreError::from_io(e).to_string())?;
         }
-        StoreCommand::Copy { .. } | StoreCommand::Daemon { .. } | StoreCommand::Mount { .. } => {}
+        StoreCommand::Copy { .. }
+        | StoreCommand::Daemon { .. }
+        | StoreCommand::Mount { .. }
+        | StoreCommand::Gc { .. } => {}
         StoreCommand::Verify => {
             let report = store.verify().map_err(|e| e.to_string())?;
             for p in &report.problems {
@@ -284,6 +375,52 @@ fn copy_command(
         "copied {} path(s): {} blob(s) ({} bytes), {} directories",
         stats.paths, stats.blobs, stats.blob_bytes, stats.directories
     );
+    Ok(0)
+}
+
+/// `tvix store gc`: collects garbage and reports as `nix-store --gc` does: each deleted
+/// path on standard error, then `N store paths deleted, X MiB freed`; with `--dry-run`,
+/// the paths that would be deleted on standard output.
+fn gc_command(url: &str, sd: tvix_store::StoreDir, dry_run: bool) -> Result<i32, String> {
+    use tvix_store::castore::gc::GcOptions;
+    let store = tvix_store::open(url).map_err(|e| e.to_string())?;
+    let on_wait = || eprintln!("waiting for the processes using the store to finish...");
+    let opts = GcOptions {
+        dry_run,
+        store_dir: sd.clone(),
+    };
+    if !dry_run {
+        eprintln!("finding garbage collector roots...");
+    }
+    let report = store
+        .collect_garbage(&opts, &on_wait)
+        .map_err(|e| e.to_string())?;
+    let mib = report.bytes_freed as f64 / (1024.0 * 1024.0);
+    let mut out = std::io::stdout().lock();
+    let werr = |e: std::io::Error| e.to_string();
+    if dry_run {
+        for p in &report.deleted {
+            writeln!(out, "{}", sd.display(p)).map_err(werr)?;
+        }
+        eprintln!(
+            "{} store paths would be deleted, {mib:.2} MiB would be freed",
+            report.deleted.len()
+        );
+    } else {
+        for p in &report.deleted {
+            eprintln!("deleting '{}'", sd.display(p));
+        }
+        writeln!(
+            out,
+            "{} store paths deleted, {mib:.2} MiB freed",
+            report.deleted.len()
+        )
+        .map_err(werr)?;
+    }
+    for p in &report.problems {
+        eprintln!("warning: {p}");
+    }
+    out.flush().map_err(werr)?;
     Ok(0)
 }
 

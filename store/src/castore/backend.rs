@@ -44,7 +44,7 @@ pub(crate) enum Table {
 }
 
 impl Table {
-    fn def(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+    pub(super) fn def(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
         match self {
             Table::Blobs => TableDefinition::new("blobs"),
             Table::Directories => TableDefinition::new("directories"),
@@ -102,6 +102,16 @@ pub(crate) trait Backend: Send + Sync {
     /// The file, offset and length of a stored chunk, for backends that have files.
     fn chunk_location(&self, _d: &B3Digest) -> Result<Option<(PathBuf, u64, u64)>, StoreError> {
         Ok(None)
+    }
+    /// Called before anything is written (and before the existence checks that decide
+    /// what to write): a backend that can be garbage-collected by other processes makes
+    /// sure no collection runs from now on while this process has the store open.
+    fn begin_write(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// The local backend, for what only it can do (garbage collection).
+    fn as_local(&self) -> Option<&LocalBackend> {
+        None
     }
 }
 
@@ -252,14 +262,14 @@ impl PackWriter {
 
 /// Where a chunk is: a pack file (by name), an offset and a length.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Location {
-    pack: String,
-    offset: u64,
-    len: u64,
+pub(super) struct Location {
+    pub(super) pack: String,
+    pub(super) offset: u64,
+    pub(super) len: u64,
 }
 
 impl Location {
-    fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.pack.len());
         out.extend_from_slice(&self.offset.to_le_bytes());
         out.extend_from_slice(&self.len.to_le_bytes());
@@ -267,7 +277,7 @@ impl Location {
         out
     }
 
-    fn decode(b: &[u8]) -> Result<Location, StoreError> {
+    pub(super) fn decode(b: &[u8]) -> Result<Location, StoreError> {
         let bad = |reason| StoreError::Decode {
             what: "chunk location",
             reason,
@@ -298,15 +308,21 @@ impl Location {
 
 /// The embedded on-disk store.
 pub(crate) struct LocalBackend {
-    packs_dir: PathBuf,
-    db: Database,
+    /// The store's directory.
+    pub(super) dir: PathBuf,
+    pub(super) packs_dir: PathBuf,
+    pub(super) db: Database,
     pack_counter: AtomicU64,
     pending: Mutex<Batch>,
     /// Lock order: `writer` before `pending`.
     writer: Mutex<Option<PackWriter>>,
     /// The pack files read so far, each opened and mapped once (and mapped again when a
     /// chunk beyond the mapped length is wanted).
-    packs: Mutex<HashMap<String, MappedPack>>,
+    pub(super) packs: Mutex<HashMap<String, MappedPack>>,
+    /// The shared `gc.lock`, taken before the first write and held until the store is
+    /// dropped (after its last flush): no collection runs while this process may hold
+    /// data that no root reaches yet. Declared last, so it is released last.
+    gc_guard: Mutex<Option<super::gc::lock::GcLock>>,
 }
 
 /// A pack file open for reading and mapped into memory.
@@ -318,7 +334,7 @@ pub(crate) struct LocalBackend {
 /// batch of reads, and a pack found shorter is mapped again at its new length (the chunks
 /// past the end are reported missing). Bytes changed behind tvix's back are caught by
 /// the BLAKE3 check of every chunk read.
-struct MappedPack {
+pub(super) struct MappedPack {
     file: fs::File,
     map: Bytes,
 }
@@ -356,23 +372,41 @@ impl LocalBackend {
             txn.commit().map_err(db_err)?;
         }
         Ok(LocalBackend {
+            dir: dir.to_path_buf(),
             packs_dir,
             db,
             pack_counter: AtomicU64::new(0),
             pending: Mutex::new(HashMap::new()),
             writer: Mutex::new(None),
             packs: Mutex::new(HashMap::new()),
+            gc_guard: Mutex::new(None),
         })
     }
 
-    /// Starts a new pack file, made durable in its directory at once.
-    fn new_pack(&self) -> Result<PackWriter, StoreError> {
+    /// Commits what is pending and gives up this process's shared `gc.lock` (the
+    /// collector, about to take it exclusively, must not wait for itself).
+    pub(super) fn end_writes(&self) -> Result<(), StoreError> {
+        self.flush(None)?;
+        if let Some(w) = self.writer.lock().map_err(|_| poisoned())?.take() {
+            drop(w);
+        }
+        self.gc_guard.lock().map_err(|_| poisoned())?.take();
+        Ok(())
+    }
+
+    /// A fresh pack name for this process (`<pid>-<time>-<n><suffix>.pack`).
+    pub(super) fn fresh_pack_name(&self, suffix: &str) -> String {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         let n = self.pack_counter.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{}-{nanos}-{n}.pack", std::process::id());
+        format!("{}-{nanos}-{n}{suffix}.pack", std::process::id())
+    }
+
+    /// Starts a new pack file, made durable in its directory at once.
+    fn new_pack(&self) -> Result<PackWriter, StoreError> {
+        let name = self.fresh_pack_name("");
         let path = self.packs_dir.join(&name);
         let file = fs::OpenOptions::new()
             .write(true)
@@ -440,7 +474,7 @@ impl LocalBackend {
 
     /// The mapped bytes of pack `name`, at least `need` long if the file is; `None` if
     /// the pack does not exist.
-    fn pack_bytes(
+    pub(super) fn pack_bytes(
         &self,
         packs: &mut HashMap<String, MappedPack>,
         name: &str,
@@ -501,9 +535,12 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
     }
 }
 
-impl Backend for LocalBackend {
-    /// Looks all locations up in one read transaction, then slices the mapped packs.
-    fn chunk_get_many(&self, ds: &[B3Digest]) -> Result<Vec<Option<Bytes>>, StoreError> {
+/// The chunks found, or (`Err`) what was found when a pack named by a location is gone.
+type ChunkLookup = Result<Vec<Option<Bytes>>, Vec<Option<Bytes>>>;
+
+impl LocalBackend {
+    /// One attempt of [`Backend::chunk_get_many`].
+    fn chunk_get_many_once(&self, ds: &[B3Digest]) -> Result<ChunkLookup, StoreError> {
         let keys: Vec<&[u8]> = ds.iter().map(|d| &d.0[..]).collect();
         let locs = self
             .kv_get_many(Table::Chunks, &keys)?
@@ -531,7 +568,8 @@ impl Backend for LocalBackend {
         for (name, end) in need {
             maps.insert(name, self.pack_bytes(&mut packs, name, end)?);
         }
-        Ok(locs
+        let pack_gone = maps.values().any(Option::is_none);
+        let found = locs
             .iter()
             .map(|l| {
                 let l = l.as_ref()?;
@@ -540,14 +578,12 @@ impl Backend for LocalBackend {
                 // A pack cut short makes the chunk missing.
                 (end <= map.len() as u64).then(|| map.slice(l.offset as usize..end as usize))
             })
-            .collect())
+            .collect();
+        Ok(if pack_gone { Err(found) } else { Ok(found) })
     }
 
-    fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError> {
-        Ok(self.kv_get(Table::Chunks, &d.0)?.is_some())
-    }
-
-    fn chunk_put(&self, d: &B3Digest, data: &[u8]) -> Result<(), StoreError> {
+    /// Appends a chunk to this process's pack and records its location in the batch.
+    fn chunk_put_inner(&self, d: &B3Digest, data: &[u8]) -> Result<(), StoreError> {
         let full = {
             let mut writer = self.writer.lock().map_err(|_| poisoned())?;
             if writer.as_ref().is_some_and(|w| w.len >= PACK_MAX) {
@@ -583,13 +619,47 @@ impl Backend for LocalBackend {
         }
         Ok(())
     }
+}
 
+impl Backend for LocalBackend {
+    /// Looks all locations up in one read transaction, then slices the mapped packs. A
+    /// pack that is gone was compacted by a collection after the locations were read:
+    /// they are read once more (the chunks' new places were committed before the old
+    /// pack was removed).
+    fn chunk_get_many(&self, ds: &[B3Digest]) -> Result<Vec<Option<Bytes>>, StoreError> {
+        match self.chunk_get_many_once(ds)? {
+            Ok(found) => Ok(found),
+            Err(_) => Ok(self
+                .chunk_get_many_once(ds)?
+                .unwrap_or_else(|partial| partial)),
+        }
+    }
+
+    fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError> {
+        Ok(self.kv_get(Table::Chunks, &d.0)?.is_some())
+    }
+
+    fn begin_write(&self) -> Result<(), StoreError> {
+        let mut guard = self.gc_guard.lock().map_err(|_| poisoned())?;
+        if guard.is_none() {
+            *guard = Some(super::gc::lock::GcLock::shared(&self.dir)?);
+        }
+        Ok(())
+    }
+
+    fn as_local(&self) -> Option<&LocalBackend> {
+        Some(self)
+    }
+
+    fn chunk_put(&self, d: &B3Digest, data: &[u8]) -> Result<(), StoreError> {
+        self.begin_write()?;
+        self.chunk_put_inner(d, data)
+    }
     fn chunk_location(&self, d: &B3Digest) -> Result<Option<(PathBuf, u64, u64)>, StoreError> {
         Ok(self
             .location(d)?
             .map(|l| (self.packs_dir.join(&l.pack), l.offset, l.len)))
     }
-
     fn chunk_list(&self) -> Result<Vec<B3Digest>, StoreError> {
         let mut out = Vec::new();
         for key in self.kv_keys(Table::Chunks)? {
@@ -633,6 +703,7 @@ impl Backend for LocalBackend {
     }
 
     fn kv_put(&self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.begin_write()?;
         if t == Table::PathInfos {
             return self.flush(Some((t, key, value)));
         }
@@ -642,6 +713,7 @@ impl Backend for LocalBackend {
     /// Path infos too wait in the batch (see the module's documentation for why that is
     /// safe: a flush syncs the pack before it commits the batch).
     fn kv_put_batched(&self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.begin_write()?;
         let full = {
             let mut pending = self.pending.lock().map_err(|_| poisoned())?;
             pending.insert((t, key.to_vec()), value.to_vec());

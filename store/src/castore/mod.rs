@@ -24,10 +24,12 @@
 //! [`nar`] renders NARs from the castore and ingests NARs and file system paths into it.
 
 pub mod add;
-mod backend;
-mod blob;
+pub(crate) mod backend;
+pub(crate) mod blob;
 pub mod copy;
 pub(crate) mod directory;
+pub mod export;
+pub mod gc;
 pub mod nar;
 mod service;
 mod store;
@@ -41,7 +43,9 @@ use thiserror::Error;
 pub use blob::{clip_range, BlobReader, BlobService, CHUNK_AVG, CHUNK_MAX, CHUNK_MIN};
 pub use directory::{validate_name, validate_symlink_target, Directory, DirectoryService, Node};
 pub use service::{open, StoreService};
-pub use store::{check_nar_hash, default_store_dir, default_store_url, Store, VerifyReport};
+pub use store::{
+    check_nar_hash, default_store_dir, default_store_url, local_store_dir, Store, VerifyReport,
+};
 
 /// Length of a BLAKE3 digest in bytes.
 pub const B3_LEN: usize = 32;
@@ -235,6 +239,14 @@ pub enum StoreError {
         url: String,
         /// What went wrong.
         message: String,
+    },
+    /// The store cannot do this.
+    #[error("the store '{url}' does not support {what}")]
+    Unsupported {
+        /// The store's URL.
+        url: String,
+        /// What it cannot do.
+        what: &'static str,
     },
     /// The NAR hash of a path does not match its path info.
     #[error("path '{path}' has NAR hash {actual} (size {actual_size}), but its path info says {expected} (size {expected_size})")]

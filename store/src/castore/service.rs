@@ -1,6 +1,7 @@
 //! [`StoreService`]: everything a store offers, whatever it is backed by, and [`open`],
 //! which turns a store URL into one.
 
+use super::gc::{GcOptions, GcReport};
 use super::store::{check_nar_hash, Store, VerifyReport};
 use super::{BlobService, DirectoryService, StoreError};
 use crate::pathinfo::PathInfoService;
@@ -33,6 +34,30 @@ pub trait StoreService: BlobService + DirectoryService + PathInfoService + Send 
         }
         Ok(report)
     }
+
+    /// Keeps garbage collection away from what this process reads and writes until the
+    /// store is dropped: evaluations and builds call it when they open the store, before
+    /// they look at what is valid (and so rely on it staying valid). Writing does it
+    /// anyway. Stores that are not collected by other processes do nothing.
+    fn protect_from_gc(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Deletes every path no GC root reaches, and the data only they used; see
+    /// [`super::gc`]. `on_wait` is called if the collection has to wait for other
+    /// processes using the store. Only the local store can be collected (by a process on
+    /// its machine); other stores say so.
+    fn collect_garbage(
+        &self,
+        opts: &GcOptions,
+        on_wait: &dyn Fn(),
+    ) -> Result<GcReport, StoreError> {
+        let _ = (opts, on_wait);
+        Err(StoreError::Unsupported {
+            url: self.url().to_string(),
+            what: "garbage collection (only a local store can be collected, by `tvix store gc --store local:///DIR` on its machine)",
+        })
+    }
 }
 
 impl StoreService for Store {
@@ -42,6 +67,18 @@ impl StoreService for Store {
 
     fn range_chunk_reads(&self) -> Option<u64> {
         Some(Store::range_chunk_reads(self))
+    }
+
+    fn protect_from_gc(&self) -> Result<(), StoreError> {
+        Store::protect_from_gc(self)
+    }
+
+    fn collect_garbage(
+        &self,
+        opts: &GcOptions,
+        on_wait: &dyn Fn(),
+    ) -> Result<GcReport, StoreError> {
+        Store::collect_garbage(self, opts, on_wait)
     }
 
     fn verify(&self) -> Result<VerifyReport, StoreError> {

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use super::blob::{self, BlobReader, BlobService, ChunkIndex};
 use super::directory::{Directory, DirectoryService, Node};
+use super::gc::lock::GcLock;
+use super::gc::{mark, GcOptions, GcReport, GcRoots};
 use super::{B3Digest, StoreError};
 use crate::nar::NarHasher;
 use crate::pathinfo::{PathInfo, PathInfoService};
@@ -37,6 +39,29 @@ pub fn default_store_dir() -> Option<PathBuf> {
     }
     let home = std::env::var_os("HOME").filter(|x| !x.is_empty())?;
     Some(PathBuf::from(home).join(".local/share/tvix/store"))
+}
+
+/// The directory of the local store a URL names: `local://` (the default directory, see
+/// [`default_store_dir`]), `local:///DIR` or `/DIR`; `None` for other URLs. The one place
+/// that maps store URLs to directories: the store's data, its build logs and its GC roots
+/// all live there.
+pub fn local_store_dir(url: &str) -> Result<Option<PathBuf>, StoreError> {
+    let bad = |reason| StoreError::BadUrl {
+        url: url.to_string(),
+        reason,
+    };
+    if let Some(rest) = url.strip_prefix("local://") {
+        if rest.is_empty() {
+            return default_store_dir()
+                .map(Some)
+                .ok_or_else(|| bad("no default location: HOME is not set"));
+        }
+        if rest.starts_with('/') {
+            return Ok(Some(PathBuf::from(rest)));
+        }
+        return Err(bad("the directory must be absolute (local:///path)"));
+    }
+    Ok(url.starts_with('/').then(|| PathBuf::from(url)))
 }
 
 /// The store URL to use: `$TVIX_STORE` if set, else `local://` (the default directory).
@@ -100,32 +125,65 @@ impl Store {
     /// Opens a store by URL: `memory://`, `local://` (the default directory, see
     /// [`default_store_dir`]), `local:///absolute/dir`, or an absolute directory path.
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let bad = |reason| StoreError::BadUrl {
-            url: url.to_string(),
-            reason,
-        };
         if url == "memory://" || url == "memory:" {
             return Ok(Store::memory());
         }
-        let dir = if let Some(rest) = url.strip_prefix("local://") {
-            if rest.is_empty() {
-                default_store_dir().ok_or_else(|| bad("no default location: HOME is not set"))?
-            } else if rest.starts_with('/') {
-                PathBuf::from(rest)
-            } else {
-                return Err(bad("the directory must be absolute (local:///path)"));
-            }
-        } else if url.starts_with('/') {
-            PathBuf::from(url)
-        } else {
-            return Err(bad("known schemes are memory:// and local://"));
-        };
-        Store::local(&dir)
+        match local_store_dir(url)? {
+            Some(dir) => Store::local(&dir),
+            None => Err(StoreError::BadUrl {
+                url: url.to_string(),
+                reason: "known schemes are memory:// and local://",
+            }),
+        }
     }
 
     /// The URL this store was opened with.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// See [`super::StoreService::protect_from_gc`].
+    pub fn protect_from_gc(&self) -> Result<(), StoreError> {
+        self.backend.begin_write()
+    }
+
+    /// Collects garbage (see [`super::gc`]); only local stores can be collected.
+    pub fn collect_garbage(
+        &self,
+        opts: &GcOptions,
+        on_wait: &dyn Fn(),
+    ) -> Result<GcReport, StoreError> {
+        use std::collections::BTreeMap;
+        let Some(local) = self.backend.as_local() else {
+            return Err(StoreError::Unsupported {
+                url: self.url.clone(),
+                what: "garbage collection (it holds nothing once the process ends)",
+            });
+        };
+        // This process must not wait for its own shared lock.
+        local.end_writes()?;
+        let _lock = GcLock::exclusive(&local.dir, on_wait)?;
+        let found = GcRoots::in_store_dir(&local.dir).find(&opts.store_dir, opts.dry_run)?;
+        let infos: BTreeMap<StorePath, PathInfo> = self
+            .list_path_infos()?
+            .into_iter()
+            .map(|i| (i.store_path.clone(), i))
+            .collect();
+        let live_paths = mark::live_paths(&infos, found.roots.keys().cloned());
+        let live = mark::mark(&*self.backend, &infos, live_paths)?;
+        let mut report = GcReport {
+            deleted: infos
+                .keys()
+                .filter(|p| !live.paths.contains(*p))
+                .cloned()
+                .collect(),
+            live_paths: live.paths.len(),
+            dead_roots: found.dead.len(),
+            ..GcReport::default()
+        };
+        let dead_keys: Vec<Vec<u8>> = report.deleted.iter().map(|p| p.digest().to_vec()).collect();
+        local.sweep(&live, &dead_keys, opts.dry_run, &mut report)?;
+        Ok(report)
     }
 
     /// For a local store, where chunk `d` is stored: its pack file, offset and length.
@@ -300,10 +358,12 @@ pub struct VerifyReport {
 
 impl BlobService for Store {
     fn put_blob(&self, r: &mut dyn Read) -> Result<(B3Digest, u64), StoreError> {
+        self.backend.begin_write()?;
         blob::put_blob(&*self.backend, r)
     }
 
     fn put_blob_bytes(&self, data: &[u8]) -> Result<(B3Digest, u64), StoreError> {
+        self.backend.begin_write()?;
         blob::put_blob_bytes(&*self.backend, data)
     }
 
@@ -354,6 +414,8 @@ impl BlobService for Store {
 
 impl DirectoryService for Store {
     fn put_directory(&self, dir: &Directory) -> Result<B3Digest, StoreError> {
+        // Before the checks: what they find must stay until the directory is stored.
+        self.backend.begin_write()?;
         for (_, node) in dir.entries() {
             self.check_node(node)?;
         }
@@ -386,12 +448,14 @@ impl DirectoryService for Store {
 
 impl PathInfoService for Store {
     fn put_path_info(&self, info: &PathInfo) -> Result<(), StoreError> {
+        self.backend.begin_write()?;
         self.check_node(&info.node)?;
         self.backend
             .kv_put(Table::PathInfos, info.store_path.digest(), &info.encode())
     }
 
     fn put_path_info_batched(&self, info: &PathInfo) -> Result<(), StoreError> {
+        self.backend.begin_write()?;
         self.check_node(&info.node)?;
         self.backend
             .kv_put_batched(Table::PathInfos, info.store_path.digest(), &info.encode())
