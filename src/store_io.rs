@@ -9,7 +9,7 @@
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use tvix_eval::io::{
     file_type_of, AddedPath, EvalIO, FileIngestionMethod, FileType, PathFilter, StdIO,
@@ -26,7 +26,7 @@ pub struct StoreIO {
     fs: StdIO,
     url: String,
     store_dir: StoreDir,
-    store: OnceLock<Result<Box<dyn StoreService>, String>>,
+    store: OnceLock<Result<Arc<dyn StoreService>, String>>,
 }
 
 /// Where a path under the store directory leads inside the tvix store.
@@ -51,10 +51,19 @@ impl StoreIO {
         })
     }
 
+    /// IO over a store that is already open (and shared with a builder: the REPL builds in
+    /// the store its evaluations write to, which for `memory://` must be the same object).
+    pub fn with_store(url: String, store: Arc<dyn StoreService>) -> Result<StoreIO, String> {
+        let io = StoreIO::new(url)?;
+        let _ = io.store.set(Ok(store));
+        Ok(io)
+    }
+
     fn store(&self) -> Result<&dyn StoreService, String> {
         self.store
             .get_or_init(|| {
                 tvix_store::open(&self.url)
+                    .map(Arc::from)
                     .map_err(|e| format!("opening the store '{}': {e}", self.url))
             })
             .as_ref()

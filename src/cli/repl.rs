@@ -1,15 +1,19 @@
 //! `tvix repl`: the interactive REPL (the `tvix-repl` crate) on an evaluator configured from
 //! the command line like `nix repl`'s.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
+use tvix_coordinator::realise::{RealiseConfig, Realiser};
 use tvix_eval::io::{EvalIO, StdIO};
 use tvix_eval::lower::LowerOptions;
 use tvix_eval::{EvalConfig, Evaluator, SearchPathEntry};
-use tvix_repl::{AutoArg, ReplOptions};
+use tvix_repl::{AutoArg, MakeRealiser, ReplOptions};
+use tvix_store::StoreService;
 
-use crate::store_io::eval_io;
+use crate::store_io::{eval_io, StoreIO};
 
 /// Flags of `tvix repl`, which are those of `nix repl`.
 #[derive(Args)]
@@ -47,6 +51,10 @@ pub(super) struct ReplArgs {
     /// Compute store paths without writing anything to the store.
     #[arg(long)]
     readonly_mode: bool,
+    /// Set a Nix option for the builds of `:b`, `:bl`, `:i`, `:u` and `:sh` (`cores`,
+    /// `max-jobs`, `sandbox-paths`, `timeout`, ...; see `tvix build`).
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
+    option: Vec<String>,
     /// Keep the history here instead of `$XDG_DATA_HOME/tvix/repl-history`.
     #[arg(long)]
     history_file: Option<PathBuf>,
@@ -91,15 +99,64 @@ pub(super) fn repl_command(args: ReplArgs) -> i32 {
             .chunks(2)
             .map(|p| AutoArg::Str(p[0].clone(), p[1].clone())),
     );
-    // The IO is made anew for every evaluator (`:r` starts afresh); a store URL that cannot
-    // be used is reported now, so the later calls see the same inputs succeed.
-    if let Err(msg) = eval_io(args.store.as_deref(), args.readonly_mode) {
-        eprintln!("error: {msg}");
-        return 1;
-    }
-    let (store, readonly) = (args.store.clone(), args.readonly_mode);
-    let make_io = move || -> Box<dyn EvalIO> {
-        eval_io(store.as_deref(), readonly).unwrap_or_else(|_| Box::new(StdIO::new()))
+    let options: BTreeMap<String, String> = args
+        .option
+        .chunks(2)
+        .filter(|kv| kv.len() == 2)
+        .map(|kv| (kv[0].clone(), kv[1].clone()))
+        .collect();
+    // Bad build settings are reported now rather than at the first `:b`.
+    let store_url = build_store_url(args.store.as_deref(), args.readonly_mode);
+    let realise_config = match &store_url {
+        Some(url) => match RealiseConfig::from_options(url, &options) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        },
+        None => None,
+    };
+    // Evaluations and builds share one open store: what `:b` builds is what evaluation
+    // wrote (for `memory://`, the same object). The IO is made anew for every evaluator
+    // (`:r` starts afresh) over that store.
+    let (make_io, make_realiser): (MakeIo, Option<MakeRealiser>) = match (store_url, realise_config)
+    {
+        (Some(url), Some(config)) => {
+            let store: Arc<dyn StoreService> = match tvix_store::open(&url) {
+                Ok(s) => Arc::from(s),
+                Err(e) => {
+                    eprintln!("error: opening the store '{url}': {e}");
+                    return 1;
+                }
+            };
+            if let Err(msg) = StoreIO::with_store(url.clone(), store.clone()) {
+                eprintln!("error: {msg}");
+                return 1;
+            }
+            let io_store = store.clone();
+            let make_io = Box::new(move || -> Box<dyn EvalIO> {
+                match StoreIO::with_store(url.clone(), io_store.clone()) {
+                    Ok(io) => Box::new(io),
+                    Err(_) => Box::new(StdIO::new()),
+                }
+            });
+            let make_realiser: MakeRealiser = Box::new(move || {
+                Realiser::with_store(store.clone(), config.clone()).map_err(|e| e.to_string())
+            });
+            (make_io, Some(make_realiser))
+        }
+        _ => {
+            let (store, readonly) = (args.store.clone(), args.readonly_mode);
+            if let Err(msg) = eval_io(store.as_deref(), readonly) {
+                eprintln!("error: {msg}");
+                return 1;
+            }
+            let make_io = Box::new(move || -> Box<dyn EvalIO> {
+                eval_io(store.as_deref(), readonly).unwrap_or_else(|_| Box::new(StdIO::new()))
+            });
+            (make_io, None)
+        }
     };
     tvix_repl::run(ReplOptions {
         make_evaluator: Box::new(move || Evaluator::new(make_io(), config.clone())),
@@ -108,5 +165,25 @@ pub(super) fn repl_command(args: ReplArgs) -> i32 {
         auto_args,
         history_file: args.history_file,
         show_trace: args.show_trace,
+        make_realiser,
     })
+}
+
+/// Makes the IO of each evaluator of the session.
+type MakeIo = Box<dyn Fn() -> Box<dyn EvalIO>>;
+
+/// The store the REPL builds in: the one evaluation writes to (`--store`, `$TVIX_STORE`,
+/// else the local default, as `eval_io` chooses), or none when evaluation writes nowhere
+/// (`--readonly-mode`, `dummy://`, `NIX_REMOTE=dummy://` without a tvix store named).
+fn build_store_url(store_flag: Option<&str>, readonly: bool) -> Option<String> {
+    let named = store_flag
+        .map(str::to_string)
+        .or_else(|| std::env::var("TVIX_STORE").ok().filter(|u| !u.is_empty()));
+    let nix_dummy = std::env::var("NIX_REMOTE").is_ok_and(|r| r.starts_with("dummy"));
+    let url = match named {
+        Some(u) => u,
+        None if nix_dummy => return None,
+        None => tvix_store::castore::default_store_url(),
+    };
+    (!readonly && !url.starts_with("dummy")).then_some(url)
 }
