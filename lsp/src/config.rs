@@ -22,6 +22,17 @@ pub struct Settings {
     pub args: BTreeMap<String, String>,
     /// A Nix expression giving a module system `options` set, for module files.
     pub options_expr: Option<String>,
+    /// Building derivations from the editor (`tvix.build`).
+    pub build: BuildSettings,
+}
+
+/// `tvix.build`: whether the `tvix/build` command may build (off by default, so nothing
+/// builds by surprise).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BuildSettings {
+    /// `tvix.build.enable`.
+    pub enable: bool,
 }
 
 impl Default for Settings {
@@ -32,6 +43,7 @@ impl Default for Settings {
             entry_file: None,
             args: BTreeMap::new(),
             options_expr: None,
+            build: BuildSettings::default(),
         }
     }
 }
@@ -81,6 +93,9 @@ mod tests {
             ("nixpkgs".to_string(), PathBuf::from("/p"))
         );
         assert_eq!(s.args["lib"], "import <nixpkgs/lib>");
+        assert!(!s.build.enable);
+        let (s, _) = Settings::from_json(&serde_json::json!({"tvix": {"build": {"enable": true}}}));
+        assert!(s.build.enable);
         let (s, err) = Settings::from_json(&serde_json::json!({"tvix": {"evalBudgetMs": "x"}}));
         assert_eq!(s, Settings::default());
         assert!(err.is_some());
