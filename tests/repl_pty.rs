@@ -655,7 +655,7 @@ fn builds_links_logs_and_shells() {
     let t = Term::start(
         dir.path(),
         &["--store", &store, "./d.nix"],
-        &[("SHELL", "/bin/bash"), ("PAGER", "cat")],
+        &[("SHELL", "/bin/bash"), ("PAGER", "sed s/^/paged:/")],
     );
     let out = t.expect(
         ":b ok",
@@ -682,7 +682,8 @@ fn builds_links_logs_and_shells() {
     let again = t.expect(":b ok", &["out -> "]);
     assert!(!again.contains("building '"), "{again}");
 
-    t.expect(":log ok", &["hello from the build"]);
+    // On a terminal the log goes through the pager.
+    t.expect(":log ok", &["paged:hello from the build"]);
 
     let failed = t.expect(
         ":b bad",
@@ -696,7 +697,7 @@ fn builds_links_logs_and_shells() {
         !failed.contains("produced the following outputs"),
         "{failed}"
     );
-    t.expect(":log bad", &["failing now"]);
+    t.expect(":log bad", &["paged:failing now"]);
     t.expect("1 + 1", &["2"]);
 
     // :sh starts bash with the derivation's build environment in a temporary directory.

@@ -261,7 +261,7 @@ impl Session {
             e => other(e.to_string()),
         })?;
         if std::io::stdout().is_terminal() {
-            if let Some(pager) = std::env::var("PAGER").ok().filter(|p| !p.trim().is_empty()) {
+            if let Some(pager) = pager_command(|name| std::env::var(name).ok()) {
                 page(&pager, &log)
                     .map_err(|e| other(format!("running the pager '{pager}': {e}")))?;
                 return Ok(Outcome::Nothing);
@@ -270,6 +270,16 @@ impl Session {
         let text = String::from_utf8_lossy(&log);
         Ok(Outcome::Message(text.trim_end_matches('\n').to_string()))
     }
+}
+
+/// The pager, as Nix picks it: `$NIX_PAGER`, else `$PAGER`, else `less`; none when it is
+/// set empty or to `cat`.
+fn pager_command(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let pager = var("NIX_PAGER")
+        .or_else(|| var("PAGER"))
+        .unwrap_or_else(|| "less".to_string());
+    let trimmed = pager.trim();
+    (!trimmed.is_empty() && trimmed != "cat").then(|| trimmed.to_string())
 }
 
 /// Sends `text` through the pager command `pager` (run by `sh`, as `$PAGER` may have
@@ -365,6 +375,25 @@ mod tests {
         drop(w);
         assert!(cancel.is_cancelled());
         assert!(!flag.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn pager_as_nix_picks_it() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(pager_command(env(&[])), Some("less".to_string()));
+        assert_eq!(
+            pager_command(env(&[("PAGER", "more -s"), ("NIX_PAGER", "most")])),
+            Some("most".to_string())
+        );
+        assert_eq!(pager_command(env(&[("PAGER", "cat")])), None);
+        assert_eq!(pager_command(env(&[("NIX_PAGER", "")])), None);
     }
 
     #[test]
