@@ -810,3 +810,181 @@ fn fetching_and_building_are_off_unless_allowed() {
     assert!(error_of(&mut c, build).contains("'tvix.evaluation.allowBuild'"));
     c.shutdown();
 }
+
+/// The static busybox the build tests use as builder (`setup.sh`, as `tests/builds.rs`).
+const BUSYBOX: &str = "/var/lib/tvix-tests/busybox";
+
+/// A file with derivations whose names carry a fresh nonce: `pkg` builds, `bad` fails.
+fn build_file(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    assert!(
+        std::path::Path::new(BUSYBOX).join("bin/busybox").exists(),
+        "{BUSYBOX} is missing: run setup.sh"
+    );
+    let nonce = format!(
+        "{:x}{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+        std::process::id()
+    );
+    let text = format!(
+        r#"let
+  bb = builtins.path {{ path = {BUSYBOX}; name = "busybox"; }};
+in {{
+  pkg = derivation {{
+    name = "lsp-{nonce}"; system = "x86_64-linux"; builder = "${{bb}}/bin/sh";
+    args = [ "-c" "echo compiling things; echo ok > $out" ];
+  }};
+  bad = derivation {{
+    name = "lsp-bad-{nonce}"; system = "x86_64-linux"; builder = "${{bb}}/bin/sh";
+    args = [ "-c" "echo about to fail; exit 2" ];
+  }};
+  number = 1;
+}}
+"#
+    );
+    let path = dir.join("pkgs.nix");
+    std::fs::write(&path, &text).unwrap();
+    (path, text)
+}
+
+#[test]
+fn build_command_and_code_lens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = build_file(dir.path());
+    let uri = format!("file://{}", path.display());
+    let store = format!("local://{}", dir.path().join("store").display());
+    let env = [("TVIX_STORE", store.as_str())];
+
+    // Off by default: the lens says so, the command refuses naming the setting.
+    let mut c = Client::start_with_env(json!({}), &env);
+    let commands = &c.capabilities["executeCommandProvider"]["commands"];
+    assert_eq!(commands, &json!(["tvix/build"]));
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": text}}),
+    );
+    let lenses = c.result(
+        "textDocument/codeLens",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    let lenses = lenses.as_array().unwrap();
+    assert_eq!(lenses.len(), 2, "{lenses:?}");
+    assert_eq!(lenses[0]["command"]["command"], "tvix/build");
+    assert_eq!(lenses[0]["command"]["arguments"][0]["attrPath"], "pkg");
+    assert_eq!(lenses[1]["command"]["arguments"][0]["attrPath"], "bad");
+    assert!(
+        lenses[0]["command"]["title"]
+            .as_str()
+            .unwrap()
+            .contains("disabled: set tvix.build.enable"),
+        "{lenses:?}"
+    );
+    let r = c.result(
+        "workspace/executeCommand",
+        json!({"command": "tvix/build", "arguments": [{"uri": uri, "attrPath": "pkg"}]}),
+    );
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("tvix.build.enable"),
+        "{r}"
+    );
+    c.shutdown();
+
+    // Enabled: the build runs with progress and its outputs come back.
+    let mut c = Client::start_with_env(json!({"tvix": {"build": {"enable": true}}}), &env);
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": text}}),
+    );
+    let lenses = c.result(
+        "textDocument/codeLens",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    assert_eq!(lenses[0]["command"]["title"], "build", "{lenses}");
+    let r = c.result(
+        "workspace/executeCommand",
+        json!({"command": "tvix/build", "arguments": [lenses[0]["command"]["arguments"][0]]}),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let out = r["outputs"]["out"].as_str().unwrap().to_string();
+    assert!(
+        out.starts_with("/nix/store/") && out.contains("-lsp-"),
+        "{r}"
+    );
+    let created = c.take("window/workDoneProgress/create");
+    assert_eq!(created.len(), 1, "{created:?}");
+    let token = created[0]["params"]["token"].clone();
+    let progress: Vec<Value> = c
+        .take("$/progress")
+        .into_iter()
+        .filter(|m| m["params"]["token"] == token)
+        .map(|m| m["params"]["value"].clone())
+        .collect();
+    assert_eq!(progress.first().unwrap()["kind"], "begin", "{progress:?}");
+    assert!(
+        progress.first().unwrap()["title"]
+            .as_str()
+            .unwrap()
+            .contains("pkg"),
+        "{progress:?}"
+    );
+    assert_eq!(progress.last().unwrap()["kind"], "end", "{progress:?}");
+    let reports: Vec<String> = progress
+        .iter()
+        .filter(|v| v["kind"] == "report")
+        .map(|v| v["message"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        reports
+            .iter()
+            .any(|m| m.contains("0/1 built, building lsp-")),
+        "{reports:?}"
+    );
+    assert!(
+        reports.iter().any(|m| m.starts_with("1/1 built")),
+        "{reports:?}"
+    );
+    let shown = c.take("window/showMessage");
+    assert!(
+        shown
+            .iter()
+            .any(|m| m["params"]["message"] == format!("built: out -> {out}")),
+        "{shown:?}"
+    );
+
+    // By position (on the binding's name): the same output, already valid.
+    let pos = {
+        let offset = text.find("pkg =").unwrap() + 1;
+        let line = text[..offset].matches('\n').count();
+        let col = offset - text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        json!({"line": line, "character": col})
+    };
+    let r = c.result(
+        "workspace/executeCommand",
+        json!({"command": "tvix/build", "arguments": [{"uri": uri, "position": pos}]}),
+    );
+    assert_eq!(r["outputs"]["out"], out.as_str(), "{r}");
+
+    // A failing build and a value that is no derivation are errors, and shown.
+    let r = c.result(
+        "workspace/executeCommand",
+        json!({"command": "tvix/build", "arguments": [{"uri": uri, "attrPath": "bad"}]}),
+    );
+    assert_eq!(r["ok"], false, "{r}");
+    let msg = r["message"].as_str().unwrap();
+    assert!(msg.contains("failed with exit code 2"), "{r}");
+    assert!(msg.contains("about to fail"), "the log tail: {r}");
+    let r = c.result(
+        "workspace/executeCommand",
+        json!({"command": "tvix/build", "arguments": [{"uri": uri, "attrPath": "number"}]}),
+    );
+    assert_eq!(
+        r["message"], "'number' does not evaluate to a derivation",
+        "{r}"
+    );
+    let shown = c.take("window/showMessage");
+    assert!(shown.iter().any(|m| m["params"]["type"] == 1), "{shown:?}");
+    c.shutdown();
+}

@@ -132,17 +132,28 @@ fn commands_type_help_and_quit() {
 }
 
 #[test]
-fn build_commands_say_they_need_the_coordinator() {
+fn build_commands_want_a_derivation_and_a_store() {
     for cmd in [":b", ":bl", ":i", ":u", ":sh", ":log"] {
-        let o = run(&["repl"], &format!("{cmd} 1\n"));
+        let o = run(&["repl"], &format!("{cmd} 1\n{cmd}\n"));
         let err = stderr(&o);
         assert!(
-            err.contains(&format!(
-                "error: {cmd} builds derivations, which needs the tvix coordinator"
-            )),
+            err.contains(
+                "error: expression does not evaluate to a derivation, so I can't build it"
+            ),
+            "{cmd}: {err}"
+        );
+        assert!(
+            err.contains(&format!("error: {cmd} needs an expression")),
             "{cmd}: {err}"
         );
         assert_eq!(o.status.code(), Some(1));
+        let drv = "derivation { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; }";
+        let o = run(&["repl", "--readonly-mode"], &format!("{cmd} {drv}\n"));
+        assert!(
+            stderr(&o).contains(&format!("error: {cmd} needs a store to build in")),
+            "{cmd}: {}",
+            stderr(&o)
+        );
     }
     let o = run(&["repl"], ":nonsense\n");
     assert!(stderr(&o).contains("unknown command ':nonsense'"));
@@ -310,4 +321,133 @@ fn doc_shows_builtin_docs_doc_comments_or_the_definition_site() {
         "{out}"
     );
     assert!(stderr(&o).contains("value does not have documentation"));
+}
+
+/// The static busybox the build tests use as builder (`setup.sh`, as `tests/builds.rs`).
+const BUSYBOX: &str = "/var/lib/tvix-tests/busybox";
+
+/// A derivation expression with a fresh nonce, built by busybox's sh; it logs a line and
+/// makes `$out/bin/LABEL`.
+fn fresh_derivation(label: &str) -> String {
+    assert!(
+        std::path::Path::new(BUSYBOX).join("bin/busybox").exists(),
+        "{BUSYBOX} is missing: run setup.sh"
+    );
+    let nonce = format!(
+        "{:x}{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+        std::process::id()
+    );
+    format!(
+        "let bb = builtins.path {{ path = {BUSYBOX}; name = \"busybox\"; }}; in derivation {{ \
+         name = \"{label}-{nonce}\"; system = \"x86_64-linux\"; builder = \"${{bb}}/bin/sh\"; \
+         PATH = \"${{bb}}/bin\"; args = [ \"-c\" \"echo log of {label}; mkdir -p $out/bin; \
+         echo '#!/bin/sh' > $out/bin/{label}\" ]; }}"
+    )
+}
+
+#[test]
+fn build_in_batch_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("local://{}", dir.path().join("store").display());
+    let drv = fresh_derivation("batch");
+    let o = repl_in(
+        dir.path(),
+        &["--store", &store],
+        &format!(":b {drv}\n:log {drv}\n:b 1\n7\n"),
+    );
+    let out = stdout(&o);
+    let err = stderr(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "", "{out}");
+    assert_eq!(
+        lines[1], "This derivation produced the following outputs:",
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("  out -> /nix/store/") && lines[2].contains("-batch-"),
+        "{out}"
+    );
+    assert_eq!(lines[3], "log of batch", "{out}");
+    assert_eq!(lines[4], "7", "{out}");
+    assert!(err.contains("building '/nix/store/"), "{err}");
+    assert!(err.contains("log of batch"), "{err}");
+    assert!(
+        err.contains("error: expression does not evaluate to a derivation"),
+        "{err}"
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn install_and_use_in_batch_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("local://{}", dir.path().join("store").display());
+    let state = dir.path().join("state");
+    let shell = dir.path().join("shell.sh");
+    std::fs::write(&shell, "#!/bin/sh\necho \"SHELL PATH=$PATH\"\n").unwrap();
+    let mut perm = std::fs::metadata(&shell).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&shell, perm).unwrap();
+    let (a, b) = (fresh_derivation("pa"), fresh_derivation("pb"));
+    let o = tvix()
+        .args(["repl", "--store", &store])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env("XDG_STATE_HOME", &state)
+        .env("SHELL", &shell)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            let input = format!(":i {a}\n:i {b}\n:u {a}\n");
+            c.stdin.take().unwrap().write_all(input.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("tvix repl");
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("installing 'pa-"), "{err}");
+    assert!(err.contains("installing 'pb-"), "{err}");
+    assert!(
+        err.contains("created 1 symlinks in user environment"),
+        "{err}"
+    );
+    assert!(
+        err.contains("created 2 symlinks in user environment"),
+        "{err}"
+    );
+    let profiles = state.join("tvix/profiles");
+    assert_eq!(
+        std::fs::read_link(profiles.join("profile")).unwrap(),
+        std::path::Path::new("profile-2-link")
+    );
+    let generation = std::fs::read_link(profiles.join("profile-2-link")).unwrap();
+    let generation = generation.to_string_lossy().into_owned();
+    assert!(generation.ends_with("-user-environment"), "{generation}");
+    // The generation is in the tvix store, with both packages' programs.
+    let listed = tvix()
+        .args([
+            "store",
+            "ls",
+            "--store",
+            &store,
+            &format!("{generation}/bin"),
+        ])
+        .output()
+        .expect("tvix store ls");
+    let listed = stdout(&listed) + &stderr(&listed);
+    assert!(listed.contains("pa") && listed.contains("pb"), "{listed}");
+    // :u runs $SHELL with the outputs' bin directories first on PATH.
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("SHELL PATH=/nix/store/"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("-pa-") && line.contains("/bin:"), "{line}");
+    assert!(err.contains("note: '/nix/store/"), "{err}");
 }

@@ -254,7 +254,10 @@ fn evaluates_binds_and_prints() {
     t.expect(":help", &[":e, :edit <expr>", ":doc <expr>"]);
     t.expect(":env", &["bound in this session: _ a x"]);
     for cmd in [":b", ":bl", ":i", ":u", ":sh", ":log"] {
-        t.expect(&format!("{cmd} x"), &["needs the tvix coordinator"]);
+        t.expect(
+            &format!("{cmd} x"),
+            &["expression does not evaluate to a derivation, so I can't build it"],
+        );
     }
     t.type_text(":quit");
     t.keys(&["Enter"]);
@@ -602,4 +605,153 @@ fn colours_on_a_terminal_unless_no_color() {
     t.line("12345");
     let plain = t.tmux(&["capture-pane", "-p", "-e", "-S", "-"]);
     assert!(!plain.contains("\x1b[36m"), "NO_COLOR: {plain:?}");
+}
+
+/// The static busybox the build tests use as builder (`setup.sh`, as `tests/builds.rs`).
+const BUSYBOX: &str = "/var/lib/tvix-tests/busybox";
+
+/// A directory with `d.nix`: derivations with a fresh nonce in their names (so nothing is
+/// built beforehand), built by busybox's sh: `ok` (logs a line, makes `bin/hi`), `bad`
+/// (fails) and `slow` (sleeps).
+fn build_fixture() -> (tempfile::TempDir, String) {
+    assert!(
+        Path::new(BUSYBOX).join("bin/busybox").exists(),
+        "{BUSYBOX} is missing: run setup.sh"
+    );
+    let nonce = format!(
+        "{:x}{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+        std::process::id()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"let
+  bb = builtins.path {{ path = {BUSYBOX}; name = "busybox"; }};
+  mk = name: script: derivation {{
+    name = "${{name}}-{nonce}";
+    system = "x86_64-linux";
+    builder = "${{bb}}/bin/sh";
+    PATH = "${{bb}}/bin";
+    args = [ "-c" script ];
+  }};
+in {{
+  ok = mk "ok" "echo hello from the build; mkdir -p $out/bin; echo '#!/bin/sh' > $out/bin/hi; chmod +x $out/bin/hi";
+  bad = mk "bad" "echo failing now; exit 3";
+  slow = mk "slow" "echo sleeping; sleep 60; touch $out";
+}}
+"#
+    );
+    std::fs::write(dir.path().join("d.nix"), text).unwrap();
+    (dir, nonce)
+}
+
+#[test]
+fn builds_links_logs_and_shells() {
+    let (dir, nonce) = build_fixture();
+    let store = format!("local://{}", dir.path().join("store").display());
+    let t = Term::start(
+        dir.path(),
+        &["--store", &store, "./d.nix"],
+        &[("SHELL", "/bin/bash"), ("PAGER", "sed s/^/paged:/")],
+    );
+    let out = t.expect(
+        ":b ok",
+        &[
+            "building '/nix/store/",
+            "hello from the build",
+            "This derivation produced the following outputs:",
+            "  out -> /nix/store/",
+        ],
+    );
+    let path = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("out -> "))
+        .expect("an output line")
+        .to_string();
+    assert!(path.ends_with(&format!("-ok-{nonce}")), "{path}");
+
+    t.expect(":bl ok", &[&format!("  ./repl-result-out -> {path}")]);
+    assert_eq!(
+        std::fs::read_link(dir.path().join("repl-result-out")).unwrap(),
+        Path::new(&path)
+    );
+    // Built already: nothing is built again.
+    let again = t.expect(":b ok", &["out -> "]);
+    assert!(!again.contains("building '"), "{again}");
+
+    // On a terminal the log goes through the pager.
+    t.expect(":log ok", &["paged:hello from the build"]);
+
+    let failed = t.expect(
+        ":b bad",
+        &[
+            "failing now",
+            "error: builder for '/nix/store/",
+            "failed with exit code 3",
+        ],
+    );
+    assert!(
+        !failed.contains("produced the following outputs"),
+        "{failed}"
+    );
+    t.expect(":log bad", &["paged:failing now"]);
+    t.expect("1 + 1", &["2"]);
+
+    // :sh starts bash with the derivation's build environment in a temporary directory.
+    let before = Term::prompts(&t.screen());
+    t.type_text(":sh ok");
+    t.keys(&["Enter"]);
+    t.type_text("echo NAME=$name TOP=$NIX_BUILD_TOP TMP=$TMPDIR");
+    t.keys(&["Enter"]);
+    let screen = t.wait("the shell's output", |s| {
+        s.lines().any(|l| l.starts_with("NAME=ok-"))
+    });
+    let line = screen
+        .lines()
+        .find(|l| l.starts_with("NAME=ok-"))
+        .unwrap()
+        .to_string();
+    assert!(line.contains(&format!("NAME=ok-{nonce} TOP=/")), "{line}");
+    let top = line
+        .split(" TOP=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(line.ends_with(&format!("TMP={top}")), "{line}");
+    assert!(Path::new(top).is_dir(), "the build directory exists: {top}");
+    t.type_text("exit");
+    t.keys(&["Enter"]);
+    t.wait_for_prompts(before + 1);
+    assert!(
+        !Path::new(top).exists(),
+        "the build directory is removed: {top}"
+    );
+    t.expect("2 + 2", &["4"]);
+}
+
+#[test]
+fn ctrl_c_cancels_a_build() {
+    let (dir, nonce) = build_fixture();
+    let store = format!("local://{}", dir.path().join("store").display());
+    let t = Term::start(dir.path(), &["--store", &store, "./d.nix"], &[]);
+    let before = Term::prompts(&t.screen());
+    t.type_text(":b slow");
+    t.keys(&["Enter"]);
+    t.wait("the build to start", |s| s.contains("sleeping"));
+    let started = Instant::now();
+    t.keys(&["C-c"]);
+    let screen = t.wait_for_prompts(before + 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "cancelled well before the build's 60 s"
+    );
+    let out = output_after(&screen, before);
+    assert!(out.contains("interrupted by the user"), "{out}");
+    assert!(!out.contains(&format!("-slow-{nonce}\n")), "{out}");
+    t.expect("3 * 3", &["9"]);
 }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Read;
 
 use thiserror::Error;
-use tvix_build::{BuildError as ServiceError, BuildEvent, BuildService, CancelToken};
+use tvix_build::{BuildError as ServiceError, BuildEvent, BuildRequest, BuildService, CancelToken};
 use tvix_store::castore::{Node, StoreError};
 use tvix_store::pathinfo::PathInfo;
 use tvix_store::store_path::validate_name;
@@ -478,6 +478,45 @@ impl Driver<'_> {
         })
     }
 
+    /// The build request of a derivation whose inputs are all valid: its input closure
+    /// read from the store, then [`request::derivation_to_request`]. What
+    /// [`Driver::build_checked`] runs, and what the REPL's `:sh` takes its environment
+    /// from.
+    pub fn request_for<'d>(
+        &self,
+        path: &StorePath,
+        drv: &Derivation,
+        input_drv: &dyn Fn(&str) -> Option<&'d Derivation>,
+    ) -> Result<BuildRequest, BuildFailure> {
+        Ok(self.request_and_closure(path, drv, input_drv)?.0)
+    }
+
+    /// [`Driver::request_for`], and the input closure it was made from.
+    fn request_and_closure<'d>(
+        &self,
+        path: &StorePath,
+        drv: &Derivation,
+        input_drv: &dyn Fn(&str) -> Option<&'d Derivation>,
+    ) -> Result<(BuildRequest, Vec<PathInfo>), BuildFailure> {
+        let drv_path = abs(path);
+        let roots = closure::input_roots(drv, &drv_path, input_drv)?;
+        let closure = closure::closure_of(self.store, &roots)?;
+        let inputs = closure::as_inputs(&closure);
+        let references: BTreeMap<StorePath, Vec<StorePath>> = closure
+            .iter()
+            .map(|i| (i.store_path.clone(), i.references.clone()))
+            .collect();
+        let req = request::derivation_to_request(&RequestInput {
+            drv,
+            drv_path: &drv_path,
+            closure: &inputs,
+            references: &references,
+            settings: &self.settings.request,
+            caller_env: self.caller_env,
+        })?;
+        Ok((req, closure))
+    }
+
     /// Builds one derivation whose inputs are all valid and checks its outputs: the one
     /// way a derivation is built, for the sequential [`Driver::build`] and for the
     /// executor ([`crate::executor`]) alike. `input_drv` finds input derivations by
@@ -494,21 +533,7 @@ impl Driver<'_> {
     ) -> Result<Checked, BuildFailure> {
         let drv_path = abs(path);
         self.can_build(drv, &drv_path)?;
-        let roots = closure::input_roots(drv, &drv_path, input_drv)?;
-        let closure = closure::closure_of(self.store, &roots)?;
-        let inputs = closure::as_inputs(&closure);
-        let references: BTreeMap<StorePath, Vec<StorePath>> = closure
-            .iter()
-            .map(|i| (i.store_path.clone(), i.references.clone()))
-            .collect();
-        let req = request::derivation_to_request(&RequestInput {
-            drv,
-            drv_path: &drv_path,
-            closure: &inputs,
-            references: &references,
-            settings: &self.settings.request,
-            caller_env: self.caller_env,
-        })?;
+        let (req, closure) = self.request_and_closure(path, drv, input_drv)?;
 
         let mut log: Vec<u8> = Vec::new();
         let mut tail: VecDeque<String> = VecDeque::new();
@@ -743,7 +768,7 @@ impl Driver<'_> {
 mod tests {
     use super::*;
     use std::sync::Mutex;
-    use tvix_build::{BuildOutput, BuildRequest, BuildResult, Capabilities};
+    use tvix_build::{BuildOutput, BuildResult, Capabilities};
     use tvix_store::castore::{BlobService, Store};
     use tvix_store::derivation::Output;
     use tvix_store::pathinfo::PathInfoService;

@@ -65,6 +65,21 @@ impl StoreIO {
         })
     }
 
+    /// IO over a store that is already open (and shared with a builder: the REPL builds in
+    /// the store its evaluations write to, which for `memory://` must be the same object).
+    pub fn with_store(
+        url: String,
+        options: BTreeMap<String, String>,
+        store: Arc<dyn StoreService>,
+    ) -> Result<StoreIO, String> {
+        store
+            .protect_from_gc()
+            .map_err(|e| format!("opening the store '{url}': {e}"))?;
+        let io = StoreIO::new(url, options)?;
+        let _ = io.store.set(Ok(store));
+        Ok(io)
+    }
+
     fn store(&self) -> Result<&Arc<dyn StoreService>, String> {
         self.store
             .get_or_init(|| {
@@ -627,7 +642,7 @@ pub fn eval_io(
 
 /// The tvix store evaluation writes to: `store_flag`, `$TVIX_STORE`, or the local default;
 /// `None` for `dummy://` (named, or `NIX_REMOTE=dummy://` and no tvix store named).
-fn store_url(store_flag: Option<&str>) -> Option<String> {
+pub fn store_url(store_flag: Option<&str>) -> Option<String> {
     let named = store_flag
         .map(str::to_string)
         .or_else(|| std::env::var("TVIX_STORE").ok().filter(|u| !u.is_empty()));

@@ -12,11 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use tvix_build::{BuildError as ServiceError, BuildService, CancelToken, ServiceOptions};
+use tvix_build::{
+    BuildError as ServiceError, BuildRequest, BuildService, CancelToken, ServiceOptions,
+};
 use tvix_store::castore::StoreError;
-use tvix_store::{StorePath, StoreService};
+use tvix_store::{Derivation, StorePath, StoreService};
 
-use crate::build::{BuildFailure, BuildSettings, Driver, Event as DriverEvent};
+use crate::build::{read_derivation, BuildFailure, BuildSettings, Driver, Event as DriverEvent};
 use crate::events::Subscriber;
 use crate::executor::{DrvFailure, ExecConfig, ExecError, Executor, Outcome};
 use crate::log::LogStore;
@@ -387,6 +389,22 @@ impl Realiser {
         let mut driver = self.driver();
         driver.settings = &config;
         driver.build(drvs, on_event)
+    }
+
+    /// The build request of `drv` as the build service would get it (environment,
+    /// arguments, files, input closure), for a shell with the build's environment
+    /// (the REPL's `:sh`). The derivation's inputs must be valid: realise them first.
+    pub fn build_request(&self, drv: &StorePath) -> Result<BuildRequest, BuildFailure> {
+        let store = &*self.store;
+        let derivation = read_derivation(store, drv)?;
+        let mut inputs: BTreeMap<String, Derivation> = BTreeMap::new();
+        for input in derivation.input_derivations.keys() {
+            let path = StorePath::from_absolute_path(input)
+                .map_err(|_| BuildFailure::NotValid(input.clone()))?;
+            inputs.insert(input.clone(), read_derivation(store, &path)?);
+        }
+        self.driver()
+            .request_for(drv, &derivation, &|p: &str| inputs.get(p))
     }
 
     /// Builds (or finds valid) each target and returns its output path, in order.

@@ -24,6 +24,8 @@ pub struct Settings {
     pub options_expr: Option<String>,
     /// What evaluation may do beyond reading files.
     pub evaluation: EvaluationSettings,
+    /// Building derivations from the editor (`tvix.build`).
+    pub build: BuildSettings,
 }
 
 /// `tvix.evaluation`: what the editor's evaluations may do. Both are off by default, so
@@ -38,6 +40,15 @@ pub struct EvaluationSettings {
     pub allow_build: bool,
 }
 
+/// `tvix.build`: whether the `tvix/build` command may build (off by default, so nothing
+/// builds by surprise).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BuildSettings {
+    /// `tvix.build.enable`.
+    pub enable: bool,
+}
+
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
@@ -47,6 +58,7 @@ impl Default for Settings {
             args: BTreeMap::new(),
             options_expr: None,
             evaluation: EvaluationSettings::default(),
+            build: BuildSettings::default(),
         }
     }
 }
@@ -102,6 +114,9 @@ mod tests {
         let (s, err) = Settings::from_json(&v);
         assert!(err.is_none());
         assert!(s.evaluation.allow_fetch && !s.evaluation.allow_build);
+        assert!(!s.build.enable);
+        let (s, _) = Settings::from_json(&serde_json::json!({"tvix": {"build": {"enable": true}}}));
+        assert!(s.build.enable);
         let (s, err) = Settings::from_json(&serde_json::json!({"tvix": {"evalBudgetMs": "x"}}));
         assert_eq!(s, Settings::default());
         assert!(err.is_some());

@@ -11,6 +11,7 @@
 
 mod actions;
 mod analysis;
+mod build;
 mod completion;
 mod config;
 mod convert;
@@ -22,6 +23,7 @@ mod evaluate;
 mod format;
 mod guard;
 mod hover;
+mod lens;
 mod line_index;
 mod links;
 mod navigation;
@@ -33,20 +35,22 @@ mod server;
 mod targets;
 mod worker;
 
+pub use build::BuildFactory;
 pub use config::Settings;
 pub use worker::EvaluatorFactory;
 
 use tower_lsp_server::{LspService, Server as Transport};
 
-/// Serves LSP over standard input and output until the client says `exit`.
-pub fn run_stdio(factory: EvaluatorFactory) -> std::io::Result<()> {
+/// Serves LSP over standard input and output until the client says `exit`. `builds` makes
+/// what the `tvix/build` command needs (`None`: the command says building is unavailable).
+pub fn run_stdio(factory: EvaluatorFactory, builds: Option<BuildFactory>) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let (service, socket) =
-            LspService::build(move |client| server::Server::new(client, factory))
+            LspService::build(move |client| server::Server::new(client, factory, builds.clone()))
                 .custom_method("tvix/evaluate", server::Server::evaluate)
                 .finish();
         Transport::new(tokio::io::stdin(), tokio::io::stdout(), socket)

@@ -11,13 +11,14 @@ use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer};
 use tvix_eval::lower::Globals;
 
+use crate::build::{BuildFactory, ENABLE_SETTING};
 use crate::config::Settings;
 use crate::document::Document;
 use crate::guard;
 use crate::worker::{EvaluatorFactory, Worker};
 use crate::{
-    actions, completion, convert, diagnostics, evaluate, hover, links, navigation, outline,
-    semantic_tokens,
+    actions, build, completion, convert, diagnostics, evaluate, hover, lens, links, navigation,
+    outline, semantic_tokens,
 };
 
 /// The names of the global scope, shared by every request.
@@ -49,6 +50,28 @@ pub struct State {
     eval_diagnostics: Mutex<HashMap<Uri, (i32, Vec<Diagnostic>)>>,
     /// The workspace folder, against which a relative `entryFile` is resolved.
     root: RwLock<Option<std::path::PathBuf>>,
+    /// Makes what `tvix/build` needs, if the binary allows building.
+    builds: Option<BuildFactory>,
+    /// Numbers the builds' progress tokens.
+    next_build: std::sync::atomic::AtomicU64,
+}
+
+/// The command that builds a derivation (`workspace/executeCommand`).
+pub const BUILD_COMMAND: &str = "tvix/build";
+
+/// Arguments of `tvix/build`: a file and the attribute path of the derivation in its value,
+/// or a position in the file (the binding whose name is there).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildParams {
+    /// The file.
+    pub uri: Uri,
+    /// `a.b.c`; the file's value itself when empty.
+    #[serde(default)]
+    pub attr_path: Option<String>,
+    /// A position on the name of a binding, instead of `attr_path`.
+    #[serde(default)]
+    pub position: Option<Position>,
 }
 
 /// Parameters of the custom `tvix/evaluate` request.
@@ -71,7 +94,7 @@ pub struct EvaluateResult {
 
 impl Server {
     /// A server talking to `client`.
-    pub fn new(client: Client, factory: EvaluatorFactory) -> Server {
+    pub fn new(client: Client, factory: EvaluatorFactory, builds: Option<BuildFactory>) -> Server {
         let ev = factory(&Settings::default());
         let names: Vec<String> = ev.global_names().map(|s| s.as_str().to_string()).collect();
         let mut lowering = Globals::default();
@@ -87,6 +110,8 @@ impl Server {
             globals: Arc::new(GlobalScope { lowering, names }),
             eval_diagnostics: Mutex::new(HashMap::new()),
             root: RwLock::new(None),
+            builds,
+            next_build: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -500,6 +525,13 @@ impl LanguageServer for Server {
                 document_formatting_provider: Some(OneOf::Left(true)),
                 code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
                 inlay_hint_provider: Some(OneOf::Left(true)),
+                code_lens_provider: Some(CodeLensOptions {
+                    resolve_provider: Some(false),
+                }),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: vec![BUILD_COMMAND.to_string()],
+                    work_done_progress_options: WorkDoneProgressOptions::default(),
+                }),
                 ..ServerCapabilities::default()
             },
             ..InitializeResult::default()
@@ -872,6 +904,52 @@ impl LanguageServer for Server {
         .await
     }
 
+    async fn code_lens(&self, params: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
+        let uri = params.text_document.uri;
+        let doc = self.doc(&uri)?;
+        let enabled = self.settings().build.enable;
+        let title = if enabled {
+            "build".to_string()
+        } else {
+            format!("build (disabled: set {ENABLE_SETTING})")
+        };
+        let lenses = lens::derivation_bindings(&doc.root())
+            .into_iter()
+            .map(|b| CodeLens {
+                range: doc.range(b.range),
+                command: Some(tower_lsp_server::ls_types::Command {
+                    title: title.clone(),
+                    command: BUILD_COMMAND.to_string(),
+                    arguments: Some(vec![serde_json::json!({
+                        "uri": uri.as_str(),
+                        "attrPath": b.path.join("."),
+                    })]),
+                }),
+                data: None,
+            })
+            .collect();
+        Ok(Some(lenses))
+    }
+
+    async fn execute_command(
+        &self,
+        params: ExecuteCommandParams,
+    ) -> Result<Option<serde_json::Value>> {
+        if params.command != BUILD_COMMAND {
+            return Err(Error::invalid_params(format!(
+                "unknown command '{}'",
+                params.command
+            )));
+        }
+        let arg = params.arguments.into_iter().next().unwrap_or_default();
+        let args: BuildParams = serde_json::from_value(arg).map_err(|e| {
+            Error::invalid_params(format!(
+                "{BUILD_COMMAND} takes {{ uri, attrPath | position }}: {e}"
+            ))
+        })?;
+        Ok(Some(self.build_command(args).await))
+    }
+
     async fn inlay_hint(&self, params: InlayHintParams) -> Result<Option<Vec<InlayHint>>> {
         guard::request(async move {
             let uri = params.text_document.uri;
@@ -903,6 +981,159 @@ impl LanguageServer for Server {
             ))
         })
         .await
+    }
+}
+
+impl State {
+    /// Runs `tvix/build`: the answer is `{ ok, message, outputs? }`, and the message is also
+    /// shown; progress goes to `$/progress` under a token created for the build.
+    async fn build_command(&self, params: BuildParams) -> serde_json::Value {
+        let r = self.build_outputs(params).await;
+        let (ok, message, outputs) = match r {
+            Ok(outputs) => {
+                let list: Vec<String> =
+                    outputs.iter().map(|(n, p)| format!("{n} -> {p}")).collect();
+                let map: serde_json::Map<String, serde_json::Value> = outputs
+                    .into_iter()
+                    .map(|(n, p)| (n, serde_json::Value::String(p)))
+                    .collect();
+                (true, format!("built: {}", list.join(", ")), Some(map))
+            }
+            Err(message) => (false, message, None),
+        };
+        let typ = if ok {
+            MessageType::INFO
+        } else {
+            MessageType::ERROR
+        };
+        self.client.show_message(typ, &message).await;
+        let mut answer = serde_json::json!({ "ok": ok, "message": message });
+        if let Some(map) = outputs {
+            answer["outputs"] = serde_json::Value::Object(map);
+        }
+        answer
+    }
+
+    async fn build_outputs(
+        &self,
+        params: BuildParams,
+    ) -> std::result::Result<Vec<(String, String)>, String> {
+        let settings = self.settings();
+        if !settings.build.enable {
+            return Err(format!(
+                "building is disabled; set {ENABLE_SETTING} to true to build from the editor"
+            ));
+        }
+        let factory = self
+            .builds
+            .clone()
+            .ok_or("this language server was started without a store to build in")?;
+        let file = convert::path_of(&params.uri)
+            .ok_or_else(|| format!("'{}' is not a local file", params.uri.as_str()))?;
+        let attr_path: Vec<String> = match (&params.attr_path, params.position) {
+            (Some(p), _) => p
+                .split('.')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            (None, Some(pos)) => {
+                let doc = self.doc(&params.uri).map_err(|e| e.message.to_string())?;
+                lens::binding_at(&doc.root(), doc.offset(pos))
+                    .ok_or("no derivation is bound at this position")?
+            }
+            (None, None) => Vec::new(),
+        };
+        let n = self
+            .next_build
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let token = NumberOrString::String(format!("tvix/build/{n}"));
+        // A client that cannot show progress refuses the token: the build goes on.
+        let progress = self
+            .client
+            .send_request::<request::WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
+                token: token.clone(),
+            })
+            .await
+            .is_ok();
+        let what = if attr_path.is_empty() {
+            file.display().to_string()
+        } else {
+            attr_path.join(".")
+        };
+        if progress {
+            self.progress(
+                &token,
+                WorkDoneProgress::Begin(WorkDoneProgressBegin {
+                    title: format!("Building {what}"),
+                    cancellable: Some(false),
+                    message: None,
+                    percentage: Some(0),
+                }),
+            )
+            .await;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<build::Update>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("tvix-build".to_string())
+            .stack_size(crate::worker::STACK_SIZE)
+            .spawn(move || {
+                let cancel = tvix_build::CancelToken::new();
+                let r = build::run_build(
+                    &factory,
+                    &settings.search_path,
+                    &settings.args,
+                    &file,
+                    &attr_path,
+                    |u| {
+                        let _ = tx.send(u);
+                    },
+                    &cancel,
+                );
+                let _ = done_tx.send(r);
+            });
+        if let Err(e) = spawned {
+            return Err(format!("starting the build: {e}"));
+        }
+        while let Some(update) = rx.recv().await {
+            if progress {
+                self.progress(
+                    &token,
+                    WorkDoneProgress::Report(WorkDoneProgressReport {
+                        cancellable: Some(false),
+                        message: Some(update.message),
+                        percentage: update.percentage,
+                    }),
+                )
+                .await;
+            }
+        }
+        let r = done_rx
+            .await
+            .unwrap_or_else(|_| Err("the build stopped unexpectedly".to_string()));
+        if progress {
+            let message = match &r {
+                Ok(_) => "done".to_string(),
+                Err(_) => "failed".to_string(),
+            };
+            self.progress(
+                &token,
+                WorkDoneProgress::End(WorkDoneProgressEnd {
+                    message: Some(message),
+                }),
+            )
+            .await;
+        }
+        r
+    }
+
+    async fn progress(&self, token: &ProgressToken, value: WorkDoneProgress) {
+        self.client
+            .send_notification::<notification::Progress>(ProgressParams {
+                token: token.clone(),
+                value: ProgressParamsValue::WorkDone(value),
+            })
+            .await;
     }
 }
 

@@ -20,6 +20,9 @@ use crate::config::Settings;
 /// choice.
 pub type EvaluatorFactory = Arc<dyn Fn(&Settings) -> Evaluator + Send + Sync>;
 
+/// The stack of threads that evaluate (deep Nix code recurses deeply).
+pub const STACK_SIZE: usize = 256 * 1024 * 1024;
+
 /// Probe sources fed to one evaluator before it is replaced: each stays in its source map.
 const MAX_FED_BYTES: usize = 64 * 1024 * 1024;
 
@@ -110,7 +113,7 @@ impl Worker {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("tvix-lsp-eval".to_string())
-            .stack_size(256 * 1024 * 1024)
+            .stack_size(STACK_SIZE)
             .spawn(move || {
                 let mut session = Session {
                     factory,

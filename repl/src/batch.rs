@@ -18,6 +18,7 @@ pub fn run(options: ReplOptions) -> i32 {
         options.show_trace,
         color,
     );
+    session.set_realiser(options.make_realiser);
     let mut failed = false;
     for r in session.load_initial(&options.files, &options.exprs) {
         failed |= r.is_err();

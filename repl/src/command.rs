@@ -18,8 +18,34 @@ pub enum Command {
     Env,
     Set,
     LastLoaded,
-    /// A command that needs a builder (`:b`, `:bl`, `:i`, `:u`, `:sh`, `:log`).
-    NeedsBuilder,
+    /// `:b`: build a derivation and print its outputs.
+    Build,
+    /// `:bl`: build and link the outputs as `repl-result-OUTPUT`.
+    BuildLink,
+    /// `:i`: build and install into the tvix profile.
+    Install,
+    /// `:u`: build and start a shell with the outputs on `PATH`.
+    UseShell,
+    /// `:sh` (`:s` in Nix 2.8): build the inputs and start a shell with the build's
+    /// environment.
+    DevShell,
+    /// `:log`: show the build log.
+    Log,
+}
+
+impl Command {
+    /// Whether the command builds (or reads build logs), so needs a store and a builder.
+    pub fn builds(self) -> bool {
+        matches!(
+            self,
+            Command::Build
+                | Command::BuildLink
+                | Command::Install
+                | Command::UseShell
+                | Command::DevShell
+                | Command::Log
+        )
+    }
 }
 
 /// One line of `:?`, and the names that invoke it.
@@ -116,41 +142,36 @@ pub const COMMANDS: &[CommandSpec] = &[
         LastLoaded
     ),
     spec!([":q", ":quit"], "", "Exit the REPL", Quit),
-    spec!(
-        [":b"],
-        "<expr>",
-        "Build a derivation (needs the coordinator)",
-        NeedsBuilder
-    ),
+    spec!([":b"], "<expr>", "Build a derivation", Build),
     spec!(
         [":bl"],
         "<expr>",
-        "Build a derivation and link its outputs (needs the coordinator)",
-        NeedsBuilder
+        "Build a derivation, linking its outputs as ./repl-result-OUTPUT",
+        BuildLink
     ),
     spec!(
         [":i"],
         "<expr>",
-        "Build and install into the profile (needs the coordinator)",
-        NeedsBuilder
+        "Build a derivation, then install it into the tvix profile",
+        Install
     ),
     spec!(
         [":u"],
         "<expr>",
-        "Build and start a shell with it (needs the coordinator)",
-        NeedsBuilder
+        "Build a derivation, then start a shell with its outputs on PATH",
+        UseShell
     ),
     spec!(
-        [":sh"],
+        [":sh", ":s"],
         "<expr>",
-        "Build the dependencies and start a shell (needs the coordinator)",
-        NeedsBuilder
+        "Build the inputs of a derivation, then start a shell with its build environment",
+        DevShell
     ),
     spec!(
         [":log"],
         "<expr>",
-        "Show the build log of a derivation (needs the coordinator)",
-        NeedsBuilder
+        "Show the build log of a derivation",
+        Log
     ),
 ];
 
@@ -258,6 +279,19 @@ mod tests {
         );
         assert_eq!(parse_input(":?"), Input::Command(Command::Help, ":?", ""));
         assert_eq!(parse_input(":zz 1"), Input::UnknownCommand(":zz"));
+        assert_eq!(
+            parse_input(":b  pkgs.hello "),
+            Input::Command(Command::Build, ":b", "pkgs.hello")
+        );
+        assert_eq!(
+            parse_input(":s x"),
+            Input::Command(Command::DevShell, ":sh", "x")
+        );
+        assert_eq!(
+            parse_input(":bl"),
+            Input::Command(Command::BuildLink, ":bl", "")
+        );
+        assert!(Command::Log.builds() && !Command::Print.builds());
     }
 
     #[test]

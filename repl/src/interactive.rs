@@ -90,6 +90,7 @@ pub fn run(options: ReplOptions) -> i32 {
         options.show_trace,
         color,
     )));
+    session.borrow_mut().set_realiser(options.make_realiser);
     // SIGINT only arrives while an evaluation runs (at the prompt the terminal is raw and
     // rustyline reads Ctrl-C as a key); it sets the evaluator's interrupt flag. A second
     // Ctrl-C before the evaluation noticed the first (stuck inside one builtin) exits.

@@ -7,6 +7,7 @@
 //! standard input and prints one result per line ([`run`] picks).
 
 mod batch;
+mod build;
 mod command;
 mod complete;
 mod doc;
@@ -16,8 +17,10 @@ mod highlight;
 mod interactive;
 mod load;
 mod print;
+mod profile;
 mod scope;
 mod session;
+mod shell;
 mod style;
 mod validate;
 
@@ -26,6 +29,7 @@ use std::path::PathBuf;
 
 use tvix_eval::Evaluator;
 
+pub use build::MakeRealiser;
 pub use session::Session;
 
 /// A function argument given on the command line (`--arg NAME EXPR`, `--argstr NAME STRING`);
@@ -52,6 +56,9 @@ pub struct ReplOptions {
     pub history_file: Option<PathBuf>,
     /// Show whole error traces from the start (`--show-trace`).
     pub show_trace: bool,
+    /// Opens the coordinator's realiser for `:b`, `:bl`, `:i`, `:u`, `:sh` and `:log`
+    /// (called on the first of them); `None` when there is no store to build in.
+    pub make_realiser: Option<MakeRealiser>,
 }
 
 /// Runs the REPL until `:q` or end of input and returns the exit status: interactively when

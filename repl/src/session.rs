@@ -10,6 +10,7 @@ use tvix_eval::diagnostic::{render_error, strip_ansi, RenderOptions};
 use tvix_eval::symbol::Symbol;
 use tvix_eval::{ErrorKind, EvalError, EvalResult, Evaluator, Value};
 
+use crate::build::{Builds, MakeRealiser};
 use crate::command::{help_text, parse_input, Command, Input};
 use crate::load::Reloadable;
 use crate::print::{print, PrintOptions};
@@ -55,6 +56,8 @@ pub struct Session {
     depth: usize,
     /// How many items of each set or list are printed (`:set width`).
     width: usize,
+    /// The coordinator, for the build commands.
+    pub(crate) builds: Builds,
 }
 
 impl Session {
@@ -80,9 +83,15 @@ impl Session {
             color,
             depth: 1,
             width: usize::MAX,
+            builds: Builds::new(None),
         };
         s.configure_evaluator();
         s
+    }
+
+    /// Lets the build commands build through realisers `make` opens (on first use).
+    pub fn set_realiser(&mut self, make: Option<MakeRealiser>) {
+        self.builds = Builds::new(make);
     }
 
     pub(crate) fn configure_evaluator(&mut self) {
@@ -252,10 +261,8 @@ impl Session {
                 Some(v) => self.print(v, self.depth, false).map(Outcome::Value),
                 None => Ok(Outcome::Message("nothing loaded yet".to_string())),
             },
-            Command::NeedsBuilder => Err(other(format!(
-                "{name} builds derivations, which needs the tvix coordinator; tvix cannot build \
-                 yet (evaluation, `.drv` paths and :p/:t/:doc work)"
-            ))),
+            c if c.builds() => self.build_command(c, name, arg),
+            _ => Err(other(format!("{name} is not handled"))),
         }
     }
 

@@ -2,14 +2,17 @@
 //! the command line like `nix repl`'s.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
+use tvix_coordinator::realise::{RealiseConfig, Realiser};
 use tvix_eval::io::{EvalIO, StdIO};
 use tvix_eval::lower::LowerOptions;
 use tvix_eval::{EvalConfig, Evaluator, SearchPathEntry};
-use tvix_repl::{AutoArg, ReplOptions};
+use tvix_repl::{AutoArg, MakeRealiser, ReplOptions};
+use tvix_store::StoreService;
 
-use tvix_coordinator::eval_io::eval_io;
+use tvix_coordinator::eval_io::{eval_io, store_url, Gated, StoreIO};
 
 /// Flags of `tvix repl`, which are those of `nix repl`.
 #[derive(Args)]
@@ -47,8 +50,9 @@ pub(super) struct ReplArgs {
     /// Compute store paths without writing anything to the store.
     #[arg(long)]
     readonly_mode: bool,
-    /// Set a Nix option (`allow-import-from-derivation`, build settings of
-    /// import-from-derivation builds; others are accepted and ignored).
+    /// Set a Nix option: `allow-import-from-derivation`, and the build settings of `:b`,
+    /// `:bl`, `:i`, `:u`, `:sh` and of import-from-derivation (`cores`, `max-jobs`,
+    /// `sandbox-paths`, `timeout`, ...; see `tvix build`); others are accepted and ignored.
     #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
     option: Vec<String>,
     /// Keep the history here instead of `$XDG_DATA_HOME/tvix/repl-history`.
@@ -101,15 +105,61 @@ pub(super) fn repl_command(args: ReplArgs) -> i32 {
             .chunks(2)
             .map(|p| AutoArg::Str(p[0].clone(), p[1].clone())),
     );
-    // The IO is made anew for every evaluator (`:r` starts afresh); a store URL that cannot
-    // be used is reported now, so the later calls see the same inputs succeed.
-    if let Err(msg) = eval_io(args.store.as_deref(), args.readonly_mode, &options) {
-        eprintln!("error: {msg}");
-        return 1;
-    }
-    let (store, readonly) = (args.store.clone(), args.readonly_mode);
-    let make_io = move || -> Box<dyn EvalIO> {
-        eval_io(store.as_deref(), readonly, &options).unwrap_or_else(|_| Box::new(StdIO::new()))
+    // Bad build settings are reported now rather than at the first `:b`.
+    let store_url = store_url(args.store.as_deref()).filter(|_| !args.readonly_mode);
+    let realise_config = match &store_url {
+        Some(url) => match RealiseConfig::from_options(url, &options) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        },
+        None => None,
+    };
+    // Evaluations and builds share one open store: what `:b` builds is what evaluation
+    // wrote (for `memory://`, the same object). The IO is made anew for every evaluator
+    // (`:r` starts afresh) over that store.
+    let (make_io, make_realiser): (MakeIo, Option<MakeRealiser>) = match (store_url, realise_config)
+    {
+        (Some(url), Some(realise_config)) => {
+            let store: Arc<dyn StoreService> = match tvix_store::open(&url) {
+                Ok(s) => Arc::from(s),
+                Err(e) => {
+                    eprintln!("error: opening the store '{url}': {e}");
+                    return 1;
+                }
+            };
+            let (io_options, io_store) = (options.clone(), store.clone());
+            let io = move || StoreIO::with_store(url.clone(), io_options.clone(), io_store.clone());
+            if let Err(msg) = io() {
+                eprintln!("error: {msg}");
+                return 1;
+            }
+            let make_io = Box::new(move || -> Box<dyn EvalIO> {
+                match io() {
+                    Ok(io) => Box::new(Gated::new(io)),
+                    Err(_) => Box::new(Gated::new(StdIO::new())),
+                }
+            });
+            let make_realiser: MakeRealiser = Box::new(move || {
+                Realiser::with_store(store.clone(), realise_config.clone())
+                    .map_err(|e| e.to_string())
+            });
+            (make_io, Some(make_realiser))
+        }
+        _ => {
+            let (store, readonly) = (args.store.clone(), args.readonly_mode);
+            if let Err(msg) = eval_io(store.as_deref(), readonly, &options) {
+                eprintln!("error: {msg}");
+                return 1;
+            }
+            let make_io = Box::new(move || -> Box<dyn EvalIO> {
+                eval_io(store.as_deref(), readonly, &options)
+                    .unwrap_or_else(|_| Box::new(StdIO::new()))
+            });
+            (make_io, None)
+        }
     };
     tvix_repl::run(ReplOptions {
         make_evaluator: Box::new(move || Evaluator::new(make_io(), config.clone())),
@@ -118,5 +168,9 @@ pub(super) fn repl_command(args: ReplArgs) -> i32 {
         auto_args,
         history_file: args.history_file,
         show_trace: args.show_trace,
+        make_realiser,
     })
 }
+
+/// Makes the IO of each evaluator of the session.
+type MakeIo = Box<dyn Fn() -> Box<dyn EvalIO>>;

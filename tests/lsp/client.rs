@@ -25,8 +25,14 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 impl Client {
     /// Starts `tvix lsp` and runs `initialize` with these initialization options.
     pub fn start(options: Value) -> Client {
+        Client::start_with_env(options, &[])
+    }
+
+    /// [`Client::start`] with extra environment variables for the server.
+    pub fn start_with_env(options: Value, env: &[(&str, &str)]) -> Client {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tvix"))
             .arg("lsp")
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .env_remove("NIX_PATH")
             .stdin(Stdio::piped())
@@ -145,6 +151,8 @@ impl Client {
                 // A request from the server (e.g. a configuration request): answer null.
                 let reply = json!({"jsonrpc": "2.0", "id": msg["id"], "result": null});
                 self.send(reply);
+                // Kept (as answered) for tests that check what the server asked.
+                self.pending.push(msg);
                 continue;
             }
             self.pending.push(msg);
@@ -180,6 +188,16 @@ impl Client {
                 None => panic!("diagnostics of {uri} never matched; last: {last:?}"),
             }
         }
+    }
+
+    /// Removes and returns what the server sent with `method` (notifications, and requests
+    /// already answered) that no call has consumed, in order.
+    pub fn take(&mut self, method: &str) -> Vec<Value> {
+        let (taken, kept) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|m| m["method"] == method);
+        self.pending = kept;
+        taken
     }
 
     /// Shuts the server down and checks it exits cleanly.

@@ -5,6 +5,7 @@
 import * as vscode from "vscode";
 import {
   DidChangeConfigurationNotification,
+  ExecuteCommandRequest,
   LanguageClient,
   LanguageClientOptions,
   ServerOptions,
@@ -35,6 +36,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   output = vscode.window.createOutputChannel("Tvix");
   context.subscriptions.push(
     output,
+    vscode.commands.registerCommand("tvix.buildAtCursor", buildAtCursor),
     vscode.commands.registerCommand("tvix.evaluateSelection", evaluateSelection),
     vscode.commands.registerCommand("tvix.openRepl", openRepl),
     vscode.commands.registerCommand("tvix.restartServer", restartServer),
@@ -164,6 +166,38 @@ async function evaluateSelection(): Promise<void> {
     const shown = showError(e);
     output.appendLine(shown.full);
     output.show(true);
+    await vscode.window.showErrorMessage(shown.short);
+  }
+}
+
+// The code lens runs the server's `tvix/build` itself (the language client registers the
+// commands the server lists); this palette command asks for the binding at the cursor.
+async function buildAtCursor(): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (editor === undefined) {
+    await vscode.window.showWarningMessage("Tvix: no editor to build from.");
+    return;
+  }
+  if (client === undefined || !client.isRunning()) {
+    await vscode.window.showErrorMessage("Tvix: the language server is not running.");
+    return;
+  }
+  const position = editor.selection.active;
+  try {
+    // The server shows the outcome (outputs or error) itself; the log keeps it too.
+    const answer = await client.sendRequest(ExecuteCommandRequest.type, {
+      command: "tvix/build",
+      arguments: [
+        {
+          uri: editor.document.uri.toString(),
+          position: { line: position.line, character: position.character },
+        },
+      ],
+    });
+    output.appendLine(`build: ${JSON.stringify(answer)}`);
+  } catch (e) {
+    const shown = showError(e);
+    output.appendLine(shown.full);
     await vscode.window.showErrorMessage(shown.short);
   }
 }

@@ -18,6 +18,7 @@ export interface ServerSettings {
   entryFile: string | null;
   args: Record<string, string>;
   optionsExpr: string | null;
+  build: { enable: boolean };
 }
 
 /** The payload of `initializationOptions` and of `workspace/didChangeConfiguration`. */
@@ -33,6 +34,7 @@ export const DEFAULTS = {
   entryFile: null as string | null,
   args: {} as Record<string, string>,
   optionsExpr: null as string | null,
+  "build.enable": false,
 };
 
 /** The `tvix` binary to run: `tvix.path`, or the default when it is unset or blank. */
@@ -58,6 +60,7 @@ export function serverConfiguration(
       entryFile: entryFile(settings.get<unknown>("entryFile"), workspaceDir),
       args: args(settings.get<unknown>("args")),
       optionsExpr: nonBlankString(settings.get<unknown>("optionsExpr")),
+      build: { enable: settings.get<unknown>("build.enable") === true },
     },
   };
 }
@@ -138,6 +141,9 @@ export function answerConfigurationPull(
     const key = section?.startsWith("tvix.") ? section.slice("tvix.".length) : undefined;
     if (key !== undefined && Object.prototype.hasOwnProperty.call(config.tvix, key)) {
       return config.tvix[key as keyof ServerSettings];
+    }
+    if (key === "build.enable") {
+      return config.tvix.build.enable;
     }
     return answered[i];
   });

@@ -24,7 +24,11 @@ describe("package.json", () => {
   });
 
   it("declares exactly the settings the server receives, plus the binary path", () => {
-    const sent = Object.keys(serverConfiguration({ get: () => undefined }, undefined).tvix);
+    // Dotted settings (`tvix.build.enable`) reach the server as nested objects.
+    const tvix = serverConfiguration({ get: () => undefined }, undefined).tvix;
+    const sent = Object.entries(tvix).flatMap(([k, v]) =>
+      k === "build" ? Object.keys(v as object).map((inner) => `${k}.${inner}`) : [k],
+    );
     const declared = Object.keys(manifest.contributes.configuration.properties)
       .map((k) => k.replace(/^tvix\./, ""))
       .filter((k) => k !== "path");
@@ -34,7 +38,7 @@ describe("package.json", () => {
   it("registers every contributed command in the extension", () => {
     const code = fs.readFileSync(path.join(root, "out", "extension.js"), "utf8");
     const commands: string[] = manifest.contributes.commands.map((c: { command: string }) => c.command);
-    assert.deepEqual(commands.sort(), ["tvix.evaluateSelection", "tvix.openRepl", "tvix.restartServer"]);
+    assert.deepEqual(commands.sort(), ["tvix.buildAtCursor", "tvix.evaluateSelection", "tvix.openRepl", "tvix.restartServer"]);
     for (const c of commands) {
       assert.ok(code.includes(`registerCommand("${c}"`), `${c} is not registered`);
     }

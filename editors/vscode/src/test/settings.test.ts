@@ -27,6 +27,7 @@ describe("settings", () => {
         entryFile: null,
         args: {},
         optionsExpr: null,
+        build: { enable: false },
       },
     });
   });
@@ -40,6 +41,7 @@ describe("settings", () => {
         entryFile: "default.nix",
         args: { system: '"x86_64-linux"', config: "{ }" },
         optionsExpr: "(import <nixpkgs/nixos> { }).options",
+        "build.enable": true,
       }),
       ws,
     );
@@ -56,6 +58,7 @@ describe("settings", () => {
         entryFile: path.join(ws, "default.nix"),
         args: { system: '"x86_64-linux"', config: "{ }" },
         optionsExpr: "(import <nixpkgs/nixos> { }).options",
+        build: { enable: true },
       },
     });
     // The binary is the client's business, never the server's.
@@ -76,6 +79,7 @@ describe("settings", () => {
         entryFile: 3,
         args: ["a"],
         optionsExpr: "   ",
+        "build.enable": "yes",
       }),
       ws,
     );
@@ -85,6 +89,7 @@ describe("settings", () => {
       entryFile: null,
       args: {},
       optionsExpr: null,
+      build: { enable: false },
     });
   });
 
