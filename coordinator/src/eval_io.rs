@@ -456,7 +456,8 @@ impl EvalIO for StoreIO {
         };
         let subscribers: [&dyn Subscriber; 1] = [&show];
         realiser
-            .realise(&targets, &subscribers, &CancelToken::new())
+            // The log was shown as the build ran: the message leaves its tail out.
+            .realise(&targets, &subscribers, &CancelToken::new(), false)
             .map(|_| ())
             .map_err(|e| RealiseFailure {
                 message: e.to_string(),

@@ -407,12 +407,15 @@ impl Realiser {
             .request_for(drv, &derivation, &|p: &str| inputs.get(p))
     }
 
-    /// Builds (or finds valid) each target and returns its output path, in order.
+    /// Builds (or finds valid) each target and returns its output path, in order. A
+    /// failure's message carries the last lines of the build's log when `with_log_tail`
+    /// (for callers whose subscribers did not show the log as it ran).
     pub fn realise(
         &self,
         targets: &[DrvOutput],
         subscribers: &[&dyn Subscriber],
         cancel: &CancelToken,
+        with_log_tail: bool,
     ) -> Result<Vec<StorePath>, RealiseError> {
         let mut drvs: Vec<StorePath> = Vec::new();
         for t in targets {
@@ -423,7 +426,7 @@ impl Realiser {
         let outcome = self.run(&drvs, subscribers, cancel)?;
         if !outcome.success() {
             return Err(RealiseError::Failed {
-                message: failure_messages(&outcome, &drvs, true).join("\n"),
+                message: failure_messages(&outcome, &drvs, with_log_tail).join("\n"),
                 exit_status: outcome.exit_status(),
             });
         }
