@@ -9,6 +9,7 @@ mod lsp;
 mod repl;
 mod show_derivation;
 mod store;
+mod store_run;
 
 use clap::{Parser, Subcommand};
 
