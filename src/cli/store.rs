@@ -105,6 +105,19 @@ enum StoreCommand {
         #[arg(long)]
         allow_other: bool,
     },
+    /// Run COMMAND with the store (given by `--store`) mounted read-only on the store
+    /// directory (`$NIX_STORE_DIR`, else `/nix/store`) in a private mount namespace: the
+    /// command sees tvix's store there (so `./result/bin/x` runs), every other process
+    /// still sees the directory as it was (a reference Nix's store stays untouched).
+    /// Needs root. Exits with the command's status.
+    Run {
+        /// Threads serving file system requests.
+        #[arg(long, value_name = "N", default_value_t = 4)]
+        threads: usize,
+        /// The command and its arguments (after `--`).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 /// What `tvix store import` reads.
@@ -204,6 +217,17 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
                 allow_other,
             };
             return mount_command(url, &dir, &opts);
+        }
+        StoreCommand::Run { threads, command } => {
+            let opts = tvix_store::fuse::MountOptions {
+                list_root: true,
+                threads: threads.clamp(1, 256),
+                // The command may change to another user (sudo, a service); the store
+                // is world-readable in Nix too.
+                allow_other: true,
+            };
+            let dir = std::path::Path::new(sd.as_str());
+            return super::store_run::run_command(url, dir, &command, &opts);
         }
         _ => {}
     }
@@ -327,7 +351,8 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
         StoreCommand::Copy { .. }
         | StoreCommand::Daemon { .. }
         | StoreCommand::Mount { .. }
-        | StoreCommand::Gc { .. } => {}
+        | StoreCommand::Gc { .. }
+        | StoreCommand::Run { .. } => {}
         StoreCommand::Verify => {
             let report = store.verify().map_err(|e| e.to_string())?;
             for p in &report.problems {
@@ -437,7 +462,7 @@ fn daemon_command(url: &str, listen: &str) -> Result<i32, String> {
 
 /// `tvix store mount`: mounts, serves until SIGINT/SIGTERM, unmounts. With
 /// `TVIX_SHOW_STATS=1`, prints how many chunks ranged reads fetched (local and memory
-/// stores) when it ends.
+/// stores) or how many blob bytes were received (gRPC) when it ends.
 fn mount_command(
     url: &str,
     dir: &std::path::Path,
@@ -456,6 +481,9 @@ fn mount_command(
     if std::env::var_os("TVIX_SHOW_STATS").is_some_and(|v| v == "1") {
         if let Some(n) = store.range_chunk_reads() {
             eprintln!("chunks read: {n}");
+        }
+        if let Some(n) = store.blob_bytes_received() {
+            eprintln!("blob bytes received: {n}");
         }
     }
     eprintln!("unmounted {}", dir.display());

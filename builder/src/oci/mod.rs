@@ -1,18 +1,21 @@
 //! The OCI backend (`oci://`): each build is a runtime bundle run by `runc`, with the
 //! sandbox Nix 2.8 gives builds (`notes/nix-sandbox.md`), made stricter where noted.
 //!
-//! One build: check the request and the machine's capabilities; materialise the inputs
-//! into the cache ([`materialise`]); lay out the bundle ([`bundle`]); write its
+//! One build: check the request and the machine's capabilities; find the inputs in the
+//! store's FUSE mount ([`inputs_mount`]; copied into the cache by [`materialise`] where
+//! FUSE is unavailable); lay out the bundle ([`bundle`]); write its
 //! `config.json` ([`spec`]); run it ([`run`]); on success collect the outputs
 //! ([`outputs`]); always delete the container and the bundle (the failed build's working
 //! directory survives with `keep_failed`).
 //!
-//! State directory layout: `runc/` (runc's `--root`), `inputs/` (materialised inputs),
+//! State directory layout: `runc/` (runc's `--root`), `store-mount-<pid>/` (the store's
+//! mount), `inputs/` (materialised inputs),
 //! `builds/<id>/` (bundles), `failed/<id>` (kept working directories).
 
 pub mod bundle;
 pub mod exec_shim;
 mod fsutil;
+pub mod inputs_mount;
 pub mod materialise;
 pub mod outputs;
 pub mod run;
@@ -58,6 +61,9 @@ pub struct OciBuildService {
     state_dir: PathBuf,
     runc: Runc,
     inputs: InputCache,
+    /// The store's FUSE mount, started by the first build; `None` inside when FUSE is
+    /// unavailable (inputs are then copied into `inputs`).
+    mount: std::sync::OnceLock<Option<inputs_mount::InputsMount>>,
     sandbox_paths: Vec<SandboxPath>,
     capabilities: Capabilities,
     /// The exec shim's file, where this machine has one.
@@ -161,6 +167,7 @@ impl OciBuildService {
         Ok(OciBuildService {
             exec_shim,
             inputs: InputCache::new(state_dir.join("inputs"))?,
+            mount: std::sync::OnceLock::new(),
             runc,
             store,
             state_dir,
@@ -192,13 +199,36 @@ impl OciBuildService {
         Ok(())
     }
 
-    /// Materialises every input (symlinks are made in the sandbox's store directory).
+    /// The store's mount, started on first use. When FUSE is unavailable, says so once
+    /// and returns `None`: inputs are then copied, with the same contents and modes.
+    fn store_mount(&self) -> Option<&inputs_mount::InputsMount> {
+        self.mount
+            .get_or_init(|| {
+                match inputs_mount::InputsMount::start(self.store.clone(), &self.state_dir) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        eprintln!(
+                            "warning: tvix builder: cannot mount the store with FUSE ({e}); \
+                             build inputs are copied instead"
+                        );
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+
+    /// Every input's source: a node of the store's mount, or a materialised copy when
+    /// FUSE is unavailable (symlinks are made in the sandbox's store directory).
     fn prepare_inputs(&self, req: &BuildRequest) -> Result<Vec<(String, InputSource)>, BuildError> {
+        let mount = self.store_mount();
         req.inputs
             .iter()
             .map(|(path, node)| {
-                let source = match node {
-                    Node::Symlink { target } => InputSource::Symlink(target.clone()),
+                let mounted = mount.and_then(|m| m.source(node));
+                let source = match (node, mounted) {
+                    (Node::Symlink { target }, _) => InputSource::Symlink(target.clone()),
+                    (_, Some(src)) => InputSource::Bind(src),
                     _ => InputSource::Bind(
                         self.inputs
                             .materialise(&*self.store, path, node)
@@ -336,6 +366,14 @@ fn remove_stale_builds(state_dir: &Path, runc: &Runc) {
             if pid.is_some_and(dead) {
                 runc.delete(&id);
                 let _ = fsutil::remove_tree(&e.path());
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(state_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.strip_prefix(inputs_mount::PREFIX).is_some_and(dead) {
+                inputs_mount::remove_stale(&e.path());
             }
         }
     }

@@ -18,6 +18,12 @@ pub trait StoreService: BlobService + DirectoryService + PathInfoService + Send 
         None
     }
 
+    /// How many bytes of blob contents this client has received from another process
+    /// (`None` for stores that read their own storage).
+    fn blob_bytes_received(&self) -> Option<u64> {
+        None
+    }
+
     /// Re-hashes what the store holds and collects every problem found. The default
     /// re-renders the NAR of every registered path (reading, and so verifying, every blob
     /// and directory it needs) and compares it with the path info; stores that can see

@@ -267,8 +267,13 @@ impl StoreFs {
         Ok(dir)
     }
 
-    /// Looks a store path up by base name; `None` if it is not a valid path.
+    /// Looks a store path up by base name, or a node by its [`node_name`]; `None` if it
+    /// is neither.
     fn lookup_root(&self, name: &[u8]) -> Result<Option<u64>, Errno> {
+        if let Some(node) = parse_node_name(name) {
+            // Not remembered in `roots`: the inode table already maps the node.
+            return Ok(Some(self.inode_of(&node)));
+        }
         if let Ok(t) = self.inodes.read() {
             if let Some(i) = t.roots.get(name) {
                 return Ok(Some(*i));
@@ -449,6 +454,58 @@ impl Filesystem for StoreFs {
         }
         reply.ok()
     }
+}
+
+/// The name under which the mount's root serves `node` (a file or directory) directly,
+/// whether or not a path info refers to it: `.node-d<hex digest>`,
+/// `.node-f<hex digest>-<size>`, `.node-x<hex digest>-<size>` (executable). Such names
+/// are never listed. The builder bind-mounts its inputs from them: a build request names
+/// nodes, not registered paths. `None` for symlinks, which are not served alone.
+pub fn node_name(node: &Node) -> Option<String> {
+    match node {
+        Node::Directory { digest, .. } => Some(format!(".node-d{}", digest.to_hex())),
+        Node::File {
+            digest,
+            size,
+            executable,
+        } => Some(format!(
+            ".node-{}{}-{size}",
+            if *executable { 'x' } else { 'f' },
+            digest.to_hex()
+        )),
+        Node::Symlink { .. } => None,
+    }
+}
+
+/// The node a [`node_name`] stands for; `None` for any other name.
+fn parse_node_name(name: &[u8]) -> Option<Node> {
+    let rest = std::str::from_utf8(name).ok()?.strip_prefix(".node-")?;
+    let kind = rest.chars().next()?;
+    let rest = &rest[1..];
+    let (hex, size) = match kind {
+        'd' => (rest, None),
+        'f' | 'x' => {
+            let (hex, size) = rest.split_once('-')?;
+            (hex, Some(size.parse::<u64>().ok()?))
+        }
+        _ => return None,
+    };
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (i, d) in digest.iter_mut().enumerate() {
+        *d = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    let digest = B3Digest(digest);
+    Some(match size {
+        None => Node::Directory { digest, size: 0 },
+        Some(size) => Node::File {
+            digest,
+            size,
+            executable: kind == 'x',
+        },
+    })
 }
 
 /// A mounted store; [`Mount::unmount`] (or dropping it) unmounts it.

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tokio::runtime::{Handle, Runtime};
 use tokio_stream::wrappers::ReceiverStream;
@@ -35,6 +37,9 @@ pub struct GrpcStore {
     blobs: BlobServiceClient<Channel>,
     directories: DirectoryServiceClient<Channel>,
     path_infos: PathInfoServiceClient<Channel>,
+    /// Blob content bytes received from the daemon (whole blobs and ranges), shared with
+    /// the readers of whole blobs; `TVIX_SHOW_STATS` reports it.
+    blob_bytes: Arc<AtomicU64>,
 }
 
 impl GrpcStore {
@@ -82,6 +87,7 @@ impl GrpcStore {
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
             rt,
+            blob_bytes: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -132,6 +138,8 @@ struct RemoteBlobReader {
     hasher: blake3::Hasher,
     buf: prost::bytes::Bytes,
     done: bool,
+    /// The store's counter of blob bytes received.
+    counter: Arc<AtomicU64>,
 }
 
 impl RemoteBlobReader {
@@ -166,6 +174,8 @@ impl RemoteBlobReader {
             ));
         }
         self.received += chunk.data.len() as u64;
+        self.counter
+            .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
         if self.received > self.size {
             return Err(StoreError::SizeMismatch {
                 what: "blob",
@@ -284,6 +294,7 @@ impl BlobService for GrpcStore {
             hasher: blake3::Hasher::new(),
             buf: Default::default(),
             done: false,
+            counter: self.blob_bytes.clone(),
         };
         Ok(Some(BlobReader::new(size, Box::new(reader))))
     }
@@ -343,6 +354,8 @@ impl BlobService for GrpcStore {
                     format!("more than the {want} bytes of the range"),
                 ));
             }
+            self.blob_bytes
+                .fetch_add(piece.data.len() as u64, Ordering::Relaxed);
             out.extend_from_slice(&piece.data);
         }
         if out.len() as u64 != want {
@@ -399,6 +412,7 @@ impl GrpcStore {
             hasher: blake3::Hasher::new(),
             buf: Default::default(),
             done: false,
+            counter: self.blob_bytes.clone(),
         };
         io::copy(&mut (&mut reader).take(offset), &mut io::sink()).map_err(StoreError::from_io)?;
         let mut out = Vec::with_capacity(want.min(1 << 24) as usize);
@@ -589,5 +603,9 @@ impl PathInfoService for GrpcStore {
 impl StoreService for GrpcStore {
     fn url(&self) -> &str {
         &self.url
+    }
+
+    fn blob_bytes_received(&self) -> Option<u64> {
+        Some(self.blob_bytes.load(Ordering::Relaxed))
     }
 }
