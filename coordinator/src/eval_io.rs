@@ -18,8 +18,8 @@ use crate::nix_output::NixStyleOutput;
 use crate::realise::{self, RealiseConfig, Realiser};
 use tvix_build::CancelToken;
 use tvix_eval::io::{
-    file_type_of, AddedPath, CacheEntry, DrvOutput, EvalIO, FetchError, FileIngestionMethod,
-    FileType, GitRequest, GitRevision, PathFilter, RealiseFailure, StdIO,
+    file_type_of, AddedPath, CacheEntry, DrvOutput, EvalIO, EvalIOError, FetchError,
+    FileIngestionMethod, FileType, GitRequest, GitRevision, PathFilter, StdIO,
 };
 use tvix_store::castore::{add, nar as cnar, Node};
 use tvix_store::StoreDir;
@@ -327,16 +327,16 @@ impl EvalIO for StoreIO {
         name: &str,
         method: FileIngestionMethod,
         filter: Option<PathFilter<'_>>,
-    ) -> Result<AddedPath, String> {
+    ) -> Result<AddedPath, EvalIOError> {
         // A path inside a store path the tvix store has (an output built for
         // import-from-derivation, say) is read from there: it is staged on disk first.
         let staged = match self.resolve(source, false) {
-            Ok(Resolved::Node(node, _)) => Some(self.stage(&node)?),
+            Ok(Resolved::Node(node, _)) => Some(self.stage(&node).map_err(EvalIOError::Store)?),
             _ => None,
         };
         let from = staged.as_ref().map_or(source, |s| s.root.as_path());
         if std::fs::symlink_metadata(from).is_err() {
-            return Err(format!("path '{}' does not exist", source.display()));
+            return Err(EvalIOError::Missing(source.to_path_buf()));
         }
         // The filter sees the paths as the evaluation named them, not the staged copy.
         let shown = |p: &Path| -> PathBuf {
@@ -346,7 +346,7 @@ impl EvalIO for StoreIO {
                 None => p.to_path_buf(),
             }
         };
-        let store = &**self.store()?;
+        let store = &**self.store().map_err(EvalIOError::Store)?;
         let added = match filter {
             None => add::add_path(store, &self.store_dir, from, name, method, |_, _| Ok(true)),
             Some(f) => add::add_path(store, &self.store_dir, from, name, method, |p, meta| {
@@ -354,8 +354,8 @@ impl EvalIO for StoreIO {
             }),
         }
         .map_err(|e| match e {
-            tvix_store::castore::StoreError::Nar(n) => tvix_eval::io::filter_error_message(n),
-            other => other.to_string(),
+            tvix_store::castore::StoreError::Nar(n) => tvix_eval::io::nar_error(n),
+            other => EvalIOError::store(other),
         })?;
         Ok(AddedPath {
             store_path: self.store_dir.display(&added.info.store_path),
@@ -368,15 +368,15 @@ impl EvalIO for StoreIO {
         name: &str,
         contents: &[u8],
         references: &[String],
-    ) -> Result<String, String> {
+    ) -> Result<String, EvalIOError> {
         let refs = references
             .iter()
             .map(|r| self.store_dir.parse_path(r))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        let store = &**self.store()?;
+            .map_err(EvalIOError::store)?;
+        let store = &**self.store().map_err(EvalIOError::Store)?;
         let info = add::add_text(store, &self.store_dir, name, contents, &refs)
-            .map_err(|e| e.to_string())?;
+            .map_err(EvalIOError::store)?;
         Ok(self.store_dir.display(&info.store_path))
     }
 
@@ -391,34 +391,35 @@ impl EvalIO for StoreIO {
         nar_hash: &str,
         references: &[String],
         ca: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), EvalIOError> {
         let parse = |p: &str| {
             self.store_dir
                 .parse_path(p)
-                .map_err(|e| format!("invalid store path '{p}': {e}"))
+                .map_err(|e| EvalIOError::Store(format!("invalid store path '{p}': {e}")))
         };
         let store_path = parse(path)?;
         let references = references
             .iter()
             .map(|r| parse(r))
             .collect::<Result<Vec<_>, _>>()?;
-        let expected = tvix_store::NixHash::parse(nar_hash, None)
-            .map_err(|e| format!("invalid NAR hash '{nar_hash}' of '{path}': {e}"))?;
-        let store = &**self.store()?;
-        let (node, hash, size) = cnar::ingest_nar(store, nar).map_err(|e| e.to_string())?;
+        let expected = tvix_store::NixHash::parse(nar_hash, None).map_err(|e| {
+            EvalIOError::Store(format!("invalid NAR hash '{nar_hash}' of '{path}': {e}"))
+        })?;
+        let store = &**self.store().map_err(EvalIOError::Store)?;
+        let (node, hash, size) = cnar::ingest_nar(store, nar).map_err(EvalIOError::store)?;
         if hash.algo() != expected.algo() || hash.digest() != expected.digest() {
-            return Err(format!(
-                "NAR hash mismatch in '{path}': expected {nar_hash}, got {}",
-                hash.to_prefixed(tvix_store::hash::HashEncoding::Nix32)
-            ));
+            return Err(EvalIOError::HashMismatch {
+                path: path.to_string(),
+                expected: nar_hash.to_string(),
+                got: hash.to_prefixed(tvix_store::hash::HashEncoding::Nix32),
+            });
         }
         let info = tvix_store::pathinfo::PathInfo {
             store_path,
             node,
-            nar_sha256: hash
-                .digest()
-                .try_into()
-                .map_err(|_| format!("the NAR hash of '{path}' is not a sha256"))?,
+            nar_sha256: hash.digest().try_into().map_err(|_| {
+                EvalIOError::Store(format!("the NAR hash of '{path}' is not a sha256"))
+            })?,
             nar_size: size,
             references,
             deriver: None,
@@ -427,18 +428,14 @@ impl EvalIO for StoreIO {
         };
         store
             .put_path_info_batched(&info)
-            .map_err(|e| e.to_string())
+            .map_err(EvalIOError::store)
     }
 
-    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), RealiseFailure> {
-        let failure = |message: String| RealiseFailure {
-            message,
-            exit_status: 1,
-        };
+    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), EvalIOError> {
         // The builds read the `.drv` files this evaluation wrote: make them durable first.
         self.commit()
-            .map_err(|e| failure(format!("committing to the store: {e}")))?;
-        let realiser = self.realiser().map_err(failure)?;
+            .map_err(|e| EvalIOError::Store(format!("committing to the store: {e}")))?;
+        let realiser = self.realiser().map_err(EvalIOError::Store)?;
         let targets: Vec<realise::DrvOutput> = outputs
             .iter()
             .map(|o| realise::DrvOutput {
@@ -459,7 +456,7 @@ impl EvalIO for StoreIO {
             // The log was shown as the build ran: the message leaves its tail out.
             .realise(&targets, &subscribers, &CancelToken::new(), false)
             .map(|_| ())
-            .map_err(|e| RealiseFailure {
+            .map_err(|e| EvalIOError::BuildFailed {
                 message: e.to_string(),
                 exit_status: e.exit_status(),
             })
@@ -542,7 +539,7 @@ impl<I: EvalIO> EvalIO for Gated<I> {
         name: &str,
         method: FileIngestionMethod,
         filter: Option<PathFilter<'_>>,
-    ) -> Result<AddedPath, String> {
+    ) -> Result<AddedPath, EvalIOError> {
         self.inner.add_path(source, name, method, filter)
     }
     fn add_text(
@@ -550,7 +547,7 @@ impl<I: EvalIO> EvalIO for Gated<I> {
         name: &str,
         contents: &[u8],
         references: &[String],
-    ) -> Result<String, String> {
+    ) -> Result<String, EvalIOError> {
         self.inner.add_text(name, contents, references)
     }
     fn writes_to_store(&self) -> bool {
@@ -563,18 +560,18 @@ impl<I: EvalIO> EvalIO for Gated<I> {
         nar_hash: &str,
         references: &[String],
         ca: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), EvalIOError> {
         self.inner.add_nar(path, nar, nar_hash, references, ca)
     }
-    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), RealiseFailure> {
+    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), EvalIOError> {
         if let Some(why) = &self.build_refusal {
             let first = outputs
                 .first()
                 .map(|o| o.display(&self.store_dir()))
                 .unwrap_or_default();
-            return Err(RealiseFailure {
-                message: format!("cannot build '{first}' during evaluation: {why}"),
-                exit_status: 1,
+            return Err(EvalIOError::Refused {
+                what: format!("build '{first}' during evaluation"),
+                reason: why.clone(),
             });
         }
         self.inner.realise(outputs)

@@ -78,7 +78,7 @@ pub trait EvalIO {
         name: &str,
         method: FileIngestionMethod,
         filter: Option<PathFilter<'_>>,
-    ) -> Result<AddedPath, String>;
+    ) -> Result<AddedPath, EvalIOError>;
     /// Adds a text file (`builtins.toFile`, a `.drv` file) referring to `references` and
     /// returns its store path; without a store the path is only computed.
     fn add_text(
@@ -86,7 +86,7 @@ pub trait EvalIO {
         name: &str,
         contents: &[u8],
         references: &[String],
-    ) -> Result<String, String>;
+    ) -> Result<String, EvalIOError>;
     /// Whether added paths are really written (false for compute-only IO): evaluation skips
     /// serialising what would only be thrown away, such as `.drv` files.
     fn writes_to_store(&self) -> bool;
@@ -100,29 +100,30 @@ pub trait EvalIO {
         nar_hash: &str,
         references: &[String],
         ca: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), EvalIOError> {
         let _ = (nar, nar_hash, references, ca);
-        Err(format!(
-            "cannot add '{path}' to the store: evaluation does not write to a store here \
-             (--readonly-mode or a dummy:// store)"
-        ))
+        Err(EvalIOError::Refused {
+            what: format!("add '{path}' to the store"),
+            reason: "evaluation does not write to a store here \
+                     (--readonly-mode or a dummy:// store)"
+                .to_string(),
+        })
     }
     /// Builds (or finds already valid) the given derivation outputs, so that their paths
     /// can be read (import-from-derivation: `import`, `readFile`, `readDir`, `pathExists`,
     /// `builtins.path`, ... of a string whose context names them). The `.drv` files are in
     /// the store already (written by this evaluation or earlier). Nothing can be built
     /// without a store, so the default refuses.
-    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), RealiseFailure> {
+    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), EvalIOError> {
         let first = outputs
             .first()
             .map(|o| o.display(&self.store_dir()))
             .unwrap_or_default();
-        Err(RealiseFailure {
-            message: format!(
-                "cannot build '{first}' during evaluation: evaluation has no store to build \
-                 in here (--readonly-mode or a dummy:// store)"
-            ),
-            exit_status: 1,
+        Err(EvalIOError::Refused {
+            what: format!("build '{first}' during evaluation"),
+            reason: "evaluation has no store to build in here \
+                     (--readonly-mode or a dummy:// store)"
+                .to_string(),
         })
     }
     /// Downloads `url` (`file://`, `http://`, `https://`) into the file `dest`.
@@ -191,19 +192,78 @@ fn refused(what: &str) -> FetchError {
     ))
 }
 
-/// Why [`EvalIO::realise`] failed: the message to show (for a failed build, Nix's words
-/// and the log's last lines) and the exit status Nix ends with for it.
-#[derive(Clone, Debug)]
-pub struct RealiseFailure {
-    /// What to show after `error: `.
-    pub message: String,
-    /// 100 for a failed build, 101 for a timeout, ...; 1 when nothing was built.
-    pub exit_status: i32,
+/// Why a store operation of an [`EvalIO`] (adding a path, a text file or a NAR, building
+/// outputs) failed. Its `Display` is the message shown after `error: `, word for word what
+/// Nix shows where Nix has a message of its own.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalIOError {
+    /// The path to add does not exist.
+    #[error("path '{}' does not exist", .0.display())]
+    Missing(PathBuf),
+    /// Reading the path to add failed.
+    #[error("reading '{}': {source}", path.display())]
+    Io {
+        /// The path being read.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// A NAR's hash is not the one its narinfo promised.
+    #[error("NAR hash mismatch in '{path}': expected {expected}, got {got}")]
+    HashMismatch {
+        /// The store path being added.
+        path: String,
+        /// The hash it should have had (`sha256:` and nix32).
+        expected: String,
+        /// The hash it has.
+        got: String,
+    },
+    /// The store refused or failed the operation; the store crate's message (or what could
+    /// not be parsed into a store path or hash).
+    #[error("{0}")]
+    Store(String),
+    /// A path filter (`builtins.filterSource`, `builtins.path`'s `filter`) failed; its
+    /// message unchanged.
+    #[error("{0}")]
+    Filter(String),
+    /// This IO does not do that here: a read-only or `dummy://` store, or a setting
+    /// forbids it (`cannot {what}: {reason}`).
+    #[error("cannot {what}: {reason}")]
+    Refused {
+        /// What was refused (`build '/nix/store/...drv^out' during evaluation`).
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// A build failed: Nix's words and, for callers that did not show the log, its last
+    /// lines.
+    #[error("{message}")]
+    BuildFailed {
+        /// What to show after `error: `.
+        message: String,
+        /// 100 for a failed build, 101 for a timeout, ...
+        exit_status: i32,
+    },
+}
+
+impl EvalIOError {
+    /// The exit status Nix ends with for this error: a failed build's own, else 1.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            EvalIOError::BuildFailed { exit_status, .. } => *exit_status,
+            _ => 1,
+        }
+    }
+
+    /// The error of a failed store operation, by its message.
+    pub fn store(e: impl std::fmt::Display) -> EvalIOError {
+        EvalIOError::Store(e.to_string())
+    }
 }
 
 /// Decides, for each object below the root of a path being added (its path and type),
 /// whether it is kept; an `Err` stops the add with that message.
-pub type PathFilter<'a> = &'a mut dyn FnMut(&Path, FileType) -> Result<bool, String>;
+pub type PathFilter<'a> = &'a mut dyn FnMut(&Path, FileType) -> Result<bool, EvalIOError>;
 
 /// What [`EvalIO::add_path`] produced.
 #[derive(Clone, Debug)]
@@ -222,10 +282,10 @@ pub fn compute_added_path(
     name: &str,
     method: FileIngestionMethod,
     filter: Option<PathFilter<'_>>,
-) -> Result<AddedPath, String> {
-    let dir = tvix_store::StoreDir::new(store_dir).map_err(|e| e.to_string())?;
+) -> Result<AddedPath, EvalIOError> {
+    let dir = tvix_store::StoreDir::new(store_dir).map_err(EvalIOError::store)?;
     if std::fs::symlink_metadata(source).is_err() {
-        return Err(format!("path '{}' does not exist", source.display()));
+        return Err(EvalIOError::Missing(source.to_path_buf()));
     }
     let content_hash = match method {
         FileIngestionMethod::Recursive => {
@@ -235,28 +295,30 @@ pub fn compute_added_path(
                     f(p, file_type_of(meta.file_type())).map_err(std::io::Error::other)
                 }),
             };
-            result.map_err(filter_error_message)?.0
+            result.map_err(nar_error)?.0
         }
         FileIngestionMethod::Flat => {
-            let bytes = std::fs::read(source)
-                .map_err(|e| format!("reading '{}': {e}", source.display()))?;
+            let bytes = std::fs::read(source).map_err(|e| EvalIOError::Io {
+                path: source.to_path_buf(),
+                source: e,
+            })?;
             NixHash::sha256(&bytes)
         }
     };
     let p = dir
         .make_fixed_output_path(name, method, &content_hash, [], false)
-        .map_err(|e| e.to_string())?;
+        .map_err(EvalIOError::store)?;
     Ok(AddedPath {
         store_path: dir.display(&p),
         content_hash,
     })
 }
 
-/// The message of a NAR error; a filter's own error is passed through unchanged.
-pub fn filter_error_message(e: tvix_store::nar::NarError) -> String {
+/// The error of a failed NAR dump; a filter's own error is passed through unchanged.
+pub fn nar_error(e: tvix_store::nar::NarError) -> EvalIOError {
     match e {
-        tvix_store::nar::NarError::Filter { source, .. } => source.to_string(),
-        other => other.to_string(),
+        tvix_store::nar::NarError::Filter { source, .. } => EvalIOError::Filter(source.to_string()),
+        other => EvalIOError::store(other),
     }
 }
 
@@ -266,16 +328,16 @@ pub fn compute_text_path(
     name: &str,
     contents: &[u8],
     references: &[String],
-) -> Result<String, String> {
-    let dir = tvix_store::StoreDir::new(store_dir).map_err(|e| e.to_string())?;
+) -> Result<String, EvalIOError> {
+    let dir = tvix_store::StoreDir::new(store_dir).map_err(EvalIOError::store)?;
     let refs = references
         .iter()
         .map(|r| dir.parse_path(r))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+        .map_err(EvalIOError::store)?;
     let p = dir
         .make_text_path(name, contents, &refs)
-        .map_err(|e| e.to_string())?;
+        .map_err(EvalIOError::store)?;
     Ok(dir.display(&p))
 }
 
@@ -350,7 +412,7 @@ impl EvalIO for StdIO {
         name: &str,
         method: FileIngestionMethod,
         filter: Option<PathFilter<'_>>,
-    ) -> Result<AddedPath, String> {
+    ) -> Result<AddedPath, EvalIOError> {
         compute_added_path(&self.store_dir, source, name, method, filter)
     }
 
@@ -359,7 +421,7 @@ impl EvalIO for StdIO {
         name: &str,
         contents: &[u8],
         references: &[String],
-    ) -> Result<String, String> {
+    ) -> Result<String, EvalIOError> {
         compute_text_path(&self.store_dir, name, contents, references)
     }
 
@@ -369,5 +431,66 @@ impl EvalIO for StdIO {
 
     fn store_dir(&self) -> String {
         self.store_dir.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_show_the_messages_users_see() {
+        let io = StdIO::new();
+        let e = io
+            .add_nar("/nix/store/x-y", &mut io::empty(), "sha256:0", &[], None)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot add '/nix/store/x-y' to the store: evaluation does not write to a store \
+             here (--readonly-mode or a dummy:// store)"
+        );
+        assert_eq!(e.exit_status(), 1);
+
+        let missing = Path::new("/nonexistent/tvix-eval-io-test");
+        let e = compute_added_path(
+            "/nix/store",
+            missing,
+            "x",
+            FileIngestionMethod::Recursive,
+            None,
+        )
+        .unwrap_err();
+        assert!(matches!(e, EvalIOError::Missing(_)));
+        assert_eq!(
+            e.to_string(),
+            "path '/nonexistent/tvix-eval-io-test' does not exist"
+        );
+
+        let e = EvalIOError::BuildFailed {
+            message: "builder failed".to_string(),
+            exit_status: 100,
+        };
+        assert_eq!(
+            (e.to_string().as_str(), e.exit_status()),
+            ("builder failed", 100)
+        );
+    }
+
+    #[test]
+    fn a_filter_error_stops_the_add_with_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        let mut filter = |_: &Path, _: FileType| -> Result<bool, EvalIOError> {
+            Err(EvalIOError::Filter("no".into()))
+        };
+        let e = compute_added_path(
+            "/nix/store",
+            dir.path(),
+            "x",
+            FileIngestionMethod::Recursive,
+            Some(&mut filter),
+        )
+        .unwrap_err();
+        assert!(matches!(&e, EvalIOError::Filter(m) if m == "no"), "{e:?}");
     }
 }

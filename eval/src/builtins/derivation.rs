@@ -481,7 +481,7 @@ fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> 
         let written = ev
             .io
             .add_text(&format!("{name}.drv"), &c.drv.to_aterm_bytes(), &references)
-            .map_err(|m| other(m, s))?;
+            .map_err(|e| other(e.to_string(), s))?;
         if written != drv_path {
             return fail(
                 format!("internal error: '{drv_path}' was written as '{written}'"),
@@ -601,7 +601,7 @@ fn to_file(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
     let path = ev
         .io
         .add_text(&name, contents.as_bytes(), &refs)
-        .map_err(|m| other(m, s))?;
+        .map_err(|e| other(e.to_string(), s))?;
     Ok(Value::String(Rc::new(NixString::with_context(
         path.clone().into_bytes(),
         Context::from([ContextElem::Plain(path)]),
@@ -710,7 +710,7 @@ fn add_path(
                     .map_err(|e| {
                         let msg = e.kind.to_string();
                         failure = Some(e);
-                        msg
+                        crate::io::EvalIOError::Filter(msg)
                     })
             };
             let r = io.add_path(src, name, method, Some(&mut keep));
@@ -720,7 +720,7 @@ fn add_path(
             r
         }
     }
-    .map_err(|m| other(m, s))?;
+    .map_err(|e| other(e.to_string(), s))?;
     if let Some(want) = expected {
         let want =
             NixHash::parse(&want, Some(HashAlgo::Sha256)).map_err(|e| other(e.to_string(), s))?;

@@ -150,7 +150,7 @@ fn fetch_url(
     };
     let added = io
         .add_path(&source, name, method, None)
-        .map_err(|m| other(m, s))?;
+        .map_err(|e| other(e.to_string(), s))?;
     if let Some(want) = expected {
         if *want != added.content_hash {
             return fail(
@@ -356,7 +356,7 @@ fn fetch_git_args(ev: &mut Evaluator, args: GitArgs, s: Option<Span>) -> EvalRes
             }
             let added = io
                 .add_path(&dest, &name, FileIngestionMethod::Recursive, None)
-                .map_err(|m| other(m, s))?;
+                .map_err(|e| other(e.to_string(), s))?;
             let fetched = Fetched {
                 store_path: added.store_path,
                 nar_hash: added.content_hash,
@@ -701,7 +701,7 @@ fn fetch_input(ev: &mut Evaluator, mut input: Input, s: Option<Span>) -> EvalRes
                     FileIngestionMethod::Recursive,
                     None,
                 )
-                .map_err(|m| other(m, s))?;
+                .map_err(|e| other(e.to_string(), s))?;
             let f = Fetched {
                 store_path: added.store_path,
                 nar_hash: added.content_hash,
@@ -863,7 +863,7 @@ fn fetch_closure(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
             &refs,
             info.ca.as_deref(),
         )
-        .map_err(|m| other(m, s))?;
+        .map_err(|e| other(e.to_string(), s))?;
     }
     Ok(store_path_value(&shown))
 }

@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use crate::eval::{EvalConfig, Evaluator};
 use crate::io::{
-    AddedPath, DrvOutput, EvalIO, FileIngestionMethod, FileType, PathFilter, RealiseFailure, StdIO,
+    AddedPath, DrvOutput, EvalIO, EvalIOError, FileIngestionMethod, FileType, PathFilter, StdIO,
 };
 use crate::value::print::print_value;
 
@@ -65,10 +65,15 @@ impl EvalIO for RecordingIO {
         name: &str,
         method: FileIngestionMethod,
         filter: Option<PathFilter<'_>>,
-    ) -> Result<AddedPath, String> {
+    ) -> Result<AddedPath, EvalIOError> {
         self.fs.add_path(source, name, method, filter)
     }
-    fn add_text(&self, name: &str, contents: &[u8], refs: &[String]) -> Result<String, String> {
+    fn add_text(
+        &self,
+        name: &str,
+        contents: &[u8],
+        refs: &[String],
+    ) -> Result<String, EvalIOError> {
         self.fs.add_text(name, contents, refs)
     }
     fn writes_to_store(&self) -> bool {
@@ -77,7 +82,7 @@ impl EvalIO for RecordingIO {
     fn store_dir(&self) -> String {
         self.fs.store_dir()
     }
-    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), RealiseFailure> {
+    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), EvalIOError> {
         let dir = self.store_dir();
         self.log
             .borrow_mut()

@@ -142,11 +142,11 @@ fn realise_context(ev: &mut Evaluator, ctx: &Context, s: Option<Span>) -> EvalRe
             s,
         );
     }
-    ev.io.realise(&wanted).map_err(|f| {
+    ev.io.realise(&wanted).map_err(|e| {
         EvalError::new(
             ErrorKind::BuildFailed {
-                message: f.message,
-                exit_status: f.exit_status,
+                exit_status: e.exit_status(),
+                message: e.to_string(),
             },
             s,
         )

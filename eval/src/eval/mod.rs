@@ -180,7 +180,7 @@ impl Evaluator {
         let added = self
             .io
             .add_path(p, &name, crate::io::FileIngestionMethod::Recursive, None)
-            .map_err(|m| EvalError::new(ErrorKind::Other(m), span))?;
+            .map_err(|e| EvalError::new(ErrorKind::Other(e.to_string()), span))?;
         self.source_paths
             .insert(p.to_path_buf(), added.store_path.clone());
         Ok(added.store_path)
