@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 use tvix_build::{BuildRequest, Constraints, SandboxFile, ScratchDir};
+use tvix_eval::builtins::write_json_str;
 use tvix_store::castore::Node;
 use tvix_store::derivation::placeholder;
 use tvix_store::{Derivation, NixHash, StorePath};
@@ -311,7 +312,7 @@ fn dump_into(v: &serde_json::Value, out: &mut String) {
                 out.push_str(&dump_float(n.as_f64().unwrap_or(0.0)))
             }
         }
-        J::String(s) => dump_string(s, out),
+        J::String(s) => write_json_str(s, out),
         J::Array(a) => {
             out.push('[');
             for (i, x) in a.iter().enumerate() {
@@ -330,31 +331,13 @@ fn dump_into(v: &serde_json::Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                dump_string(k, out);
+                write_json_str(k, out);
                 out.push(':');
                 dump_into(&m[k], out);
             }
             out.push('}');
         }
     }
-}
-
-fn dump_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// A double as nlohmann writes it: the shortest digits that round-trip, as `d.ddd`

@@ -230,6 +230,13 @@ fn check_utf8(bytes: &[u8]) -> Result<(), String> {
 fn write_json_string(bytes: &[u8], out: &mut String) -> Result<(), String> {
     check_utf8(bytes)?;
     let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+    write_json_str(text, out);
+    Ok(())
+}
+
+/// Writes `text` as a JSON string literal as Nix (nlohmann) does: UTF-8 kept as is, quotes,
+/// backslashes and control characters escaped.
+pub fn write_json_str(text: &str, out: &mut String) {
     out.push('"');
     for c in text.chars() {
         match c {
@@ -245,7 +252,6 @@ fn write_json_string(bytes: &[u8], out: &mut String) -> Result<(), String> {
         }
     }
     out.push('"');
-    Ok(())
 }
 
 /// A float as nlohmann::json writes it: the digits of Grisu2 (shortest or nearly so, always

@@ -16,6 +16,7 @@ pub mod hash;
 #[cfg(test)]
 mod ifd_tests;
 mod json;
+pub use json::write_json_str;
 mod lists;
 mod paths;
 mod regex;
