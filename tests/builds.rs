@@ -1,5 +1,6 @@
 //! The differential build suite: every derivation in `tests/builds/cases/` is built by
-//! `tvix build` (OCI backend, a fresh `local://` store per run) and by the reference
+//! `tvix build` (OCI backend, a fresh `local://` store per run; once with inputs
+//! bind-mounted from the store's FUSE mount, once with inputs copied) and by the reference
 //! `nix-build` (sandboxed, as root); the output paths, their NAR bytes, and the references
 //! and deriver each registers must be the same. Every case in `tests/builds/fail/` must fail in both with the same message and
 //! exit status, and tvix must register none of its outputs.
@@ -73,11 +74,19 @@ fn cases(dir: &str) -> Vec<PathBuf> {
     v
 }
 
-/// Builds one successful case both ways; `Err` describes the first difference.
+/// The build service with inputs copied into the sandbox instead of bind-mounted from the
+/// store's FUSE mount (the default).
+const COPIED_INPUTS: &str = "oci://?inputs=copy";
+
+/// Builds one successful case with tvix (inputs through the store's mount, and in a
+/// second store with inputs copied) and with nix-build; `Err` describes the first
+/// difference.
 fn compare_success(file: &Path) -> Result<usize, String> {
     let n = nonce();
     let store = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let copied = tempfile::tempdir().map_err(|e| e.to_string())?;
     let t = tvix_build(file, &n, store.path(), &[]);
+    let c = tvix_build(file, &n, copied.path(), &["--build-service", COPIED_INPUTS]);
     let r = nix_build(file, &n, &[]);
     if !r.status.success() {
         return Err(format!("nix-build failed:\n{}", text(&r.stderr)));
@@ -89,14 +98,30 @@ fn compare_success(file: &Path) -> Result<usize, String> {
             text(&t.stderr)
         ));
     }
+    if !c.status.success() {
+        return Err(format!(
+            "tvix build with copied inputs failed ({:?}):\n{}",
+            c.status.code(),
+            text(&c.stderr)
+        ));
+    }
     let (tp, rp) = (text(&t.stdout), text(&r.stdout));
     if tp != rp {
         return Err(format!("output paths differ:\ntvix:\n{tp}nix:\n{rp}"));
+    }
+    if text(&c.stdout) != tp {
+        return Err(format!(
+            "output paths differ with copied inputs:\n{}",
+            text(&c.stdout)
+        ));
     }
     let mut compared = 0;
     for path in tp.lines() {
         let a = tvix_export(store.path(), path);
         let b = nix_dump(path);
+        if tvix_export(copied.path(), path).stdout != a.stdout {
+            return Err(format!("NAR of {path} differs with copied inputs"));
+        }
         if !a.status.success() || !b.status.success() {
             return Err(format!(
                 "cannot export {path}: {}{}",

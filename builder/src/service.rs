@@ -28,6 +28,10 @@ pub struct ServiceOptions {
 /// Opens the build service a URL names. Builds read their inputs from `store` and ingest
 /// their outputs into it.
 ///
+/// `oci://` (or `oci:///abs/state/dir`) runs builds with runc on this machine; its
+/// `?inputs=copy` parameter copies build inputs into the state directory instead of
+/// bind-mounting them from the store's FUSE mount (`?inputs=mount`, the default).
+///
 /// `grpc+unix:///path/to/socket` and `grpc+http://HOST:PORT` reach a `tvix builder
 /// daemon`: it has its own store and options, so `store` must be the store the daemon
 /// uses (e.g. the same `tvix store daemon`) and `options` are not used.
@@ -46,6 +50,7 @@ pub fn open(
         });
     }
     if let Some(rest) = url.strip_prefix("oci://") {
+        let (rest, inputs) = oci_parameters(url, rest)?;
         // `oci://` uses the options' state directory or the default one;
         // `oci:///abs/dir` names it.
         let state_dir = match rest {
@@ -62,13 +67,40 @@ pub fn open(
             }
         };
         return Ok(Box::new(crate::oci::OciBuildService::new(
-            store, state_dir, options,
+            store, state_dir, options, inputs,
         )?));
     }
     Err(BuildError::BadUrl {
         url: url.to_string(),
         reason: "no backend for this scheme".into(),
     })
+}
+
+/// Splits `oci://` URL's query (`?inputs=mount|copy`) from the rest, as Nix store URLs
+/// carry their settings.
+fn oci_parameters<'a>(
+    url: &str,
+    rest: &'a str,
+) -> Result<(&'a str, crate::oci::InputsMode), BuildError> {
+    let bad = |reason: String| BuildError::BadUrl {
+        url: url.to_string(),
+        reason,
+    };
+    let Some((rest, query)) = rest.split_once('?') else {
+        return Ok((rest, crate::oci::InputsMode::Mount));
+    };
+    let mut inputs = crate::oci::InputsMode::Mount;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("inputs", "mount")) => inputs = crate::oci::InputsMode::Mount,
+            Some(("inputs", "copy")) => inputs = crate::oci::InputsMode::Copy,
+            Some(("inputs", v)) => {
+                return Err(bad(format!("inputs must be 'mount' or 'copy', not '{v}'")))
+            }
+            _ => return Err(bad(format!("unknown parameter '{pair}' (known: inputs)"))),
+        }
+    }
+    Ok((rest, inputs))
 }
 
 #[cfg(test)]
@@ -104,5 +136,31 @@ mod tests {
             ..options
         };
         assert!(open("oci://", store(), &bad_paths).is_err());
+    }
+
+    #[test]
+    fn oci_inputs_parameter() {
+        use crate::oci::InputsMode;
+        fn p(u: &'static str) -> Result<(&'static str, InputsMode), BuildError> {
+            oci_parameters(u, u.strip_prefix("oci://").unwrap())
+        }
+        assert_eq!(p("oci://").unwrap(), ("", InputsMode::Mount));
+        assert_eq!(p("oci://?inputs=copy").unwrap(), ("", InputsMode::Copy));
+        assert_eq!(
+            p("oci:///var/x?inputs=mount").unwrap(),
+            ("/var/x", InputsMode::Mount)
+        );
+        assert!(matches!(
+            p("oci://?inputs=fast"),
+            Err(BuildError::BadUrl { reason, .. }) if reason.contains("'fast'")
+        ));
+        assert!(matches!(
+            p("oci://?sandbox=false"),
+            Err(BuildError::BadUrl { reason, .. }) if reason.contains("sandbox=false")
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("oci://{}?inputs=copy", dir.path().display());
+        assert!(open(&url, store(), &ServiceOptions::default()).is_ok());
+        assert!(dir.path().join("inputs").is_dir());
     }
 }

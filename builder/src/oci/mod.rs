@@ -62,12 +62,26 @@ pub struct OciBuildService {
     runc: Runc,
     inputs: InputCache,
     /// The store's FUSE mount, started by the first build; `None` inside when FUSE is
-    /// unavailable (inputs are then copied into `inputs`).
+    /// unavailable or inputs are copied by choice (inputs are then copied into `inputs`).
     mount: std::sync::OnceLock<Option<inputs_mount::InputsMount>>,
+    /// How inputs reach a build.
+    inputs_mode: InputsMode,
     sandbox_paths: Vec<SandboxPath>,
     capabilities: Capabilities,
     /// The exec shim's file, where this machine has one.
     exec_shim: Option<PathBuf>,
+}
+
+/// How a build's inputs reach its sandbox; the outputs are the same either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InputsMode {
+    /// Bind-mounted from one FUSE mount of the store per service: only what a build
+    /// reads is fetched. Falls back to copies, with a warning, where FUSE is unavailable.
+    #[default]
+    Mount,
+    /// Copied (materialised) into the state directory before the build, and reused by
+    /// later builds.
+    Copy,
 }
 
 /// The default state directory: `/var/lib/tvix/builder` for root, else
@@ -125,6 +139,7 @@ impl OciBuildService {
         store: Arc<dyn StoreService>,
         state_dir: PathBuf,
         options: &ServiceOptions,
+        inputs_mode: InputsMode,
     ) -> Result<Self, BuildError> {
         std::fs::create_dir_all(&state_dir)?;
         run::become_subreaper()?;
@@ -168,6 +183,7 @@ impl OciBuildService {
             exec_shim,
             inputs: InputCache::new(state_dir.join("inputs"))?,
             mount: std::sync::OnceLock::new(),
+            inputs_mode,
             runc,
             store,
             state_dir,
@@ -199,9 +215,13 @@ impl OciBuildService {
         Ok(())
     }
 
-    /// The store's mount, started on first use. When FUSE is unavailable, says so once
-    /// and returns `None`: inputs are then copied, with the same contents and modes.
+    /// The store's mount, started on first use. `None` when inputs are copied by choice
+    /// or FUSE is unavailable (said once): inputs are then copied, with the same contents
+    /// and modes.
     fn store_mount(&self) -> Option<&inputs_mount::InputsMount> {
+        if self.inputs_mode == InputsMode::Copy {
+            return None;
+        }
         self.mount
             .get_or_init(|| {
                 match inputs_mount::InputsMount::start(self.store.clone(), &self.state_dir) {
