@@ -345,7 +345,8 @@ fn fresh_derivation(label: &str) -> String {
         "let bb = builtins.path {{ path = {BUSYBOX}; name = \"busybox\"; }}; in derivation {{ \
          name = \"{label}-{nonce}\"; system = \"x86_64-linux\"; builder = \"${{bb}}/bin/sh\"; \
          PATH = \"${{bb}}/bin\"; args = [ \"-c\" \"echo log of {label}; mkdir -p $out/bin; \
-         echo '#!/bin/sh' > $out/bin/{label}\" ]; }}"
+         printf '#!/bin/sh\\\\necho ran {label}\\\\n' > $out/bin/{label}; \
+         chmod +x $out/bin/{label}\" ]; }}"
     )
 }
 
@@ -388,7 +389,19 @@ fn install_and_use_in_batch_mode() {
     let store = format!("local://{}", dir.path().join("store").display());
     let state = dir.path().join("state");
     let shell = dir.path().join("shell.sh");
-    std::fs::write(&shell, "#!/bin/sh\necho \"SHELL PATH=$PATH\"\n").unwrap();
+    // The shell runs the program built into the tvix store, and looks for a path of the
+    // host's store (the tvix store is laid over it).
+    std::fs::write(
+        &shell,
+        "#!/bin/sh\necho \"SHELL PATH=$PATH\"\npa\n\
+         test -z \"$HOST_ENTRY\" || test -e \"/nix/store/$HOST_ENTRY\" && echo host store seen\n",
+    )
+    .unwrap();
+    let host_entry = std::fs::read_dir("/nix/store")
+        .ok()
+        .and_then(|mut d| d.find_map(|e| e.ok()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut perm = std::fs::metadata(&shell).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
     std::fs::set_permissions(&shell, perm).unwrap();
@@ -399,6 +412,7 @@ fn install_and_use_in_batch_mode() {
         .env("NO_COLOR", "1")
         .env("XDG_STATE_HOME", &state)
         .env("SHELL", &shell)
+        .env("HOST_ENTRY", &host_entry)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -449,5 +463,9 @@ fn install_and_use_in_batch_mode() {
         .find(|l| l.starts_with("SHELL PATH=/nix/store/"))
         .unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("-pa-") && line.contains("/bin:"), "{line}");
-    assert!(err.contains("note: '/nix/store/"), "{err}");
+    // As root the tvix store is mounted over /nix/store for the shell: the program built
+    // into it runs, the host's paths are still there, and no note says otherwise.
+    assert!(out.lines().any(|l| l == "ran pa"), "{out}\n{err}");
+    assert!(out.lines().any(|l| l == "host store seen"), "{out}\n{err}");
+    assert!(!err.contains("could not be mounted"), "{err}");
 }

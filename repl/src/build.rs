@@ -127,15 +127,14 @@ impl Session {
                     "created {} symlinks in user environment",
                     installed.n_symlinks
                 );
-                shell::note_missing_on_host([installed.generation.as_str()], &[]);
+                shell::note_missing_on_host([installed.generation.as_str()], &[], None);
                 Ok(Outcome::Nothing)
             }
             Command::UseShell => {
                 let outputs = self.realise_all(name, &drv)?;
                 let paths: Vec<String> = outputs.values().map(shown).collect();
-                shell::note_missing_on_host(paths.iter().map(String::as_str), &[]);
                 let env = shell::use_environment(&paths, std::env::var("PATH").ok().as_deref());
-                shell::run_shell(&env).map_err(|e| other(format!("starting a shell: {e}")))?;
+                self.shell_seeing_store(name, &env, &paths, &[])?;
                 Ok(Outcome::Nothing)
             }
             Command::DevShell => self.dev_shell(name, &drv),
@@ -240,14 +239,51 @@ impl Session {
             std::env::var("PATH").ok().as_deref(),
         )
         .map_err(|e| other(format!("preparing the build directory: {e}")))?;
+        let named: Vec<String> = env.iter().map(|(_, v)| v.clone()).collect();
         // The derivation's own outputs are not built by `:sh`, so they are not expected.
-        shell::note_missing_on_host(env.iter().map(|(_, v)| v.as_str()), &request.outputs);
-        let r = shell::run_shell(&env);
+        let r = self.shell_seeing_store(command, &env, &named, &request.outputs);
         // The build directory goes whatever the shell did.
         let removed = build_dir.close();
-        r.map_err(|e| other(format!("starting a shell: {e}")))?;
+        r?;
         removed.map_err(|e| other(format!("removing the build directory: {e}")))?;
         Ok(Outcome::Nothing)
+    }
+
+    /// Runs the user's shell with `env` where the tvix store's paths are seen at the store
+    /// directory, laid over the host's (a private mount namespace; needs root). Where the
+    /// store cannot be mounted, the shell runs on the host as it is, after a note naming
+    /// the paths of `named` (other than `except`) that are missing there.
+    fn shell_seeing_store(
+        &mut self,
+        command: &str,
+        env: &[(String, String)],
+        named: &[String],
+        except: &[String],
+    ) -> EvalResult<()> {
+        use tvix_store::fuse::{with_store_mounted, MountError, MountOptions, StoreView};
+        let store = self.builds.realiser(command)?.store().clone();
+        let opts = MountOptions {
+            threads: 2,
+            ..MountOptions::default()
+        };
+        let started =
+            |r: std::io::Result<()>| r.map_err(|e| other(format!("starting a shell: {e}")));
+        match with_store_mounted(
+            store,
+            Path::new(SANDBOX_STORE_DIR),
+            &opts,
+            StoreView::OverHost,
+            || shell::run_shell(env),
+        ) {
+            Ok(r) => started(r),
+            // The shell ran; only the unmount failed.
+            Err(e @ MountError::Unmount { .. }) => Err(other(e.to_string())),
+            Err(e) => {
+                let why = e.to_string();
+                shell::note_missing_on_host(named.iter().map(String::as_str), except, Some(&why));
+                started(shell::run_shell(env))
+            }
+        }
     }
 
     /// `:log`: the derivation's build log, through `$PAGER` on a terminal.

@@ -113,28 +113,36 @@ pub fn store_paths_in<'a>(texts: impl IntoIterator<Item = &'a str>) -> BTreeSet<
 
 /// Prints one note when store paths named in `texts` (other than those in `except`) are
 /// not on this machine: builds put their outputs in the tvix store, which need not be the
-/// host's `/nix/store`.
-pub fn note_missing_on_host<'a>(texts: impl IntoIterator<Item = &'a str>, except: &[String]) {
+/// host's `/nix/store`. `unmounted` is why the tvix store could not be laid over it for a
+/// shell, if that was tried.
+pub fn note_missing_on_host<'a>(
+    texts: impl IntoIterator<Item = &'a str>,
+    except: &[String],
+    unmounted: Option<&str>,
+) {
     let missing: Vec<String> = store_paths_in(texts)
         .into_iter()
         .filter(|p| !except.contains(p) && std::fs::symlink_metadata(p).is_err())
         .collect();
-    if let Some(note) = missing_note(&missing) {
+    if let Some(note) = missing_note(&missing, unmounted) {
         eprintln!("{note}");
     }
 }
 
 /// The note for store paths missing on the host.
-fn missing_note(missing: &[String]) -> Option<String> {
+fn missing_note(missing: &[String], unmounted: Option<&str>) -> Option<String> {
     let first = missing.first()?;
     let (subject, verb, pronoun) = match missing.len() {
         1 => (format!("'{first}'"), "is", "it"),
         n => (format!("'{first}' and {} more", n - 1), "are", "them"),
     };
+    let why = unmounted
+        .map(|e| format!(", and the tvix store could not be mounted over it ({e})"))
+        .unwrap_or_default();
     Some(format!(
         "note: {subject} {verb} in the tvix store but not in this machine's \
-         {SANDBOX_STORE_DIR}; programs there cannot run until the tvix store is mounted \
-         at {SANDBOX_STORE_DIR} (a FUSE mount will provide {pronoun})"
+         {SANDBOX_STORE_DIR}{why}; programs there run with the tvix store mounted at \
+         {SANDBOX_STORE_DIR} (`tvix store run` provides {pronoun}, and :u and :sh as root)"
     ))
 }
 
@@ -240,18 +248,27 @@ mod tests {
 
     #[test]
     fn one_note_for_missing_paths() {
-        assert_eq!(missing_note(&[]), None);
-        let one = missing_note(&["/nix/store/a".into()]).unwrap();
+        assert_eq!(missing_note(&[], None), None);
+        let one = missing_note(&["/nix/store/a".into()], None).unwrap();
         assert!(
             one.starts_with("note: '/nix/store/a' is in the tvix store"),
             "{one}"
         );
-        let two = missing_note(&["/nix/store/a".into(), "/nix/store/b".into()]).unwrap();
+        let two = missing_note(&["/nix/store/a".into(), "/nix/store/b".into()], None).unwrap();
         assert!(
             two.starts_with("note: '/nix/store/a' and 1 more are in"),
             "{two}"
         );
-        assert!(two.ends_with("(a FUSE mount will provide them)"), "{two}");
+        assert!(
+            two.ends_with("(`tvix store run` provides them, and :u and :sh as root)"),
+            "{two}"
+        );
+        let failed = missing_note(&["/nix/store/a".into()], Some("no FUSE")).unwrap();
+        assert!(
+            failed
+                .contains("/nix/store, and the tvix store could not be mounted over it (no FUSE);"),
+            "{failed}"
+        );
     }
 
     #[test]

@@ -34,6 +34,9 @@ use fuser::{
 };
 use thiserror::Error;
 
+mod namespace;
+pub use namespace::{with_store_mounted, StoreView};
+
 use crate::castore::{B3Digest, Directory, Node, StoreError, StoreService};
 use crate::store_path::StorePath;
 
@@ -87,6 +90,12 @@ pub enum MountError {
     Fuse {
         /// The mount point.
         path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// No private mount namespace could be made for a command that sees the store.
+    #[error("cannot make a private mount namespace to mount the store in: {source} (this needs root; otherwise mount the store with `tvix store mount DIR` on a directory of your own)")]
+    Namespace {
         /// Why.
         source: io::Error,
     },
