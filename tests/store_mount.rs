@@ -768,6 +768,42 @@ derivation {{
     // The command's exit status is passed on.
     let out = run(&["sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7));
+    // Alone, the tvix store hides the host's paths; `--over-host` keeps them visible.
+    let host_entry = std::fs::read_dir("/nix/store")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| !n.starts_with('.'));
+    let test_both = |extra: &[&str], entry: &str| {
+        let script = format!("test -e /nix/store/{entry} && ./result/bin/hello");
+        Command::new("timeout")
+            .arg("60")
+            .arg(TVIX)
+            .args(["store", "--store", &store, "run"])
+            .args(extra)
+            .args(["--", "sh", "-c", &script])
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    if let Some(entry) = host_entry {
+        let alone = test_both(&[], &entry);
+        assert_eq!(
+            alone.status.code(),
+            Some(1),
+            "{entry} seen without --over-host"
+        );
+        let over = test_both(&["--over-host"], &entry);
+        assert!(
+            over.status.success(),
+            "--over-host: {}",
+            String::from_utf8_lossy(&over.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&over.stdout),
+            "hello from ./result/bin/hello with 0\n"
+        );
+    }
     // Nothing leaked into the host's mount namespace.
     assert!(!Path::new(&built).exists(), "{built} visible on the host");
     let (_, mounts) = sh("grep tvix-store /proc/self/mounts || true");

@@ -114,6 +114,10 @@ enum StoreCommand {
         /// Threads serving file system requests.
         #[arg(long, value_name = "N", default_value_t = 4)]
         threads: usize,
+        /// Lay the tvix store over the directory's own contents (a read-only overlay)
+        /// instead of hiding them: the host's store paths stay visible too.
+        #[arg(long)]
+        over_host: bool,
         /// The command and its arguments (after `--`).
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<std::ffi::OsString>,
@@ -218,7 +222,11 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
             };
             return mount_command(url, &dir, &opts);
         }
-        StoreCommand::Run { threads, command } => {
+        StoreCommand::Run {
+            threads,
+            over_host,
+            command,
+        } => {
             let opts = tvix_store::fuse::MountOptions {
                 list_root: true,
                 threads: threads.clamp(1, 256),
@@ -227,7 +235,12 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
                 allow_other: true,
             };
             let dir = std::path::Path::new(sd.as_str());
-            return super::store_run::run_command(url, dir, &command, &opts);
+            let view = if over_host {
+                tvix_store::fuse::StoreView::OverHost
+            } else {
+                tvix_store::fuse::StoreView::Only
+            };
+            return super::store_run::run_command(url, dir, &command, &opts, view);
         }
         _ => {}
     }

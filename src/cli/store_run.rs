@@ -7,13 +7,15 @@ use std::path::Path;
 use std::process::Command;
 
 /// Runs `argv` with `url`'s store mounted read-only on `store_dir` inside a mount
-/// namespace of its own ([`tvix_store::fuse::with_store_mounted`]); returns the command's
+/// namespace of its own ([`tvix_store::fuse::with_store_mounted`]), alone or over the
+/// directory's own contents as `view` says; returns the command's
 /// exit status (128 + signal when killed).
 pub(super) fn run_command(
     url: &str,
     store_dir: &Path,
     argv: &[std::ffi::OsString],
     opts: &tvix_store::fuse::MountOptions,
+    view: tvix_store::fuse::StoreView,
 ) -> Result<i32, String> {
     let Some((prog, args)) = argv.split_first() else {
         return Err("no command given (tvix store run -- COMMAND [ARGS...])".into());
@@ -23,22 +25,20 @@ pub(super) fn run_command(
     // The command gets the terminal's signals itself; this process waits for it to end
     // and unmounts then, so Ctrl-C must not end it first.
     set_interrupts(libc::SIG_IGN);
-    use tvix_store::fuse::StoreView;
-    let status =
-        tvix_store::fuse::with_store_mounted(store, store_dir, opts, StoreView::Only, || {
-            let mut cmd = Command::new(prog);
-            cmd.args(args);
-            use std::os::unix::process::CommandExt;
-            // SAFETY: only `signal(2)`, which is async-signal-safe, runs between fork and exec.
-            unsafe {
-                cmd.pre_exec(|| {
-                    set_interrupts(libc::SIG_DFL);
-                    Ok(())
-                });
-            }
-            cmd.status()
-        })
-        .map_err(|e| e.to_string())?;
+    let status = tvix_store::fuse::with_store_mounted(store, store_dir, opts, view, || {
+        let mut cmd = Command::new(prog);
+        cmd.args(args);
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only `signal(2)`, which is async-signal-safe, runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                set_interrupts(libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        cmd.status()
+    })
+    .map_err(|e| e.to_string())?;
     let status = status.map_err(|e| format!("cannot run {}: {e}", prog.to_string_lossy()))?;
     use std::os::unix::process::ExitStatusExt;
     Ok(status
