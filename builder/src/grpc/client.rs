@@ -1,11 +1,11 @@
 //! [`GrpcBuildService`]: a build service implemented by calls to a builder daemon.
 
 use std::future::Future;
-use std::io;
 
 use tokio::runtime::Runtime;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use tvix_store::grpc::transport::{connect, runtime, Target};
 
 use super::convert::{
     capabilities_from_proto, failure_from_proto, request_to_proto, result_from_proto,
@@ -13,7 +13,7 @@ use super::convert::{
 use super::proto::build_response::Kind;
 use super::proto::build_service_client::BuildServiceClient;
 use super::proto::CapabilitiesRequest;
-use super::{Target, CANCEL_POLL, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_MESSAGE};
+use super::{CANCEL_POLL, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_MESSAGE};
 use crate::{
     BuildError, BuildEvent, BuildRequest, BuildResult, BuildService, CancelToken, Capabilities,
     InvalidRequest,
@@ -36,16 +36,11 @@ pub struct GrpcBuildService {
 impl GrpcBuildService {
     /// Connects to the daemon a `grpc+unix://` or `grpc+http://` URL names.
     pub fn connect(url: &str) -> Result<Self, BuildError> {
-        let target = Target::parse(url)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("tvix-build-grpc")
-            .enable_all()
-            .build()?;
-        let remote = |message: String| BuildError::Remote {
+        let target = Target::parse(url).map_err(|reason| BuildError::BadUrl {
             url: url.to_string(),
-            message,
-        };
+            reason: reason.to_string(),
+        })?;
+        let rt = runtime(1, "tvix-build-grpc")?;
         // Keepalive pings (also while a build is silent) find a daemon that vanished
         // without closing the connection: the call then fails instead of waiting forever.
         let tune = |ep: Endpoint| {
@@ -53,27 +48,10 @@ impl GrpcBuildService {
                 .keep_alive_timeout(KEEPALIVE_TIMEOUT)
                 .keep_alive_while_idle(true)
         };
-        let channel = match target {
-            Target::Http(uri) => {
-                let ep = tune(Endpoint::from_shared(uri).map_err(|e| remote(e.to_string()))?)
-                    .tcp_nodelay(true);
-                rt.block_on(ep.connect())
-                    .map_err(|e| remote(format!("cannot connect: {}", source_chain(&e))))?
-            }
-            Target::Unix(path) => {
-                // The URI is required by the API but unused: the connector picks the socket.
-                let ep = tune(Endpoint::from_static("http://localhost"));
-                let connector = tower::service_fn(move |_: tonic::transport::Uri| {
-                    let path = path.clone();
-                    async move {
-                        let s = tokio::net::UnixStream::connect(path).await?;
-                        Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(s))
-                    }
-                });
-                rt.block_on(ep.connect_with_connector(connector))
-                    .map_err(|e| remote(format!("cannot connect: {}", source_chain(&e))))?
-            }
-        };
+        let channel = connect(&rt, target, tune).map_err(|message| BuildError::Remote {
+            url: url.to_string(),
+            message,
+        })?;
         Ok(GrpcBuildService {
             url: url.to_string(),
             client: BuildServiceClient::new(channel)
@@ -111,18 +89,6 @@ impl GrpcBuildService {
             message: format!("invalid response: {what}"),
         }
     }
-}
-
-/// An error and its causes, `: `-separated (transport errors hide the useful part).
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 /// Runs `f` until it finishes (`Some`) or `cancel` is set (`None`, `f` dropped), looking

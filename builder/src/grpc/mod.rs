@@ -20,7 +20,6 @@ mod client;
 mod convert;
 mod server;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 pub use client::GrpcBuildService;
@@ -47,80 +46,10 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// the build's output).
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
-/// Where a client connects, parsed from a build service URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Target {
-    Unix(PathBuf),
-    /// An `http://HOST:PORT` URI.
-    Http(String),
-}
-
-impl Target {
-    fn parse(url: &str) -> Result<Self, BuildError> {
-        let bad = |reason: &str| BuildError::BadUrl {
-            url: url.to_string(),
-            reason: reason.to_string(),
-        };
-        if let Some(path) = url.strip_prefix("grpc+unix://") {
-            if !path.starts_with('/') {
-                return Err(bad("the socket path must be absolute (grpc+unix:///path)"));
-            }
-            return Ok(Target::Unix(PathBuf::from(path)));
-        }
-        if let Some(rest) = url.strip_prefix("grpc+http://") {
-            let hostport = rest.strip_suffix('/').unwrap_or(rest);
-            let has_port = hostport
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-            if !has_port || hostport.contains('/') {
-                return Err(bad("expected grpc+http://HOST:PORT"));
-            }
-            return Ok(Target::Http(format!("http://{hostport}")));
-        }
-        Err(bad(
-            "gRPC build service URLs are grpc+unix:///path or grpc+http://HOST:PORT",
-        ))
-    }
-}
-
 /// Parses a listen address (`unix:///path` or `HOST:PORT`).
 pub fn parse_listen_addr(s: &str) -> Result<ListenAddr, BuildError> {
     ListenAddr::parse(s).map_err(|e| BuildError::BadUrl {
         url: s.to_string(),
         reason: e.to_string(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_urls() {
-        assert_eq!(
-            Target::parse("grpc+unix:///run/tvix-builder.sock").unwrap(),
-            Target::Unix("/run/tvix-builder.sock".into())
-        );
-        assert_eq!(
-            Target::parse("grpc+http://builder1:9000/").unwrap(),
-            Target::Http("http://builder1:9000".into())
-        );
-        assert_eq!(
-            Target::parse("grpc+http://[::1]:9000").unwrap(),
-            Target::Http("http://[::1]:9000".into())
-        );
-        for bad in [
-            "grpc+unix://rel",
-            "grpc+http://",
-            "grpc+http://host",
-            "grpc+http://h:1/path",
-            "grpc+https://h:1",
-            "oci://",
-        ] {
-            assert!(
-                matches!(Target::parse(bad), Err(BuildError::BadUrl { .. })),
-                "{bad}"
-            );
-        }
-    }
 }

@@ -1,18 +1,15 @@
 //! [`Server`]: serves a [`BuildService`] over the builder protocol.
 
-use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::thread::JoinHandle;
 
-use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
+use tvix_store::grpc::transport::{runtime, Serving};
 
 use super::convert::{
     capabilities_to_proto, event_to_proto, failure_to_proto, request_from_proto, result_to_proto,
@@ -33,10 +30,7 @@ const EVENT_QUEUE: usize = 64;
 /// A running server. Dropping it stops the server (open calls are cut, which cancels
 /// their builds) and removes its unix socket.
 pub struct Server {
-    url: String,
-    socket: Option<PathBuf>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Result<(), BuildError>>>,
+    serving: Serving,
 }
 
 impl Server {
@@ -47,11 +41,7 @@ impl Server {
         service: Arc<dyn BuildService>,
         listen: &ListenAddr,
     ) -> Result<Server, BuildError> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("tvix-builder-daemon")
-            .enable_all()
-            .build()?;
+        let rt = runtime(2, "tvix-builder-daemon")?;
         // Keepalive pings find clients that vanished without closing their connection
         // (their calls are then dropped, which cancels their builds).
         let router = tonic::transport::Server::builder()
@@ -62,120 +52,21 @@ impl Server {
                     .max_decoding_message_size(MAX_MESSAGE)
                     .max_encoding_message_size(MAX_MESSAGE),
             );
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server_err = |e: tonic::transport::Error| BuildError::Io(io::Error::other(e));
-        let (url, socket, thread) = match listen {
-            ListenAddr::Unix(path) => {
-                remove_stale_socket(path)?;
-                let listener = {
-                    let _guard = rt.enter();
-                    tokio::net::UnixListener::bind(path).map_err(|e| {
-                        BuildError::Io(io::Error::new(
-                            e.kind(),
-                            format!("cannot listen on '{}': {e}", path.display()),
-                        ))
-                    })?
-                };
-                let incoming = UnixListenerStream::new(listener);
-                let thread = std::thread::spawn(move || {
-                    let res = rt.block_on(async move {
-                        tokio::select! {
-                            r = router.serve_with_incoming(incoming) => r.map_err(server_err),
-                            _ = stopped => Ok(()),
-                        }
-                    });
-                    rt.shutdown_timeout(std::time::Duration::from_secs(1));
-                    res
-                });
-                (
-                    format!("grpc+unix://{}", path.display()),
-                    Some(path.clone()),
-                    thread,
-                )
-            }
-            ListenAddr::Tcp(addr) => {
-                let listener = rt
-                    .block_on(tokio::net::TcpListener::bind(addr.as_str()))
-                    .map_err(|e| {
-                        BuildError::Io(io::Error::new(
-                            e.kind(),
-                            format!("cannot listen on {addr}: {e}"),
-                        ))
-                    })?;
-                let local = listener.local_addr()?;
-                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-                let thread = std::thread::spawn(move || {
-                    let res = rt.block_on(async move {
-                        tokio::select! {
-                            r = router.serve_with_incoming(incoming) => r.map_err(server_err),
-                            _ = stopped => Ok(()),
-                        }
-                    });
-                    rt.shutdown_timeout(std::time::Duration::from_secs(1));
-                    res
-                });
-                (format!("grpc+http://{local}"), None, thread)
-            }
-        };
         Ok(Server {
-            url,
-            socket,
-            stop: Some(stop),
-            thread: Some(thread),
+            serving: Serving::start(rt, router, listen)?,
         })
     }
 
     /// The build service URL clients use to reach this server (with the actual port
     /// when listening on port 0).
     pub fn url(&self) -> &str {
-        &self.url
+        self.serving.url()
     }
 
     /// Serves until the server fails (it never stops on its own otherwise).
-    pub fn wait(mut self) -> Result<(), BuildError> {
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(BuildError::Io(io::Error::other("server panicked")))),
-            None => Ok(()),
-        }
+    pub fn wait(self) -> Result<(), BuildError> {
+        Ok(self.serving.wait()?)
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        if let Some(p) = &self.socket {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// Removes a socket file left by a server that is gone; a live one is an error, and so is
-/// a file that is not a socket.
-fn remove_stale_socket(path: &Path) -> Result<(), BuildError> {
-    use std::os::unix::fs::FileTypeExt;
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    let in_use = |reason: &str| {
-        BuildError::Io(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!("cannot listen on '{}': {reason}", path.display()),
-        ))
-    };
-    if !meta.file_type().is_socket() {
-        return Err(in_use("it exists and is not a socket"));
-    }
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(in_use("another server is listening on it"));
-    }
-    std::fs::remove_file(path).map_err(|e| in_use(&format!("cannot remove the stale socket: {e}")))
 }
 
 /// The service over one build service.

@@ -18,9 +18,10 @@ use super::proto::blob_service_client::BlobServiceClient;
 use super::proto::directory_service_client::DirectoryServiceClient;
 use super::proto::path_info_service_client::PathInfoServiceClient;
 use super::proto::{self, BlobChunk};
+use super::transport::{connect, runtime, Target};
 use super::{
-    read_full, Target, BLOB_RANGE_HEADER, BLOB_SIZE_HEADER, CONNECTION_WINDOW, MAX_BLOB_PIECE,
-    MAX_MESSAGE, SEND_PIECE, STREAM_WINDOW,
+    read_full, BLOB_RANGE_HEADER, BLOB_SIZE_HEADER, CONNECTION_WINDOW, MAX_BLOB_PIECE, MAX_MESSAGE,
+    SEND_PIECE, STREAM_WINDOW,
 };
 use crate::castore::{
     B3Digest, BlobReader, BlobService, Directory, DirectoryService, Node, StoreError, StoreService,
@@ -45,36 +46,15 @@ pub struct GrpcStore {
 impl GrpcStore {
     /// Connects to the daemon a `grpc+unix://` or `grpc+http://` URL names.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let target = Target::parse(url)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("tvix-store-grpc")
-            .enable_all()
-            .build()?;
-        let remote = |message: String| StoreError::Remote {
+        let target = Target::parse(url).map_err(|reason| StoreError::BadUrl {
+            url: url.to_string(),
+            reason,
+        })?;
+        let rt = runtime(2, "tvix-store-grpc")?;
+        let channel = connect(&rt, target, tune).map_err(|message| StoreError::Remote {
             url: url.to_string(),
             message,
-        };
-        let channel = match target {
-            Target::Http(uri) => {
-                let ep = tune(Endpoint::from_shared(uri).map_err(|e| remote(e.to_string()))?);
-                rt.block_on(ep.connect())
-                    .map_err(|e| remote(format!("cannot connect: {}", source_chain(&e))))?
-            }
-            Target::Unix(path) => {
-                // The URI is required by the API but unused: the connector picks the socket.
-                let ep = tune(Endpoint::from_static("http://localhost"));
-                let connector = tower::service_fn(move |_: tonic::transport::Uri| {
-                    let path = path.clone();
-                    async move {
-                        let s = tokio::net::UnixStream::connect(path).await?;
-                        Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(s))
-                    }
-                });
-                rt.block_on(ep.connect_with_connector(connector))
-                    .map_err(|e| remote(format!("cannot connect: {}", source_chain(&e))))?
-            }
-        };
+        })?;
         Ok(GrpcStore {
             url: url.to_string(),
             blobs: BlobServiceClient::new(channel.clone())
@@ -104,19 +84,6 @@ impl GrpcStore {
 fn tune(ep: Endpoint) -> Endpoint {
     ep.initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .tcp_nodelay(true)
-}
-
-/// An error and its causes, `: `-separated (transport errors hide the useful part).
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 fn status_text(s: &Status) -> String {

@@ -14,6 +14,7 @@
 mod client;
 mod convert;
 mod server;
+pub mod transport;
 
 use std::path::PathBuf;
 
@@ -77,39 +78,6 @@ impl ListenAddr {
             }
             _ => Err(bad("expected unix:///path/to/socket or HOST:PORT")),
         }
-    }
-}
-
-/// Where a client connects, parsed from a store URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Target {
-    Unix(PathBuf),
-    /// An `http://HOST:PORT` URI.
-    Http(String),
-}
-
-impl Target {
-    fn parse(url: &str) -> Result<Self, StoreError> {
-        let bad = |reason| StoreError::BadUrl {
-            url: url.to_string(),
-            reason,
-        };
-        if let Some(path) = url.strip_prefix("grpc+unix://") {
-            if !path.starts_with('/') {
-                return Err(bad("the socket path must be absolute (grpc+unix:///path)"));
-            }
-            return Ok(Target::Unix(PathBuf::from(path)));
-        }
-        if let Some(rest) = url.strip_prefix("grpc+http://") {
-            let hostport = rest.strip_suffix('/').unwrap_or(rest);
-            if hostport.is_empty() || hostport.contains('/') {
-                return Err(bad("expected grpc+http://HOST:PORT"));
-            }
-            return Ok(Target::Http(format!("http://{hostport}")));
-        }
-        Err(bad(
-            "gRPC store URLs are grpc+unix:///path or grpc+http://HOST:PORT",
-        ))
     }
 }
 
@@ -190,29 +158,6 @@ mod tests {
             "host:99999",
         ] {
             assert!(ListenAddr::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn client_urls() {
-        assert_eq!(
-            Target::parse("grpc+unix:///run/tvix.sock").unwrap(),
-            Target::Unix("/run/tvix.sock".into())
-        );
-        assert_eq!(
-            Target::parse("grpc+http://localhost:8000").unwrap(),
-            Target::Http("http://localhost:8000".into())
-        );
-        for bad in [
-            "grpc+unix://rel",
-            "grpc+http://",
-            "grpc+http://h:1/path",
-            "grpc+https://h:1",
-        ] {
-            assert!(
-                matches!(Target::parse(bad), Err(StoreError::BadUrl { .. })),
-                "{bad}"
-            );
         }
     }
 

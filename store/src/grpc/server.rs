@@ -1,16 +1,13 @@
 //! [`Server`]: serves a [`StoreService`] over the store protocol.
 
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{
@@ -21,6 +18,7 @@ use super::proto::blob_service_server::BlobServiceServer;
 use super::proto::directory_service_server::DirectoryServiceServer;
 use super::proto::path_info_service_server::PathInfoServiceServer;
 use super::proto::{self, BlobChunk};
+use super::transport::{runtime, Serving};
 use super::{
     read_full, status_of, ListenAddr, BLOB_RANGE_HEADER, BLOB_SIZE_HEADER, CONNECTION_WINDOW,
     MAX_BLOB_PIECE, MAX_MESSAGE, SEND_PIECE, STREAM_WINDOW,
@@ -30,21 +28,14 @@ use crate::castore::{StoreError, StoreService};
 /// A running server. Dropping it stops the server (open calls are cut) and removes its
 /// unix socket.
 pub struct Server {
-    url: String,
-    socket: Option<PathBuf>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Result<(), StoreError>>>,
+    serving: Serving,
 }
 
 impl Server {
     /// Binds `listen` and starts serving `store` on a background thread. Once this
     /// returns, clients can connect to [`Server::url`].
     pub fn start(store: Arc<dyn StoreService>, listen: &ListenAddr) -> Result<Server, StoreError> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("tvix-store-daemon")
-            .enable_all()
-            .build()?;
+        let rt = runtime(2, "tvix-store-daemon")?;
         let services = Services { store };
         let router = tonic::transport::Server::builder()
             .initial_stream_window_size(STREAM_WINDOW)
@@ -64,111 +55,21 @@ impl Server {
                     .max_decoding_message_size(MAX_MESSAGE)
                     .max_encoding_message_size(MAX_MESSAGE),
             );
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server_err = |e: tonic::transport::Error| StoreError::Io(io::Error::other(e));
-        let (url, socket, thread) = match listen {
-            ListenAddr::Unix(path) => {
-                remove_stale_socket(path)?;
-                let listener = {
-                    let _guard = rt.enter();
-                    tokio::net::UnixListener::bind(path).map_err(|source| StoreError::Path {
-                        path: path.clone(),
-                        source,
-                    })?
-                };
-                let incoming = UnixListenerStream::new(listener);
-                let thread = std::thread::spawn(move || {
-                    let res = rt.block_on(async move {
-                        tokio::select! {
-                            r = router.serve_with_incoming(incoming) => r.map_err(server_err),
-                            _ = stopped => Ok(()),
-                        }
-                    });
-                    rt.shutdown_timeout(std::time::Duration::from_secs(1));
-                    res
-                });
-                (
-                    format!("grpc+unix://{}", path.display()),
-                    Some(path.clone()),
-                    thread,
-                )
-            }
-            ListenAddr::Tcp(addr) => {
-                let listener = rt.block_on(tokio::net::TcpListener::bind(addr.as_str()))?;
-                let local = listener.local_addr()?;
-                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-                let thread = std::thread::spawn(move || {
-                    let res = rt.block_on(async move {
-                        tokio::select! {
-                            r = router.serve_with_incoming(incoming) => r.map_err(server_err),
-                            _ = stopped => Ok(()),
-                        }
-                    });
-                    rt.shutdown_timeout(std::time::Duration::from_secs(1));
-                    res
-                });
-                (format!("grpc+http://{local}"), None, thread)
-            }
-        };
         Ok(Server {
-            url,
-            socket,
-            stop: Some(stop),
-            thread: Some(thread),
+            serving: Serving::start(rt, router, listen)?,
         })
     }
 
     /// The store URL clients use to reach this server (with the actual port when
     /// listening on port 0).
     pub fn url(&self) -> &str {
-        &self.url
+        self.serving.url()
     }
 
     /// Serves until the server fails (it never stops on its own otherwise).
-    pub fn wait(mut self) -> Result<(), StoreError> {
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(StoreError::Io(io::Error::other("server panicked")))),
-            None => Ok(()),
-        }
+    pub fn wait(self) -> Result<(), StoreError> {
+        Ok(self.serving.wait()?)
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        if let Some(p) = &self.socket {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// Removes a socket file left by a server that is gone; a live one is an error.
-fn remove_stale_socket(path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::FileTypeExt;
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    let in_use = |reason: &str| StoreError::Path {
-        path: path.to_path_buf(),
-        source: io::Error::new(io::ErrorKind::AddrInUse, reason.to_string()),
-    };
-    if !meta.file_type().is_socket() {
-        return Err(in_use("exists and is not a socket"));
-    }
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(in_use("another server is listening on it"));
-    }
-    std::fs::remove_file(path).map_err(|source| StoreError::Path {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// The three services over one store.
