@@ -7,7 +7,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use tvix_store::castore::{validate_symlink_target, B3Digest, Node, StoreError, B3_LEN};
+use tvix_store::castore::{Node, StoreError};
+use tvix_store::grpc::node_to_proto;
 use tvix_store::grpc::proto as sp;
 
 use super::proto;
@@ -16,57 +17,9 @@ use crate::{
     InvalidRequest, SandboxFile, ScratchDir,
 };
 
-/// The message form of a castore node.
-fn node_to_proto(n: &Node) -> sp::Node {
-    let kind = match n {
-        Node::Directory { digest, size } => sp::node::Kind::Directory(sp::DirectoryNode {
-            digest: digest.0.to_vec().into(),
-            size: *size,
-        }),
-        Node::File {
-            digest,
-            size,
-            executable,
-        } => sp::node::Kind::File(sp::FileNode {
-            digest: digest.0.to_vec().into(),
-            size: *size,
-            executable: *executable,
-        }),
-        Node::Symlink { target } => sp::node::Kind::Symlink(sp::SymlinkNode {
-            target: target.clone().into(),
-        }),
-    };
-    sp::Node { kind: Some(kind) }
-}
-
-fn digest_from(what: &str, b: &[u8]) -> Result<B3Digest, String> {
-    <[u8; B3_LEN]>::try_from(b)
-        .map(B3Digest)
-        .map_err(|_| format!("{what}: digest has {} bytes, not {B3_LEN}", b.len()))
-}
-
 /// A castore node from a message; `what` names it in errors.
 fn node_from_proto(what: &str, n: Option<sp::Node>) -> Result<Node, String> {
-    let kind = n
-        .and_then(|n| n.kind)
-        .ok_or_else(|| format!("{what}: the node is missing"))?;
-    Ok(match kind {
-        sp::node::Kind::Directory(d) => Node::Directory {
-            digest: digest_from(what, &d.digest)?,
-            size: d.size,
-        },
-        sp::node::Kind::File(f) => Node::File {
-            digest: digest_from(what, &f.digest)?,
-            size: f.size,
-            executable: f.executable,
-        },
-        sp::node::Kind::Symlink(s) => {
-            validate_symlink_target(&s.target).map_err(|e| format!("{what}: {e}"))?;
-            Node::Symlink {
-                target: s.target.to_vec(),
-            }
-        }
-    })
+    tvix_store::grpc::node_from_proto("node", n).map_err(|e| format!("{what}: {e}"))
 }
 
 /// Milliseconds on the wire: sub-millisecond remainders round up, so a limit never
@@ -336,6 +289,7 @@ pub(crate) fn failure_from_proto(m: proto::BuildFailure, url: &str) -> BuildErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tvix_store::castore::B3Digest;
 
     fn request() -> BuildRequest {
         BuildRequest {

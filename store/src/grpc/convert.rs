@@ -25,8 +25,8 @@ pub(crate) fn digest_from(what: &'static str, b: &[u8]) -> Result<B3Digest, Stor
         .map_err(|_| invalid(what, format!("digest has {} bytes, not {B3_LEN}", b.len())))
 }
 
-/// The message form of a node.
-pub(crate) fn node_to_proto(n: &Node) -> proto::Node {
+/// The message form of a node (also in other tvix protocols' messages).
+pub fn node_to_proto(n: &Node) -> proto::Node {
     let kind = match n {
         Node::Directory { digest, size } => proto::node::Kind::Directory(proto::DirectoryNode {
             digest: digest.0.to_vec().into(),
@@ -48,11 +48,9 @@ pub(crate) fn node_to_proto(n: &Node) -> proto::Node {
     proto::Node { kind: Some(kind) }
 }
 
-/// A node from a message; `what` names the message in errors.
-pub(crate) fn node_from_proto(
-    what: &'static str,
-    n: Option<proto::Node>,
-) -> Result<Node, StoreError> {
+/// A node from a message, validated (digest lengths, symlink target); `what` names the
+/// message in errors.
+pub fn node_from_proto(what: &'static str, n: Option<proto::Node>) -> Result<Node, StoreError> {
     let kind = n
         .and_then(|n| n.kind)
         .ok_or_else(|| invalid(what, "a node is missing"))?;

@@ -19,6 +19,7 @@ pub mod transport;
 use std::path::PathBuf;
 
 pub use client::GrpcStore;
+pub use convert::{node_from_proto, node_to_proto};
 pub use server::Server;
 
 use crate::castore::StoreError;
