@@ -219,6 +219,7 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
                 list_root: !no_list_root,
                 threads: threads.clamp(1, 256),
                 allow_other,
+                fetch_missing: None,
             };
             return mount_command(url, &dir, &opts);
         }
@@ -233,6 +234,7 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
                 // The command may change to another user (sudo, a service); the store
                 // is world-readable in Nix too.
                 allow_other: true,
+                fetch_missing: None,
             };
             let dir = std::path::Path::new(sd.as_str());
             let view = if over_host {

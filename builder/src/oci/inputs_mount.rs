@@ -32,6 +32,8 @@ impl InputsMount {
             // runc sets the bind mounts up as the container's root, which is mapped to an
             // unused host id: it must be let in (the mount's modes are Nix's, 0444/0555).
             allow_other: true,
+            // Inputs are in the store before a build starts.
+            fetch_missing: None,
         };
         let mount = tvix_store::fuse::mount(store, &dir, &opts).map_err(|e| e.to_string())?;
         Ok(InputsMount {

@@ -49,8 +49,17 @@ const ROOT_TTL: Duration = Duration::from_secs(1);
 /// The block size reported by `stat`.
 const BLKSIZE: u32 = 4096;
 
+/// Makes store paths valid on first access: a path looked up at the mount's root that
+/// the store does not have is asked for here (a substituter: a binary cache, another
+/// store) before the lookup answers "no such file".
+pub trait FetchMissing: Send + Sync {
+    /// Tries to make `path` valid in the store the mount serves, with its closure;
+    /// `Ok(true)` when it now is, `Ok(false)` when nobody has it.
+    fn fetch(&self, path: &StorePath) -> Result<bool, String>;
+}
+
 /// How a store is mounted.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MountOptions {
     /// Whether the root lists the store paths (off: only lookups by name work).
     pub list_root: bool,
@@ -59,6 +68,19 @@ pub struct MountOptions {
     /// Let other users than the mounting one use the mount (needs `user_allow_other` in
     /// `/etc/fuse.conf` for non-root users).
     pub allow_other: bool,
+    /// Where paths the store does not have are fetched from on first access.
+    pub fetch_missing: Option<Arc<dyn FetchMissing>>,
+}
+
+impl std::fmt::Debug for MountOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MountOptions")
+            .field("list_root", &self.list_root)
+            .field("threads", &self.threads)
+            .field("allow_other", &self.allow_other)
+            .field("fetch_missing", &self.fetch_missing.is_some())
+            .finish()
+    }
 }
 
 impl Default for MountOptions {
@@ -67,6 +89,7 @@ impl Default for MountOptions {
             list_root: true,
             threads: 4,
             allow_other: false,
+            fetch_missing: None,
         }
     }
 }
@@ -151,6 +174,7 @@ struct Inodes {
 pub struct StoreFs {
     store: Arc<dyn StoreService>,
     list_root: bool,
+    fetch_missing: Option<Arc<dyn FetchMissing>>,
     uid: u32,
     gid: u32,
     inodes: RwLock<Inodes>,
@@ -183,6 +207,7 @@ impl StoreFs {
         StoreFs {
             store,
             list_root,
+            fetch_missing: None,
             uid,
             gid,
             inodes: RwLock::new(Inodes::default()),
@@ -296,6 +321,11 @@ impl StoreFs {
         };
         let info = match self.store.get_path_info(&sp) {
             Ok(Some(info)) => info,
+            Ok(None) if self.fetched(&sp) => match self.store.get_path_info(&sp) {
+                Ok(Some(info)) => info,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(eio(&format!("path info of {base}"), &e)),
+            },
             Ok(None) => return Ok(None),
             Err(e) => return Err(eio(&format!("path info of {base}"), &e)),
         };
@@ -303,6 +333,21 @@ impl StoreFs {
         let mut t = self.inodes.write().unwrap_or_else(|p| p.into_inner());
         t.roots.insert(name.to_vec(), ino);
         Ok(Some(ino))
+    }
+
+    /// Whether `path`, missing from the store, was fetched into it now. A failed fetch is
+    /// logged and answered as a missing path.
+    fn fetched(&self, path: &StorePath) -> bool {
+        let Some(f) = &self.fetch_missing else {
+            return false;
+        };
+        match f.fetch(path) {
+            Ok(got) => got,
+            Err(e) => {
+                eprintln!("tvix store mount: fetching {}: {e}", path.to_base_name());
+                false
+            }
+        }
     }
 
     /// The entries of a directory inode: (inode, kind, name).
@@ -530,7 +575,8 @@ pub fn mount(
     opts: &MountOptions,
 ) -> Result<Mount, MountError> {
     check_mount_point(dir)?;
-    let fs = StoreFs::new(store, opts.list_root);
+    let mut fs = StoreFs::new(store, opts.list_root);
+    fs.fetch_missing = opts.fetch_missing.clone();
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::RO,
@@ -610,4 +656,76 @@ pub fn serve_until_signal(mount: Mount) -> Result<(), MountError> {
         std::thread::sleep(Duration::from_millis(50));
     }
     mount.unmount()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::castore::{BlobService, Store};
+    use crate::pathinfo::{PathInfo, PathInfoService};
+
+    /// Adds `base` to the store on request when it is `have`; fails for `broken`.
+    struct Fetcher {
+        store: Arc<Store>,
+        have: &'static str,
+        broken: &'static str,
+        asked: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl FetchMissing for Fetcher {
+        fn fetch(&self, path: &StorePath) -> Result<bool, String> {
+            let base = path.to_base_name();
+            self.asked.lock().unwrap().push(base.clone());
+            if base == self.broken {
+                return Err("the cache is down".into());
+            }
+            if base != self.have {
+                return Ok(false);
+            }
+            let (digest, size) = self.store.put_blob(&mut &b"fetched"[..]).unwrap();
+            self.store
+                .put_path_info(&PathInfo {
+                    store_path: path.clone(),
+                    node: Node::File {
+                        digest,
+                        size,
+                        executable: false,
+                    },
+                    nar_sha256: [0; 32],
+                    nar_size: 0,
+                    references: Default::default(),
+                    deriver: None,
+                    signatures: vec![],
+                    ca: None,
+                })
+                .unwrap();
+            Ok(true)
+        }
+    }
+
+    #[test]
+    fn missing_paths_are_fetched_on_first_lookup() {
+        const HAVE: &str = "00000000000000000000000000000000-have";
+        const BROKEN: &str = "11111111111111111111111111111111-broken";
+        const NOBODY: &str = "22222222222222222222222222222222-nobody";
+        let store = Arc::new(Store::memory());
+        let fetcher = Arc::new(Fetcher {
+            store: store.clone(),
+            have: HAVE,
+            broken: BROKEN,
+            asked: Default::default(),
+        });
+        let mut fs = StoreFs::new(store, true);
+        assert_eq!(fs.lookup_root(HAVE.as_bytes()), Ok(None), "no fetcher yet");
+        fs.fetch_missing = Some(fetcher.clone());
+        let ino = fs.lookup_root(HAVE.as_bytes()).unwrap().expect("fetched");
+        assert!(matches!(fs.inode(ino), Some(Inode::Node(Node::File { size: 7, .. }))));
+        // Now in the store: not asked for again.
+        assert_eq!(fs.lookup_root(HAVE.as_bytes()).unwrap(), Some(ino));
+        assert_eq!(fs.lookup_root(NOBODY.as_bytes()), Ok(None));
+        assert_eq!(fs.lookup_root(BROKEN.as_bytes()), Ok(None));
+        // Names that are no store path are never asked for.
+        assert_eq!(fs.lookup_root(b"not-a-store-path"), Ok(None));
+        assert_eq!(*fetcher.asked.lock().unwrap(), [HAVE, NOBODY, BROKEN]);
+    }
 }
