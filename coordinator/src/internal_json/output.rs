@@ -385,3 +385,335 @@ impl<W: Write + Send> Subscriber for InternalJsonOutput<W> {
         self.with(|t| t.event(event, thread));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::internal_json::record::{parse_line, Line};
+    use crate::plan::{Config, NodeSpec, Plan, Validity};
+    use std::collections::BTreeSet;
+
+    fn plan() -> Plan {
+        let node = |drv: &str, inputs: &[&str]| NodeSpec {
+            drv: format!("/nix/store/{drv}.drv"),
+            inputs: inputs
+                .iter()
+                .map(|i| format!("/nix/store/{i}.drv"))
+                .collect(),
+            outputs: vec![format!("/nix/store/{drv}")],
+            validity: Validity::Invalid,
+        };
+        let config = Config {
+            max_jobs: 2,
+            max_substitutions: 1,
+            keep_going: true,
+            substitute: false,
+            fallback: false,
+            dry_run: false,
+        };
+        Plan::new(
+            vec![node("a", &[]), node("b", &["a"]), node("c", &["a"])],
+            &["/nix/store/b.drv".into(), "/nix/store/c.drv".into()],
+            config,
+        )
+        .unwrap()
+    }
+
+    /// Start and stop ids balance: every started activity is stopped once, nothing else.
+    fn assert_balanced(records: &[LogRecord]) {
+        let mut open = BTreeSet::new();
+        for r in records {
+            match r {
+                LogRecord::Start { id, .. } => assert!(open.insert(*id), "{id} started twice"),
+                LogRecord::Stop { id } => assert!(open.remove(id), "{id} stopped, not open"),
+                LogRecord::Result { id, .. } => assert!(open.contains(id), "{id} not open"),
+                LogRecord::Msg { .. } => {}
+            }
+        }
+        assert!(open.is_empty(), "left open: {open:?}");
+    }
+
+    fn started(records: &[LogRecord], activity: ActivityType) -> Vec<(u64, Vec<Field>, u64)> {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                LogRecord::Start {
+                    id,
+                    activity: a,
+                    fields,
+                    parent,
+                    ..
+                } if *a == activity => Some((*id, fields.clone(), *parent)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_with_a_failure_as_nix_writes_it() {
+        let plan = plan();
+        let ids = |names: &[&str]| -> Vec<_> {
+            names
+                .iter()
+                .map(|n| plan.id_of(&format!("/nix/store/{n}.drv")).unwrap())
+                .collect()
+        };
+        let build = ids(&["a", "b", "c"]);
+        let me = std::thread::current().id();
+        let worker = std::thread::spawn(|| std::thread::current().id())
+            .join()
+            .unwrap();
+        let mut t = Translator::new(level::INFO);
+        let mut out = Vec::new();
+        let mut progress = Progress {
+            builds_total: 3,
+            ..Progress::default()
+        };
+        let mut feed = |t: &mut Translator, e: Event<'_>, thread| out.extend(t.event(&e, thread));
+        feed(
+            &mut t,
+            Event::Planned {
+                plan: &plan,
+                build: &build,
+                fetch: &[],
+            },
+            me,
+        );
+        feed(&mut t, Event::Progress(progress), me);
+        let a = "/nix/store/a.drv";
+        feed(
+            &mut t,
+            Event::BuildStarted {
+                drv: a,
+                machine: "localhost",
+            },
+            worker,
+        );
+        feed(
+            &mut t,
+            Event::Log {
+                drv: a,
+                line: b"hello \xff",
+            },
+            worker,
+        );
+        feed(
+            &mut t,
+            Event::Phase {
+                drv: a,
+                phase: "buildPhase",
+            },
+            worker,
+        );
+        feed(&mut t, Event::BuildFinished { drv: a }, me);
+        progress.builds_done = 1;
+        feed(&mut t, Event::Progress(progress), me);
+        let b = "/nix/store/b.drv";
+        feed(
+            &mut t,
+            Event::BuildStarted {
+                drv: b,
+                machine: "ssh://builder",
+            },
+            worker,
+        );
+        feed(
+            &mut t,
+            Event::BuildFailed {
+                drv: b,
+                message: "builder for '/nix/store/b.drv' failed with exit code 1".into(),
+                log_tail: &[],
+            },
+            me,
+        );
+        progress.builds_failed = 1;
+        feed(&mut t, Event::Progress(progress), me);
+        // c is still running when the run ends (cancelled).
+        let c = "/nix/store/c.drv";
+        feed(
+            &mut t,
+            Event::BuildStarted {
+                drv: c,
+                machine: "localhost",
+            },
+            worker,
+        );
+        out.extend(t.finish());
+        assert!(t.finish().is_empty(), "finish is idempotent");
+
+        assert_balanced(&out);
+        let msgs: Vec<&str> = out
+            .iter()
+            .filter_map(|r| match r {
+                LogRecord::Msg { level: 3, msg } => Some(msg.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            msgs,
+            [
+                "these 3 derivations will be built:",
+                "  /nix/store/a.drv",
+                "  /nix/store/b.drv",
+                "  /nix/store/c.drv"
+            ]
+        );
+        let realise = started(&out, ActivityType::Realise);
+        let builds = started(&out, ActivityType::Builds);
+        assert_eq!((realise.len(), builds.len()), (1, 1));
+        assert_eq!(builds[0].2, realise[0].0);
+        let build_acts = started(&out, ActivityType::Build);
+        let fields: Vec<&Vec<Field>> = build_acts.iter().map(|b| &b.1).collect();
+        assert_eq!(
+            fields,
+            [
+                &vec![a.into(), "".into(), 1.into(), 1.into()],
+                &vec![b.into(), "ssh://builder".into(), 1.into(), 1.into()],
+                &vec![c.into(), "".into(), 1.into(), 1.into()],
+            ]
+        );
+        assert!(build_acts.iter().all(|b| b.2 == builds[0].0));
+        let a_id = build_acts[0].0;
+        assert!(out.contains(&LogRecord::Result {
+            id: a_id,
+            result: ResultType::BuildLogLine,
+            fields: vec!["hello \u{fffd}".into()],
+        }));
+        assert!(out.contains(&LogRecord::Result {
+            id: a_id,
+            result: ResultType::SetPhase,
+            fields: vec!["buildPhase".into()],
+        }));
+        let last_progress = out.iter().rev().find_map(|r| match r {
+            LogRecord::Result {
+                id,
+                result: ResultType::Progress,
+                fields,
+            } if *id == builds[0].0 => Some(fields.clone()),
+            _ => None,
+        });
+        // done 1, expected 2 (the failed one no longer), running 0, failed 1.
+        assert_eq!(
+            last_progress,
+            Some(vec![1.into(), 2.into(), 0.into(), 1.into()])
+        );
+        // The run's activities stop last, innermost first.
+        let tail: Vec<&LogRecord> = out.iter().rev().take(3).collect();
+        assert_eq!(tail[0], &LogRecord::Stop { id: realise[0].0 });
+        assert_eq!(tail[1], &LogRecord::Stop { id: builds[0].0 });
+    }
+
+    #[test]
+    fn substitutions_copy_each_path_in_turn() {
+        let plan = plan();
+        let mut t = Translator::new(level::INFO);
+        let me = std::thread::current().id();
+        let (s1, s2) = (
+            std::thread::spawn(|| std::thread::current().id())
+                .join()
+                .unwrap(),
+            std::thread::spawn(|| std::thread::current().id())
+                .join()
+                .unwrap(),
+        );
+        let fetch = [plan.id_of("/nix/store/a.drv").unwrap()];
+        let mut out = t.event(
+            &Event::Planned {
+                plan: &plan,
+                build: &[],
+                fetch: &fetch,
+            },
+            me,
+        );
+        let from = "https://cache.example";
+        let started = |drv| Event::SubstitutionStarted { drv, from };
+        out.extend(t.event(&started("/nix/store/a.drv"), s1));
+        out.extend(t.event(&started("/nix/store/b.drv"), s2));
+        for (path, thread) in [
+            ("/nix/store/a", s1),
+            ("/nix/store/b", s2),
+            ("/nix/store/dep", s1),
+        ] {
+            out.extend(t.event(&Event::Copying { path, from }, thread));
+        }
+        out.extend(t.event(
+            &Event::SubstitutionFinished {
+                drv: "/nix/store/a.drv",
+                ok: true,
+            },
+            me,
+        ));
+        // b's substitution is cut short: finish stops its copy.
+        out.extend(t.finish());
+        assert_balanced(&out);
+        assert!(out.contains(&LogRecord::Msg {
+            level: 3,
+            msg: "this path will be fetched:".into()
+        }));
+        let subs = super::tests::started(&out, ActivityType::Substitute);
+        let copies = super::tests::started(&out, ActivityType::CopyPath);
+        assert_eq!(subs.len(), 3);
+        assert_eq!(copies.len(), 3);
+        for (s, c) in subs.iter().zip(&copies) {
+            assert_eq!(c.2, s.0, "a copy belongs to its substitution");
+            assert_eq!(c.1[..2], s.1[..]);
+            assert_eq!(c.1[2], Field::from("local"));
+        }
+        // a's first path is stopped when its second starts, before b's is.
+        let pos = |rec: &LogRecord| out.iter().position(|r| r == rec).unwrap();
+        assert!(
+            pos(&LogRecord::Stop { id: copies[0].0 }) < pos(&LogRecord::Stop { id: copies[1].0 })
+        );
+    }
+
+    #[test]
+    fn messages_follow_the_verbosity() {
+        let t = Translator::new(level::INFO);
+        assert!(t.message(level::ERROR, "error: x").is_some());
+        assert!(t.message(4, "talkative").is_none());
+        assert!(Translator::new(4).message(4, "talkative").is_some());
+        assert!(Translator::new(0).message(level::WARN, "w").is_none());
+    }
+
+    #[test]
+    fn output_writes_whole_lines_from_many_threads() {
+        let output = InternalJsonOutput::new(Vec::new(), level::INFO);
+        std::thread::scope(|s| {
+            for i in 0..4 {
+                let output = &output;
+                s.spawn(move || {
+                    let drv = format!("/nix/store/d{i}.drv");
+                    output.event(&Event::BuildStarted {
+                        drv: &drv,
+                        machine: "localhost",
+                    });
+                    for _ in 0..100 {
+                        output.event(&Event::Log {
+                            drv: &drv,
+                            line: b"a line with \"quotes\" and \x1b[1mescapes",
+                        });
+                    }
+                });
+            }
+        });
+        output.message(level::ERROR, "error: interrupted by the user");
+        output.finish();
+        let text = String::from_utf8(output.into_writer()).unwrap();
+        let records: Vec<LogRecord> = text
+            .lines()
+            .map(|l| match parse_line(l) {
+                Ok(Line::Record(r)) => r,
+                other => panic!("{l}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(records.len(), 4 * 102 + 1);
+        assert_balanced(&records);
+        assert_eq!(
+            records[records.len() - 5],
+            LogRecord::Msg {
+                level: 0,
+                msg: "error: interrupted by the user".into()
+            }
+        );
+    }
+}
