@@ -29,6 +29,7 @@ fn fixture() -> PathBuf {
 #[derive(Debug, Default)]
 struct Activity {
     activity: Option<ActivityType>,
+    text: String,
     fields: Vec<Field>,
     parent: u64,
     results: Vec<(ResultType, Vec<Field>)>,
@@ -69,6 +70,7 @@ impl Stream {
                 LogRecord::Start {
                     id,
                     activity,
+                    text,
                     fields,
                     parent,
                     ..
@@ -81,6 +83,7 @@ impl Stream {
                         id,
                         Activity {
                             activity: Some(activity),
+                            text,
                             fields,
                             parent,
                             ..Activity::default()
@@ -425,4 +428,35 @@ fn an_interrupted_run_stops_every_activity() {
         s.errors().contains("error: interrupted by the user"),
         "{err}"
     );
+}
+
+#[test]
+fn a_check_writes_records_worded_as_nix_words_them() {
+    check_prerequisites();
+    let n = nonce();
+    let store = tempfile::tempdir().unwrap();
+    let graph = ["--argstr", "nonce", &n, "--arg", "n", "2"];
+    let o = graph_command(store.path(), &graph).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut check = graph.to_vec();
+    check.extend(["--check", "--log-format", "internal-json"]);
+    let o = graph_command(store.path(), &check).output().unwrap();
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let s = Stream::read(&err).unwrap_or_else(|e| panic!("{e}\n{err}"));
+    assert!(s.plain.is_empty(), "only records on stderr: {err}");
+    assert!(s.unstopped().is_empty(), "{err}");
+    let builds = s.builds();
+    assert!(!builds.is_empty(), "{err}");
+    for (name, acts) in &builds {
+        assert_eq!(acts.len(), 1, "{name}: {err}");
+        let drv = acts[0].fields[0].as_str().unwrap_or("");
+        assert_eq!(
+            acts[0].text,
+            format!("checking outputs of '{drv}'"),
+            "{err}"
+        );
+        let log = Stream::texts(acts[0], ResultType::BuildLogLine);
+        assert!(log.iter().any(|l| l.starts_with("building node ")), "{err}");
+    }
 }

@@ -9,16 +9,14 @@ use std::time::Duration;
 
 use clap::Args;
 use tvix_build::CancelToken;
-use tvix_coordinator::build::Event;
 use tvix_coordinator::events::Subscriber;
-use tvix_coordinator::nix_output::planned_message;
 use tvix_coordinator::realise::{
     failure_messages, parse_max_jobs, DrvOutput, RealiseConfig, RealiseError, Realiser, LOG_COMMAND,
 };
 use tvix_store::StorePath;
 
 use super::eval::{instantiate_derivations, EvalArgs, Report};
-use super::log_format::{verbosity, BuildOutput, LogFormat};
+use super::log_format::{verbosity, BuildOutput, LogFormat, SequentialOutput};
 
 /// Flags of `tvix build`, which are those of `nix-build`.
 #[derive(Args, Default)]
@@ -120,6 +118,7 @@ fn build_output(args: &BuildArgs) -> BuildOutput {
         args.log_format,
         args.no_build_output,
         verbosity(args.verbose, args.quiet),
+        args.check,
     )
 }
 
@@ -331,19 +330,10 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
     let outputs = if args.check {
         // `--check` rebuilds valid derivations: the sequential driver, on the same
         // per-derivation step as the executor.
-        let mut on_event = |e: Event<'_>| {
-            let mut err = std::io::stderr().lock();
-            let _ = match e {
-                Event::Planned(list) => writeln!(err, "{}", planned_message(list)),
-                Event::Building(d) => writeln!(err, "building '{d}'..."),
-                Event::Log(_) if args.no_build_output => Ok(()),
-                Event::Log(line) => err.write_all(line).and_then(|_| err.write_all(b"\n")),
-                Event::KeptBuildDir(dir) => {
-                    writeln!(err, "note: keeping build directory '{dir}'")
-                }
-            };
-        };
-        match realiser.check(&drvs, &mut on_event) {
+        let mut sequential = SequentialOutput::new(&output);
+        let result = realiser.check(&drvs, &mut |e| sequential.event(e));
+        output.finish();
+        match result {
             Ok(o) => o,
             Err(e) => {
                 if args.no_build_output {

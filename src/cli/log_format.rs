@@ -3,13 +3,14 @@
 //! `@nix {...}` records, and then nothing else reaches stderr: errors go as `msg`
 //! records, as Nix writes them.
 
-use std::io::Stderr;
+use std::io::{Stderr, Write};
 
 use clap::ValueEnum;
-use tvix_coordinator::events::Subscriber;
+use tvix_coordinator::build::Event as DriverEvent;
+use tvix_coordinator::events::{Event, Subscriber};
 use tvix_coordinator::internal_json::output::level;
 use tvix_coordinator::internal_json::InternalJsonOutput;
-use tvix_coordinator::nix_output::NixStyleOutput;
+use tvix_coordinator::nix_output::{planned_message, NixStyleOutput};
 
 /// The formats, spelled as Nix spells them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -41,12 +42,19 @@ pub(super) enum BuildOutput {
 impl BuildOutput {
     /// The output for `format`; `quiet_logs` (`-Q`) leaves build logs out of the plain
     /// lines (the records keep them: they are what tools show as logs).
-    pub(super) fn new(format: LogFormat, quiet_logs: bool, verbosity: u8) -> BuildOutput {
+    /// `checking`: the builds check valid outputs (`--check`).
+    pub(super) fn new(
+        format: LogFormat,
+        quiet_logs: bool,
+        verbosity: u8,
+        checking: bool,
+    ) -> BuildOutput {
         match format {
             LogFormat::Raw => BuildOutput::Raw(NixStyleOutput { quiet_logs }),
-            LogFormat::InternalJson => BuildOutput::InternalJson(Box::new(
-                InternalJsonOutput::new(std::io::stderr(), verbosity),
-            )),
+            LogFormat::InternalJson => {
+                let json = InternalJsonOutput::new(std::io::stderr(), verbosity);
+                BuildOutput::InternalJson(Box::new(if checking { json.checking() } else { json }))
+            }
         }
     }
 
@@ -94,6 +102,67 @@ impl BuildOutput {
     pub(super) fn finish(&self) {
         if let BuildOutput::InternalJson(o) = self {
             o.finish();
+        }
+    }
+}
+
+/// The `--check` driver's events (one build at a time, no plan object) in the chosen
+/// format, worded as Nix words checks (`checking outputs of '...'...`). Call [`BuildOutput::finish`] after the driver returns.
+pub(super) struct SequentialOutput<'a> {
+    output: &'a BuildOutput,
+    /// The derivation being built (its build activity is open).
+    building: Option<String>,
+}
+
+impl<'a> SequentialOutput<'a> {
+    pub(super) fn new(output: &'a BuildOutput) -> SequentialOutput<'a> {
+        SequentialOutput {
+            output,
+            building: None,
+        }
+    }
+
+    /// Reports one event of the driver.
+    pub(super) fn event(&mut self, e: DriverEvent<'_>) {
+        let json = match self.output {
+            BuildOutput::Raw(raw) => {
+                let mut err = std::io::stderr().lock();
+                let _ = match e {
+                    DriverEvent::Planned(list) => writeln!(err, "{}", planned_message(list)),
+                    DriverEvent::Building(d) => writeln!(err, "checking outputs of '{d}'..."),
+                    DriverEvent::Log(_) if raw.quiet_logs => Ok(()),
+                    DriverEvent::Log(line) => {
+                        err.write_all(line).and_then(|_| err.write_all(b"\n"))
+                    }
+                    DriverEvent::KeptBuildDir(dir) => {
+                        writeln!(err, "note: keeping build directory '{dir}'")
+                    }
+                };
+                return;
+            }
+            BuildOutput::InternalJson(json) => json,
+        };
+        let drv = self.building.clone().unwrap_or_default();
+        match e {
+            DriverEvent::Planned(list) => {
+                for line in planned_message(list).lines() {
+                    json.message(level::INFO, line);
+                }
+            }
+            DriverEvent::Building(next) => {
+                // The driver goes on to the next derivation only after the previous one
+                // succeeded.
+                if self.building.is_some() {
+                    json.event(&Event::BuildFinished { drv: &drv });
+                }
+                json.event(&Event::BuildStarted {
+                    drv: next,
+                    machine: "localhost",
+                });
+                self.building = Some(next.to_string());
+            }
+            DriverEvent::Log(line) => json.event(&Event::Log { drv: &drv, line }),
+            DriverEvent::KeptBuildDir(dir) => json.event(&Event::KeptBuildDir { drv: &drv, dir }),
         }
     }
 }

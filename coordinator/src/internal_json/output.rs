@@ -51,6 +51,8 @@ struct RunActivities {
 #[derive(Debug)]
 pub struct Translator {
     verbosity: u8,
+    /// Builds check valid outputs (`--check`): their activities say so, as Nix's do.
+    checking: bool,
     run: Option<RunActivities>,
     /// Open build activities by `.drv` path.
     builds: BTreeMap<String, u64>,
@@ -73,6 +75,7 @@ impl Translator {
     pub fn new(verbosity: u8) -> Translator {
         Translator {
             verbosity,
+            checking: false,
             run: None,
             builds: BTreeMap::new(),
             substitution_threads: HashMap::new(),
@@ -81,6 +84,13 @@ impl Translator {
             failed_substitutions: 0,
             last_progress: Progress::default(),
         }
+    }
+
+    /// Builds of this run check valid outputs (`--check`): their activities' text is
+    /// `checking outputs of '...'`, as Nix writes it.
+    pub fn checking(mut self) -> Translator {
+        self.checking = true;
+        self
     }
 
     /// A message at `level` (nothing above the verbosity).
@@ -219,7 +229,11 @@ impl Translator {
                     &mut out,
                     level::INFO,
                     ActivityType::Build,
-                    format!("building '{drv}'"),
+                    if self.checking {
+                        format!("checking outputs of '{drv}'")
+                    } else {
+                        format!("building '{drv}'")
+                    },
                     vec![(*drv).into(), machine.into(), 1.into(), 1.into()],
                     parent,
                 );
@@ -341,6 +355,14 @@ impl<W: Write + Send> InternalJsonOutput<W> {
     pub fn new(writer: W, verbosity: u8) -> InternalJsonOutput<W> {
         InternalJsonOutput {
             inner: Mutex::new((Translator::new(verbosity), writer)),
+        }
+    }
+
+    /// Builds of this run check valid outputs (`--check`; see [`Translator::checking`]).
+    pub fn checking(self) -> InternalJsonOutput<W> {
+        let (translator, writer) = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
+        InternalJsonOutput {
+            inner: Mutex::new((translator.checking(), writer)),
         }
     }
 
@@ -664,6 +686,23 @@ mod tests {
         assert!(
             pos(&LogRecord::Stop { id: copies[0].0 }) < pos(&LogRecord::Stop { id: copies[1].0 })
         );
+    }
+
+    #[test]
+    fn checks_say_so() {
+        let mut t = Translator::new(level::INFO).checking();
+        let out = t.event(
+            &Event::BuildStarted {
+                drv: "/nix/store/a.drv",
+                machine: "localhost",
+            },
+            std::thread::current().id(),
+        );
+        assert!(
+            matches!(&out[..], [LogRecord::Start { text, .. }] if text == "checking outputs of '/nix/store/a.drv'"),
+            "{out:?}"
+        );
+        assert_eq!(t.finish().len(), 1);
     }
 
     #[test]
