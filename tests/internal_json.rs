@@ -460,3 +460,27 @@ fn a_check_writes_records_worded_as_nix_words_them() {
         assert!(log.iter().any(|l| l.starts_with("building node ")), "{err}");
     }
 }
+
+#[test]
+fn evaluation_errors_and_traces_are_records_too() {
+    let store = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tvix"))
+        .args(["build", "--log-format", "internal-json", "--store"])
+        .arg(format!("local://{}", store.path().display()))
+        .args(["-E", r#"builtins.trace "tr" (throw "boom")"#])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let s = Stream::read(&err).unwrap_or_else(|e| panic!("{e}\n{err}"));
+    assert!(s.plain.is_empty(), "only records on stderr: {err}");
+    assert!(s.activities.is_empty(), "{err}");
+    let levels: Vec<(u8, &str)> = s
+        .msgs
+        .iter()
+        .map(|(l, m)| (*l, m.lines().next().unwrap_or("")))
+        .collect();
+    // As Nix writes them: the trace and the error, both at level 0.
+    assert_eq!(levels, [(0, "trace: tr"), (0, "error: boom")], "{err}");
+}

@@ -88,11 +88,9 @@ impl BuildOutput {
         match self {
             BuildOutput::Raw(_) => eprintln!("{text}"),
             BuildOutput::InternalJson(o) => {
-                let lvl = if text.starts_with("warning:") {
-                    level::WARN
-                } else {
-                    level::ERROR
-                };
+                let warning =
+                    text.starts_with("warning:") || text.starts_with("evaluation warning:");
+                let lvl = if warning { level::WARN } else { level::ERROR };
                 o.message(lvl, text);
             }
         }
