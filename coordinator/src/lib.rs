@@ -7,6 +7,8 @@
 //! - [`executor`]: performs a plan's actions on threads, reporting [`events`];
 //! - [`substitute`]: where outputs come from instead of being built;
 //! - [`nix_output`]: events printed as `nix-build` prints its progress;
+//! - [`internal_json`]: Nix's `--log-format internal-json` records: a tolerant parser, a
+//!   writer, and events written as `nix-build` writes them;
 //! - [`request`]: a derivation to a generic [`tvix_build::BuildRequest`] (a pure function,
 //!   Nix 2.8's sandbox rules);
 //! - [`closure`]: the input closure of a derivation, from the store's path infos;
@@ -27,6 +29,7 @@ pub mod eval_io;
 pub mod events;
 pub mod executor;
 pub mod fetch;
+pub mod internal_json;
 pub mod log;
 pub mod nix_output;
 pub mod plan;

@@ -9,15 +9,14 @@ use std::time::Duration;
 
 use clap::Args;
 use tvix_build::CancelToken;
-use tvix_coordinator::build::Event;
 use tvix_coordinator::events::Subscriber;
-use tvix_coordinator::nix_output::{planned_message, NixStyleOutput};
 use tvix_coordinator::realise::{
     failure_messages, parse_max_jobs, DrvOutput, RealiseConfig, RealiseError, Realiser, LOG_COMMAND,
 };
 use tvix_store::StorePath;
 
-use super::eval::{instantiate_derivations, EvalArgs};
+use super::eval::{instantiate_derivations, EvalArgs, Report};
+use super::log_format::{verbosity, BuildOutput, LogFormat, SequentialOutput};
 
 /// Flags of `tvix build`, which are those of `nix-build`.
 #[derive(Args, Default)]
@@ -89,9 +88,16 @@ pub(super) struct BuildArgs {
     /// Do not print build logs; a failure shows the last lines of its log instead.
     #[arg(long, short = 'Q')]
     pub(super) no_build_output: bool,
-    /// Accepted for compatibility.
+    /// Show fewer messages (takes one level off the verbosity).
     #[arg(long, hide = true)]
     pub(super) quiet: bool,
+    /// Show more messages (may be repeated: each adds a level, as in Nix).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub(super) verbose: u8,
+    /// How progress, logs and errors are written on stderr: `raw` (Nix's plain lines) or
+    /// `internal-json` (Nix's `@nix {...}` records, for tools made for Nix).
+    #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
+    pub(super) log_format: LogFormat,
     /// Enable experimental features.
     #[arg(long = "extra-experimental-features", alias = "experimental-features")]
     pub(super) features: Vec<String>,
@@ -106,9 +112,14 @@ fn options(args: &BuildArgs) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Prints an error as Nix does: `error: ` and continuation lines indented to match.
-fn print_error(msg: &str) {
-    eprintln!("error: {}", msg.replace('\n', "\n       "));
+/// The output `args` ask for.
+fn build_output(args: &BuildArgs) -> BuildOutput {
+    BuildOutput::new(
+        args.log_format,
+        args.no_build_output,
+        verbosity(args.verbose, args.quiet),
+        args.check,
+    )
 }
 
 /// The configuration the options give, with the flags over them.
@@ -139,32 +150,33 @@ fn config(args: &BuildArgs, store_url: &str) -> Result<RealiseConfig, RealiseErr
 
 /// Asks `cancel` to stop the run when SIGINT arrives (Ctrl-C); a second Ctrl-C is
 /// handled the same way (the run is already stopping).
-fn cancel_on_sigint(cancel: &CancelToken) {
+fn cancel_on_sigint(cancel: &CancelToken, output: &BuildOutput) {
     let cancel = cancel.clone();
     // SAFETY: the handler only stores to an atomic flag, which is async-signal-safe.
     let registered = unsafe {
         signal_hook::low_level::register(signal_hook::consts::SIGINT, move || cancel.cancel())
     };
     if let Err(e) = registered {
-        eprintln!("warning: cannot handle Ctrl-C: {e}");
+        output.diagnostic(&format!("warning: cannot handle Ctrl-C: {e}"));
     }
 }
 
-/// Builds on the executor; `Ok(None)` for a dry run, `Err(status)` after printing why.
+/// Builds on the executor; `Ok(None)` for a dry run, `Err(status)` after reporting why.
+/// Every activity `output` started is stopped before it returns.
 fn run_executor(
     args: &BuildArgs,
+    output: &BuildOutput,
     realiser: &Realiser,
     drvs: &[StorePath],
 ) -> Result<Option<Vec<BTreeMap<String, StorePath>>>, i32> {
     let cancel = CancelToken::new();
-    cancel_on_sigint(&cancel);
-    let output = NixStyleOutput {
-        quiet_logs: args.no_build_output,
-    };
-    let subscribers: [&dyn Subscriber; 1] = [&output];
-    let outcome = realiser.run(drvs, &subscribers, &cancel).map_err(|e| {
+    cancel_on_sigint(&cancel, output);
+    let subscribers: [&dyn Subscriber; 1] = [output.subscriber()];
+    let outcome = realiser.run(drvs, &subscribers, &cancel);
+    output.finish();
+    let outcome = outcome.map_err(|e| {
         let e = RealiseError::from(e);
-        print_error(&e.to_string());
+        output.error(&e.to_string());
         e.exit_status()
     })?;
     if std::env::var("TVIX_SHOW_STATS").is_ok_and(|v| v == "1") {
@@ -185,7 +197,7 @@ fn run_executor(
         return Ok(Some(outcome.target_outputs));
     }
     for msg in failure_messages(&outcome, drvs, args.no_build_output) {
-        print_error(&msg);
+        output.error(&msg);
     }
     Err(outcome.exit_status())
 }
@@ -207,13 +219,14 @@ pub(super) fn realise(
     store: &Arc<dyn tvix_store::StoreService>,
     drvs: &[StorePath],
 ) -> Result<Option<Vec<BTreeMap<String, StorePath>>>, i32> {
+    let output = build_output(args);
     let realiser = config(args, url)
         .and_then(|c| Realiser::with_store(store.clone(), c))
         .map_err(|e| {
-            print_error(&e.to_string());
+            output.error(&e.to_string());
             e.exit_status()
         })?;
-    run_executor(args, &realiser, drvs)
+    run_executor(args, &output, &realiser, drvs)
 }
 
 /// Opens the store and keeps garbage collection away from it while this process runs.
@@ -243,6 +256,8 @@ pub(super) fn register_root(url: &str, link: &str) -> Result<(), String> {
 }
 
 pub(super) fn build_command(args: BuildArgs) -> i32 {
+    let output = Arc::new(build_output(&args));
+    let print_error = |msg: &str| output.error(msg);
     let url = args
         .store
         .clone()
@@ -268,6 +283,16 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         store: Some(url.clone()),
         option: args.option.clone(),
         instantiate: true,
+        reporter: match args.log_format {
+            LogFormat::Raw => None,
+            LogFormat::InternalJson => {
+                let output = output.clone();
+                Some(Arc::new(move |report: Report<'_>| match report {
+                    Report::Error(text) => output.error_text(text),
+                    Report::Diagnostic(text) => output.diagnostic(text),
+                }))
+            }
+        },
         ..EvalArgs::default()
     };
     // Opened (and protected from garbage collection) before the evaluation, so nothing it
@@ -305,19 +330,10 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
     let outputs = if args.check {
         // `--check` rebuilds valid derivations: the sequential driver, on the same
         // per-derivation step as the executor.
-        let mut on_event = |e: Event<'_>| {
-            let mut err = std::io::stderr().lock();
-            let _ = match e {
-                Event::Planned(list) => writeln!(err, "{}", planned_message(list)),
-                Event::Building(d) => writeln!(err, "building '{d}'..."),
-                Event::Log(_) if args.no_build_output => Ok(()),
-                Event::Log(line) => err.write_all(line).and_then(|_| err.write_all(b"\n")),
-                Event::KeptBuildDir(dir) => {
-                    writeln!(err, "note: keeping build directory '{dir}'")
-                }
-            };
-        };
-        match realiser.check(&drvs, &mut on_event) {
+        let mut sequential = SequentialOutput::new(&output);
+        let result = realiser.check(&drvs, &mut |e| sequential.event(e));
+        output.finish();
+        match result {
             Ok(o) => o,
             Err(e) => {
                 if args.no_build_output {
@@ -329,7 +345,7 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
             }
         }
     } else {
-        match run_executor(&args, &realiser, &drvs) {
+        match run_executor(&args, &output, &realiser, &drvs) {
             Ok(Some(o)) => o,
             Ok(None) => return 0,
             Err(code) => return code,

@@ -13,6 +13,17 @@ use tvix_eval::symbol::Symbol;
 use tvix_eval::value::print::print_value;
 use tvix_eval::{EvalConfig, EvalError, EvalResult, Evaluator, SearchPathEntry, Value};
 
+/// What an evaluation reports besides its result.
+pub(super) enum Report<'a> {
+    /// A rendered error (`error: ...`, with its trace), ending in a newline.
+    Error(&'a str),
+    /// A diagnostic (`warning: ...`, `trace: ...`).
+    Diagnostic(&'a str),
+}
+
+/// Receives an evaluation's reports in place of stderr.
+pub(super) type Reporter = std::sync::Arc<dyn Fn(Report<'_>) + Send + Sync>;
+
 /// Flags of `tvix eval`, which are those of `nix-instantiate --eval`.
 #[derive(Args, Default)]
 pub(super) struct EvalArgs {
@@ -100,6 +111,10 @@ pub(super) struct EvalArgs {
     /// Set by `tvix instantiate`: print the `.drv` paths of the resulting derivations.
     #[arg(skip)]
     pub(super) instantiate: bool,
+    /// Where errors and diagnostics go instead of stderr (set by `tvix build
+    /// --log-format internal-json`, which writes them as records).
+    #[arg(skip)]
+    pub(super) reporter: Option<Reporter>,
 }
 
 fn search_path(args: &EvalArgs) -> Vec<SearchPathEntry> {
@@ -172,12 +187,18 @@ fn with_evaluator<T>(
     ) {
         Ok(io) => io,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            match &args.reporter {
+                Some(r) => r(Report::Error(&format!("error: {msg}\n"))),
+                None => eprintln!("error: {msg}"),
+            }
             return Err(1);
         }
     };
     let mut ev = Evaluator::new(io, config);
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    // A reporter gets plain text: it is not writing to a terminal.
+    let color = args.reporter.is_none()
+        && std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
     // Messages may carry colour codes of their own; they only reach a colour terminal.
     let for_stderr = move |text: &str| -> String {
         if color {
@@ -186,7 +207,10 @@ fn with_evaluator<T>(
             strip_ansi(text).into_owned()
         }
     };
-    ev.diagnostics = Box::new(move |msg| eprintln!("{}", for_stderr(msg)));
+    ev.diagnostics = match args.reporter.clone() {
+        Some(r) => Box::new(move |msg| r(Report::Diagnostic(&strip_ansi(msg)))),
+        None => Box::new(move |msg| eprintln!("{}", for_stderr(msg))),
+    };
     let render = RenderOptions {
         show_trace: args.show_trace && !args.no_show_trace,
         color,
@@ -196,7 +220,11 @@ fn with_evaluator<T>(
         eprintln!("{:#?}", ev.stats);
     }
     result.map_err(|e| {
-        eprint!("{}", for_stderr(&render_error(&e, &ev.sources, render)));
+        let text = render_error(&e, &ev.sources, render);
+        match &args.reporter {
+            Some(r) => r(Report::Error(&strip_ansi(&text))),
+            None => eprint!("{}", for_stderr(&text)),
+        }
         e.kind.exit_status()
     })
 }

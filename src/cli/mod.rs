@@ -5,6 +5,7 @@ mod build;
 mod builder;
 mod eval;
 mod log;
+mod log_format;
 mod lsp;
 mod nix_store;
 mod repl;
