@@ -28,6 +28,7 @@ pub mod events;
 pub mod executor;
 pub mod fetch;
 pub mod log;
+pub mod nix_conf;
 pub mod nix_output;
 pub mod plan;
 pub mod realise;

@@ -79,6 +79,9 @@ pub enum RealiseError {
         /// Its value.
         value: String,
     },
+    /// A configuration file (nix.conf, `NIX_CONFIG`) is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::nix_conf::NixConfError),
     /// `max-jobs` is 0 and there is no remote builder.
     #[error("unable to start any build; either increase '--max-jobs' or enable remote builds")]
     NoJobs,

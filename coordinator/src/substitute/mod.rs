@@ -108,7 +108,7 @@ impl StoreSubstituter {
 /// `items` ordered so that every item comes after the items it refers to (self-references
 /// aside): `path` names an item, `refs` what it refers to; references to paths not among
 /// `items` are ignored. Items are visited in path order, so the result is deterministic.
-pub(crate) fn order_references_first<T>(
+pub fn order_references_first<T>(
     items: Vec<T>,
     path: impl Fn(&T) -> &StorePath,
     refs: impl Fn(&T) -> &[StorePath],
