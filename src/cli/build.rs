@@ -49,6 +49,9 @@ pub(super) struct BuildArgs {
     /// Use no substituter (binary caches are not asked; everything missing is built).
     #[arg(long)]
     pub(super) offline: bool,
+    /// Build what fails to substitute (as `--option fallback true`).
+    #[arg(long)]
+    pub(super) fallback: bool,
     /// Set a Nix option: `sandbox-paths`, `system-features`, `extra-platforms`, `system`,
     /// `cores`, `timeout`, `max-silent-time`, and the substitution settings
     /// (`substituters`, `trusted-public-keys`, `require-sigs`, `substitute`, `fallback`,
@@ -125,6 +128,7 @@ fn config(args: &BuildArgs, store_url: &str) -> Result<RealiseConfig, RealiseErr
     if args.offline {
         c.substitute = false;
     }
+    c.exec.fallback |= args.fallback;
     let request = &mut c.settings.request;
     if let Some(n) = args.cores {
         request.cores = n;
