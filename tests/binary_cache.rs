@@ -179,21 +179,24 @@ fn substitutes_from_a_cache_nix_wrote_what_tvix_cannot_build() {
         .unwrap();
     ok(&copied, "nix copy --to file://");
 
-    // tvix substitutes it (and busybox, which it refers to... not: the output refers to
-    // nothing), checking the signature made by the reference's key.
+    // tvix substitutes it, checking the signature made by the reference's key; the
+    // settings come as Nix reads them (here: NIX_CONFIG under --option).
     let url = format!("file://{}", cache.display());
-    let out = tvix_build(
-        &file,
-        &n,
-        &tvix_store,
-        &[
-            "--option",
-            "substituters",
-            &url,
-            "--option",
-            "trusted-public-keys",
-            &pk,
-        ],
+    let out = run_limited(
+        {
+            let mut c = tvix();
+            c.arg("build")
+                .arg(&file)
+                .args(["--argstr", "nonce", &n, "--no-out-link", "--store"])
+                .arg(format!("local://{}", tvix_store.display()))
+                .args(["--option", "substituters", &url])
+                .env(
+                    "NIX_CONFIG",
+                    format!("trusted-public-keys = {pk}\nrequire-sigs = true"),
+                );
+            c
+        },
+        Duration::from_secs(120),
     );
     ok(&out, "tvix build with the cache");
     assert_eq!(last_line(&out), path);
@@ -552,7 +555,7 @@ fn serve(dir: PathBuf, stall: &'static str, stall_after: usize, max: usize) -> S
 }
 
 #[test]
-fn a_stalling_cache_times_out() {
+fn http_caches_work_and_stalling_ones_time_out() {
     let f = Fixture::new("xz");
     let timeouts = [
         "--option",
@@ -575,6 +578,17 @@ fn a_stalling_cache_times_out() {
     assert!(stderr.contains("timeout"), "{stderr}");
     assert!(stderr.contains("building '"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(60));
+
+    // The same cache over HTTP, answering: substituted from it.
+    let answering = serve(f.cache.clone(), "no such path", 0, 16);
+    let (out, store) = f.substitute("s0", std::slice::from_ref(&answering), &timeouts);
+    ok(&out, "substituting over HTTP");
+    assert!(
+        text(&out.stderr).contains(&format!("copying path '{}' from '{answering}'", f.path)),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(tvix_has(&store, &f.path));
 
     // A cache whose NAR stalls half-way: refused, nothing registered, the next cache used.
     let stalling = serve(f.cache.clone(), "/nar/", 10, 16);
