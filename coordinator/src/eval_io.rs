@@ -606,12 +606,12 @@ impl<I: EvalIO> EvalIO for Gated<I> {
             .unwrap_or_else(|| scratch.to_path_buf());
         fetch::git::export(req, dest, &clones)
     }
-    fn decompress(
+    fn decompress<'a>(
         &self,
-        data: Vec<u8>,
+        data: Box<dyn io::Read + Send + 'a>,
         compression: &str,
         what: &str,
-    ) -> Result<Vec<u8>, FetchError> {
+    ) -> Result<Box<dyn io::Read + Send + 'a>, FetchError> {
         fetch::nar::decompress(data, compression, what)
     }
     fn fetch_cache_get(&self, key: &str) -> Option<CacheEntry> {

@@ -106,6 +106,12 @@ pub enum Event<'a> {
         /// The last lines of its log (empty when the failure is not the builder's).
         log_tail: &'a [String],
     },
+    /// Something was passed over or refused and the run goes on (an unreachable or
+    /// untrusted binary cache, a corrupt substitute); Nix prints these as `warning: `.
+    Warning {
+        /// The message, without `warning: `.
+        message: &'a str,
+    },
     /// A derivation is not built because an input failed.
     DependencyFailed {
         /// The derivation.

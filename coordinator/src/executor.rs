@@ -445,7 +445,9 @@ impl<S: BuildStep> Executor<'_, S> {
                 }
                 // A substituter that cannot be asked is passed over, as Nix passes over
                 // an unreachable cache: the derivation is built instead.
-                let substitutable = matches!(self.substituters.find(&missing), Ok(Some(_)));
+                let mut warnings = Vec::new();
+                let substitutable = self.substituters.find(&missing, &mut warnings).is_some();
+                self.warn(&warnings);
                 state.plan.handle(Input::Substitutable {
                     drv: id,
                     substitutable,
@@ -498,28 +500,54 @@ impl<S: BuildStep> Executor<'_, S> {
         Ok(())
     }
 
-    /// Substitutes the outputs of `drv` (on a thread of its own).
+    /// Shows `warnings` as warning events.
+    fn warn(&self, warnings: &[String]) {
+        for message in warnings {
+            self.emit(&Event::Warning { message });
+        }
+    }
+
+    /// Substitutes the outputs of `drv` (on a thread of its own): from the first
+    /// substituter that has them; if that fails (a corrupt NAR, a broken connection),
+    /// from the next one that has them, as Nix tries the next substituter.
     fn substitute(&self, drv: &str, outputs: &[String]) -> Result<(), SubstituteError> {
         let paths: Vec<StorePath> = outputs
             .iter()
             .filter_map(|o| StorePath::from_absolute_path(o).ok())
             .collect();
-        let Some(from) = self.substituters.find(&paths)? else {
-            return Err(SubstituteError::Unavailable {
-                drv: drv.to_string(),
-            });
-        };
-        self.emit(&Event::SubstitutionStarted {
-            drv,
-            from: from.name(),
-        });
-        let mut copying = |p: &StorePath| {
-            self.emit(&Event::Copying {
-                path: &abs(p),
+        let mut start = 0;
+        let mut last_error = None;
+        loop {
+            let mut warnings = Vec::new();
+            let found = self.substituters.find_after(&paths, start, &mut warnings);
+            self.warn(&warnings);
+            let Some((idx, from)) = found else {
+                return Err(last_error.unwrap_or_else(|| SubstituteError::Unavailable {
+                    drv: drv.to_string(),
+                }));
+            };
+            self.emit(&Event::SubstitutionStarted {
+                drv,
                 from: from.name(),
-            })
-        };
-        from.substitute(&paths, self.store, &mut copying, self.cancel)
+            });
+            let mut copying = |p: &StorePath| {
+                self.emit(&Event::Copying {
+                    path: &abs(p),
+                    from: from.name(),
+                })
+            };
+            let result = from.substitute(&paths, self.store, &mut copying, self.cancel);
+            self.warn(&from.take_warnings());
+            match result {
+                Ok(()) => return Ok(()),
+                Err(SubstituteError::Cancelled) => return Err(SubstituteError::Cancelled),
+                Err(e) => {
+                    self.warn(&[e.to_string()]);
+                    last_error = Some(e);
+                    start = idx + 1;
+                }
+            }
+        }
     }
 
     /// A substitution ended.

@@ -31,6 +31,7 @@ pub mod executor;
 pub mod fetch;
 pub mod internal_json;
 pub mod log;
+pub mod nix_conf;
 pub mod nix_output;
 pub mod plan;
 pub mod realise;

@@ -65,6 +65,7 @@ impl NixStyleOutput {
             Event::KeptBuildDir { dir, .. } => {
                 Some(format!("note: keeping build directory '{dir}'").into_bytes())
             }
+            Event::Warning { message } => Some(format!("warning: {message}").into_bytes()),
             _ => None,
         }
     }

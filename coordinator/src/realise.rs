@@ -23,7 +23,13 @@ use crate::events::Subscriber;
 use crate::executor::{DrvFailure, ExecConfig, ExecError, Executor, Outcome};
 use crate::log::LogStore;
 use crate::request::{RequestSettings, SANDBOX_STORE_DIR};
+use crate::substitute::binary_cache::{BinaryCache, CacheSettings};
+use crate::substitute::transport::Timeouts;
 use crate::substitute::{StoreSubstituter, Substituter, Substituters};
+
+/// Nix's default `trusted-public-keys`: the key of cache.nixos.org.
+pub const DEFAULT_TRUSTED_KEY: &str =
+    "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
 
 /// The command that shows a whole build log, named in failure messages.
 pub const LOG_COMMAND: &str = "tvix log";
@@ -73,6 +79,9 @@ pub enum RealiseError {
         /// Its value.
         value: String,
     },
+    /// A configuration file (nix.conf, `NIX_CONFIG`) is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::nix_conf::NixConfError),
     /// `max-jobs` is 0 and there is no remote builder.
     #[error("unable to start any build; either increase '--max-jobs' or enable remote builds")]
     NoJobs,
@@ -89,8 +98,8 @@ pub enum RealiseError {
     OpenService(ServiceError),
     /// A substituter that is not a store tvix can substitute from.
     #[error(
-        "cannot substitute from '{0}': substituters must be tvix stores (local://, \
-         grpc+unix://, grpc+http://); Nix binary caches are not supported yet"
+        "cannot substitute from '{0}': supported substituters are Nix binary caches \
+         (file://, http://, https://) and tvix stores (local://, grpc+unix://, grpc+http://)"
     )]
     UnsupportedSubstituter(String),
     /// A substituter could not be opened.
@@ -155,6 +164,8 @@ pub struct RealiseConfig {
     pub substituters: Vec<String>,
     /// Whether to substitute at all (Nix's `substitute`, `--option substitute false`).
     pub substitute: bool,
+    /// Settings of binary caches (keys, `require-sigs`, TTLs, timeouts).
+    pub cache: CacheSettings,
 }
 
 fn words(s: &str) -> Vec<String> {
@@ -254,6 +265,7 @@ impl RealiseConfig {
             .filter_map(|name| get(name))
             .flat_map(words)
             .collect();
+        let cache = cache_settings(&get)?;
         let build_service_url = std::env::var("TVIX_BUILD_SERVICE")
             .ok()
             .filter(|s| !s.is_empty())
@@ -282,8 +294,63 @@ impl RealiseConfig {
             },
             substituters,
             substitute,
+            cache,
         })
     }
+}
+
+/// The binary cache settings among Nix's options, with Nix's defaults.
+fn cache_settings<'a>(
+    get: &dyn Fn(&str) -> Option<&'a str>,
+) -> Result<CacheSettings, RealiseError> {
+    let keys: Vec<String> = match get("trusted-public-keys") {
+        Some(v) => words(v),
+        None => vec![DEFAULT_TRUSTED_KEY.to_string()],
+    }
+    .into_iter()
+    .chain(
+        get("extra-trusted-public-keys")
+            .map(words)
+            .unwrap_or_default(),
+    )
+    .collect();
+    let trusted_keys = keys
+        .iter()
+        .map(|k| {
+            tvix_store::signing::PublicKey::parse(k).map_err(|_| RealiseError::BadOption {
+                name: "trusted-public-keys".into(),
+                value: k.clone(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let require_sigs = match get("require-sigs") {
+        Some(v) => boolean("require-sigs", v)?,
+        None => true,
+    };
+    let secs = |name: &str, default: u64| -> Result<Duration, RealiseError> {
+        Ok(Duration::from_secs(match get(name) {
+            Some(v) => number(name, v)?,
+            None => default,
+        }))
+    };
+    // Nix's `connect-timeout` 0 means the HTTP library's default; 0 here means the same
+    // as Nix's library's usual 300 s would be too long for a cache that is down, so 0
+    // stands for 30 s.
+    let connect = match secs("connect-timeout", 0)? {
+        d if d.is_zero() => Duration::from_secs(30),
+        d => d,
+    };
+    Ok(CacheSettings {
+        trusted_keys,
+        require_sigs,
+        positive_ttl: secs("narinfo-cache-positive-ttl", 30 * 24 * 3600)?,
+        negative_ttl: secs("narinfo-cache-negative-ttl", 3600)?,
+        timeouts: Timeouts {
+            connect,
+            stalled: secs("stalled-download-timeout", 300)?,
+        },
+        store_dir: tvix_store::StoreDir::default(),
+    })
 }
 
 /// An open store and build service, ready to realise outputs.
@@ -319,7 +386,7 @@ impl Realiser {
         .map_err(RealiseError::OpenService)?;
         let logs = LogStore::for_store_url(&config.store_url).ok();
         let substituters = if config.substitute {
-            open_substituters(&config.substituters)?
+            open_substituters(&config.substituters, &config.cache)?
         } else {
             Substituters::default()
         };
@@ -446,24 +513,59 @@ impl Realiser {
     }
 }
 
-/// Opens the substituters `urls` names, in order.
-fn open_substituters(urls: &[String]) -> Result<Substituters, RealiseError> {
-    let mut list: Vec<Box<dyn Substituter + Send>> = Vec::new();
-    for url in urls {
-        let is_store = url.starts_with("local://")
-            || url.starts_with("grpc+unix://")
-            || url.starts_with("grpc+http://")
-            || url.starts_with('/');
-        if !is_store {
-            return Err(RealiseError::UnsupportedSubstituter(url.clone()));
-        }
-        let source = tvix_store::open(url).map_err(|source| RealiseError::OpenSubstituter {
-            url: url.clone(),
-            source,
-        })?;
-        list.push(Box::new(StoreSubstituter::new(source)));
+/// Opens the substituters `urls` names, ordered by priority as Nix orders them (a binary
+/// cache's comes from its `nix-cache-info` or the URL's `?priority=`; tvix stores come
+/// first); equal priorities keep the order of `urls`.
+fn open_substituters(urls: &[String], cache: &CacheSettings) -> Result<Substituters, RealiseError> {
+    let settings = Arc::new(cache.clone());
+    // Binary caches' nix-cache-info files are read in parallel: one slow cache does not
+    // hold up the others.
+    let opened: Vec<Result<Prioritised, RealiseError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = urls
+            .iter()
+            .map(|url| {
+                let settings = settings.clone();
+                s.spawn(move || open_substituter(url, settings))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(urls)
+            .map(|(h, url)| {
+                h.join()
+                    .unwrap_or_else(|_| Err(RealiseError::UnsupportedSubstituter(url.clone())))
+            })
+            .collect()
+    });
+    let mut list = opened.into_iter().collect::<Result<Vec<_>, _>>()?;
+    list.sort_by_key(|(priority, _)| *priority);
+    Ok(Substituters::new(
+        list.into_iter().map(|(_, s)| s).collect(),
+    ))
+}
+
+/// A substituter and its priority (lower first).
+type Prioritised = (u64, Box<dyn Substituter + Send>);
+
+/// Opens one substituter, with its priority.
+fn open_substituter(url: &str, settings: Arc<CacheSettings>) -> Result<Prioritised, RealiseError> {
+    if BinaryCache::handles(url) {
+        let cache = BinaryCache::open(url, settings)
+            .ok_or_else(|| RealiseError::UnsupportedSubstituter(url.to_string()))?;
+        return Ok((cache.priority(), Box::new(cache)));
     }
-    Ok(Substituters::new(list))
+    let is_store = url.starts_with("local://")
+        || url.starts_with("grpc+unix://")
+        || url.starts_with("grpc+http://")
+        || url.starts_with('/');
+    if !is_store {
+        return Err(RealiseError::UnsupportedSubstituter(url.to_string()));
+    }
+    let source = tvix_store::open(url).map_err(|source| RealiseError::OpenSubstituter {
+        url: url.to_string(),
+        source,
+    })?;
+    Ok((0, Box::new(StoreSubstituter::new(source))))
 }
 
 /// The caller's environment, for fixed-output derivations' `impureEnvVars`.
@@ -613,14 +715,54 @@ mod tests {
     }
 
     #[test]
-    fn only_tvix_stores_substitute() {
-        let e = open_substituters(&["https://cache.nixos.org".into()])
+    fn substituters_are_stores_and_binary_caches() {
+        let cache = RealiseConfig::from_options("memory://", &BTreeMap::new())
+            .unwrap()
+            .cache;
+        let e = open_substituters(&["s3://bucket".into()], &cache)
             .err()
             .unwrap();
         assert!(matches!(e, RealiseError::UnsupportedSubstituter(_)), "{e}");
+        assert!(e.to_string().contains("file://, http://, https://"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let url = format!("local://{}", dir.path().display());
-        assert!(!open_substituters(&[url]).unwrap().is_empty());
+        let cache_dir = format!("file://{}", dir.path().display());
+        assert!(!open_substituters(&[url, cache_dir], &cache)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn cache_settings_are_read() {
+        let c = RealiseConfig::from_options("memory://", &BTreeMap::new()).unwrap();
+        assert!(c.cache.require_sigs);
+        assert_eq!(c.cache.trusted_keys.len(), 1);
+        assert_eq!(c.cache.negative_ttl, Duration::from_secs(3600));
+        let c = RealiseConfig::from_options(
+            "memory://",
+            &options(&[
+                ("require-sigs", "false"),
+                ("trusted-public-keys", ""),
+                (
+                    "extra-trusted-public-keys",
+                    "k:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                ),
+                ("stalled-download-timeout", "2"),
+            ]),
+        )
+        .unwrap();
+        assert!(!c.cache.require_sigs);
+        assert_eq!(c.cache.trusted_keys[0].name(), "k");
+        assert_eq!(c.cache.timeouts.stalled, Duration::from_secs(2));
+        let e = RealiseConfig::from_options(
+            "memory://",
+            &options(&[("trusted-public-keys", "broken")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "option 'trusted-public-keys' has invalid value 'broken'"
+        );
     }
 
     #[test]

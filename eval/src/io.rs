@@ -149,14 +149,15 @@ pub trait EvalIO {
         let _ = (dest, scratch);
         Err(refused(&format!("fetch the Git repository '{}'", req.url)))
     }
-    /// Decompresses a binary cache's NAR file (`compression` as its narinfo names it:
-    /// `none`, `xz`, `bzip2`, `zstd`); `what` names it in errors.
-    fn decompress(
+    /// A reader of the decompressed contents of a binary cache's NAR file read from
+    /// `data` (`compression` as its narinfo names it: `none`, `xz`, `bzip2`, `zstd`);
+    /// `what` names it in errors. Streaming: the NAR is never held in memory whole.
+    fn decompress<'a>(
         &self,
-        data: Vec<u8>,
+        data: Box<dyn io::Read + Send + 'a>,
         compression: &str,
         what: &str,
-    ) -> Result<Vec<u8>, FetchError> {
+    ) -> Result<Box<dyn io::Read + Send + 'a>, FetchError> {
         let _ = (data, compression);
         Err(refused(&format!("decompress '{what}'")))
     }

@@ -45,9 +45,18 @@ pub(super) struct BuildArgs {
     /// Create no result link.
     #[arg(long)]
     pub(super) no_out_link: bool,
+    /// Use no substituter (binary caches are not asked; everything missing is built).
+    #[arg(long)]
+    pub(super) offline: bool,
+    /// Build what fails to substitute (as `--option fallback true`).
+    #[arg(long)]
+    pub(super) fallback: bool,
     /// Set a Nix option: `sandbox-paths`, `system-features`, `extra-platforms`, `system`,
-    /// `cores`, `timeout` and `max-silent-time` are understood; others are accepted and
-    /// ignored.
+    /// `cores`, `timeout`, `max-silent-time`, and the substitution settings
+    /// (`substituters`, `trusted-public-keys`, `require-sigs`, `substitute`, `fallback`,
+    /// `narinfo-cache-positive-ttl`, `narinfo-cache-negative-ttl`, `connect-timeout`,
+    /// `stalled-download-timeout`) are understood; others are accepted and ignored.
+    /// Options are read from nix.conf and `NIX_CONFIG` too, as Nix reads them.
     #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
     pub(super) option: Vec<String>,
     /// `NIX_BUILD_CORES` of the builds (default: the number of cores).
@@ -124,7 +133,13 @@ fn build_output(args: &BuildArgs) -> BuildOutput {
 
 /// The configuration the options give, with the flags over them.
 fn config(args: &BuildArgs, store_url: &str) -> Result<RealiseConfig, RealiseError> {
-    let mut c = RealiseConfig::from_options(store_url, &options(args))?;
+    // Settings as Nix reads them: nix.conf files and NIX_CONFIG under `--option`.
+    let settings = tvix_coordinator::nix_conf::settings(&options(args))?;
+    let mut c = RealiseConfig::from_options(store_url, &settings)?;
+    if args.offline {
+        c.substitute = false;
+    }
+    c.exec.fallback |= args.fallback;
     let request = &mut c.settings.request;
     if let Some(n) = args.cores {
         request.cores = n;

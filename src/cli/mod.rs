@@ -11,6 +11,7 @@ mod nix_store;
 mod repl;
 mod show_derivation;
 mod store;
+mod store_copy;
 mod store_run;
 
 use clap::{Parser, Subcommand};

@@ -67,8 +67,12 @@ enum StoreCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Copy store paths (all of them if none are given), with their contents, from one
-    /// store to another; only what the target lacks is transferred.
+    /// Copy store paths with their closures (all paths if none are given, between tvix
+    /// stores), from one store to another; only what the target lacks is transferred.
+    /// Besides tvix stores, an end can be a Nix binary cache directory (`file:///DIR`,
+    /// written as `nix copy --to file://` writes it, read with signatures checked) or
+    /// the local Nix store (`nix:///nix/store`: read with Nix's database and the NAR
+    /// hashes checked; written through `nix-store --import`).
     Copy {
         /// The store to copy from.
         #[arg(long, value_name = "URL")]
@@ -76,6 +80,20 @@ enum StoreCommand {
         /// The store to copy to.
         #[arg(long, value_name = "URL")]
         to: String,
+        /// Sign what is written to a binary cache with this key (as written by
+        /// `nix-store --generate-binary-cache-key`).
+        #[arg(long, value_name = "FILE")]
+        secret_key_file: Option<PathBuf>,
+        /// Compression of the NARs written to a binary cache: xz, zstd, bzip2 or none.
+        #[arg(long, default_value = "xz")]
+        compression: String,
+        /// Accept paths of a binary cache that no trusted key signed.
+        #[arg(long)]
+        no_check_sigs: bool,
+        /// Set a Nix setting (`trusted-public-keys`, `require-sigs`, ...), over nix.conf
+        /// and `NIX_CONFIG`.
+        #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
+        option: Vec<String>,
         /// Store paths to copy.
         paths: Vec<String>,
     },
@@ -206,7 +224,28 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
     use tvix_store::castore::{nar as cnar, Node};
     let sd = store_dir()?;
     match cmd {
-        StoreCommand::Copy { from, to, paths } => return copy_command(&sd, &from, &to, &paths),
+        StoreCommand::Copy {
+            from,
+            to,
+            paths,
+            secret_key_file,
+            compression,
+            no_check_sigs,
+            option,
+        } => {
+            return super::store_copy::copy(
+                &sd,
+                &super::store_copy::CopyRequest {
+                    from: &from,
+                    to: &to,
+                    paths: &paths,
+                    secret_key_file: secret_key_file.as_deref(),
+                    compression: &compression,
+                    no_check_sigs,
+                    options: &option,
+                },
+            )
+        }
         StoreCommand::Gc { dry_run } => return gc_command(url, sd, dry_run),
         StoreCommand::Daemon { listen } => return daemon_command(url, &listen),
         StoreCommand::Mount {
@@ -387,34 +426,6 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
         }
     }
     out.flush().map_err(werr)?;
-    Ok(0)
-}
-
-/// `tvix store copy`: copies paths between two stores and reports what was transferred.
-fn copy_command(
-    sd: &tvix_store::StoreDir,
-    from: &str,
-    to: &str,
-    paths: &[String],
-) -> Result<i32, String> {
-    let src = tvix_store::open(from).map_err(|e| e.to_string())?;
-    let dst = tvix_store::open(to).map_err(|e| e.to_string())?;
-    let wanted = if paths.is_empty() {
-        None
-    } else {
-        Some(
-            paths
-                .iter()
-                .map(|p| sd.parse_path(p).map_err(|e| e.to_string()))
-                .collect::<Result<Vec<_>, _>>()?,
-        )
-    };
-    let stats = tvix_store::castore::copy::copy_paths(&*src, &*dst, wanted.as_deref())
-        .map_err(|e| e.to_string())?;
-    eprintln!(
-        "copied {} path(s): {} blob(s) ({} bytes), {} directories",
-        stats.paths, stats.blobs, stats.blob_bytes, stats.directories
-    );
     Ok(0)
 }
 

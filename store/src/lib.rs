@@ -10,8 +10,13 @@
 //! - [`store_path`]: [`StorePath`] parsing and validation, and [`StoreDir`] with the path
 //!   computations (text, source, fixed-output, derivation outputs).
 //! - [`nar`]: streaming NAR writer, hasher, validating parser and restorer.
-//! - [`narinfo`]: binary caches' `.narinfo` files, read and written, and the check of a
-//!   content address against its path.
+//! - [`narinfo`]: binary caches' `.narinfo` files, read and written, their signing
+//!   fingerprint, and the check of a content address against its path;
+//!   [`cache_info`]: a cache's `nix-cache-info`.
+//! - `signing` and `compression` (feature `cache`, on by default): ed25519 keys and
+//!   signatures as `nix-store --generate-binary-cache-key` writes them, and streaming NAR
+//!   (de)compression (xz, bzip2, zstd).
+//! - `nix_db` (feature `nix-db`): the local Nix store's SQLite database, read-only.
 //! - `castore` (feature `castore`, on by default): the content-addressed store — BLAKE3
 //!   blobs in content-defined chunks, Merkle directories, the blob/directory/path info
 //!   services with `memory://` and embedded local backends, NAR rendering and ingestion,
@@ -56,7 +61,10 @@
 //! ```
 
 #[cfg(feature = "castore")]
+pub mod cache_info;
 pub mod castore;
+#[cfg(feature = "cache")]
+pub mod compression;
 pub mod derivation;
 #[cfg(feature = "fuse")]
 pub mod fuse;
@@ -65,9 +73,13 @@ pub mod grpc;
 pub mod hash;
 pub mod nar;
 pub mod narinfo;
+#[cfg(feature = "nix-db")]
+pub mod nix_db;
 pub mod nixbase32;
 #[cfg(feature = "castore")]
 pub mod pathinfo;
+#[cfg(feature = "cache")]
+pub mod signing;
 pub mod store_path;
 
 #[cfg(feature = "castore")]

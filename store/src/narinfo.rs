@@ -1,6 +1,8 @@
 //! `.narinfo` files, the metadata of a store path in a binary cache: parsed into a typed
-//! [`NarInfo`], written back in the order Nix writes them, and the check that a
-//! content-addressed path really is the path its content address gives.
+//! [`NarInfo`] with Nix's rules (a missing `Compression` is bzip2; `StorePath`, `URL`,
+//! `NarHash` and a `NarSize` above 0 are required), written back in the order Nix writes
+//! them, the [`fingerprint`] that signatures sign, and the check that a content-addressed
+//! path really is the path its content address gives.
 
 use std::fmt::Write as _;
 
@@ -68,6 +70,28 @@ pub struct NarInfo {
     pub signatures: Vec<String>,
     /// The content address (`fixed:[r:]algo:hash` or `text:sha256:hash`), if it has one.
     pub ca: Option<String>,
+    /// The system the path was built for, if given (`System:`; informational).
+    pub system: Option<String>,
+}
+
+/// The text a signature of a store path signs:
+/// `1;<store path>;<NAR hash as sha256:nix32>;<NAR size>;<references, full paths, sorted,
+/// comma-separated>`.
+pub fn fingerprint<'a>(
+    dir: &StoreDir,
+    path: &StorePath,
+    nar_hash: &NixHash,
+    nar_size: u64,
+    references: impl IntoIterator<Item = &'a StorePath>,
+) -> String {
+    let mut refs: Vec<String> = references.into_iter().map(|r| dir.display(r)).collect();
+    refs.sort();
+    format!(
+        "1;{};{};{nar_size};{}",
+        dir.display(path),
+        nar_hash.to_prefixed(HashEncoding::Nix32),
+        refs.join(",")
+    )
 }
 
 fn invalid(field: &'static str, value: &str, reason: impl ToString) -> NarInfoError {
@@ -93,6 +117,7 @@ impl NarInfo {
         let mut deriver = None;
         let mut signatures = Vec::new();
         let mut ca = None;
+        let mut system = None;
         let hash = |field, v: &str| NixHash::parse(v, None).map_err(|e| invalid(field, v, e));
         let size = |field, v: &str| v.parse::<u64>().map_err(|e| invalid(field, v, e));
         let base = |field, v: &str| StorePath::from_base_name(v).map_err(|e| invalid(field, v, e));
@@ -125,6 +150,7 @@ impl NarInfo {
                 }
                 "Sig" => signatures.push(value.to_string()),
                 "CA" if !value.is_empty() => ca = Some(value.to_string()),
+                "System" if !value.is_empty() => system = Some(value.to_string()),
                 _ => {}
             }
         }
@@ -133,15 +159,23 @@ impl NarInfo {
             url: url
                 .filter(|u| !u.is_empty())
                 .ok_or(NarInfoError::Missing("URL"))?,
-            compression: compression.unwrap_or_else(|| "bzip2".to_string()),
             file_hash,
             file_size,
             nar_hash: nar_hash.ok_or(NarInfoError::Missing("NarHash"))?,
-            nar_size: nar_size.ok_or(NarInfoError::Missing("NarSize"))?,
+            nar_size: match nar_size {
+                None => return Err(NarInfoError::Missing("NarSize")),
+                Some(0) => return Err(invalid("NarSize", "0", "a NAR is never empty")),
+                Some(n) => n,
+            },
+            compression: match compression {
+                Some(c) if !c.is_empty() => c,
+                _ => "bzip2".to_string(),
+            },
             references,
             deriver,
             signatures,
             ca,
+            system,
         })
     }
 
@@ -168,6 +202,9 @@ impl NarInfo {
         if let Some(d) = &self.deriver {
             let _ = writeln!(out, "Deriver: {}", d.to_base_name());
         }
+        if let Some(system) = &self.system {
+            let _ = writeln!(out, "System: {system}");
+        }
         for s in &self.signatures {
             let _ = writeln!(out, "Sig: {s}");
         }
@@ -175,6 +212,17 @@ impl NarInfo {
             let _ = writeln!(out, "CA: {ca}");
         }
         out
+    }
+
+    /// The fingerprint its signatures sign ([`fingerprint`]).
+    pub fn fingerprint(&self, dir: &StoreDir) -> String {
+        fingerprint(
+            dir,
+            &self.store_path,
+            &self.nar_hash,
+            self.nar_size,
+            &self.references,
+        )
     }
 
     /// Checks that a content-addressed path is the path its content address gives (with
@@ -267,6 +315,39 @@ mod tests {
         ));
         let bad_size = TEXT.replace("NarSize: 120", "NarSize: many");
         assert!(NarInfo::parse(&bad_size, &dir).is_err());
+        let empty = TEXT.replace("NarSize: 120", "NarSize: 0");
+        assert!(matches!(
+            NarInfo::parse(&empty, &dir),
+            Err(NarInfoError::Invalid {
+                field: "NarSize",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn missing_compression_is_bzip2_and_system_is_kept() {
+        let dir = StoreDir::default();
+        let text = TEXT.replace("Compression: xz\n", "") + "System: x86_64-linux\n";
+        let i = NarInfo::parse(&text, &dir).unwrap();
+        assert_eq!(i.compression, "bzip2");
+        assert_eq!(i.system.as_deref(), Some("x86_64-linux"));
+        assert_eq!(NarInfo::parse(&i.to_text(&dir), &dir).unwrap(), i);
+    }
+
+    #[test]
+    fn fingerprints_name_full_paths_sorted() {
+        let dir = StoreDir::default();
+        let mut i = NarInfo::parse(TEXT, &dir).unwrap();
+        let b = StorePath::from_base_name("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-b").unwrap();
+        let a = StorePath::from_base_name("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a").unwrap();
+        i.references = vec![b, a];
+        assert_eq!(
+            i.fingerprint(&dir),
+            "1;/nix/store/z3n6ml62lc6l9glpaz6fq7fvi2rks9vq-a.txt;\
+             sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw;120;\
+             /nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a,/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-b"
+        );
     }
 
     #[test]

@@ -45,17 +45,13 @@ pub fn unpack(file: &Path, dest: &Path, what: &str) -> Result<PathBuf, FetchErro
         Compression::None => Box::new(input),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
         Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
-        Compression::Zstd => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(input)
-                .map_err(|e| fail(format!("not a zstd stream: {e}")))?,
-        ),
-        Compression::Xz => {
-            // lzma-rs decompresses into a writer; tar wants a reader.
-            let mut out = Vec::new();
-            lzma_rs::xz_decompress(&mut { input }, &mut out)
-                .map_err(|e| fail(format!("not an xz stream: {e}")))?;
-            Box::new(io::Cursor::new(out))
-        }
+        // Streaming, as binary caches' NARs are decompressed.
+        Compression::Zstd => tvix_store::compression::Compression::Zstd
+            .decoder(input)
+            .map_err(|e| fail(format!("not a zstd stream: {e}")))?,
+        Compression::Xz => tvix_store::compression::Compression::Xz
+            .decoder(input)
+            .map_err(|e| fail(format!("not an xz stream: {e}")))?,
     };
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_mtime(true);

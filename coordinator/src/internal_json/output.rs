@@ -254,6 +254,10 @@ impl Translator {
                     Self::result(&mut out, id, ResultType::SetPhase, vec![(*phase).into()]);
                 }
             }
+            Event::Warning { message } => {
+                // Nix writes its warnings as messages at level warn, colour codes aside.
+                out.extend(self.message(level::WARN, &format!("warning: {message}")));
+            }
             Event::KeptBuildDir { dir, .. } => {
                 out.extend(self.message(
                     level::ERROR,

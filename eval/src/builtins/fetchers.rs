@@ -849,14 +849,22 @@ fn fetch_closure(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
         info.check_content_address(&sd)
             .map_err(|e| other(e.to_string(), s))?;
         let url = format!("{base}/{}", info.url);
-        let nar = fetch_bytes(&*io, &url).map_err(|e| fetch_err(e, s))?;
-        let nar = io
-            .decompress(nar, &info.compression, &url)
+        // The NAR file goes to a temporary file and from there through the decompressor
+        // into the store: it is never held in memory whole.
+        let tmp = tempfile::NamedTempFile::new().map_err(|e| fetch_err(e.into(), s))?;
+        io.download(&url, tmp.path()).map_err(|e| fetch_err(e, s))?;
+        let file = std::fs::File::open(tmp.path()).map_err(|e| fetch_err(e.into(), s))?;
+        let mut nar = io
+            .decompress(
+                Box::new(std::io::BufReader::new(file)),
+                &info.compression,
+                &url,
+            )
             .map_err(|e| fetch_err(e, s))?;
         let refs: Vec<String> = info.references.iter().map(|r| sd.display(r)).collect();
         io.add_nar(
             &sd.display(&info.store_path),
-            &mut nar.as_slice(),
+            &mut nar,
             &info
                 .nar_hash
                 .to_prefixed(tvix_store::hash::HashEncoding::Nix32),

@@ -26,6 +26,8 @@
 pub mod add;
 pub(crate) mod backend;
 pub(crate) mod blob;
+#[cfg(feature = "cache")]
+pub mod cache_dir;
 pub mod copy;
 pub(crate) mod directory;
 pub mod export;

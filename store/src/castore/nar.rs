@@ -295,9 +295,11 @@ fn write_all_vectored<W: Write>(w: &mut W, mut slices: &mut [io::IoSlice<'_>]) -
 }
 
 /// A reader that feeds everything it reads to a [`NarHasher`].
+/// A reader whose bytes are hashed as a NAR on another thread ([`BackgroundNarHasher`]),
+/// beside the chunking and storing of what is read.
 struct HashingReader<R: Read> {
     r: R,
-    hasher: NarHasher,
+    hasher: BackgroundNarHasher,
 }
 
 impl<R: Read> Read for HashingReader<R> {
@@ -397,7 +399,7 @@ where
 {
     let mut hr = HashingReader {
         r,
-        hasher: NarHasher::new(),
+        hasher: BackgroundNarHasher::new(),
     };
     let mut ing = Ingester {
         store,
@@ -409,7 +411,7 @@ where
         what: "NAR",
         reason: "no root node",
     })?;
-    let (hash, size) = hr.hasher.finish();
+    let (hash, size) = hr.hasher.finish()?;
     Ok((root, hash, size))
 }
 

@@ -132,7 +132,7 @@ impl Store {
             Some(dir) => Store::local(&dir),
             None => Err(StoreError::BadUrl {
                 url: url.to_string(),
-                reason: "known schemes are memory:// and local://",
+                reason: "known stores are memory://, local://[/DIR], grpc+unix:///SOCKET and grpc+http://HOST:PORT; `tvix store copy` also reads and writes Nix binary caches (file:///DIR) and the Nix store (nix:///nix/store)",
             }),
         }
     }

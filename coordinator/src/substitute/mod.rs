@@ -4,8 +4,8 @@
 //! [`Substituter`] is what the executor asks ("do you have all of these?") and tells
 //! ("copy them, with what they refer to, into this store"). [`StoreSubstituter`] is
 //! another tvix store (local or gRPC: a shared build farm store, a colleague's daemon);
-//! Nix's HTTP and file binary caches plug in here too. [`Substituters`] asks several in
-//! priority order, as Nix's `substituters` setting does.
+//! [`binary_cache::BinaryCache`] is a Nix binary cache (`file://`, `http(s)://`).
+//! [`Substituters`] asks several in priority order, as Nix's `substituters` setting does.
 //!
 //! A substitution registers references before the paths that refer to them, and a path
 //! only after its whole contents are in the target store, so a store interrupted during a
@@ -16,10 +16,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 use tvix_build::CancelToken;
 use tvix_store::castore::{copy, StoreError};
-use tvix_store::pathinfo::PathInfo;
 use tvix_store::{StorePath, StoreService};
 
 use crate::closure::{closure_of, ClosureError};
+
+pub mod binary_cache;
+pub mod transport;
 
 /// Why a substitution failed.
 #[derive(Debug, Error)]
@@ -39,6 +41,14 @@ pub enum SubstituteError {
         from: String,
         /// What failed.
         source: ClosureError,
+    },
+    /// A binary cache could not provide a path (the path was not registered).
+    #[error("substituting from '{from}': {source}")]
+    Cache {
+        /// The cache.
+        from: String,
+        /// What failed.
+        source: Box<binary_cache::CacheError>,
     },
     /// No substituter has the outputs any more.
     #[error("no substituter has the outputs of '{drv}'")]
@@ -68,6 +78,12 @@ pub trait Substituter: Sync {
         copying: &mut dyn FnMut(&StorePath),
         cancel: &CancelToken,
     ) -> Result<(), SubstituteError>;
+
+    /// What it refused or passed over since last asked (an unsigned narinfo, a cache
+    /// that cannot be read), for the run to show as warnings.
+    fn take_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A tvix store as a substituter: trusted as the store itself is, so no signatures.
@@ -89,13 +105,16 @@ impl StoreSubstituter {
     }
 }
 
-/// The infos of a closure ordered so that every path comes after the paths it refers to
-/// (self-references aside); references outside the closure are ignored.
-fn references_first(closure: Vec<PathInfo>) -> Vec<PathInfo> {
-    let mut by_path: BTreeMap<StorePath, PathInfo> = closure
-        .into_iter()
-        .map(|i| (i.store_path.clone(), i))
-        .collect();
+/// `items` ordered so that every item comes after the items it refers to (self-references
+/// aside): `path` names an item, `refs` what it refers to; references to paths not among
+/// `items` are ignored. Items are visited in path order, so the result is deterministic.
+pub fn order_references_first<T>(
+    items: Vec<T>,
+    path: impl Fn(&T) -> &StorePath,
+    refs: impl Fn(&T) -> &[StorePath],
+) -> Vec<T> {
+    let mut by_path: BTreeMap<StorePath, T> =
+        items.into_iter().map(|i| (path(&i).clone(), i)).collect();
     let mut order = Vec::with_capacity(by_path.len());
     let mut done: BTreeSet<StorePath> = BTreeSet::new();
     let roots: Vec<StorePath> = by_path.keys().cloned().collect();
@@ -106,7 +125,7 @@ fn references_first(closure: Vec<PathInfo>) -> Vec<PathInfo> {
             if done.contains(&p) {
                 continue;
             }
-            let Some(info) = by_path.get(&p) else {
+            let Some(item) = by_path.get(&p) else {
                 continue;
             };
             if expanded {
@@ -114,15 +133,14 @@ fn references_first(closure: Vec<PathInfo>) -> Vec<PathInfo> {
                 order.push(by_path.remove(&p).expect("present above"));
                 continue;
             }
-            let refs: Vec<StorePath> = info
-                .references
+            let children: Vec<StorePath> = refs(item)
                 .iter()
                 .filter(|r| **r != p && !done.contains(*r))
                 .cloned()
                 .collect();
             stack.push((p, true));
             // A cycle (only in a corrupt store) is cut where it is found again.
-            stack.extend(refs.into_iter().map(|r| (r, false)));
+            stack.extend(children.into_iter().map(|r| (r, false)));
         }
     }
     order
@@ -162,7 +180,9 @@ impl Substituter for StoreSubstituter {
                 source: other,
             },
         })?;
-        for info in references_first(closure) {
+        let ordered =
+            order_references_first(closure, |i| &i.store_path, |i| i.references.as_slice());
+        for info in ordered {
             if cancel.is_cancelled() {
                 return Err(SubstituteError::Cancelled);
             }
@@ -198,14 +218,35 @@ impl Substituters {
         self.list.is_empty()
     }
 
-    /// The first substituter that has every one of `paths`.
-    pub fn find(&self, paths: &[StorePath]) -> Result<Option<&dyn Substituter>, SubstituteError> {
-        for s in &self.list {
-            if s.has_all(paths)? {
-                return Ok(Some(&**s));
+    /// The first substituter that has every one of `paths`. One that cannot be asked
+    /// (an unreachable cache, a timeout) is passed over with a warning in `warnings`, as
+    /// Nix passes over it.
+    pub fn find(
+        &self,
+        paths: &[StorePath],
+        warnings: &mut Vec<String>,
+    ) -> Option<&dyn Substituter> {
+        self.find_after(paths, 0, warnings).map(|(_, s)| s)
+    }
+
+    /// The first substituter from position `start` on that has every one of `paths`,
+    /// with its position (see [`Substituters::find`]).
+    pub fn find_after(
+        &self,
+        paths: &[StorePath],
+        start: usize,
+        warnings: &mut Vec<String>,
+    ) -> Option<(usize, &dyn Substituter)> {
+        for (idx, s) in self.list.iter().enumerate().skip(start) {
+            let has = s.has_all(paths);
+            warnings.extend(s.take_warnings());
+            match has {
+                Ok(true) => return Some((idx, &**s)),
+                Ok(false) => {}
+                Err(e) => warnings.push(e.to_string()),
             }
         }
-        Ok(None)
+        None
     }
 }
 
@@ -213,6 +254,7 @@ impl Substituters {
 mod tests {
     use super::*;
     use tvix_store::castore::{BlobService, Node, Store};
+    use tvix_store::pathinfo::PathInfo;
     use tvix_store::pathinfo::PathInfoService;
 
     fn path(name: &str) -> StorePath {
@@ -304,9 +346,11 @@ mod tests {
             Box::new(StoreSubstituter::new(Box::new(two))),
         ]);
         let both = [a.clone(), b.clone()];
-        let found = list.find(&both).unwrap().unwrap();
+        let mut warnings = Vec::new();
+        let found = list.find(&both, &mut warnings).unwrap();
         assert!(found.has_all(&both).unwrap());
-        assert!(list.find(&[path("zzz")]).unwrap().is_none());
+        assert!(list.find(&[path("zzz")], &mut warnings).is_none());
+        assert!(warnings.is_empty());
         assert!(!list.is_empty());
     }
 }
