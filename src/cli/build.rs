@@ -16,8 +16,11 @@ use tvix_coordinator::realise::{
     failure_messages, parse_max_jobs, DrvOutput, RealiseConfig, RealiseError, Realiser, LOG_COMMAND,
 };
 use tvix_store::StorePath;
+use tvix_tui::driver::{color_allowed, Dashboard, Mode, Options};
+use tvix_tui::history::HistoryFile;
 
 use super::eval::{instantiate_derivations, EvalArgs};
+use super::log_format::{shown, LogFormat, Shown};
 
 /// Flags of `tvix build`, which are those of `nix-build`.
 #[derive(Args, Default)]
@@ -95,6 +98,17 @@ pub(super) struct BuildArgs {
     /// Enable experimental features.
     #[arg(long = "extra-experimental-features", alias = "experimental-features")]
     pub(super) features: Vec<String>,
+    /// How progress is shown on stderr: `bar` (a dashboard on a terminal, one timestamped
+    /// line per event elsewhere; the default), `bar-with-logs` (with the build logs as
+    /// `name> line`) or `raw` (Nix's lines; the default as `nix-build`).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub(super) log_format: Option<LogFormat>,
+    /// Print build logs as `name> line` (`--log-format bar-with-logs`).
+    #[arg(short = 'L', long)]
+    pub(super) print_build_logs: bool,
+    /// Set when the binary runs as `nix-build` (its default format is Nix's).
+    #[arg(skip)]
+    pub(super) as_nix_build: bool,
 }
 
 /// The `--option NAME VALUE` pairs (the last one of a name wins).
@@ -158,11 +172,45 @@ fn run_executor(
 ) -> Result<Option<Vec<BTreeMap<String, StorePath>>>, i32> {
     let cancel = CancelToken::new();
     cancel_on_sigint(&cancel);
-    let output = NixStyleOutput {
-        quiet_logs: args.no_build_output,
+    // A dry run only lists what would be done, as Nix's lines do.
+    let format = if args.dry_run {
+        Shown::Raw
+    } else {
+        shown(args.log_format, args.print_build_logs, args.as_nix_build)
     };
-    let subscribers: [&dyn Subscriber; 1] = [&output];
-    let outcome = realiser.run(drvs, &subscribers, &cancel).map_err(|e| {
+    let (outcome, log_shown) = match format {
+        Shown::Raw => {
+            let output = NixStyleOutput {
+                quiet_logs: args.no_build_output,
+            };
+            let subscribers: [&dyn Subscriber; 1] = [&output];
+            let outcome = realiser.run(drvs, &subscribers, &cancel);
+            (outcome, !args.no_build_output)
+        }
+        Shown::Bar { print_logs } => {
+            let mode = Mode::detect();
+            let on_cancel = cancel.clone();
+            let dashboard = Dashboard::start(Options {
+                mode,
+                print_logs,
+                color: color_allowed(),
+                title: "tvix build".to_string(),
+                history: HistoryFile::default_location().ok(),
+                on_cancel: Box::new(move || on_cancel.cancel()),
+            });
+            let feed = dashboard.feed();
+            let subscribers: [&dyn Subscriber; 1] = [&feed];
+            let outcome = realiser.run(drvs, &subscribers, &cancel);
+            let cancelled =
+                cancel.is_cancelled() || outcome.as_ref().is_ok_and(|o| o.summary.cancelled);
+            if let Err(e) = dashboard.finish(cancelled) {
+                eprintln!("warning: the build dashboard failed: {e}");
+            }
+            // The plain lines showed failures' log tails; the dashboard's screen is gone.
+            (outcome, mode == Mode::Plain)
+        }
+    };
+    let outcome = outcome.map_err(|e| {
         let e = RealiseError::from(e);
         print_error(&e.to_string());
         e.exit_status()
@@ -184,7 +232,7 @@ fn run_executor(
     if outcome.success() {
         return Ok(Some(outcome.target_outputs));
     }
-    for msg in failure_messages(&outcome, drvs, args.no_build_output) {
+    for msg in failure_messages(&outcome, drvs, !log_shown) {
         print_error(&msg);
     }
     Err(outcome.exit_status())

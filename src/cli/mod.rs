@@ -5,6 +5,7 @@ mod build;
 mod builder;
 mod eval;
 mod log;
+mod log_format;
 mod lsp;
 mod nix_store;
 mod repl;
@@ -106,7 +107,10 @@ pub fn run() -> i32 {
             args.instantiate = true;
             run_on_big_stack(move || eval_command(args))
         }
-        Command::Build(args) => run_on_big_stack(move || build_command(args)),
+        Command::Build(mut args) => {
+            args.as_nix_build = invoked_as == "nix-build";
+            run_on_big_stack(move || build_command(args))
+        }
         Command::Log(args) => log_command(args),
         Command::ShowDerivation(args) => show_derivation(&args),
         Command::Store(args) => store_command(args),
