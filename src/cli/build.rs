@@ -106,7 +106,8 @@ pub(super) struct BuildArgs {
     /// Print build logs as `name> line` (`--log-format bar-with-logs`).
     #[arg(short = 'L', long)]
     pub(super) print_build_logs: bool,
-    /// Set when the binary runs as `nix-build` (its default format is Nix's).
+    /// Set when the binary runs as `nix-build` or `nix-store` (whose default format is
+    /// Nix's).
     #[arg(skip)]
     pub(super) as_nix_build: bool,
 }

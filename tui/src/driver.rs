@@ -265,8 +265,10 @@ fn dashboard_loop(
     let mut last_draw: Option<Instant> = None;
     let mut ended = false;
     loop {
-        // Updates first: drain what arrived.
-        loop {
+        // Updates first: what arrived, for a bounded time, so a flood of log lines
+        // cannot starve the frames and the keys.
+        let drain_start = Instant::now();
+        while drain_start.elapsed() < FRAME_INTERVAL / 2 {
             match rx.try_recv() {
                 Ok(Msg::Update(at, u)) => dirty |= model.update(at, u),
                 Ok(Msg::End { cancelled }) => {

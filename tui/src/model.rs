@@ -157,9 +157,10 @@ pub struct LogTail {
 }
 
 impl LogTail {
-    /// Adds a line (cut to [`LOG_LINE_MAX`] bytes), dropping the oldest beyond
-    /// [`LOG_LINES_KEPT`].
-    pub fn push(&mut self, mut line: String) {
+    /// Adds a line (without terminal escapes, cut to [`LOG_LINE_MAX`] bytes), dropping
+    /// the oldest beyond [`LOG_LINES_KEPT`].
+    pub fn push(&mut self, line: String) {
+        let mut line = printable(line);
         if line.len() > LOG_LINE_MAX {
             let mut cut = LOG_LINE_MAX;
             while !line.is_char_boundary(cut) {
@@ -260,6 +261,45 @@ pub struct Counts {
     pub failed: usize,
     /// Not built because an input failed.
     pub dependency_failed: usize,
+}
+
+/// `text` without terminal escape sequences and control characters (tabs become spaces),
+/// so a build's colours cannot move the dashboard's cursor.
+pub fn printable(text: String) -> String {
+    if !text.chars().any(|c| c.is_control()) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                // CSI (`ESC [ ... final`) and OSC (`ESC ] ... BEL|ESC \\`); other escapes
+                // are two characters.
+                match chars.next() {
+                    Some('[') => {
+                        for c in chars.by_ref() {
+                            if ('@'..='~').contains(&c) {
+                                break;
+                            }
+                        }
+                    }
+                    Some(']') => {
+                        while let Some(c) = chars.next() {
+                            if c == '\x07' || (c == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
+                                break;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            '\t' => out.push_str("    "),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The name of a store path: without `/nix/store/`, the hash and `.drv`.
@@ -410,8 +450,17 @@ impl Model {
                     let skip = n.log.len().saturating_sub(FAILURE_TAIL);
                     log_tail = n.log.lines().skip(skip).map(str::to_string).collect();
                 }
+                if n.state == State::Built {
+                    // Nix's log says a build failed after its activity stopped, which
+                    // looked like success: it took no time worth remembering.
+                    let name = n.name.clone();
+                    if let Some(k) = self.finished.iter().rposition(|(f, _)| *f == name) {
+                        self.finished.remove(k);
+                    }
+                } else {
+                    n.ended = Some(now);
+                }
                 n.state = State::Failed;
-                n.ended = Some(now);
                 n.failure = Some(Failure { message, log_tail });
                 if !self.failed_order.contains(&i) {
                     self.failed_order.push(i);
@@ -431,7 +480,7 @@ impl Model {
                 if self.messages.len() == MESSAGES_KEPT {
                     self.messages.pop_front();
                 }
-                self.messages.push_back((level, text));
+                self.messages.push_back((level, printable(text)));
             }
             Update::CancelRequested => self.cancel_requested = true,
             Update::Ended { cancelled } => {
@@ -786,6 +835,38 @@ mod tests {
         m.update(secs(4), Update::Ended { cancelled: false });
         assert_eq!(m.counts().substituting, 0);
         assert!(m.summary().ends_with(", cancelled"));
+    }
+
+    #[test]
+    fn escapes_are_removed() {
+        assert_eq!(
+            printable("\x1b[31;1merror:\x1b[0m a\tb\x07".into()),
+            "error: a    b"
+        );
+        assert_eq!(printable("\x1b]0;title\x07x\x1b]8;;u\x1b\\y".into()), "xy");
+        assert_eq!(printable("plain".into()), "plain");
+    }
+
+    #[test]
+    fn a_failure_after_a_stop_is_a_failure() {
+        let mut m = Model::new(History::default());
+        let started = Update::BuildStarted {
+            drv: A.into(),
+            machine: String::new(),
+        };
+        m.update(secs(0), started);
+        m.update(secs(2), Update::BuildFinished { drv: A.into() });
+        m.update(
+            secs(2),
+            Update::BuildFailed {
+                drv: A.into(),
+                message: "m".into(),
+                log_tail: vec![],
+            },
+        );
+        assert_eq!(m.counts().failed, 1);
+        assert_eq!(m.counts().built, 0);
+        assert!(m.finished_durations().is_empty());
     }
 
     #[test]

@@ -301,9 +301,10 @@ fn failure_section(model: &Model, view: &ViewState, theme: Theme, room: usize) -
     Section { lines }
 }
 
-/// Warnings and errors the tool printed (the last few).
+/// Errors, warnings and notices the tool printed (the last few).
 fn message_section(model: &Model, theme: Theme, room: usize) -> Section {
-    let msgs: Vec<(u8, &str)> = model.messages().filter(|(level, _)| *level <= 1).collect();
+    // Errors, warnings and notices (what a monitored command printed besides records).
+    let msgs: Vec<(u8, &str)> = model.messages().filter(|(level, _)| *level <= 2).collect();
     if msgs.is_empty() || room == 0 {
         return Section { lines: Vec::new() };
     }
@@ -311,13 +312,13 @@ fn message_section(model: &Model, theme: Theme, room: usize) -> Section {
     let mut lines: Vec<Line<'static>> = msgs[msgs.len() - shown..]
         .iter()
         .map(|(level, m)| {
-            let (word, color) = if *level == 0 {
-                ("error", Color::Red)
-            } else {
-                ("warning", Color::Yellow)
+            let (word, color) = match level {
+                0 => ("error: ", Color::Red),
+                1 => ("warning: ", Color::Yellow),
+                _ => ("", Color::Reset),
             };
             Line::styled(
-                format!("{word}: {}", m.lines().next().unwrap_or("")),
+                format!("{word}{}", m.lines().next().unwrap_or("")),
                 theme.style(Style::default().fg(color)),
             )
         })
