@@ -34,12 +34,14 @@ def run(cmd, **kw):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--live", type=int, default=60, help="seconds of the live run (0: skip)")
+    ap.add_argument("--no-build", action="store_true", help="use the example already built")
     args = ap.parse_args()
-    subprocess.run(
-        ["cargo", "build", "--release", "-p", "tvix-tui", "--example", "dashboard-bench"],
-        cwd=REPO,
-        check=True,
-    )
+    if not args.no_build:
+        subprocess.run(
+            ["cargo", "build", "--release", "-p", "tvix-tui", "--example", "dashboard-bench"],
+            cwd=REPO,
+            check=True,
+        )
     exe = target_dir() / "release/examples/dashboard-bench"
     print(run([str(exe), "frame"]).stdout.strip())
     print(run([str(exe), "memory"]).stdout.strip())

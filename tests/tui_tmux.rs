@@ -27,13 +27,19 @@ fn quote(s: &str) -> String {
 /// `tvix build` running in a detached tmux session.
 struct Term {
     socket: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     nonce: String,
 }
 
 impl Term {
     /// Starts `tvix build slow.nix ARGS` on a 100x30 terminal.
     fn start(args: &[&str]) -> Term {
+        Term::start_to(args, None)
+    }
+
+    /// Starts `tvix build slow.nix ARGS`, its stdout into the file `stdout` of the test's
+    /// directory when given.
+    fn start_to(args: &[&str], stdout: Option<&str>) -> Term {
         check_prerequisites();
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let socket = format!(
@@ -58,6 +64,9 @@ impl Term {
             cmd.push(' ');
             cmd.push_str(&quote(a));
         }
+        if let Some(f) = stdout {
+            cmd.push_str(&format!(" > {}", quote(&format!("{d}/{f}"))));
+        }
         cmd.push_str("; echo \"EXITED $?\"; sleep 600");
         let status = Command::new("tmux")
             .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
@@ -69,7 +78,7 @@ impl Term {
         assert!(status.success(), "tmux new-session failed");
         Term {
             socket,
-            _dir: dir,
+            dir,
             nonce: n,
         }
     }
@@ -181,6 +190,21 @@ fn the_dashboard_shows_running_builds_then_the_summary() {
     );
     assert!(s.contains("EXITED 0"), "{s}");
     assert!(s.contains(&format!("-{top}")), "no output path:\n{s}");
+}
+
+/// stdout carries only the output paths, also when the dashboard is on stderr.
+#[test]
+fn stdout_keeps_only_the_output_paths() {
+    let t = Term::start_to(&[], Some("paths"));
+    let s = t.wait("the end", |s| s.contains("EXITED"));
+    assert!(s.contains("EXITED 0"), "{s}");
+    let paths = std::fs::read_to_string(t.dir.path().join("paths")).expect("stdout file");
+    let top = t.name("slow-top");
+    assert!(
+        paths.starts_with("/nix/store/") && paths.trim_end().ends_with(&top),
+        "stdout is not the output path: {paths:?}"
+    );
+    assert_eq!(paths.lines().count(), 1, "{paths:?}");
 }
 
 #[test]

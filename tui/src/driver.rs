@@ -258,9 +258,15 @@ fn dashboard_loop(
     ACTIVE.store(true, Ordering::SeqCst);
     let _guard = TerminalGuard;
     let mut stderr = std::io::stderr();
-    crossterm::execute!(stderr, EnterAlternateScreen, crossterm::cursor::Hide)?;
+    // Cleared here, not with `Terminal::clear`, which asks the terminal where its cursor
+    // is by writing to stdout, where output paths go.
+    crossterm::execute!(
+        stderr,
+        EnterAlternateScreen,
+        crossterm::cursor::Hide,
+        terminal::Clear(terminal::ClearType::All)
+    )?;
     let mut term = Terminal::new(CrosstermBackend::new(std::io::stderr()))?;
-    term.clear()?;
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let mut ended = false;
