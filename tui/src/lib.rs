@@ -9,12 +9,16 @@
 //! - [`render`]: the model drawn into a ratatui frame, tested with `TestBackend`;
 //! - [`plain`]: one timestamped line per update, for pipes and CI;
 //! - [`history`]: past build durations for estimates, and the file keeping them (IO);
-//! - [`driver`]: the IO edge: the terminal, the redraw loop, the keys, the plain writer.
+//! - [`driver`]: the IO edge: the terminal, the redraw loop, the keys, the plain writer;
+//! - `monitor` (feature `internal-json`, which needs the coordinator's
+//!   `internal_json` codec): Nix's `internal-json` log as updates, for `tvix monitor`.
 
 pub mod convert;
 pub mod driver;
 pub mod history;
 pub mod model;
+#[cfg(feature = "internal-json")]
+pub mod monitor;
 pub mod plain;
 pub mod render;
 pub mod view;
