@@ -43,10 +43,11 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// `tvix build graph.nix` in `dir` into the store at `store`.
+/// `tvix build graph.nix` in `dir` (Nix's lines, which the tests read) into the store at `store`.
 fn tvix_build_command(dir: &Path, store: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tvix"));
     c.arg("build")
+        .args(["--log-format", "raw"])
         .arg(graph_file())
         .arg("--store")
         .arg(format!("local://{}", store.display()))

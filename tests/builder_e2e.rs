@@ -157,6 +157,8 @@ fn tvix_build_through_a_builder_daemon_and_a_store_daemon() {
     let out = tvix(
         &[
             "build",
+            "--log-format",
+            "raw",
             "--store",
             &store.url,
             "--build-service",
@@ -191,6 +193,8 @@ fn tvix_build_through_a_builder_daemon_and_a_store_daemon() {
     let out = tvix(
         &[
             "build",
+            "--log-format",
+            "raw",
             "--store",
             &store.url,
             "--build-service",

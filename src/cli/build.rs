@@ -14,9 +14,11 @@ use tvix_coordinator::realise::{
     failure_messages, parse_max_jobs, DrvOutput, RealiseConfig, RealiseError, Realiser, LOG_COMMAND,
 };
 use tvix_store::StorePath;
+use tvix_tui::driver::{color_allowed, Dashboard, Mode, Options};
+use tvix_tui::history::HistoryFile;
 
 use super::eval::{instantiate_derivations, EvalArgs, Report};
-use super::log_format::{verbosity, BuildOutput, LogFormat, SequentialOutput};
+use super::log_format::{shown, verbosity, BuildOutput, LogFormat, SequentialOutput, Shown};
 
 /// Flags of `tvix build`, which are those of `nix-build`.
 #[derive(Args, Default)]
@@ -103,13 +105,23 @@ pub(super) struct BuildArgs {
     /// Show more messages (may be repeated: each adds a level, as in Nix).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub(super) verbose: u8,
-    /// How progress, logs and errors are written on stderr: `raw` (Nix's plain lines) or
-    /// `internal-json` (Nix's `@nix {...}` records, for tools made for Nix).
-    #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
-    pub(super) log_format: LogFormat,
     /// Enable experimental features.
     #[arg(long = "extra-experimental-features", alias = "experimental-features")]
     pub(super) features: Vec<String>,
+    /// How progress, logs and errors are written on stderr: `bar` (a dashboard on a
+    /// terminal, one timestamped line per event elsewhere; the default), `bar-with-logs`
+    /// (with the build logs as `name> line`), `raw` (Nix's lines; the default as
+    /// `nix-build`) or `internal-json` (Nix's `@nix {...}` records, for tools made for
+    /// Nix).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub(super) log_format: Option<LogFormat>,
+    /// Print build logs as `name> line` (`--log-format bar-with-logs`).
+    #[arg(short = 'L', long)]
+    pub(super) print_build_logs: bool,
+    /// Set when the binary runs as `nix-build` or `nix-store` (whose default format is
+    /// Nix's).
+    #[arg(skip)]
+    pub(super) as_nix_build: bool,
 }
 
 /// The `--option NAME VALUE` pairs (the last one of a name wins).
@@ -121,10 +133,19 @@ fn options(args: &BuildArgs) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// How `args` ask the run to be shown. A dry run only lists what would be done, as Nix's
+/// lines do (or its records).
+fn shown_as(args: &BuildArgs) -> Shown {
+    match shown(args.log_format, args.print_build_logs, args.as_nix_build) {
+        Shown::Bar { .. } if args.dry_run => Shown::Raw,
+        s => s,
+    }
+}
+
 /// The output `args` ask for.
 fn build_output(args: &BuildArgs) -> BuildOutput {
     BuildOutput::new(
-        args.log_format,
+        shown_as(args),
         args.no_build_output,
         verbosity(args.verbose, args.quiet),
         args.check,
@@ -186,9 +207,38 @@ fn run_executor(
 ) -> Result<Option<Vec<BTreeMap<String, StorePath>>>, i32> {
     let cancel = CancelToken::new();
     cancel_on_sigint(&cancel, output);
-    let subscribers: [&dyn Subscriber; 1] = [output.subscriber()];
-    let outcome = realiser.run(drvs, &subscribers, &cancel);
-    output.finish();
+    let (outcome, log_shown) = match shown_as(args) {
+        Shown::Raw | Shown::InternalJson => {
+            let subscribers: [&dyn Subscriber; 1] = [output.subscriber()];
+            let outcome = realiser.run(drvs, &subscribers, &cancel);
+            output.finish();
+            // Records carry the logs whatever `-Q` says.
+            let shown = !args.no_build_output || shown_as(args) == Shown::InternalJson;
+            (outcome, shown)
+        }
+        Shown::Bar { print_logs } => {
+            let mode = Mode::detect();
+            let on_cancel = cancel.clone();
+            let dashboard = Dashboard::start(Options {
+                mode,
+                print_logs,
+                color: color_allowed(),
+                title: "tvix build".to_string(),
+                history: HistoryFile::default_location().ok(),
+                on_cancel: Box::new(move || on_cancel.cancel()),
+            });
+            let feed = dashboard.feed();
+            let subscribers: [&dyn Subscriber; 1] = [&feed];
+            let outcome = realiser.run(drvs, &subscribers, &cancel);
+            let cancelled =
+                cancel.is_cancelled() || outcome.as_ref().is_ok_and(|o| o.summary.cancelled);
+            if let Err(e) = dashboard.finish(cancelled) {
+                output.diagnostic(&format!("warning: the build dashboard failed: {e}"));
+            }
+            // The plain lines showed failures' log tails; the dashboard's screen is gone.
+            (outcome, mode == Mode::Plain)
+        }
+    };
     let outcome = outcome.map_err(|e| {
         let e = RealiseError::from(e);
         output.error(&e.to_string());
@@ -211,7 +261,7 @@ fn run_executor(
     if outcome.success() {
         return Ok(Some(outcome.target_outputs));
     }
-    for msg in failure_messages(&outcome, drvs, args.no_build_output) {
+    for msg in failure_messages(&outcome, drvs, !log_shown) {
         output.error(&msg);
     }
     Err(outcome.exit_status())
@@ -298,9 +348,9 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         store: Some(url.clone()),
         option: args.option.clone(),
         instantiate: true,
-        reporter: match args.log_format {
-            LogFormat::Raw => None,
-            LogFormat::InternalJson => {
+        reporter: match shown_as(&args) {
+            Shown::Raw | Shown::Bar { .. } => None,
+            Shown::InternalJson => {
                 let output = output.clone();
                 Some(Arc::new(move |report: Report<'_>| match report {
                     Report::Error(text) => output.error_text(text),

@@ -1,7 +1,10 @@
-//! `--log-format`: how a command that builds reports on stderr. `raw` is Nix's plain
-//! lines (`building '...'...`, the build logs, `error: ...`); `internal-json` is Nix's
-//! `@nix {...}` records, and then nothing else reaches stderr: errors go as `msg`
-//! records, as Nix writes them.
+//! `--log-format`: how a command that builds reports on stderr, spelled as Nix spells the
+//! formats. `raw` is Nix's plain lines (`building '...'...`, the build logs, `error:
+//! ...`); `bar` is the dashboard on a terminal and timestamped lines elsewhere;
+//! `bar-with-logs` adds the build logs (`name> line`); `internal-json` is Nix's `@nix
+//! {...}` records, and then nothing else reaches stderr: errors go as `msg` records, as
+//! Nix writes them. Without the flag: `bar` (`bar-with-logs` with `-L`), except as
+//! `nix-build`, whose scripts expect Nix's lines.
 
 use std::io::{Stderr, Write};
 
@@ -13,14 +16,43 @@ use tvix_coordinator::internal_json::InternalJsonOutput;
 use tvix_coordinator::nix_output::{planned_message, NixStyleOutput};
 
 /// The formats, spelled as Nix spells them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(super) enum LogFormat {
     /// Plain lines, as `nix-build` prints them without a terminal.
-    #[default]
     Raw,
+    /// The dashboard on a terminal, one timestamped line per event elsewhere.
+    Bar,
+    /// As `bar`, with the build logs as `name> line`.
+    BarWithLogs,
     /// Nix's `@nix {...}` records, for tools made for Nix (nix-output-monitor,
     /// `tvix monitor`).
     InternalJson,
+}
+
+/// How a run is shown, once the flags and the invocation are known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Shown {
+    /// Nix's lines.
+    Raw,
+    /// The dashboard (or its plain lines); with the logs when `print_logs`.
+    Bar {
+        /// Print build logs as `name> line`.
+        print_logs: bool,
+    },
+    /// Nix's records.
+    InternalJson,
+}
+
+/// What `format` (or its absence) shows: `print_logs` is `-L`, `as_nix_build` whether
+/// the binary runs under the name `nix-build`.
+pub(super) fn shown(format: Option<LogFormat>, print_logs: bool, as_nix_build: bool) -> Shown {
+    match format {
+        Some(LogFormat::Raw) => Shown::Raw,
+        Some(LogFormat::InternalJson) => Shown::InternalJson,
+        None if as_nix_build => Shown::Raw,
+        Some(LogFormat::Bar) | None => Shown::Bar { print_logs },
+        Some(LogFormat::BarWithLogs) => Shown::Bar { print_logs: true },
+    }
 }
 
 /// Nix's verbosity from `-v` flags (each adds a level to the default, `info`) and
@@ -40,18 +72,19 @@ pub(super) enum BuildOutput {
 }
 
 impl BuildOutput {
-    /// The output for `format`; `quiet_logs` (`-Q`) leaves build logs out of the plain
+    /// The output for `shown`; `quiet_logs` (`-Q`) leaves build logs out of the plain
     /// lines (the records keep them: they are what tools show as logs).
-    /// `checking`: the builds check valid outputs (`--check`).
+    /// `checking`: the builds check valid outputs (`--check`). The dashboard is started
+    /// by the run itself; its errors, and everything outside a run, are plain lines.
     pub(super) fn new(
-        format: LogFormat,
+        shown: Shown,
         quiet_logs: bool,
         verbosity: u8,
         checking: bool,
     ) -> BuildOutput {
-        match format {
-            LogFormat::Raw => BuildOutput::Raw(NixStyleOutput { quiet_logs }),
-            LogFormat::InternalJson => {
+        match shown {
+            Shown::Raw | Shown::Bar { .. } => BuildOutput::Raw(NixStyleOutput { quiet_logs }),
+            Shown::InternalJson => {
                 let json = InternalJsonOutput::new(std::io::stderr(), verbosity);
                 BuildOutput::InternalJson(Box::new(if checking { json.checking() } else { json }))
             }
@@ -172,19 +205,44 @@ mod tests {
 
     #[derive(Parser)]
     struct Cli {
-        #[arg(long, value_enum, default_value_t)]
-        log_format: LogFormat,
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
     }
 
     #[test]
     fn formats_are_spelled_as_nix_spells_them() {
         let parse = |v: &str| Cli::try_parse_from(["x", "--log-format", v]).map(|c| c.log_format);
-        assert_eq!(parse("raw").unwrap(), LogFormat::Raw);
-        assert_eq!(parse("internal-json").unwrap(), LogFormat::InternalJson);
-        assert!(parse("json").is_err());
+        assert_eq!(parse("raw").unwrap(), Some(LogFormat::Raw));
+        assert_eq!(parse("bar").unwrap(), Some(LogFormat::Bar));
         assert_eq!(
-            Cli::try_parse_from(["x"]).unwrap().log_format,
-            LogFormat::Raw
+            parse("bar-with-logs").unwrap(),
+            Some(LogFormat::BarWithLogs)
+        );
+        assert_eq!(
+            parse("internal-json").unwrap(),
+            Some(LogFormat::InternalJson)
+        );
+        assert!(parse("json").is_err());
+        assert_eq!(Cli::try_parse_from(["x"]).unwrap().log_format, None);
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(shown(None, false, false), Shown::Bar { print_logs: false });
+        assert_eq!(shown(None, true, false), Shown::Bar { print_logs: true });
+        assert_eq!(shown(None, false, true), Shown::Raw);
+        assert_eq!(
+            shown(Some(LogFormat::Bar), false, true),
+            Shown::Bar { print_logs: false }
+        );
+        assert_eq!(
+            shown(Some(LogFormat::BarWithLogs), false, false),
+            Shown::Bar { print_logs: true }
+        );
+        assert_eq!(shown(Some(LogFormat::Raw), true, false), Shown::Raw);
+        assert_eq!(
+            shown(Some(LogFormat::InternalJson), true, true),
+            Shown::InternalJson
         );
     }
 

@@ -7,6 +7,7 @@ mod eval;
 mod log;
 mod log_format;
 mod lsp;
+mod monitor;
 mod nix_store;
 mod repl;
 mod show_derivation;
@@ -50,6 +51,10 @@ enum Command {
     Build(BuildArgs),
     /// Print the kept build log of a derivation or of an output it built (like `nix log`).
     Log(LogArgs),
+    /// Show Nix's `internal-json` log read on stdin as the build dashboard
+    /// (`nix-build --log-format internal-json -v ... 2>&1 | tvix monitor`); exits 1 when
+    /// a build it watched failed.
+    Monitor(monitor::MonitorArgs),
     /// Print `.drv` files as JSON, in the format of `nix derivation show`: an object keyed
     /// by `.drv` path. Files are read from disk (e.g. written by Nix), store paths not on
     /// disk from the tvix store (e.g. written by `tvix instantiate`).
@@ -108,8 +113,12 @@ pub fn run() -> i32 {
             args.instantiate = true;
             run_on_big_stack(move || eval_command(args))
         }
-        Command::Build(args) => run_on_big_stack(move || build_command(args)),
+        Command::Build(mut args) => {
+            args.as_nix_build = invoked_as == "nix-build";
+            run_on_big_stack(move || build_command(args))
+        }
         Command::Log(args) => log_command(args),
+        Command::Monitor(args) => monitor::monitor_command(args),
         Command::ShowDerivation(args) => show_derivation(&args),
         Command::Store(args) => store_command(args),
         Command::Builder(args) => builder_command(args),

@@ -385,6 +385,8 @@ fn realise_command(cmd: &Cmd, url: &str, sd: &StoreDir) -> Result<i32, String> {
             max_jobs: cmd.max_jobs.clone(),
             no_build_output: cmd.quiet_builds,
             store: Some(url.to_string()),
+            // `nix-store`'s scripts read Nix's lines.
+            as_nix_build: true,
             ..BuildArgs::default()
         };
         match realise(&args, url, &store, &drvs) {

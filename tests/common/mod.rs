@@ -139,11 +139,13 @@ pub fn run_limited(mut c: Command, limit: Duration) -> Output {
     c2.output().expect("running a build")
 }
 
-/// `tvix build FILE --argstr nonce NONCE --no-out-link` into the `local://` store at `store`.
+/// `tvix build FILE --log-format raw --argstr nonce NONCE --no-out-link` into the `local://` store at `store`.
 pub fn tvix_build(file: &Path, nonce: &str, store: &Path, extra: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tvix"));
+    // Nix's lines, which the differential tests compare with nix-build's.
     c.arg("build")
         .arg(file)
+        .args(["--log-format", "raw"])
         .args(["--argstr", "nonce", nonce, "--no-out-link", "--store"])
         .arg(format!("local://{}", store.display()))
         .args(extra)

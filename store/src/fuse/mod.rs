@@ -719,7 +719,10 @@ mod tests {
         assert_eq!(fs.lookup_root(HAVE.as_bytes()), Ok(None), "no fetcher yet");
         fs.fetch_missing = Some(fetcher.clone());
         let ino = fs.lookup_root(HAVE.as_bytes()).unwrap().expect("fetched");
-        assert!(matches!(fs.inode(ino), Some(Inode::Node(Node::File { size: 7, .. }))));
+        assert!(matches!(
+            fs.inode(ino),
+            Some(Inode::Node(Node::File { size: 7, .. }))
+        ));
         // Now in the store: not asked for again.
         assert_eq!(fs.lookup_root(HAVE.as_bytes()).unwrap(), Some(ino));
         assert_eq!(fs.lookup_root(NOBODY.as_bytes()), Ok(None));

@@ -1,0 +1,306 @@
+//! `tvix build`'s dashboard on a real terminal: each test runs the build inside its own
+//! tmux server (a private socket, a fresh store, HOME and state directory), reads the
+//! screen with `capture-pane` and types with `send-keys`. The graph (`tests/tui/slow.nix`)
+//! builds with runc and busybox, with a fresh nonce, so nothing is valid beforehand.
+//! Also the plain mode, when stderr is not a terminal.
+//!
+//! Needs tmux, runc, root and the busybox of `setup.sh`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{check_prerequisites, nonce, run_limited, text};
+
+/// Longest wait for something to appear on screen.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn slow_graph() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tui/slow.nix")
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// `tvix build` running in a detached tmux session.
+struct Term {
+    socket: String,
+    dir: tempfile::TempDir,
+    nonce: String,
+}
+
+impl Term {
+    /// Starts `tvix build slow.nix ARGS` on a 100x30 terminal.
+    fn start(args: &[&str]) -> Term {
+        Term::start_to(args, None)
+    }
+
+    /// Starts `tvix build slow.nix ARGS`, its stdout into the file `stdout` of the test's
+    /// directory when given.
+    fn start_to(args: &[&str], stdout: Option<&str>) -> Term {
+        check_prerequisites();
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let socket = format!(
+            "tvix-tui-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let n = nonce();
+        let d = dir.path().display().to_string();
+        let mut cmd = format!(
+            "env -u TVIX_BUILD_SERVICE -u TVIX_STORE HOME={home} XDG_STATE_HOME={state} \
+             TERM=xterm-256color NO_COLOR=1 {bin} build {file} --argstr nonce {n} \
+             --no-out-link --store {store}",
+            home = quote(&format!("{d}/home")),
+            state = quote(&format!("{d}/state")),
+            bin = quote(env!("CARGO_BIN_EXE_tvix")),
+            file = quote(&slow_graph().display().to_string()),
+            store = quote(&format!("local://{d}/store")),
+        );
+        for a in args {
+            cmd.push(' ');
+            cmd.push_str(&quote(a));
+        }
+        if let Some(f) = stdout {
+            cmd.push_str(&format!(" > {}", quote(&format!("{d}/{f}"))));
+        }
+        cmd.push_str("; echo \"EXITED $?\"; sleep 600");
+        let status = Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
+            .args(["-x", "100", "-y", "30", "-c"])
+            .arg(dir.path())
+            .arg(&cmd)
+            .status()
+            .expect("tmux is needed for the terminal tests");
+        assert!(status.success(), "tmux new-session failed");
+        Term {
+            socket,
+            dir,
+            nonce: n,
+        }
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("run tmux");
+        text(&out.stdout)
+    }
+
+    /// The visible screen.
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    /// Waits until `pred` holds for the screen; returns it.
+    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if start.elapsed() > TIMEOUT {
+                panic!("timed out after {TIMEOUT:?} waiting for {what}; the screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The name a derivation of the graph has in this run.
+    fn name(&self, base: &str) -> String {
+        format!("{base}-{}", self.nonce)
+    }
+
+    /// The line of the running build `name`.
+    fn running_line(screen: &str, name: &str) -> Option<String> {
+        screen
+            .lines()
+            .find(|l| l.contains(&format!("▸ {name}")) && l.contains("localhost"))
+            .map(str::to_string)
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+/// `m:ss` somewhere in `line`.
+fn has_timer(line: &str) -> bool {
+    line.split_whitespace().any(|w| {
+        let Some((m, s)) = w.split_once(':') else {
+            return false;
+        };
+        !m.is_empty()
+            && m.chars().all(|c| c.is_ascii_digit())
+            && s.len() == 2
+            && s.chars().all(|c| c.is_ascii_digit())
+    })
+}
+
+#[test]
+fn the_dashboard_shows_running_builds_then_the_summary() {
+    let t = Term::start(&[]);
+    let dep = t.name("slow-dep");
+    let top = t.name("slow-top");
+    let s = t.wait("the running dependency", |s| {
+        Term::running_line(s, &dep).is_some()
+    });
+    let line = Term::running_line(&s, &dep).unwrap();
+    assert!(
+        has_timer(&line),
+        "no timer on the running build's line: {line}\n{s}"
+    );
+    assert!(s.contains("1 building · 0/2 built"), "no counts:\n{s}");
+    assert!(
+        s.contains("Derivations (2)") && s.contains(&top),
+        "no tree:\n{s}"
+    );
+    // The timer moves.
+    let first = line;
+    let s = t.wait("the timer to move", |s| {
+        Term::running_line(s, &dep).is_some_and(|l| l != first)
+            || Term::running_line(s, &top).is_some()
+    });
+    let s = if Term::running_line(&s, &top).is_some() {
+        s
+    } else {
+        t.wait("the top build", |s| Term::running_line(s, &top).is_some())
+    };
+    assert!(s.contains("1/2 built"), "counts after the dependency:\n{s}");
+    let s = t.wait("the end", |s| s.contains("EXITED"));
+    assert!(
+        s.contains("tvix build: built 2, substituted 0, failed 0 in "),
+        "no summary:\n{s}"
+    );
+    assert!(s.contains("EXITED 0"), "{s}");
+    assert!(s.contains(&format!("-{top}")), "no output path:\n{s}");
+}
+
+/// stdout carries only the output paths, also when the dashboard is on stderr.
+#[test]
+fn stdout_keeps_only_the_output_paths() {
+    let t = Term::start_to(&[], Some("paths"));
+    let s = t.wait("the end", |s| s.contains("EXITED"));
+    assert!(s.contains("EXITED 0"), "{s}");
+    let paths = std::fs::read_to_string(t.dir.path().join("paths")).expect("stdout file");
+    let top = t.name("slow-top");
+    assert!(
+        paths.starts_with("/nix/store/") && paths.trim_end().ends_with(&top),
+        "stdout is not the output path: {paths:?}"
+    );
+    assert_eq!(paths.lines().count(), 1, "{paths:?}");
+}
+
+#[test]
+fn l_shows_the_selected_builds_log() {
+    let t = Term::start(&[]);
+    let top = t.name("slow-top");
+    t.wait("the top build's log", |s| {
+        Term::running_line(s, &top).is_some() && s.contains("tick ")
+    });
+    t.keys(&["l"]);
+    let s = t.wait("the log view", |s| {
+        s.contains(&format!("log of {top} (building)"))
+    });
+    assert!(s.contains("top-start /nix/store/"), "{s}");
+    t.wait("a later line", |s| {
+        s.contains("tick 3") && s.contains("(following)")
+    });
+    // Back to the dashboard.
+    t.keys(&["q"]);
+    t.wait("the dashboard", |s| s.contains("Running (1)"));
+}
+
+#[test]
+fn ctrl_c_asks_then_cancels() {
+    let t = Term::start(&[]);
+    let dep = t.name("slow-dep");
+    t.wait("the running dependency", |s| {
+        Term::running_line(s, &dep).is_some()
+    });
+    t.keys(&["C-c"]);
+    t.wait("the question", |s| s.contains("Cancel the run?"));
+    t.keys(&["C-c"]);
+    let s = t.wait("the end", |s| s.contains("EXITED"));
+    assert!(
+        s.contains(", cancelled"),
+        "the summary does not say cancelled:\n{s}"
+    );
+    assert!(!s.contains("EXITED 0"), "a cancelled build succeeded:\n{s}");
+}
+
+#[test]
+fn a_failure_is_shown_with_its_log_and_command() {
+    let t = Term::start(&["--arg", "fail", "true"]);
+    let top = t.name("slow-top");
+    let s = t.wait("the end", |s| s.contains("EXITED"));
+    assert!(s.contains("failed 1"), "{s}");
+    assert!(
+        s.contains(&format!("failed: {top} (whole log: tvix log /nix/store/")),
+        "no command for the whole log:\n{s}"
+    );
+    assert!(s.contains("going-wrong"), "no log tail in the error:\n{s}");
+    assert!(s.contains("EXITED 1") || s.contains("EXITED 100"), "{s}");
+}
+
+/// Without a terminal: one timestamped line per event, no escape sequences; `-L` adds the
+/// logs as `name> line`.
+#[test]
+fn plain_lines_without_a_terminal() {
+    check_prerequisites();
+    let dir = tempfile::tempdir().unwrap();
+    let n = nonce();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tvix"));
+    c.arg("build")
+        .arg(slow_graph())
+        .args(["--argstr", "nonce", &n, "--no-out-link", "-L", "--store"])
+        .arg(format!("local://{}/store", dir.path().display()))
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env_remove("TVIX_BUILD_SERVICE");
+    let o = run_limited(c, Duration::from_secs(120));
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        !err.contains('\x1b'),
+        "escape sequences in plain mode:\n{err}"
+    );
+    let stamped = |what: &str| {
+        err.lines()
+            .any(|l| l.starts_with('[') && l.contains("s] ") && l.ends_with(what))
+    };
+    assert!(
+        stamped(&format!("building slow-dep-{n} on localhost")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("slow-top-{n}> tick 3")), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with('[') && l.contains(&format!("built slow-top-{n} in 0:0"))),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with('[') && l.contains("] built 2, substituted 0, failed 0 in ")),
+        "no summary:\n{err}"
+    );
+    // The durations are kept for the next run's estimates.
+    let history = std::fs::read_to_string(dir.path().join("state/tvix/build-times"))
+        .expect("the build history");
+    assert!(history.contains(&format!("slow-top-{n}\t")), "{history}");
+}
