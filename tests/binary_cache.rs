@@ -83,6 +83,8 @@ fn tvix_build(file: &Path, nonce: &str, store: &Path, args: &[&str]) -> Output {
         .arg(file)
         .args(["--argstr", "nonce", nonce, "--no-out-link", "--store"])
         .arg(format!("local://{}", store.display()))
+        // Nix's lines, which the tests read.
+        .args(["--log-format", "raw"])
         .args(args);
     run_limited(c, Duration::from_secs(120))
 }
@@ -189,6 +191,7 @@ fn substitutes_from_a_cache_nix_wrote_what_tvix_cannot_build() {
                 .arg(&file)
                 .args(["--argstr", "nonce", &n, "--no-out-link", "--store"])
                 .arg(format!("local://{}", tvix_store.display()))
+                .args(["--log-format", "raw"])
                 .args(["--option", "substituters", &url])
                 .env(
                     "NIX_CONFIG",

@@ -516,7 +516,10 @@ impl Realiser {
 /// Opens the substituters `urls` names, ordered by priority as Nix orders them (a binary
 /// cache's comes from its `nix-cache-info` or the URL's `?priority=`; tvix stores come
 /// first); equal priorities keep the order of `urls`.
-fn open_substituters(urls: &[String], cache: &CacheSettings) -> Result<Substituters, RealiseError> {
+pub fn open_substituters(
+    urls: &[String],
+    cache: &CacheSettings,
+) -> Result<Substituters, RealiseError> {
     let settings = Arc::new(cache.clone());
     // Binary caches' nix-cache-info files are read in parallel: one slow cache does not
     // hold up the others.

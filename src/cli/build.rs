@@ -113,7 +113,7 @@ pub(super) struct BuildArgs {
     /// (with the build logs as `name> line`), `raw` (Nix's lines; the default as
     /// `nix-build`) or `internal-json` (Nix's `@nix {...}` records, for tools made for
     /// Nix).
-    #[arg(long, value_enum, value_name = "FORMAT")]
+    #[arg(long, value_enum, value_name = "FORMAT", overrides_with = "log_format")]
     pub(super) log_format: Option<LogFormat>,
     /// Print build logs as `name> line` (`--log-format bar-with-logs`).
     #[arg(short = 'L', long)]

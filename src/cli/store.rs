@@ -122,6 +122,11 @@ enum StoreCommand {
         /// /etc/fuse.conf).
         #[arg(long)]
         allow_other: bool,
+        /// Set a Nix option: with `substituters` (and `trusted-public-keys`, ...), a
+        /// path the store lacks is substituted when it is first looked up. Read from
+        /// nix.conf and `NIX_CONFIG` too, as Nix reads them.
+        #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
+        option: Vec<String>,
     },
     /// Run COMMAND with the store (given by `--store`) mounted read-only on the store
     /// directory (`$NIX_STORE_DIR`, else `/nix/store`) in a private mount namespace: the
@@ -253,6 +258,7 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
             no_list_root,
             threads,
             allow_other,
+            option,
         } => {
             let opts = tvix_store::fuse::MountOptions {
                 list_root: !no_list_root,
@@ -260,7 +266,12 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
                 allow_other,
                 fetch_missing: None,
             };
-            return mount_command(url, &dir, &opts);
+            let options = option
+                .chunks(2)
+                .filter(|kv| kv.len() == 2)
+                .map(|kv| (kv[0].clone(), kv[1].clone()))
+                .collect();
+            return mount_command(url, &dir, opts, &options);
         }
         StoreCommand::Run {
             threads,
@@ -492,13 +503,15 @@ fn daemon_command(url: &str, listen: &str) -> Result<i32, String> {
 fn mount_command(
     url: &str,
     dir: &std::path::Path,
-    opts: &tvix_store::fuse::MountOptions,
+    mut opts: tvix_store::fuse::MountOptions,
+    options: &std::collections::BTreeMap<String, String>,
 ) -> Result<i32, String> {
     // A stale mount is reported before the store is opened.
     tvix_store::fuse::check_mount_point(dir).map_err(|e| e.to_string())?;
     let store: std::sync::Arc<dyn tvix_store::StoreService> =
         tvix_store::open(url).map_err(|e| e.to_string())?.into();
-    let mount = tvix_store::fuse::mount(store.clone(), dir, opts).map_err(|e| e.to_string())?;
+    opts.fetch_missing = substitute_on_access(url, options, &store)?;
+    let mount = tvix_store::fuse::mount(store.clone(), dir, &opts).map_err(|e| e.to_string())?;
     eprintln!(
         "mounted {url} on {} (read-only); SIGINT or SIGTERM unmounts",
         dir.display()
@@ -514,6 +527,30 @@ fn mount_command(
     }
     eprintln!("unmounted {}", dir.display());
     Ok(0)
+}
+
+/// What substitutes paths on first access, when the settings (nix.conf, `NIX_CONFIG`,
+/// `--option`) name substituters and allow substitution.
+fn substitute_on_access(
+    url: &str,
+    options: &std::collections::BTreeMap<String, String>,
+    store: &std::sync::Arc<dyn tvix_store::StoreService>,
+) -> Result<Option<std::sync::Arc<dyn tvix_store::fuse::FetchMissing>>, String> {
+    use tvix_coordinator::realise::{open_substituters, RealiseConfig};
+    let settings = tvix_coordinator::nix_conf::settings(options).map_err(|e| e.to_string())?;
+    let config = RealiseConfig::from_options(url, &settings).map_err(|e| e.to_string())?;
+    if !config.substitute || config.substituters.is_empty() {
+        return Ok(None);
+    }
+    let substituters =
+        open_substituters(&config.substituters, &config.cache).map_err(|e| e.to_string())?;
+    let on_access =
+        tvix_coordinator::substitute::on_access::OnAccess::new(substituters, store.clone());
+    eprintln!(
+        "paths missing from {url} are substituted from {} on first access",
+        config.substituters.join(" ")
+    );
+    Ok(Some(std::sync::Arc::new(on_access)))
 }
 
 fn describe_node(node: &tvix_store::castore::Node) -> String {

@@ -66,7 +66,7 @@ pub fn updates(event: &Event<'_>) -> Vec<Update> {
         }),
         Event::Warning { message } => one(Update::Message {
             level: 1,
-            text: format!("warning: {message}"),
+            text: message.to_string(),
         }),
         Event::DependencyFailed { drv } => one(Update::DependencyFailed {
             drv: drv.to_string(),

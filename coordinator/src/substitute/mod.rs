@@ -21,6 +21,7 @@ use tvix_store::{StorePath, StoreService};
 use crate::closure::{closure_of, ClosureError};
 
 pub mod binary_cache;
+pub mod on_access;
 pub mod transport;
 
 /// Why a substitution failed.
