@@ -325,11 +325,14 @@ fn nar_response(
         let spawned = std::thread::Builder::new()
             .name("tvix-serve-nar".into())
             .spawn(move || {
-                if let Err(e) = render::stream_nar(&*state.store, &info, compression, tx) {
-                    eprintln!(
+                match render::stream_nar(&*state.store, &info, compression, tx) {
+                    // A client hanging up is its own business, not the server's error.
+                    Err(StoreError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                    Err(e) => eprintln!(
                         "tvix store serve: sending the NAR of '{}': {e}",
                         info.store_path.to_base_name()
-                    );
+                    ),
+                    Ok(()) => {}
                 }
             });
         if let Err(e) = spawned {
