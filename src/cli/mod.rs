@@ -14,6 +14,7 @@ mod show_derivation;
 mod store;
 mod store_copy;
 mod store_run;
+mod store_serve;
 
 use clap::{Parser, Subcommand};
 

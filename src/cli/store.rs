@@ -105,6 +105,25 @@ enum StoreCommand {
         #[arg(long, value_name = "ADDRESS")]
         listen: String,
     },
+    /// Serve the store (given by `--store`) as a Nix HTTP binary cache until killed:
+    /// `/nix-cache-info`, `/<hash>.narinfo` (signed on the fly with `--secret-key-file`)
+    /// and `/nar/...` (rendered from the store and compressed as it is sent), so
+    /// `nix-store -r --option substituters http://ADDR` fetches tvix's paths.
+    Serve {
+        /// `HOST:PORT` (port 0 picks a free port; the URL is printed on standard error).
+        #[arg(long, value_name = "ADDRESS")]
+        listen: String,
+        /// Sign narinfos with this key (as written by
+        /// `nix-store --generate-binary-cache-key`).
+        #[arg(long, value_name = "FILE")]
+        secret_key_file: Option<PathBuf>,
+        /// Compression of the NARs narinfos point to: zstd, xz, bzip2 or none.
+        #[arg(long, default_value = "zstd")]
+        compression: String,
+        /// The cache's priority in `nix-cache-info` (lower is asked first).
+        #[arg(long, value_name = "N", default_value_t = 40)]
+        priority: u64,
+    },
     /// Mount the store (given by `--store`) read-only on DIR with FUSE, in the foreground
     /// until SIGINT or SIGTERM, which unmount it. Store paths appear at DIR's root.
     Mount {
@@ -253,6 +272,23 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
         }
         StoreCommand::Gc { dry_run } => return gc_command(url, sd, dry_run),
         StoreCommand::Daemon { listen } => return daemon_command(url, &listen),
+        StoreCommand::Serve {
+            listen,
+            secret_key_file,
+            compression,
+            priority,
+        } => {
+            return super::store_serve::serve(
+                &sd,
+                &super::store_serve::ServeRequest {
+                    store_url: url,
+                    listen: &listen,
+                    secret_key_file: secret_key_file.as_deref(),
+                    compression: &compression,
+                    priority,
+                },
+            )
+        }
         StoreCommand::Mount {
             dir,
             no_list_root,
@@ -415,6 +451,7 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
         }
         StoreCommand::Copy { .. }
         | StoreCommand::Daemon { .. }
+        | StoreCommand::Serve { .. }
         | StoreCommand::Mount { .. }
         | StoreCommand::Gc { .. }
         | StoreCommand::Run { .. } => {}

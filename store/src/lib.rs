@@ -78,6 +78,8 @@ pub mod nix_db;
 pub mod nixbase32;
 #[cfg(feature = "castore")]
 pub mod pathinfo;
+#[cfg(feature = "serve")]
+pub mod serve;
 #[cfg(feature = "cache")]
 pub mod signing;
 pub mod store_path;

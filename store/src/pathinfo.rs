@@ -145,4 +145,17 @@ pub trait PathInfoService {
 
     /// Every registered path info.
     fn list_path_infos(&self) -> Result<Vec<PathInfo>, StoreError>;
+
+    /// The path info of the valid path whose hash part is `digest` (what a binary
+    /// cache's `<hash>.narinfo` names), or `None`. By default a scan of every path;
+    /// stores keyed by the digest override it with a lookup.
+    fn get_path_info_by_digest(
+        &self,
+        digest: &[u8; crate::store_path::DIGEST_LEN],
+    ) -> Result<Option<PathInfo>, StoreError> {
+        Ok(self
+            .list_path_infos()?
+            .into_iter()
+            .find(|i| i.store_path.digest() == digest))
+    }
 }

@@ -24,10 +24,13 @@ use crate::signing::SecretKey;
 use crate::store_path::{StoreDir, StorePath};
 
 /// A writer that hashes and counts what passes through it.
-struct Counting<W> {
-    inner: W,
-    hasher: Hasher,
-    written: u64,
+pub(crate) struct Counting<W> {
+    /// Where the bytes go.
+    pub(crate) inner: W,
+    /// The hash of what was written.
+    pub(crate) hasher: Hasher,
+    /// How many bytes were written.
+    pub(crate) written: u64,
 }
 
 impl<W: Write> Write for Counting<W> {

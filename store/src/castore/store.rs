@@ -476,6 +476,16 @@ impl PathInfoService for Store {
         Ok(Some(info))
     }
 
+    fn get_path_info_by_digest(
+        &self,
+        digest: &[u8; crate::store_path::DIGEST_LEN],
+    ) -> Result<Option<PathInfo>, StoreError> {
+        match self.backend.kv_get(Table::PathInfos, digest)? {
+            Some(raw) => Ok(Some(PathInfo::decode(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
     fn list_path_infos(&self) -> Result<Vec<PathInfo>, StoreError> {
         let mut out = Vec::new();
         for key in self.backend.kv_keys(Table::PathInfos)? {
