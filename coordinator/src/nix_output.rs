@@ -6,6 +6,7 @@
 use std::io::Write;
 
 use crate::events::{Event, Subscriber};
+use crate::plan::{DrvId, Plan};
 
 /// Nix's heading and list of derivations that will be built.
 pub fn planned_message(list: &[String]) -> String {
@@ -29,6 +30,24 @@ pub fn fetched_message(list: &[String]) -> String {
     format!("{head}{body}")
 }
 
+/// Nix's announcement of a plan: what will be built, then what will be fetched (each
+/// left out when empty).
+pub fn plan_messages(plan: &Plan, build: &[DrvId], fetch: &[DrvId]) -> Vec<String> {
+    let mut text = Vec::new();
+    if !build.is_empty() {
+        let list: Vec<String> = build.iter().map(|&d| plan.drv(d).to_string()).collect();
+        text.push(planned_message(&list));
+    }
+    if !fetch.is_empty() {
+        let list: Vec<String> = fetch
+            .iter()
+            .flat_map(|&d| plan.outputs(d).iter().cloned())
+            .collect();
+        text.push(fetched_message(&list));
+    }
+    text
+}
+
 /// Prints events on stderr as `nix-build` does.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NixStyleOutput {
@@ -41,19 +60,7 @@ impl NixStyleOutput {
     pub fn render(&self, event: &Event<'_>) -> Option<Vec<u8>> {
         match event {
             Event::Planned { plan, build, fetch } => {
-                let mut text = Vec::new();
-                if !build.is_empty() {
-                    let list: Vec<String> =
-                        build.iter().map(|&d| plan.drv(d).to_string()).collect();
-                    text.push(planned_message(&list));
-                }
-                if !fetch.is_empty() {
-                    let list: Vec<String> = fetch
-                        .iter()
-                        .flat_map(|&d| plan.outputs(d).iter().cloned())
-                        .collect();
-                    text.push(fetched_message(&list));
-                }
+                let text = plan_messages(plan, build, fetch);
                 (!text.is_empty()).then(|| text.join("\n").into_bytes())
             }
             Event::BuildStarted { drv, .. } => Some(format!("building '{drv}'...").into_bytes()),

@@ -15,7 +15,7 @@ use std::thread::ThreadId;
 
 use super::record::{ActivityType, Field, LogRecord, ResultType};
 use crate::events::{Event, Progress, Subscriber};
-use crate::nix_output::{fetched_message, planned_message};
+use crate::nix_output::plan_messages;
 
 /// Nix's verbosity levels used here.
 pub mod level {
@@ -131,19 +131,7 @@ impl Translator {
         match event {
             Event::Planned { plan, build, fetch } => {
                 // Nix prints the plan one line per message.
-                let mut text = Vec::new();
-                if !build.is_empty() {
-                    let list: Vec<String> =
-                        build.iter().map(|&d| plan.drv(d).to_string()).collect();
-                    text.push(planned_message(&list));
-                }
-                if !fetch.is_empty() {
-                    let list: Vec<String> = fetch
-                        .iter()
-                        .flat_map(|&d| plan.outputs(d).iter().cloned())
-                        .collect();
-                    text.push(fetched_message(&list));
-                }
+                let text = plan_messages(plan, build, fetch);
                 for line in text.iter().flat_map(|t| t.lines()) {
                     out.extend(self.message(level::INFO, line));
                 }

@@ -258,7 +258,7 @@ mod tests {
     use tvix_store::pathinfo::PathInfo;
     use tvix_store::pathinfo::PathInfoService;
 
-    fn path(name: &str) -> StorePath {
+    pub(super) fn path(name: &str) -> StorePath {
         // Distinct, valid hash parts: nixbase32 letters only.
         let hash: String = name.chars().cycle().take(32).map(|_| 'a').collect();
         let mut hash = hash.into_bytes();
@@ -268,7 +268,7 @@ mod tests {
         StorePath::from_base_name(&format!("{}-{name}", String::from_utf8(hash).unwrap())).unwrap()
     }
 
-    fn add(store: &Store, p: &StorePath, refs: &[&StorePath]) {
+    pub(super) fn add(store: &Store, p: &StorePath, refs: &[&StorePath]) {
         let (digest, size) = store.put_blob(&mut &p.name().as_bytes()[..]).unwrap();
         store
             .put_path_info(&PathInfo {

@@ -61,37 +61,16 @@ impl FetchMissing for OnAccess {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::substitute::tests::{add, path};
     use crate::substitute::StoreSubstituter;
-    use tvix_store::castore::{BlobService, Node, Store};
-    use tvix_store::pathinfo::{PathInfo, PathInfoService};
-
-    fn add(store: &Store, base: &str, refs: &[&StorePath]) -> StorePath {
-        let p = StorePath::from_base_name(base).unwrap();
-        let (digest, size) = store.put_blob(&mut &base.as_bytes()[..]).unwrap();
-        store
-            .put_path_info(&PathInfo {
-                store_path: p.clone(),
-                node: Node::File {
-                    digest,
-                    size,
-                    executable: false,
-                },
-                nar_sha256: [0; 32],
-                nar_size: 0,
-                references: refs.iter().map(|r| (*r).clone()).collect(),
-                deriver: None,
-                signatures: vec![],
-                ca: None,
-            })
-            .unwrap();
-        p
-    }
+    use tvix_store::castore::Store;
 
     #[test]
     fn a_missing_path_comes_with_its_closure() {
         let source = Store::memory();
-        let dep = add(&source, "00000000000000000000000000000000-dep", &[]);
-        let top = add(&source, "11111111111111111111111111111111-top", &[&dep]);
+        let (dep, top) = (path("dep"), path("top"));
+        add(&source, &dep, &[]);
+        add(&source, &top, &[&dep]);
         let target: Arc<dyn StoreService> = Arc::new(Store::memory());
         let on_access = OnAccess::new(
             Substituters::new(vec![Box::new(StoreSubstituter::new(Box::new(source)))]),
@@ -100,7 +79,7 @@ mod tests {
         assert!(on_access.fetch(&top).unwrap());
         assert!(target.get_path_info(&top).unwrap().is_some());
         assert!(target.get_path_info(&dep).unwrap().is_some());
-        let nobody = StorePath::from_base_name("22222222222222222222222222222222-nobody").unwrap();
+        let nobody = path("nobody");
         assert!(!on_access.fetch(&nobody).unwrap());
         assert!(target.get_path_info(&nobody).unwrap().is_none());
     }
