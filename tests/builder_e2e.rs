@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 const BUSYBOX: &str = "/var/lib/tvix-tests/busybox";
 
-/// A daemon process, killed when dropped.
+/// A daemon process, stopped when dropped.
 struct Daemon {
     child: Child,
     url: String,
@@ -58,9 +58,25 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// SIGTERM first, as a service manager stops a daemon: it must end on its own within
+    /// ten seconds, releasing its store mount (a killed builder daemon leaves a dead FUSE
+    /// mount point behind); killed otherwise.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            panic!("the daemon did not stop within ten seconds of SIGTERM");
+        }
     }
 }
 
@@ -254,6 +270,19 @@ fn tvix_build_through_a_builder_daemon_and_a_store_daemon() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+
+    // SIGTERM stops both daemons cleanly: the builder's store mount is unmounted and its
+    // mount point and socket removed, so nothing is left mounted under the test's directory.
+    drop(builder);
+    drop(store);
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let root = dir.path().display().to_string();
+    assert!(
+        !mounts.lines().any(|l| l.contains(&root)),
+        "a mount is left under {root}:\n{mounts}"
+    );
+    assert!(!dir.path().join("builder.sock").exists());
+    assert!(!dir.path().join("store.sock").exists());
 }
 
 /// Whether a process whose command line is `marker` is running.

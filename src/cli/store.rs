@@ -523,7 +523,7 @@ fn gc_command(url: &str, sd: tvix_store::StoreDir, dry_run: bool) -> Result<i32,
     Ok(0)
 }
 
-/// `tvix store daemon`: serves the store until killed.
+/// `tvix store daemon`: serves the store until SIGINT or SIGTERM.
 fn daemon_command(url: &str, listen: &str) -> Result<i32, String> {
     use tvix_store::grpc::{ListenAddr, Server};
     let addr = ListenAddr::parse(listen).map_err(|e| e.to_string())?;

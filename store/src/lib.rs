@@ -80,6 +80,8 @@ pub mod nixbase32;
 pub mod pathinfo;
 #[cfg(feature = "serve")]
 pub mod serve;
+#[cfg(feature = "castore")]
+pub mod shutdown;
 #[cfg(feature = "cache")]
 pub mod signing;
 pub mod store_path;

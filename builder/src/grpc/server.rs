@@ -63,7 +63,8 @@ impl Server {
         self.serving.url()
     }
 
-    /// Serves until the server fails (it never stops on its own otherwise).
+    /// Serves until SIGINT or SIGTERM, then stops cleanly (the service and its store
+    /// mount are released), or until the server fails.
     pub fn wait(self) -> Result<(), BuildError> {
         Ok(self.serving.wait()?)
     }

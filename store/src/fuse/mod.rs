@@ -23,7 +23,6 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -633,28 +632,10 @@ impl Drop for Mount {
     }
 }
 
-/// Set by [`on_signal`] when SIGINT or SIGTERM arrives.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_sig: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
 /// Serves `mount` until SIGINT or SIGTERM arrives or it is unmounted from outside, then
 /// unmounts it.
 pub fn serve_until_signal(mount: Mount) -> Result<(), MountError> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-    while !STOP.load(Ordering::SeqCst) && mount.is_running() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::shutdown::wait_until(|| !mount.is_running());
     mount.unmount()
 }
 

@@ -179,8 +179,15 @@ impl Serving {
         &self.url
     }
 
-    /// Serves until serving fails (it never stops on its own otherwise).
+    /// Serves until SIGINT or SIGTERM arrives (see [`crate::shutdown`]) or serving fails.
+    /// On a signal it stops as a drop does: open calls are cut, the unix socket is
+    /// removed, and what the router held (a build service's store mount) is released.
     pub fn wait(mut self) -> io::Result<()> {
+        let finished = |s: &Serving| s.thread.as_ref().is_none_or(|t| t.is_finished());
+        if crate::shutdown::wait_until(|| finished(&self)) {
+            drop(self);
+            return Ok(());
+        }
         match self.thread.take() {
             Some(t) => t
                 .join()
