@@ -21,6 +21,8 @@ fn stdout_of(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
+/// `--json` output ends with a newline, as current Nix prints it (Nix 2.8 printed none;
+/// the corpus's Nix wins).
 #[test]
 fn json_output() {
     assert_eq!(
@@ -158,5 +160,34 @@ fn toml_timestamps_follow_the_experimental_feature() {
             expr
         ]),
         "{ d = { _type = \"timestamp\"; value = \"1979-05-27T07:32:00Z\"; }; }\n"
+    );
+}
+
+/// `--raw` (current Nix; Nix 2.8 lacks it): the string as is, no quotes, no newline;
+/// what is not a string is refused as interpolation refuses it.
+#[test]
+fn raw_output() {
+    assert_eq!(
+        stdout_of(&["eval", "--raw", "-E", r#""a\"b\n${toString 1}""#]),
+        "a\"b\n1"
+    );
+    assert_eq!(
+        stdout_of(&["eval", "--raw", "-E", r#"{ outPath = "/p"; }"#]),
+        "/p"
+    );
+    let out = tvix(&["eval", "--raw", "-E", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot coerce an integer to a string"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let both = tvix(&["eval", "--raw", "--json", "-E", "1"]);
+    assert_eq!(both.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
     );
 }

@@ -102,3 +102,58 @@ fn invoked_as_nix_instantiate_accepts_its_command_line() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Equality as Nix defines it (the same in Nix 2.8 and current Nix): values are forced
+/// before anything else, a list or set compared with itself is still compared element by
+/// element (so an element that throws is an error, not `true`), names and values of sets
+/// are compared in one pass, and only an element that is the very same value on both sides
+/// (a function in a list or set included) is equal without a deeper look. Also the same
+/// imported file compared with itself. Exit status and output must be the reference's.
+#[test]
+fn equality_forces_and_compares_identity_as_nix_does() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("set.nix"), "{ f = x: x; n = 1; }").unwrap();
+    std::fs::write(dir.path().join("fun.nix"), "x: x").unwrap();
+    let cases = [
+        r#"let x = { a = builtins.throw "x"; }; in x == x"#,
+        r#"let l = [ (throw "x") ]; in l == l"#,
+        r#"{ a = throw "x"; b = 1; } == { a = throw "y"; c = 1; }"#,
+        r#"{ a = 1; b = throw "x"; } == { a = 2; b = throw "y"; }"#,
+        "let f = x: x; in [ f ] == [ f ]",
+        "let f = x: x; in f == f",
+        "let f = x: x; in { inherit f; } == { inherit f; }",
+        "let s = { f = x: x; }; in s == s",
+        "let a = { x = 1; }; in [ a a ] == [ a a ]",
+        "[ (x: x) ] == [ (x: x) ]",
+        "(import ./set.nix) == (import ./set.nix)",
+        "[ (import ./fun.nix) ] == [ (import ./fun.nix) ]",
+        "let f = import ./fun.nix; in [ f ] == [ f ]",
+        "builtins.elem (x: x) [ (x: x) ]",
+        "let f = x: x; in builtins.elem f [ f ]",
+    ];
+    let mut failures = Vec::new();
+    for expr in cases {
+        let nix = Command::new("nix-instantiate")
+            .args(["--eval", "--strict", "-E", expr])
+            .env("NIX_REMOTE", "dummy://")
+            .current_dir(dir.path())
+            .output()
+            .expect("nix-instantiate runs");
+        let tvix = common::tvix()
+            .args(["eval", "--strict", "-E", expr])
+            .current_dir(dir.path())
+            .output()
+            .expect("tvix runs");
+        if nix.status.code() != tvix.status.code() || nix.stdout != tvix.stdout {
+            failures.push(format!(
+                "{expr}\n  nix:  {:?} {}  tvix: {:?} {} {}",
+                nix.status.code(),
+                String::from_utf8_lossy(&nix.stdout),
+                tvix.status.code(),
+                String::from_utf8_lossy(&tvix.stdout),
+                String::from_utf8_lossy(&tvix.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -167,3 +167,51 @@ fn argument_errors_show_the_definition_and_the_call_site() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(text.matches("from call site").count(), 1, "{text}");
 }
+
+/// A type error shows the offending value short, as current Nix does (Nix 2.8 shows none:
+/// "value is a set while a list was expected"): a set or list met again is `«repeated»`,
+/// so a derivation, whose `out` is itself, takes one line of reasonable length.
+#[test]
+fn type_errors_abbreviate_the_value_shown() {
+    let drv = r#"derivation { name = "a"; system = "x"; builder = "/bin/sh"; }"#;
+    let err = tvix_error(&format!("builtins.length ({drv})"));
+    let line = first_line(&err);
+    assert!(
+        line.starts_with("error: expected a list but found a set: { all = "),
+        "{line}"
+    );
+    assert!(line.contains("out = «repeated»"), "{line}");
+    assert!(line.len() < 300, "{} characters: {line}", line.len());
+    let err =
+        tvix_error("let a = { x = 1; }; in builtins.length (builtins.seq a { inherit a; b = a; })");
+    assert_eq!(
+        first_line(&err),
+        "error: expected a list but found a set: { a = { x = 1; }; b = «repeated»; }"
+    );
+}
+
+/// `-A` with a missing name suggests close ones, as the reference does.
+#[test]
+fn a_missing_selection_path_suggests_close_names() {
+    let nix = Command::new("nix-instantiate")
+        .args(["--eval", "-E", "{ nop = 1; }", "-A", "nope"])
+        .env("NIX_REMOTE", "dummy://")
+        .output()
+        .expect("nix-instantiate is needed for these tests: run scripts/setup.sh");
+    let nix = String::from_utf8_lossy(&nix.stderr);
+    let tvix = common::run(&["eval", "-E", "{ nop = 1; }", "-A", "nope"], "");
+    assert_eq!(tvix.status.code(), Some(1));
+    let tvix = String::from_utf8_lossy(&tvix.stderr);
+    let suggestion = |s: &str| {
+        s.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("Did you mean"))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        suggestion(&tvix),
+        suggestion(&nix),
+        "tvix:\n{tvix}\nnix:\n{nix}"
+    );
+    assert_eq!(suggestion(&tvix).as_deref(), Some("Did you mean nop?"));
+}

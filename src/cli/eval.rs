@@ -41,6 +41,10 @@ pub(super) struct EvalArgs {
     /// Print the result as XML.
     #[arg(long)]
     pub(super) xml: bool,
+    /// Print the result, a string (or what interpolation accepts), as is: no quotes, no
+    /// escapes and no newline, as current Nix's `nix-instantiate --eval --raw`.
+    #[arg(long, conflicts_with_all = ["json", "xml"])]
+    pub(super) raw: bool,
     /// Leave source positions out of the XML output.
     #[arg(long)]
     pub(super) no_location: bool,
@@ -325,7 +329,15 @@ fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
         let _ = stdout.flush();
         return Ok(());
     }
-    let out = if args.json {
+    let out = if args.raw {
+        let s = ev.coerce_to_string(v, CoerceMode::Interpolation, None)?;
+        commit(ev)?;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(s.as_bytes());
+        let _ = stdout.flush();
+        return Ok(());
+    } else if args.json {
+        // A newline after the JSON as current Nix prints it (Nix 2.8 printed none).
         let v = ev.force_deep(v)?;
         format!("{}\n", ev.to_json(v, None)?)
     } else if args.xml {
@@ -416,9 +428,12 @@ fn select_attr_path(
                 match a.get(name) {
                     Some(x) => ev.force(x.clone())?,
                     None => {
+                        let names = a.iter().map(|e| e.name.as_str());
+                        let similar = tvix_eval::suggest::similar(&part, names);
                         return Err(fail(format!(
                             "attribute '{part}' in selection path '{path}' not found"
-                        )))
+                        ))
+                        .with_suggestions(similar));
                     }
                 }
             }
@@ -430,8 +445,6 @@ fn select_attr_path(
             }
         };
     }
-    let _ = CoerceMode::ToString;
-    let _ = Rc::new(());
     Ok(v)
 }
 

@@ -257,7 +257,7 @@ fn elem(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value>
         .context(None, || second_arg("elem"))?;
     for x in l.iter() {
         ev.check_interrupt(s)?;
-        if ev.values_equal(a[0].clone(), x.clone(), s)? {
+        if ev.cells_equal(&a[0], x, s)? {
             return Ok(Value::Bool(true));
         }
     }

@@ -410,6 +410,18 @@ impl Evaluator {
         }
     }
 
+    /// Equality of two values as held (list elements, attribute values, a builtin's
+    /// arguments): the very same value on both sides is equal once forced, even a
+    /// function, as Nix's `eqValues` compares its arguments' addresses after forcing them
+    /// (`let f = x: x; in builtins.elem f [ f ]` is true); otherwise [`Self::values_equal`].
+    pub fn cells_equal(&mut self, l: &Value, r: &Value, span: Option<Span>) -> EvalResult<bool> {
+        if same_value(l, r) {
+            self.force(l.clone())?;
+            return Ok(true);
+        }
+        self.values_equal(l.clone(), r.clone(), span)
+    }
+
     /// Deep equality as Nix defines it.
     // The span is threaded through for the mismatch explanations of `assert a == b`.
     #[allow(clippy::only_used_in_recursion)]
@@ -425,29 +437,24 @@ impl Evaluator {
             }
             (Value::String(a), Value::String(b)) => a.as_bytes() == b.as_bytes(),
             (Value::Path(a), Value::Path(b)) => a == b,
+            // No shortcut for the same list or set compared with itself: Nix compares
+            // element by element, forcing each (`let l = [ (throw "x") ]; in l == l`
+            // throws); only an element that is the same cell on both sides is equal
+            // without a deeper look, once forced.
             (Value::List(a), Value::List(b)) => {
-                if Rc::ptr_eq(a, b) {
-                    return Ok(true);
-                }
                 if a.len() != b.len() {
                     return Ok(false);
                 }
                 let (a, b) = (a.clone(), b.clone());
                 for (x, y) in a.iter().zip(b.iter()) {
-                    if same_value(x, y) {
-                        continue;
-                    }
                     // One level deeper (see `compare`).
-                    if !self.nested(span, |ev| ev.values_equal(x.clone(), y.clone(), span))? {
+                    if !self.nested(span, |ev| ev.cells_equal(x, y, span))? {
                         return Ok(false);
                     }
                 }
                 true
             }
             (Value::Attrs(a), Value::Attrs(b)) => {
-                if Rc::ptr_eq(a, b) {
-                    return Ok(true);
-                }
                 // Derivations are equal when their output paths are.
                 if l.is_derivation_forced(self)? && r.is_derivation_forced(self)? {
                     if let (Some(x), Some(y)) = (a.get(sym::out_path()), b.get(sym::out_path())) {
@@ -458,18 +465,14 @@ impl Evaluator {
                 if a.len() != b.len() {
                     return Ok(false);
                 }
+                // Names and values in one pass, as Nix does: a value that throws before
+                // the first differing name is an error, not `false`.
                 let (a, b) = (a.clone(), b.clone());
                 for (x, y) in a.iter().zip(b.iter()) {
                     if x.name != y.name {
                         return Ok(false);
                     }
-                }
-                for (x, y) in a.iter().zip(b.iter()) {
-                    if same_value(&x.value, &y.value) {
-                        continue;
-                    }
-                    let (x, y) = (x.value.clone(), y.value.clone());
-                    if !self.nested(span, |ev| ev.values_equal(x, y, span))? {
+                    if !self.nested(span, |ev| ev.cells_equal(&x.value, &y.value, span))? {
                         return Ok(false);
                     }
                 }
@@ -480,8 +483,8 @@ impl Evaluator {
     }
 }
 
-/// Whether two values are the very same cell (Nix compares such values equal even when they
-/// are functions).
+/// Whether two values are the very same cell (Nix compares such values equal, once forced,
+/// even when they are functions).
 fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Thunk(x), Value::Thunk(y)) => x.ptr_eq(y),

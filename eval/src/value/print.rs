@@ -187,7 +187,7 @@ fn print_cell(
             out.push_str(" ]");
         }
         Value::Lambda(_) | Value::PrimOp(_) => match m {
-            Markers::Current(sources) => preview_inner(v, out, 0, Some(sources)),
+            Markers::Current(sources) => preview_inner(v, out, 0, Some(sources), seen),
             Markers::Classic => out.push_str(match v {
                 Value::PrimOp(app) if app.args.is_empty() => "<PRIMOP>",
                 Value::PrimOp(_) => "<PRIMOP-APP>",
@@ -215,22 +215,34 @@ const PREVIEW_DEPTH: usize = 3;
 /// lists elided, functions shown with their position.
 pub fn preview(v: &Value, sources: &SourceMap) -> String {
     let mut out = String::new();
-    preview_inner(v, &mut out, 0, Some(sources));
+    preview_inner(v, &mut out, 0, Some(sources), &mut HashSet::new());
     out
 }
 
 /// A preview without positions (when no source map is at hand).
 pub fn preview_plain(v: &Value) -> String {
     let mut out = String::new();
-    preview_inner(v, &mut out, 0, None);
+    preview_inner(v, &mut out, 0, None, &mut HashSet::new());
     out
 }
 
-fn preview_inner(v: &Value, out: &mut String, depth: usize, sources: Option<&SourceMap>) {
+/// `seen` holds the sets and lists already shown: a value met again is `«repeated»`, as in
+/// Nix's messages, so a derivation (whose `out` is itself) stays short.
+fn preview_inner(
+    v: &Value,
+    out: &mut String,
+    depth: usize,
+    sources: Option<&SourceMap>,
+    seen: &mut HashSet<usize>,
+) {
     match v {
         Value::Attrs(a) => {
             if a.is_empty() {
                 out.push_str("{ }");
+                return;
+            }
+            if !seen.insert(Rc::as_ptr(a) as *const u8 as usize) {
+                out.push_str("«repeated»");
                 return;
             }
             if depth >= PREVIEW_DEPTH {
@@ -242,7 +254,7 @@ fn preview_inner(v: &Value, out: &mut String, depth: usize, sources: Option<&Sou
                 out.push(' ');
                 write_attr_name(e.name.as_str(), out);
                 out.push_str(" = ");
-                preview_inner(&e.value, out, depth + 1, sources);
+                preview_inner(&e.value, out, depth + 1, sources, seen);
                 out.push(';');
             }
             if a.len() > PREVIEW_ATTRS {
@@ -261,6 +273,12 @@ fn preview_inner(v: &Value, out: &mut String, depth: usize, sources: Option<&Sou
                 out.push_str("[ ]");
                 return;
             }
+            // Lists of one or two elements are copied into each value that holds them in
+            // Nix, so only longer ones can be seen again (as in `print_inner`).
+            if l.len() > 2 && !seen.insert(Rc::as_ptr(l) as usize) {
+                out.push_str("«repeated»");
+                return;
+            }
             if depth >= PREVIEW_DEPTH {
                 out.push_str("[ ... ]");
                 return;
@@ -268,7 +286,7 @@ fn preview_inner(v: &Value, out: &mut String, depth: usize, sources: Option<&Sou
             out.push('[');
             for item in l.iter().take(PREVIEW_ITEMS) {
                 out.push(' ');
-                preview_inner(item, out, depth + 1, sources);
+                preview_inner(item, out, depth + 1, sources, seen);
             }
             if l.len() > PREVIEW_ITEMS {
                 let n = l.len() - PREVIEW_ITEMS;
@@ -291,7 +309,7 @@ fn preview_inner(v: &Value, out: &mut String, depth: usize, sources: Option<&Sou
             }
         }
         Value::Thunk(t) => match t.value() {
-            Some(v) => preview_inner(&v, out, depth, sources),
+            Some(v) => preview_inner(&v, out, depth, sources, seen),
             None => out.push_str("«thunk»"),
         },
         other => print_inner(other, out, &mut HashSet::new(), Markers::Classic),
