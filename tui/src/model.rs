@@ -638,6 +638,11 @@ impl Model {
         self.transfers.values().map(|(done, _)| done).sum()
     }
 
+    /// How many transfers (downloaded paths) the run reported.
+    pub fn transfers(&self) -> usize {
+        self.transfers.len()
+    }
+
     /// Bytes per second over the last few seconds.
     pub fn download_rate(&self) -> u64 {
         match (self.samples.front(), self.samples.back()) {

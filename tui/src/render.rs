@@ -115,8 +115,10 @@ fn header(model: &Model, view: &ViewState, theme: Theme) -> Line<'static> {
     }
     let downloaded = model.downloaded();
     if downloaded > 0 {
+        let n = model.transfers();
         parts.push(format!(
-            "↓ {} ({}/s)",
+            "↓ {n} {} {} {}/s",
+            if n == 1 { "path" } else { "paths" },
             bytes(downloaded),
             bytes(model.download_rate())
         ));

@@ -197,6 +197,23 @@ impl Translator {
                 );
                 self.copies.insert(thread, [copy, substitute]);
             }
+            Event::Transfer { done, expected, .. } => {
+                // The bytes of the path being copied, as Nix reports a copy's progress:
+                // `[done, expected, running, failed]` on its copy-path activity.
+                if let Some(&[copy, _]) = self.copies.get(&thread) {
+                    Self::result(
+                        &mut out,
+                        copy,
+                        ResultType::Progress,
+                        vec![
+                            Field::Int(*done),
+                            Field::Int(*expected),
+                            Field::Int(0),
+                            Field::Int(0),
+                        ],
+                    );
+                }
+            }
             Event::SubstitutionFinished { drv, ok } => {
                 if let Some(t) = self.substitution_threads.remove(*drv) {
                     self.stop_copy(&mut out, t);

@@ -211,6 +211,25 @@ Evaluating (0:04)
 }
 
 #[test]
+fn downloads_show_paths_bytes_and_rate() {
+    let mut m = Model::new(History::default());
+    let t = |id, done| Update::Transfer {
+        id,
+        done,
+        expected: 8 << 20,
+    };
+    m.update(secs(0), t(1, 0));
+    m.update(secs(1), t(1, 4 << 20));
+    m.update(secs(2), t(2, 4 << 20));
+    let s = screen(&m, &dashboard(), 70, 3);
+    assert_eq!(
+        s.lines().next().unwrap(),
+        "tvix build 0:02 · 0/0 built · ↓ 2 paths 8.0 MiB 4.0 MiB/s",
+        "{s}"
+    );
+}
+
+#[test]
 fn builds_in_progress() {
     check(
         screen(&in_progress(), &dashboard(), 80, 13),
