@@ -753,6 +753,18 @@ fn substitutions_report_their_bytes_in_internal_json() {
         "{progress:?}"
     );
     assert_eq!(progress.last().unwrap(), &vec![size, size, 0, 0], "{err}");
+    // The realise activity (102) expects those bytes to be downloaded (106, `[101, n]`).
+    let realise = records
+        .iter()
+        .find(|r| r["action"] == "start" && r["type"] == 102)
+        .unwrap_or_else(|| panic!("no realise activity:\n{err}"));
+    assert!(
+        records.iter().any(|r| r["action"] == "result"
+            && r["type"] == 106
+            && r["id"] == realise["id"]
+            && r["fields"] == serde_json::json!([101, size])),
+        "no setExpected of the download:\n{err}"
+    );
     // Stopped like every activity.
     assert!(
         records
