@@ -384,3 +384,27 @@ fn plain_lines_report_a_slow_evaluation() {
     let building = err.find(&format!("] building eval-top-{n}")).expect(&err);
     assert!(evaluated < building, "{err}");
 }
+
+/// An evaluation that fails under the dashboard: the terminal is given back with the
+/// evaluation's trace and error on it, and no summary.
+#[test]
+fn an_evaluation_error_is_printed_once_the_terminal_is_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("bad.nix");
+    std::fs::write(
+        &file,
+        "{ nonce }: builtins.trace \"tvix-trace-${nonce}\" (throw \"tvix-boom\")\n",
+    )
+    .unwrap();
+    let t = Term::start_file(dir, &file, &[], None);
+    let s = t.wait("the end", |s| s.contains("EXITED"));
+    assert!(s.contains("EXITED 1"), "{s}");
+    let trace = s
+        .find(&format!("trace: tvix-trace-{}", t.nonce))
+        .unwrap_or_else(|| panic!("no trace:\n{s}"));
+    let error = s
+        .find("error: tvix-boom")
+        .unwrap_or_else(|| panic!("no error:\n{s}"));
+    assert!(trace < error, "{s}");
+    assert!(!s.contains("tvix build: built"), "a summary:\n{s}");
+}

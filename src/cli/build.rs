@@ -392,10 +392,17 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
     let progress = early
         .as_ref()
         .map(|_| Arc::new(tvix_coordinator::eval_progress::EvalProgress::new()));
-    // On the full-screen dashboard the evaluation's diagnostics are messages on it and
-    // its error waits until the terminal is back; plain lines and Nix's lines take them
-    // directly.
-    let held_errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    // On the full-screen dashboard the evaluation's diagnostics are messages on it, and
+    // they and its error are printed once the terminal is back (its alternate screen
+    // keeps nothing); plain lines and Nix's lines take them directly.
+    let held_reports: Arc<Mutex<Vec<String>>> = Arc::default();
+    let print_held = || {
+        if let Ok(mut held) = held_reports.lock() {
+            for text in held.drain(..) {
+                eprint!("{text}");
+            }
+        }
+    };
     let reporter: Option<super::eval::Reporter> = match (&shown_as(&args), &early) {
         (Shown::InternalJson, _) => {
             let output = output.clone();
@@ -406,14 +413,18 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         }
         (Shown::Bar { .. }, Some((dashboard, _, _))) if dashboard.mode() == Mode::Dashboard => {
             let feed = dashboard.feed();
-            let held = held_errors.clone();
-            Some(Arc::new(move |report: Report<'_>| match report {
-                Report::Error(text) => {
-                    if let Ok(mut h) = held.lock() {
-                        h.push(text.to_string());
+            let held = held_reports.clone();
+            Some(Arc::new(move |report: Report<'_>| {
+                let text = match report {
+                    Report::Error(text) => text.to_string(),
+                    Report::Diagnostic(text) => {
+                        feed.send(diagnostic_message(text));
+                        format!("{}\n", text.trim_end())
                     }
+                };
+                if let Ok(mut h) = held.lock() {
+                    h.push(text);
                 }
-                Report::Diagnostic(text) => feed.send(diagnostic_message(text)),
             }))
         }
         _ => None,
@@ -468,15 +479,13 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
             None
         }
     };
-    // What the evaluation said while the dashboard had the terminal.
-    if let Ok(held) = held_errors.lock() {
-        for text in held.iter() {
-            eprint!("{text}");
-        }
-    }
     let found = match found {
         Ok(f) => f,
-        Err(code) => return code,
+        Err(code) => {
+            // What the evaluation said while the dashboard had the terminal.
+            print_held();
+            return code;
+        }
     };
     let mut targets = Vec::new();
     let close = |early: Option<(Dashboard, CancelToken)>| {
@@ -489,6 +498,7 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
             Ok(t) => targets.push(t),
             Err(e) => {
                 close(early);
+                print_held();
                 print_error(&e.to_string());
                 return 1;
             }
@@ -499,6 +509,7 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         Ok(r) => r,
         Err(e) => {
             close(early);
+            print_held();
             print_error(&e.to_string());
             return 1;
         }
@@ -522,7 +533,10 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
             }
         }
     } else {
-        match run_executor(&args, &output, &realiser, &drvs, early) {
+        let ran = run_executor(&args, &output, &realiser, &drvs, early);
+        // The evaluation's warnings and traces, now that the terminal is back.
+        print_held();
+        match ran {
             Ok(Some(o)) => o,
             Ok(None) => return 0,
             Err(code) => return code,
