@@ -700,3 +700,76 @@ fn paths_nix_built_are_read_from_the_nix_store() {
     assert!(ours.stdout == theirs.stdout, "the NARs differ");
     assert!(Path::new(BUSYBOX).exists());
 }
+
+/// A substitution's bytes are reported as Nix reports a copy's progress: results of
+/// type 105 `[done, expected, running, failed]` on its copy-path activity (100), ending
+/// with every byte of the cache's (compressed) file.
+#[test]
+fn substitutions_report_their_bytes_in_internal_json() {
+    let f = Fixture::new("none");
+    let (out, _) = f.substitute(
+        "bytes",
+        &[file_url(&f.cache)],
+        &["--log-format", "internal-json"],
+    );
+    let err = text(&out.stderr);
+    ok(&out, "tvix build --log-format internal-json");
+    let records: Vec<serde_json::Value> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("@nix "))
+        .map(|j| serde_json::from_str(j).expect("a JSON record"))
+        .collect();
+    let copy = records
+        .iter()
+        .find(|r| r["action"] == "start" && r["type"] == 100)
+        .unwrap_or_else(|| panic!("no copy-path activity:\n{err}"));
+    let id = copy["id"].as_u64().unwrap();
+    let progress: Vec<Vec<u64>> = records
+        .iter()
+        .filter(|r| r["action"] == "result" && r["type"] == 105 && r["id"] == id)
+        .map(|r| {
+            r["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect()
+        })
+        .collect();
+    // The NAR file as the cache holds it (no compression: the NAR itself).
+    let hash = f.hash_part();
+    let narinfo = std::fs::read_to_string(f.cache.join(format!("{hash}.narinfo"))).unwrap();
+    let size: u64 = narinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("FileSize: "))
+        .expect("a FileSize")
+        .parse()
+        .unwrap();
+    assert!(size > 300_000, "{narinfo}");
+    // More than one step of a file this size, growing, ending at the whole file.
+    assert!(progress.len() >= 2, "{progress:?}\n{err}");
+    assert!(
+        progress.windows(2).all(|w| w[0][0] < w[1][0]),
+        "{progress:?}"
+    );
+    assert_eq!(progress.last().unwrap(), &vec![size, size, 0, 0], "{err}");
+    // The realise activity (102) expects those bytes to be downloaded (106, `[101, n]`).
+    let realise = records
+        .iter()
+        .find(|r| r["action"] == "start" && r["type"] == 102)
+        .unwrap_or_else(|| panic!("no realise activity:\n{err}"));
+    assert!(
+        records.iter().any(|r| r["action"] == "result"
+            && r["type"] == 106
+            && r["id"] == realise["id"]
+            && r["fields"] == serde_json::json!([101, size])),
+        "no setExpected of the download:\n{err}"
+    );
+    // Stopped like every activity.
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "stop" && r["id"] == id),
+        "{err}"
+    );
+}

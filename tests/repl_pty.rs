@@ -3,15 +3,17 @@
 //! `send-keys` and reads the screen with `capture-pane`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+use common::tmux::{quote, Session};
 
 const PROMPT: &str = "tvix-repl> ";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A REPL running in a detached tmux session.
 struct Term {
-    socket: String,
+    session: Session,
     home: tempfile::TempDir,
 }
 
@@ -28,12 +30,6 @@ impl Term {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Term {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let socket = format!(
-            "tvix-repl-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        );
         let mut vars = vec![
             ("HOME".to_string(), home.path().display().to_string()),
             (
@@ -61,62 +57,39 @@ impl Term {
             cmd.push_str(&quote(a));
         }
         cmd.push_str("; echo \"EXITED $?\"; sleep 600");
-        let status = Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
-            .args(["-x", "200", "-y", "50", "-c"])
-            .arg(cwd)
-            .arg(&cmd)
-            .status()
-            .expect("tmux is needed for the terminal tests");
-        assert!(status.success(), "tmux new-session failed");
-        let t = Term { socket, home };
+        let session = Session::start("repl", cwd, 200, 50, &cmd);
+        let t = Term { session, home };
         t.wait_for_prompts(1);
         t
     }
 
     fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("run tmux");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.session.tmux(args)
     }
 
     /// The whole screen and scrollback, wrapped lines joined.
     fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-J", "-S", "-"])
+        self.session.scrollback()
     }
 
-    /// Types `text` literally (tmux reads a trailing `;` as a command separator unless
-    /// escaped).
+    /// Types `text` literally.
     fn type_text(&self, text: &str) {
-        let text = match text.strip_suffix(';') {
-            Some(t) => format!("{t}\\;"),
-            None => text.to_string(),
-        };
-        self.tmux(&["send-keys", "-l", &text]);
+        self.session.type_text(text);
     }
 
     fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys"];
-        args.extend_from_slice(keys);
-        self.tmux(&args);
+        self.session.keys(keys);
     }
 
     /// Waits until `pred` holds for the screen; returns it.
     fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if start.elapsed() > TIMEOUT {
-                panic!("timed out waiting for {what}; the screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.session.wait_for(
+            what,
+            TIMEOUT,
+            Duration::from_millis(50),
+            Session::scrollback,
+            pred,
+        )
     }
 
     fn prompts(screen: &str) -> usize {
@@ -155,14 +128,6 @@ impl Term {
     }
 }
 
-impl Drop for Term {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
-
 /// The screen text after the `n`th prompt line (the typed input) up to the next prompt.
 fn output_after(screen: &str, n: usize) -> String {
     let mut seen = 0;
@@ -180,10 +145,6 @@ fn output_after(screen: &str, n: usize) -> String {
         }
     }
     out.join("\n")
-}
-
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// A directory with the files the tests load.
@@ -657,14 +618,18 @@ fn builds_links_logs_and_shells() {
         &["--store", &store, "./d.nix"],
         &[("SHELL", "/bin/bash"), ("PAGER", "sed s/^/paged:/")],
     );
+    // On a terminal the build is shown as a compact dashboard, cleared when it is done:
+    // only the outputs stay.
     let out = t.expect(
         ":b ok",
         &[
-            "building '/nix/store/",
-            "hello from the build",
             "This derivation produced the following outputs:",
             "  out -> /nix/store/",
         ],
+    );
+    assert!(
+        !out.contains("building '"),
+        "Nix's lines on a terminal:\n{out}"
     );
     let path = out
         .lines()
@@ -685,12 +650,13 @@ fn builds_links_logs_and_shells() {
     // On a terminal the log goes through the pager.
     t.expect(":log ok", &["paged:hello from the build"]);
 
+    // The error carries the log's tail, which the cleared dashboard no longer shows.
     let failed = t.expect(
         ":b bad",
         &[
-            "failing now",
             "error: builder for '/nix/store/",
             "failed with exit code 3",
+            "failing now",
         ],
     );
     assert!(
@@ -742,10 +708,20 @@ fn ctrl_c_cancels_a_build() {
     let before = Term::prompts(&t.screen());
     t.type_text(":b slow");
     t.keys(&["Enter"]);
-    t.wait("the build to start", |s| s.contains("sleeping"));
-    let started = Instant::now();
+    // The compact dashboard: the build's name, its timer and counts, its last log line.
+    let s = t.wait("the build to start", |s| s.contains("  sleeping"));
+    let line = s
+        .lines()
+        .find(|l| l.starts_with(&format!("building slow-{nonce} · 0:")))
+        .unwrap_or_else(|| panic!("no compact dashboard line:\n{s}"));
+    assert!(line.ends_with(" · 0/1 done"), "{line}");
+    let started = std::time::Instant::now();
     t.keys(&["C-c"]);
     let screen = t.wait_for_prompts(before + 1);
+    assert!(
+        !screen.contains(&format!("building slow-{nonce} · ")),
+        "the compact dashboard was not cleared:\n{screen}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "cancelled well before the build's 60 s"

@@ -51,7 +51,8 @@ fn monitor(stream: &str) -> (Option<i32>, String) {
 fn monitor_names_every_build_of_a_nix_stream() {
     check_prerequisites();
     let n = nonce();
-    let (status, stream) = record(&n, &[]);
+    // An unknown setting makes Nix warn, in a coloured `msg` record.
+    let (status, stream) = record(&n, &["--option", "tvix-test-no-such-setting", "1"]);
     assert_eq!(status, Some(0), "nix-build failed:\n{stream}");
     assert!(
         stream.lines().any(|l| l.starts_with("@nix ")),
@@ -68,6 +69,12 @@ fn monitor_names_every_build_of_a_nix_stream() {
         );
         assert!(err.contains(&format!("] built {drv} in ")), "{err}");
     }
+    // Nix's warning once, with its word once.
+    assert!(
+        err.contains("] warning: unknown setting 'tvix-test-no-such-setting'"),
+        "no warning:\n{err}"
+    );
+    assert!(!err.contains("warning: warning:"), "{err}");
     assert!(
         err.contains("] planned: 2 to build, 0 to fetch"),
         "the plan is not read:\n{err}"

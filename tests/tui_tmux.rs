@@ -8,9 +8,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
+use common::tmux::{quote, Session};
 use common::{check_prerequisites, nonce, run_limited, text};
 
 /// Longest wait for something to appear on screen.
@@ -20,13 +21,9 @@ fn slow_graph() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tui/slow.nix")
 }
 
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// `tvix build` running in a detached tmux session.
 struct Term {
-    socket: String,
+    session: Session,
     dir: tempfile::TempDir,
     nonce: String,
 }
@@ -40,14 +37,19 @@ impl Term {
     /// Starts `tvix build slow.nix ARGS`, its stdout into the file `stdout` of the test's
     /// directory when given.
     fn start_to(args: &[&str], stdout: Option<&str>) -> Term {
-        check_prerequisites();
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let socket = format!(
-            "tvix-tui-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        );
         let dir = tempfile::tempdir().expect("temp dir");
+        Term::start_file(dir, &slow_graph(), args, stdout)
+    }
+
+    /// Starts `tvix build FILE --argstr nonce N ARGS` in `dir` (which keeps the store,
+    /// HOME and state directory).
+    fn start_file(
+        dir: tempfile::TempDir,
+        file: &Path,
+        args: &[&str],
+        stdout: Option<&str>,
+    ) -> Term {
+        check_prerequisites();
         let n = nonce();
         let d = dir.path().display().to_string();
         let mut cmd = format!(
@@ -57,7 +59,7 @@ impl Term {
             home = quote(&format!("{d}/home")),
             state = quote(&format!("{d}/state")),
             bin = quote(env!("CARGO_BIN_EXE_tvix")),
-            file = quote(&slow_graph().display().to_string()),
+            file = quote(&file.display().to_string()),
             store = quote(&format!("local://{d}/store")),
         );
         for a in args {
@@ -68,54 +70,27 @@ impl Term {
             cmd.push_str(&format!(" > {}", quote(&format!("{d}/{f}"))));
         }
         cmd.push_str("; echo \"EXITED $?\"; sleep 600");
-        let status = Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
-            .args(["-x", "100", "-y", "30", "-c"])
-            .arg(dir.path())
-            .arg(&cmd)
-            .status()
-            .expect("tmux is needed for the terminal tests");
-        assert!(status.success(), "tmux new-session failed");
+        let session = Session::start("tui", dir.path(), 100, 30, &cmd);
         Term {
-            socket,
+            session,
             dir,
             nonce: n,
         }
     }
 
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("run tmux");
-        text(&out.stdout)
-    }
-
-    /// The visible screen.
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p"])
-    }
-
     fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys"];
-        args.extend_from_slice(keys);
-        self.tmux(&args);
+        self.session.keys(keys);
     }
 
     /// Waits until `pred` holds for the screen; returns it.
     fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if start.elapsed() > TIMEOUT {
-                panic!("timed out after {TIMEOUT:?} waiting for {what}; the screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.session.wait_for(
+            what,
+            TIMEOUT,
+            Duration::from_millis(100),
+            Session::visible,
+            pred,
+        )
     }
 
     /// The name a derivation of the graph has in this run.
@@ -129,14 +104,6 @@ impl Term {
             .lines()
             .find(|l| l.contains(&format!("▸ {name}")) && l.contains("localhost"))
             .map(str::to_string)
-    }
-}
-
-impl Drop for Term {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
     }
 }
 
@@ -303,4 +270,141 @@ fn plain_lines_without_a_terminal() {
     let history = std::fs::read_to_string(dir.path().join("state/tvix/build-times"))
         .expect("the build history");
     assert!(history.contains(&format!("slow-top-{n}\t")), "{history}");
+}
+
+/// Parts of the slowly evaluated graph, each in a file of its own.
+const EVAL_PARTS: usize = 30;
+
+/// A graph whose evaluation takes seconds: the top derivation names the `.drv` paths of
+/// [`EVAL_PARTS`] generated files' derivations (instantiated, not built), each after some
+/// busy work of `spin` additions. Written into `dir`; returns the top file.
+fn slow_eval_graph(dir: &Path, spin: u64) -> PathBuf {
+    let gen = dir.join("gen");
+    std::fs::create_dir_all(&gen).unwrap();
+    for i in 0..EVAL_PARTS {
+        std::fs::write(
+            gen.join(format!("f{i}.nix")),
+            format!(
+                "{{ mk, spin }}: mk {{ name = \"eval-part-{i}\"; script = \"echo {i} > $out\"; \
+                 work = toString (spin {spin}); }}\n"
+            ),
+        )
+        .unwrap();
+    }
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/builds/lib.nix");
+    let top = dir.join("eval.nix");
+    std::fs::write(
+        &top,
+        format!(
+            "{{ nonce }}: with import {lib} {{ inherit nonce; }};\n\
+             let\n\
+               spin = n: builtins.foldl' builtins.add 0 (builtins.genList (x: x) n);\n\
+               parts = builtins.genList (i: import (./gen + \"/f${{toString i}}.nix\") {{ inherit mk spin; }}) {EVAL_PARTS};\n\
+             in mk {{\n\
+               name = \"eval-top\";\n\
+               script = \"echo ${{toString (map (p: builtins.unsafeDiscardStringContext p.drvPath) parts)}} > $out\";\n\
+             }}\n",
+            lib = lib.display()
+        ),
+    )
+    .unwrap();
+    top
+}
+
+/// Additions per part that make the evaluation last a few seconds.
+const EVAL_SPIN: u64 = 800_000;
+
+/// While the evaluator runs, the dashboard shows the files read and the derivations
+/// instantiated so far; then the build, then the summary.
+#[test]
+fn a_slow_evaluation_shows_its_progress() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = slow_eval_graph(dir.path(), EVAL_SPIN);
+    let t = Term::start_file(dir, &file, &[], None);
+    let counted = |s: &str| {
+        s.lines().find_map(|l| {
+            let (files, rest) = l.trim().split_once(" files read, ")?;
+            let drvs = rest.strip_suffix(" derivations instantiated")?;
+            Some((files.parse::<u64>().ok()?, drvs.parse::<u64>().ok()?))
+        })
+    };
+    let s = t.wait("the evaluation's counts", |s| {
+        s.contains("Evaluating (") && counted(s).is_some_and(|(f, d)| f > 1 && d > 0)
+    });
+    assert!(s.contains("· evaluating"), "no state in the header:\n{s}");
+    let (files, drvs) = counted(&s).unwrap();
+    assert!(
+        files <= EVAL_PARTS as u64 + 1 && drvs <= EVAL_PARTS as u64,
+        "counts beyond the graph ({files}, {drvs}):\n{s}"
+    );
+    assert!(
+        !s.contains("Running ("),
+        "a build ran during evaluation:\n{s}"
+    );
+    let s = t.wait("the end", |s| s.contains("EXITED"));
+    assert!(s.contains("EXITED 0"), "{s}");
+    assert!(
+        s.contains("tvix build: built 1, substituted 0, failed 0 in "),
+        "no summary:\n{s}"
+    );
+}
+
+/// Without a terminal, a long evaluation reports its progress every few seconds, and its
+/// final counts.
+#[test]
+fn plain_lines_report_a_slow_evaluation() {
+    check_prerequisites();
+    let dir = tempfile::tempdir().unwrap();
+    let file = slow_eval_graph(dir.path(), EVAL_SPIN);
+    let n = nonce();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tvix"));
+    c.arg("build")
+        .arg(&file)
+        .args(["--argstr", "nonce", &n, "--no-out-link", "--store"])
+        .arg(format!("local://{}/store", dir.path().display()))
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env_remove("TVIX_BUILD_SERVICE");
+    let o = run_limited(c, Duration::from_secs(120));
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with('[') && l.contains("s] evaluating: ")),
+        "no progress while evaluating:\n{err}"
+    );
+    // The generated files and lib.nix; the parts and the top derivation.
+    let parts = EVAL_PARTS + 1;
+    assert!(
+        err.contains(&format!(
+            "s] evaluated: {parts} files read, {parts} derivations instantiated"
+        )),
+        "no final counts:\n{err}"
+    );
+    let evaluated = err.find("] evaluated: ").unwrap();
+    let building = err.find(&format!("] building eval-top-{n}")).expect(&err);
+    assert!(evaluated < building, "{err}");
+}
+
+/// An evaluation that fails under the dashboard: the terminal is given back with the
+/// evaluation's trace and error on it, and no summary.
+#[test]
+fn an_evaluation_error_is_printed_once_the_terminal_is_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("bad.nix");
+    std::fs::write(
+        &file,
+        "{ nonce }: builtins.trace \"tvix-trace-${nonce}\" (throw \"tvix-boom\")\n",
+    )
+    .unwrap();
+    let t = Term::start_file(dir, &file, &[], None);
+    let s = t.wait("the end", |s| s.contains("EXITED"));
+    assert!(s.contains("EXITED 1"), "{s}");
+    let trace = s
+        .find(&format!("trace: tvix-trace-{}", t.nonce))
+        .unwrap_or_else(|| panic!("no trace:\n{s}"));
+    let error = s
+        .find("error: tvix-boom")
+        .unwrap_or_else(|| panic!("no error:\n{s}"));
+    assert!(trace < error, "{s}");
+    assert!(!s.contains("tvix build: built"), "a summary:\n{s}");
 }

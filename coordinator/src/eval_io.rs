@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use crate::eval_progress::EvalProgress;
 use crate::events::{Event, Subscriber};
 use crate::fetch;
 use crate::nix_output::NixStyleOutput;
@@ -485,6 +486,8 @@ pub struct Gated<I> {
     cache: fetch::cache::Cache,
     fetch_refusal: Option<String>,
     build_refusal: Option<String>,
+    /// Counters of files read and derivations written, when someone watches.
+    progress: Option<Arc<EvalProgress>>,
 }
 
 impl<I: EvalIO> Gated<I> {
@@ -495,7 +498,15 @@ impl<I: EvalIO> Gated<I> {
             cache: fetch::cache::Cache::open(),
             fetch_refusal: None,
             build_refusal: None,
+            progress: None,
         }
+    }
+
+    /// Counts files read and derivations written in `progress` (for a display of the
+    /// evaluation's progress).
+    pub fn counting(mut self, progress: Arc<EvalProgress>) -> Gated<I> {
+        self.progress = Some(progress);
+        self
     }
 
     /// Refuses every fetch (downloads, git, archives); `why` ends the message, after
@@ -522,7 +533,11 @@ impl<I: EvalIO> Gated<I> {
 
 impl<I: EvalIO> EvalIO for Gated<I> {
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.inner.read_file(path)
+        let bytes = self.inner.read_file(path)?;
+        if let Some(p) = &self.progress {
+            p.file_read();
+        }
+        Ok(bytes)
     }
     fn path_exists(&self, path: &Path) -> io::Result<bool> {
         self.inner.path_exists(path)
@@ -548,7 +563,11 @@ impl<I: EvalIO> EvalIO for Gated<I> {
         contents: &[u8],
         references: &[String],
     ) -> Result<String, EvalIOError> {
-        self.inner.add_text(name, contents, references)
+        let path = self.inner.add_text(name, contents, references)?;
+        if let Some(p) = self.progress.as_ref().filter(|_| name.ends_with(".drv")) {
+            p.derivation();
+        }
+        Ok(path)
     }
     fn writes_to_store(&self) -> bool {
         self.inner.writes_to_store()
@@ -632,9 +651,28 @@ pub fn eval_io(
     readonly: bool,
     options: &BTreeMap<String, String>,
 ) -> Result<Box<dyn EvalIO>, String> {
+    counted_eval_io(store_flag, readonly, options, None)
+}
+
+/// [`eval_io`], counting files read and derivations written in `progress` when given.
+pub fn counted_eval_io(
+    store_flag: Option<&str>,
+    readonly: bool,
+    options: &BTreeMap<String, String>,
+    progress: Option<Arc<EvalProgress>>,
+) -> Result<Box<dyn EvalIO>, String> {
+    fn count<I: EvalIO>(io: Gated<I>, progress: Option<Arc<EvalProgress>>) -> Gated<I> {
+        match progress {
+            Some(p) => io.counting(p),
+            None => io,
+        }
+    }
     match store_url(store_flag) {
-        Some(url) if !readonly => Ok(Box::new(Gated::new(StoreIO::new(url, options.clone())?))),
-        _ => Ok(Box::new(Gated::new(StdIO::new()))),
+        Some(url) if !readonly => Ok(Box::new(count(
+            Gated::new(StoreIO::new(url, options.clone())?),
+            progress,
+        ))),
+        _ => Ok(Box::new(count(Gated::new(StdIO::new()), progress))),
     }
 }
 
@@ -688,5 +726,27 @@ pub fn editor_io(allow_fetch: bool, allow_build: bool) -> Result<Box<dyn EvalIO>
             Gated::new(StoreIO::new(url, BTreeMap::new())?),
             allow_fetch,
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counting_counts_files_read_and_derivations_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.nix");
+        std::fs::write(&file, "1").unwrap();
+        let progress = Arc::new(EvalProgress::new());
+        let io = Gated::new(StdIO::new()).counting(progress.clone());
+        io.read_file(&file).unwrap();
+        // A file that cannot be read was not read.
+        assert!(io.read_file(&dir.path().join("missing")).is_err());
+        io.add_text("x.drv", b"Derive()", &[]).unwrap();
+        io.add_text("notes.txt", b"text", &[]).unwrap();
+        let counts = progress.counts();
+        assert_eq!(counts.files_read, 1);
+        assert_eq!(counts.derivations, 1);
     }
 }

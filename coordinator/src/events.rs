@@ -55,6 +55,15 @@ pub enum Event<'a> {
         /// The substituter.
         from: &'a str,
     },
+    /// Bytes of the path a substitution copies have arrived (after its `Copying`).
+    Transfer {
+        /// The store path.
+        path: &'a str,
+        /// Bytes so far.
+        done: u64,
+        /// Bytes expected (0 when unknown).
+        expected: u64,
+    },
     /// A substitution ended.
     SubstitutionFinished {
         /// The derivation.

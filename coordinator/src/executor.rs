@@ -29,7 +29,7 @@ use crate::plan::{
     Action, Config, DrvId, Input, NodeSpec, Plan, PlanError, Summary, UnexpectedInput, Validity,
 };
 use crate::request::{self, SANDBOX_STORE_DIR};
-use crate::substitute::{SubstituteError, Substituters};
+use crate::substitute::{CopyProgress, SubstituteError, Substituters};
 
 /// What a build reports while it runs (the executor turns these into [`Event`]s).
 #[derive(Debug)]
@@ -530,13 +530,28 @@ impl<S: BuildStep> Executor<'_, S> {
                 drv,
                 from: from.name(),
             });
-            let mut copying = |p: &StorePath| {
-                self.emit(&Event::Copying {
-                    path: &abs(p),
-                    from: from.name(),
-                })
+            // The path being copied and the bytes it is expected to take.
+            let mut current: Option<(String, u64)> = None;
+            let mut copying = |p: CopyProgress<'_>| match p {
+                CopyProgress::Started { path, expected } => {
+                    let path = abs(path);
+                    self.emit(&Event::Copying {
+                        path: &path,
+                        from: from.name(),
+                    });
+                    current = Some((path, expected));
+                }
+                CopyProgress::Transferred { done } => {
+                    if let Some((path, expected)) = &current {
+                        self.emit(&Event::Transfer {
+                            path,
+                            done,
+                            expected: *expected,
+                        });
+                    }
+                }
             };
-            let result = from.substitute(&paths, self.store, &mut copying, self.cancel);
+            let result = from.substitute_reporting(&paths, self.store, &mut copying, self.cancel);
             self.warn(&from.take_warnings());
             match result {
                 Ok(()) => return Ok(()),
@@ -997,7 +1012,7 @@ mod tests {
             &self,
             _: &[StorePath],
             _: &dyn StoreService,
-            _: &mut dyn FnMut(&StorePath),
+            _: &mut (dyn FnMut(&StorePath) + Send),
             _: &CancelToken,
         ) -> Result<(), SubstituteError> {
             Err(SubstituteError::Unavailable { drv: "x".into() })

@@ -26,6 +26,7 @@ pub mod build;
 pub mod checks;
 pub mod closure;
 pub mod eval_io;
+pub mod eval_progress;
 pub mod events;
 pub mod executor;
 pub mod fetch;

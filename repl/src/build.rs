@@ -20,6 +20,8 @@ use tvix_coordinator::request::SANDBOX_STORE_DIR;
 use tvix_eval::symbol::Symbol;
 use tvix_eval::{EvalResult, Value};
 use tvix_store::StorePath;
+use tvix_tui::driver::{Dashboard, Mode, Options};
+use tvix_tui::history::HistoryFile;
 
 use crate::session::{other, Outcome, Session};
 use crate::{profile, shell};
@@ -174,8 +176,9 @@ impl Session {
         Ok(drv)
     }
 
-    /// Builds `drvs` (what is valid already is not rebuilt) with Nix-style output on
-    /// standard error; Ctrl-C cancels. Returns each derivation's outputs.
+    /// Builds `drvs` (what is valid already is not rebuilt), shown on standard error as
+    /// a compact dashboard on a terminal (cleared when done), else as `nix-build` prints
+    /// it; Ctrl-C cancels. Returns each derivation's outputs.
     fn realise(
         &mut self,
         command: &str,
@@ -185,16 +188,36 @@ impl Session {
         let realiser = self.builds.realiser(command)?;
         let cancel = CancelToken::new();
         let watcher = InterruptWatcher::start(interrupt, cancel.clone());
-        let output = NixStyleOutput::default();
-        let subscribers: [&dyn Subscriber; 1] = [&output];
-        let run = realiser.run(drvs, &subscribers, &cancel);
+        let compact = Mode::detect() == Mode::Dashboard;
+        let run = if compact {
+            let dashboard = Dashboard::start(Options {
+                mode: Mode::Compact,
+                print_logs: false,
+                color: false,
+                title: command.to_string(),
+                history: HistoryFile::default_location().ok(),
+                // Ctrl-C reaches the REPL's handler, which cancels the token.
+                on_cancel: Box::new(|| {}),
+            });
+            let feed = dashboard.feed();
+            let subscribers: [&dyn Subscriber; 1] = [&feed];
+            let run = realiser.run(drvs, &subscribers, &cancel);
+            // The lines are gone either way; a dashboard that failed showed nothing more.
+            let _ = dashboard.finish(cancel.is_cancelled());
+            run
+        } else {
+            let output = NixStyleOutput::default();
+            let subscribers: [&dyn Subscriber; 1] = [&output];
+            realiser.run(drvs, &subscribers, &cancel)
+        };
         drop(watcher);
         let outcome = run.map_err(|e| other(indent(&RealiseError::from(e).to_string())))?;
         if outcome.success() {
             return Ok(outcome.target_outputs);
         }
-        // The log was shown as the build ran, so the messages leave out its tail.
-        let messages = failure_messages(&outcome, drvs, false);
+        // Nix's lines showed the log as the build ran, so the messages leave out its
+        // tail; the compact dashboard's lines are gone, so they carry it.
+        let messages = failure_messages(&outcome, drvs, compact);
         Err(other(indent(&messages.join("\n"))))
     }
 

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
@@ -16,6 +17,7 @@ use tvix_coordinator::realise::{
 use tvix_store::StorePath;
 use tvix_tui::driver::{color_allowed, Dashboard, Mode, Options};
 use tvix_tui::history::HistoryFile;
+use tvix_tui::model::Update;
 
 use super::eval::{instantiate_derivations, EvalArgs, Report};
 use super::log_format::{shown, verbosity, BuildOutput, LogFormat, SequentialOutput, Shown};
@@ -197,15 +199,44 @@ fn cancel_on_sigint(cancel: &CancelToken, output: &BuildOutput) {
     }
 }
 
+/// Starts the dashboard (or its plain lines) of a run; cancelling it cancels `cancel`
+/// and sets `interrupt` (which stops an evaluation still running).
+fn start_dashboard(
+    print_logs: bool,
+    cancel: &CancelToken,
+    interrupt: Option<Arc<AtomicBool>>,
+) -> Dashboard {
+    let on_cancel = cancel.clone();
+    Dashboard::start(Options {
+        mode: Mode::detect(),
+        print_logs,
+        color: color_allowed(),
+        title: "tvix build".to_string(),
+        history: HistoryFile::default_location().ok(),
+        on_cancel: Box::new(move || {
+            on_cancel.cancel();
+            if let Some(flag) = &interrupt {
+                flag.store(true, Ordering::SeqCst);
+            }
+        }),
+    })
+}
+
 /// Builds on the executor; `Ok(None)` for a dry run, `Err(status)` after reporting why.
-/// Every activity `output` started is stopped before it returns.
+/// Every activity `output` started is stopped before it returns. `dashboard` is the
+/// run's dashboard when it was started before (to show the evaluation), with the token
+/// its cancel key cancels.
 fn run_executor(
     args: &BuildArgs,
     output: &BuildOutput,
     realiser: &Realiser,
     drvs: &[StorePath],
+    dashboard: Option<(Dashboard, CancelToken)>,
 ) -> Result<Option<Vec<BTreeMap<String, StorePath>>>, i32> {
-    let cancel = CancelToken::new();
+    let (dashboard, cancel) = match dashboard {
+        Some((d, c)) => (Some(d), c),
+        None => (None, CancelToken::new()),
+    };
     cancel_on_sigint(&cancel, output);
     let (outcome, log_shown) = match shown_as(args) {
         Shown::Raw | Shown::InternalJson => {
@@ -217,16 +248,8 @@ fn run_executor(
             (outcome, shown)
         }
         Shown::Bar { print_logs } => {
-            let mode = Mode::detect();
-            let on_cancel = cancel.clone();
-            let dashboard = Dashboard::start(Options {
-                mode,
-                print_logs,
-                color: color_allowed(),
-                title: "tvix build".to_string(),
-                history: HistoryFile::default_location().ok(),
-                on_cancel: Box::new(move || on_cancel.cancel()),
-            });
+            let dashboard = dashboard.unwrap_or_else(|| start_dashboard(print_logs, &cancel, None));
+            let mode = dashboard.mode();
             let feed = dashboard.feed();
             let subscribers: [&dyn Subscriber; 1] = [&feed];
             let outcome = realiser.run(drvs, &subscribers, &cancel);
@@ -267,6 +290,26 @@ fn run_executor(
     Err(outcome.exit_status())
 }
 
+/// An evaluation's diagnostic (`warning: ...`, `trace: ...`) as a message of the
+/// dashboard, whose level gives the word.
+fn diagnostic_message(text: &str) -> Update {
+    let text = text.trim_end();
+    match text
+        .strip_prefix("warning: ")
+        .or_else(|| text.strip_prefix("evaluation warning: "))
+    {
+        Some(rest) => Update::Message {
+            level: 1,
+            text: rest.to_string(),
+        },
+        // Traces and notices are shown as they are.
+        None => Update::Message {
+            level: 2,
+            text: text.to_string(),
+        },
+    }
+}
+
 /// Replaces (or creates) the symlink `link` pointing to `target`.
 fn make_link(link: &str, target: &str) -> std::io::Result<()> {
     let tmp = format!("{link}.tmp-{}", std::process::id());
@@ -291,7 +334,7 @@ pub(super) fn realise(
             output.error(&e.to_string());
             e.exit_status()
         })?;
-    run_executor(args, &output, &realiser, drvs)
+    run_executor(args, &output, &realiser, drvs, None)
 }
 
 /// Opens the store and keeps garbage collection away from it while this process runs.
@@ -335,6 +378,57 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
             return 1;
         }
     };
+    // With the dashboard, it is up before the evaluation, which it shows while it runs
+    // (`--check` has a driver of its own, with Nix's lines).
+    let early = match shown_as(&args) {
+        Shown::Bar { print_logs } if !args.check => {
+            let cancel = CancelToken::new();
+            let interrupt = Arc::new(AtomicBool::new(false));
+            let dashboard = start_dashboard(print_logs, &cancel, Some(interrupt.clone()));
+            Some((dashboard, cancel, interrupt))
+        }
+        _ => None,
+    };
+    let progress = early
+        .as_ref()
+        .map(|_| Arc::new(tvix_coordinator::eval_progress::EvalProgress::new()));
+    // On the full-screen dashboard the evaluation's diagnostics are messages on it, and
+    // they and its error are printed once the terminal is back (its alternate screen
+    // keeps nothing); plain lines and Nix's lines take them directly.
+    let held_reports: Arc<Mutex<Vec<String>>> = Arc::default();
+    let print_held = || {
+        if let Ok(mut held) = held_reports.lock() {
+            for text in held.drain(..) {
+                eprint!("{text}");
+            }
+        }
+    };
+    let reporter: Option<super::eval::Reporter> = match (&shown_as(&args), &early) {
+        (Shown::InternalJson, _) => {
+            let output = output.clone();
+            Some(Arc::new(move |report: Report<'_>| match report {
+                Report::Error(text) => output.error_text(text),
+                Report::Diagnostic(text) => output.diagnostic(text),
+            }))
+        }
+        (Shown::Bar { .. }, Some((dashboard, _, _))) if dashboard.mode() == Mode::Dashboard => {
+            let feed = dashboard.feed();
+            let held = held_reports.clone();
+            Some(Arc::new(move |report: Report<'_>| {
+                let text = match report {
+                    Report::Error(text) => text.to_string(),
+                    Report::Diagnostic(text) => {
+                        feed.send(diagnostic_message(text));
+                        format!("{}\n", text.trim_end())
+                    }
+                };
+                if let Ok(mut h) = held.lock() {
+                    h.push(text);
+                }
+            }))
+        }
+        _ => None,
+    };
     let eval_args = EvalArgs {
         file: args.file.clone(),
         expr: args.expr.clone(),
@@ -348,16 +442,9 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         store: Some(url.clone()),
         option: args.option.clone(),
         instantiate: true,
-        reporter: match shown_as(&args) {
-            Shown::Raw | Shown::Bar { .. } => None,
-            Shown::InternalJson => {
-                let output = output.clone();
-                Some(Arc::new(move |report: Report<'_>| match report {
-                    Report::Error(text) => output.error_text(text),
-                    Report::Diagnostic(text) => output.diagnostic(text),
-                }))
-            }
-        },
+        reporter,
+        progress: progress.clone(),
+        interrupt: early.as_ref().map(|(_, _, i)| i.clone()),
         ..EvalArgs::default()
     };
     // Opened (and protected from garbage collection) before the evaluation, so nothing it
@@ -365,19 +452,53 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
     let store = match open_protected_store(&url) {
         Ok(s) => s,
         Err(e) => {
+            if let Some((d, _, _)) = early {
+                let _ = d.close();
+            }
             print_error(&e);
             return 1;
         }
     };
-    let found = match instantiate_derivations(&eval_args) {
+    let watch = early
+        .as_ref()
+        .zip(progress)
+        .map(|((d, _, _), p)| d.watch_evaluation(p));
+    let found = instantiate_derivations(&eval_args);
+    let early = match (found.is_ok(), early) {
+        (true, e) => {
+            if let Some(w) = watch {
+                w.finish();
+            }
+            e.map(|(d, c, _)| (d, c))
+        }
+        (false, e) => {
+            drop(watch);
+            if let Some((d, _, _)) = e {
+                let _ = d.close();
+            }
+            None
+        }
+    };
+    let found = match found {
         Ok(f) => f,
-        Err(code) => return code,
+        Err(code) => {
+            // What the evaluation said while the dashboard had the terminal.
+            print_held();
+            return code;
+        }
     };
     let mut targets = Vec::new();
+    let close = |early: Option<(Dashboard, CancelToken)>| {
+        if let Some((d, _)) = early {
+            let _ = d.close();
+        }
+    };
     for line in &found {
         match DrvOutput::parse(line) {
             Ok(t) => targets.push(t),
             Err(e) => {
+                close(early);
+                print_held();
                 print_error(&e.to_string());
                 return 1;
             }
@@ -387,6 +508,8 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
     let realiser = match Realiser::with_store(store, config) {
         Ok(r) => r,
         Err(e) => {
+            close(early);
+            print_held();
             print_error(&e.to_string());
             return 1;
         }
@@ -410,7 +533,10 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
             }
         }
     } else {
-        match run_executor(&args, &output, &realiser, &drvs) {
+        let ran = run_executor(&args, &output, &realiser, &drvs, early);
+        // The evaluation's warnings and traces, now that the terminal is back.
+        print_held();
+        match ran {
             Ok(Some(o)) => o,
             Ok(None) => return 0,
             Err(code) => return code,

@@ -119,6 +119,13 @@ pub(super) struct EvalArgs {
     /// --log-format internal-json`, which writes them as records).
     #[arg(skip)]
     pub(super) reporter: Option<Reporter>,
+    /// Counters of files read and derivations instantiated, for a progress display
+    /// (set by `tvix build` with its dashboard).
+    #[arg(skip)]
+    pub(super) progress: Option<std::sync::Arc<tvix_coordinator::eval_progress::EvalProgress>>,
+    /// A flag that stops the evaluation once set (the dashboard's cancel key).
+    #[arg(skip)]
+    pub(super) interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 fn search_path(args: &EvalArgs) -> Vec<SearchPathEntry> {
@@ -184,10 +191,11 @@ fn with_evaluator<T>(
         allow_import_from_derivation: bool_option(&options, "allow-import-from-derivation", true),
         ..EvalConfig::default()
     };
-    let io = match tvix_coordinator::eval_io::eval_io(
+    let io = match tvix_coordinator::eval_io::counted_eval_io(
         args.store.as_deref(),
         args.readonly_mode,
         &options,
+        args.progress.clone(),
     ) {
         Ok(io) => io,
         Err(msg) => {
@@ -199,6 +207,7 @@ fn with_evaluator<T>(
         }
     };
     let mut ev = Evaluator::new(io, config);
+    ev.interrupt = args.interrupt.clone();
     // A reporter gets plain text: it is not writing to a terminal.
     let color = args.reporter.is_none()
         && std::io::stderr().is_terminal()

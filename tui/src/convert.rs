@@ -30,6 +30,15 @@ pub fn updates(event: &Event<'_>) -> Vec<Update> {
         }),
         // Each copied path is part of its substitution, shown as one line.
         Event::Copying { .. } => vec![],
+        Event::Transfer {
+            path,
+            done,
+            expected,
+        } => one(Update::Transfer {
+            id: transfer_id(path),
+            done: *done,
+            expected: *expected,
+        }),
         Event::SubstitutionFinished { drv, ok } => one(Update::SubstitutionFinished {
             drv: drv.to_string(),
             ok: *ok,
@@ -74,6 +83,14 @@ pub fn updates(event: &Event<'_>) -> Vec<Update> {
     }
 }
 
+/// A transfer's identity: its store path, hashed (each path is copied once per run).
+fn transfer_id(path: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +121,29 @@ mod tests {
             }]
         );
         assert!(updates(&Event::Progress(Default::default())).is_empty());
+        // Each path's transfer is one, whatever its reports.
+        let transfer = |done| {
+            updates(&Event::Transfer {
+                path: "/nix/store/p",
+                done,
+                expected: 10,
+            })
+        };
+        let (first, second) = (transfer(1), transfer(10));
+        match (&first[..], &second[..]) {
+            (
+                [Update::Transfer {
+                    id: a,
+                    done: 1,
+                    expected: 10,
+                }],
+                [Update::Transfer {
+                    id: b,
+                    done: 10,
+                    expected: 10,
+                }],
+            ) => assert_eq!(a, b),
+            other => panic!("{other:?}"),
+        }
     }
 }

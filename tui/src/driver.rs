@@ -8,8 +8,8 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
-use std::sync::Once;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Once};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,8 +19,10 @@ use crossterm::event::{
 use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
+use tvix_coordinator::eval_progress::EvalProgress;
 use tvix_coordinator::events::{Event, Subscriber};
 
+use crate::compact::compact_lines;
 use crate::convert::updates;
 use crate::history::{History, HistoryFile};
 use crate::model::{Model, Update};
@@ -35,6 +37,9 @@ pub enum Mode {
     Dashboard,
     /// Timestamped lines.
     Plain,
+    /// A few lines drawn in place below what is on the terminal (stderr must be one),
+    /// cleared at the end; no keys (the caller keeps Ctrl-C). The REPL's `:b`.
+    Compact,
 }
 
 impl Mode {
@@ -74,8 +79,16 @@ pub struct Options {
 
 enum Msg {
     Update(Duration, Update),
-    End { cancelled: bool },
+    End {
+        cancelled: bool,
+        /// Whether the summary is shown (not when the run ended before any build).
+        summary: bool,
+    },
 }
+
+/// How often plain lines report an evaluation that still runs (the dashboard shows each
+/// frame's counts).
+pub const PLAIN_EVAL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Sends updates to a running dashboard; a coordinator [`Subscriber`].
 #[derive(Clone)]
@@ -105,6 +118,38 @@ pub struct Dashboard {
     feed: Feed,
     thread: JoinHandle<std::io::Result<Model>>,
     history: Option<HistoryFile>,
+    mode: Mode,
+}
+
+/// Reports an evaluation's progress to a dashboard while it runs (see
+/// [`Dashboard::watch_evaluation`]); stops when finished or dropped.
+pub struct EvalWatch {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    feed: Feed,
+    progress: Arc<EvalProgress>,
+}
+
+impl EvalWatch {
+    /// The evaluation is over: its final counts are shown.
+    pub fn finish(mut self) {
+        self.stop();
+        self.feed.send(Update::Evaluated(self.progress.counts()));
+    }
+
+    fn stop(&mut self) {
+        // Hanging up wakes the sampling thread at once.
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for EvalWatch {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl Dashboard {
@@ -118,15 +163,66 @@ impl Dashboard {
             .and_then(|f| f.load().ok())
             .unwrap_or_default();
         let file = options.history.clone();
+        let mode = options.mode;
         let thread = std::thread::spawn(move || match options.mode {
             Mode::Plain => plain_loop(&options, history, rx, start),
             Mode::Dashboard => dashboard_loop(&options, history, rx, start),
+            Mode::Compact => compact_loop(history, rx, start),
         });
         Dashboard {
             feed: Feed { tx, start },
             thread,
             history: file,
+            mode,
         }
+    }
+
+    /// How the run is shown.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Shows the progress of an evaluation that counts into `progress` until the
+    /// returned watch is finished: on the dashboard at once and then each frame, in plain
+    /// lines every [`PLAIN_EVAL_INTERVAL`] while the counts change. The counters are
+    /// read on a thread of the watch's own, so the evaluation does nothing but count.
+    pub fn watch_evaluation(&self, progress: Arc<EvalProgress>) -> EvalWatch {
+        let (stop, stopped) = channel::<()>();
+        let feed = self.feed();
+        let (interval, at_once) = match self.mode {
+            Mode::Dashboard | Mode::Compact => (FRAME_INTERVAL, true),
+            Mode::Plain => (PLAIN_EVAL_INTERVAL, false),
+        };
+        let counters = progress.clone();
+        let sampler = feed.clone();
+        let thread = std::thread::spawn(move || {
+            let mut last = None;
+            if at_once {
+                let c = counters.counts();
+                sampler.send(Update::Evaluating(c));
+                last = Some(c);
+            }
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                let c = counters.counts();
+                if last != Some(c) {
+                    sampler.send(Update::Evaluating(c));
+                    last = Some(c);
+                }
+            }
+        });
+        EvalWatch {
+            stop: Some(stop),
+            thread: Some(thread),
+            feed,
+            progress,
+        }
+    }
+
+    /// Ends a run that stopped before anything was planned (an evaluation error):
+    /// gives the terminal back without a summary, so the error printed next stands
+    /// alone.
+    pub fn close(self) -> std::io::Result<()> {
+        self.end(false, false).map(|_| ())
     }
 
     /// A subscriber feeding this dashboard.
@@ -137,7 +233,11 @@ impl Dashboard {
     /// Ends the run (`cancelled` when it was): shows the summary, gives the terminal
     /// back, keeps the build durations, and returns the final model.
     pub fn finish(self, cancelled: bool) -> std::io::Result<Model> {
-        let _ = self.feed.tx.send(Msg::End { cancelled });
+        self.end(cancelled, true)
+    }
+
+    fn end(self, cancelled: bool, summary: bool) -> std::io::Result<Model> {
+        let _ = self.feed.tx.send(Msg::End { cancelled, summary });
         let model = self
             .thread
             .join()
@@ -162,13 +262,19 @@ fn plain_loop(
     };
     let mut model = Model::new(history);
     for msg in rx {
-        let (at, update) = match msg {
-            Msg::Update(at, u) => (at, u),
-            Msg::End { cancelled } => (start.elapsed(), Update::Ended { cancelled }),
+        let (at, update, shown) = match msg {
+            Msg::Update(at, u) => (at, u, true),
+            Msg::End { cancelled, summary } => {
+                (start.elapsed(), Update::Ended { cancelled }, summary)
+            }
         };
         let end = matches!(update, Update::Ended { .. });
         model.update(at, update.clone());
-        let lines = plain.lines(&model, at, &update);
+        let lines = if shown {
+            plain.lines(&model, at, &update)
+        } else {
+            Vec::new()
+        };
         if !lines.is_empty() {
             // One write per update, so lines of builds running at once do not interleave
             // with other writers'.
@@ -180,6 +286,67 @@ fn plain_loop(
         }
     }
     Ok(model)
+}
+
+/// Draws `lines` over the `drawn` lines drawn before (the cursor is at the end of the
+/// last one, or where the first goes when none was drawn); returns how many are drawn
+/// now. No lines clears what was drawn, leaving the cursor where it started.
+fn draw_compact(out: &mut impl Write, drawn: usize, lines: &[String]) -> std::io::Result<usize> {
+    let mut text = String::new();
+    if drawn > 0 {
+        text.push('\r');
+        if drawn > 1 {
+            text.push_str(&format!("\x1b[{}A", drawn - 1));
+        }
+    }
+    // Clear to the end of the screen, then write.
+    text.push_str("\x1b[J");
+    text.push_str(&lines.join("\r\n"));
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(lines.len())
+}
+
+fn compact_loop(history: History, rx: Receiver<Msg>, start: Instant) -> std::io::Result<Model> {
+    let mut model = Model::new(history);
+    let mut stderr = std::io::stderr();
+    let mut drawn = 0;
+    let mut shown: Vec<String> = Vec::new();
+    loop {
+        let mut ended = false;
+        // What arrives within a frame, then the frame.
+        let frame_start = Instant::now();
+        while let Some(left) = FRAME_INTERVAL.checked_sub(frame_start.elapsed()) {
+            match rx.recv_timeout(left) {
+                Ok(Msg::Update(at, u)) => {
+                    model.update(at, u);
+                }
+                Ok(Msg::End { cancelled, .. }) => {
+                    model.update(start.elapsed(), Update::Ended { cancelled });
+                    ended = true;
+                    break;
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if ended {
+            // Nothing stays: what follows (the outputs, an error) is printed there.
+            draw_compact(&mut stderr, drawn, &[])?;
+            return Ok(model);
+        }
+        model.update(start.elapsed(), Update::Tick);
+        // One column short of the width, so no line wraps and the count of lines holds.
+        let width = terminal::size().map_or(80, |(w, _)| usize::from(w));
+        let lines = compact_lines(&model, width.saturating_sub(1));
+        if lines != shown {
+            drawn = draw_compact(&mut stderr, drawn, &lines)?;
+            shown = lines;
+        }
+    }
 }
 
 /// Whether the terminal is in the dashboard's state (raw mode, alternate screen).
@@ -270,6 +437,7 @@ fn dashboard_loop(
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let mut ended = false;
+    let mut summary = true;
     loop {
         // Updates first: what arrived, for a bounded time, so a flood of log lines
         // cannot starve the frames and the keys.
@@ -277,8 +445,12 @@ fn dashboard_loop(
         while drain_start.elapsed() < FRAME_INTERVAL / 2 {
             match rx.try_recv() {
                 Ok(Msg::Update(at, u)) => dirty |= model.update(at, u),
-                Ok(Msg::End { cancelled }) => {
+                Ok(Msg::End {
+                    cancelled,
+                    summary: with_summary,
+                }) => {
                     model.update(start.elapsed(), Update::Ended { cancelled });
+                    summary = with_summary;
                     ended = true;
                     break;
                 }
@@ -318,6 +490,9 @@ fn dashboard_loop(
     // The last frame, then the summary on the normal screen, where it stays.
     term.draw(|f| render(&model, &view, f))?;
     restore_terminal();
+    if !summary {
+        return Ok(model);
+    }
     let mut text = format!("{}: {}\n", options.title, model.summary());
     for n in model.failed() {
         text.push_str(&format!(
@@ -335,6 +510,19 @@ fn dashboard_loop(
 mod tests {
     use super::*;
     use crossterm::event::KeyEvent;
+
+    #[test]
+    fn compact_lines_are_drawn_over_and_cleared() {
+        let mut out = Vec::new();
+        let n = draw_compact(&mut out, 0, &["a".into(), "b".into()]).unwrap();
+        assert_eq!(n, 2);
+        let n = draw_compact(&mut out, n, &["c".into()]).unwrap();
+        draw_compact(&mut out, n, &[]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\x1b[Ja\r\nb\r\x1b[1A\x1b[Jc\r\x1b[J"
+        );
+    }
 
     #[test]
     fn keys_convert() {
@@ -365,5 +553,27 @@ mod tests {
         let m = d.finish(false).unwrap();
         assert_eq!(m.counts().built, 1);
         assert_eq!(m.finished_durations().len(), 1);
+    }
+
+    #[test]
+    fn an_evaluation_is_watched_until_it_finishes() {
+        let d = Dashboard::start(Options {
+            mode: Mode::Plain,
+            print_logs: false,
+            color: false,
+            title: "t".into(),
+            history: None,
+            on_cancel: Box::new(|| {}),
+        });
+        let progress = Arc::new(EvalProgress::new());
+        let watch = d.watch_evaluation(progress.clone());
+        progress.file_read();
+        progress.derivation();
+        progress.derivation();
+        watch.finish();
+        let m = d.finish(false).unwrap();
+        let e = m.evaluation().expect("the evaluation was reported");
+        assert_eq!((e.counts.files_read, e.counts.derivations), (1, 2));
+        assert!(e.ended.is_some());
     }
 }

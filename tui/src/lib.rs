@@ -8,11 +8,13 @@
 //!   change it, pure as well;
 //! - [`render`]: the model drawn into a ratatui frame, tested with `TestBackend`;
 //! - [`plain`]: one timestamped line per update, for pipes and CI;
+//! - [`compact`]: a few lines in place below a prompt (the REPL's `:b`);
 //! - [`history`]: past build durations for estimates, and the file keeping them (IO);
 //! - [`driver`]: the IO edge: the terminal, the redraw loop, the keys, the plain writer;
 //! - `monitor` (feature `internal-json`, which needs the coordinator's
 //!   `internal_json` codec): Nix's `internal-json` log as updates, for `tvix monitor`.
 
+pub mod compact;
 pub mod convert;
 pub mod driver;
 pub mod history;

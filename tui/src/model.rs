@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use tvix_coordinator::eval_progress::EvalCounts;
+
 use crate::history::History;
 
 /// How many log lines of one build are kept in memory; older ones are counted and left
@@ -119,8 +121,31 @@ pub enum Update {
         /// Whether it was cancelled.
         cancelled: bool,
     },
+    /// The evaluation (before any build) has got this far.
+    Evaluating(EvalCounts),
+    /// The evaluation is over, with these counts.
+    Evaluated(EvalCounts),
     /// Nothing happened; the time moved (timers on screen).
     Tick,
+}
+
+/// How far the evaluation before the builds got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Evaluation {
+    /// Files read and derivations instantiated.
+    pub counts: EvalCounts,
+    /// When it ended (`None` while it runs).
+    pub ended: Option<Duration>,
+}
+
+/// `12 files read, 3 derivations instantiated`.
+pub fn eval_counts_text(c: EvalCounts) -> String {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!(
+        "{} read, {} instantiated",
+        plural(c.files_read, "file", "files"),
+        plural(c.derivations, "derivation", "derivations")
+    )
 }
 
 /// Where a derivation stands.
@@ -331,6 +356,7 @@ pub struct Model {
     now: Duration,
     cancel_requested: bool,
     ended: Option<(Duration, bool)>,
+    evaluation: Option<Evaluation>,
 }
 
 /// Messages kept for the screen.
@@ -352,6 +378,7 @@ impl Model {
             now: Duration::ZERO,
             cancel_requested: false,
             ended: None,
+            evaluation: None,
         }
     }
 
@@ -364,6 +391,10 @@ impl Model {
         let now = self.now;
         match update {
             Update::Planned(drvs) => {
+                // A plan comes after the evaluation.
+                if let Some(e) = self.evaluation.as_mut() {
+                    e.ended.get_or_insert(now);
+                }
                 for p in &drvs {
                     let i = self.node(&p.drv);
                     if self.nodes[i].action.is_none() {
@@ -493,6 +524,21 @@ impl Model {
                     }
                 }
             }
+            Update::Evaluating(counts) => {
+                if self.evaluation.is_some_and(|e| e.counts == counts) {
+                    return false;
+                }
+                self.evaluation = Some(Evaluation {
+                    counts,
+                    ended: None,
+                });
+            }
+            Update::Evaluated(counts) => {
+                self.evaluation = Some(Evaluation {
+                    counts,
+                    ended: Some(now),
+                });
+            }
             Update::Tick => {
                 self.trim_samples();
                 return tick_changed && self.has_timers();
@@ -592,6 +638,11 @@ impl Model {
         self.transfers.values().map(|(done, _)| done).sum()
     }
 
+    /// How many transfers (downloaded paths) the run reported.
+    pub fn transfers(&self) -> usize {
+        self.transfers.len()
+    }
+
     /// Bytes per second over the last few seconds.
     pub fn download_rate(&self) -> u64 {
         match (self.samples.front(), self.samples.back()) {
@@ -616,6 +667,16 @@ impl Model {
     /// Messages, oldest first.
     pub fn messages(&self) -> impl Iterator<Item = (u8, &str)> {
         self.messages.iter().map(|(l, m)| (*l, m.as_str()))
+    }
+
+    /// How far the evaluation got (`None` when the run reported no evaluation).
+    pub fn evaluation(&self) -> Option<Evaluation> {
+        self.evaluation
+    }
+
+    /// Whether the evaluation before the builds still runs.
+    pub fn evaluating(&self) -> bool {
+        self.evaluation.is_some_and(|e| e.ended.is_none()) && self.ended.is_none()
     }
 
     /// Whether cancellation was asked for.
@@ -867,6 +928,33 @@ mod tests {
         assert_eq!(m.counts().failed, 1);
         assert_eq!(m.counts().built, 0);
         assert!(m.finished_durations().is_empty());
+    }
+
+    #[test]
+    fn evaluation_progress() {
+        let mut m = Model::new(History::default());
+        assert!(!m.evaluating());
+        let counts = |files_read, derivations| EvalCounts {
+            files_read,
+            derivations,
+        };
+        assert!(m.update(secs(1), Update::Evaluating(counts(3, 0))));
+        assert!(m.evaluating());
+        // The same counts again change nothing on screen.
+        assert!(!m.update(secs(1), Update::Evaluating(counts(3, 0))));
+        m.update(secs(2), Update::Evaluated(counts(4, 2)));
+        assert!(!m.evaluating());
+        assert_eq!(
+            m.evaluation(),
+            Some(Evaluation {
+                counts: counts(4, 2),
+                ended: Some(secs(2))
+            })
+        );
+        assert_eq!(
+            eval_counts_text(counts(1, 2)),
+            "1 file read, 2 derivations instantiated"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::model::{drv_name, Model, Update};
+use crate::model::{drv_name, eval_counts_text, Model, Update};
 use crate::render::LOG_COMMAND;
 
 /// Options of the plain mode.
@@ -90,6 +90,10 @@ impl Plain {
                 vec![format!("{t}not building {}: an input failed", name(drv))]
             }
             Update::Transfer { .. } | Update::Tick => vec![],
+            Update::Evaluating(c) => {
+                vec![format!("{t}evaluating: {}", eval_counts_text(*c))]
+            }
+            Update::Evaluated(c) => vec![format!("{t}evaluated: {}", eval_counts_text(*c))],
             Update::Message { level, text } => {
                 let word = match level {
                     0 => "error: ",

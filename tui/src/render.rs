@@ -16,7 +16,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::model::{bytes, clock, Model, Node, State};
+use crate::model::{bytes, clock, eval_counts_text, Model, Node, State};
 use crate::view::ViewState;
 
 /// How the whole log of a derivation is shown.
@@ -87,6 +87,9 @@ pub fn render(model: &Model, view: &ViewState, frame: &mut Frame<'_>) {
 fn header(model: &Model, view: &ViewState, theme: Theme) -> Line<'static> {
     let c = model.counts();
     let mut parts = Vec::new();
+    if model.evaluating() {
+        parts.push("evaluating".to_string());
+    }
     if c.building > 0 {
         parts.push(format!("{} building", c.building));
     }
@@ -95,7 +98,10 @@ fn header(model: &Model, view: &ViewState, theme: Theme) -> Line<'static> {
         .iter()
         .filter(|n| n.action != Some(crate::model::Action::Fetch))
         .count();
-    parts.push(format!("{}/{} built", c.built, builds_total));
+    // Nothing is planned while the evaluation runs: no empty count then.
+    if !(model.evaluating() && model.nodes().is_empty()) {
+        parts.push(format!("{}/{} built", c.built, builds_total));
+    }
     let fetch_total = model
         .nodes()
         .iter()
@@ -109,8 +115,10 @@ fn header(model: &Model, view: &ViewState, theme: Theme) -> Line<'static> {
     }
     let downloaded = model.downloaded();
     if downloaded > 0 {
+        let n = model.transfers();
         parts.push(format!(
-            "↓ {} ({}/s)",
+            "↓ {n} {} {} {}/s",
+            if n == 1 { "path" } else { "paths" },
             bytes(downloaded),
             bytes(model.download_rate())
         ));
@@ -164,6 +172,20 @@ fn timer(model: &Model, n: &Node) -> String {
 /// A section's lines, cut to the room it was given.
 struct Section {
     lines: Vec<Line<'static>>,
+}
+
+/// The evaluation while it runs: its clock and what it has read and instantiated, so a
+/// long evaluation is no silent stall.
+fn evaluation_section(model: &Model, theme: Theme, room: usize) -> Section {
+    let Some(e) = model.evaluation().filter(|_| model.evaluating()) else {
+        return Section { lines: Vec::new() };
+    };
+    let mut lines = vec![
+        Line::styled(format!("Evaluating ({})", clock(model.now())), theme.bold()),
+        Line::raw(format!("  {}", eval_counts_text(e.counts))),
+    ];
+    lines.truncate(room);
+    Section { lines }
 }
 
 /// The running builds: one or two lines each (name, phase, timer, host; last log line).
@@ -431,6 +453,8 @@ fn dashboard_lines(
     }
     let footer_line = footer(model, view, theme);
     let mut room = height - 2;
+    let evaluation = evaluation_section(model, theme, room);
+    room -= evaluation.lines.len();
     let running = running_section(model, view, theme, area.width, room);
     room -= running.lines.len();
     let failures = failure_section(model, view, theme, room);
@@ -438,7 +462,7 @@ fn dashboard_lines(
     let messages = message_section(model, theme, room);
     room -= messages.lines.len();
     let tree = tree_section(model, view, theme, room);
-    for s in [running, failures, messages, tree] {
+    for s in [evaluation, running, failures, messages, tree] {
         lines.extend(s.lines);
     }
     while lines.len() < height - 1 {

@@ -7,7 +7,7 @@
 //! [`Translator`] is the state machine (events in, records out, no IO);
 //! [`InternalJsonOutput`] is the [`Subscriber`] that writes its records.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -66,6 +66,11 @@ pub struct Translator {
     failed_builds: u64,
     /// Substitutions that failed.
     failed_substitutions: u64,
+    /// Bytes the started downloads take (their paths counted once), which Nix reports
+    /// as the realise activity's expected file-transfer size.
+    expected_download: u64,
+    /// Paths whose download size is counted.
+    downloads: HashSet<String>,
     last_progress: Progress,
 }
 
@@ -82,6 +87,8 @@ impl Translator {
             copies: HashMap::new(),
             failed_builds: 0,
             failed_substitutions: 0,
+            expected_download: 0,
+            downloads: HashSet::new(),
             last_progress: Progress::default(),
         }
     }
@@ -197,6 +204,31 @@ impl Translator {
                 );
                 self.copies.insert(thread, [copy, substitute]);
             }
+            Event::Transfer {
+                path,
+                done,
+                expected,
+            } => {
+                if self.downloads.insert(path.to_string()) {
+                    self.expected_download += expected;
+                    self.set_expected(&mut out);
+                }
+                // The bytes of the path being copied, as Nix reports a copy's progress:
+                // `[done, expected, running, failed]` on its copy-path activity.
+                if let Some(&[copy, _]) = self.copies.get(&thread) {
+                    Self::result(
+                        &mut out,
+                        copy,
+                        ResultType::Progress,
+                        vec![
+                            Field::Int(*done),
+                            Field::Int(*expected),
+                            Field::Int(0),
+                            Field::Int(0),
+                        ],
+                    );
+                }
+            }
             Event::SubstitutionFinished { drv, ok } => {
                 if let Some(t) = self.substitution_threads.remove(*drv) {
                     self.stop_copy(&mut out, t);
@@ -277,7 +309,23 @@ impl Translator {
         }
     }
 
-    /// The progress results of the builds and copies activities.
+    /// The realise activity's expected download size, as Nix sets it (result 106,
+    /// `[101, bytes]`: the sizes of the downloads started so far).
+    fn set_expected(&self, out: &mut Vec<LogRecord>) {
+        let Some(run) = self.run else { return };
+        Self::result(
+            out,
+            run.realise,
+            ResultType::SetExpected,
+            vec![
+                Field::Int(ActivityType::FileTransfer.code()),
+                Field::Int(self.expected_download),
+            ],
+        );
+    }
+
+    /// The progress results of the builds and copies activities, and the expected
+    /// download size after them, in Nix's order.
     fn progress(&self, out: &mut Vec<LogRecord>) {
         let Some(run) = self.run else { return };
         let p = self.last_progress;
@@ -309,6 +357,7 @@ impl Translator {
                 Field::Int(self.failed_substitutions),
             ],
         );
+        self.set_expected(out);
     }
 
     /// Stops every activity still open (builds and copies a failure or cancellation left

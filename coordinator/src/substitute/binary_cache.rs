@@ -27,7 +27,7 @@ use tvix_store::signing::{verified_by_any, PublicKey};
 use tvix_store::{HashAlgo, StoreDir, StorePath, StoreService};
 
 use super::transport::{Timeouts, Transport, TransportError};
-use super::{order_references_first, SubstituteError, Substituter};
+use super::{order_references_first, CopyProgress, SubstituteError, Substituter};
 
 /// Largest narinfo (and `nix-cache-info`) read; a larger one is refused.
 pub const MAX_NARINFO: u64 = 1 << 20;
@@ -336,6 +336,17 @@ impl BinaryCache {
         info: &NarInfo,
         store: &dyn StoreService,
     ) -> Result<PathInfo, CacheError> {
+        self.fetch_nar_reporting(info, store, &mut |_| {})
+    }
+
+    /// [`BinaryCache::fetch_nar`], telling `transferred` the bytes read from the cache
+    /// so far (at most every [`PROGRESS_STEP`] bytes, and at the end).
+    pub fn fetch_nar_reporting(
+        &self,
+        info: &NarInfo,
+        store: &dyn StoreService,
+        transferred: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<PathInfo, CacheError> {
         let dir = &self.settings.store_dir;
         let shown = dir.display(&info.store_path);
         let compression =
@@ -353,8 +364,14 @@ impl BinaryCache {
             .transport
             .open(&info.url)?
             .ok_or_else(|| CacheError::MissingNar(url.clone()))?;
+        let counted = Counted {
+            inner: file,
+            done: 0,
+            reported: 0,
+            report: transferred,
+        };
         let decoder = compression
-            .decoder(io::BufReader::with_capacity(1 << 16, file))
+            .decoder(io::BufReader::with_capacity(1 << 16, counted))
             .map_err(|e| corrupt(StoreError::Io(e)))?;
         // A NAR larger than the narinfo says is cut off where it passes that size,
         // so a lying cache cannot fill the castore.
@@ -444,6 +461,40 @@ struct SizeLimit<R> {
     left: u64,
 }
 
+/// Bytes between two reports of a transfer's progress.
+pub const PROGRESS_STEP: u64 = 256 * 1024;
+
+/// A reader that reports how many bytes went through it (every [`PROGRESS_STEP`], and
+/// at the end).
+struct Counted<'a, R> {
+    inner: R,
+    done: u64,
+    reported: u64,
+    report: &'a mut (dyn FnMut(u64) + Send),
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if (n == 0 && self.done != self.reported) || self.done - self.reported >= PROGRESS_STEP {
+            self.reported = self.done;
+            (self.report)(self.done);
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Drop for Counted<'_, R> {
+    fn drop(&mut self) {
+        // The reader may stop before the end of the stream (the NAR is complete): the
+        // last bytes are reported all the same.
+        if self.done != self.reported {
+            (self.report)(self.done);
+        }
+    }
+}
+
 impl<R: Read> Read for SizeLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
@@ -509,7 +560,26 @@ impl Substituter for BinaryCache {
         &self,
         paths: &[StorePath],
         store: &dyn StoreService,
-        copying: &mut dyn FnMut(&StorePath),
+        copying: &mut (dyn FnMut(&StorePath) + Send),
+        cancel: &CancelToken,
+    ) -> Result<(), SubstituteError> {
+        self.substitute_reporting(
+            paths,
+            store,
+            &mut |p| {
+                if let CopyProgress::Started { path, .. } = p {
+                    copying(path)
+                }
+            },
+            cancel,
+        )
+    }
+
+    fn substitute_reporting(
+        &self,
+        paths: &[StorePath],
+        store: &dyn StoreService,
+        progress: &mut (dyn FnMut(CopyProgress<'_>) + Send),
         cancel: &CancelToken,
     ) -> Result<(), SubstituteError> {
         if !self.usable() {
@@ -535,8 +605,15 @@ impl Substituter for BinaryCache {
             {
                 continue;
             }
-            copying(&info.store_path);
-            let path_info = self.fetch_nar(&info, store).map_err(|e| self.err(e))?;
+            progress(CopyProgress::Started {
+                path: &info.store_path,
+                expected: info.file_size.unwrap_or(0),
+            });
+            let path_info = self
+                .fetch_nar_reporting(&info, store, &mut |done| {
+                    progress(CopyProgress::Transferred { done })
+                })
+                .map_err(|e| self.err(e))?;
             store
                 .put_path_info(&path_info)
                 .map_err(|e| self.err(e.into()))?;

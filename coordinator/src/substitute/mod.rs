@@ -62,6 +62,24 @@ pub enum SubstituteError {
     Cancelled,
 }
 
+/// How far a substitution's copying got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyProgress<'a> {
+    /// The copy of `path` starts; `expected` bytes will be transferred (as the cache
+    /// stores them, compressed; 0 when unknown).
+    Started {
+        /// The store path.
+        path: &'a StorePath,
+        /// Bytes to transfer.
+        expected: u64,
+    },
+    /// `done` bytes of the path being copied have arrived so far.
+    Transferred {
+        /// Bytes so far.
+        done: u64,
+    },
+}
+
 /// Something that can provide store paths with their closures.
 pub trait Substituter: Sync {
     /// The URL or name shown to users (`copying path ... from 'URL'`).
@@ -76,9 +94,27 @@ pub trait Substituter: Sync {
         &self,
         paths: &[StorePath],
         store: &dyn StoreService,
-        copying: &mut dyn FnMut(&StorePath),
+        copying: &mut (dyn FnMut(&StorePath) + Send),
         cancel: &CancelToken,
     ) -> Result<(), SubstituteError>;
+
+    /// [`Substituter::substitute`], telling `progress` each path as its copy starts
+    /// (with the bytes it will transfer) and the bytes transferred as they arrive.
+    /// Substituters that cannot count bytes report only the starts, expecting 0 bytes.
+    fn substitute_reporting(
+        &self,
+        paths: &[StorePath],
+        store: &dyn StoreService,
+        progress: &mut (dyn FnMut(CopyProgress<'_>) + Send),
+        cancel: &CancelToken,
+    ) -> Result<(), SubstituteError> {
+        self.substitute(
+            paths,
+            store,
+            &mut |path| progress(CopyProgress::Started { path, expected: 0 }),
+            cancel,
+        )
+    }
 
     /// What it refused or passed over since last asked (an unsigned narinfo, a cache
     /// that cannot be read), for the run to show as warnings.
@@ -170,7 +206,7 @@ impl Substituter for StoreSubstituter {
         &self,
         paths: &[StorePath],
         store: &dyn StoreService,
-        copying: &mut dyn FnMut(&StorePath),
+        copying: &mut (dyn FnMut(&StorePath) + Send),
         cancel: &CancelToken,
     ) -> Result<(), SubstituteError> {
         let roots: BTreeSet<StorePath> = paths.iter().cloned().collect();

@@ -11,6 +11,7 @@ use super::render;
 use crate::history::History;
 use crate::model::{Action, Model, PlannedDrv, Update};
 use crate::view::{Key, ViewState};
+use tvix_coordinator::eval_progress::EvalCounts;
 
 fn drv(name: &str) -> String {
     let hash: String = name.chars().cycle().take(32).collect();
@@ -179,6 +180,52 @@ Derivations (5)
 └─○ hello  planned
 
 ↑↓/jk: select · l: log · f: failures only · q: cancel",
+    );
+}
+
+#[test]
+fn an_evaluation_in_progress() {
+    let mut m = Model::new(History::default());
+    let counts = |files_read, derivations| EvalCounts {
+        files_read,
+        derivations,
+    };
+    m.update(secs(1), Update::Evaluating(counts(1, 0)));
+    m.update(secs(4), Update::Evaluating(counts(120, 35)));
+    check(
+        screen(&m, &dashboard(), 60, 6),
+        "
+tvix build 0:04 · evaluating
+Evaluating (0:04)
+  120 files read, 35 derivations instantiated
+
+
+↑↓/jk: select · l: log · f: failures only · q: cancel
+",
+    );
+    // Once it is over, the plan takes its place.
+    m.update(secs(5), Update::Evaluated(counts(121, 36)));
+    let screen = screen(&m, &dashboard(), 60, 6);
+    assert!(!screen.contains("Evaluating"), "{screen}");
+    assert!(!screen.contains("evaluating"), "{screen}");
+}
+
+#[test]
+fn downloads_show_paths_bytes_and_rate() {
+    let mut m = Model::new(History::default());
+    let t = |id, done| Update::Transfer {
+        id,
+        done,
+        expected: 8 << 20,
+    };
+    m.update(secs(0), t(1, 0));
+    m.update(secs(1), t(1, 4 << 20));
+    m.update(secs(2), t(2, 4 << 20));
+    let s = screen(&m, &dashboard(), 70, 3);
+    assert_eq!(
+        s.lines().next().unwrap(),
+        "tvix build 0:02 · 0/0 built · ↓ 2 paths 8.0 MiB 4.0 MiB/s",
+        "{s}"
     );
 }
 
