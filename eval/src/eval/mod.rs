@@ -590,8 +590,8 @@ impl Evaluator {
             ThunkState::Suspended(e, env) => {
                 stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || self.eval(e, env))
             }
-            ThunkState::Apply(f, a) => {
-                let (f, a) = (f.clone(), a.clone());
+            ThunkState::Apply(app) => {
+                let (f, a) = (app.0.clone(), app.1.clone());
                 stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
                     let f = self.force(f)?;
                     self.call(f, a, None)
