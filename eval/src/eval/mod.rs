@@ -967,7 +967,9 @@ impl Evaluator {
             )
             .with_call_site(span));
         };
-        let env = Rc::new(Env::new(Some(parent.clone()), pattern.formals.len() + 1));
+        // The whole argument gets a slot only when the pattern names it (`@args`): with two
+        // formals or fewer the frame then fits in the `Env` itself, with no second allocation.
+        let env = Rc::new(Env::new(Some(parent.clone()), pattern.frame_size()));
         let mut used = 0;
         for (i, formal) in pattern.formals.iter().enumerate() {
             match attrs.get(formal.name) {
@@ -1011,7 +1013,9 @@ impl Evaluator {
                 }
             }
         }
-        env.set(pattern.arg_slot(), forced);
+        if pattern.bind.is_some() {
+            env.set(pattern.arg_slot(), forced);
+        }
         Ok(env)
     }
 
