@@ -132,7 +132,7 @@ pub fn corepkg_source(path: &std::path::Path) -> Option<&'static str> {
     }
 }
 
-fn derivation(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn derivation(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let f = match &ev.derivation_fn {
         Some(f) => f.clone(),
         None => {
@@ -168,7 +168,7 @@ struct Collected {
     content_addressed: bool,
 }
 
-fn derivation_strict(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn derivation_strict(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let attrs = ev.force_attrs(a[0].clone(), s)?;
     let name_entry = attrs
         .get_entry(Symbol::intern("name"))
@@ -574,7 +574,7 @@ fn resolve_inputs(ev: &Evaluator, c: &mut Collected) {
     }
 }
 
-fn to_file(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn to_file(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let name = ev
         .force_string(a[0].clone(), s)?
         .to_str_lossy()
@@ -608,7 +608,7 @@ fn to_file(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
     ))))
 }
 
-fn store_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn store_path(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let st = ev.coerce_to_string(a[0].clone(), CoerceMode::PathSegment, s)?;
     let text = st.to_str_lossy().into_owned();
     let sd = store_dir(ev, s)?;
@@ -623,7 +623,7 @@ fn store_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<
 }
 
 /// `builtins.path { path; name ? baseNameOf path; filter ? null; recursive ? true; sha256 ? null; }`
-fn path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn path(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let args = ev.force_attrs(a[0].clone(), s)?;
     let mut src = None;
     let mut name = None;
@@ -671,7 +671,7 @@ fn path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value>
     add_path(ev, &src, &name, filter, recursive, expected, s)
 }
 
-fn filter_source(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn filter_source(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let filter = ev.force_function(a[0].clone(), s)?;
     let src = super::paths::real_path(ev, a[1].clone(), s)?;
     let name = src

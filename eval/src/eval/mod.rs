@@ -772,8 +772,7 @@ impl Evaluator {
         match f {
             Value::Lambda(c) => self.call_lambda(&c, arg, span),
             Value::PrimOp(app) => {
-                let mut args = Vec::with_capacity(app.args.len() + 1);
-                args.extend(app.args.iter().cloned());
+                let mut args: Args = app.args.iter().cloned().collect();
                 args.push(arg);
                 if args.len() == app.op.arity {
                     self.call_primop(app.op, args, span)
@@ -820,7 +819,7 @@ impl Evaluator {
     fn call_primop(
         &mut self,
         op: &'static PrimOp,
-        args: Vec<Value>,
+        args: Args,
         span: Option<Span>,
     ) -> EvalResult<Value> {
         self.enter_call(span)?;
@@ -849,7 +848,7 @@ impl Evaluator {
                 let arity = app.op.arity;
                 if app.args.is_empty() && arity > 1 && arity <= spine.len() - i {
                     let op = app.op;
-                    let args: Vec<Value> = spine[i..i + arity]
+                    let args: Args = spine[i..i + arity]
                         .iter()
                         .map(|(a, _)| self.delay(a, env))
                         .collect();
