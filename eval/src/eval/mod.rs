@@ -78,6 +78,11 @@ pub struct EvalConfig {
     /// `allow-import-from-derivation`: whether reading a path whose context names a
     /// derivation output may build it (true, Nix's default) or is an error.
     pub allow_import_from_derivation: bool,
+    /// Keep every derivation the evaluation creates whole in [`Evaluator::derivations`]
+    /// (for tests and tools that inspect them). Off, only what dependent derivations need
+    /// is kept: a package set creates tens of thousands, and their environments, outputs
+    /// and inputs were most of its peak memory.
+    pub keep_derivations: bool,
 }
 
 impl Default for EvalConfig {
@@ -91,6 +96,7 @@ impl Default for EvalConfig {
             fetch_closure: false,
             abort_on_warn: false,
             allow_import_from_derivation: true,
+            keep_derivations: false,
         }
     }
 }
