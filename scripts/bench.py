@@ -3,18 +3,28 @@
 
     scripts/bench.py                         # every workload in ../shared/workloads/bench
     scripts/bench.py --runs 5 path/to/x.nix  # chosen files (never skipped)
-    scripts/bench.py --skip none             # include pkgset.nix too
+    scripts/bench.py --skip pkgset.nix       # leave a workload out
+    scripts/bench.py --profile DIR           # also a `perf report` of tvix per workload
 
 For each file both implementations run --runs times, alternating which goes first
 so that neither consistently profits from a warm page cache or CPU boost. The
-best wall time and the lowest peak RSS over the runs are reported, as ratios
-tvix/nix: absolute figures vary between machines, ratios measured side by side
-do not (much). Stdout of the two must be identical; exit status 1 if any file's
-output differs or an implementation failed (unless --no-check).
+median wall time and the median peak RSS over the runs are reported, with their
+ratios tvix/nix side by side, and the geometric mean of each ratio over all files:
+absolute figures vary between machines, ratios measured side by side do not
+(much). The load average is printed before and after, since other work on the
+machine slows both implementations' wall times (peak memory is not affected).
+Stdout of the two must be identical; exit status 1 if any file's output differs
+or an implementation failed (unless --no-check).
+
+--profile DIR records each workload's tvix run once more under `perf record --call-graph dwarf`
+and writes DIR/<name>.perf.data and DIR/<name>.report.txt (`perf report --stdio
+--no-children`, the functions where the time is spent, with their callers).
 """
 import argparse
+import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,6 +87,41 @@ def measure(argv, env, timeout) -> Run:
         return Run(wall, rusage.ru_maxrss, proc.returncode, out.read(), err.read(), killed.is_set())
 
 
+def load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def profile(perf: str, argv, env, stem: Path):
+    """Record one run of argv with call graphs; write stem.perf.data and stem.report.txt.
+
+    Returns a note for the summary when something failed, None otherwise.
+    """
+    data = stem.with_suffix(".perf.data")
+    report = stem.with_suffix(".report.txt")
+    # perf would keep a previous recording as .old; a rerun should just replace it.
+    data.unlink(missing_ok=True)
+    # DWARF unwinding: the release build has debug info but no frame pointers. A
+    # modest frequency keeps the recording of a 10 s workload small.
+    rec = subprocess.run([perf, "record", "-F", "250", "--call-graph", "dwarf,16384",
+                          "-o", str(data), "--"] + argv, env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    if rec.returncode != 0:
+        return "perf record failed: " + clip(rec.stderr.decode(errors="replace").strip())
+    with open(report, "wb") as out:
+        rep = subprocess.run([perf, "report", "--stdio", "--no-children", "--percent-limit", "0.5",
+                              # the evaluator recurses; a few callers say enough
+                              "--max-stack", "8",
+                              "-i", str(data)], stdout=out, stderr=subprocess.PIPE)
+    if rep.returncode != 0:
+        return "perf report failed: " + clip(rep.stderr.decode(errors="replace").strip())
+    print(f"  profile: {report}", flush=True)
+    return None
+
+
 def first_difference(a: bytes, b: bytes):
     al, bl = a.decode(errors="replace").splitlines(), b.decode(errors="replace").splitlines()
     for i in range(max(len(al), len(bl))):
@@ -102,9 +147,10 @@ def main() -> int:
     ap.add_argument("files", nargs="*", type=Path, help="workloads (default: every .nix in --bench-dir)")
     ap.add_argument("--bench-dir", type=Path, default=default_bench_dir())
     ap.add_argument("--skip", action="append", metavar="NAME",
-                    help="file name to leave out of the --bench-dir listing (repeatable; "
-                         "default: pkgset.nix; 'none' skips nothing)")
+                    help="file name to leave out of the --bench-dir listing (repeatable)")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help="also record tvix under `perf record --call-graph dwarf` and write a report per workload")
     ap.add_argument("--tvix", default=str(default_tvix()), help="the tvix binary")
     ap.add_argument("--nix", default="nix-instantiate", help="the reference nix-instantiate")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per single run")
@@ -127,7 +173,7 @@ def main() -> int:
     if args.files:
         files = args.files
     else:
-        skip = {"pkgset.nix"} if args.skip is None else set(args.skip) - {"none"}
+        skip = set(args.skip or [])
         if not args.bench_dir.is_dir():
             print(f"bench: workload dir {args.bench_dir} not found; set SHARED_DIR or pass "
                   "--bench-dir", file=sys.stderr)
@@ -147,10 +193,20 @@ def main() -> int:
         "nix": [nix, "--eval", "--strict"],
     }
 
+    profiler = None
+    if args.profile is not None:
+        profiler = shutil.which("perf")
+        if profiler is None:
+            print("bench: --profile needs `perf` (Debian: linux-perf)", file=sys.stderr)
+            return 2
+        args.profile.mkdir(parents=True, exist_ok=True)
+
     header = ("file", "tvix s", "nix s", "wall x", "tvix MB", "nix MB", "mem x", "output")
     fmt = "{:<16} {:>8} {:>8} {:>7} {:>8} {:>8} {:>6}  {}"
+    print(f"load average before: {load()}; medians of {args.runs} run(s)")
     print(fmt.format(*header), flush=True)
     notes, ok = [], True
+    ratios = {0: [], 1: []}
     for f in files:
         runs = {name: [] for name in impls}
         for i in range(args.runs):
@@ -165,7 +221,8 @@ def main() -> int:
                 notes.append(f"{f.name}:\n" + describe_failure(name, failed[0]))
                 best[name] = None
             else:
-                best[name] = (min(r.wall for r in rs), min(r.rss_kib for r in rs) / 1024, rs[-1].stdout)
+                best[name] = (statistics.median(r.wall for r in rs),
+                              statistics.median(r.rss_kib for r in rs) / 1024, rs[-1].stdout)
 
         t, n = best["tvix"], best["nix"]
         if t is None or n is None:
@@ -188,11 +245,24 @@ def main() -> int:
             return "-" if b is None else format(b[k], spec)
 
         def ratio(k):
-            return "-" if t is None or n is None or n[k] == 0 else f"{t[k] / n[k]:.2f}"
+            if t is None or n is None or n[k] == 0:
+                return "-"
+            ratios[k].append(t[k] / n[k])
+            return f"{t[k] / n[k]:.2f}"
 
         print(fmt.format(clip(f.name, 16), cell(t, 0, ".3f"), cell(n, 0, ".3f"), ratio(0),
                          cell(t, 1, ".0f"), cell(n, 1, ".0f"), ratio(1), verdict), flush=True)
 
+        if profiler is not None:
+            note = profile(profiler, impls["tvix"] + [str(f)], env, args.profile / f.stem)
+            if note:
+                notes.append(f"{f.name}: {note}")
+
+    def geomean(xs):
+        return f"{math.exp(sum(map(math.log, xs)) / len(xs)):.2f}" if xs else "-"
+
+    print(fmt.format("geometric mean", "", "", geomean(ratios[0]), "", "", geomean(ratios[1]), ""))
+    print(f"load average after: {load()}")
     for note in notes:
         print(note)
     if not ok and not args.no_check:

@@ -7,5 +7,6 @@ mod cli;
 static GLOBAL: alloc::MiMalloc = alloc::MiMalloc;
 
 fn main() {
+    alloc::configure();
     std::process::exit(cli::run());
 }

@@ -244,7 +244,8 @@ pub struct Lambda {
 pub enum Param {
     /// `x: ...`: slot 0 is the argument.
     Ident(Symbol),
-    /// `{ a, b ? d, ... } @ x: ...`: slot i is formal i; the whole argument is in the last slot.
+    /// `{ a, b ? d, ... } @ x: ...`: slot i is formal i; the whole argument, when it is named
+    /// (`@ x`), is in the slot after them.
     Pattern(Box<Pattern>),
 }
 
@@ -269,9 +270,14 @@ pub struct Formal {
 }
 
 impl Pattern {
-    /// The slot holding the whole argument.
+    /// The slot holding the whole argument (only there when `bind` is).
     pub fn arg_slot(&self) -> usize {
         self.formals.len()
+    }
+
+    /// Number of frame slots a call needs: the formals, and the whole argument if named.
+    pub fn frame_size(&self) -> usize {
+        self.formals.len() + usize::from(self.bind.is_some())
     }
 }
 
@@ -280,7 +286,7 @@ impl Lambda {
     pub fn frame_size(&self) -> usize {
         match &self.param {
             Param::Ident(_) => 1,
-            Param::Pattern(p) => p.formals.len() + 1,
+            Param::Pattern(p) => p.frame_size(),
         }
     }
 }

@@ -59,7 +59,7 @@ fn attr_name(ev: &mut Evaluator, v: &Value, s: Option<Span>) -> EvalResult<Symbo
     Ok(Symbol::intern_bytes(name.as_bytes()))
 }
 
-fn remove_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn remove_attrs(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let set = ev.force_attrs(a[0].clone(), s)?;
     let names = ev.force_list(a[1].clone(), s)?;
     let mut remove = FxHashSet::default();
@@ -78,7 +78,7 @@ fn remove_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResul
     )))
 }
 
-fn list_to_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn list_to_attrs(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let list = ev.force_list(a[0].clone(), s)?;
     let mut entries = Vec::with_capacity(list.len());
     for item in list.iter() {
@@ -104,7 +104,7 @@ fn list_to_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
     Ok(Value::attrs(Attrs::from_unsorted(entries)))
 }
 
-fn map_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn map_attrs(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let set = ev.force_attrs(a[1].clone(), s)?;
     let f = a[0].clone();
     let mut entries = Vec::with_capacity(set.len());
@@ -124,7 +124,7 @@ fn map_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
 }
 
 /// `catAttrs name sets`: the values of attribute `name` in those sets that have it.
-fn cat_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn cat_attrs(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let name = attr_name(ev, &a[0], s).context(None, || {
         "while evaluating the first argument passed to builtins.catAttrs".to_string()
     })?;
@@ -147,7 +147,7 @@ fn cat_attrs(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
 
 /// `zipAttrsWith f sets`: for every name in any of the sets, `f name [values...]` (lazily),
 /// the values in list order.
-fn zip_attrs_with(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn zip_attrs_with(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let f = ev.force_function(a[0].clone(), s).context(None, || {
         "while evaluating the first argument passed to builtins.zipAttrsWith".to_string()
     })?;
@@ -180,7 +180,7 @@ fn zip_attrs_with(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalRes
 }
 
 /// `unsafeGetAttrPos name set`: `{ file, line, column }` of the definition, or null.
-fn unsafe_get_attr_pos(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn unsafe_get_attr_pos(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let name = attr_name(ev, &a[0], s).context(None, || {
         "while evaluating the first argument passed to builtins.unsafeGetAttrPos".to_string()
     })?;

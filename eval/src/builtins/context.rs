@@ -36,11 +36,7 @@ pub(super) const BUILTINS: &[PrimOp] = &[
 ];
 
 /// `drvPath`'s "all outputs" elements become plain references to the `.drv` file.
-fn discard_output_dependency(
-    ev: &mut Evaluator,
-    a: Vec<Value>,
-    s: Option<Span>,
-) -> EvalResult<Value> {
+fn discard_output_dependency(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let st = ev.coerce_string_arg(a[0].clone(), s)?;
     let ctx: Context = st
         .context()
@@ -58,11 +54,7 @@ fn discard_output_dependency(
 }
 
 /// The inverse: a plain reference to a `.drv` becomes a dependency on all its outputs.
-fn add_drv_output_dependencies(
-    ev: &mut Evaluator,
-    a: Vec<Value>,
-    s: Option<Span>,
-) -> EvalResult<Value> {
+fn add_drv_output_dependencies(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let st = ev.coerce_string_arg(a[0].clone(), s)?;
     let elems: Vec<&ContextElem> = st.context().into_iter().flatten().collect();
     if elems.len() != 1 {
@@ -105,7 +97,7 @@ struct PathInfo {
     outputs: Vec<String>,
 }
 
-fn get_context(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn get_context(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let st = ev.coerce_string_arg(a[0].clone(), s)?;
     let mut by_path: BTreeMap<String, PathInfo> = BTreeMap::new();
     for e in st.context().into_iter().flatten() {
@@ -140,7 +132,7 @@ fn get_context(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult
     Ok(make_attrs(entries))
 }
 
-fn append_context(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn append_context(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let st = ev.force_string(a[0].clone(), s)?;
     let spec = ev.force_attrs(a[1].clone(), s)?;
     let store_dir = ev.io.store_dir();

@@ -97,7 +97,7 @@ pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("floor", 1, |ev, a, s| float_to_int(ev, a, s, f64::floor)),
 ];
 
-fn throw(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
+fn throw(ev: &mut Evaluator, a: Args, span: Option<Span>) -> EvalResult<Value> {
     let msg = ev.coerce_to_string(a[0].clone(), CoerceMode::ToString, span)?;
     Err(EvalError::new(
         ErrorKind::Throw(msg.to_str_lossy().into_owned()),
@@ -105,7 +105,7 @@ fn throw(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Va
     ))
 }
 
-fn abort(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
+fn abort(ev: &mut Evaluator, a: Args, span: Option<Span>) -> EvalResult<Value> {
     let msg = ev.coerce_to_string(a[0].clone(), CoerceMode::ToString, span)?;
     Err(EvalError::new(
         ErrorKind::Abort(msg.to_str_lossy().into_owned()),
@@ -113,17 +113,17 @@ fn abort(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Va
     ))
 }
 
-fn seq(ev: &mut Evaluator, a: Vec<Value>, _: Option<Span>) -> EvalResult<Value> {
+fn seq(ev: &mut Evaluator, a: Args, _: Option<Span>) -> EvalResult<Value> {
     ev.force(a[0].clone())?;
     ev.force(a[1].clone())
 }
 
-fn deep_seq(ev: &mut Evaluator, a: Vec<Value>, _: Option<Span>) -> EvalResult<Value> {
+fn deep_seq(ev: &mut Evaluator, a: Args, _: Option<Span>) -> EvalResult<Value> {
     ev.force_deep(a[0].clone())?;
     ev.force(a[1].clone())
 }
 
-fn try_eval(ev: &mut Evaluator, a: Vec<Value>, _: Option<Span>) -> EvalResult<Value> {
+fn try_eval(ev: &mut Evaluator, a: Args, _: Option<Span>) -> EvalResult<Value> {
     let (success, value) = match ev.force(a[0].clone()) {
         Ok(v) => (true, v),
         Err(e) if e.kind.is_catchable() => (false, Value::Bool(false)),
@@ -135,11 +135,11 @@ fn try_eval(ev: &mut Evaluator, a: Vec<Value>, _: Option<Span>) -> EvalResult<Va
     ]))
 }
 
-fn type_of(ev: &mut Evaluator, a: Vec<Value>, _: Option<Span>) -> EvalResult<Value> {
+fn type_of(ev: &mut Evaluator, a: Args, _: Option<Span>) -> EvalResult<Value> {
     Ok(Value::string(ev.force(a[0].clone())?.type_of()))
 }
 
-fn arith(ev: &mut Evaluator, op: BinOp, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
+fn arith(ev: &mut Evaluator, op: BinOp, a: Args, span: Option<Span>) -> EvalResult<Value> {
     let l = ev.force(a[0].clone())?;
     let r = ev.force(a[1].clone())?;
     if op != BinOp::Lt {
@@ -180,7 +180,7 @@ fn arith(ev: &mut Evaluator, op: BinOp, a: Vec<Value>, span: Option<Span>) -> Ev
 
 fn float_to_int(
     ev: &mut Evaluator,
-    a: Vec<Value>,
+    a: Args,
     span: Option<Span>,
     f: fn(f64) -> f64,
 ) -> EvalResult<Value> {
@@ -197,12 +197,12 @@ fn float_to_int(
     }
 }
 
-fn to_string(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
+fn to_string(ev: &mut Evaluator, a: Args, span: Option<Span>) -> EvalResult<Value> {
     let s = ev.coerce_to_string(a[0].clone(), CoerceMode::ToString, span)?;
     Ok(Value::String(Rc::new(s)))
 }
 
-fn trace(ev: &mut Evaluator, a: Vec<Value>, _: Option<Span>) -> EvalResult<Value> {
+fn trace(ev: &mut Evaluator, a: Args, _: Option<Span>) -> EvalResult<Value> {
     let v = ev.force(a[0].clone())?;
     let shown = match &v {
         Value::String(s) => s.to_str_lossy().into_owned(),
@@ -212,7 +212,7 @@ fn trace(ev: &mut Evaluator, a: Vec<Value>, _: Option<Span>) -> EvalResult<Value
     ev.force(a[1].clone())
 }
 
-fn warn(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
+fn warn(ev: &mut Evaluator, a: Args, span: Option<Span>) -> EvalResult<Value> {
     let msg = ev.force_string(a[0].clone(), span)?;
     (ev.diagnostics)(&crate::diagnostic::prefixed_message(
         "evaluation warning:",
@@ -227,7 +227,7 @@ fn warn(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Val
     ev.force(a[1].clone())
 }
 
-fn add_error_context(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
+fn add_error_context(ev: &mut Evaluator, a: Args, span: Option<Span>) -> EvalResult<Value> {
     let result = ev.force(a[1].clone());
     match result {
         Ok(v) => Ok(v),
@@ -241,7 +241,7 @@ fn add_error_context(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> E
     }
 }
 
-fn function_args(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
+fn function_args(ev: &mut Evaluator, a: Args, span: Option<Span>) -> EvalResult<Value> {
     match ev.force(a[0].clone())? {
         Value::Lambda(c) => match &c.lambda.param {
             crate::ir::Param::Ident(_) => Ok(Value::attrs(Attrs::new())),
@@ -264,7 +264,7 @@ fn function_args(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalR
 /// `genericClosure { startSet; operator; }`: a worklist closure keyed by each element's `key`.
 /// Like Nix, seen keys live in an ordered set compared with `<`, so keys that cannot be
 /// compared with each other (a string and an integer, two sets) are an error.
-fn generic_closure(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
+fn generic_closure(ev: &mut Evaluator, a: Args, span: Option<Span>) -> EvalResult<Value> {
     let args = ev.force_attrs(a[0].clone(), span).context(None, || {
         "while evaluating the first argument passed to builtins.genericClosure".to_string()
     })?;

@@ -21,13 +21,33 @@ use crate::source::Span;
 use crate::symbol::Symbol;
 use crate::value::*;
 
-/// A derivation created during evaluation, with what depending derivations need of it.
+/// A derivation created during evaluation: what derivations that depend on it need.
 #[derive(Clone, Debug)]
 pub struct KnownDerivation {
-    /// The derivation.
-    pub drv: Rc<Derivation>,
-    /// Its modulo hash (`hashDerivationModulo`).
+    /// Its modulo hash (`hashDerivationModulo`), which goes into the paths of dependents.
     pub modulo: NixHash,
+    /// Its output names, its input sources and its input derivations' `.drv` paths: a
+    /// `drvPath` in a dependent's context brings in this closure.
+    pub outputs: Box<[String]>,
+    /// See `outputs`.
+    pub input_sources: Box<[String]>,
+    /// See `outputs`.
+    pub input_derivations: Box<[String]>,
+    /// The whole derivation, only with [`crate::eval::EvalConfig::keep_derivations`].
+    pub drv: Option<Rc<Derivation>>,
+}
+
+impl KnownDerivation {
+    /// What is kept of `drv`, whose modulo hash is `modulo`.
+    fn new(drv: Derivation, modulo: NixHash, keep_whole: bool) -> KnownDerivation {
+        KnownDerivation {
+            modulo,
+            outputs: drv.outputs.keys().cloned().collect(),
+            input_sources: drv.input_sources.iter().cloned().collect(),
+            input_derivations: drv.input_derivations.keys().cloned().collect(),
+            drv: keep_whole.then(|| Rc::new(drv)),
+        }
+    }
 }
 
 pub(super) const BUILTINS: &[PrimOp] = &[
@@ -132,7 +152,7 @@ pub fn corepkg_source(path: &std::path::Path) -> Option<&'static str> {
     }
 }
 
-fn derivation(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn derivation(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let f = match &ev.derivation_fn {
         Some(f) => f.clone(),
         None => {
@@ -168,7 +188,7 @@ struct Collected {
     content_addressed: bool,
 }
 
-fn derivation_strict(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn derivation_strict(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let attrs = ev.force_attrs(a[0].clone(), s)?;
     let name_entry = attrs
         .get_entry(Symbol::intern("name"))
@@ -516,13 +536,8 @@ fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> 
             ))),
         ));
     }
-    ev.derivations.insert(
-        drv_path,
-        KnownDerivation {
-            drv: Rc::new(c.drv),
-            modulo,
-        },
-    );
+    let known = KnownDerivation::new(c.drv, modulo, ev.config.keep_derivations);
+    ev.derivations.insert(drv_path, known);
     Ok(make_attrs(result))
 }
 
@@ -562,11 +577,9 @@ fn resolve_inputs(ev: &Evaluator, c: &mut Collected) {
                     c.drv.input_sources.insert(d.clone());
                     if let Some(k) = ev.derivations.get(&d) {
                         let outs = c.drv.input_derivations.entry(d.clone()).or_default();
-                        outs.extend(k.drv.outputs.keys().cloned());
-                        c.drv
-                            .input_sources
-                            .extend(k.drv.input_sources.iter().cloned());
-                        stack.extend(k.drv.input_derivations.keys().cloned());
+                        outs.extend(k.outputs.iter().cloned());
+                        c.drv.input_sources.extend(k.input_sources.iter().cloned());
+                        stack.extend(k.input_derivations.iter().cloned());
                     }
                 }
             }
@@ -574,7 +587,7 @@ fn resolve_inputs(ev: &Evaluator, c: &mut Collected) {
     }
 }
 
-fn to_file(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn to_file(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let name = ev
         .force_string(a[0].clone(), s)?
         .to_str_lossy()
@@ -608,7 +621,7 @@ fn to_file(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
     ))))
 }
 
-fn store_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn store_path(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let st = ev.coerce_to_string(a[0].clone(), CoerceMode::PathSegment, s)?;
     let text = st.to_str_lossy().into_owned();
     let sd = store_dir(ev, s)?;
@@ -623,7 +636,7 @@ fn store_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<
 }
 
 /// `builtins.path { path; name ? baseNameOf path; filter ? null; recursive ? true; sha256 ? null; }`
-fn path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn path(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let args = ev.force_attrs(a[0].clone(), s)?;
     let mut src = None;
     let mut name = None;
@@ -671,7 +684,7 @@ fn path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value>
     add_path(ev, &src, &name, filter, recursive, expected, s)
 }
 
-fn filter_source(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn filter_source(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let filter = ev.force_function(a[0].clone(), s)?;
     let src = super::paths::real_path(ev, a[1].clone(), s)?;
     let name = src

@@ -271,7 +271,7 @@ fn check_fetch_name(args: &UrlArgs, name: &str, who: &str, s: Option<Span>) -> E
 }
 
 /// `builtins.fetchurl url` / `{ url; sha256 ? ""; hash ? ""; name ? baseNameOf url; }`.
-fn fetchurl(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn fetchurl(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let args = url_args(ev, a[0].clone(), "fetchurl", s)?;
     let name = args
         .name
@@ -283,7 +283,7 @@ fn fetchurl(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
 }
 
 /// `builtins.fetchTarball url` / `{ url; sha256 ? ""; name ? "source"; }`.
-fn fetch_tarball(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn fetch_tarball(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let args = url_args(ev, a[0].clone(), "fetchTarball", s)?;
     let name = args.name.clone().unwrap_or_else(|| "source".to_string());
     check_fetch_name(&args, &name, "fetchTarball", s)?;
@@ -422,7 +422,7 @@ fn check_nar_hash(
 }
 
 /// `builtins.fetchGit url` / `{ url; ref ? ; rev ? ; name ? "source"; submodules ? false; ... }`.
-fn fetch_git(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn fetch_git(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let v = ev.force(a[0].clone())?;
     let mut args = GitArgs::default();
     match &v {
@@ -539,7 +539,7 @@ fn parse_input_url(url: &str, s: Option<Span>) -> EvalResult<Input> {
 
 /// `builtins.fetchTree input`: `input` is a set with `type` (`tarball`, `file`, `git`,
 /// `path`, `github`) and that type's attributes, or a URL-like string.
-fn fetch_tree(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn fetch_tree(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let v = ev.force(a[0].clone())?;
     let (input, shown) = match &v {
         Value::Attrs(attrs) => {
@@ -733,7 +733,7 @@ fn fetch_input(ev: &mut Evaluator, mut input: Input, s: Option<Span>) -> EvalRes
 
 /// `builtins.fetchClosure { fromStore; fromPath; toPath ? null; inputAddressed ? false; }`:
 /// copies `fromPath` and everything it refers to from a binary cache into the store.
-fn fetch_closure(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn fetch_closure(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     if !ev.config.fetch_closure {
         return fail(
             "experimental Nix feature 'fetch-closure' is disabled; add '--extra-experimental-features fetch-closure' to enable it",

@@ -461,7 +461,7 @@ pub fn to_string(attrs: &FlakeAttrs) -> Result<String, String> {
     Ok(format!("{base}{sep}{}", q.join("&")))
 }
 
-fn parse_flake_ref(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn parse_flake_ref(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let text = ev
         .force_string(a[0].clone(), s)
         .context(s, || arg_frame("the argument", "parseFlakeRef"))?;
@@ -485,7 +485,7 @@ fn parse_flake_ref(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalRe
     )))
 }
 
-fn flake_ref_to_string(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn flake_ref_to_string(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let set: Rc<Attrs> = ev
         .force_attrs(a[0].clone(), s)
         .context(s, || arg_frame("the argument", "flakeRefToString"))?;

@@ -68,7 +68,7 @@ fn hash_algo_arg(
     parse_algo(&name.to_str_lossy(), span)
 }
 
-fn hash_string(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
+fn hash_string(ev: &mut Evaluator, a: Args, span: Option<Span>) -> EvalResult<Value> {
     let algo = hash_algo_arg(ev, a[0].clone(), "hashString", span)?;
     let s = ev.force_string(a[1].clone(), span).context(span, || {
         "while evaluating the second argument passed to builtins.hashString".to_string()
@@ -78,7 +78,7 @@ fn hash_string(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalRes
     ))
 }
 
-fn hash_file(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
+fn hash_file(ev: &mut Evaluator, a: Args, span: Option<Span>) -> EvalResult<Value> {
     let algo = hash_algo_arg(ev, a[0].clone(), "hashFile", span)?;
     let path = super::paths::real_path(ev, a[1].clone(), span).context(span, || {
         "while evaluating the second argument passed to builtins.hashFile".to_string()
@@ -93,7 +93,7 @@ fn hash_file(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResul
     Ok(Value::string(NixHash::hash_bytes(algo, &data).to_base16()))
 }
 
-fn convert_hash(ev: &mut Evaluator, a: Vec<Value>, span: Option<Span>) -> EvalResult<Value> {
+fn convert_hash(ev: &mut Evaluator, a: Args, span: Option<Span>) -> EvalResult<Value> {
     let args = ev.force_attrs(a[0].clone(), span).context(span, || {
         "while evaluating the first argument passed to builtins.convertHash".to_string()
     })?;

@@ -84,7 +84,7 @@ fn return_value(name: &str) -> String {
     format!("while evaluating the return value of the function passed to builtins.{name}")
 }
 
-fn elem_at(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn elem_at(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[0].clone(), s)
         .context(None, || first_arg("elemAt"))?;
@@ -103,7 +103,7 @@ fn elem_at(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
     ev.force(l[i as usize].clone())
 }
 
-fn map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn map(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[1].clone(), s)
         .context(None, || second_arg("map"))?;
@@ -128,7 +128,7 @@ fn map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> 
 /// Loops that only allocate check the interrupt flag once per this many elements.
 const INTERRUPT_CHUNK: usize = 4096;
 
-fn filter(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn filter(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[1].clone(), s)
         .context(None, || second_arg("filter"))?;
@@ -155,7 +155,7 @@ fn filter(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Valu
     Ok(Value::list(out))
 }
 
-fn gen_list(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn gen_list(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let n = ev
         .force_int(a[1].clone(), s)
         .context(None, || second_arg("genList"))?;
@@ -184,7 +184,7 @@ fn gen_list(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
 }
 
 /// `foldl' op nul list`: forces the accumulator at every step (not the elements).
-fn foldl(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn foldl(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let f = ev
         .force_function(a[0].clone(), s)
         .context(None, || first_arg("foldlStrict"))?;
@@ -201,7 +201,7 @@ fn foldl(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value
     ev.force(acc)
 }
 
-fn concat_lists(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn concat_lists(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[0].clone(), s)
         .context(None, || first_arg("concatLists"))?;
@@ -230,7 +230,7 @@ fn concat(lists: Vec<Rc<Vec<Value>>>, total: usize) -> EvalResult<Value> {
     Ok(Value::list(out))
 }
 
-fn concat_map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn concat_map(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let f = ev
         .force_function(a[0].clone(), s)
         .context(None, || first_arg("concatMap"))?;
@@ -251,7 +251,7 @@ fn concat_map(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<
     concat(lists, total)
 }
 
-fn elem(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn elem(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[1].clone(), s)
         .context(None, || second_arg("elem"))?;
@@ -265,7 +265,7 @@ fn elem(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value>
 }
 
 /// `any` (stops at the first `true`) and `all` (stops at the first `false`).
-fn any_or_all(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>, any: bool) -> EvalResult<Value> {
+fn any_or_all(ev: &mut Evaluator, a: Args, s: Option<Span>, any: bool) -> EvalResult<Value> {
     let name = if any { "any" } else { "all" };
     let f = ev
         .force_function(a[0].clone(), s)
@@ -283,7 +283,7 @@ fn any_or_all(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>, any: bool) -> 
     Ok(Value::Bool(!any))
 }
 
-fn partition(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn partition(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let f = ev
         .force_function(a[0].clone(), s)
         .context(None, || first_arg("partition"))?;
@@ -310,7 +310,7 @@ fn partition(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
     ]))
 }
 
-fn group_by(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn group_by(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let f = ev
         .force_function(a[0].clone(), s)
         .context(None, || first_arg("groupBy"))?;
@@ -336,7 +336,7 @@ fn group_by(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
 
 /// `sort comparator list`: a stable merge sort; the comparator says whether its first
 /// argument comes strictly before its second. Every element is forced first, as Nix does.
-fn sort(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn sort(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
         .force_list(a[1].clone(), s)
         .context(None, || second_arg("sort"))?;

@@ -171,7 +171,7 @@ fn is_missing(e: &std::io::Error) -> bool {
 
 /// `pathExists p`: whether `p` exists, without following a final symlink (a dangling symlink
 /// exists), unless `p` was written with a trailing `/` or `/.`: then it must be a directory.
-fn path_exists(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn path_exists(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let (p, must_be_dir) = path_arg(ev, a[0].clone(), s)
         .context(None, || "while realising the context of a path".to_string())?;
     if must_be_dir {
@@ -192,7 +192,7 @@ fn path_exists(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult
 
 /// `readDir p`: `{ name = "regular" | "directory" | "symlink" | "unknown"; }` for the entries
 /// of the directory `p` (symlinks to it are followed).
-fn read_dir(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn read_dir(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let p = real_path(ev, a[0].clone(), s).context(None, || {
         "while evaluating the first argument passed to builtins.readDir".to_string()
     })?;
@@ -236,7 +236,7 @@ fn read_dir(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Va
 }
 
 /// `readFileType p`: the type of `p` itself (a symlink is reported as such).
-fn read_file_type(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn read_file_type(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let p = real_path(ev, a[0].clone(), s).context(None, || {
         "while evaluating the first argument passed to builtins.readFileType".to_string()
     })?;
@@ -250,7 +250,7 @@ fn read_file_type(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalRes
 }
 
 /// `toPath s`: the canonical absolute path `s` names, as a string (with `s`'s context).
-fn to_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn to_path(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let v = ev.force(a[0].clone())?;
     let st = ev
         .coerce_to_string(v, CoerceMode::PathSegment, s)
@@ -278,7 +278,7 @@ fn to_path(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Val
 
 /// `scopedImport attrs path`: imports `path` with the names of `attrs` in scope (they shadow
 /// the builtins). Not cached together with plain imports.
-fn scoped_import(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn scoped_import(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let scope = ev.force_attrs(a[0].clone(), s).context(None, || {
         "while evaluating the first argument passed to builtins.scopedImport".to_string()
     })?;
@@ -286,13 +286,13 @@ fn scoped_import(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
     ev.import_scoped(&p, Value::Attrs(scope), s)
 }
 
-fn import(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn import(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let p = real_path(ev, a[0].clone(), s)?;
     ev.import(&p, s)
 }
 
 /// `__findFile nixPath "name/rest"`: the first search path entry whose prefix matches.
-fn find_file(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn find_file(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let entries = ev.force_list(a[0].clone(), s)?;
     let wanted = ev.force_string(a[1].clone(), s)?;
     let wanted = wanted.to_str_lossy().into_owned();

@@ -531,7 +531,7 @@ fn group_values(hay: &[u8], groups: &[Option<(usize, usize)>]) -> Value {
     )
 }
 
-fn builtin_match(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn builtin_match(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let pattern = force_string_no_ctx(ev, a[0].clone(), s)
         .context(s, || arg_frame("the first argument", "match"))?;
     let re = compile(&pattern, s)?;
@@ -545,7 +545,7 @@ fn builtin_match(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
     })
 }
 
-fn builtin_split(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn builtin_split(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let pattern = force_string_no_ctx(ev, a[0].clone(), s)
         .context(s, || arg_frame("the first argument", "split"))?;
     let re = compile(&pattern, s)?;

@@ -50,14 +50,14 @@ pub(super) fn force_string_no_ctx(
     Ok(s)
 }
 
-fn string_length(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn string_length(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let st = ev
         .coerce_to_string(a[0].clone(), CoerceMode::Interpolation, s)
         .context(s, || arg_frame("the argument", "stringLength"))?;
     Ok(Value::Int(st.len() as i64))
 }
 
-fn substring(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn substring(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let start = ev.force_int(a[0].clone(), s).context(s, || {
         arg_frame("the first argument (the start offset)", "substring")
     })?;
@@ -101,7 +101,7 @@ fn substring(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<V
     ))))
 }
 
-fn concat_strings_sep(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn concat_strings_sep(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let sep = ev.force_string(a[0].clone(), s).context(s, || {
         arg_frame(
             "the first argument (the separator string)",
@@ -137,7 +137,7 @@ fn concat_strings_sep(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> Eva
     Ok(Value::String(Rc::new(b.finish())))
 }
 
-fn replace_strings(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn replace_strings(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let from = ev
         .force_list(a[0].clone(), s)
         .context(s, || arg_frame("the first argument", "replaceStrings"))?;

@@ -111,7 +111,7 @@ pub fn parse_drv_name_bytes(s: &[u8]) -> (&[u8], &[u8]) {
     (s, b"")
 }
 
-fn split_version(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn split_version(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let v = force_string_no_ctx(ev, a[0].clone(), s)
         .context(s, || arg_frame("the first argument", "splitVersion"))?;
     Ok(Value::list(
@@ -122,7 +122,7 @@ fn split_version(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResu
     ))
 }
 
-fn compare_versions(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn compare_versions(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let v1 = force_string_no_ctx(ev, a[0].clone(), s)
         .context(s, || arg_frame("the first argument", "compareVersions"))?;
     let v2 = force_string_no_ctx(ev, a[1].clone(), s)
@@ -136,7 +136,7 @@ fn compare_versions(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalR
     ))
 }
 
-fn parse_drv_name(ev: &mut Evaluator, a: Vec<Value>, s: Option<Span>) -> EvalResult<Value> {
+fn parse_drv_name(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let v: Rc<NixString> = force_string_no_ctx(ev, a[0].clone(), s)
         .context(s, || arg_frame("the first argument", "parseDrvName"))?;
     let (name, version) = parse_drv_name_bytes(v.as_bytes());

@@ -78,6 +78,11 @@ pub struct EvalConfig {
     /// `allow-import-from-derivation`: whether reading a path whose context names a
     /// derivation output may build it (true, Nix's default) or is an error.
     pub allow_import_from_derivation: bool,
+    /// Keep every derivation the evaluation creates whole in [`Evaluator::derivations`]
+    /// (for tests and tools that inspect them). Off, only what dependent derivations need
+    /// is kept: a package set creates tens of thousands, and their environments, outputs
+    /// and inputs were most of its peak memory.
+    pub keep_derivations: bool,
 }
 
 impl Default for EvalConfig {
@@ -91,6 +96,7 @@ impl Default for EvalConfig {
             fetch_closure: false,
             abort_on_warn: false,
             allow_import_from_derivation: true,
+            keep_derivations: false,
         }
     }
 }
@@ -590,8 +596,8 @@ impl Evaluator {
             ThunkState::Suspended(e, env) => {
                 stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || self.eval(e, env))
             }
-            ThunkState::Apply(f, a) => {
-                let (f, a) = (f.clone(), a.clone());
+            ThunkState::Apply(app) => {
+                let (f, a) = (app.0.clone(), app.1.clone());
                 stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
                     let f = self.force(f)?;
                     self.call(f, a, None)
@@ -772,8 +778,7 @@ impl Evaluator {
         match f {
             Value::Lambda(c) => self.call_lambda(&c, arg, span),
             Value::PrimOp(app) => {
-                let mut args = Vec::with_capacity(app.args.len() + 1);
-                args.extend(app.args.iter().cloned());
+                let mut args: Args = app.args.iter().cloned().collect();
                 args.push(arg);
                 if args.len() == app.op.arity {
                     self.call_primop(app.op, args, span)
@@ -820,7 +825,7 @@ impl Evaluator {
     fn call_primop(
         &mut self,
         op: &'static PrimOp,
-        args: Vec<Value>,
+        args: Args,
         span: Option<Span>,
     ) -> EvalResult<Value> {
         self.enter_call(span)?;
@@ -849,7 +854,7 @@ impl Evaluator {
                 let arity = app.op.arity;
                 if app.args.is_empty() && arity > 1 && arity <= spine.len() - i {
                     let op = app.op;
-                    let args: Vec<Value> = spine[i..i + arity]
+                    let args: Args = spine[i..i + arity]
                         .iter()
                         .map(|(a, _)| self.delay(a, env))
                         .collect();
@@ -967,7 +972,9 @@ impl Evaluator {
             )
             .with_call_site(span));
         };
-        let env = Rc::new(Env::new(Some(parent.clone()), pattern.formals.len() + 1));
+        // The whole argument gets a slot only when the pattern names it (`@args`): with two
+        // formals or fewer the frame then fits in the `Env` itself, with no second allocation.
+        let env = Rc::new(Env::new(Some(parent.clone()), pattern.frame_size()));
         let mut used = 0;
         for (i, formal) in pattern.formals.iter().enumerate() {
             match attrs.get(formal.name) {
@@ -1011,7 +1018,9 @@ impl Evaluator {
                 }
             }
         }
-        env.set(pattern.arg_slot(), forced);
+        if pattern.bind.is_some() {
+            env.set(pattern.arg_slot(), forced);
+        }
         Ok(env)
     }
 

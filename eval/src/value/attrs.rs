@@ -107,7 +107,16 @@ impl Attrs {
             return other.clone();
         }
         let (a, b) = (&self.entries, &other.entries);
-        let mut out = Vec::with_capacity(a.len() + b.len());
+        // Exactly as many entries as the result has: the module system's `//` mostly
+        // overrides names that are already there, and a set keeps its vector for as long
+        // as it lives, so room for `a.len() + b.len()` would be memory held for nothing.
+        let (small, large) = if a.len() <= b.len() {
+            (a, other)
+        } else {
+            (b, self)
+        };
+        let shared = small.iter().filter(|e| large.contains(e.name)).count();
+        let mut out = Vec::with_capacity(a.len() + b.len() - shared);
         let (mut i, mut j) = (0, 0);
         while i < a.len() && j < b.len() {
             match a[i].name.cmp(&b[j].name) {

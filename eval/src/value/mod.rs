@@ -60,7 +60,11 @@ pub struct Closure {
 
 /// The signature of a builtin's implementation. It receives its arguments (not forced: a
 /// builtin forces what it needs, so that laziness matches Nix) and the call's span.
-pub type PrimOpFn = fn(&mut Evaluator, Vec<Value>, Option<Span>) -> EvalResult<Value>;
+pub type PrimOpFn = fn(&mut Evaluator, Args, Option<Span>) -> EvalResult<Value>;
+
+/// A builtin's arguments. Inline up to three values, the largest arity of any builtin, so
+/// that neither a call nor a partial application allocates for them.
+pub type Args = smallvec::SmallVec<[Value; 3]>;
 
 /// A builtin function.
 pub struct PrimOp {
@@ -77,7 +81,7 @@ pub struct PrimOpApp {
     /// The builtin.
     pub op: &'static PrimOp,
     /// The arguments given so far (fewer than `op.arity`).
-    pub args: Vec<Value>,
+    pub args: Args,
 }
 
 impl Value {
