@@ -388,6 +388,26 @@ fn nix_copy_uploads_into_tvix_store_serve() {
             ok(&back, "nix-store --dump from the chroot store");
             assert_eq!(back.stdout, common::nix_dump(p).stdout, "{p}");
         }
+        // And tvix reads it back over HTTP into another store.
+        let other = dir.path().join("other");
+        let out = common::tvix_plain()
+            .args([
+                "store",
+                "copy",
+                "--no-check-sigs",
+                "--from",
+                &served.url,
+                "--to",
+            ])
+            .arg(format!("local://{}", other.display()))
+            .arg(&b)
+            .output()
+            .unwrap();
+        ok(&out, "tvix store copy --from http://");
+        assert_eq!(
+            common::tvix_export(&other, &a).stdout,
+            common::nix_dump(&a).stdout
+        );
     }
     // The server is gone: tvix's store has both, with b's reference.
     let out = tvix(&store).args(["info", &b]).output().unwrap();
