@@ -108,6 +108,63 @@ struct State {
     store: Arc<dyn StoreService>,
     opts: ServeOptions,
     uploads: Option<Uploads>,
+    pool: StorePool,
+}
+
+/// Threads for the short store calls of requests (narinfo lookups, listings, opening
+/// logs).
+const STORE_THREADS: usize = 16;
+
+/// Requests waiting for a store thread before new ones are held back.
+const STORE_QUEUE: usize = 1024;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of plain threads (not the runtime's: a gRPC store's client starts a
+/// runtime of its own, which it cannot do on a runtime thread) running store calls from a
+/// bounded queue, so many concurrent clients cost neither a thread each nor unbounded
+/// memory. Long transfers (NARs, uploads, logs) have threads of their own instead, so they
+/// never hold up lookups.
+struct StorePool {
+    tx: mpsc::Sender<Job>,
+}
+
+impl StorePool {
+    fn new(threads: usize) -> io::Result<StorePool> {
+        let (tx, rx) = mpsc::channel::<Job>(STORE_QUEUE);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for _ in 0..threads {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name("tvix-serve-store".into())
+                .spawn(move || loop {
+                    // One idle thread waits on the queue, the others on the lock.
+                    let job = match rx.lock() {
+                        Ok(mut rx) => rx.blocking_recv(),
+                        Err(_) => None,
+                    };
+                    match job {
+                        Some(job) => job(),
+                        // The server is gone.
+                        None => break,
+                    }
+                })?;
+        }
+        Ok(StorePool { tx })
+    }
+
+    /// Runs `f` on a store thread; `None` if it could not run or panicked.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // A panic is the request's failure (a 500), not the thread's end.
+            if let Ok(v) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                let _ = tx.send(v);
+            }
+        });
+        self.tx.send(job).await.ok()?;
+        rx.await.ok()
+    }
 }
 
 /// The body of every response: small ones whole, NARs as a stream of pieces.
@@ -156,6 +213,7 @@ impl CacheServer {
             ),
             None => None,
         };
+        let pool = StorePool::new(STORE_THREADS).map_err(ServeError::Runtime)?;
         Ok(CacheServer {
             rt,
             listener,
@@ -163,6 +221,7 @@ impl CacheServer {
                 store,
                 opts,
                 uploads,
+                pool,
             }),
         })
     }
@@ -224,8 +283,8 @@ fn is_transient(e: &io::Error) -> bool {
         || e.raw_os_error() == Some(23) // ENFILE
 }
 
-/// Runs `f` on a thread of its own (store calls block, and a gRPC store's client starts
-/// its own runtime, which it cannot do on a runtime thread).
+/// Runs `f` on a thread of its own (for long store calls: uploads; a gRPC store's client
+/// starts its own runtime, which it cannot do on a runtime thread).
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let (tx, rx) = oneshot::channel();
     std::thread::Builder::new()
@@ -293,8 +352,10 @@ async fn lookup(
     state: &Arc<State>,
     digest: [u8; DIGEST_LEN],
 ) -> Result<Option<PathInfo>, StoreError> {
-    let state = state.clone();
-    blocking(move || state.store.get_path_info_by_digest(&digest))
+    let st = state.clone();
+    state
+        .pool
+        .run(move || st.store.get_path_info_by_digest(&digest))
         .await
         .unwrap_or_else(|| Err(StoreError::Io(io::Error::other("the store thread failed"))))
 }
@@ -392,12 +453,16 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         },
         Route::Listing { digest } => {
             let st = state.clone();
-            let listed = blocking(move || match st.store.get_path_info_by_digest(&digest)? {
-                Some(info) => listing::listing(&*st.store, &info.node).map(Some),
-                None => Ok(None),
-            })
-            .await
-            .unwrap_or_else(|| Err(StoreError::Io(io::Error::other("the store thread failed"))));
+            let listed = state
+                .pool
+                .run(move || match st.store.get_path_info_by_digest(&digest)? {
+                    Some(info) => listing::listing(&*st.store, &info.node).map(Some),
+                    None => Ok(None),
+                })
+                .await
+                .unwrap_or_else(|| {
+                    Err(StoreError::Io(io::Error::other("the store thread failed")))
+                });
             match listed {
                 Ok(Some(json)) => text(StatusCode::OK, method, "application/json", json),
                 Ok(None) => not_found(method),
@@ -413,7 +478,9 @@ async fn log_response(state: &Arc<State>, drv: StorePath, method: Method) -> Res
     let Some(logs) = state.opts.logs.clone() else {
         return not_found(method);
     };
-    let opened = blocking(move || logs.open(&drv))
+    let opened = state
+        .pool
+        .run(move || logs.open(&drv))
         .await
         .unwrap_or_else(|| Err(io::Error::other("the log thread failed")));
     let log = match opened {
