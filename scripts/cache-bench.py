@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Substituting a closure from a local `file://` binary cache: tvix vs nix-store -r.
+"""Substituting a closure from a local `file://` binary cache and from `tvix store serve`
+on loopback: tvix vs nix-store -r.
 
     scripts/cache-bench.py                          # 1 GiB closure, zstd cache
     scripts/cache-bench.py --size-mib 256 --compression xz
@@ -15,10 +16,15 @@
    registration), into a fresh store each run.
 3. nix: `nix-store --store local?root=FRESH -r TOP --option substituters file://CACHE
    --option trusted-public-keys PK`, into a fresh throwaway store each run.
+4. The same two from `tvix store serve --listen 127.0.0.1:0 --secret-key-file SK
+   --compression C` over a tvix store holding the closure (copied from the cache once),
+   so NARs are rendered from the castore and compressed as they are sent (unless
+   `--no-serve`).
 
 Each is run `--runs` times (taking turns at going first, `sync` before each) and the
 medians are printed side by side, with the throughput of the NAR bytes. Ratio tvix/nix
-below 1 means tvix is faster.
+below 1 means tvix is faster. The load average is printed before and after: on a shared
+machine, read the figures with it.
 """
 import argparse
 import os
@@ -77,6 +83,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--tvix", type=Path, default=default_tvix())
     ap.add_argument("--workdir", type=Path, default=Path("/var/tmp"))
+    ap.add_argument("--no-serve", action="store_true",
+                    help="only the file:// cache, not tvix store serve")
     args = ap.parse_args()
     if not args.tvix.exists():
         sys.exit(f"{args.tvix} not found: cargo build --release first")
@@ -112,32 +120,59 @@ def main():
                 if line.startswith("NarSize: "):
                     nar_bytes += int(line.split()[1])
         url = f"file://{cache}"
+        sources = [("file://", url)]
+        server = None
+        if not args.no_serve:
+            served = work / "served"
+            run([args.tvix, "store", "copy", "--from", url, "--to", f"local://{served}",
+                 "--option", "trusted-public-keys", pk_text, top], env=env)
+            server = subprocess.Popen(
+                [args.tvix, "store", "--store", f"local://{served}", "serve", "--listen",
+                 "127.0.0.1:0", "--secret-key-file", sk, "--compression", args.compression],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+            line = server.stderr.readline()
+            if "http://" not in line:
+                server.kill()
+                sys.exit(f"tvix store serve did not start: {line}")
+            sources.append(("tvix store serve", "http://" + line.rsplit("http://", 1)[1].strip()))
+        print(f"load average before: {os.getloadavg()}", file=sys.stderr)
 
-        tvix_times, nix_times = [], []
-        for i in range(args.runs):
-            order = ["tvix", "nix"] if i % 2 == 0 else ["nix", "tvix"]
-            for tool in order:
-                fresh = work / f"fresh-{tool}-{i}"
-                if tool == "tvix":
-                    tvix_times.append(timed(
-                        [args.tvix, "store", "copy", "--from", url, "--to", f"local://{fresh}",
-                         "--option", "trusted-public-keys", pk_text, top], env))
-                else:
-                    nix_times.append(timed(
-                        ["nix-store", "--store", f"local?root={fresh}", "-r", top,
-                         "--option", "substituters", url,
-                         "--option", "trusted-public-keys", pk_text], env))
-                shutil.rmtree(fresh, ignore_errors=True)
+        times = {}
+        try:
+            for name, src in sources:
+                for i in range(args.runs):
+                    order = ["tvix", "nix"] if i % 2 == 0 else ["nix", "tvix"]
+                    for tool in order:
+                        fresh = work / f"fresh-{tool}-{i}"
+                        if tool == "tvix":
+                            cmd = [args.tvix, "store", "copy", "--from", src, "--to",
+                                   f"local://{fresh}", "--option", "trusted-public-keys",
+                                   pk_text, top]
+                        else:
+                            cmd = ["nix-store", "--store", f"local?root={fresh}", "-r", top,
+                                   "--option", "substituters", src,
+                                   "--option", "trusted-public-keys", pk_text]
+                        times.setdefault((name, tool), []).append(timed(cmd, env))
+                        shutil.rmtree(fresh, ignore_errors=True)
+        finally:
+            if server is not None:
+                server.kill()
+                server.wait()
+        load_after = os.getloadavg()
 
-        tv, nx = statistics.median(tvix_times), statistics.median(nix_times)
         mib = nar_bytes / (1024 * 1024)
-        print(f"\nsubstituting {args.paths + 1} paths, {mib:.0f} MiB of NAR, from a local "
-              f"{args.compression} file:// cache (median of {args.runs}):")
-        print(f"{'':28}{'tvix':>12}{'nix-store -r':>16}{'tvix/nix':>10}")
-        print(f"{'wall time (s)':28}{tv:>12.2f}{nx:>16.2f}{tv / nx:>10.2f}")
-        print(f"{'throughput (MiB/s)':28}{mib / tv:>12.0f}{mib / nx:>16.0f}")
-        print(f"runs: tvix {', '.join(f'{t:.2f}' for t in tvix_times)}; "
-              f"nix {', '.join(f'{t:.2f}' for t in nix_times)}")
+        print(f"\nsubstituting {args.paths + 1} paths, {mib:.0f} MiB of NAR, "
+              f"{args.compression} (median of {args.runs}):")
+        print(f"{'source':22}{'tvix (s)':>10}{'nix-store -r (s)':>18}{'tvix/nix':>10}"
+              f"{'tvix MiB/s':>12}{'nix MiB/s':>11}")
+        for name, _ in sources:
+            tv = statistics.median(times[(name, "tvix")])
+            nx = statistics.median(times[(name, "nix")])
+            print(f"{name:22}{tv:>10.2f}{nx:>18.2f}{tv / nx:>10.2f}{mib / tv:>12.0f}"
+                  f"{mib / nx:>11.0f}")
+        for (name, tool), ts in times.items():
+            print(f"runs {name} {tool}: {', '.join(f'{t:.2f}' for t in ts)}")
+        print(f"load average after: {load_after}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

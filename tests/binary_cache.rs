@@ -5,9 +5,10 @@
 //!   derivation tvix cannot build (it requires a system feature tvix lacks); the reference
 //!   builds it in a store of its own (`--store local?root=…`), so nothing it leaves can be
 //!   what tvix reads: tvix reads its own store, fed from the cache, and says so.
-//! - Caches that lie or fail (NAR hash, size, truncated NAR, untrusted key, a narinfo of
-//!   another path, a huge or malformed narinfo, a stalling server) are refused with a
-//!   clear message, nothing is registered, and the next cache or a build is tried.
+//! - Caches that lie or fail (NAR hash, size, FileHash/FileSize, truncated NAR, untrusted
+//!   key, a narinfo of another path, a huge or malformed narinfo, a stalling server) are
+//!   refused with a clear message, nothing is registered, and the next cache or a build
+//!   is tried.
 //! - `tvix store copy --to file://` is read back by `nix copy --from file://` and
 //!   `nix-store --verify-path`; `--from nix:///nix/store` reads a path Nix built and
 //!   `--to nix:///nix/store` hands one to `nix-store --import`.
@@ -20,44 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{nonce, run_limited, text, BUSYBOX};
+use common::{nix_keys, nonce, ok, run_limited, text, tvix_plain as tvix, BUSYBOX};
 use tvix_store::narinfo::NarInfo;
 use tvix_store::signing::SecretKey;
 use tvix_store::StoreDir;
-
-fn ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-fn tvix() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tvix"));
-    c.env_remove("TVIX_BUILD_SERVICE")
-        .env_remove("NIX_CONFIG")
-        .env("NO_COLOR", "1");
-    c
-}
-
-/// `nix-store --generate-binary-cache-key NAME SK PK`; returns the secret key file and
-/// the public key's text.
-fn nix_keys(dir: &Path, name: &str) -> (PathBuf, String) {
-    let (sk, pk) = (
-        dir.join(format!("{name}.sk")),
-        dir.join(format!("{name}.pk")),
-    );
-    let out = Command::new("nix-store")
-        .arg("--generate-binary-cache-key")
-        .args([name.as_ref(), sk.as_os_str(), pk.as_os_str()])
-        .output()
-        .unwrap();
-    ok(&out, "nix-store --generate-binary-cache-key");
-    (sk, std::fs::read_to_string(&pk).unwrap().trim().to_string())
-}
 
 /// A derivation file: `mk` of the build tests' library, with `extra` attributes.
 fn drv_file(dir: &Path, name: &str, script: &str, extra: &str) -> PathBuf {
@@ -424,6 +391,21 @@ fn a_wrong_nar_size_is_refused() {
     nar_refused(&f, &bad, "larger than the narinfo's NarSize");
     let bigger = f.bad_cache("bigger", true, |i| i.nar_size += 8);
     nar_refused(&f, &bigger, "does not match its narinfo");
+}
+
+/// The compressed file's `FileHash` and `FileSize` (not signed, so a cache can change
+/// them without the key) are checked too: a wrong one is refused and the next cache used.
+#[test]
+fn a_wrong_file_hash_or_size_is_refused() {
+    let f = Fixture::new("xz");
+    let bad = f.bad_cache("bad-hash", false, |i| {
+        i.file_hash = Some(tvix_store::NixHash::sha256(b"not this file"))
+    });
+    nar_refused(&f, &bad, "does not match its narinfo's FileHash/FileSize");
+    let bad = f.bad_cache("bad-size", false, |i| {
+        i.file_size = i.file_size.map(|s| s + 1)
+    });
+    nar_refused(&f, &bad, "does not match its narinfo's FileHash/FileSize");
 }
 
 #[test]

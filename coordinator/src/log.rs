@@ -87,6 +87,15 @@ impl LogStore {
         Ok(path)
     }
 
+    /// A reader of the log of `drv`, decompressed as it is read; `None` if none is kept.
+    pub fn open(&self, drv: &StorePath) -> std::io::Result<Option<impl Read + Send>> {
+        match std::fs::File::open(self.path_of(drv)) {
+            Ok(f) => Ok(Some(bzip2::read::MultiBzDecoder::new(f))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The log of `drv`.
     pub fn read(&self, drv: &StorePath) -> Result<Vec<u8>, LogError> {
         let path = self.path_of(drv);

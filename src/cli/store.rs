@@ -106,9 +106,11 @@ enum StoreCommand {
         listen: String,
     },
     /// Serve the store (given by `--store`) as a Nix HTTP binary cache until killed:
-    /// `/nix-cache-info`, `/<hash>.narinfo` (signed on the fly with `--secret-key-file`)
-    /// and `/nar/...` (rendered from the store and compressed as it is sent), so
-    /// `nix-store -r --option substituters http://ADDR` fetches tvix's paths.
+    /// `/nix-cache-info`, `/<hash>.narinfo` (signed on the fly with `--secret-key-file`),
+    /// `/nar/...` (rendered from the store and compressed as it is sent; uncompressed
+    /// ones also in byte ranges), `/<hash>.ls` (NAR listings) and `/log/<drv>` (tvix's
+    /// build logs), so `nix-store -r --option substituters http://ADDR` fetches tvix's
+    /// paths. Read-only unless `--allow-uploads` is given.
     Serve {
         /// `HOST:PORT` (port 0 picks a free port; the URL is printed on standard error).
         #[arg(long, value_name = "ADDRESS")]
@@ -123,6 +125,16 @@ enum StoreCommand {
         /// The cache's priority in `nix-cache-info` (lower is asked first).
         #[arg(long, value_name = "N", default_value_t = 40)]
         priority: u64,
+        /// Accept uploads: `nix copy --to http://ADDR` stores paths into the store (each
+        /// registered only after its NAR hash and size are checked and its references
+        /// are in the store). Off by default: anyone who can reach the address could
+        /// add paths.
+        #[arg(long)]
+        allow_uploads: bool,
+        /// Where uploaded NAR files wait for their narinfo (default: the system's
+        /// temporary directory).
+        #[arg(long, value_name = "DIR", requires = "allow_uploads")]
+        upload_staging_dir: Option<PathBuf>,
     },
     /// Mount the store (given by `--store`) read-only on DIR with FUSE, in the foreground
     /// until SIGINT or SIGTERM, which unmount it. Store paths appear at DIR's root.
@@ -277,6 +289,8 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
             secret_key_file,
             compression,
             priority,
+            allow_uploads,
+            upload_staging_dir,
         } => {
             return super::store_serve::serve(
                 &sd,
@@ -286,6 +300,8 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
                     secret_key_file: secret_key_file.as_deref(),
                     compression: &compression,
                     priority,
+                    uploads: allow_uploads
+                        .then(|| upload_staging_dir.unwrap_or_else(std::env::temp_dir)),
                 },
             )
         }

@@ -1,5 +1,6 @@
 //! `tvix store copy`: between tvix stores, to and from Nix binary cache directories
-//! (`file:///DIR`), and to and from the local Nix store (`nix:///nix/store`).
+//! (`file:///DIR`), from HTTP binary caches (`http(s)://`), and to and from the local Nix
+//! store (`nix:///nix/store`).
 //!
 //! Every direction verifies before it registers: a binary cache's NARs go through the
 //! substituter (signature, NAR hash and size checked); a path of the Nix store is read
@@ -39,6 +40,8 @@ enum End {
     Tvix(String),
     /// A Nix binary cache directory.
     CacheDir(PathBuf),
+    /// A Nix HTTP binary cache (read only).
+    HttpCache,
     /// The local Nix store (its directory).
     Nix(PathBuf),
 }
@@ -46,6 +49,9 @@ enum End {
 fn end(url: &str) -> End {
     if let Some(dir) = url.strip_prefix("file://") {
         return End::CacheDir(PathBuf::from(dir.split('?').next().unwrap_or_default()));
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return End::HttpCache;
     }
     if let Some(dir) = url.strip_prefix("nix://") {
         return End::Nix(PathBuf::from(dir.split('?').next().unwrap_or_default()));
@@ -63,14 +69,16 @@ pub(super) fn copy(sd: &StoreDir, req: &CopyRequest<'_>) -> Result<i32, String> 
     match (end(req.from), end(req.to)) {
         (End::Tvix(from), End::Tvix(to)) => tvix_to_tvix(sd, &from, &to, &paths),
         (End::Tvix(from), End::CacheDir(dir)) => tvix_to_cache(sd, &from, &dir, &paths, req),
-        (End::CacheDir(_), End::Tvix(to)) => cache_to_tvix(sd, req.from, &to, &paths, req),
+        (End::CacheDir(_) | End::HttpCache, End::Tvix(to)) => {
+            cache_to_tvix(sd, req.from, &to, &paths, req)
+        }
         (End::Nix(dir), End::Tvix(to)) => nix_to_tvix(sd, &dir, &to, &paths),
         (End::Tvix(from), End::Nix(dir)) => tvix_to_nix(sd, &from, &dir, &paths),
         _ => Err(format!(
             "copying from '{}' to '{}' is not supported: one end must be a tvix store \
              (memory://, local://[/DIR], grpc+unix:///SOCKET, grpc+http://HOST:PORT), the \
-             other a tvix store, a binary cache directory (file:///DIR) or the Nix store \
-             (nix:///nix/store)",
+             other a tvix store, a binary cache directory (file:///DIR), an HTTP binary cache \
+             (http(s)://..., as the source only) or the Nix store (nix:///nix/store)",
             req.from, req.to
         )),
     }

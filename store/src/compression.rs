@@ -87,6 +87,44 @@ impl Compression {
     }
 }
 
+/// Reads at most `left` bytes of a decompressed NAR and fails past them: a NAR larger
+/// than its narinfo's `NarSize` is cut off where it passes that size, so a lying cache
+/// or uploader cannot fill the castore.
+pub struct SizeLimit<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R> SizeLimit<R> {
+    /// `inner`, limited to `limit` bytes.
+    pub fn new(inner: R, limit: u64) -> Self {
+        SizeLimit { inner, left: limit }
+    }
+}
+
+impl<R: Read> Read for SizeLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // One byte more than announced is enough to know.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the NAR is larger than the narinfo's NarSize",
+                )),
+            };
+        }
+        let max = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 impl fmt::Display for Compression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -416,6 +416,47 @@ impl Hasher {
     }
 }
 
+/// A reader that counts the bytes read through it and, if given a hasher, hashes them:
+/// the raw (compressed) file of a binary cache, checked against a narinfo's `FileSize`
+/// and `FileHash` once read.
+pub struct CheckingReader<R> {
+    inner: R,
+    hasher: Option<Hasher>,
+    count: u64,
+}
+
+impl<R> CheckingReader<R> {
+    /// Counts what is read from `inner`, and hashes it with `algo` if given.
+    pub fn new(inner: R, algo: Option<HashAlgo>) -> Self {
+        CheckingReader {
+            inner,
+            hasher: algo.map(Hasher::new),
+            count: 0,
+        }
+    }
+
+    /// The bytes read so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The hash (if asked for) and the number of the bytes read.
+    pub fn finish(self) -> (Option<NixHash>, u64) {
+        (self.hasher.map(Hasher::finish), self.count)
+    }
+}
+
+impl<R: io::Read> io::Read for CheckingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
 impl io::Write for Hasher {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.update(buf);

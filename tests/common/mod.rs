@@ -184,3 +184,48 @@ pub fn nix_dump(path: &str) -> Output {
         .output()
         .expect("nix-store --dump")
 }
+
+/// Asserts that a command succeeded, showing its output if not.
+#[track_caller]
+pub fn ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// The `tvix` binary with nothing of the caller's environment that changes how it
+/// builds or substitutes (`TVIX_BUILD_SERVICE`, `NIX_CONFIG`), and no colours.
+pub fn tvix_plain() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tvix"));
+    c.env_remove("TVIX_BUILD_SERVICE")
+        .env_remove("NIX_CONFIG")
+        .env("NO_COLOR", "1");
+    c
+}
+
+/// `tvix store --store local://STORE` (a subcommand follows).
+pub fn tvix_store(store: &Path) -> Command {
+    let mut c = tvix_plain();
+    c.args(["store", "--store", &format!("local://{}", store.display())]);
+    c
+}
+
+/// `nix-store --generate-binary-cache-key NAME DIR/NAME.sk DIR/NAME.pk`; returns the
+/// secret key file and the public key's text.
+pub fn nix_keys(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    let (sk, pk) = (
+        dir.join(format!("{name}.sk")),
+        dir.join(format!("{name}.pk")),
+    );
+    let out = Command::new("nix-store")
+        .arg("--generate-binary-cache-key")
+        .args([name.as_ref(), sk.as_os_str(), pk.as_os_str()])
+        .output()
+        .expect("nix-store --generate-binary-cache-key");
+    ok(&out, "nix-store --generate-binary-cache-key");
+    (sk, std::fs::read_to_string(&pk).unwrap().trim().to_string())
+}

@@ -19,8 +19,8 @@ use tvix_build::CancelToken;
 use tvix_store::cache_info::{CacheInfo, CacheInfoError};
 use tvix_store::castore::nar::ingest_nar;
 use tvix_store::castore::StoreError;
-use tvix_store::compression::{Compression, UnknownCompression};
-use tvix_store::hash::HashEncoding;
+use tvix_store::compression::{Compression, SizeLimit, UnknownCompression};
+use tvix_store::hash::{CheckingReader, HashEncoding};
 use tvix_store::narinfo::{ContentAddressError, NarInfo, NarInfoError};
 use tvix_store::pathinfo::PathInfo;
 use tvix_store::signing::{verified_by_any, PublicKey};
@@ -146,6 +146,24 @@ pub enum CacheError {
         expected: String,
         /// The narinfo's NAR size.
         expected_size: u64,
+        /// The hash of what was read.
+        actual: String,
+        /// The size of what was read.
+        actual_size: u64,
+    },
+    /// The compressed NAR file is not the one the narinfo describes (`FileHash`,
+    /// `FileSize`).
+    #[error(
+        "the NAR file '{url}' does not match its narinfo's FileHash/FileSize: expected \
+         {expected} ({expected_size}), got {actual} ({actual_size} bytes)"
+    )]
+    FileMismatch {
+        /// The NAR file's URL.
+        url: String,
+        /// The narinfo's FileHash.
+        expected: String,
+        /// The narinfo's FileSize.
+        expected_size: String,
         /// The hash of what was read.
         actual: String,
         /// The size of what was read.
@@ -364,8 +382,12 @@ impl BinaryCache {
             .transport
             .open(&info.url)?
             .ok_or_else(|| CacheError::MissingNar(url.clone()))?;
+        // The compressed file is counted (and hashed, if the narinfo has a FileHash) on
+        // its way to the decompressor, and checked once the NAR is read; the bytes read
+        // are reported as they pass.
+        let mut raw = CheckingReader::new(file, info.file_hash.as_ref().map(|h| h.algo()));
         let counted = Counted {
-            inner: file,
+            inner: &mut raw,
             done: 0,
             reported: 0,
             report: transferred,
@@ -375,11 +397,11 @@ impl BinaryCache {
             .map_err(|e| corrupt(StoreError::Io(e)))?;
         // A NAR larger than the narinfo says is cut off where it passes that size,
         // so a lying cache cannot fill the castore.
-        let limited = SizeLimit {
-            inner: decoder,
-            left: info.nar_size,
-        };
+        let limited = SizeLimit::new(decoder, info.nar_size);
         let (node, hash, size) = ingest_nar(store, limited).map_err(corrupt)?;
+        if info.file_hash.is_some() || info.file_size.is_some() {
+            self.check_file(info, raw, &url)?;
+        }
         let matches = info.nar_hash.algo() == HashAlgo::Sha256
             && info.nar_hash.digest() == hash.digest()
             && size == info.nar_size;
@@ -404,6 +426,54 @@ impl BinaryCache {
             deriver: info.deriver.clone(),
             signatures: info.signatures.clone(),
             ca: info.ca.clone(),
+        })
+    }
+
+    /// Checks the compressed file read through `raw` against the narinfo's `FileSize`
+    /// and `FileHash`. What follows the end of the compressed stream (nothing, in a
+    /// well-formed file) is read too, as far as `FileSize` allows and one byte beyond.
+    fn check_file<R: Read>(
+        &self,
+        info: &NarInfo,
+        mut raw: CheckingReader<R>,
+        url: &str,
+    ) -> Result<(), CacheError> {
+        let rest = match info.file_size {
+            Some(size) => size.saturating_sub(raw.count()) + 1,
+            // No FileSize to bound it: only a little trailing garbage is looked at.
+            None => 1 << 16,
+        };
+        io::copy(&mut (&mut raw).take(rest), &mut io::sink()).map_err(|e| {
+            CacheError::CorruptNar {
+                url: url.to_string(),
+                path: self.settings.store_dir.display(&info.store_path),
+                source: Box::new(StoreError::Io(e)),
+            }
+        })?;
+        let (file_hash, file_size) = raw.finish();
+        let hash_ok = match (&info.file_hash, &file_hash) {
+            (Some(expected), Some(actual)) => expected == actual,
+            _ => true,
+        };
+        let size_ok = info.file_size.is_none_or(|s| s == file_size);
+        if hash_ok && size_ok {
+            return Ok(());
+        }
+        Err(CacheError::FileMismatch {
+            url: url.to_string(),
+            expected: info
+                .file_hash
+                .as_ref()
+                .map_or("(no FileHash)".to_string(), |h| {
+                    h.to_prefixed(HashEncoding::Nix32)
+                }),
+            expected_size: info
+                .file_size
+                .map_or("no FileSize".to_string(), |s| format!("{s} bytes")),
+            actual: file_hash.map_or("(not hashed)".to_string(), |h| {
+                h.to_prefixed(HashEncoding::Nix32)
+            }),
+            actual_size: file_size,
         })
     }
 
@@ -455,12 +525,6 @@ impl BinaryCache {
     }
 }
 
-/// Reads at most `left` bytes and fails past them (a NAR larger than announced).
-struct SizeLimit<R> {
-    inner: R,
-    left: u64,
-}
-
 /// Bytes between two reports of a transfer's progress.
 pub const PROGRESS_STEP: u64 = 256 * 1024;
 
@@ -492,29 +556,6 @@ impl<R> Drop for Counted<'_, R> {
         if self.done != self.reported {
             (self.report)(self.done);
         }
-    }
-}
-
-impl<R: Read> Read for SizeLimit<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if self.left == 0 {
-            // One byte more than announced is enough to know.
-            let mut probe = [0u8; 1];
-            return match self.inner.read(&mut probe)? {
-                0 => Ok(0),
-                _ => Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "the NAR is larger than the narinfo's NarSize",
-                )),
-            };
-        }
-        let max = buf.len().min(self.left.min(usize::MAX as u64) as usize);
-        let n = self.inner.read(&mut buf[..max])?;
-        self.left -= n as u64;
-        Ok(n)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::compression::Compression;
 use crate::nixbase32;
-use crate::store_path::DIGEST_LEN;
+use crate::store_path::{StorePath, DIGEST_LEN};
 
 /// What a request asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +26,24 @@ pub enum Route {
         /// How to compress it.
         compression: Compression,
     },
+    /// `/nar/<file sha256, nixbase32>.nar[.xz|.zst|.bz2]`: a NAR file named by the hash of
+    /// its (compressed) bytes, as `nix copy --to http://...` uploads them.
+    NarFile {
+        /// The sha256 of the file.
+        file_sha256: [u8; 32],
+        /// Its compression.
+        compression: Compression,
+    },
+    /// `/<hash part>.ls`: the NAR listing of a path.
+    Listing {
+        /// The store path digest.
+        digest: [u8; DIGEST_LEN],
+    },
+    /// `/log/<derivation base name>`: the build log of a derivation.
+    Log {
+        /// The derivation.
+        drv: StorePath,
+    },
     /// Anything else (a 404).
     NotFound,
 }
@@ -37,6 +55,8 @@ pub enum Method {
     Get,
     /// `HEAD`: the headers only (Nix asks this to check whether a path exists).
     Head,
+    /// `PUT`: an upload (`nix copy --to http://...`).
+    Put,
     /// Anything else.
     Other,
 }
@@ -67,6 +87,18 @@ pub fn route(path: &str) -> Route {
     if path == "nix-cache-info" {
         return Route::CacheInfo;
     }
+    if let Some(hash) = path.strip_suffix(".ls") {
+        return match decode_exact::<DIGEST_LEN>(hash) {
+            Some(digest) => Route::Listing { digest },
+            None => Route::NotFound,
+        };
+    }
+    if let Some(name) = path.strip_prefix("log/") {
+        return match StorePath::from_base_name(name) {
+            Ok(drv) if name.ends_with(".drv") => Route::Log { drv },
+            _ => Route::NotFound,
+        };
+    }
     if let Some(hash) = path.strip_suffix(".narinfo") {
         return match decode_exact::<DIGEST_LEN>(hash) {
             Some(digest) => Route::NarInfo { digest },
@@ -92,7 +124,12 @@ fn nar_route(file: &str) -> Option<Route> {
         let suffix = format!(".nar{}", c.extension());
         file.strip_suffix(&suffix).map(|stem| (stem, *c))
     })?;
-    let (hash, nar) = stem.split_once('-')?;
+    let Some((hash, nar)) = stem.split_once('-') else {
+        return Some(Route::NarFile {
+            file_sha256: decode_exact(stem)?,
+            compression,
+        });
+    };
     Some(Route::Nar {
         digest: decode_exact(hash)?,
         nar_sha256: decode_exact(nar)?,
@@ -113,6 +150,14 @@ mod tests {
             route(&format!("/{hash}.narinfo")),
             Route::NarInfo { digest }
         );
+        assert_eq!(route(&format!("/{hash}.ls")), Route::Listing { digest });
+        let drv = format!("{hash}-x.drv");
+        assert_eq!(
+            route(&format!("/log/{drv}")),
+            Route::Log {
+                drv: StorePath::from_base_name(&drv).unwrap()
+            }
+        );
         for c in [
             Compression::None,
             Compression::Xz,
@@ -125,6 +170,14 @@ mod tests {
                 Route::Nar {
                     digest,
                     nar_sha256: [9; 32],
+                    compression: c
+                }
+            );
+            let file = nixbase32::encode(&[3; 32]);
+            assert_eq!(
+                route(&format!("/nar/{file}.nar{}", c.extension())),
+                Route::NarFile {
+                    file_sha256: [3; 32],
                     compression: c
                 }
             );
@@ -146,6 +199,12 @@ mod tests {
             "/nar/00000000000000000000000000000000-0000000000000000000000000000000000000000000000000000.nar.gz",
             "/../etc/passwd",
             "/nix-cache-info/x",
+            "/x.ls",
+            "/log/",
+            "/log/x.drv",
+            "/log/00000000000000000000000000000000-not-a-drv",
+            "/log/00000000000000000000000000000000-x.drv/y",
+            "/nar/0000.nar",
         ] {
             assert_eq!(route(p), Route::NotFound, "{p}");
         }
