@@ -408,3 +408,37 @@ fn an_evaluation_error_is_printed_once_the_terminal_is_back() {
     assert!(trace < error, "{s}");
     assert!(!s.contains("tvix build: built"), "a summary:\n{s}");
 }
+
+/// An import-from-derivation build during the evaluation is shown on the dashboard, as a
+/// running build with its log line, never as Nix's raw lines written over the screen.
+#[test]
+fn import_from_derivation_builds_show_on_the_dashboard() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/builds/lib.nix");
+    let file = dir.path().join("ifd.nix");
+    std::fs::write(
+        &file,
+        format!(
+            "{{ nonce }}: with import {lib} {{ inherit nonce; }};\n\
+             let gen = mk {{ name = \"ifd-gen\"; script = \"echo ifd-log-line; sleep 4; echo '\\\"hi\\\"' > $out\"; }};\n\
+             in mk {{ name = \"ifd-top\"; script = \"echo ${{import gen}} > $out\"; }}\n",
+            lib = lib.display()
+        ),
+    )
+    .unwrap();
+    let t = Term::start_file(dir, &file, &[], None);
+    let gen = t.name("ifd-gen");
+    let s = t.wait("the import-from-derivation build", |s| {
+        Term::running_line(s, &gen).is_some()
+    });
+    assert!(
+        !s.contains("building '/nix/store/"),
+        "Nix's lines over the dashboard:\n{s}"
+    );
+    let s = t.wait("the end", |s| s.contains("EXITED"));
+    assert!(s.contains("EXITED 0"), "{s}");
+    assert!(
+        !s.contains("building '/nix/store/"),
+        "Nix's lines over the dashboard:\n{s}"
+    );
+}

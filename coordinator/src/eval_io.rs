@@ -40,6 +40,10 @@ pub struct StoreIO {
     /// The build service and settings for import-from-derivation, made on the first
     /// build evaluation asks for.
     realiser: OnceLock<Result<Realiser, String>>,
+    /// Where the events of import-from-derivation builds go; Nix's lines on stderr when
+    /// `None`. A build dashboard that has the terminal during evaluation takes them, so
+    /// they are shown on it rather than written over it.
+    build_events: Option<Arc<dyn Subscriber + Send>>,
 }
 
 /// Where a path under the store directory leads inside the tvix store.
@@ -63,7 +67,15 @@ impl StoreIO {
             store_dir,
             store: OnceLock::new(),
             realiser: OnceLock::new(),
+            build_events: None,
         })
+    }
+
+    /// The same IO, showing the events of import-from-derivation builds to `events`
+    /// instead of writing Nix's lines to stderr.
+    pub fn showing_builds_to(mut self, events: Arc<dyn Subscriber + Send>) -> StoreIO {
+        self.build_events = Some(events);
+        self
     }
 
     /// IO over a store that is already open (and shared with a builder: the REPL builds in
@@ -452,7 +464,10 @@ impl EvalIO for StoreIO {
                 nix_style.event(e);
             }
         };
-        let subscribers: [&dyn Subscriber; 1] = [&show];
+        let subscribers: [&dyn Subscriber; 1] = match &self.build_events {
+            Some(s) => [s.as_ref()],
+            None => [&show],
+        };
         realiser
             // The log was shown as the build ran: the message leaves its tail out.
             .realise(&targets, &subscribers, &CancelToken::new(), false)
@@ -651,7 +666,7 @@ pub fn eval_io(
     readonly: bool,
     options: &BTreeMap<String, String>,
 ) -> Result<Box<dyn EvalIO>, String> {
-    counted_eval_io(store_flag, readonly, options, None)
+    counted_eval_io(store_flag, readonly, options, None, None)
 }
 
 /// [`eval_io`], counting files read and derivations written in `progress` when given.
@@ -660,6 +675,7 @@ pub fn counted_eval_io(
     readonly: bool,
     options: &BTreeMap<String, String>,
     progress: Option<Arc<EvalProgress>>,
+    build_events: Option<Arc<dyn Subscriber + Send>>,
 ) -> Result<Box<dyn EvalIO>, String> {
     fn count<I: EvalIO>(io: Gated<I>, progress: Option<Arc<EvalProgress>>) -> Gated<I> {
         match progress {
@@ -668,10 +684,14 @@ pub fn counted_eval_io(
         }
     }
     match store_url(store_flag) {
-        Some(url) if !readonly => Ok(Box::new(count(
-            Gated::new(StoreIO::new(url, options.clone())?),
-            progress,
-        ))),
+        Some(url) if !readonly => {
+            let io = StoreIO::new(url, options.clone())?;
+            let io = match build_events {
+                Some(events) => io.showing_builds_to(events),
+                None => io,
+            };
+            Ok(Box::new(count(Gated::new(io), progress)))
+        }
         _ => Ok(Box::new(count(Gated::new(StdIO::new()), progress))),
     }
 }

@@ -444,6 +444,12 @@ pub(super) fn build_command(args: BuildArgs) -> i32 {
         instantiate: true,
         reporter,
         progress: progress.clone(),
+        // Import-from-derivation builds are shown on a dashboard that has the terminal,
+        // not written over it.
+        build_events: early.as_ref().and_then(|(d, _, _)| {
+            let on_screen = matches!(d.mode(), Mode::Dashboard | Mode::Compact);
+            on_screen.then(|| Arc::new(d.feed()) as Arc<dyn Subscriber + Send>)
+        }),
         interrupt: early.as_ref().map(|(_, _, i)| i.clone()),
         ..EvalArgs::default()
     };

@@ -123,6 +123,11 @@ pub(super) struct EvalArgs {
     /// (set by `tvix build` with its dashboard).
     #[arg(skip)]
     pub(super) progress: Option<std::sync::Arc<tvix_coordinator::eval_progress::EvalProgress>>,
+    /// Where the events of import-from-derivation builds go (the build dashboard, which
+    /// has the terminal), instead of Nix's lines on stderr.
+    #[arg(skip)]
+    pub(super) build_events:
+        Option<std::sync::Arc<dyn tvix_coordinator::events::Subscriber + Send>>,
     /// A flag that stops the evaluation once set (the dashboard's cancel key).
     #[arg(skip)]
     pub(super) interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
@@ -196,6 +201,7 @@ fn with_evaluator<T>(
         args.readonly_mode,
         &options,
         args.progress.clone(),
+        args.build_events.clone(),
     ) {
         Ok(io) => io,
         Err(msg) => {
