@@ -7,6 +7,5 @@ mod cli;
 static GLOBAL: alloc::MiMalloc = alloc::MiMalloc;
 
 fn main() {
-    alloc::configure();
     std::process::exit(cli::run());
 }
