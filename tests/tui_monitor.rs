@@ -69,11 +69,14 @@ fn monitor_names_every_build_of_a_nix_stream() {
         );
         assert!(err.contains(&format!("] built {drv} in ")), "{err}");
     }
-    // Nix's warning once, with its word once.
-    assert!(
-        err.contains("] warning: unknown setting 'tvix-test-no-such-setting'"),
-        "no warning:\n{err}"
-    );
+    // Nix's warning once, with its word once. Nix 2.8 does not always put the warning
+    // in the stream (not with this test's other `--option`s): it is checked when it is.
+    if stream.contains("unknown setting 'tvix-test-no-such-setting'") {
+        assert!(
+            err.contains("] warning: unknown setting 'tvix-test-no-such-setting'"),
+            "no warning:\n{err}"
+        );
+    }
     assert!(!err.contains("warning: warning:"), "{err}");
     assert!(
         err.contains("] planned: 2 to build, 0 to fetch"),
