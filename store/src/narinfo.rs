@@ -102,7 +102,57 @@ fn invalid(field: &'static str, value: &str, reason: impl ToString) -> NarInfoEr
     }
 }
 
+/// A NAR that did not hash to, or was not as long as, what its narinfo says; hashes in
+/// Nix's `sha256:<nix32>` form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NarMismatch {
+    /// The narinfo's `NarHash`.
+    pub expected: String,
+    /// The narinfo's `NarSize`.
+    pub expected_size: u64,
+    /// The hash of the NAR read.
+    pub actual: String,
+    /// The size of the NAR read.
+    pub actual_size: u64,
+}
+
 impl NarInfo {
+    /// The path info to register for this narinfo's path, once its NAR was ingested as
+    /// `node` with sha256 `hash` and `size` bytes; refused unless those are the narinfo's
+    /// `NarHash` and `NarSize`. Substitution and uploads both register this way.
+    #[cfg(feature = "castore")]
+    pub fn ingested(
+        &self,
+        node: crate::castore::Node,
+        hash: &NixHash,
+        size: u64,
+    ) -> Result<crate::pathinfo::PathInfo, NarMismatch> {
+        let matches = self.nar_hash.algo() == HashAlgo::Sha256
+            && hash.algo() == HashAlgo::Sha256
+            && self.nar_hash.digest() == hash.digest()
+            && size == self.nar_size;
+        if !matches {
+            return Err(NarMismatch {
+                expected: self.nar_hash.to_prefixed(HashEncoding::Nix32),
+                expected_size: self.nar_size,
+                actual: hash.to_prefixed(HashEncoding::Nix32),
+                actual_size: size,
+            });
+        }
+        let mut nar_sha256 = [0u8; 32];
+        nar_sha256.copy_from_slice(hash.digest());
+        Ok(crate::pathinfo::PathInfo {
+            store_path: self.store_path.clone(),
+            node,
+            nar_sha256,
+            nar_size: size,
+            references: self.references.clone(),
+            deriver: self.deriver.clone(),
+            signatures: self.signatures.clone(),
+            ca: self.ca.clone(),
+        })
+    }
+
     /// Parses a `.narinfo` file (lines of `Key: value`); store paths must be in `dir`.
     /// Unknown keys are ignored, as Nix ignores them.
     pub fn parse(text: &str, dir: &StoreDir) -> Result<NarInfo, NarInfoError> {

@@ -24,7 +24,7 @@ use tvix_store::hash::{CheckingReader, HashEncoding};
 use tvix_store::narinfo::{ContentAddressError, NarInfo, NarInfoError};
 use tvix_store::pathinfo::PathInfo;
 use tvix_store::signing::{verified_by_any, PublicKey};
-use tvix_store::{HashAlgo, StoreDir, StorePath, StoreService};
+use tvix_store::{StoreDir, StorePath, StoreService};
 
 use super::transport::{Timeouts, Transport, TransportError};
 use super::{order_references_first, CopyProgress, SubstituteError, Substituter};
@@ -402,31 +402,15 @@ impl BinaryCache {
         if info.file_hash.is_some() || info.file_size.is_some() {
             self.check_file(info, raw, &url)?;
         }
-        let matches = info.nar_hash.algo() == HashAlgo::Sha256
-            && info.nar_hash.digest() == hash.digest()
-            && size == info.nar_size;
-        if !matches {
-            return Err(CacheError::NarMismatch {
+        info.ingested(node, &hash, size)
+            .map_err(|m| CacheError::NarMismatch {
                 path: shown,
                 cache: self.url.clone(),
-                expected: info.nar_hash.to_prefixed(HashEncoding::Nix32),
-                expected_size: info.nar_size,
-                actual: hash.to_prefixed(HashEncoding::Nix32),
-                actual_size: size,
-            });
-        }
-        let mut nar_sha256 = [0u8; 32];
-        nar_sha256.copy_from_slice(hash.digest());
-        Ok(PathInfo {
-            store_path: info.store_path.clone(),
-            node,
-            nar_sha256,
-            nar_size: size,
-            references: info.references.clone(),
-            deriver: info.deriver.clone(),
-            signatures: info.signatures.clone(),
-            ca: info.ca.clone(),
-        })
+                expected: m.expected,
+                expected_size: m.expected_size,
+                actual: m.actual,
+                actual_size: m.actual_size,
+            })
     }
 
     /// Checks the compressed file read through `raw` against the narinfo's `FileSize`

@@ -25,7 +25,6 @@ use crate::compression::{Compression, SizeLimit};
 use crate::hash::{HashAlgo, HashEncoding, Hasher};
 use crate::narinfo::{ContentAddressError, NarInfo, NarInfoError};
 use crate::nixbase32;
-use crate::pathinfo::PathInfo;
 use crate::store_path::{StoreDir, DIGEST_LEN};
 use crate::StoreService;
 
@@ -313,30 +312,16 @@ impl Uploads {
             .map_err(|e| corrupt(StoreError::Io(e)))?;
         let (node, hash, size) =
             ingest_nar(&*self.store, SizeLimit::new(decoder, info.nar_size)).map_err(corrupt)?;
-        let matches = info.nar_hash.algo() == HashAlgo::Sha256
-            && info.nar_hash.digest() == hash.digest()
-            && size == info.nar_size;
-        if !matches {
-            return Err(UploadError::NarMismatch {
+        let path_info = info
+            .ingested(node, &hash, size)
+            .map_err(|m| UploadError::NarMismatch {
                 path: shown,
-                expected: info.nar_hash.to_prefixed(HashEncoding::Nix32),
-                expected_size: info.nar_size,
-                actual: hash.to_prefixed(HashEncoding::Nix32),
-                actual_size: size,
-            });
-        }
-        let mut nar_sha256 = [0u8; 32];
-        nar_sha256.copy_from_slice(hash.digest());
-        self.store.put_path_info(&PathInfo {
-            store_path: info.store_path.clone(),
-            node,
-            nar_sha256,
-            nar_size: size,
-            references: info.references.clone(),
-            deriver: info.deriver.clone(),
-            signatures: info.signatures.clone(),
-            ca: info.ca.clone(),
-        })?;
+                expected: m.expected,
+                expected_size: m.expected_size,
+                actual: m.actual,
+                actual_size: m.actual_size,
+            })?;
+        self.store.put_path_info(&path_info)?;
         // Registered: the staged file is not needed any more (another narinfo naming
         // the same file would have to upload it again, as after a restart).
         let _ = fs::remove_file(&staged);
