@@ -152,6 +152,20 @@ if ! cmp -s /bin/busybox "$BUSYBOX_TREE/bin/busybox" ||
     log "laid out $BUSYBOX_TREE"
 fi
 
+# moto_server (PyPI's moto[server]): the S3-compatible server of the scale-out
+# store tests (tests/store_s3.rs), in a virtualenv of its own, since Debian's
+# python refuses pip installs into the system. The tests look for it on PATH,
+# then here.
+MOTO_VENV=/var/lib/tvix-tests/moto
+if ! command -v moto_server >/dev/null 2>&1 && [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        "${SUDO[@]}" apt-get install -y python3-venv >/dev/null || die "cannot install python3-venv"
+    fi
+    "${SUDO[@]}" python3 -m venv "$MOTO_VENV"
+    "${SUDO[@]}" "$MOTO_VENV/bin/pip" install --quiet 'moto[server]' || die "cannot install moto[server]"
+    log "installed moto_server in $MOTO_VENV"
+fi
+
 # Prove the oracle actually evaluates, with the local store and with the
 # store-less dummy backend the differential tests and benchmarks use. Only
 # stdout is compared: a warning on stderr is shown, not mistaken for a result.

@@ -99,11 +99,27 @@ enum StoreCommand {
     },
     /// Serve the store (given by `--store`) to `grpc+unix://` and `grpc+http://` clients
     /// until killed.
+    ///
+    /// With `--chunks` and `--metadata` instead of `--store`, the daemon serves a store
+    /// composed of a chunk store and a metadata store that many daemons may share: any of
+    /// them serves the same store. With `TVIX_SHOW_STATS=1` it prints the requests made
+    /// to the chunk store when it stops.
     Daemon {
         /// `unix:///path/to/socket` or `HOST:PORT` (port 0 picks a free port; the
         /// address to connect to is printed on standard error).
         #[arg(long, value_name = "ADDRESS")]
         listen: String,
+        /// Where chunks are stored, packed into objects of several MiB:
+        /// `s3://BUCKET/PREFIX` (options as query parameters, e.g.
+        /// `?endpoint=http://127.0.0.1:9000&region=us-east-1`; credentials from the AWS
+        /// environment variables and profile files), `gs://BUCKET/PREFIX`,
+        /// `az://CONTAINER/PREFIX`, `file:///DIR` or `local:///DIR`.
+        #[arg(long, value_name = "URL", requires = "metadata")]
+        chunks: Option<String>,
+        /// Where the metadata is stored: `postgresql://USER@HOST:PORT/DB` (shared by
+        /// daemons on several machines) or `redb:///FILE`.
+        #[arg(long, value_name = "URL", requires = "chunks")]
+        metadata: Option<String>,
     },
     /// Serve the store (given by `--store`) as a Nix HTTP binary cache until killed:
     /// `/nix-cache-info`, `/<hash>.narinfo` (signed on the fly with `--secret-key-file`),
@@ -283,7 +299,14 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
             )
         }
         StoreCommand::Gc { dry_run } => return gc_command(url, sd, dry_run),
-        StoreCommand::Daemon { listen } => return daemon_command(url, &listen),
+        StoreCommand::Daemon {
+            listen,
+            chunks,
+            metadata,
+        } => {
+            let backends = chunks.as_deref().zip(metadata.as_deref());
+            return daemon_command(url, backends, &listen);
+        }
         StoreCommand::Serve {
             listen,
             secret_key_file,
@@ -540,13 +563,28 @@ fn gc_command(url: &str, sd: tvix_store::StoreDir, dry_run: bool) -> Result<i32,
 }
 
 /// `tvix store daemon`: serves the store until SIGINT or SIGTERM.
-fn daemon_command(url: &str, listen: &str) -> Result<i32, String> {
+fn daemon_command(url: &str, backends: Option<(&str, &str)>, listen: &str) -> Result<i32, String> {
+    use std::sync::Arc;
+    use tvix_store::castore::StoreService;
     use tvix_store::grpc::{ListenAddr, Server};
     let addr = ListenAddr::parse(listen).map_err(|e| e.to_string())?;
-    let store = tvix_store::open(url).map_err(|e| e.to_string())?;
-    let server = Server::start(store.into(), &addr).map_err(|e| e.to_string())?;
-    eprintln!("serving {url} on {}", server.url());
+    let store: Arc<dyn StoreService> = match backends {
+        Some((chunks, metadata)) => Arc::new(
+            tvix_store::castore::Store::composed(chunks, metadata).map_err(|e| e.to_string())?,
+        ),
+        None => tvix_store::open(url).map_err(|e| e.to_string())?.into(),
+    };
+    let server = Server::start(store.clone(), &addr).map_err(|e| e.to_string())?;
+    eprintln!("serving {} on {}", store.url(), server.url());
     server.wait().map_err(|e| e.to_string())?;
+    if std::env::var_os("TVIX_SHOW_STATS").is_some_and(|v| v == "1") {
+        if let Some(s) = store.chunk_store_stats() {
+            eprintln!(
+                "chunk store requests: {} PUT ({} bytes), {} GET ({} bytes)",
+                s.puts, s.put_bytes, s.gets, s.get_bytes
+            );
+        }
+    }
     Ok(0)
 }
 

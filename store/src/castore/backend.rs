@@ -31,7 +31,7 @@ use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefi
 use super::{db_err, B3Digest, StoreError};
 
 /// The metadata tables.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Table {
     /// Blob digest -> chunk manifest.
     Blobs,
@@ -53,7 +53,7 @@ impl Table {
         }
     }
 
-    const ALL: [Table; 4] = [
+    pub(super) const ALL: [Table; 4] = [
         Table::Blobs,
         Table::Directories,
         Table::PathInfos,
@@ -77,8 +77,13 @@ pub(crate) trait Backend: Send + Sync {
     fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError>;
     /// Stores a chunk durably (the caller computed `d` from `data`).
     fn chunk_put(&self, d: &B3Digest, data: &[u8]) -> Result<(), StoreError>;
-    /// Every stored chunk's digest.
-    fn chunk_list(&self) -> Result<Vec<B3Digest>, StoreError>;
+    /// Up to `limit` digests of stored chunks that sort after `after`, in order: listings
+    /// are read page by page ([`chunk_digests`]), never whole.
+    fn chunk_list_page(
+        &self,
+        after: Option<&B3Digest>,
+        limit: usize,
+    ) -> Result<Vec<B3Digest>, StoreError>;
     /// A metadata value.
     fn kv_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Several metadata values of one table, in order (backends with transactions read
@@ -97,8 +102,14 @@ pub(crate) trait Backend: Send + Sync {
     fn commit(&self) -> Result<(), StoreError> {
         Ok(())
     }
-    /// Every key of a table.
-    fn kv_keys(&self, t: Table) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Up to `limit` keys of a table that sort after `after`, in order (see
+    /// [`table_keys`]).
+    fn kv_keys_page(
+        &self,
+        t: Table,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
     /// The file, offset and length of a stored chunk, for backends that have files.
     fn chunk_location(&self, _d: &B3Digest) -> Result<Option<(PathBuf, u64, u64)>, StoreError> {
         Ok(None)
@@ -113,15 +124,84 @@ pub(crate) trait Backend: Send + Sync {
     fn as_local(&self) -> Option<&LocalBackend> {
         None
     }
+    /// Requests made to the chunk storage so far, for backends that count them.
+    fn chunk_stats(&self) -> Option<ChunkStoreStats> {
+        None
+    }
 }
 
-/// Metadata of the memory backend: (table, key) -> value.
-type MemoryTables = HashMap<(Table, Vec<u8>), Vec<u8>>;
+/// What a chunk store has asked of its storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChunkStoreStats {
+    /// Write requests (one per pack object).
+    pub puts: u64,
+    /// Bytes written.
+    pub put_bytes: u64,
+    /// Read requests (one per run of adjacent chunks).
+    pub gets: u64,
+    /// Bytes read.
+    pub get_bytes: u64,
+}
+
+/// How many keys a listing reads per page.
+pub(crate) const PAGE: usize = 1024;
+
+/// Every key of a table, read page by page as the iterator is consumed.
+pub(crate) fn table_keys(
+    backend: &dyn Backend,
+    t: Table,
+) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + '_ {
+    pages(move |after: Option<&Vec<u8>>| backend.kv_keys_page(t, after.map(|k| k.as_slice()), PAGE))
+}
+
+/// Every stored chunk's digest, read page by page as the iterator is consumed.
+pub(crate) fn chunk_digests(
+    backend: &dyn Backend,
+) -> impl Iterator<Item = Result<B3Digest, StoreError>> + '_ {
+    pages(move |after: Option<&B3Digest>| backend.chunk_list_page(after, PAGE))
+}
+
+/// Turns a page reader (the items after a given one, in order) into an iterator over
+/// every item; an error ends the iteration after it is yielded.
+fn pages<T, F>(mut read: F) -> impl Iterator<Item = Result<T, StoreError>>
+where
+    T: Clone,
+    F: FnMut(Option<&T>) -> Result<Vec<T>, StoreError>,
+{
+    let mut page: std::vec::IntoIter<T> = Vec::new().into_iter();
+    let mut last: Option<T> = None;
+    let mut done = false;
+    std::iter::from_fn(move || loop {
+        if let Some(item) = page.next() {
+            last = Some(item.clone());
+            return Some(Ok(item));
+        }
+        if done {
+            return None;
+        }
+        match read(last.as_ref()) {
+            Ok(items) => {
+                done = items.len() < PAGE;
+                if items.is_empty() {
+                    return None;
+                }
+                page = items.into_iter();
+            }
+            Err(e) => {
+                done = true;
+                return Some(Err(e));
+            }
+        }
+    })
+}
+
+/// Metadata of the memory backend: (table, key) -> value, ordered for listings.
+type MemoryTables = std::collections::BTreeMap<(Table, Vec<u8>), Vec<u8>>;
 
 /// Everything in memory, lost when the store is dropped.
 #[derive(Default)]
 pub(crate) struct MemoryBackend {
-    chunks: Mutex<HashMap<B3Digest, Bytes>>,
+    chunks: Mutex<std::collections::BTreeMap<B3Digest, Bytes>>,
     tables: Mutex<MemoryTables>,
 }
 
@@ -148,13 +228,18 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn chunk_list(&self) -> Result<Vec<B3Digest>, StoreError> {
-        Ok(self
-            .chunks
-            .lock()
-            .map_err(|_| poisoned())?
-            .keys()
-            .copied()
+    fn chunk_list_page(
+        &self,
+        after: Option<&B3Digest>,
+        limit: usize,
+    ) -> Result<Vec<B3Digest>, StoreError> {
+        use std::ops::Bound;
+        let chunks = self.chunks.lock().map_err(|_| poisoned())?;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(chunks
+            .range((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(d, _)| *d)
             .collect())
     }
 
@@ -175,17 +260,24 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn kv_keys(&self, t: Table) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut keys: Vec<Vec<u8>> = self
-            .tables
-            .lock()
-            .map_err(|_| poisoned())?
-            .keys()
-            .filter(|(tt, _)| *tt == t)
-            .map(|(_, k)| k.clone())
-            .collect();
-        keys.sort();
-        Ok(keys)
+    fn kv_keys_page(
+        &self,
+        t: Table,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        use std::ops::Bound;
+        let tables = self.tables.lock().map_err(|_| poisoned())?;
+        let from = match after {
+            Some(k) => Bound::Excluded((t, k.to_vec())),
+            None => Bound::Included((t, Vec::new())),
+        };
+        Ok(tables
+            .range((from, Bound::Unbounded))
+            .take_while(|((tt, _), _)| *tt == t)
+            .take(limit)
+            .map(|((_, k), _)| k.clone())
+            .collect())
     }
 }
 
@@ -262,7 +354,7 @@ impl PackWriter {
 
 /// Where a chunk is: a pack file (by name), an offset and a length.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Location {
+pub(crate) struct Location {
     pub(super) pack: String,
     pub(super) offset: u64,
     pub(super) len: u64,
@@ -515,7 +607,27 @@ impl LocalBackend {
     }
 }
 
-fn open_db(path: &Path) -> Result<Database, StoreError> {
+/// Up to `limit` keys of a redb table after `after`, in order.
+pub(super) fn redb_keys_page(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    use std::ops::Bound;
+    let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut out = Vec::new();
+    for item in table
+        .range::<&[u8]>((from, Bound::Unbounded))
+        .map_err(db_err)?
+        .take(limit)
+    {
+        let (k, _) = item.map_err(db_err)?;
+        out.push(k.value().to_vec());
+    }
+    Ok(out)
+}
+
+pub(super) fn open_db(path: &Path) -> Result<Database, StoreError> {
     // Another process may be creating the file at the same moment; retry briefly.
     let mut delay = std::time::Duration::from_millis(5);
     let mut attempts = 0;
@@ -660,15 +772,16 @@ impl Backend for LocalBackend {
             .location(d)?
             .map(|l| (self.packs_dir.join(&l.pack), l.offset, l.len)))
     }
-    fn chunk_list(&self) -> Result<Vec<B3Digest>, StoreError> {
-        let mut out = Vec::new();
-        for key in self.kv_keys(Table::Chunks)? {
-            if let Ok(arr) = <[u8; 32]>::try_from(key.as_slice()) {
-                out.push(B3Digest(arr));
-            }
-        }
-        out.sort();
-        Ok(out)
+    fn chunk_list_page(
+        &self,
+        after: Option<&B3Digest>,
+        limit: usize,
+    ) -> Result<Vec<B3Digest>, StoreError> {
+        let keys = self.kv_keys_page(Table::Chunks, after.map(|d| &d.0[..]), limit)?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| <[u8; 32]>::try_from(k.as_slice()).ok().map(B3Digest))
+            .collect())
     }
 
     fn kv_get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -729,16 +842,17 @@ impl Backend for LocalBackend {
         self.flush(None)
     }
 
-    fn kv_keys(&self, t: Table) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// Commits the pending batch first, so the listing includes it.
+    fn kv_keys_page(
+        &self,
+        t: Table,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         self.flush(None)?;
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(t.def()).map_err(db_err)?;
-        let mut out = Vec::new();
-        for item in table.iter().map_err(db_err)? {
-            let (k, _) = item.map_err(db_err)?;
-            out.push(k.value().to_vec());
-        }
-        Ok(out)
+        redb_keys_page(&table, after, limit)
     }
 }
 

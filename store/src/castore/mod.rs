@@ -28,6 +28,8 @@ pub(crate) mod backend;
 pub(crate) mod blob;
 #[cfg(feature = "cache")]
 pub mod cache_dir;
+#[cfg(feature = "cluster")]
+pub(crate) mod composed;
 pub mod copy;
 pub(crate) mod directory;
 pub mod export;
@@ -42,9 +44,10 @@ use std::io;
 
 use thiserror::Error;
 
+pub use backend::ChunkStoreStats;
 pub use blob::{clip_range, BlobReader, BlobService, CHUNK_AVG, CHUNK_MAX, CHUNK_MIN};
 pub use directory::{validate_name, validate_symlink_target, Directory, DirectoryService, Node};
-pub use service::{open, StoreService};
+pub use service::{open, verify_paths, StoreService};
 pub use store::{
     check_nar_hash, default_store_dir, default_store_url, local_store_dir, Store, VerifyReport,
 };
@@ -107,9 +110,15 @@ pub enum StoreError {
         /// The underlying error.
         source: io::Error,
     },
-    /// The embedded database failed.
-    #[error("database error: {0}")]
-    Db(#[from] Box<redb::Error>),
+    /// A storage backend (a database, an object store) failed. Which one is named; its
+    /// own error type stays behind this variant, so callers never depend on it.
+    #[error("{backend} error: {source}")]
+    Backend {
+        /// The backend: `redb`, `PostgreSQL`, `object store`.
+        backend: &'static str,
+        /// What it reported.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A directory entry name is not allowed.
     #[error("invalid name '{name}': {reason}")]
     InvalidName {
@@ -305,7 +314,18 @@ impl StoreError {
 
 /// Converts any `redb` error into a [`StoreError`].
 pub(crate) fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
-    StoreError::Db(Box::new(e.into()))
+    backend_err("redb", e.into())
+}
+
+/// Wraps a backend's own error into [`StoreError::Backend`].
+pub(crate) fn backend_err<E>(backend: &'static str, e: E) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    StoreError::Backend {
+        backend,
+        source: Box::new(e),
+    }
 }
 
 #[cfg(test)]

@@ -24,21 +24,18 @@ pub trait StoreService: BlobService + DirectoryService + PathInfoService + Send 
         None
     }
 
+    /// Requests made to the chunk storage so far, for stores whose chunks live in an
+    /// object store (`None` otherwise).
+    fn chunk_store_stats(&self) -> Option<super::ChunkStoreStats> {
+        None
+    }
+
     /// Re-hashes what the store holds and collects every problem found. The default
     /// re-renders the NAR of every registered path (reading, and so verifying, every blob
     /// and directory it needs) and compares it with the path info; stores that can see
     /// their own storage check more.
     fn verify(&self) -> Result<VerifyReport, StoreError> {
-        let mut report = VerifyReport::default();
-        for info in self.list_path_infos()? {
-            report.paths += 1;
-            if let Err(e) = check_nar_hash(self, &info) {
-                report
-                    .problems
-                    .push(format!("path {}: {e}", info.store_path.hash_part()));
-            }
-        }
-        Ok(report)
+        verify_paths(self)
     }
 
     /// Keeps garbage collection away from what this process reads and writes until the
@@ -73,6 +70,10 @@ impl StoreService for Store {
 
     fn range_chunk_reads(&self) -> Option<u64> {
         Some(Store::range_chunk_reads(self))
+    }
+
+    fn chunk_store_stats(&self) -> Option<super::ChunkStoreStats> {
+        Store::chunk_store_stats(self)
     }
 
     fn protect_from_gc(&self) -> Result<(), StoreError> {
@@ -110,4 +111,42 @@ pub fn open(url: &str) -> Result<Box<dyn StoreService>, StoreError> {
         });
     }
     Ok(Box::new(Store::open(url)?))
+}
+
+/// Re-renders the NAR of every registered path (reading, and so verifying, every blob
+/// and directory it needs) and compares it with the path info: what any store can check
+/// through its services alone. The blobs and directories counted are those the paths
+/// reach, each once; chunks are not seen (0).
+pub fn verify_paths<S: StoreService + ?Sized>(store: &S) -> Result<VerifyReport, StoreError> {
+    let mut report = VerifyReport::default();
+    let mut dirs = std::collections::HashSet::new();
+    let mut blobs = std::collections::HashSet::new();
+    for info in store.list_path_infos()? {
+        report.paths += 1;
+        if let Err(e) = check_nar_hash(store, &info) {
+            report
+                .problems
+                .push(format!("path {}: {e}", info.store_path.hash_part()));
+        }
+        // Count what the rendering read (it succeeded, or the problem is reported).
+        let mut stack = vec![info.node.clone()];
+        while let Some(node) = stack.pop() {
+            match node {
+                super::Node::File { digest, .. } => {
+                    blobs.insert(digest);
+                }
+                super::Node::Symlink { .. } => {}
+                super::Node::Directory { digest, .. } => {
+                    if dirs.insert(digest) {
+                        if let Ok(Some(dir)) = store.get_directory(&digest) {
+                            stack.extend(dir.entries().map(|(_, n)| n.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    report.blobs = blobs.len() as u64;
+    report.directories = dirs.len() as u64;
+    Ok(report)
 }

@@ -3,7 +3,7 @@
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use super::backend::{Backend, LocalBackend, MemoryBackend, Table};
+use super::backend::{chunk_digests, table_keys, Backend, LocalBackend, MemoryBackend, Table};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -86,6 +86,56 @@ impl Store {
         ))
     }
 
+    /// A store composed of a chunk store and a metadata store (see
+    /// [`super::composed`]): chunks at `chunks` (`s3://BUCKET/PREFIX?endpoint=...`,
+    /// `gs://...`, `az://...`, `file:///DIR` or `local:///DIR`: pack objects in a
+    /// directory), metadata at `metadata` (`postgresql://USER@HOST:PORT/DB` or
+    /// `redb:///FILE`).
+    #[cfg(feature = "cluster")]
+    pub fn composed(chunks: &str, metadata: &str) -> Result<Self, StoreError> {
+        use super::composed::{
+            objects::ObjectChunks, postgres::PgMeta, redb_meta::RedbMeta, ComposedBackend,
+            MetaStore,
+        };
+        let chunks_store = match chunks.strip_prefix("local://") {
+            Some(dir) if dir.starts_with('/') => ObjectChunks::open(&format!("file://{dir}"))?,
+            Some(_) => {
+                return Err(StoreError::BadUrl {
+                    url: chunks.to_string(),
+                    reason: "the directory must be absolute (local:///path)",
+                })
+            }
+            None => ObjectChunks::open(chunks)?,
+        };
+        let meta: Box<dyn MetaStore> =
+            if metadata.starts_with("postgresql://") || metadata.starts_with("postgres://") {
+                Box::new(PgMeta::open(metadata)?)
+            } else if let Some(file) = metadata.strip_prefix("redb://") {
+                if !file.starts_with('/') {
+                    return Err(StoreError::BadUrl {
+                        url: metadata.to_string(),
+                        reason: "the file must be absolute (redb:///path/to/file)",
+                    });
+                }
+                Box::new(RedbMeta::open(Path::new(file))?)
+            } else {
+                return Err(StoreError::BadUrl {
+                    url: metadata.to_string(),
+                    reason: "metadata stores are postgresql://USER@HOST:PORT/DB and redb:///FILE",
+                });
+            };
+        Ok(Store::with_backend(
+            Box::new(ComposedBackend::new(Box::new(chunks_store), meta)),
+            format!("chunks={chunks} metadata={metadata}"),
+        ))
+    }
+
+    /// Requests made to the chunk storage so far, for stores whose chunks live in an
+    /// object store (see [`Store::composed`]).
+    pub fn chunk_store_stats(&self) -> Option<super::ChunkStoreStats> {
+        self.backend.chunk_stats()
+    }
+
     fn with_backend(backend: Box<dyn Backend>, url: String) -> Self {
         Store {
             backend,
@@ -157,7 +207,11 @@ impl Store {
         let Some(local) = self.backend.as_local() else {
             return Err(StoreError::Unsupported {
                 url: self.url.clone(),
-                what: "garbage collection (it holds nothing once the process ends)",
+                what: if self.url.starts_with("memory:") {
+                    "garbage collection (it holds nothing once the process ends)"
+                } else {
+                    "garbage collection (only a local store can be collected)"
+                },
             });
         };
         // This process must not wait for its own shared lock.
@@ -235,13 +289,15 @@ impl Store {
     /// registered path. Problems are collected, not fatal.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         let mut report = VerifyReport::default();
-        for d in self.backend.chunk_list()? {
+        for d in chunk_digests(&*self.backend) {
+            let d = d?;
             report.chunks += 1;
             if let Err(e) = blob::get_chunk_verified(&*self.backend, &d, None) {
                 report.problems.push(e.to_string());
             }
         }
-        for key in self.backend.kv_keys(Table::Blobs)? {
+        for key in table_keys(&*self.backend, Table::Blobs) {
+            let key = key?;
             report.blobs += 1;
             let Ok(arr) = <[u8; 32]>::try_from(key.as_slice()) else {
                 report
@@ -268,7 +324,8 @@ impl Store {
                 report.problems.push(format!("blob {d}: {e}"));
             }
         }
-        for key in self.backend.kv_keys(Table::Directories)? {
+        for key in table_keys(&*self.backend, Table::Directories) {
+            let key = key?;
             report.directories += 1;
             let Ok(arr) = <[u8; 32]>::try_from(key.as_slice()) else {
                 report
@@ -290,7 +347,8 @@ impl Store {
                 report.problems.push(format!("directory {d}: {e}"));
             }
         }
-        for key in self.backend.kv_keys(Table::PathInfos)? {
+        for key in table_keys(&*self.backend, Table::PathInfos) {
+            let key = key?;
             report.paths += 1;
             let res = (|| -> Result<(), StoreError> {
                 let raw =
@@ -488,7 +546,8 @@ impl PathInfoService for Store {
 
     fn list_path_infos(&self) -> Result<Vec<PathInfo>, StoreError> {
         let mut out = Vec::new();
-        for key in self.backend.kv_keys(Table::PathInfos)? {
+        for key in table_keys(&*self.backend, Table::PathInfos) {
+            let key = key?;
             if let Some(raw) = self.backend.kv_get(Table::PathInfos, &key)? {
                 out.push(PathInfo::decode(&raw)?);
             }

@@ -559,3 +559,51 @@ fn ranged_read_of_a_corrupt_chunk_fails() {
     let err = store.read_blob_range(&d, first + 1, 5).unwrap_err();
     assert!(matches!(err, StoreError::CorruptChunk { .. }), "{err}");
 }
+
+/// A store composed of pack objects in a directory (`object_store`'s local store) and
+/// redb metadata: no server needed.
+#[cfg(feature = "cluster")]
+fn composed_store(dir: &std::path::Path) -> Store {
+    Store::composed(
+        &format!("file://{}/objects", dir.display()),
+        &format!("redb://{}/meta.redb", dir.display()),
+    )
+    .unwrap()
+}
+
+#[cfg(feature = "cluster")]
+#[test]
+fn ranged_reads_composed() {
+    let dir = tempfile::tempdir().unwrap();
+    check_ranges(&composed_store(dir.path()));
+}
+
+/// Registered paths survive the process (a second handle sees them), every chunk is in
+/// a pack object, small chunks share objects, and `verify` checks them all.
+#[cfg(feature = "cluster")]
+#[test]
+fn composed_store_registers_after_its_chunks_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let nar = sample_nar();
+    let sp = StorePath::from_base_name("00000000000000000000000000000000-x").unwrap();
+    {
+        let store = composed_store(dir.path());
+        for i in 0..50u64 {
+            store.put_blob_bytes(&pseudo_random(100, i)).unwrap();
+        }
+        import_nar(&store, nar.as_slice(), sp.clone(), vec![], None).unwrap();
+        let stats = store.chunk_store_stats().unwrap();
+        assert_eq!(stats.puts, 1, "{stats:?}");
+    }
+    let store = composed_store(dir.path());
+    let info = store.get_path_info(&sp).unwrap().unwrap();
+    assert_eq!(write_nar(&store, &info.node, Vec::new()).unwrap(), nar);
+    let report = store.verify().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.paths, 1);
+    assert!(report.chunks > 50, "{report:?}");
+    let objects = std::fs::read_dir(dir.path().join("objects/packs"))
+        .unwrap()
+        .count();
+    assert_eq!(objects, 1);
+}

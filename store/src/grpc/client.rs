@@ -575,4 +575,24 @@ impl StoreService for GrpcStore {
     fn blob_bytes_received(&self) -> Option<u64> {
         Some(self.blob_bytes.load(Ordering::Relaxed))
     }
+
+    /// The server verifies its own storage (chunks included); a server too old to
+    /// know the request gets the default: every path's NAR re-rendered through it.
+    fn verify(&self) -> Result<crate::castore::VerifyReport, StoreError> {
+        let mut client = self.path_infos.clone();
+        match self.rt.block_on(client.verify(proto::VerifyRequest {})) {
+            Ok(r) => {
+                let r = r.into_inner();
+                Ok(crate::castore::VerifyReport {
+                    chunks: r.chunks,
+                    blobs: r.blobs,
+                    directories: r.directories,
+                    paths: r.paths,
+                    problems: r.problems,
+                })
+            }
+            Err(s) if s.code() == tonic::Code::Unimplemented => crate::castore::verify_paths(self),
+            Err(s) => Err(self.remote(s)),
+        }
+    }
 }

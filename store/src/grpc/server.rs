@@ -410,4 +410,19 @@ impl proto::path_info_service_server::PathInfoService for Services {
             infos.iter().map(|i| Ok(path_info_to_proto(i))).collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(msgs))))
     }
+
+    async fn verify(
+        &self,
+        _req: Request<proto::VerifyRequest>,
+    ) -> Result<Response<proto::VerifyReport>, Status> {
+        let store = self.store.clone();
+        let r = blocking(move || store.verify()).await?;
+        Ok(Response::new(proto::VerifyReport {
+            chunks: r.chunks,
+            blobs: r.blobs,
+            directories: r.directories,
+            paths: r.paths,
+            problems: r.problems,
+        }))
+    }
 }
