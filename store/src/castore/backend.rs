@@ -63,13 +63,6 @@ impl Table {
 
 /// What a [`super::Store`] needs from its storage.
 pub(crate) trait Backend: Send + Sync {
-    /// The chunk with this digest, unverified, or `None`.
-    fn chunk_get(&self, d: &B3Digest) -> Result<Option<Bytes>, StoreError> {
-        Ok(self
-            .chunk_get_many(std::slice::from_ref(d))?
-            .pop()
-            .flatten())
-    }
     /// Several chunks at once, unverified, in order (`None` for a missing one). The bytes
     /// are shared with the backend (no copy), so reading is cheap however large the batch.
     fn chunk_get_many(&self, ds: &[B3Digest]) -> Result<Vec<Option<Bytes>>, StoreError>;

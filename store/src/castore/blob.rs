@@ -480,15 +480,21 @@ fn read_blobs_here(
         .collect())
 }
 
-/// Fetches a chunk and checks it against its digest and expected length.
-pub(crate) fn get_chunk_verified(
+/// Checks chunks against their digests, fetched in one batch: each one's outcome, in
+/// order (a missing chunk is [`StoreError::MissingChunk`]).
+pub(crate) fn check_stored_chunks(
     backend: &dyn Backend,
-    d: &B3Digest,
-    len: Option<u64>,
-) -> Result<Bytes, StoreError> {
-    let data = backend.chunk_get(d)?.ok_or(StoreError::MissingChunk(*d))?;
-    check_chunk(d, len, &data)?;
-    Ok(data)
+    ds: &[B3Digest],
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let fetched = backend.chunk_get_many(ds)?;
+    Ok(ds
+        .iter()
+        .zip(fetched)
+        .map(|(d, data)| match data {
+            Some(data) => check_chunk(d, None, &data),
+            None => Err(StoreError::MissingChunk(*d)),
+        })
+        .collect())
 }
 
 /// How many chunks a blob reader fetches (and checks in parallel) at once: 2 MiB on

@@ -28,6 +28,9 @@ pub struct Store {
     indexes: Mutex<HashMap<B3Digest, Arc<ChunkIndex>>>,
 }
 
+/// How many chunks `verify` fetches and checks at once.
+const VERIFY_BATCH: usize = 256;
+
 /// How many blobs' chunk indexes [`Store`] keeps for ranged reads.
 const INDEX_CACHE: usize = 256;
 
@@ -289,11 +292,19 @@ impl Store {
     /// registered path. Problems are collected, not fatal.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         let mut report = VerifyReport::default();
-        for d in chunk_digests(&*self.backend) {
-            let d = d?;
-            report.chunks += 1;
-            if let Err(e) = blob::get_chunk_verified(&*self.backend, &d, None) {
-                report.problems.push(e.to_string());
+        // In batches: a store whose chunks are remote reads a batch's neighbours at once.
+        let mut batch = Vec::with_capacity(VERIFY_BATCH);
+        let mut digests = chunk_digests(&*self.backend).peekable();
+        while let Some(d) = digests.next() {
+            batch.push(d?);
+            if batch.len() == VERIFY_BATCH || digests.peek().is_none() {
+                report.chunks += batch.len() as u64;
+                for res in blob::check_stored_chunks(&*self.backend, &batch)? {
+                    if let Err(e) = res {
+                        report.problems.push(e.to_string());
+                    }
+                }
+                batch.clear();
             }
         }
         for key in table_keys(&*self.backend, Table::Blobs) {

@@ -589,7 +589,9 @@ fn composed_store_registers_after_its_chunks_are_stored() {
     {
         let store = composed_store(dir.path());
         for i in 0..50u64 {
-            store.put_blob_bytes(&pseudo_random(100, i)).unwrap();
+            store
+                .put_blob_bytes(&pseudo_random(100, 2 * i + 1))
+                .unwrap();
         }
         import_nar(&store, nar.as_slice(), sp.clone(), vec![], None).unwrap();
         let stats = store.chunk_store_stats().unwrap();
