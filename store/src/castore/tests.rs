@@ -609,3 +609,26 @@ fn composed_store_registers_after_its_chunks_are_stored() {
         .count();
     assert_eq!(objects, 1);
 }
+
+/// A blob larger than a pack and than a read block, read back through a second handle
+/// (from the pack objects, chunks spanning blocks included).
+#[cfg(feature = "cluster")]
+#[test]
+fn composed_store_reads_back_what_spans_packs_and_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pseudo_random(20 << 20, 5);
+    let d = {
+        let store = composed_store(dir.path());
+        let (d, _) = store.put_blob(&mut data.as_slice()).unwrap();
+        PathInfoService::commit(&store).unwrap();
+        assert!(store.chunk_store_stats().unwrap().puts >= 2);
+        d
+    };
+    let store = composed_store(dir.path());
+    assert_eq!(read_all(&store, &d).unwrap(), data);
+    let mid = (9 << 20) + 12345;
+    let got = store.read_blob_range(&d, mid, 3 << 20).unwrap().unwrap();
+    assert_eq!(&got[..], &data[mid as usize..mid as usize + (3 << 20)]);
+    let report = store.verify().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}

@@ -3,10 +3,11 @@
 //!
 //! A pack is one object, `PREFIX/packs/<pid>-<time>-<n>-<random>.pack`, written with one
 //! PUT; its name is unique, so no process ever overwrites another's object. Chunks are
-//! read back with ranged GETs, one per run of adjacent chunks of a pack.
+//! read back with ranged GETs of aligned [`BLOCK`]s of a pack, kept in a small cache: a
+//! client reading files one by one (as a NAR export through the gRPC protocol does, one
+//! request per file) then costs one request per block, not one per file.
 
-use std::collections::BTreeMap;
-use std::ops::Range;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -21,15 +22,43 @@ use crate::castore::backend::ChunkStoreStats;
 use crate::castore::backend::Location;
 use crate::castore::{backend_err, B3Digest, StoreError};
 
-/// Chunks of one pack closer than this are read in one request (the bytes between them
-/// are fetched and dropped: cheaper than another request).
-const READ_GAP: u64 = 256 << 10;
+/// Packs are read in aligned blocks of this many bytes (the last one shorter).
+const BLOCK: u64 = 4 << 20;
 
-/// One ranged read is at most this long.
-const READ_MAX: u64 = 16 << 20;
+/// The cache keeps this many blocks (64 MiB).
+const CACHE_BLOCKS: usize = 16;
 
 /// At most this many ranged reads of one batch are in flight at once.
 const MAX_READS: usize = 16;
+
+/// A block of a pack: the pack's name and the block's index.
+type BlockId = (String, u64);
+
+/// Blocks read lately, the oldest dropped first.
+#[derive(Default)]
+struct BlockCache {
+    blocks: HashMap<BlockId, Bytes>,
+    order: VecDeque<BlockId>,
+}
+
+impl BlockCache {
+    fn insert(&mut self, id: BlockId, data: Bytes) {
+        if self.blocks.insert(id.clone(), data).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > CACHE_BLOCKS {
+            if let Some(old) = self.order.pop_front() {
+                self.blocks.remove(&old);
+            }
+        }
+    }
+}
+
+/// The blocks a chunk at `offset` of `len` bytes spans.
+pub(crate) fn blocks_of(offset: u64, len: u64) -> std::ops::RangeInclusive<u64> {
+    let last = offset.saturating_add(len.max(1) - 1);
+    offset / BLOCK..=last / BLOCK
+}
 
 /// Request counters, shared with the upload tasks.
 #[derive(Default)]
@@ -57,6 +86,7 @@ pub(crate) struct ObjectChunks {
     /// pid on another machine.
     nonce: u64,
     counters: Arc<Counters>,
+    cache: Mutex<BlockCache>,
 }
 
 fn os_err(e: object_store::Error) -> StoreError {
@@ -86,6 +116,7 @@ impl ObjectChunks {
             pack_counter: AtomicU64::new(0),
             nonce,
             counters: Arc::new(Counters::default()),
+            cache: Mutex::new(BlockCache::default()),
         })
     }
 
@@ -179,33 +210,51 @@ impl ChunkStore for ObjectChunks {
     }
 
     fn read(&self, locs: &[Option<Location>]) -> Result<Vec<Option<Bytes>>, StoreError> {
-        let runs = read_runs(locs);
-        let mut requests: Vec<(Path, Range<u64>)> = Vec::with_capacity(runs.len());
-        for run in &runs {
-            requests.push((
-                self.packs.clone().join(run.pack.as_str()),
-                run.range.start..run.range.end,
-            ));
+        // The blocks needed, those in the cache taken from it.
+        let mut have: HashMap<BlockId, Option<Bytes>> = HashMap::new();
+        let mut missing: BTreeSet<BlockId> = BTreeSet::new();
+        {
+            let cache = self.cache.lock().map_err(|_| poisoned())?;
+            for l in locs.iter().flatten() {
+                for b in blocks_of(l.offset, l.len) {
+                    let id = (l.pack.clone(), b);
+                    match cache.blocks.get(&id) {
+                        Some(data) => {
+                            have.insert(id, Some(data.clone()));
+                        }
+                        None => {
+                            missing.insert(id);
+                        }
+                    }
+                }
+            }
         }
+        let requests: Vec<(BlockId, Path)> = missing
+            .into_iter()
+            .map(|id| {
+                let path = self.packs.clone().join(id.0.as_str());
+                (id, path)
+            })
+            .collect();
         let store = self.store.clone();
         let counters = self.counters.clone();
         let fetched = self.rt.run(async move {
             let slots = Arc::new(tokio::sync::Semaphore::new(MAX_READS));
             let mut tasks = Vec::with_capacity(requests.len());
-            for (path, range) in requests {
+            for (id, path) in requests {
                 let store = store.clone();
                 let counters = counters.clone();
                 let slots = slots.clone();
                 tasks.push(tokio::spawn(async move {
                     let _slot = slots.acquire_owned().await;
                     counters.gets.fetch_add(1, Ordering::Relaxed);
+                    // A range past the end of the pack is cut to it.
+                    let range = id.1 * BLOCK..(id.1 + 1) * BLOCK;
                     let res = store.get_range(&path, range).await;
                     if let Ok(b) = &res {
-                        counters
-                            .get_bytes
-                            .fetch_add(b.len() as u64, Ordering::Relaxed);
+                        counters.get_bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
                     }
-                    res
+                    (id, res)
                 }));
             }
             let mut out = Vec::with_capacity(tasks.len());
@@ -214,29 +263,49 @@ impl ChunkStore for ObjectChunks {
             }
             out
         })?;
-        let mut out: Vec<Option<Bytes>> = vec![None; locs.len()];
-        for (run, res) in runs.iter().zip(fetched) {
-            let bytes = match res {
-                Ok(Ok(b)) => b,
-                // A pack that is gone: its chunks are missing.
-                Ok(Err(object_store::Error::NotFound { .. })) => continue,
-                Ok(Err(e)) => return Err(os_err(e)),
-                Err(join) => {
-                    return Err(StoreError::Io(std::io::Error::other(format!(
-                        "read task failed: {join}"
-                    ))))
-                }
-            };
-            for &(idx, offset, len) in &run.chunks {
-                let from = (offset - run.range.start) as usize;
-                let to = from + len as usize;
-                // A short answer (an object cut short) makes the chunk missing.
-                if to <= bytes.len() {
-                    out[idx] = Some(bytes.slice(from..to));
+        {
+            let mut cache = self.cache.lock().map_err(|_| poisoned())?;
+            for res in fetched {
+                match res {
+                    Ok((id, Ok(data))) => {
+                        cache.insert(id.clone(), data.clone());
+                        have.insert(id, Some(data));
+                    }
+                    // A pack (or a block) that is not there: its chunks are missing.
+                    Ok((id, Err(object_store::Error::NotFound { .. }))) => {
+                        have.insert(id, None);
+                    }
+                    Ok((_, Err(e))) => return Err(os_err(e)),
+                    Err(join) => {
+                        return Err(StoreError::Io(std::io::Error::other(format!(
+                            "read task failed: {join}"
+                        ))))
+                    }
                 }
             }
         }
-        Ok(out)
+        Ok(locs
+            .iter()
+            .map(|l| {
+                let l = l.as_ref()?;
+                let end = l.offset.checked_add(l.len)?;
+                let mut parts = Vec::new();
+                for b in blocks_of(l.offset, l.len) {
+                    let block = have.get(&(l.pack.clone(), b))?.as_ref()?;
+                    let from = l.offset.max(b * BLOCK) - b * BLOCK;
+                    let to = end.min((b + 1) * BLOCK) - b * BLOCK;
+                    // A block cut short (a pack shorter than the location says): missing.
+                    if to > block.len() as u64 {
+                        return None;
+                    }
+                    parts.push(block.slice(from as usize..to as usize));
+                }
+                match parts.len() {
+                    1 => parts.pop(),
+                    _ => Some(Bytes::from(parts.concat())),
+                }
+            })
+            .collect())
     }
 
     fn stats(&self) -> Option<ChunkStoreStats> {
@@ -250,105 +319,28 @@ impl ChunkStore for ObjectChunks {
     }
 }
 
-/// One ranged read: a byte range of a pack and the chunks in it (index in the request,
-/// offset in the pack, length).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct ReadRun {
-    pub(crate) pack: String,
-    pub(crate) range: Range<u64>,
-    pub(crate) chunks: Vec<(usize, u64, u64)>,
-}
-
-/// Groups the chunks to read into ranged reads: per pack, by offset, joining chunks at
-/// most [`READ_GAP`] apart into reads of at most [`READ_MAX`] bytes (a chunk longer
-/// than that is read alone).
-pub(crate) fn read_runs(locs: &[Option<Location>]) -> Vec<ReadRun> {
-    let mut by_pack: BTreeMap<&str, Vec<(usize, u64, u64)>> = BTreeMap::new();
-    for (idx, loc) in locs.iter().enumerate() {
-        if let Some(l) = loc {
-            by_pack
-                .entry(l.pack.as_str())
-                .or_default()
-                .push((idx, l.offset, l.len));
-        }
-    }
-    let mut runs = Vec::new();
-    for (pack, mut chunks) in by_pack {
-        chunks.sort_by_key(|&(idx, offset, _)| (offset, idx));
-        let mut cur: Option<ReadRun> = None;
-        for (idx, offset, len) in chunks {
-            let end = offset.saturating_add(len);
-            if let Some(run) = cur.as_mut() {
-                let joinable = offset <= run.range.end.saturating_add(READ_GAP)
-                    && end.max(run.range.end) - run.range.start <= READ_MAX;
-                if joinable {
-                    run.range.end = run.range.end.max(end);
-                    run.chunks.push((idx, offset, len));
-                    continue;
-                }
-                runs.extend(cur.take());
-            }
-            cur = Some(ReadRun {
-                pack: pack.to_string(),
-                range: offset..end,
-                chunks: vec![(idx, offset, len)],
-            });
-        }
-        runs.extend(cur);
-    }
-    runs
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn loc(pack: &str, offset: u64, len: u64) -> Option<Location> {
-        Some(Location {
-            pack: pack.into(),
-            offset,
-            len,
-        })
+    #[test]
+    fn chunks_span_the_blocks_they_touch() {
+        assert_eq!(blocks_of(0, 100), 0..=0);
+        assert_eq!(blocks_of(BLOCK - 100, 100), 0..=0);
+        assert_eq!(blocks_of(BLOCK - 100, 101), 0..=1);
+        assert_eq!(blocks_of(BLOCK, 1), 1..=1);
+        assert_eq!(blocks_of(3 * BLOCK + 5, 0), 3..=3);
     }
 
     #[test]
-    fn adjacent_chunks_of_a_pack_are_one_read() {
-        let locs = [
-            loc("a", 100, 50),
-            None,
-            loc("a", 0, 100),
-            loc("b", 0, 10),
-            loc("a", 150, 10),
-        ];
-        let runs = read_runs(&locs);
-        assert_eq!(
-            runs,
-            vec![
-                ReadRun {
-                    pack: "a".into(),
-                    range: 0..160,
-                    chunks: vec![(2, 0, 100), (0, 100, 50), (4, 150, 10)],
-                },
-                ReadRun {
-                    pack: "b".into(),
-                    range: 0..10,
-                    chunks: vec![(3, 0, 10)],
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn distant_chunks_and_long_runs_are_split() {
-        let far = 10 + READ_GAP + 1;
-        let runs = read_runs(&[loc("a", 0, 10), loc("a", far, 10)]);
-        assert_eq!(runs.len(), 2);
-        // Reads stop growing at READ_MAX.
-        let step = 4 << 20;
-        let locs: Vec<_> = (0..5).map(|i| loc("a", i * step, step)).collect();
-        let runs = read_runs(&locs);
-        assert_eq!(runs.len(), 2);
-        assert_eq!(runs[0].range, 0..READ_MAX);
-        assert_eq!(runs[1].range, READ_MAX..5 * step);
+    fn the_cache_drops_the_oldest_blocks() {
+        let mut c = BlockCache::default();
+        for i in 0..CACHE_BLOCKS as u64 + 2 {
+            c.insert(("p".into(), i), Bytes::from_static(b"x"));
+        }
+        assert_eq!(c.blocks.len(), CACHE_BLOCKS);
+        assert!(!c.blocks.contains_key(&("p".to_string(), 0)));
+        assert!(!c.blocks.contains_key(&("p".to_string(), 1)));
+        assert!(c.blocks.contains_key(&("p".to_string(), 2)));
     }
 }
