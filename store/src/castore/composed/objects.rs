@@ -252,7 +252,9 @@ impl ChunkStore for ObjectChunks {
                     let range = id.1 * BLOCK..(id.1 + 1) * BLOCK;
                     let res = store.get_range(&path, range).await;
                     if let Ok(b) = &res {
-                        counters.get_bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                        counters
+                            .get_bytes
+                            .fetch_add(b.len() as u64, Ordering::Relaxed);
                     }
                     (id, res)
                 }));
