@@ -226,8 +226,27 @@ impl ComposedBackend {
 
     /// Makes every chunk put so far durable, then commits their locations, the batch
     /// and `extra` in one transaction.
+    ///
+    /// If anything fails, everything not committed is forgotten: an upload that failed
+    /// (or whose location could not be committed) leaves chunks that no later flush
+    /// would name, so nothing gathered with them may be committed later. Their blobs and
+    /// directories are then simply not in the store, and a registration that needs them
+    /// fails instead of registering something incomplete.
     fn flush(&self, extra: Option<(Table, &[u8], &[u8])>) -> Result<(), StoreError> {
         let _flushing = self.flushing.lock().map_err(|_| poisoned())?;
+        let res = self.flush_locked(extra);
+        if res.is_err() {
+            if let Ok(mut p) = self.pending.lock() {
+                *p = Pending::default();
+            }
+            // Uploads still in flight are waited for and their locations dropped.
+            let _ = self.chunks.finish();
+        }
+        res
+    }
+
+    /// [`ComposedBackend::flush`], with the flush lock held.
+    fn flush_locked(&self, extra: Option<(Table, &[u8], &[u8])>) -> Result<(), StoreError> {
         let (pack, theirs, batch, unflushed_keys) = {
             let mut p = self.pending.lock().map_err(|_| poisoned())?;
             if p.batch.is_empty() && p.unflushed.is_empty() && extra.is_none() {
