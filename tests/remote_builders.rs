@@ -348,6 +348,12 @@ fn a_graph_over_two_builders_survives_one_killed_and_matches_a_local_build() {
         "no warning about the lost builder:\n{log}"
     );
     assert_eq!(on_a.len() + on_b.len() - rescheduled, 50, "{starts:?}");
+    eprintln!(
+        "builds started: {} on A (killed after {}), {} on B, {rescheduled} of A's again on B",
+        on_a.len(),
+        killed_after.unwrap_or(0),
+        on_b.len()
+    );
 
     // The same graph built here, into a store of its own.
     let local = tvix(

@@ -1247,7 +1247,13 @@ mod tests {
             builder("grpc+http://m1:1", 1),
             builder("grpc+http://m2:1", 1),
         ];
-        let (o, _) = run_with(&store, &step, c, &CancelToken::new(), &[top.clone()]);
+        let (o, _) = run_with(
+            &store,
+            &step,
+            c,
+            &CancelToken::new(),
+            std::slice::from_ref(&top),
+        );
         assert!(!o.success());
         let on = step.on.lock().unwrap().clone();
         assert_eq!(on.iter().filter(|(d, _)| d == "leaf0").count(), 1, "{on:?}");
