@@ -103,8 +103,9 @@ pub enum BuildFailure {
     /// builder can.
     #[error("unable to build '{0}': no remote builder can build it and this machine does not build ('max-jobs' is 0); either increase '--max-jobs' or add a builder that can")]
     NoLocalSlots(String),
-    /// Every machine that could build the derivation was lost during the run.
-    #[error("cannot build '{drv}': every builder that can build it was lost ({machines})")]
+    /// Every machine that could build the derivation is down (unreachable from the start,
+    /// or lost during the run).
+    #[error("cannot build '{drv}': every builder that can build it is down, unreachable or lost ({machines})")]
     MachinesLost {
         /// The derivation.
         drv: String,

@@ -1266,7 +1266,9 @@ mod tests {
         let (o, _) = run_with(&store, &step, c, &CancelToken::new(), &[top]);
         let messages: Vec<String> = o.failures.iter().map(|(_, f)| f.to_string()).collect();
         assert!(
-            messages[0].contains("every builder that can build it was lost (grpc+http://m1:1)"),
+            messages[0].contains(
+                "every builder that can build it is down, unreachable or lost (grpc+http://m1:1)"
+            ),
             "{messages:?}"
         );
     }
