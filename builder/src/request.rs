@@ -188,6 +188,16 @@ pub enum BuildError {
         /// What went wrong.
         message: String,
     },
+    /// The connection to a remote build service broke, or could not be made, while a
+    /// build was asked of it: the machine is gone, the build is not at fault, and it may
+    /// be built elsewhere.
+    #[error("lost the build service {url}: {message}")]
+    Lost {
+        /// The service's URL.
+        url: String,
+        /// What happened to the connection.
+        message: String,
+    },
     /// A build service URL is not understood.
     #[error("unsupported build service URL '{url}': {reason}")]
     BadUrl {

@@ -714,7 +714,8 @@ fn stopping_the_server_cancels_its_builds_and_fails_the_call() {
         drop(f.tcp);
         worker.join().unwrap()
     });
-    assert!(matches!(res, Err(BuildError::Remote { .. })), "{res:?}");
+    // The machine is gone, not the build at fault: the caller may build it elsewhere.
+    assert!(matches!(res, Err(BuildError::Lost { .. })), "{res:?}");
     while !f.seen.cancelled.load(Ordering::SeqCst) {
         assert!(
             t0.elapsed() < Duration::from_secs(10),

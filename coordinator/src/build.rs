@@ -23,6 +23,7 @@ use crate::checks::{self, BuiltOutput, CheckError};
 use crate::closure::{self, ClosureError};
 use crate::executor::{BuildStep, Graph, StepEvent};
 use crate::log::{LogError, LogStore};
+use crate::machines::Machine;
 use crate::request::{self, ParsedAttrs, RequestError, RequestInput, RequestSettings};
 
 /// How many log lines a failure keeps.
@@ -97,6 +98,19 @@ pub enum BuildFailure {
         my_system: String,
         /// This machine's features.
         my_features: String,
+    },
+    /// This machine could build the derivation, but `max-jobs` is 0 and no remote
+    /// builder can.
+    #[error("unable to build '{0}': no remote builder can build it and this machine does not build ('max-jobs' is 0); either increase '--max-jobs' or add a builder that can")]
+    NoLocalSlots(String),
+    /// Every machine that could build the derivation is down (unreachable from the start,
+    /// or lost during the run).
+    #[error("cannot build '{drv}': every builder that can build it is down, unreachable or lost ({machines})")]
+    MachinesLost {
+        /// The derivation.
+        drv: String,
+        /// The lost builders.
+        machines: String,
     },
     /// The builder failed (non-zero exit, signal).
     #[error("builder for '{drv}' {status}")]
@@ -221,6 +235,18 @@ fn signal_name(n: i32) -> String {
 }
 
 impl BuildFailure {
+    /// Whether the build's machine was lost (the build is not at fault and may be
+    /// started elsewhere).
+    pub fn is_lost(&self) -> bool {
+        matches!(
+            self,
+            BuildFailure::Service {
+                source: ServiceError::Lost { .. },
+                ..
+            }
+        )
+    }
+
     /// The message as Nix shows a builder's failure when the build log was not printed:
     /// followed by the last lines of the log and how to see all of it
     /// (`LOG_COMMAND DRV`).
@@ -376,25 +402,76 @@ impl BuildStep for Driver<'_> {
         &self,
         drv: &StorePath,
         graph: &Graph,
+        machine: usize,
         events: &mut dyn FnMut(StepEvent<'_>),
         cancel: &CancelToken,
     ) -> Result<Checked, BuildFailure> {
         let name = abs(drv);
         let d = graph.drvs.get(&name).ok_or(BuildFailure::NotValid(name))?;
-        self.build_checked(drv, d, &|p| graph.drvs.get(p), events, cancel)
+        let input_drv = |p: &str| graph.drvs.get(p);
+        if machine == 0 {
+            return self.build_checked(drv, d, &input_drv, events, cancel);
+        }
+        // The plan chose a builder that can build it: this machine's system and
+        // features do not matter.
+        match self.builders.get(machine - 1) {
+            Some(Ok(service)) => self.build_on(&**service, drv, d, &input_drv, events, cancel),
+            Some(Err(e)) => Err(BuildFailure::Service {
+                drv: abs(drv),
+                source: ServiceError::Lost {
+                    url: String::new(),
+                    message: e.to_string(),
+                },
+            }),
+            None => Err(BuildFailure::Service {
+                drv: abs(drv),
+                source: ServiceError::Sandbox(format!("no builder number {machine}")),
+            }),
+        }
     }
 
     fn register(&self, built: Checked) -> Result<(), BuildFailure> {
         Driver::register(self, &built)
     }
+
+    fn this_machine(&self, max_jobs: usize) -> Machine {
+        let s = self.settings;
+        let mut systems: BTreeSet<String> = s.extra_platforms.iter().cloned().collect();
+        systems.insert(s.system.clone());
+        Machine::this_machine(systems, s.system_features.clone(), max_jobs)
+    }
+
+    fn unavailable(&self, machine: usize) -> Option<String> {
+        match self.builders.get(machine.checked_sub(1)?) {
+            Some(Err(e)) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+
+    fn cannot_build(&self, drv: &StorePath, graph: &Graph) -> BuildFailure {
+        let name = abs(drv);
+        let Some(d) = graph.drvs.get(&name) else {
+            return BuildFailure::NotValid(name);
+        };
+        match self.can_build(d, &name) {
+            Err(e) => e,
+            Ok(()) => BuildFailure::NoLocalSlots(name),
+        }
+    }
 }
+
+/// A remote builder as the run opened it: its service, or why it could not be reached.
+pub type OpenBuilder = Result<Box<dyn BuildService>, ServiceError>;
 
 /// The sequential driver.
 pub struct Driver<'a> {
     /// The store holding the derivations, their inputs, and receiving the outputs.
     pub store: &'a dyn StoreService,
-    /// Where builds run.
+    /// Where builds run on this machine.
     pub service: &'a dyn BuildService,
+    /// The remote builders (Nix's `builders`), in their order: machine `i` of the plan
+    /// is `builders[i - 1]`.
+    pub builders: &'a [OpenBuilder],
     /// Where logs are kept (none: not kept).
     pub logs: Option<&'a LogStore>,
     /// Settings.
@@ -531,8 +608,21 @@ impl Driver<'_> {
         events: &mut dyn FnMut(StepEvent<'_>),
         cancel: &CancelToken,
     ) -> Result<Checked, BuildFailure> {
+        self.can_build(drv, &abs(path))?;
+        self.build_on(self.service, path, drv, input_drv, events, cancel)
+    }
+
+    /// [`Driver::build_checked`] on `service`, which can build the derivation.
+    fn build_on<'d>(
+        &self,
+        service: &dyn BuildService,
+        path: &StorePath,
+        drv: &Derivation,
+        input_drv: &dyn Fn(&str) -> Option<&'d Derivation>,
+        events: &mut dyn FnMut(StepEvent<'_>),
+        cancel: &CancelToken,
+    ) -> Result<Checked, BuildFailure> {
         let drv_path = abs(path);
-        self.can_build(drv, &drv_path)?;
         let (req, closure) = self.request_and_closure(path, drv, input_drv)?;
 
         let mut log: Vec<u8> = Vec::new();
@@ -553,7 +643,7 @@ impl Driver<'_> {
                 BuildEvent::Started { machine } => events(StepEvent::Started { machine: &machine }),
                 BuildEvent::Phase(phase) => events(StepEvent::Phase(&phase)),
             };
-            self.service.build(&req, &mut on_event, cancel)
+            service.build(&req, &mut on_event, cancel)
         };
         if let Some(logs) = self.logs {
             logs.write(path, &log)?;
@@ -901,6 +991,7 @@ mod tests {
         Driver {
             store,
             service: fake,
+            builders: &[],
             logs: None,
             settings: s,
             caller_env: &env,

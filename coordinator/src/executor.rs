@@ -1,7 +1,10 @@
 //! The executor: performs a [`Plan`]'s actions with real IO.
 //!
 //! It loads the derivation graph from the store, answers the plan's validity questions
-//! from the store, runs builds through a [`BuildStep`] on up to `max_jobs` worker threads,
+//! from the store, runs builds through a [`BuildStep`] on as many worker threads as the
+//! machines have slots (this machine's `max_jobs` and each remote builder's), each build on
+//! the machine the plan chose; a build whose machine was lost goes back to the plan, which
+//! starts it elsewhere;
 //! registers finished builds on its own thread (so registrations are serialised and a
 //! registration never races a build that needs it), and reports [`Event`]s to its
 //! subscribers. Cancellation goes through a [`CancelToken`]: once it is set, the plan stops
@@ -25,10 +28,11 @@ use tvix_store::{Derivation, StorePath, StoreService};
 
 use crate::build::{read_derivation, BuildFailure};
 use crate::events::{Event, Progress, Subscriber};
+use crate::machines::Machine;
 use crate::plan::{
     Action, Config, DrvId, Input, NodeSpec, Plan, PlanError, Summary, UnexpectedInput, Validity,
 };
-use crate::request::{self, SANDBOX_STORE_DIR};
+use crate::request::{self, ParsedAttrs, SANDBOX_STORE_DIR};
 use crate::substitute::{CopyProgress, SubstituteError, Substituters};
 
 /// What a build reports while it runs (the executor turns these into [`Event`]s).
@@ -53,15 +57,33 @@ pub trait BuildStep: Sync {
     /// A build whose outputs passed their checks, not registered yet.
     type Built: Send;
 
-    /// Builds `drv` (whose inputs are all valid) and checks its outputs. Called on a
-    /// worker thread; `cancel` is the run's token.
+    /// Builds `drv` (whose inputs are all valid) on the machine with index `machine`
+    /// (0: this one, then the remote builders in their order) and checks its outputs.
+    /// Called on a worker thread; `cancel` is the run's token. A lost machine is
+    /// [`BuildFailure::is_lost`].
     fn build(
         &self,
         drv: &StorePath,
         graph: &Graph,
+        machine: usize,
         events: &mut dyn FnMut(StepEvent<'_>),
         cancel: &CancelToken,
     ) -> Result<Self::Built, BuildFailure>;
+
+    /// This machine with `max_jobs` slots: the systems and features it builds.
+    fn this_machine(&self, max_jobs: usize) -> Machine;
+
+    /// Why the remote builder with index `machine` (1 and up) cannot be used at all
+    /// (unreachable when the run started), if it cannot.
+    fn unavailable(&self, machine: usize) -> Option<String> {
+        let _ = machine;
+        None
+    }
+
+    /// The failure of `drv`, which no machine can build: this machine's message (Nix's
+    /// `a 'system' with features {...} is required`), or that it could but may not
+    /// build (`max-jobs` 0).
+    fn cannot_build(&self, drv: &StorePath, graph: &Graph) -> BuildFailure;
 
     /// Registers the outputs of a checked build. Called on the executor's thread.
     fn register(&self, built: Self::Built) -> Result<(), BuildFailure>;
@@ -109,15 +131,32 @@ impl Graph {
         Ok(graph)
     }
 
-    /// The nodes of the plan (validity unknown: the plan asks for what it needs).
+    /// The nodes of the plan (validity unknown: the plan asks for what it needs). A
+    /// derivation whose structured attributes do not parse is given no required features
+    /// here; its build fails with the parse error.
     fn nodes(&self) -> Vec<NodeSpec> {
         self.drvs
             .iter()
-            .map(|(name, drv)| NodeSpec {
-                drv: name.clone(),
-                inputs: drv.input_derivations.keys().cloned().collect(),
-                outputs: self.outputs[name].values().map(abs).collect(),
-                validity: Validity::Unknown,
+            .map(|(name, drv)| {
+                let attrs = ParsedAttrs::new(drv, name).ok();
+                let required_features = attrs
+                    .as_ref()
+                    .and_then(|a| a.required_system_features(name).ok())
+                    .unwrap_or_default();
+                let prefer_local = match attrs.as_ref().and_then(|a| a.structured()) {
+                    Some(m) => m.get("preferLocalBuild") == Some(&serde_json::Value::Bool(true)),
+                    None => drv.env.get("preferLocalBuild").map(String::as_str) == Some("1"),
+                };
+                NodeSpec {
+                    drv: name.clone(),
+                    inputs: drv.input_derivations.keys().cloned().collect(),
+                    outputs: self.outputs[name].values().map(abs).collect(),
+                    validity: Validity::Unknown,
+                    system: drv.system.clone(),
+                    required_features,
+                    builtin: drv.builder.starts_with("builtin:"),
+                    prefer_local,
+                }
             })
             .collect()
     }
@@ -126,8 +165,10 @@ impl Graph {
 /// How a run goes.
 #[derive(Clone, Debug)]
 pub struct ExecConfig {
-    /// Builds at once (`-j`); at least 1.
+    /// Builds at once on this machine (`-j`); 0 only with remote builders.
     pub max_jobs: usize,
+    /// The remote builders (Nix's `builders`), in their order.
+    pub builders: Vec<Machine>,
     /// `--keep-going`.
     pub keep_going: bool,
     /// `--dry-run`: plan only.
@@ -275,6 +316,8 @@ pub struct Executor<'a, S: BuildStep> {
 enum Report<B> {
     Built(DrvId, B),
     Failed(DrvId, DrvFailure),
+    /// The build's machine was lost (why).
+    Lost(DrvId, String),
     Substituted(DrvId, Result<(), SubstituteError>),
 }
 
@@ -299,11 +342,14 @@ impl<S: BuildStep> Executor<'_, S> {
         };
         let planning = Instant::now();
         let target_names: Vec<String> = targets.iter().map(abs).collect();
-        let plan = Plan::new(
+        let mut machines = vec![self.step.this_machine(self.config.max_jobs)];
+        machines.extend(self.config.builders.iter().cloned());
+        let n_machines = machines.len();
+        let mut plan = Plan::new(
             graph.nodes(),
             &target_names,
             Config {
-                max_jobs: self.config.max_jobs,
+                machines,
                 max_substitutions: 1,
                 keep_going: self.config.keep_going,
                 substitute: !self.substituters.is_empty(),
@@ -311,11 +357,20 @@ impl<S: BuildStep> Executor<'_, S> {
                 dry_run: self.config.dry_run,
             },
         )?;
+        for m in 1..n_machines {
+            if let Some(why) = self.step.unavailable(m) {
+                self.warn(&[format!(
+                    "not using the builder '{}': {why}",
+                    plan.machines()[m].url
+                )]);
+                plan.handle(Input::MachineDown(m))?;
+            }
+        }
         let target_outputs: Vec<BTreeMap<String, StorePath>> = target_names
             .iter()
             .map(|t| graph.outputs[t].clone())
             .collect();
-        let (to_workers, jobs) = mpsc::channel::<DrvId>();
+        let (to_workers, jobs) = mpsc::channel::<(DrvId, usize)>();
         let jobs = Mutex::new(jobs);
         let (reports_tx, reports) = mpsc::channel::<Report<S::Built>>();
         std::thread::scope(|scope| -> Result<Outcome, ExecError> {
@@ -341,9 +396,9 @@ impl<S: BuildStep> Executor<'_, S> {
                 let mut done = None;
                 while let Some(action) = state.plan.poll_action() {
                     match action {
-                        Action::Build(id) => {
-                            // Workers are started on demand, never more than max_jobs
-                            // (the plan never has more builds out).
+                        Action::Build { drv: id, machine } => {
+                            // Workers are started on demand, never more than the
+                            // machines' slots (the plan never has more builds out).
                             if n_busy == n_workers {
                                 n_workers += 1;
                                 let jobs = &jobs;
@@ -356,7 +411,7 @@ impl<S: BuildStep> Executor<'_, S> {
                             state.progress.builds_running += 1;
                             self.emit(&Event::Progress(state.progress));
                             // The receiving side lives as long as the scope.
-                            let _ = to_workers.send(id);
+                            let _ = to_workers.send((id, machine));
                         }
                         Action::Substitute(id) => {
                             let drv = state.plan.drv(id).to_string();
@@ -373,7 +428,7 @@ impl<S: BuildStep> Executor<'_, S> {
                             done = Some(summary);
                             break;
                         }
-                        other => self.perform(&mut state, other)?,
+                        other => self.perform(&mut state, &graph, other)?,
                     }
                 }
                 if let Some(summary) = done {
@@ -394,6 +449,14 @@ impl<S: BuildStep> Executor<'_, S> {
                             }
                             Report::Failed(id, failure) => {
                                 self.failed(&mut state, id, failure)?;
+                            }
+                            Report::Lost(id, why) => {
+                                let message = format!(
+                                    "{why}; building '{}' on another machine",
+                                    state.plan.drv(id)
+                                );
+                                self.emit(&Event::Warning { message: &message });
+                                state.plan.handle(Input::BuildLost(id))?;
                             }
                             Report::Substituted(..) => unreachable!("matched above"),
                         }
@@ -420,7 +483,12 @@ impl<S: BuildStep> Executor<'_, S> {
     }
 
     /// Performs an action of the plan that is not a build.
-    fn perform(&self, state: &mut RunState<S::Built>, action: Action) -> Result<(), ExecError> {
+    fn perform(
+        &self,
+        state: &mut RunState<S::Built>,
+        graph: &Graph,
+        action: Action,
+    ) -> Result<(), ExecError> {
         match action {
             Action::QueryValidity(id) => {
                 let mut valid = true;
@@ -493,7 +561,30 @@ impl<S: BuildStep> Executor<'_, S> {
                     }
                 }
             }
-            Action::Build(_) | Action::Substitute(_) | Action::Done(_) => {
+            Action::NoMachine { drv: id, lost } => {
+                let name = state.plan.drv(id).to_string();
+                let failure = if lost {
+                    let machines = state.plan.machines();
+                    let (system, features) = state.plan.requirements(id);
+                    let lost: Vec<&str> = machines
+                        .iter()
+                        .skip(1)
+                        .filter(|m| m.can_build(system, features))
+                        .map(|m| m.url.as_str())
+                        .collect();
+                    BuildFailure::MachinesLost {
+                        drv: name,
+                        machines: lost.join(", "),
+                    }
+                } else {
+                    match StorePath::from_absolute_path(&name) {
+                        Ok(path) => self.step.cannot_build(&path, graph),
+                        Err(_) => BuildFailure::NotValid(name),
+                    }
+                };
+                self.record_failure(state, id, failure.into());
+            }
+            Action::Build { .. } | Action::Substitute(_) | Action::Done(_) => {
                 unreachable!("handled by run")
             }
         }
@@ -647,7 +738,7 @@ impl<S: BuildStep> Executor<'_, S> {
     /// A worker: takes derivations off the job channel until it closes.
     fn worker(
         &self,
-        jobs: &Mutex<mpsc::Receiver<DrvId>>,
+        jobs: &Mutex<mpsc::Receiver<(DrvId, usize)>>,
         reports: mpsc::Sender<Report<S::Built>>,
         graph: &Graph,
         names: Vec<(DrvId, String)>,
@@ -656,7 +747,7 @@ impl<S: BuildStep> Executor<'_, S> {
         loop {
             // Hold the lock only to take one job.
             let job = jobs.lock().map(|rx| rx.recv());
-            let Ok(Ok(id)) = job else { return };
+            let Ok(Ok((id, machine))) = job else { return };
             let drv = &by_id[&id];
             let path = StorePath::from_absolute_path(drv).expect("loaded from a store path");
             let mut on_event = |e: StepEvent<'_>| match e {
@@ -666,10 +757,12 @@ impl<S: BuildStep> Executor<'_, S> {
                 StepEvent::KeptBuildDir(dir) => self.emit(&Event::KeptBuildDir { drv, dir }),
             };
             let result = catch_unwind(AssertUnwindSafe(|| {
-                self.step.build(&path, graph, &mut on_event, self.cancel)
+                self.step
+                    .build(&path, graph, machine, &mut on_event, self.cancel)
             }));
             let report = match result {
                 Ok(Ok(built)) => Report::Built(id, built),
+                Ok(Err(e)) if e.is_lost() => Report::Lost(id, e.to_string()),
                 Ok(Err(e)) => Report::Failed(id, e.into()),
                 Err(panic) => Report::Failed(
                     id,
@@ -797,6 +890,10 @@ mod tests {
         built: Mutex<Vec<String>>,
         running: AtomicUsize,
         max_running: AtomicUsize,
+        /// Machines whose builds are lost (as a killed builder's are).
+        lost: BTreeSet<usize>,
+        /// Each build asked for, with its machine.
+        on: Mutex<Vec<(String, usize)>>,
     }
 
     impl<'a> FakeStep<'a> {
@@ -808,6 +905,8 @@ mod tests {
                 built: Mutex::new(vec![]),
                 running: AtomicUsize::new(0),
                 max_running: AtomicUsize::new(0),
+                lost: BTreeSet::new(),
+                on: Mutex::new(vec![]),
             }
         }
     }
@@ -819,17 +918,28 @@ mod tests {
             &self,
             drv: &StorePath,
             graph: &Graph,
+            machine: usize,
             events: &mut dyn FnMut(StepEvent<'_>),
             cancel: &CancelToken,
         ) -> Result<Vec<StorePath>, BuildFailure> {
             let name = abs(drv);
+            let short = drv.name().trim_end_matches(".drv").to_string();
+            self.on.lock().unwrap().push((short.clone(), machine));
+            if self.lost.contains(&machine) {
+                return Err(BuildFailure::Service {
+                    drv: name,
+                    source: ServiceError::Lost {
+                        url: format!("grpc+http://m{machine}:1"),
+                        message: "connection reset".into(),
+                    },
+                });
+            }
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_running.fetch_max(now, Ordering::SeqCst);
             events(StepEvent::Started {
                 machine: "localhost",
             });
             events(StepEvent::Log(b"hello"));
-            let short = drv.name().trim_end_matches(".drv").to_string();
             // Inputs are registered before a build starts.
             for input in graph.drvs[&name].input_derivations.keys() {
                 for p in graph.outputs[input].values() {
@@ -858,6 +968,14 @@ mod tests {
             };
             self.running.fetch_sub(1, Ordering::SeqCst);
             result
+        }
+
+        fn this_machine(&self, max_jobs: usize) -> Machine {
+            Machine::this_machine(["x86_64-linux".into()].into(), BTreeSet::new(), max_jobs)
+        }
+
+        fn cannot_build(&self, drv: &StorePath, _: &Graph) -> BuildFailure {
+            BuildFailure::NoLocalSlots(abs(drv))
         }
 
         fn register(&self, built: Vec<StorePath>) -> Result<(), BuildFailure> {
@@ -918,6 +1036,7 @@ mod tests {
                 Event::BuildFinished { .. } => "finished".into(),
                 Event::BuildFailed { .. } => "failed".into(),
                 Event::DependencyFailed { .. } => "dependency failed".into(),
+                Event::Warning { message } => format!("warning: {message}"),
                 _ => return,
             };
             seen.lock().unwrap().push(line);
@@ -939,6 +1058,7 @@ mod tests {
     fn config(max_jobs: usize) -> ExecConfig {
         ExecConfig {
             max_jobs,
+            builders: vec![],
             keep_going: false,
             dry_run: false,
             fallback: false,
@@ -1078,6 +1198,79 @@ mod tests {
         assert!(o.success());
         assert!(step2.built.lock().unwrap().is_empty());
         assert!(o.planned_builds.is_empty());
+    }
+
+    fn builder(url: &str, jobs: usize) -> Machine {
+        crate::machines::parse(&format!("{url} - - {jobs}"), "x86_64-linux")
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn a_lost_builder_s_builds_finish_on_the_other_one() {
+        let store = Store::memory();
+        let top = fan(&store, 8);
+        let mut step = FakeStep::new(&store);
+        step.lost = [1].into();
+        let mut c = config(0);
+        c.builders = vec![
+            builder("grpc+http://m1:1", 2),
+            builder("grpc+http://m2:1", 2),
+        ];
+        let (o, events) = run_with(&store, &step, c, &CancelToken::new(), &[top]);
+        assert!(o.success(), "{:?}", o.failures);
+        let on = step.on.lock().unwrap().clone();
+        // Machine 1 got builds until it was found lost (one per slot at most), then
+        // nothing; every derivation was built on machine 2 in the end, once.
+        let on_lost: Vec<&(String, usize)> = on.iter().filter(|(_, m)| *m == 1).collect();
+        assert!(!on_lost.is_empty() && on_lost.len() <= 2, "{on:?}");
+        let mut built = step.built.lock().unwrap().clone();
+        built.sort();
+        assert_eq!(built.len(), 9);
+        built.dedup();
+        assert_eq!(built.len(), 9);
+        assert!(on.iter().all(|(_, m)| *m == 1 || *m == 2), "{on:?}");
+        assert!(
+            events.iter().any(|e| e.contains("on another machine")),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_remote_build_is_not_retried_and_no_machine_is_a_failure() {
+        let store = Store::memory();
+        let top = fan(&store, 2);
+        let mut step = FakeStep::new(&store);
+        step.failing = ["leaf0".to_string()].into();
+        let mut c = config(0);
+        c.builders = vec![
+            builder("grpc+http://m1:1", 1),
+            builder("grpc+http://m2:1", 1),
+        ];
+        let (o, _) = run_with(
+            &store,
+            &step,
+            c,
+            &CancelToken::new(),
+            std::slice::from_ref(&top),
+        );
+        assert!(!o.success());
+        let on = step.on.lock().unwrap().clone();
+        assert_eq!(on.iter().filter(|(d, _)| d == "leaf0").count(), 1, "{on:?}");
+        assert_eq!(o.exit_status(), 100);
+        // With every builder lost, what is left fails with the builders named.
+        let mut step = FakeStep::new(&store);
+        step.lost = [1].into();
+        let mut c = config(0);
+        c.builders = vec![builder("grpc+http://m1:1", 1)];
+        let (o, _) = run_with(&store, &step, c, &CancelToken::new(), &[top]);
+        let messages: Vec<String> = o.failures.iter().map(|(_, f)| f.to_string()).collect();
+        assert!(
+            messages[0].contains(
+                "every builder that can build it is down, unreachable or lost (grpc+http://m1:1)"
+            ),
+            "{messages:?}"
+        );
     }
 
     #[test]

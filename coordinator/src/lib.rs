@@ -4,6 +4,7 @@
 //!   and a build service from Nix's options and realises derivation outputs;
 //! - [`plan`]: the sans-IO state machine of a run (validity, substitution, builds,
 //!   registration, failures, cancellation);
+//! - [`machines`]: Nix's `builders` setting, the machines builds are scheduled on;
 //! - [`executor`]: performs a plan's actions on threads, reporting [`events`];
 //! - [`substitute`]: where outputs come from instead of being built;
 //! - [`nix_output`]: events printed as `nix-build` prints its progress;
@@ -32,6 +33,7 @@ pub mod executor;
 pub mod fetch;
 pub mod internal_json;
 pub mod log;
+pub mod machines;
 pub mod nix_conf;
 pub mod nix_output;
 pub mod plan;

@@ -27,9 +27,20 @@
 //! - Nothing is substituted or built before every question of the first round is answered:
 //!   then [`Action::Planned`] lists what will be built and fetched (what `nix-build` prints
 //!   before it starts), and with [`Config::dry_run`] the plan is done.
-//! - At most [`Config::max_jobs`] builds and [`Config::max_substitutions`] substitutions run
-//!   at once. A derivation is built only once all its inputs are available (valid,
-//!   substituted, or built and registered).
+//! - At most [`Config::max_substitutions`] substitutions run at once, and on each machine of
+//!   [`Config::machines`] at most its `max_jobs` builds. A derivation is built only once all
+//!   its inputs are available (valid, substituted, or built and registered).
+//! - Machines: a ready derivation goes to a machine that is up, builds its system, has
+//!   every feature it requires (and it requires every mandatory feature of the machine),
+//!   and has a free slot. Remote machines are preferred (the least loaded for its speed
+//!   factor, then the faster, then the first listed), as Nix's build hook is asked first;
+//!   this machine (index 0) builds when no remote one has a free slot, or first for
+//!   `preferLocalBuild`. `builtin:` builders build only here, even with `max-jobs` 0 (one
+//!   at a time then). A derivation no machine can ever take fails with
+//!   [`Action::NoMachine`]; one whose machines are all down fails the same way.
+//! - A lost machine ([`Input::BuildLost`]): it is marked down for the rest of the run and
+//!   the build goes back to ready, to start on another machine; it is not a failure. A
+//!   build that failed ([`Input::BuildFailed`]) is not retried: that is the build's fault.
 //! - A failure (build, registration, or substitution without [`Config::fallback`]) fails
 //!   every derivation that needs it, transitively. Without [`Config::keep_going`] it also
 //!   stops the plan: nothing new starts, and the plan is done once what runs has finished
@@ -41,6 +52,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use thiserror::Error;
+
+use crate::machines::Machine;
 
 /// A derivation of the plan: an index into its nodes, in the order of the `.drv` paths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -75,13 +88,23 @@ pub struct NodeSpec {
     pub outputs: Vec<String>,
     /// What is known of its outputs' validity.
     pub validity: Validity,
+    /// The system it is built for.
+    pub system: String,
+    /// The features it requires (`requiredSystemFeatures`).
+    pub required_features: BTreeSet<String>,
+    /// Built by a `builtin:` builder: only this machine (index 0) can.
+    pub builtin: bool,
+    /// `preferLocalBuild`: built on this machine when it can and has a free slot.
+    pub prefer_local: bool,
 }
 
 /// How a plan runs. Passed explicitly; there is no default on purpose.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// How many builds run at once (`-j`, `--max-jobs`); at least 1.
-    pub max_jobs: usize,
+    /// The machines builds run on, each with its slots (`max_jobs`): this machine first
+    /// (its `max_jobs` is `-j`, `--max-jobs`, and may be 0 when there are others), then
+    /// the remote builders. Together they have at least one slot.
+    pub machines: Vec<Machine>,
     /// How many substitutions run at once (Nix's `max-substitution-jobs`); at least 1.
     pub max_substitutions: usize,
     /// Go on after a failure with everything that does not depend on it (`--keep-going`).
@@ -108,7 +131,7 @@ pub enum PlanError {
     /// `.drv` files can: a derivation's path depends on its inputs' paths).
     #[error("cycle in the derivation graph: {}", .0.join(" -> "))]
     Cycle(Vec<String>),
-    /// `max_jobs` or `max_substitutions` is 0.
+    /// No machine has a slot, or `max_substitutions` is 0.
     #[error("the number of build and substitution jobs must be at least 1")]
     NoJobs,
 }
@@ -148,6 +171,11 @@ pub enum Input {
     BuildFinished(DrvId),
     /// [`Action::Build`] failed (or was cancelled).
     BuildFailed(DrvId),
+    /// [`Action::Build`]'s machine was lost (the connection broke, the machine died): the
+    /// machine is down for the rest of the run and the build is started again elsewhere.
+    BuildLost(DrvId),
+    /// The machine with this index cannot be used (unreachable from the start).
+    MachineDown(usize),
     /// [`Action::Register`] succeeded: the outputs are valid now.
     Registered(DrvId),
     /// [`Action::Register`] failed.
@@ -177,9 +205,23 @@ pub enum Action {
     /// Substitute the derivation's outputs; answer with [`Input::Substituted`] or
     /// [`Input::SubstituteFailed`].
     Substitute(DrvId),
-    /// Build the derivation (its inputs are available); answer with
-    /// [`Input::BuildFinished`] or [`Input::BuildFailed`].
-    Build(DrvId),
+    /// Build the derivation (its inputs are available) on the machine with this index in
+    /// [`Config::machines`]; answer with [`Input::BuildFinished`], [`Input::BuildFailed`]
+    /// or [`Input::BuildLost`].
+    Build {
+        /// The derivation.
+        drv: DrvId,
+        /// The machine's index.
+        machine: usize,
+    },
+    /// The derivation failed without being built: no machine can build it (`lost`:
+    /// every machine that could is down). Asks nothing: the derivation is failed.
+    NoMachine {
+        /// The derivation.
+        drv: DrvId,
+        /// Whether machines that could build it exist but were lost.
+        lost: bool,
+    },
     /// Register the outputs of a finished build; answer with [`Input::Registered`] or
     /// [`Input::RegisterFailed`].
     Register(DrvId),
@@ -263,6 +305,17 @@ pub struct Plan {
     dependents: Vec<Vec<u32>>,
     known: Vec<Validity>,
     state: Vec<State>,
+    /// Each derivation's system, required features, `builtin:` builder, preferLocalBuild.
+    system: Vec<String>,
+    required_features: Vec<BTreeSet<String>>,
+    builtin: Vec<bool>,
+    prefer_local: Vec<bool>,
+    /// Builds running on each machine.
+    running_on: Vec<usize>,
+    /// Whether each machine is up.
+    up: Vec<bool>,
+    /// The machine of each running build.
+    building_on: BTreeMap<u32, usize>,
     targets: Vec<u32>,
     /// Actions decided but not handed out yet.
     queue: VecDeque<Action>,
@@ -292,7 +345,8 @@ impl Plan {
         targets: &[String],
         config: Config,
     ) -> Result<Plan, PlanError> {
-        if config.max_jobs == 0 || config.max_substitutions == 0 {
+        let slots: usize = config.machines.iter().map(|m| m.max_jobs).sum();
+        if slots == 0 || config.max_substitutions == 0 {
             return Err(PlanError::NoJobs);
         }
         let mut graph = graph;
@@ -349,11 +403,20 @@ impl Plan {
         let mut names = Vec::with_capacity(n);
         let mut outputs = Vec::with_capacity(n);
         let mut known = Vec::with_capacity(n);
+        let mut system = Vec::with_capacity(n);
+        let mut required_features = Vec::with_capacity(n);
+        let mut builtin = Vec::with_capacity(n);
+        let mut prefer_local = Vec::with_capacity(n);
         for node in graph {
             names.push(node.drv);
             outputs.push(node.outputs);
             known.push(node.validity);
+            system.push(node.system);
+            required_features.push(node.required_features);
+            builtin.push(node.builtin);
+            prefer_local.push(node.prefer_local);
         }
+        let n_machines = config.machines.len();
         let mut plan = Plan {
             config,
             names,
@@ -362,6 +425,13 @@ impl Plan {
             dependents,
             known,
             state: vec![State::Unreached; n],
+            system,
+            required_features,
+            builtin,
+            prefer_local,
+            running_on: vec![0; n_machines],
+            up: vec![true; n_machines],
+            building_on: BTreeMap::new(),
             targets: target_ids.clone(),
             queue: VecDeque::new(),
             ready: BTreeSet::new(),
@@ -414,6 +484,19 @@ impl Plan {
     /// How many builds run now.
     pub fn running_builds(&self) -> usize {
         self.n_building
+    }
+
+    /// The machines, as configured (index 0 is this machine).
+    pub fn machines(&self) -> &[Machine] {
+        &self.config.machines
+    }
+
+    /// The system a derivation is built for, and the features it requires.
+    pub fn requirements(&self, id: DrvId) -> (&str, &BTreeSet<String>) {
+        (
+            &self.system[id.index()],
+            &self.required_features[id.index()],
+        )
     }
 
     /// How many derivations cannot be built because an input failed.
@@ -487,7 +570,7 @@ impl Plan {
             }
             Input::BuildFinished(drv) => {
                 let i = expect(self, drv, State::Building, "build finished")?;
-                self.n_building -= 1;
+                self.stop_building(i);
                 // Registration goes on even after a stop: the build's work is kept.
                 self.state[i as usize] = State::Registering;
                 self.n_registering += 1;
@@ -495,9 +578,25 @@ impl Plan {
             }
             Input::BuildFailed(drv) => {
                 let i = expect(self, drv, State::Building, "build failure")?;
-                self.n_building -= 1;
+                self.stop_building(i);
                 self.fail(i);
             }
+            Input::BuildLost(drv) => {
+                let i = expect(self, drv, State::Building, "build lost")?;
+                let machine = self.stop_building(i);
+                self.up[machine] = false;
+                self.state[i as usize] = State::Ready;
+                self.ready.insert(i);
+            }
+            Input::MachineDown(machine) => match self.up.get_mut(machine) {
+                Some(up) => *up = false,
+                None => {
+                    return Err(UnexpectedInput {
+                        input: "machine down",
+                        drv: format!("machine #{machine}"),
+                    })
+                }
+            },
             Input::Registered(drv) => {
                 let i = expect(self, drv, State::Registering, "registered")?;
                 self.n_registering -= 1;
@@ -547,12 +646,8 @@ impl Plan {
                     return Some(Action::Substitute(DrvId(i)));
                 }
             }
-            if self.n_building < self.config.max_jobs {
-                if let Some(i) = self.ready.pop_first() {
-                    self.state[i as usize] = State::Building;
-                    self.n_building += 1;
-                    return Some(Action::Build(DrvId(i)));
-                }
+            if let Some(action) = self.next_build() {
+                return Some(action);
             }
         }
         let idle = self.n_building == 0 && self.n_substituting == 0 && self.n_registering == 0;
@@ -563,6 +658,129 @@ impl Plan {
             return Some(Action::Done(self.summary()));
         }
         None
+    }
+
+    /// How many builds machine `m` may run for derivation `i`: a `builtin:` builder gets
+    /// one slot here even with `max-jobs` 0; other machines never take it.
+    fn slots(&self, m: usize, i: u32) -> usize {
+        let max = self.config.machines[m].max_jobs;
+        match (self.builtin[i as usize], m) {
+            (true, 0) => max.max(1),
+            (true, _) => 0,
+            (false, _) => max,
+        }
+    }
+
+    /// Whether machine `m` can ever build derivation `i` (this machine has no mandatory
+    /// features, and builds `builtin:` builders of any system).
+    fn eligible(&self, m: usize, i: u32) -> bool {
+        let iu = i as usize;
+        if self.slots(m, i) == 0 {
+            return false;
+        }
+        let machine = &self.config.machines[m];
+        if m == 0 {
+            (self.builtin[iu] || machine.systems.contains(&self.system[iu]))
+                && self.required_features[iu].is_subset(&machine.supported_features)
+        } else {
+            machine.can_build(&self.system[iu], &self.required_features[iu])
+        }
+    }
+
+    /// Where derivation `i` goes now: `Ok(Some(machine))`, `Ok(None)` to wait for a slot,
+    /// `Err(lost)` when no machine can take it.
+    fn choose(&self, i: u32) -> Result<Option<usize>, bool> {
+        let n = self.config.machines.len();
+        let eligible: Vec<usize> = (0..n).filter(|&m| self.eligible(m, i)).collect();
+        if eligible.is_empty() {
+            return Err(false);
+        }
+        let up: Vec<usize> = eligible.into_iter().filter(|&m| self.up[m]).collect();
+        if up.is_empty() {
+            return Err(true);
+        }
+        let free = |m: &usize| self.running_on[*m] < self.slots(*m, i);
+        if self.prefer_local[i as usize] && up.first() == Some(&0) && free(&0) {
+            return Ok(Some(0));
+        }
+        let load = |m: usize| self.running_on[m] as f64 / self.config.machines[m].speed_factor;
+        let remote = up
+            .iter()
+            .copied()
+            .filter(|&m| m > 0 && free(&m))
+            .min_by(|&a, &b| {
+                let (ma, mb) = (&self.config.machines[a], &self.config.machines[b]);
+                load(a)
+                    .total_cmp(&load(b))
+                    .then(mb.speed_factor.total_cmp(&ma.speed_factor))
+                    .then(self.running_on[a].cmp(&self.running_on[b]))
+                    .then(a.cmp(&b))
+            });
+        Ok(remote.or_else(|| (up.first() == Some(&0) && free(&0)).then_some(0)))
+    }
+
+    /// The next ready derivation that a machine takes now (the lowest first), or the
+    /// first that no machine can take, failed.
+    fn next_build(&mut self) -> Option<Action> {
+        // Nothing can start while every machine that is up is full (a derivation no
+        // machine can take is found once a slot frees); with every machine down, each
+        // ready derivation fails.
+        let n = self.config.machines.len();
+        let any_up = self.up.iter().any(|&u| u);
+        let any_free = (0..n).any(|m| {
+            self.up[m]
+                && (self.running_on[m] < self.config.machines[m].max_jobs
+                    || (m == 0 && self.running_on[0] == 0))
+        });
+        if any_up && !any_free {
+            return None;
+        }
+        let mut found = None;
+        for &i in &self.ready {
+            match self.choose(i) {
+                Ok(None) => {}
+                Ok(Some(m)) => {
+                    found = Some((i, Ok(m)));
+                    break;
+                }
+                Err(lost) => {
+                    found = Some((i, Err(lost)));
+                    break;
+                }
+            }
+        }
+        let (i, choice) = found?;
+        self.ready.remove(&i);
+        match choice {
+            Ok(machine) => {
+                self.state[i as usize] = State::Building;
+                self.n_building += 1;
+                self.running_on[machine] += 1;
+                self.building_on.insert(i, machine);
+                Some(Action::Build {
+                    drv: DrvId(i),
+                    machine,
+                })
+            }
+            Err(lost) => {
+                self.fail(i);
+                Some(Action::NoMachine {
+                    drv: DrvId(i),
+                    lost,
+                })
+            }
+        }
+    }
+
+    /// A build of `i` ended: its machine's slot is free again. Returns the machine.
+    fn stop_building(&mut self, i: u32) -> usize {
+        self.n_building -= 1;
+        let machine = self
+            .building_on
+            .remove(&i)
+            .expect("a building derivation has a machine");
+        self.running_on[machine] -= 1;
+        machine
     }
 
     fn summary(&self) -> Summary {
@@ -763,11 +981,20 @@ mod tests {
         failing_substitution: BTreeSet<&'static str>,
         /// Send `Cancel` right after the n-th `Build` action.
         cancel_after_builds: Option<usize>,
+        /// Machines (by URL) whose builds are lost instead of finishing.
+        lost_machines: BTreeSet<&'static str>,
+    }
+
+    const SYSTEM: &str = "x86_64-linux";
+
+    /// This machine, building `SYSTEM` with `jobs` slots.
+    fn local(jobs: usize) -> Machine {
+        Machine::this_machine([SYSTEM.to_string()].into(), BTreeSet::new(), jobs)
     }
 
     fn config() -> Config {
         Config {
-            max_jobs: 1,
+            machines: vec![local(1)],
             max_substitutions: 1,
             keep_going: false,
             substitute: false,
@@ -791,6 +1018,10 @@ mod tests {
                     } else {
                         Validity::Invalid
                     },
+                    system: SYSTEM.into(),
+                    required_features: BTreeSet::new(),
+                    builtin: false,
+                    prefer_local: false,
                 }
             })
             .collect()
@@ -801,7 +1032,7 @@ mod tests {
     /// step, so several run at once. Returns the trace and the summary.
     fn drive(plan: &mut Plan, world: &World) -> (String, Summary) {
         let mut trace = String::new();
-        let mut running: VecDeque<DrvId> = VecDeque::new();
+        let mut running: VecDeque<(DrvId, usize)> = VecDeque::new();
         let mut substituting: VecDeque<DrvId> = VecDeque::new();
         let mut n_builds = 0;
         let mut max_running = 0;
@@ -836,9 +1067,14 @@ mod tests {
                         trace.push_str(&format!("substitute {}\n", name(plan, d)));
                         substituting.push_back(d);
                     }
-                    Action::Build(d) => {
-                        trace.push_str(&format!("build {}\n", name(plan, d)));
-                        running.push_back(d);
+                    Action::Build { drv: d, machine } => {
+                        if machine == 0 {
+                            trace.push_str(&format!("build {}\n", name(plan, d)));
+                        } else {
+                            let m = &plan.machines()[machine].url;
+                            trace.push_str(&format!("build {} on {m}\n", name(plan, d)));
+                        }
+                        running.push_back((d, machine));
                         n_builds += 1;
                         max_running = max_running.max(running.len());
                         if world.cancel_after_builds == Some(n_builds) {
@@ -849,6 +1085,13 @@ mod tests {
                     Action::Register(d) => {
                         trace.push_str(&format!("register {}\n", name(plan, d)));
                         plan.handle(Input::Registered(d)).unwrap();
+                    }
+                    Action::NoMachine { drv, lost } => {
+                        trace.push_str(&format!(
+                            "no machine{} for {}\n",
+                            if lost { " left" } else { "" },
+                            name(plan, drv)
+                        ));
                     }
                     Action::Done(s) => {
                         trace.push_str(&format!("done (max {max_running} running)\n"));
@@ -875,7 +1118,13 @@ mod tests {
                     Input::SubstituteFailed(d)
                 })
                 .unwrap();
-            } else if let Some(d) = running.pop_front() {
+            } else if let Some((d, machine)) = running.pop_front() {
+                let url = plan.machines()[machine].url.clone();
+                if world.lost_machines.contains(url.as_str()) {
+                    trace.push_str(&format!("lost {} on {url}\n", name(plan, d)));
+                    plan.handle(Input::BuildLost(d)).unwrap();
+                    continue;
+                }
                 let ok = !world.failing.contains(plan.drv(d));
                 trace.push_str(&format!(
                     "{} {}\n",
@@ -933,7 +1182,7 @@ mod tests {
     #[test]
     fn diamond_with_two_jobs_runs_the_middle_in_parallel() {
         let mut c = config();
-        c.max_jobs = 2;
+        c.machines = vec![local(2)];
         let (trace, s, _) = run(DIAMOND, &["d"], c, &World::default());
         assert_eq!(
             trace,
@@ -954,7 +1203,7 @@ mod tests {
         let edges: Vec<&str> = edges.iter().map(String::as_str).collect();
         for jobs in [1, 3, 8] {
             let mut c = config();
-            c.max_jobs = jobs;
+            c.machines = vec![local(jobs)];
             let (trace, s, _) = run(&edges, &["root"], c, &World::default());
             assert!(
                 trace.ends_with(&format!("done (max {jobs} running)\n")),
@@ -969,7 +1218,7 @@ mod tests {
         // x fails while y runs: y is still registered, z (independent) never starts.
         let edges = ["x", "y", "z", "top: x y z"];
         let mut c = config();
-        c.max_jobs = 2;
+        c.machines = vec![local(2)];
         let world = World {
             failing: ["x"].into(),
             ..World::default()
@@ -1016,7 +1265,7 @@ mod tests {
     #[test]
     fn cancellation_keeps_what_finished() {
         let mut c = config();
-        c.max_jobs = 2;
+        c.machines = vec![local(2)];
         let world = World {
             cancel_after_builds: Some(3),
             ..World::default()
@@ -1169,7 +1418,7 @@ mod tests {
             PlanError::Duplicate("a".into())
         );
         let mut c = config();
-        c.max_jobs = 0;
+        c.machines = vec![local(0)];
         assert_eq!(
             Plan::new(graph(&["a"], false), &["a".into()], c).unwrap_err(),
             PlanError::NoJobs
@@ -1179,6 +1428,197 @@ mod tests {
         assert_eq!(
             p.handle(Input::BuildFinished(b)).unwrap_err().to_string(),
             "build finished for 'b', which is not waiting for it"
+        );
+    }
+
+    /// A remote builder: `spec` is a line of Nix's `builders` setting.
+    fn remote(spec: &str) -> Machine {
+        crate::machines::parse(spec, SYSTEM).unwrap().remove(0)
+    }
+
+    /// The graph of `edges`, each node's system and features set by `f`.
+    fn graph_with(edges: &[&str], f: impl Fn(&mut NodeSpec)) -> Vec<NodeSpec> {
+        let mut g = graph(edges, false);
+        g.iter_mut().for_each(f);
+        g
+    }
+
+    fn run_graph(
+        g: Vec<NodeSpec>,
+        targets: &[&str],
+        config: Config,
+        world: &World,
+    ) -> (String, Summary, Plan) {
+        let targets: Vec<String> = targets.iter().map(|s| s.to_string()).collect();
+        let mut plan = Plan::new(g, &targets, config).unwrap();
+        let (trace, summary) = drive(&mut plan, world);
+        (trace, summary, plan)
+    }
+
+    const LEAVES: &[&str] = &["l1", "l2", "l3", "l4", "l5", "top: l1 l2 l3 l4 l5"];
+
+    #[test]
+    fn builds_spread_over_machines_by_free_slots_and_speed() {
+        let mut c = config();
+        // No local slot: everything goes remote, as with Nix's `max-jobs 0`.
+        c.machines = vec![
+            local(0),
+            remote("grpc+http://a:1 - - 2 2"),
+            remote("grpc+http://b:1 - - 2 1"),
+        ];
+        let (trace, s, _) = run(LEAVES, &["top"], c, &World::default());
+        // a (twice as fast) first; then b, less loaded for its speed; then a again
+        // (0.5 against 1); then b, the only free one.
+        assert_eq!(
+            trace,
+            "planned build [l1 l2 l3 l4 l5 top] fetch []\n\
+             build l1 on grpc+http://a:1\nbuild l2 on grpc+http://b:1\n\
+             build l3 on grpc+http://a:1\nbuild l4 on grpc+http://b:1\n\
+             finished l1\nregister l1\nbuild l5 on grpc+http://a:1\n\
+             finished l2\nregister l2\nfinished l3\nregister l3\n\
+             finished l4\nregister l4\nfinished l5\nregister l5\n\
+             build top on grpc+http://a:1\nfinished top\nregister top\n\
+             done (max 4 running)\n"
+        );
+        assert_eq!(s.built.len(), 6);
+    }
+
+    #[test]
+    fn this_machine_builds_when_no_remote_slot_is_free() {
+        let mut c = config();
+        c.machines = vec![local(1), remote("grpc+http://a:1")];
+        let (trace, _, _) = run(
+            &["l1", "l2", "l3", "top: l1 l2 l3"],
+            &["top"],
+            c,
+            &World::default(),
+        );
+        assert!(
+            trace.starts_with(
+                "planned build [l1 l2 l3 top] fetch []\n\
+                 build l1 on grpc+http://a:1\nbuild l2\nfinished l1\nregister l1\n\
+                 build l3 on grpc+http://a:1\n"
+            ),
+            "{trace}"
+        );
+    }
+
+    #[test]
+    fn systems_and_features_choose_the_machine() {
+        let mut c = config();
+        c.keep_going = true;
+        c.machines = vec![
+            local(1),
+            remote("grpc+http://arm:1 aarch64-linux - 1 1 kvm"),
+            remote("grpc+http://big:1 x86_64-linux - 1 1 - big"),
+        ];
+        let g = graph_with(&["arm", "big", "plain", "gpu", "kvm-x86"], |n| {
+            match n.drv.as_str() {
+                "arm" => n.system = "aarch64-linux".into(),
+                "big" => n.required_features = ["big".to_string()].into(),
+                "gpu" => n.required_features = ["gpu".to_string()].into(),
+                "kvm-x86" => n.required_features = ["kvm".to_string()].into(),
+                _ => {}
+            }
+        });
+        let targets = ["arm", "big", "plain", "gpu", "kvm-x86"];
+        let (trace, s, p) = run_graph(g, &targets, c, &World::default());
+        // plain goes to neither remote: big requires the feature `big` (mandatory there),
+        // arm builds only aarch64-linux; this machine has no features at all.
+        assert_eq!(
+            trace,
+            "planned build [arm big gpu kvm-x86 plain] fetch []\n\
+             build arm on grpc+http://arm:1\nbuild big on grpc+http://big:1\n\
+             no machine for gpu\nno machine for kvm-x86\nbuild plain\n\
+             finished arm\nregister arm\nfinished big\nregister big\n\
+             finished plain\nregister plain\ndone (max 3 running)\n"
+        );
+        assert_eq!(names(&p, &s.failed), ["gpu", "kvm-x86"]);
+    }
+
+    #[test]
+    fn a_lost_machine_is_not_used_again_and_its_builds_move() {
+        let mut c = config();
+        c.machines = vec![
+            local(0),
+            remote("grpc+http://a:1 - - 2"),
+            remote("grpc+http://b:1 - - 1"),
+        ];
+        let world = World {
+            lost_machines: ["grpc+http://a:1"].into(),
+            ..World::default()
+        };
+        let (trace, s, _) = run(LEAVES, &["top"], c, &world);
+        assert_eq!(
+            trace,
+            "planned build [l1 l2 l3 l4 l5 top] fetch []\n\
+             build l1 on grpc+http://a:1\nbuild l2 on grpc+http://b:1\n\
+             build l3 on grpc+http://a:1\n\
+             lost l1 on grpc+http://a:1\n\
+             finished l2\nregister l2\nbuild l1 on grpc+http://b:1\n\
+             lost l3 on grpc+http://a:1\n\
+             finished l1\nregister l1\nbuild l3 on grpc+http://b:1\n\
+             finished l3\nregister l3\nbuild l4 on grpc+http://b:1\n\
+             finished l4\nregister l4\nbuild l5 on grpc+http://b:1\n\
+             finished l5\nregister l5\nbuild top on grpc+http://b:1\n\
+             finished top\nregister top\ndone (max 3 running)\n"
+        );
+        assert!(s.targets_valid && s.failed.is_empty());
+    }
+
+    #[test]
+    fn with_every_able_machine_lost_the_build_fails() {
+        let mut c = config();
+        c.machines = vec![local(0), remote("grpc+http://a:1")];
+        let world = World {
+            lost_machines: ["grpc+http://a:1"].into(),
+            ..World::default()
+        };
+        let (trace, s, p) = run(&["x", "top: x"], &["top"], c.clone(), &world);
+        assert_eq!(
+            trace,
+            "planned build [top x] fetch []\nbuild x on grpc+http://a:1\n\
+             lost x on grpc+http://a:1\nno machine left for x\ndone (max 1 running)\n"
+        );
+        assert_eq!(names(&p, &s.failed), ["x"]);
+        assert_eq!(names(&p, &s.dependency_failed), ["top"]);
+        // A machine down from the start is never used.
+        let mut p = Plan::new(graph(&["x"], false), &["x".into()], c).unwrap();
+        p.handle(Input::MachineDown(1)).unwrap();
+        assert!(matches!(p.poll_action(), Some(Action::Planned { .. })));
+        assert!(matches!(
+            p.poll_action(),
+            Some(Action::NoMachine { lost: true, .. })
+        ));
+        assert!(p.handle(Input::MachineDown(7)).is_err());
+    }
+
+    #[test]
+    fn builtin_builders_and_prefer_local_build_here() {
+        let mut c = config();
+        c.machines = vec![local(0), remote("grpc+http://a:1 - - 4")];
+        let g = graph_with(&["fetch", "b", "top: fetch b"], |n| {
+            n.builtin = n.drv == "fetch";
+            n.system = if n.builtin {
+                "builtin".into()
+            } else {
+                SYSTEM.into()
+            };
+        });
+        let (trace, _, _) = run_graph(g, &["top"], c.clone(), &World::default());
+        assert!(
+            trace.starts_with(
+                "planned build [b fetch top] fetch []\nbuild b on grpc+http://a:1\nbuild fetch\n"
+            ),
+            "{trace}"
+        );
+        c.machines[0].max_jobs = 1;
+        let g = graph_with(&["a", "b"], |n| n.prefer_local = n.drv == "b");
+        let (trace, _, _) = run_graph(g, &["a", "b"], c, &World::default());
+        assert!(
+            trace
+                .starts_with("planned build [a b] fetch []\nbuild a on grpc+http://a:1\nbuild b\n"),
+            "{trace}"
         );
     }
 
@@ -1196,6 +1636,10 @@ mod tests {
                 },
                 outputs: vec![],
                 validity: Validity::Invalid,
+                system: SYSTEM.into(),
+                required_features: BTreeSet::new(),
+                builtin: false,
+                prefer_local: false,
             })
             .collect();
         let mut c = config();

@@ -18,10 +18,13 @@ use tvix_build::{
 use tvix_store::castore::StoreError;
 use tvix_store::{Derivation, StorePath, StoreService};
 
-use crate::build::{read_derivation, BuildFailure, BuildSettings, Driver, Event as DriverEvent};
+use crate::build::{
+    read_derivation, BuildFailure, BuildSettings, Driver, Event as DriverEvent, OpenBuilder,
+};
 use crate::events::Subscriber;
 use crate::executor::{DrvFailure, ExecConfig, ExecError, Executor, Outcome};
 use crate::log::LogStore;
+use crate::machines::{self, Machine, MachinesError};
 use crate::request::{RequestSettings, SANDBOX_STORE_DIR};
 use crate::substitute::binary_cache::{BinaryCache, CacheSettings};
 use crate::substitute::transport::Timeouts;
@@ -82,6 +85,9 @@ pub enum RealiseError {
     /// A configuration file (nix.conf, `NIX_CONFIG`) is invalid.
     #[error(transparent)]
     Config(#[from] crate::nix_conf::NixConfError),
+    /// The `builders` setting is refused.
+    #[error(transparent)]
+    Builders(#[from] MachinesError),
     /// `max-jobs` is 0 and there is no remote builder.
     #[error("unable to start any build; either increase '--max-jobs' or enable remote builds")]
     NoJobs,
@@ -166,6 +172,9 @@ pub struct RealiseConfig {
     pub substitute: bool,
     /// Settings of binary caches (keys, `require-sigs`, TTLs, timeouts).
     pub cache: CacheSettings,
+    /// Nix's `builders-use-substitutes`. Read and checked, with no effect: a tvix
+    /// builder shares the coordinator's store, so no input is ever copied to it.
+    pub builders_use_substitutes: bool,
 }
 
 fn words(s: &str) -> Vec<String> {
@@ -190,14 +199,12 @@ fn boolean(name: &str, v: &str) -> Result<bool, RealiseError> {
     }
 }
 
-/// Parses Nix's `max-jobs`: a number or `auto` (the number of cores); 0 cannot build.
+/// Parses Nix's `max-jobs`: a number or `auto` (the number of cores). 0 (no local
+/// builds) is allowed only with remote builders: see [`RealiseConfig::check_jobs`].
 pub fn parse_max_jobs(value: &str) -> Result<usize, RealiseError> {
     match value {
         "auto" => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
-        v => match number::<usize>("max-jobs", v)? {
-            0 => Err(RealiseError::NoJobs),
-            n => Ok(n),
-        },
+        v => number::<usize>("max-jobs", v),
     }
 }
 
@@ -266,11 +273,16 @@ impl RealiseConfig {
             .flat_map(words)
             .collect();
         let cache = cache_settings(&get)?;
+        let builders = machines::read(
+            get("builders").unwrap_or(machines::DEFAULT_BUILDERS),
+            &system,
+        )?;
+        let builders_use_substitutes = flag("builders-use-substitutes", false)?;
         let build_service_url = std::env::var("TVIX_BUILD_SERVICE")
             .ok()
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "oci://".to_string());
-        Ok(RealiseConfig {
+        RealiseConfig {
             store_url: store_url.to_string(),
             build_service_url,
             service_options: ServiceOptions {
@@ -288,6 +300,7 @@ impl RealiseConfig {
             },
             exec: ExecConfig {
                 max_jobs,
+                builders,
                 keep_going,
                 dry_run: false,
                 fallback,
@@ -295,7 +308,18 @@ impl RealiseConfig {
             substituters,
             substitute,
             cache,
-        })
+            builders_use_substitutes,
+        }
+        .check_jobs()
+    }
+
+    /// Refuses `max-jobs` 0 without remote builders: nothing could build (Nix's
+    /// message).
+    pub fn check_jobs(self) -> Result<RealiseConfig, RealiseError> {
+        if self.exec.max_jobs == 0 && self.exec.builders.is_empty() {
+            return Err(RealiseError::NoJobs);
+        }
+        Ok(self)
     }
 }
 
@@ -357,6 +381,8 @@ fn cache_settings<'a>(
 pub struct Realiser {
     store: Arc<dyn StoreService>,
     service: Box<dyn BuildService>,
+    /// The remote builders, in the order of `config.exec.builders`.
+    builders: Vec<OpenBuilder>,
     substituters: Substituters,
     logs: Option<LogStore>,
     config: RealiseConfig,
@@ -378,12 +404,20 @@ impl Realiser {
         store: Arc<dyn StoreService>,
         config: RealiseConfig,
     ) -> Result<Realiser, RealiseError> {
+        let config = config.check_jobs()?;
         let service = tvix_build::open(
             &config.build_service_url,
             store.clone(),
             &config.service_options,
         )
         .map_err(RealiseError::OpenService)?;
+        // A builder that cannot be reached is not used (the run warns); the others are.
+        let builders = config
+            .exec
+            .builders
+            .iter()
+            .map(|m: &Machine| tvix_build::open(&m.url, store.clone(), &config.service_options))
+            .collect();
         let logs = LogStore::for_store_url(&config.store_url).ok();
         let substituters = if config.substitute {
             open_substituters(&config.substituters, &config.cache)?
@@ -393,6 +427,7 @@ impl Realiser {
         Ok(Realiser {
             store,
             service,
+            builders,
             substituters,
             logs,
             config,
@@ -418,6 +453,7 @@ impl Realiser {
         Driver {
             store: &*self.store,
             service: &*self.service,
+            builders: &self.builders,
             logs: self.logs.as_ref(),
             settings: &self.config.settings,
             caller_env: &caller_env,
@@ -780,5 +816,44 @@ mod tests {
         let e =
             RealiseConfig::from_options("memory://", &options(&[("max-jobs", "0")])).unwrap_err();
         assert!(matches!(e, RealiseError::NoJobs));
+    }
+
+    #[test]
+    fn builders_are_read_and_allow_max_jobs_0() {
+        let c = RealiseConfig::from_options(
+            "memory://",
+            &options(&[
+                ("max-jobs", "0"),
+                ("builders", "grpc+http://a:1 - - 3 ; grpc+unix:///b.sock"),
+                ("builders-use-substitutes", "true"),
+                ("system", "aarch64-linux"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.exec.max_jobs, 0);
+        assert_eq!(c.exec.builders.len(), 2);
+        assert_eq!(c.exec.builders[0].max_jobs, 3);
+        assert_eq!(
+            c.exec.builders[1].systems,
+            ["aarch64-linux".to_string()].into()
+        );
+        assert!(c.builders_use_substitutes);
+        let e = RealiseConfig::from_options(
+            "memory://",
+            &options(&[("builders", "grpc+http://a:1\nssh://mac x86_64-darwin")]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, RealiseError::Builders(_)), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("builder 'ssh://mac x86_64-darwin'"),
+            "{e}"
+        );
+        let e = RealiseConfig::from_options(
+            "memory://",
+            &options(&[("builders-use-substitutes", "maybe")]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, RealiseError::BadOption { .. }));
     }
 }

@@ -56,7 +56,8 @@ pub(super) struct BuildArgs {
     #[arg(long)]
     pub(super) fallback: bool,
     /// Set a Nix option: `sandbox-paths`, `system-features`, `extra-platforms`, `system`,
-    /// `cores`, `timeout`, `max-silent-time`, and the substitution settings
+    /// `cores`, `timeout`, `max-silent-time`, `builders` (remote tvix builder daemons, as
+    /// Nix's machines list), `builders-use-substitutes`, and the substitution settings
     /// (`substituters`, `trusted-public-keys`, `require-sigs`, `substitute`, `fallback`,
     /// `narinfo-cache-positive-ttl`, `narinfo-cache-negative-ttl`, `connect-timeout`,
     /// `stalled-download-timeout`) are understood; others are accepted and ignored.
@@ -88,8 +89,8 @@ pub(super) struct BuildArgs {
     /// Show the whole trace of an evaluation error.
     #[arg(long)]
     pub(super) show_trace: bool,
-    /// How many builds run at once (a number or `auto` for the number of cores;
-    /// default 1).
+    /// How many builds run at once on this machine (a number or `auto` for the number of
+    /// cores; default 1; 0 builds everything on the remote `builders`).
     #[arg(short = 'j', long = "max-jobs", value_name = "N")]
     pub(super) max_jobs: Option<String>,
     /// Go on building what does not depend on a failed build.

@@ -83,6 +83,24 @@ impl GrpcBuildService {
         }
     }
 
+    /// The error for a failed build call. The daemon answers a build with a status only
+    /// to refuse a bad request (`INVALID_ARGUMENT`); every other status comes from the
+    /// transport (connection refused or reset, the daemon gone or stopping), so the
+    /// machine is lost, not the build failed.
+    fn build_status_error(&self, s: Status) -> BuildError {
+        if s.code() == Code::InvalidArgument {
+            return BuildError::InvalidRequest(InvalidRequest(s.message().to_string()));
+        }
+        BuildError::Lost {
+            url: self.url.clone(),
+            message: if s.message().is_empty() {
+                format!("{:?}", s.code())
+            } else {
+                s.message().to_string()
+            },
+        }
+    }
+
     fn bad_response(&self, what: impl std::fmt::Display) -> BuildError {
         BuildError::Remote {
             url: self.url.clone(),
@@ -131,16 +149,16 @@ impl BuildService for GrpcBuildService {
         let call = client.build(request_to_proto(request));
         let mut stream = match self.rt.block_on(until_cancelled(call, cancel)) {
             None => return Err(BuildError::Cancelled),
-            Some(Err(s)) => return Err(self.status_error(s)),
+            Some(Err(s)) => return Err(self.build_status_error(s)),
             Some(Ok(r)) => r.into_inner(),
         };
         // Dropping `stream` (any return below) cancels the call, and with it the build.
         let outcome = loop {
             let msg = match self.rt.block_on(until_cancelled(stream.message(), cancel)) {
                 None => return Err(BuildError::Cancelled),
-                Some(Err(s)) => return Err(self.status_error(s)),
+                Some(Err(s)) => return Err(self.build_status_error(s)),
                 Some(Ok(None)) => {
-                    return Err(BuildError::Remote {
+                    return Err(BuildError::Lost {
                         url: self.url.clone(),
                         message: "the build's stream ended without its outcome".into(),
                     })

@@ -250,7 +250,11 @@ pub(crate) fn failure_to_proto(e: &BuildError) -> proto::BuildFailure {
         BuildError::Sandbox(m) => Kind::Sandbox(m.clone()),
         BuildError::Store(e) => Kind::Store(e.to_string()),
         BuildError::Io(e) => Kind::Io(e.to_string()),
-        BuildError::Remote { .. } | BuildError::BadUrl { .. } => Kind::Remote(e.to_string()),
+        // A relaying daemon that lost the next one is itself still there: to its client
+        // that is the service failing, not a lost machine.
+        BuildError::Remote { .. } | BuildError::BadUrl { .. } | BuildError::Lost { .. } => {
+            Kind::Remote(e.to_string())
+        }
     };
     proto::BuildFailure { kind: Some(kind) }
 }

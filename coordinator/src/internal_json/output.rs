@@ -465,9 +465,17 @@ mod tests {
                 .collect(),
             outputs: vec![format!("/nix/store/{drv}")],
             validity: Validity::Invalid,
+            system: "x86_64-linux".into(),
+            required_features: BTreeSet::new(),
+            builtin: false,
+            prefer_local: false,
         };
         let config = Config {
-            max_jobs: 2,
+            machines: vec![crate::machines::Machine::this_machine(
+                ["x86_64-linux".into()].into(),
+                BTreeSet::new(),
+                2,
+            )],
             max_substitutions: 1,
             keep_going: true,
             substitute: false,
