@@ -426,9 +426,9 @@ fn a_graph_over_two_builders_survives_one_killed_and_matches_a_local_build() {
 }
 
 /// A derivation no builder (and not this machine) can build fails with Nix's message,
-/// and Nix's `ssh://` builders are refused naming the line.
+/// and Nix's `ssh://` builders are passed over with a warning that says why.
 #[test]
-fn unbuildable_derivations_and_ssh_builders_fail_clearly() {
+fn unbuildable_derivations_fail_clearly_and_ssh_builders_are_passed_over() {
     preconditions();
     let dir = tempfile::Builder::new()
         .prefix("tvix-remote-builders-")
@@ -486,6 +486,12 @@ fn unbuildable_derivations_and_ssh_builders_fail_clearly() {
         "{stderr}"
     );
 
+    // An SSH builder (as a Nix user's /etc/nix/machines may list) is passed over with a
+    // warning saying why, and a derivation only it could build fails naming it.
+    let darwin = format!(
+        r#"derivation {{ name = "darwin-only-{}"; system = "x86_64-darwin"; builder = "/bin/sh"; }}"#,
+        nonce()
+    );
     let out = tvix(
         &s(&[
             "build",
@@ -493,17 +499,24 @@ fn unbuildable_derivations_and_ssh_builders_fail_clearly() {
             &store.url,
             "--option",
             "builders",
-            &format!("{} ; ssh://mac x86_64-darwin", builder.url),
+            &format!("{} ; ssh://mac x86_64-darwin /root/.ssh/id 2", builder.url),
+            "--log-format",
+            "raw",
             "--no-out-link",
             "-E",
-            &expr,
+            &darwin,
         ]),
         dir.path(),
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("builder 'ssh://mac x86_64-darwin': 'ssh://mac' is not supported"),
+        stderr.contains("not using the builder 'ssh://mac'")
+            && stderr.contains("ssh:// and ssh-ng:// builders are not supported"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("every builder that can build it is down, unreachable or lost (ssh://mac)"),
         "{stderr}"
     );
     drop(builder);

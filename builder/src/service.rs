@@ -70,9 +70,16 @@ pub fn open(
             store, state_dir, options, inputs,
         )?));
     }
+    let ssh = url.starts_with("ssh://") || url.starts_with("ssh-ng://");
     Err(BuildError::BadUrl {
         url: url.to_string(),
-        reason: "no backend for this scheme".into(),
+        reason: if ssh {
+            "Nix's ssh:// and ssh-ng:// builders are not supported: tvix builds on tvix builder \
+             daemons (grpc+http://HOST:PORT, grpc+unix:///PATH), which share the store"
+                .into()
+        } else {
+            "no backend for this scheme".into()
+        },
     })
 }
 

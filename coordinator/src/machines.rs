@@ -4,16 +4,19 @@
 //! comment. Each machine is whitespace-separated fields, `-` standing for an empty one:
 //!
 //! 1. the URL: a `tvix builder daemon`, `grpc+http://HOST:PORT` or
-//!    `grpc+unix:///PATH` (Nix's `ssh://`, `ssh-ng://` and bare host names are refused:
-//!    a tvix builder shares the coordinator's store instead of receiving copies);
+//!    `grpc+unix:///PATH`. Nix's `ssh://`, `ssh-ng://` and bare host names are parsed
+//!    like the others but never used (a tvix builder shares the coordinator's store
+//!    instead of receiving copies): the run warns that it does not use them, as for a
+//!    builder it cannot reach, so a Nix user's `/etc/nix/machines` with SSH builders
+//!    does not stop local builds;
 //! 2. the systems it builds for, comma-separated (default: this machine's `system`);
-//! 3. an SSH identity file (must be empty: there is no SSH);
+//! 3. an SSH identity file (must be empty for a tvix builder daemon);
 //! 4. how many builds it runs at once (default 1);
 //! 5. its speed factor, a positive number (default 1);
 //! 6. its supported features, comma-separated;
 //! 7. its mandatory features, comma-separated (it takes only derivations that require
 //!    all of them; they count as supported too);
-//! 8. an SSH host key (must be empty).
+//! 8. an SSH host key (must be empty for a tvix builder daemon).
 //!
 //! An entry `@FILE` stands for the machines listed in that file (a missing file lists
 //! none, as in Nix); Nix's default value is `@/etc/nix/machines`.
@@ -75,18 +78,6 @@ impl Machine {
 /// Why the `builders` setting was refused.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum MachinesError {
-    /// A machine that is not a tvix builder daemon.
-    #[error(
-        "builder '{line}': '{url}' is not supported: tvix builds on tvix builder daemons \
-         (grpc+http://HOST:PORT, grpc+unix:///PATH), which share the store; Nix's ssh:// and \
-         ssh-ng:// builders are not supported"
-    )]
-    Unsupported {
-        /// The machine's entry.
-        line: String,
-        /// Its URL.
-        url: String,
-    },
     /// A field has a value it cannot have.
     #[error("builder '{line}': invalid {field} '{value}'")]
     BadField {
@@ -177,12 +168,9 @@ fn parse_entry(line: &str, this_system: &str) -> Result<Machine, MachinesError> 
             .unwrap_or_default()
     };
     let url = fields[0];
-    if !(url.starts_with("grpc+http://") || url.starts_with("grpc+unix://")) {
-        return Err(MachinesError::Unsupported {
-            line: line.into(),
-            url: url.into(),
-        });
-    }
+    // SSH machines keep their SSH fields: they are listed (and passed over when the
+    // run opens its builders), not refused.
+    let tvix_daemon = url.starts_with("grpc+http://") || url.starts_with("grpc+unix://");
     let bad = |field: &'static str, value: &str| MachinesError::BadField {
         line: line.into(),
         field,
@@ -192,7 +180,7 @@ fn parse_entry(line: &str, this_system: &str) -> Result<Machine, MachinesError> 
     if systems.is_empty() {
         systems.insert(this_system.to_string());
     }
-    if field(2).is_some() {
+    if tvix_daemon && field(2).is_some() {
         return Err(MachinesError::SshField {
             line: line.into(),
             field: "identity file",
@@ -212,7 +200,7 @@ fn parse_entry(line: &str, this_system: &str) -> Result<Machine, MachinesError> 
     let mandatory_features = list(6);
     let mut supported_features = list(5);
     supported_features.extend(mandatory_features.iter().cloned());
-    if field(7).is_some() {
+    if tvix_daemon && field(7).is_some() {
         return Err(MachinesError::SshField {
             line: line.into(),
             field: "host key",
@@ -265,28 +253,24 @@ mod tests {
     }
 
     #[test]
-    fn ssh_and_bad_fields_are_refused_naming_the_line() {
-        for (text, url) in [
-            ("ssh://mac x86_64-darwin", "ssh://mac"),
-            ("ssh-ng://b", "ssh-ng://b"),
-            ("builder.example.org", "builder.example.org"),
-        ] {
-            assert_eq!(
-                parse(&format!("grpc+http://ok:1\n{text}"), "x").unwrap_err(),
-                MachinesError::Unsupported {
-                    line: text.into(),
-                    url: url.into()
-                }
-            );
-        }
-        let e = parse("ssh://mac x86_64-darwin", "x")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("builder 'ssh://mac x86_64-darwin': 'ssh://mac' is not supported"));
-        assert!(
-            e.contains("ssh:// and ssh-ng:// builders are not supported"),
-            "{e}"
+    fn ssh_machines_are_listed_with_their_fields_and_bad_fields_refused() {
+        let m = parse(
+            "grpc+http://ok:1\nssh://mac x86_64-darwin /root/.ssh/id 4 2 - - AAAA\nssh-ng://b\nbuilder.example.org",
+            "x",
+        )
+        .unwrap();
+        let urls: Vec<&str> = m.iter().map(|m| m.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "grpc+http://ok:1",
+                "ssh://mac",
+                "ssh-ng://b",
+                "builder.example.org"
+            ]
         );
+        assert_eq!(m[1].max_jobs, 4);
+        assert!(m[1].systems.contains("x86_64-darwin"));
         assert_eq!(
             parse("grpc+http://a:1 - - many", "x")
                 .unwrap_err()
@@ -335,11 +319,11 @@ mod tests {
             urls,
             ["grpc+http://a:1", "grpc+http://f:1", "grpc+http://g:1"]
         );
-        std::fs::write(&file, "ssh://x\n").unwrap();
-        assert!(matches!(
-            read(&format!("@{}", file.display()), "x").unwrap_err(),
-            MachinesError::Unsupported { .. }
-        ));
+        std::fs::write(&file, "ssh://x - /id\n").unwrap();
+        assert_eq!(
+            read(&format!("@{}", file.display()), "x").unwrap()[0].url,
+            "ssh://x"
+        );
     }
 
     #[test]

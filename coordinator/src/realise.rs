@@ -416,7 +416,15 @@ impl Realiser {
             .exec
             .builders
             .iter()
-            .map(|m: &Machine| tvix_build::open(&m.url, store.clone(), &config.service_options))
+            .map(|m: &Machine| {
+                // In a machines list a bare host name is Nix's SSH builder.
+                let url = if m.url.contains("://") {
+                    m.url.clone()
+                } else {
+                    format!("ssh://{}", m.url)
+                };
+                tvix_build::open(&url, store.clone(), &config.service_options)
+            })
             .collect();
         let logs = LogStore::for_store_url(&config.store_url).ok();
         let substituters = if config.substitute {
@@ -840,13 +848,13 @@ mod tests {
         assert!(c.builders_use_substitutes);
         let e = RealiseConfig::from_options(
             "memory://",
-            &options(&[("builders", "grpc+http://a:1\nssh://mac x86_64-darwin")]),
+            &options(&[("builders", "grpc+http://a:1 - /root/.ssh/id")]),
         )
         .unwrap_err();
         assert!(matches!(e, RealiseError::Builders(_)), "{e}");
         assert!(
             e.to_string()
-                .starts_with("builder 'ssh://mac x86_64-darwin'"),
+                .starts_with("builder 'grpc+http://a:1 - /root/.ssh/id'"),
             "{e}"
         );
         let e = RealiseConfig::from_options(
