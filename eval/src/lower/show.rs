@@ -179,14 +179,9 @@ impl Lowerer<'_> {
     fn call_spine(&self, e: &ast::Expr) -> EvalResult<(ast::Expr, Vec<ast::Expr>)> {
         let mut args = Vec::new();
         let mut head = e.clone();
-        loop {
-            match strip_parens(head.clone()) {
-                ast::Expr::Apply(a) => {
-                    args.push(self.required(a.syntax(), a.argument())?);
-                    head = self.required(a.syntax(), a.lambda())?;
-                }
-                _ => break,
-            }
+        while let ast::Expr::Apply(a) = strip_parens(head.clone()) {
+            args.push(self.required(a.syntax(), a.argument())?);
+            head = self.required(a.syntax(), a.lambda())?;
         }
         args.reverse();
         Ok((head, args))
