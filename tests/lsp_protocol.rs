@@ -380,6 +380,17 @@ fn incremental_edits_update_diagnostics_and_navigation() {
             "let a = 1 = 2; in a",
             "syntax error, unexpected '=', expecting ';'",
         ),
+        // A module file: its unused formals are not reported from a broken tree.
+        (
+            13,
+            "{ config, lib, pkgs, ... }:\n{\n  a = lib.id 1;\n  b = { c = 2;\n}\n",
+            "syntax error, unexpected end of file, expecting ';'",
+        ),
+        (
+            14,
+            "{ config, lib, pkgs, ... }:\n{\n  a = \"x;\n  b = 2;\n}\n",
+            "syntax error, unexpected end of file, expecting '\"'",
+        ),
     ] {
         c.notify(
             "textDocument/didChange",
@@ -391,7 +402,7 @@ fn incremental_edits_update_diagnostics_and_navigation() {
     // Every duplicate attribute, in the reference's wording, each once.
     c.notify(
         "textDocument/didChange",
-        json!({"textDocument": {"uri": uri, "version": 13}, "contentChanges": [{"text": "{ a = 1; a = 2; b.c = 1; b = { c = 2; }; }"}]}),
+        json!({"textDocument": {"uri": uri, "version": 15}, "contentChanges": [{"text": "{ a = 1; a = 2; b.c = 1; b = { c = 2; }; }"}]}),
     );
     let d = c.diagnostics_until(&uri, |d| !d.is_empty() && d[0]["code"] != "parse");
     let path = uri.trim_start_matches("file://");
