@@ -123,3 +123,40 @@ fn symlink_cases_pass_with_the_symlinks_restored() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `--parse` prints what current Nix prints for each parse-okay case with an `.exp` (the
+/// runner only checks that these cases parse).
+#[test]
+fn parse_okay_cases_print_as_exp() {
+    let root = corpus_root();
+    let lang = root.join("lang");
+    let mut cases: Vec<String> = std::fs::read_dir(&lang)
+        .expect("corpus")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".exp").map(str::to_string))
+        .filter(|n| n.starts_with("parse-okay-"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 13, "only {} cases found", cases.len());
+    let mut failures = Vec::new();
+    for name in &cases {
+        let out = tvix()
+            .current_dir(&root)
+            .env("NO_COLOR", "1")
+            .args(["eval", "--parse"])
+            .arg(format!("lang/{name}.nix"))
+            .output()
+            .expect("run tvix");
+        let got = String::from_utf8_lossy(&out.stdout);
+        let want = std::fs::read_to_string(lang.join(format!("{name}.exp"))).expect("exp");
+        if !out.status.success() || got.trim_end() != want.trim_end() {
+            failures.push(format!(
+                "{name} (exit {:?}):\n--- expected\n{want}\n--- got\n{got}{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -157,3 +157,348 @@ fn equality_forces_and_compares_identity_as_nix_does() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// What a builtin that takes a function forces, and where a failure is caught: for every
+/// such builtin, a function or an element that throws (`throw`, `abort`, `assert false`)
+/// where Nix does not force it, and `tryEval` around the ones it forces (`tryEval` catches
+/// `throw` and `assert`, never `abort`). tvix runs first, then the reference; exit status
+/// and output must be the same. Where Nix 2.8 (the reference here) and current Nix differ,
+/// current Nix wins: such a case carries current Nix's exit status and output, and why.
+#[test]
+fn builtins_taking_functions_force_what_nix_forces() {
+    // (expression, None: same as Nix 2.8; Some((exit, stdout, why)): current Nix's result)
+    type Current = Option<(i32, &'static str, &'static str)>;
+    const MAP_FORCES: &str = "current Nix forces map's function when the list is not empty";
+    const GENLIST_FORCES: &str = "current Nix forces genList's function, even for length 0";
+    const EMPTY_FIRST: &str =
+        "current Nix returns an empty list before forcing the function (Nix 2.8 forced it)";
+    let cases: &[(&str, Current)] = &[
+        // map
+        (r#"map (throw "f") [ ]"#, None),
+        (
+            r#"builtins.length (map (throw "f") [ 1 2 ])"#,
+            Some((1, "", MAP_FORCES)),
+        ),
+        (r#"builtins.length (map (x: throw "e") [ 1 2 ])"#, None),
+        (r#"builtins.length (map (x: abort "e") [ 1 2 ])"#, None),
+        (
+            r#"builtins.length (map (x: assert false; x) [ 1 2 ])"#,
+            None,
+        ),
+        (
+            r#"builtins.elemAt (map (x: if x == 1 then throw "e" else x) [ 1 2 ]) 1"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.elemAt (map (x: throw "e") [ 1 ]) 0)).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.elemAt (map (x: assert false; x) [ 1 ]) 0)).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.elemAt (map (x: abort "e") [ 1 ]) 0)).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.elemAt (map (x: x + "a") [ 1 ]) 0)).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (map (x: throw "e") [ 1 ])).success"#,
+            None,
+        ),
+        // genList
+        (
+            r#"builtins.genList (throw "f") 0"#,
+            Some((1, "", GENLIST_FORCES)),
+        ),
+        (
+            r#"builtins.length (builtins.genList (throw "f") 3)"#,
+            Some((1, "", GENLIST_FORCES)),
+        ),
+        (
+            r#"builtins.length (builtins.genList (x: throw "e") 3)"#,
+            None,
+        ),
+        (
+            r#"builtins.elemAt (builtins.genList (x: if x == 0 then throw "e" else x) 2) 1"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.genList (x: x) (throw "n"))).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.elemAt (builtins.genList (x: assert false; x) 1) 0)).success"#,
+            None,
+        ),
+        // filter
+        (
+            r#"builtins.filter (throw "f") [ ]"#,
+            Some((0, "[ ]\n", EMPTY_FIRST)),
+        ),
+        (
+            r#"builtins.length (builtins.filter (x: true) [ (throw "e") ])"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.filter (x: throw "p") [ 1 ])).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.filter (x: abort "p") [ 1 ])).success"#,
+            None,
+        ),
+        // foldl'
+        (r#"builtins.foldl' (throw "f") 1 [ ]"#, None),
+        (r#"builtins.foldl' (a: b: a) 1 [ (throw "e") ]"#, None),
+        (
+            r#"(builtins.tryEval (builtins.foldl' (a: b: b) 1 [ (throw "e") 2 ])).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.foldl' (a: b: throw "acc") 0 [ 1 ])).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.foldl' (x: y: x) (throw "init") [ ])).success"#,
+            None,
+        ),
+        (r#"builtins.foldl' (x: y: y) (throw "init") [ 1 ]"#, None),
+        // sort
+        (
+            r#"builtins.sort (throw "f") [ ]"#,
+            Some((0, "[ ]\n", EMPTY_FIRST)),
+        ),
+        (
+            r#"(builtins.tryEval (builtins.sort (throw "f") [ 1 ])).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.sort (a: b: a < b) [ 2 (throw "e") ])).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.sort (a: b: throw "c") [ 1 2 ])).success"#,
+            None,
+        ),
+        (r#"builtins.sort (a: b: a < b) [ 3 1 2 ]"#, None),
+        // partition
+        (
+            r#"(builtins.tryEval (builtins.partition (throw "f") [ ])).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.partition (x: true) [ (throw "e") ])).success"#,
+            None,
+        ),
+        (
+            r#"builtins.length (builtins.partition (x: true) [ 1 ]).right"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.partition (x: throw "p") [ 1 ])).success"#,
+            None,
+        ),
+        // groupBy
+        (
+            r#"(builtins.tryEval (builtins.groupBy (throw "f") [ ])).success"#,
+            None,
+        ),
+        (
+            r#"builtins.attrNames (builtins.groupBy (x: "a") [ (throw "e") ])"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.groupBy (x: throw "k") [ 1 ])).success"#,
+            None,
+        ),
+        // concatMap
+        (
+            r#"(builtins.tryEval (builtins.concatMap (throw "f") [ ])).success"#,
+            None,
+        ),
+        (
+            r#"builtins.length (builtins.concatMap (x: [ (throw "e") ]) [ 1 ])"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.concatMap (x: throw "l") [ 1 ])).success"#,
+            None,
+        ),
+        // mapAttrs
+        (
+            r#"builtins.attrNames (builtins.mapAttrs (throw "f") { a = 1; })"#,
+            None,
+        ),
+        (r#"builtins.mapAttrs (throw "f") { }"#, None),
+        (
+            r#"builtins.attrNames (builtins.mapAttrs (n: v: throw "v") { a = 1; })"#,
+            None,
+        ),
+        (
+            r#"(builtins.mapAttrs (n: v: 1) { a = throw "e"; }).a"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.mapAttrs (n: v: throw "v") { a = 1; }).a).success"#,
+            None,
+        ),
+        // listToAttrs
+        (
+            r#"builtins.attrNames (builtins.listToAttrs [ { name = "a"; value = throw "v"; } ])"#,
+            None,
+        ),
+        (
+            r#"(builtins.listToAttrs [ { name = "a"; value = 1; } { name = "a"; value = throw "v"; } ]).a"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.listToAttrs [ { name = throw "n"; value = 1; } ])).success"#,
+            None,
+        ),
+        // zipAttrsWith
+        (
+            r#"(builtins.tryEval (builtins.zipAttrsWith (throw "f") [ ])).success"#,
+            None,
+        ),
+        (
+            r#"builtins.attrNames (builtins.zipAttrsWith (n: vs: throw "z") [ { a = 1; } ])"#,
+            None,
+        ),
+        (
+            r#"(builtins.zipAttrsWith (n: vs: builtins.length vs) [ { a = throw "x"; } { a = 2; } ]).a"#,
+            None,
+        ),
+        // catAttrs
+        (
+            r#"builtins.length (builtins.catAttrs "a" [ { a = throw "x"; } { b = 1; } ])"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.catAttrs "a" [ (throw "s") ])).success"#,
+            None,
+        ),
+        // any / all
+        (
+            r#"(builtins.tryEval (builtins.any (throw "f") [ ])).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.all (throw "f") [ ])).success"#,
+            None,
+        ),
+        (r#"builtins.any (x: x) [ true (throw "e") ]"#, None),
+        (r#"builtins.all (x: x) [ false (throw "e") ]"#, None),
+        (
+            r#"(builtins.tryEval (builtins.any (x: throw "p") [ 1 ])).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.all (x: assert false; true) [ 1 ])).success"#,
+            None,
+        ),
+        (r#"builtins.any (x: abort "p") [ 1 ]"#, None),
+        // genericClosure
+        (
+            r#"builtins.genericClosure { startSet = [ ]; operator = throw "op"; }"#,
+            Some((0, "[ ]\n", EMPTY_FIRST)),
+        ),
+        (
+            r#"builtins.length (builtins.genericClosure { startSet = [ { key = 1; v = throw "x"; } ]; operator = x: [ ]; })"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.genericClosure { startSet = [ { key = 1; } ]; operator = x: throw "op"; })).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.genericClosure { startSet = [ { key = throw "k"; } ]; operator = x: [ ]; })).success"#,
+            None,
+        ),
+        // functionArgs, seq, deepSeq
+        (
+            r#"(builtins.tryEval (builtins.deepSeq [ (throw "x") ] 1)).success"#,
+            None,
+        ),
+        (
+            r#"(builtins.tryEval (builtins.seq [ (throw "x") ] 1)).success"#,
+            None,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (expr, current) in cases {
+        let tvix = common::tvix()
+            .args(["eval", "-E", expr])
+            .output()
+            .expect("tvix runs");
+        let nix = Command::new("nix-instantiate")
+            .args(["--eval", "-E", expr])
+            .env("NIX_REMOTE", "dummy://")
+            .output()
+            .expect("nix-instantiate runs");
+        let (want_code, want_out) = match current {
+            None => (
+                nix.status.code(),
+                String::from_utf8_lossy(&nix.stdout).into_owned(),
+            ),
+            Some((code, out, _why)) => (Some(*code), out.to_string()),
+        };
+        let got_out = String::from_utf8_lossy(&tvix.stdout).into_owned();
+        if tvix.status.code() != want_code || got_out != want_out {
+            failures.push(format!(
+                "{expr}\n  want: {want_code:?} {want_out}  tvix: {:?} {got_out} {}",
+                tvix.status.code(),
+                String::from_utf8_lossy(&tvix.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Attribute names are bytes: two names that are not UTF-8 and differ only in those bytes
+/// are two attributes (they once became one, both read with replacement characters), and
+/// a name comes back from `attrNames` with its bytes.
+#[test]
+fn attribute_names_that_are_not_utf8_stay_distinct() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("set.nix"),
+        b"{ \"a\xff\" = 1; \"a\xfe\" = 2; }".as_slice(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("name.nix"), b"\"a\xfe\"".as_slice()).unwrap();
+    let cases = [
+        "builtins.length (builtins.attrNames (import ./set.nix))",
+        "(import ./set.nix).${import ./name.nix}",
+        "builtins.elemAt (builtins.attrNames (import ./set.nix)) 0 == import ./name.nix",
+        "builtins.length (builtins.attrNames (builtins.listToAttrs [ { name = import ./name.nix; value = 1; } { name = \"a\"; value = 2; } ]))",
+    ];
+    let mut failures = Vec::new();
+    for expr in cases {
+        let tvix = common::tvix()
+            .args(["eval", "--strict", "-E", expr])
+            .current_dir(dir.path())
+            .output()
+            .expect("tvix runs");
+        let nix = Command::new("nix-instantiate")
+            .args(["--eval", "--strict", "-E", expr])
+            .env("NIX_REMOTE", "dummy://")
+            .current_dir(dir.path())
+            .output()
+            .expect("nix-instantiate runs");
+        if nix.status.code() != tvix.status.code() || nix.stdout != tvix.stdout {
+            failures.push(format!(
+                "{expr}\n  nix:  {:?} {}  tvix: {:?} {} {}",
+                nix.status.code(),
+                String::from_utf8_lossy(&nix.stdout),
+                tvix.status.code(),
+                String::from_utf8_lossy(&tvix.stdout),
+                String::from_utf8_lossy(&tvix.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

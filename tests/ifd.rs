@@ -24,10 +24,12 @@ fn case(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// `tvix eval --strict FILE --argstr nonce NONCE` into the `local://` store at `store`.
+/// `tvix eval --strict --read-write-mode FILE --argstr nonce NONCE` into the `local://`
+/// store at `store` (as the reference runs: without `--read-write-mode` an evaluation
+/// writes no `.drv` file, so it has nothing to build).
 fn tvix_eval(file: &Path, nonce: &str, store: &Path, extra: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tvix"));
-    c.args(["eval", "--strict"])
+    c.args(["eval", "--strict", "--read-write-mode"])
         .arg(file)
         .args(["--argstr", "nonce", nonce, "--store"])
         .arg(format!("local://{}", store.display()))

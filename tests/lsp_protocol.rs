@@ -380,6 +380,17 @@ fn incremental_edits_update_diagnostics_and_navigation() {
             "let a = 1 = 2; in a",
             "syntax error, unexpected '=', expecting ';'",
         ),
+        // A module file: its unused formals are not reported from a broken tree.
+        (
+            13,
+            "{ config, lib, pkgs, ... }:\n{\n  a = lib.id 1;\n  b = { c = 2;\n}\n",
+            "syntax error, unexpected end of file, expecting ';'",
+        ),
+        (
+            14,
+            "{ config, lib, pkgs, ... }:\n{\n  a = \"x;\n  b = 2;\n}\n",
+            "syntax error, unexpected end of file, expecting '\"'",
+        ),
     ] {
         c.notify(
             "textDocument/didChange",
@@ -391,7 +402,7 @@ fn incremental_edits_update_diagnostics_and_navigation() {
     // Every duplicate attribute, in the reference's wording, each once.
     c.notify(
         "textDocument/didChange",
-        json!({"textDocument": {"uri": uri, "version": 13}, "contentChanges": [{"text": "{ a = 1; a = 2; b.c = 1; b = { c = 2; }; }"}]}),
+        json!({"textDocument": {"uri": uri, "version": 15}, "contentChanges": [{"text": "{ a = 1; a = 2; b.c = 1; b = { c = 2; }; }"}]}),
     );
     let d = c.diagnostics_until(&uri, |d| !d.is_empty() && d[0]["code"] != "parse");
     let path = uri.trim_start_matches("file://");
@@ -496,17 +507,23 @@ fn evaluation_backed_features() {
     assert_eq!(def["uri"], uri);
     assert_eq!(def["range"]["start"], fx.pos("localDef"));
 
-    // A name from `with lib;`: its definition and its completion.
-    // lib/default.nix inherits it from `strings`: that `inherit` is where `lib` gets it.
+    // A name from `with lib;`: its definition and its completion. lib/default.nix
+    // inherits it from `strings`; the definition is where `strings` defines it (with its
+    // doc comment), not that `inherit`.
     let def = c.result("textDocument/definition", at(&uri, fx.pos("withName")));
     assert!(
-        def["uri"].as_str().unwrap().ends_with("/lib/default.nix"),
+        def["uri"].as_str().unwrap().ends_with("/lib/strings.nix"),
         "{def}"
     );
     let line = def["range"]["start"]["line"].as_u64().unwrap() as usize;
-    let default = std::fs::read_to_string(format!("{}/lib/default.nix", nixpkgs_lib())).unwrap();
+    let strings = std::fs::read_to_string(format!("{}/lib/strings.nix", nixpkgs_lib())).unwrap();
     assert!(
-        default.lines().nth(line).unwrap().contains("concatStrings"),
+        strings
+            .lines()
+            .nth(line)
+            .unwrap()
+            .trim_start()
+            .starts_with("concatStrings ="),
         "line {line}"
     );
     let items = c.result("textDocument/completion", at(&uri, fx.pos("withName")));
@@ -986,5 +1003,55 @@ fn build_command_and_code_lens() {
     );
     let shown = c.take("window/showMessage");
     assert!(shown.iter().any(|m| m["params"]["type"] == 1), "{shown:?}");
+    c.shutdown();
+}
+
+/// An ordinary module file and no settings at all: with `nixpkgs` on `NIX_PATH`, `lib` is
+/// nixpkgs' `lib` (completion, hover with the doc comment, definition through lib's
+/// `inherit` to where the function is written); without it the server says once that it
+/// has no `lib`.
+#[test]
+fn lib_defaults_to_nixpkgs_lib_from_the_search_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let nixpkgs = dir.path().join("nixpkgs");
+    std::fs::create_dir(&nixpkgs).unwrap();
+    let lib = format!("{}/lib", nixpkgs_lib());
+    std::os::unix::fs::symlink(&lib, nixpkgs.join("lib")).unwrap();
+    let nix_path = format!("nixpkgs={}", nixpkgs.display());
+    let fx = Fixture::load("plain_module.nix");
+    let mut c = Client::start_with_env(Value::Null, &[("NIX_PATH", &nix_path)]);
+    let uri = open(&mut c, "plain_module.nix", &fx);
+    let got = c.result("textDocument/completion", at(&uri, fx.pos("dot")));
+    let names = labels(&got);
+    assert!(names.iter().any(|n| n == "toUpper"), "{names:?}");
+    let hover = c.result("textDocument/hover", at(&uri, fx.pos("up")));
+    let text = hover_text(&hover);
+    assert!(text.contains("Converts an ASCII string"), "{text}");
+    let def = c.result("textDocument/definition", at(&uri, fx.pos("up")));
+    let def = if def.is_array() { def[0].clone() } else { def };
+    assert!(
+        def["uri"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("/lib/strings.nix"),
+        "{def}"
+    );
+    let messages = c.take("window/showMessage");
+    assert!(messages.is_empty(), "{messages:?}");
+    c.shutdown();
+
+    // No nixpkgs anywhere: one message saying so, and nothing pretends to know `lib`.
+    let mut c = Client::start(Value::Null);
+    let uri = open(&mut c, "plain_module.nix", &fx);
+    let _ = c.result("textDocument/hover", at(&uri, fx.pos("up")));
+    let messages = c.take("window/showMessage");
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0]["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("<nixpkgs/lib>"),
+        "{messages:?}"
+    );
     c.shutdown();
 }

@@ -466,9 +466,12 @@ fn paths_printed_by_an_evaluation_are_registered() {
             .expect("run tvix");
         String::from_utf8(ok(out)).unwrap()
     };
+    // `--read-write-mode`: without it `tvix eval` only computes paths, as
+    // `nix-instantiate --eval` does (`tests/eval_read_only.rs`).
     let printed = run(&[
         "eval",
         "--strict",
+        "--read-write-mode",
         "--expr",
         r#"map (n: builtins.toFile "f${toString n}" "x${toString n}") [ 1 2 3 ]"#,
     ]);

@@ -23,8 +23,8 @@ use tvix_eval::io::{
     FileIngestionMethod, FileType, GitRequest, GitRevision, PathFilter, StdIO,
 };
 use tvix_store::castore::{add, nar as cnar, Node};
-use tvix_store::StoreDir;
 use tvix_store::StoreService;
+use tvix_store::{StoreDir, StorePath};
 
 /// Symlinks followed in a row before giving up (the kernel's limit).
 const MAX_SYMLINKS: usize = 40;
@@ -126,8 +126,10 @@ impl StoreIO {
     fn resolve(&self, path: &Path, follow_last: bool) -> io::Result<Resolved> {
         let mut current = path.to_path_buf();
         for _ in 0..MAX_SYMLINKS {
-            let text = String::from_utf8_lossy(current.as_os_str().as_bytes()).into_owned();
-            let Ok((store_path, rest)) = self.store_dir.split_path(&text) else {
+            // Paths are bytes: the part below a store path may be any bytes (only the store
+            // path's own name is ASCII), so it is never decoded as UTF-8.
+            let Some((store_path, rest)) = self.split_store_path(current.as_os_str().as_bytes())
+            else {
                 return Ok(Resolved::NotInStore);
             };
             let Ok(store) = self.store() else {
@@ -140,7 +142,10 @@ impl StoreIO {
             // Walk component by component so that a symlink in the middle is followed.
             let mut node = info.node;
             let mut at = root.clone();
-            let comps: Vec<&str> = rest.split('/').filter(|c| !c.is_empty()).collect();
+            let comps: Vec<&[u8]> = rest
+                .split(|&b| b == b'/')
+                .filter(|c| !c.is_empty())
+                .collect();
             let mut redirected = None;
             for (i, comp) in comps.iter().enumerate() {
                 if let Node::Symlink { target } = &node {
@@ -154,18 +159,18 @@ impl StoreIO {
                     .get_directory(digest)
                     .map_err(to_io)?
                     .ok_or_else(|| io::Error::other(format!("directory {digest} is missing")))?;
-                if *comp == ".." {
+                if *comp == b"..".as_slice() {
                     redirected = Some(symlink_destination(&at, b"..", &comps[i + 1..]));
                     break;
                 }
-                if *comp == "." {
+                if *comp == b".".as_slice() {
                     continue;
                 }
                 node = dir
-                    .get(comp.as_bytes())
+                    .get(comp)
                     .cloned()
                     .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-                at.push(comp);
+                at.push(std::ffi::OsStr::from_bytes(comp));
             }
             if let Some(next) = redirected {
                 current = next;
@@ -182,6 +187,18 @@ impl StoreIO {
             "too many levels of symbolic links at '{}'",
             path.display()
         )))
+    }
+
+    /// The store path `path` is in and the bytes after it (`/sub/dir` or empty), if it is
+    /// under the store directory.
+    fn split_store_path<'a>(&self, path: &'a [u8]) -> Option<(StorePath, &'a [u8])> {
+        let dir = self.store_dir.as_str().as_bytes();
+        let rest = path.strip_prefix(dir)?.strip_prefix(b"/")?;
+        let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        let (base, sub) = rest.split_at(end);
+        let base = std::str::from_utf8(base).ok()?;
+        let store_path = StorePath::from_base_name(base).ok()?;
+        Some((store_path, sub))
     }
 }
 
@@ -243,7 +260,7 @@ impl StoreIO {
 }
 
 /// Where the symlink at `link` pointing to `target` leads, with `rest` appended.
-fn symlink_destination(link: &Path, target: &[u8], rest: &[&str]) -> PathBuf {
+fn symlink_destination(link: &Path, target: &[u8], rest: &[&[u8]]) -> PathBuf {
     let target = Path::new(std::ffi::OsStr::from_bytes(target));
     let mut dest = if target.is_absolute() {
         target.to_path_buf()
@@ -251,7 +268,7 @@ fn symlink_destination(link: &Path, target: &[u8], rest: &[&str]) -> PathBuf {
         link.parent().unwrap_or(Path::new("/")).join(target)
     };
     for r in rest {
-        dest.push(r);
+        dest.push(std::ffi::OsStr::from_bytes(r));
     }
     cnar::absolute_path(&dest).unwrap_or(dest)
 }
@@ -768,5 +785,35 @@ mod tests {
         let counts = progress.counts();
         assert_eq!(counts.files_read, 1);
         assert_eq!(counts.derivations, 1);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_found_in_the_store() {
+        use std::ffi::OsStr;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join(OsStr::from_bytes(b"a\xff")), "ff").unwrap();
+        std::fs::write(src.join(OsStr::from_bytes(b"a\xfe")), "fe").unwrap();
+        let io = StoreIO::new("memory://".to_string(), BTreeMap::new()).unwrap();
+        let added = io
+            .add_path(&src, "bytes", FileIngestionMethod::Recursive, None)
+            .unwrap();
+        let root = PathBuf::from(&added.store_path);
+        // Both names would read "a\u{FFFD}" if the path were decoded as UTF-8.
+        let ff = root.join(OsStr::from_bytes(b"a\xff"));
+        let fe = root.join(OsStr::from_bytes(b"a\xfe"));
+        assert_eq!(io.read_file(&ff).unwrap(), b"ff");
+        assert_eq!(io.read_file(&fe).unwrap(), b"fe");
+        assert_eq!(io.file_type(&ff).unwrap(), FileType::Regular);
+        let names: Vec<Vec<u8>> = io
+            .read_dir(&root)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, vec![b"a\xfe".to_vec(), b"a\xff".to_vec()]);
+        let missing = root.join(OsStr::from_bytes(b"a\xfd"));
+        assert!(!io.path_exists(&missing).unwrap());
     }
 }

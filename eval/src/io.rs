@@ -79,6 +79,18 @@ pub trait EvalIO {
         method: FileIngestionMethod,
         filter: Option<PathFilter<'_>>,
     ) -> Result<AddedPath, EvalIOError>;
+    /// Adds what a fetcher fetched (`fetchurl`, `fetchTarball`, `fetchGit`, `fetchTree`),
+    /// as [`EvalIO::add_path`] does. A separate method because the reference writes
+    /// fetched content even in read-only mode (it must be readable once fetched, as by
+    /// `import (fetchTarball ...)`), where the other additions are only computed.
+    fn add_fetched_path(
+        &self,
+        source: &Path,
+        name: &str,
+        method: FileIngestionMethod,
+    ) -> Result<AddedPath, EvalIOError> {
+        self.add_path(source, name, method, None)
+    }
     /// Adds a text file (`builtins.toFile`, a `.drv` file) referring to `references` and
     /// returns its store path; without a store the path is only computed.
     fn add_text(
@@ -340,6 +352,116 @@ pub fn compute_text_path(
         .make_text_path(name, contents, &refs)
         .map_err(EvalIOError::store)?;
     Ok(dir.display(&p))
+}
+
+/// Nix's read-only mode, the default of `nix-instantiate --eval` (without
+/// `--read-write-mode`): store paths of sources, `toFile` results and derivations are
+/// computed and nothing of them is written, as the reference does; reading such a path
+/// afterwards finds nothing, as there. Fetched content is still added through `inner`
+/// (the reference writes it too, and `import (fetchTarball ...)` must read it), and
+/// reads, fetch mechanics, NAR additions and builds go to `inner` unchanged.
+pub struct ReadOnly {
+    inner: Box<dyn EvalIO>,
+}
+
+impl ReadOnly {
+    /// `inner` in read-only mode.
+    pub fn new(inner: Box<dyn EvalIO>) -> ReadOnly {
+        ReadOnly { inner }
+    }
+}
+
+impl EvalIO for ReadOnly {
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.inner.read_file(path)
+    }
+    fn path_exists(&self, path: &Path) -> io::Result<bool> {
+        self.inner.path_exists(path)
+    }
+    fn file_type(&self, path: &Path) -> io::Result<FileType> {
+        self.inner.file_type(path)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<(Vec<u8>, FileType)>> {
+        self.inner.read_dir(path)
+    }
+    fn add_path(
+        &self,
+        source: &Path,
+        name: &str,
+        method: FileIngestionMethod,
+        filter: Option<PathFilter<'_>>,
+    ) -> Result<AddedPath, EvalIOError> {
+        compute_added_path(&self.inner.store_dir(), source, name, method, filter)
+    }
+    fn add_fetched_path(
+        &self,
+        source: &Path,
+        name: &str,
+        method: FileIngestionMethod,
+    ) -> Result<AddedPath, EvalIOError> {
+        self.inner.add_fetched_path(source, name, method)
+    }
+    fn add_text(
+        &self,
+        name: &str,
+        contents: &[u8],
+        references: &[String],
+    ) -> Result<String, EvalIOError> {
+        compute_text_path(&self.inner.store_dir(), name, contents, references)
+    }
+    fn writes_to_store(&self) -> bool {
+        false
+    }
+    fn add_nar(
+        &self,
+        path: &str,
+        nar: &mut dyn io::Read,
+        nar_hash: &str,
+        references: &[String],
+        ca: Option<&str>,
+    ) -> Result<(), EvalIOError> {
+        self.inner.add_nar(path, nar, nar_hash, references, ca)
+    }
+    fn realise(&self, outputs: &[DrvOutput]) -> Result<(), EvalIOError> {
+        self.inner.realise(outputs)
+    }
+    fn download(&self, url: &str, dest: &Path) -> Result<(), FetchError> {
+        self.inner.download(url, dest)
+    }
+    fn unpack_archive(&self, file: &Path, dest: &Path, what: &str) -> Result<PathBuf, FetchError> {
+        self.inner.unpack_archive(file, dest, what)
+    }
+    fn git_export(
+        &self,
+        req: &GitRequest<'_>,
+        dest: &Path,
+        scratch: &Path,
+    ) -> Result<GitRevision, FetchError> {
+        self.inner.git_export(req, dest, scratch)
+    }
+    fn decompress<'a>(
+        &self,
+        data: Box<dyn io::Read + Send + 'a>,
+        compression: &str,
+        what: &str,
+    ) -> Result<Box<dyn io::Read + Send + 'a>, FetchError> {
+        self.inner.decompress(data, compression, what)
+    }
+    fn fetch_cache_get(&self, key: &str) -> Option<CacheEntry> {
+        self.inner.fetch_cache_get(key)
+    }
+    fn fetch_cache_put(&self, key: &str, fields: &BTreeMap<String, String>) {
+        self.inner.fetch_cache_put(key, fields)
+    }
+    fn commit(&self) -> io::Result<()> {
+        self.inner.commit()
+    }
+    fn store_dir(&self) -> String {
+        self.inner.store_dir()
+    }
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        self.inner.canonicalize(path)
+    }
 }
 
 /// Direct access to the local filesystem, with no store to write to: store paths are

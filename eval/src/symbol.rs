@@ -21,46 +21,74 @@ pub struct Symbol(&'static Interned);
 /// comparisons in attribute lookups are one integer comparison.
 struct Interned {
     prefix: u64,
+    /// The name as text; for a name that is not UTF-8, with replacement characters (for
+    /// messages only: the name is `raw`).
     text: Box<str>,
+    /// The bytes of a name that is not UTF-8 (Nix names are bytes); `None` when `text` is
+    /// the name.
+    raw: Option<Box<[u8]>>,
 }
 
-fn prefix_of(s: &str) -> u64 {
+impl Interned {
+    fn bytes(&self) -> &[u8] {
+        match &self.raw {
+            Some(raw) => raw,
+            None => self.text.as_bytes(),
+        }
+    }
+}
+
+fn prefix_of(s: &[u8]) -> u64 {
     let mut b = [0u8; 8];
     let n = s.len().min(8);
-    b[..n].copy_from_slice(&s.as_bytes()[..n]);
+    b[..n].copy_from_slice(&s[..n]);
     u64::from_be_bytes(b)
 }
 
-static INTERNER: Mutex<Option<FxHashMap<&'static str, &'static Interned>>> = Mutex::new(None);
+/// Interned names by their bytes: two names are one symbol exactly when their bytes are
+/// equal, UTF-8 or not.
+static INTERNER: Mutex<Option<FxHashMap<&'static [u8], &'static Interned>>> = Mutex::new(None);
 
 impl Symbol {
     /// Interns `name`, returning the unique symbol for it.
     pub fn intern(name: &str) -> Symbol {
+        Symbol::intern_bytes(name.as_bytes())
+    }
+
+    /// Interns a byte string (Nix strings are bytes, and so are attribute names: names
+    /// that are not UTF-8 stay distinct, and [`Symbol::as_bytes`] gives them back whole).
+    pub fn intern_bytes(name: &[u8]) -> Symbol {
         let mut guard = INTERNER.lock().unwrap_or_else(|e| e.into_inner());
         let map = guard.get_or_insert_with(FxHashMap::default);
         if let Some(s) = map.get(name) {
             return Symbol(s);
         }
+        let (text, raw) = match std::str::from_utf8(name) {
+            Ok(s) => (Box::from(s), None),
+            Err(_) => (
+                String::from_utf8_lossy(name).into_owned().into_boxed_str(),
+                Some(Box::from(name)),
+            ),
+        };
         // Names live as long as the process: values anywhere may hold them.
         let leaked: &'static Interned = Box::leak(Box::new(Interned {
             prefix: prefix_of(name),
-            text: name.into(),
+            text,
+            raw,
         }));
-        map.insert(&leaked.text, leaked);
+        map.insert(leaked.bytes(), leaked);
         Symbol(leaked)
     }
 
-    /// Interns a byte string (Nix strings are bytes); invalid UTF-8 is replaced.
-    pub fn intern_bytes(name: &[u8]) -> Symbol {
-        match std::str::from_utf8(name) {
-            Ok(s) => Symbol::intern(s),
-            Err(_) => Symbol::intern(&String::from_utf8_lossy(name)),
-        }
-    }
-
-    /// The name's text.
+    /// The name's text (replacement characters where the name is not UTF-8: use
+    /// [`Symbol::as_bytes`] wherever the name itself is needed).
     pub fn as_str(self) -> &'static str {
         &self.0.text
+    }
+
+    /// The name's bytes, exactly.
+    pub fn as_bytes(self) -> &'static [u8] {
+        self.0.bytes()
     }
 }
 
@@ -90,7 +118,7 @@ impl Ord for Symbol {
         // Byte order; strings that differ in their first eight bytes (or in length within
         // them) are decided by the prefixes alone.
         match self.0.prefix.cmp(&other.0.prefix) {
-            Ordering::Equal => self.as_str().as_bytes().cmp(other.as_str().as_bytes()),
+            Ordering::Equal => self.as_bytes().cmp(other.as_bytes()),
             unequal => unequal,
         }
     }
@@ -127,5 +155,19 @@ mod tests {
         names.sort();
         syms.sort();
         assert_eq!(syms.iter().map(|s| s.as_str()).collect::<Vec<_>>(), names);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_stay_distinct() {
+        // Both would read "a\u{FFFD}" with replacement characters.
+        let a = Symbol::intern_bytes(b"a\xff");
+        let b = Symbol::intern_bytes(b"a\xfe");
+        assert_ne!(a, b);
+        assert_eq!(a, Symbol::intern_bytes(b"a\xff"));
+        assert_ne!(a, Symbol::intern("a\u{FFFD}"));
+        assert_eq!(a.as_bytes(), b"a\xff");
+        assert_eq!(b.as_bytes(), b"a\xfe");
+        assert!(b < a, "ordered by bytes");
+        assert_eq!(Symbol::intern("plain").as_bytes(), b"plain");
     }
 }

@@ -139,6 +139,12 @@ pub fn static_findings(
             }
         }
     }
+    // After a syntax error the tree is rnix's recovery: a binding's uses, a duplicate's
+    // other definition or a `with`'s lookups may be in the part it lost, so the findings
+    // about whole scopes wait until the file parses (one error, as Nix shows).
+    if !parse_errors.is_empty() {
+        return out;
+    }
     for d in &analysis.defs {
         if !d.uses.is_empty() || d.name.starts_with('_') {
             continue;

@@ -116,9 +116,93 @@ fn attr_pos(v: &Value, name: &str) -> Option<tvix_eval::source::Span> {
         .get()
 }
 
+/// Where attribute `name` of the set `v` is really defined: when its position is an
+/// `inherit (e) name` (nixpkgs' `lib` re-exports `lib.strings.toUpper` as `lib.toUpper`
+/// that way), the definition of the same value under that name in a set that `v` holds
+/// and that is already evaluated (`lib.strings`, forced by the `inherit` itself), where
+/// its doc comment is. Otherwise the attribute's own position.
+pub fn defining_pos(ev: &Evaluator, v: &Value, name: &str) -> Option<tvix_eval::source::Span> {
+    let span = attr_pos(v, name)?;
+    if !is_inherit_at(ev, span) {
+        return Some(span);
+    }
+    let Value::Attrs(a) = v else {
+        return Some(span);
+    };
+    let sym = tvix_eval::symbol::Symbol::intern(name);
+    let Some(wanted) = a.get(sym).and_then(forced) else {
+        return Some(span);
+    };
+    for entry in a.iter() {
+        let Some(Value::Attrs(inner)) = forced(&entry.value) else {
+            continue;
+        };
+        let Some(found) = inner.get_entry(sym) else {
+            continue;
+        };
+        let (Some(value), Some(pos)) = (forced(&found.value), found.pos.get()) else {
+            continue;
+        };
+        if same_value(&value, &wanted) && !is_inherit_at(ev, pos) {
+            return Some(pos);
+        }
+    }
+    Some(span)
+}
+
+/// Evaluates attribute `name` of the set `v` to weak head normal form, if it can (an error
+/// only means no more is known).
+pub fn force_attr(ev: &mut Evaluator, v: &Value, name: &str) {
+    let Value::Attrs(a) = v else { return };
+    if let Some(value) = a.get(tvix_eval::symbol::Symbol::intern(name)) {
+        let _ = ev.force(value.clone());
+    }
+}
+
+/// The value of `v` if it is evaluated (nothing is forced here).
+fn forced(v: &Value) -> Option<Value> {
+    match v {
+        Value::Thunk(t) => t.value(),
+        v => Some(v.clone()),
+    }
+}
+
+/// Whether two evaluated values are the very same value (not only equal).
+fn same_value(a: &Value, b: &Value) -> bool {
+    use std::rc::Rc;
+    match (a, b) {
+        (Value::Lambda(x), Value::Lambda(y)) => Rc::ptr_eq(x, y),
+        (Value::PrimOp(x), Value::PrimOp(y)) => Rc::ptr_eq(x, y),
+        (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
+        (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
+        (Value::String(x), Value::String(y)) => Rc::ptr_eq(x, y),
+        _ => false,
+    }
+}
+
+/// Whether the name at `span` is one an `inherit` lists (its statement before it begins
+/// with `inherit`).
+fn is_inherit_at(ev: &Evaluator, span: tvix_eval::source::Span) -> bool {
+    let file = ev.sources.file_of(span);
+    let offset = (span.low() - file.span.low()) as usize;
+    let Some(before) = file.source().get(..offset) else {
+        return false;
+    };
+    let start = before.rfind([';', '{', '}', '=']).map_or(0, |i| i + 1);
+    let statement = before[start..].trim_start();
+    // Comments between statements do not count.
+    let statement = statement
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    statement.trim_start().starts_with("inherit")
+}
+
 /// The doc comment at the definition of attribute `name` of the set `v`.
 pub fn attr_doc(ev: &mut Evaluator, v: &Value, name: &str) -> Option<String> {
-    let span = attr_pos(v, name)?;
+    let span = defining_pos(ev, v, name)?;
     let file = ev.sources.file_of(span);
     let offset = (span.low() - file.span.low()) as usize;
     tvix_eval::doc_comment::doc_comment_before(file.source(), offset)

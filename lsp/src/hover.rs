@@ -221,8 +221,12 @@ pub async fn definition(
                     .into_iter()
                     .find(|a| a.name == name)
                 {
-                    if let Some(pos) = a.pos {
-                        return Some(Place::File(pos));
+                    if a.pos.is_some() {
+                        // Through an `inherit`, to where the value is defined (which
+                        // needs the value).
+                        evaluate::force_attr(ev, &v, &name);
+                        let span = evaluate::defining_pos(ev, &v, &name)?;
+                        return evaluate::file_range(&ev.sources, span).map(Place::File);
                     }
                     // Defined in this document: in the probe's copy of it.
                     let (start, end) = evaluate::attr_span_in_probe(ev, &v, &name, &source)?;

@@ -54,7 +54,13 @@ pub struct State {
     builds: Option<BuildFactory>,
     /// Numbers the builds' progress tokens.
     next_build: std::sync::atomic::AtomicU64,
+    /// Whether the user was told that no default `lib` could be found (told once).
+    told_no_lib: std::sync::atomic::AtomicBool,
 }
+
+/// The argument `lib` of module files and other functions when the settings give none
+/// and the search path has nixpkgs (`NIX_PATH`, `tvix.searchPath`, `-I`).
+const DEFAULT_LIB: &str = "import <nixpkgs/lib>";
 
 /// The command that builds a derivation (`workspace/executeCommand`).
 pub const BUILD_COMMAND: &str = "tvix/build";
@@ -112,6 +118,7 @@ impl Server {
             root: RwLock::new(None),
             builds,
             next_build: std::sync::atomic::AtomicU64::new(0),
+            told_no_lib: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -163,14 +170,54 @@ impl State {
         if let Some(e) = error {
             self.client.show_message(MessageType::WARNING, e).await;
         }
-        *self.settings.write().expect("settings lock") = settings.clone();
-        let _ = self
+        let mut settings = settings;
+        let given = settings.clone();
+        let found_lib = self
             .worker
             .run(Duration::from_secs(5), move |s| {
-                s.settings = settings;
+                s.settings = given;
                 s.reset();
+                // `lib` defaults to nixpkgs' when the search path has it.
+                !s.settings.args.contains_key("lib")
+                    && matches!(
+                        evaluate::eval_probe(
+                            s,
+                            "builtins.pathExists <nixpkgs/lib>".to_string(),
+                            std::path::Path::new("/"),
+                        ),
+                        Ok(tvix_eval::Value::Bool(true))
+                    )
             })
-            .await;
+            .await
+            .unwrap_or(false);
+        if found_lib {
+            settings
+                .args
+                .insert("lib".to_string(), DEFAULT_LIB.to_string());
+            let with_lib = settings.clone();
+            let _ = self
+                .worker
+                .run(Duration::from_secs(5), move |s| {
+                    s.settings = with_lib;
+                    s.reset();
+                })
+                .await;
+        } else if !settings.args.contains_key("lib")
+            && !self
+                .told_no_lib
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.client
+                .show_message(
+                    MessageType::INFO,
+                    "tvix lsp: <nixpkgs/lib> is not on the search path (NIX_PATH, \
+                     tvix.searchPath), and the setting tvix.args.lib is not set: \
+                     a function's `lib` argument has no value, so completion and hover \
+                     know nothing about it",
+                )
+                .await;
+        }
+        *self.settings.write().expect("settings lock") = settings;
     }
 
     fn open(&self, uri: Uri, text: String, version: i32) -> Arc<Document> {
@@ -475,9 +522,12 @@ impl LanguageServer for Server {
             .map(|f| f.uri.clone())
             .or_else(|| params.root_uri.clone());
         *self.root.write().expect("root lock") = root.as_ref().and_then(convert::path_of);
-        if let Some(opts) = &params.initialization_options {
-            self.apply_settings(opts).await;
-        }
+        // Settings or none: the defaults (`lib`) are worked out either way.
+        let opts = params
+            .initialization_options
+            .clone()
+            .unwrap_or(serde_json::Value::Null);
+        self.apply_settings(&opts).await;
         Ok(InitializeResult {
             server_info: Some(ServerInfo {
                 name: "tvix lsp".to_string(),

@@ -66,7 +66,8 @@ pub(super) struct EvalArgs {
     /// Hide the trace (the default).
     #[arg(long, hide = true)]
     pub(super) no_show_trace: bool,
-    /// Only parse the input; exit 1 on a syntax error.
+    /// Only parse the input and print it as Nix shows its syntax tree (fully
+    /// parenthesised); exit 1 on a syntax error.
     #[arg(long)]
     pub(super) parse: bool,
     /// Maximum depth of nested calls.
@@ -81,10 +82,13 @@ pub(super) struct EvalArgs {
     /// selects `dummy://`.
     #[arg(long, value_name = "URL")]
     pub(super) store: Option<String>,
-    /// Accepted for compatibility (writing is the default).
-    #[arg(long, hide = true)]
+    /// Write what evaluation adds to the store (sources, `toFile` results, `.drv` files);
+    /// without it `tvix eval` only computes their paths, as `nix-instantiate --eval` does
+    /// (fetched content is written either way). `tvix instantiate` always writes.
+    #[arg(long)]
     pub(super) read_write_mode: bool,
-    /// Compute store paths without writing anything to the store.
+    /// Compute store paths without writing anything to the store, not even what fetchers
+    /// fetch, and without opening a store.
     #[arg(long)]
     pub(super) readonly_mode: bool,
     /// Accepted for compatibility.
@@ -212,6 +216,12 @@ fn with_evaluator<T>(
             return Err(1);
         }
     };
+    // `nix-instantiate --eval` runs in Nix's read-only mode unless told otherwise.
+    let io: Box<dyn tvix_eval::io::EvalIO> = if read_only_default(args) {
+        Box::new(tvix_eval::io::ReadOnly::new(io))
+    } else {
+        io
+    };
     let mut ev = Evaluator::new(io, config);
     ev.interrupt = args.interrupt.clone();
     // A reporter gets plain text: it is not writing to a terminal.
@@ -246,6 +256,12 @@ fn with_evaluator<T>(
         }
         e.kind.exit_status()
     })
+}
+
+/// Whether an evaluation computes paths without writing them (Nix's read-only mode):
+/// `--eval` without `--read-write-mode`. Instantiating writes the `.drv` files it prints.
+fn read_only_default(args: &EvalArgs) -> bool {
+    !args.instantiate && !args.read_write_mode && !args.readonly_mode
 }
 
 /// `--option NAME VALUE` pairs as a map (a later pair wins, as in Nix).
@@ -328,7 +344,10 @@ fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
     let (name, text, dir) =
         read_input(args).map_err(|m| EvalError::new(tvix_eval::ErrorKind::Other(m), None))?;
     if args.parse {
-        ev.lower(name, text, dir)?;
+        let shown = ev.show_parsed(name, text, dir)?;
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{shown}");
+        let _ = stdout.flush();
         return Ok(());
     }
     let v = evaluate_root(ev, args, name, text, dir)?;

@@ -32,9 +32,9 @@ impl Client {
     pub fn start_with_env(options: Value, env: &[(&str, &str)]) -> Client {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tvix"))
             .arg("lsp")
+            .env_remove("NIX_PATH")
             .envs(env.iter().copied())
             .env("NO_COLOR", "1")
-            .env_remove("NIX_PATH")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

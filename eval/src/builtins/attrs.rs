@@ -168,7 +168,7 @@ fn zip_attrs_with(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Va
     let entries = groups
         .into_iter()
         .map(|(name, values)| {
-            let partial = Value::Thunk(Thunk::apply(f.clone(), Value::string(name.as_str())));
+            let partial = Value::Thunk(Thunk::apply(f.clone(), Value::name_string(name)));
             AttrEntry {
                 name,
                 value: Value::Thunk(Thunk::apply(partial, Value::list(values))),

@@ -149,7 +149,7 @@ fn fetch_url(
         file.clone()
     };
     let added = io
-        .add_path(&source, name, method, None)
+        .add_fetched_path(&source, name, method)
         .map_err(|e| other(e.to_string(), s))?;
     if let Some(want) = expected {
         if *want != added.content_hash {
@@ -355,7 +355,7 @@ fn fetch_git_args(ev: &mut Evaluator, args: GitArgs, s: Option<Span>) -> EvalRes
                 (ev.diagnostics)(&format!("warning: Git tree '{}' is dirty", args.url));
             }
             let added = io
-                .add_path(&dest, &name, FileIngestionMethod::Recursive, None)
+                .add_fetched_path(&dest, &name, FileIngestionMethod::Recursive)
                 .map_err(|e| other(e.to_string(), s))?;
             let fetched = Fetched {
                 store_path: added.store_path,
@@ -695,12 +695,7 @@ fn fetch_input(ev: &mut Evaluator, mut input: Input, s: Option<Span>) -> EvalRes
             }
             let io = ev.io.clone();
             let added = io
-                .add_path(
-                    Path::new(&path),
-                    &name,
-                    FileIngestionMethod::Recursive,
-                    None,
-                )
+                .add_fetched_path(Path::new(&path), &name, FileIngestionMethod::Recursive)
                 .map_err(|e| other(e.to_string(), s))?;
             let f = Fetched {
                 store_path: added.store_path,

@@ -161,7 +161,7 @@ impl JsonWriter {
             if i > 0 {
                 self.out.push(',');
             }
-            write_json_string(entry.name.as_str().as_bytes(), &mut self.out)
+            write_json_string(entry.name.as_bytes(), &mut self.out)
                 .map_err(|m| EvalError::new(ErrorKind::Other(m), span))?;
             self.out.push(':');
             let name = entry.name;

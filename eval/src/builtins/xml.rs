@@ -212,13 +212,13 @@ impl XmlWriter {
                         self.empty(
                             depth + 1,
                             "varpat",
-                            vec![("name", name.as_str().as_bytes().to_vec())],
+                            vec![("name", name.as_bytes().to_vec())],
                         );
                     }
                     Param::Pattern(p) => {
                         let mut attrs: XmlAttrs = Vec::new();
                         if let Some(name) = p.bind {
-                            attrs.push(("name", name.as_str().as_bytes().to_vec()));
+                            attrs.push(("name", name.as_bytes().to_vec()));
                         }
                         if p.ellipsis {
                             attrs.push(("ellipsis", b"1".to_vec()));
@@ -242,7 +242,7 @@ impl XmlWriter {
 
     fn attr_entries(&mut self, ev: &mut Evaluator, a: &Attrs, depth: usize) -> EvalResult<()> {
         for entry in a.iter() {
-            let mut attrs: XmlAttrs = vec![("name", entry.name.as_str().as_bytes().to_vec())];
+            let mut attrs: XmlAttrs = vec![("name", entry.name.as_bytes().to_vec())];
             self.position(ev, entry.pos.get(), &mut attrs);
             self.open(depth, "attr", attrs);
             self.value(ev, entry.value.clone(), depth + 1)?;

@@ -214,6 +214,29 @@ impl Evaluator {
         Ok(lowered)
     }
 
+    /// Lowers source text (reporting its errors and warnings as [`Evaluator::lower`] does)
+    /// and returns it as `nix-instantiate --parse` prints it.
+    pub fn show_parsed(
+        &mut self,
+        name: String,
+        text: String,
+        base_dir: PathBuf,
+    ) -> EvalResult<String> {
+        let (lowered, shown) = lower::show_source(
+            &self.sources,
+            name,
+            text,
+            base_dir,
+            &self.globals,
+            &self.config.lower,
+        )?;
+        for w in &lowered.warnings {
+            let text = crate::diagnostic::render_lowering_warning(w, &self.sources);
+            (self.diagnostics)(text.trim_end());
+        }
+        Ok(shown)
+    }
+
     /// Evaluates source text to weak head normal form.
     pub fn eval_source(
         &mut self,

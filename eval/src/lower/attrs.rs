@@ -15,16 +15,17 @@ use crate::source::Span;
 use crate::symbol::Symbol;
 
 /// Bindings collected from source before they are lowered.
-struct Pending {
-    rec: bool,
-    statics: Vec<(Symbol, PendingValue, Span)>,
+pub(super) struct Pending {
+    pub(super) rec: bool,
+    pub(super) statics: Vec<(Symbol, PendingValue, Span)>,
     index: FxHashMap<Symbol, usize>,
-    dynamics: Vec<(ast::Attr, PendingValue, Span)>,
+    pub(super) dynamics: Vec<(ast::Attr, PendingValue, Span)>,
     /// Expressions of `inherit (e)`; `InheritFrom(k, ..)` selects from source `k`.
-    sources: Vec<ast::Expr>,
+    pub(super) sources: Vec<ast::Expr>,
 }
 
-enum PendingValue {
+/// A binding's value before lowering.
+pub(super) enum PendingValue {
     Ast(ast::Expr),
     Nested(Box<Pending>),
     Inherit(Symbol, Span),
@@ -50,7 +51,7 @@ impl Pending {
     }
 }
 
-fn strip_parens(mut e: ast::Expr) -> ast::Expr {
+pub(super) fn strip_parens(mut e: ast::Expr) -> ast::Expr {
     while let ast::Expr::Paren(p) = &e {
         match p.expr() {
             Some(inner) => e = inner,
@@ -93,7 +94,12 @@ impl Lowerer<'_> {
     }
 
     /// Collects the entries of a set or `let` into pending bindings, merging paths.
-    fn collect(&mut self, entries: &[ast::Entry], rec: bool, is_let: bool) -> EvalResult<Pending> {
+    pub(super) fn collect(
+        &mut self,
+        entries: &[ast::Entry],
+        rec: bool,
+        is_let: bool,
+    ) -> EvalResult<Pending> {
         let mut p = Pending::new(rec);
         for entry in entries {
             match entry {
@@ -372,7 +378,7 @@ impl Lowerer<'_> {
         for (attr, v, sp) in dynamics {
             let name = match self.lower_attr_key(&attr)? {
                 AttrKey::Dynamic(e, _) => e,
-                AttrKey::Static(s) => Rc::new(Expr::Const(crate::value::Value::string(s.as_str()))),
+                AttrKey::Static(s) => Rc::new(Expr::Const(crate::value::Value::name_string(s))),
             };
             let value = Rc::new(self.lower_value(v, dyn_name, 0, 0)?);
             attrs.dynamics.push(DynamicAttr {

@@ -8,6 +8,7 @@
 mod attrs;
 mod paths;
 mod scope;
+mod show;
 mod syntax_error;
 
 use std::path::PathBuf;
@@ -110,6 +111,43 @@ pub fn lower_source(
     globals: &Globals,
     options: &LowerOptions,
 ) -> EvalResult<Lowered> {
+    parse_and_lower(sources, name, text, base_dir, globals, options).map(|(lowered, ..)| lowered)
+}
+
+/// Lowers `text` as [`lower_source`] does (so it fails as evaluation would, undefined
+/// variables included) and also returns the expression as `nix-instantiate --parse`
+/// prints it.
+pub fn show_source(
+    sources: &SourceMap,
+    name: String,
+    text: String,
+    base_dir: PathBuf,
+    globals: &Globals,
+    options: &LowerOptions,
+) -> EvalResult<(Lowered, String)> {
+    let (lowered, root, file) =
+        parse_and_lower(sources, name, text, base_dir.clone(), globals, options)?;
+    // A lowerer of its own: its scopes and lint findings are not wanted again.
+    let quiet = LowerOptions {
+        lint_absolute_paths: LintLevel::Off,
+        lint_short_paths: LintLevel::Off,
+        lint_url_literals: LintLevel::Off,
+        ..options.clone()
+    };
+    let mut l = Lowerer::new(file, base_dir, globals, &quiet);
+    let mut out = String::new();
+    l.show(&root, &mut out)?;
+    Ok((lowered, out))
+}
+
+fn parse_and_lower(
+    sources: &SourceMap,
+    name: String,
+    text: String,
+    base_dir: PathBuf,
+    globals: &Globals,
+    options: &LowerOptions,
+) -> EvalResult<(Lowered, ast::Expr, Arc<File>)> {
     // Nix ends a line at a lone carriage return; rnix does not. Turning it into a newline
     // keeps every byte offset, and so every span, unchanged.
     let text = normalize_lone_cr(text);
@@ -120,15 +158,16 @@ pub fn lower_source(
     }
     let root = parse.tree();
     let mut l = Lowerer::new(file.clone(), base_dir, globals, options);
-    let expr = match root.expr() {
-        Some(e) => l.lower(&e, None)?,
-        None => return Err(l.error(root.syntax(), "syntax error, unexpected end of file")),
+    let Some(root_expr) = root.expr() else {
+        return Err(l.error(root.syntax(), "syntax error, unexpected end of file"));
     };
-    Ok(Lowered {
+    let expr = l.lower(&root_expr, None)?;
+    let lowered = Lowered {
         expr: Rc::new(expr),
         resolutions: l.resolutions,
         warnings: l.warnings,
-    })
+    };
+    Ok((lowered, root_expr, file))
 }
 
 fn normalize_lone_cr(text: String) -> String {
@@ -497,7 +536,7 @@ impl<'a> Lowerer<'a> {
     fn lower_str_parts(&mut self, s: &ast::Str) -> EvalResult<Vec<StrPart>> {
         self.check_nul(s)?;
         let mut parts = Vec::new();
-        for p in s.normalized_parts() {
+        for p in str_parts(s) {
             match p {
                 InterpolPart::Literal(text) => {
                     if !text.is_empty() {
@@ -709,10 +748,13 @@ impl<'a> Lowerer<'a> {
     }
 
     fn literal_str(&self, s: &ast::Str) -> Option<Symbol> {
-        let parts = s.normalized_parts();
+        let parts = str_parts(s);
         match parts.as_slice() {
             [] => Some(Symbol::intern("")),
-            [InterpolPart::Literal(t)] => Some(Symbol::intern(t)),
+            // Raw bytes of the source (not UTF-8) are the name's bytes, as in a string.
+            [InterpolPart::Literal(t)] => Some(Symbol::intern_bytes(
+                &crate::source::literal_bytes(t.clone()),
+            )),
             _ => None,
         }
     }
@@ -779,6 +821,45 @@ impl<'a> Lowerer<'a> {
     pub(crate) fn options(&self) -> &LowerOptions {
         self.options
     }
+}
+
+/// The parts of a string literal, escapes resolved. An indented string's are rnix's; a
+/// plain string's are read here because Nix turns a line break written CR LF inside one
+/// into LF (an escaped `\r` stays), which rnix does not (lone CRs are already LF, see
+/// `normalize_lone_cr`).
+pub(crate) fn str_parts(s: &ast::Str) -> Vec<InterpolPart<String>> {
+    let indented = s.syntax().first_token().is_some_and(|t| t.text() == "''");
+    if indented {
+        return s.normalized_parts();
+    }
+    s.parts()
+        .map(|part| match part {
+            InterpolPart::Literal(lit) => {
+                InterpolPart::Literal(unescape_plain(lit.syntax().text()))
+            }
+            InterpolPart::Interpolation(i) => InterpolPart::Interpolation(i),
+        })
+        .collect()
+}
+
+/// A plain string's literal text with its escapes resolved and CR LF read as LF.
+fn unescape_plain(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => {}
+            },
+            '\r' if chars.peek() == Some(&'\n') => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Lowers entries of `node` as a `let` (used by both `let ... in` and legacy `let { }`).

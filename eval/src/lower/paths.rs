@@ -97,7 +97,7 @@ impl Lowerer<'_> {
     }
 
     /// Makes the literal start of a path absolute.
-    fn path_prefix(&mut self, p: &ast::Path, text: &str) -> EvalResult<String> {
+    pub(super) fn path_prefix(&mut self, p: &ast::Path, text: &str) -> EvalResult<String> {
         let whole = p.syntax().text().to_string();
         match p {
             ast::Path::PathAbs(_) => {

@@ -18,6 +18,15 @@ pub struct Env {
     pub parent: Option<Rc<Env>>,
     /// The slots. Recursive scopes need the frame to exist before the thunks that refer to it,
     /// so slots are filled after the frame is shared (see `set`).
+    ///
+    /// The contract that keeps the `UnsafeCell` sound: a reference into `slots` lives only
+    /// inside one method of this impl and never while a slot is written. `get` clones,
+    /// `len` reads the length, `set` writes, and `peek` hands a reference to a plain
+    /// function (`fn`, not a closure), which can reach neither the evaluator nor this frame
+    /// and so cannot write a slot while it holds the reference. Writes may come at any time
+    /// (while a frame is set up, and when `__overrides` replaces bindings of a recursive set
+    /// that has started to evaluate); no method reading a slot holds a reference across
+    /// one. `Env` is not `Sync`, so no other thread can write meanwhile.
     slots: UnsafeCell<SmallVec<[Value; INLINE_SLOTS]>>,
 }
 
@@ -47,10 +56,18 @@ impl Env {
         }
     }
 
-    /// Fills slot `i` (done while the frame is being set up, before code runs in it).
-    pub fn set(&self, i: usize, v: Value) {
-        // SAFETY: `Env` is not `Sync`, and no reference into `slots` ever escapes this impl
-        // (`get` clones), so there is no live borrow while we write.
+    /// Fills slot `i`: while the frame is being set up, or to replace a binding
+    /// (`__overrides`). Crate-private: only the evaluator lays out frames.
+    ///
+    /// ```compile_fail
+    /// // Outside the evaluator frames are read-only.
+    /// let env = tvix_eval::value::Env::new(None, 1);
+    /// env.set(0, tvix_eval::Value::Null);
+    /// ```
+    pub(crate) fn set(&self, i: usize, v: Value) {
+        // SAFETY: by the contract on `slots`, no reference into them is alive now: every
+        // other method's reference ends within the method, and `peek`'s function cannot
+        // call back into this frame.
         let slots = unsafe { &mut *self.slots.get() };
         if let Some(slot) = slots.get_mut(i) {
             let old = std::mem::replace(slot, v);
@@ -67,11 +84,13 @@ impl Env {
         slots[i].clone()
     }
 
-    /// Calls `f` with a reference to slot `i`, without cloning it.
+    /// Calls `f` with a reference to slot `i`, without cloning it. `f` is a plain function
+    /// pointer on purpose: it captures nothing, so it has no evaluator and no frame with
+    /// which to write a slot while it holds the reference (the contract on `slots`).
     #[inline]
-    pub fn peek<R>(&self, i: usize, f: impl FnOnce(&Value) -> R) -> R {
-        // SAFETY: see `set`; slots are only written while the frame is set up, before any
-        // code that could call `peek` runs, so the reference cannot be invalidated by `f`.
+    pub(crate) fn peek<R>(&self, i: usize, f: fn(&Value) -> R) -> R {
+        // SAFETY: by the contract on `slots`: `f` cannot reach `set` on this frame, so the
+        // reference stays valid while it runs, and it does not outlive the call.
         let slots = unsafe { &*self.slots.get() };
         f(&slots[i])
     }

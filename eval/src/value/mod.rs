@@ -92,7 +92,7 @@ impl Value {
 
     /// A string value holding an attribute name (no copy of the text).
     pub fn name_string(name: crate::symbol::Symbol) -> Value {
-        Value::String(Rc::new(NixString::from_static(name.as_str().as_bytes())))
+        Value::String(Rc::new(NixString::from_static(name.as_bytes())))
     }
 
     /// A list value.

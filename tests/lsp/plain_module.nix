@@ -1,0 +1,5 @@
+{ config, lib, pkgs, ... }:
+{
+  x = lib.⟨up⟩toUpper "a";
+  y = lib.⟨dot⟩toLower "B";
+}
