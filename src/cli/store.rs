@@ -428,7 +428,10 @@ fn store_command_inner(url: &str, cmd: StoreCommand) -> Result<i32, String> {
         }
         StoreCommand::Info { paths } => {
             let infos = if paths.is_empty() {
-                let mut all = store.list_path_infos().map_err(|e| e.to_string())?;
+                let mut all = store
+                    .path_infos()
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())?;
                 all.sort_by_key(|i| sd.display(&i.store_path));
                 all
             } else {

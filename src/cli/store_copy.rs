@@ -92,7 +92,10 @@ fn open(url: &str) -> Result<Box<dyn StoreService>, String> {
 /// references first.
 fn tvix_closure(store: &dyn StoreService, paths: &[StorePath]) -> Result<Vec<PathInfo>, String> {
     let infos = if paths.is_empty() {
-        store.list_path_infos().map_err(|e| e.to_string())?
+        store
+            .path_infos()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?
     } else {
         let roots: BTreeSet<StorePath> = paths.iter().cloned().collect();
         tvix_coordinator::closure::closure_of(store, &roots).map_err(|e| e.to_string())?

@@ -143,8 +143,26 @@ pub trait PathInfoService {
     /// The path info of `path`, or `None` if it is not valid.
     fn get_path_info(&self, path: &StorePath) -> Result<Option<PathInfo>, StoreError>;
 
-    /// Every registered path info.
-    fn list_path_infos(&self) -> Result<Vec<PathInfo>, StoreError>;
+    /// Up to `limit` registered path infos whose store path's digest sorts after `after`
+    /// (from the first when `None`), in digest order; none at the end. Listings are read
+    /// page by page like this, never whole.
+    fn list_path_infos_page(
+        &self,
+        after: Option<&[u8; crate::store_path::DIGEST_LEN]>,
+        limit: usize,
+    ) -> Result<Vec<PathInfo>, StoreError>;
+
+    /// Every registered path info, in digest order, read a page at a time as the
+    /// iterator is consumed (stores that stream, such as a gRPC client, override it). An
+    /// error ends the iteration after it is yielded.
+    fn path_infos(&self) -> Box<dyn Iterator<Item = Result<PathInfo, StoreError>> + '_> {
+        Box::new(crate::castore::backend::pages(
+            move |after: Option<&[u8; crate::store_path::DIGEST_LEN]>| {
+                self.list_path_infos_page(after, crate::castore::backend::PAGE)
+            },
+            |info: &PathInfo| *info.store_path.digest(),
+        ))
+    }
 
     /// The path info of the valid path whose hash part is `digest` (what a binary
     /// cache's `<hash>.narinfo` names), or `None`. By default a scan of every path;
@@ -153,9 +171,12 @@ pub trait PathInfoService {
         &self,
         digest: &[u8; crate::store_path::DIGEST_LEN],
     ) -> Result<Option<PathInfo>, StoreError> {
-        Ok(self
-            .list_path_infos()?
-            .into_iter()
-            .find(|i| i.store_path.digest() == digest))
+        for info in self.path_infos() {
+            let info = info?;
+            if info.store_path.digest() == digest {
+                return Ok(Some(info));
+            }
+        }
+        Ok(None)
     }
 }

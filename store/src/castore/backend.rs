@@ -144,29 +144,38 @@ pub(crate) fn table_keys(
     backend: &dyn Backend,
     t: Table,
 ) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + '_ {
-    pages(move |after: Option<&Vec<u8>>| backend.kv_keys_page(t, after.map(|k| k.as_slice()), PAGE))
+    pages(
+        move |after: Option<&Vec<u8>>| backend.kv_keys_page(t, after.map(|k| k.as_slice()), PAGE),
+        Vec::clone,
+    )
 }
 
 /// Every stored chunk's digest, read page by page as the iterator is consumed.
 pub(crate) fn chunk_digests(
     backend: &dyn Backend,
 ) -> impl Iterator<Item = Result<B3Digest, StoreError>> + '_ {
-    pages(move |after: Option<&B3Digest>| backend.chunk_list_page(after, PAGE))
+    pages(
+        move |after: Option<&B3Digest>| backend.chunk_list_page(after, PAGE),
+        B3Digest::clone,
+    )
 }
 
-/// Turns a page reader (the items after a given one, in order) into an iterator over
-/// every item; an error ends the iteration after it is yielded.
-fn pages<T, F>(mut read: F) -> impl Iterator<Item = Result<T, StoreError>>
+/// Turns a page reader (up to [`PAGE`] items whose keys sort after a given key, in
+/// order, none at the end) into an iterator over every item; `key` gives an item's key, the cursor of the
+/// next page. An error ends the iteration after it is yielded.
+pub(crate) fn pages<T, K, F>(
+    mut read: F,
+    key: impl Fn(&T) -> K,
+) -> impl Iterator<Item = Result<T, StoreError>>
 where
-    T: Clone,
-    F: FnMut(Option<&T>) -> Result<Vec<T>, StoreError>,
+    F: FnMut(Option<&K>) -> Result<Vec<T>, StoreError>,
 {
     let mut page: std::vec::IntoIter<T> = Vec::new().into_iter();
-    let mut last: Option<T> = None;
+    let mut last: Option<K> = None;
     let mut done = false;
     std::iter::from_fn(move || loop {
         if let Some(item) = page.next() {
-            last = Some(item.clone());
+            last = Some(key(&item));
             return Some(Ok(item));
         }
         if done {
@@ -174,8 +183,10 @@ where
         }
         match read(last.as_ref()) {
             Ok(items) => {
-                done = items.len() < PAGE;
+                // Only an empty page ends the listing: a short one may have lost items
+                // removed between reading keys and values.
                 if items.is_empty() {
+                    done = true;
                     return None;
                 }
                 page = items.into_iter();

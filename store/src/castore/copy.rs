@@ -145,7 +145,7 @@ where
     T: BlobService + DirectoryService + PathInfoService + ?Sized,
 {
     let infos = match paths {
-        None => from.list_path_infos()?,
+        None => from.path_infos().collect::<Result<Vec<_>, _>>()?,
         Some(paths) => paths
             .iter()
             .map(|p| {

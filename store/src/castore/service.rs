@@ -121,7 +121,8 @@ pub fn verify_paths<S: StoreService + ?Sized>(store: &S) -> Result<VerifyReport,
     let mut report = VerifyReport::default();
     let mut dirs = std::collections::HashSet::new();
     let mut blobs = std::collections::HashSet::new();
-    for info in store.list_path_infos()? {
+    for info in store.path_infos() {
+        let info = info?;
         report.paths += 1;
         if let Err(e) = check_nar_hash(store, &info) {
             report

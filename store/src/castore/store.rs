@@ -222,10 +222,9 @@ impl Store {
         let _lock = GcLock::exclusive(&local.dir, on_wait)?;
         let found = GcRoots::in_store_dir(&local.dir).find(&opts.store_dir, opts.dry_run)?;
         let infos: BTreeMap<StorePath, PathInfo> = self
-            .list_path_infos()?
-            .into_iter()
-            .map(|i| (i.store_path.clone(), i))
-            .collect();
+            .path_infos()
+            .map(|i| i.map(|i| (i.store_path.clone(), i)))
+            .collect::<Result<_, _>>()?;
         let live_paths = mark::live_paths(&infos, found.roots.keys().cloned());
         let live = mark::mark(&*self.backend, &infos, live_paths)?;
         let mut report = GcReport {
@@ -555,14 +554,21 @@ impl PathInfoService for Store {
         }
     }
 
-    fn list_path_infos(&self) -> Result<Vec<PathInfo>, StoreError> {
-        let mut out = Vec::new();
-        for key in table_keys(&*self.backend, Table::PathInfos) {
-            let key = key?;
-            if let Some(raw) = self.backend.kv_get(Table::PathInfos, &key)? {
-                out.push(PathInfo::decode(&raw)?);
-            }
-        }
-        Ok(out)
+    fn list_path_infos_page(
+        &self,
+        after: Option<&[u8; crate::store_path::DIGEST_LEN]>,
+        limit: usize,
+    ) -> Result<Vec<PathInfo>, StoreError> {
+        let keys = self
+            .backend
+            .kv_keys_page(Table::PathInfos, after.map(|d| &d[..]), limit)?;
+        let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+        // A key removed between the two reads (by garbage collection) is left out.
+        self.backend
+            .kv_get_many(Table::PathInfos, &keys)?
+            .into_iter()
+            .flatten()
+            .map(|raw| PathInfo::decode(&raw))
+            .collect()
     }
 }

@@ -356,12 +356,9 @@ impl StoreFs {
                 if !self.list_root {
                     return Ok(Vec::new());
                 }
-                let infos = self
-                    .store
-                    .list_path_infos()
-                    .map_err(|e| eio("listing store paths", &e))?;
-                let mut out = Vec::with_capacity(infos.len());
-                for info in infos {
+                let mut out = Vec::new();
+                for info in self.store.path_infos() {
+                    let info = info.map_err(|e| eio("listing store paths", &e))?;
                     let name = info.store_path.to_base_name().into_bytes();
                     let ino = self.inode_of(&info.node);
                     if let Ok(mut t) = self.inodes.write() {

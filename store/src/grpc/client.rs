@@ -548,22 +548,58 @@ impl PathInfoService for GrpcStore {
         Ok(Some(info))
     }
 
-    fn list_path_infos(&self) -> Result<Vec<PathInfo>, StoreError> {
+    fn list_path_infos_page(
+        &self,
+        after: Option<&[u8; crate::store_path::DIGEST_LEN]>,
+        limit: usize,
+    ) -> Result<Vec<PathInfo>, StoreError> {
+        if limit == 0 {
+            // 0 means "no limit" on the wire.
+            return Ok(Vec::new());
+        }
+        let req = proto::ListPathInfoRequest {
+            after_digest: after.map(|d| d.to_vec()).unwrap_or_default().into(),
+            limit: limit as u64,
+        };
+        self.list_stream(req)?.collect()
+    }
+
+    /// One request; each path info is yielded as it arrives (the server streams the
+    /// listing page by page).
+    fn path_infos(&self) -> Box<dyn Iterator<Item = Result<PathInfo, StoreError>> + '_> {
+        match self.list_stream(proto::ListPathInfoRequest::default()) {
+            Ok(infos) => Box::new(infos),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+}
+
+impl GrpcStore {
+    /// Starts a `List` call; the path infos are received as the iterator is consumed,
+    /// and an error ends it after it is yielded.
+    fn list_stream(
+        &self,
+        req: proto::ListPathInfoRequest,
+    ) -> Result<impl Iterator<Item = Result<PathInfo, StoreError>> + '_, StoreError> {
         let mut client = self.path_infos.clone();
         let mut stream = self
             .rt
-            .block_on(client.list(proto::ListPathInfoRequest {}))
+            .block_on(client.list(req))
             .map_err(|s| self.remote(s))?
             .into_inner();
-        let mut out = Vec::new();
-        while let Some(m) = self
-            .rt
-            .block_on(stream.message())
-            .map_err(|s| self.remote(s))?
-        {
-            out.push(path_info_from_proto(m)?);
-        }
-        Ok(out)
+        let mut done = false;
+        Ok(std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let next = match self.rt.block_on(stream.message()) {
+                Ok(Some(m)) => Some(path_info_from_proto(m)),
+                Ok(None) => None,
+                Err(s) => Some(Err(self.remote(s))),
+            };
+            done = !matches!(next, Some(Ok(_)));
+            next
+        }))
     }
 }
 

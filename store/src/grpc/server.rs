@@ -24,6 +24,7 @@ use super::{
     MAX_BLOB_PIECE, MAX_MESSAGE, SEND_PIECE, STREAM_WINDOW,
 };
 use crate::castore::{StoreError, StoreService};
+use crate::store_path::DIGEST_LEN;
 
 /// A running server. Dropping it stops the server (open calls are cut) and removes its
 /// unix socket.
@@ -204,6 +205,12 @@ impl Services {
         Ok(resp)
     }
 }
+
+/// How many path infos a listing reads from the store at once.
+const PAGE: usize = 256;
+
+/// How many path infos a listing holds ready before the client takes them.
+const LIST_QUEUE: usize = 64;
 
 /// How many bytes of a ranged read the server reads from its store at once.
 const RANGE_STEP: u64 = 4 << 20;
@@ -400,15 +407,53 @@ impl proto::path_info_service_server::PathInfoService for Services {
 
     type ListStream = BoxStream<proto::PathInfo>;
 
+    /// Reads the listing from the store a page at a time on a blocking thread and sends
+    /// it through a small channel, so the server holds at most a page and the channel's
+    /// few messages whatever the store's size (and stops reading when the client goes).
     async fn list(
         &self,
-        _req: Request<proto::ListPathInfoRequest>,
+        req: Request<proto::ListPathInfoRequest>,
     ) -> Result<Response<Self::ListStream>, Status> {
+        let req = req.into_inner();
+        let after: Option<[u8; DIGEST_LEN]> = match req.after_digest.len() {
+            0 => None,
+            _ => Some(req.after_digest[..].try_into().map_err(|_| {
+                Status::invalid_argument(format!(
+                    "list request: after_digest has {} bytes, not {DIGEST_LEN}",
+                    req.after_digest.len()
+                ))
+            })?),
+        };
+        let limit = match req.limit {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(LIST_QUEUE);
         let store = self.store.clone();
-        let infos = blocking(move || store.list_path_infos()).await?;
-        let msgs: Vec<Result<proto::PathInfo, Status>> =
-            infos.iter().map(|i| Ok(path_info_to_proto(i))).collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(msgs))))
+        tokio::task::spawn_blocking(move || {
+            let mut after = after;
+            let mut left = limit;
+            while left > 0 {
+                let page = match store.list_path_infos_page(after.as_ref(), left.min(PAGE)) {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(bad(e)));
+                        return;
+                    }
+                };
+                let Some(last) = page.last() else {
+                    return;
+                };
+                after = Some(*last.store_path.digest());
+                left = left.saturating_sub(page.len());
+                for info in &page {
+                    if tx.blocking_send(Ok(path_info_to_proto(info))).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn verify(
