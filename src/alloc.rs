@@ -54,3 +54,14 @@ unsafe impl GlobalAlloc for MiMalloc {
         }
     }
 }
+
+/// Hands the memory this thread has freed back to the system now.
+///
+/// mimalloc returns freed pages to the kernel only after a delay, and only when the thread
+/// allocates again; an idle REPL after an interrupted evaluation would keep the whole
+/// evaluation's memory resident. Setting the delay to zero process-wide would slow
+/// evaluation (pages are returned and faulted in again), so idle points ask for it instead.
+pub fn release_free_memory() {
+    // SAFETY: `mi_collect` only walks and trims the allocator's own structures.
+    unsafe { mi::mi_collect(true) }
+}

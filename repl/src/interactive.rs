@@ -167,6 +167,9 @@ pub fn run(options: ReplOptions) -> i32 {
                 if show(r) {
                     break;
                 }
+                if let Some(release) = options.release_memory {
+                    release();
+                }
             }
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,

@@ -59,6 +59,9 @@ pub struct ReplOptions {
     /// Opens the coordinator's realiser for `:b`, `:bl`, `:i`, `:u`, `:sh` and `:log`
     /// (called on the first of them); `None` when there is no store to build in.
     pub make_realiser: Option<MakeRealiser>,
+    /// Returns memory freed by an evaluation to the system; the interactive REPL calls it
+    /// after each line, while it waits for the next (the allocator is the binary's choice).
+    pub release_memory: Option<fn()>,
 }
 
 /// Runs the REPL until `:q` or end of input and returns the exit status: interactively when

@@ -169,6 +169,7 @@ pub(super) fn repl_command(args: ReplArgs) -> i32 {
         history_file: args.history_file,
         show_trace: args.show_trace,
         make_realiser,
+        release_memory: Some(crate::alloc::release_free_memory),
     })
 }
 
