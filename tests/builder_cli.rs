@@ -3,8 +3,10 @@
 //! party shares. Results, events and cancellation cross both hops; bad arguments are
 //! clear errors.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+use common::daemon::Daemon;
+
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,42 +21,6 @@ use tvix_store::NixHash;
 
 const OUT: &str = "/nix/store/vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv-relayed";
 const INPUT: &str = "/nix/store/iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii-input";
-
-/// A daemon process, killed when dropped.
-struct Daemon {
-    child: Child,
-    url: String,
-}
-
-impl Daemon {
-    /// Starts `tvix ARGS` and waits for the line that ends with the address it serves on.
-    fn start(args: &[&str]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tvix"))
-            .args(args)
-            .env_remove("TVIX_STORE")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run tvix");
-        let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .rsplit_once(" on ")
-            .unwrap_or_else(|| panic!("unexpected daemon output: {line:?}"))
-            .1
-            .to_string();
-        Daemon { child, url }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Writes one output file made of its path and its input's contents, or hangs until
 /// cancelled when `mode=hang`, or fails with exit code 7 when `mode=fail`.

@@ -4,81 +4,15 @@
 //! with the static busybox at `/var/lib/tvix-tests/busybox`. Every process is bounded in
 //! time and killed at the end.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+use common::daemon::Daemon;
+
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BUSYBOX: &str = "/var/lib/tvix-tests/busybox";
-
-/// A daemon process, stopped when dropped.
-struct Daemon {
-    child: Child,
-    url: String,
-}
-
-impl Daemon {
-    /// Starts `tvix ARGS` and waits (bounded) for the line ending with the address it
-    /// serves on.
-    fn start(args: &[&str]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tvix"))
-            .args(args)
-            .env_remove("TVIX_STORE")
-            .env_remove("TVIX_BUILD_SERVICE")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run tvix");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stderr);
-            let mut line = String::new();
-            let _ = lines.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining, so the daemon never blocks on a full pipe.
-            let _ = std::io::copy(&mut lines, &mut std::io::sink());
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("tvix {args:?} did not start in time");
-            }
-        };
-        let url = match line.trim().rsplit_once(" on ") {
-            Some((_, url)) => url.to_string(),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("unexpected daemon output of tvix {args:?}: {line:?}");
-            }
-        };
-        Daemon { child, url }
-    }
-}
-
-impl Drop for Daemon {
-    /// SIGTERM first, as a service manager stops a daemon: it must end on its own within
-    /// ten seconds, releasing its store mount (a killed builder daemon leaves a dead FUSE
-    /// mount point behind); killed otherwise.
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if !std::thread::panicking() {
-            panic!("the daemon did not stop within ten seconds of SIGTERM");
-        }
-    }
-}
 
 /// Runs `tvix ARGS`, killed if it takes longer than two minutes.
 fn tvix(args: &[&str], cwd: &Path) -> Output {

@@ -17,88 +17,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::daemon::Daemon;
 use common::{nonce, text};
 
 const BUSYBOX: &str = "/var/lib/tvix-tests/busybox";
-
-/// A daemon process, stopped with SIGTERM when dropped (unless already killed).
-struct Daemon {
-    child: Child,
-    url: String,
-}
-
-impl Daemon {
-    /// Starts `tvix ARGS` and waits (bounded) for the line ending with the address it
-    /// serves on.
-    fn start(args: &[String]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tvix"))
-            .args(args)
-            .env_remove("TVIX_STORE")
-            .env_remove("TVIX_BUILD_SERVICE")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run tvix");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stderr);
-            let mut line = String::new();
-            let _ = lines.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining, so the daemon never blocks on a full pipe.
-            let _ = std::io::copy(&mut lines, &mut std::io::sink());
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("tvix {args:?} did not start in time");
-            }
-        };
-        match line.trim().rsplit_once(" on ") {
-            Some((_, url)) => Daemon {
-                url: url.to_string(),
-                child,
-            },
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("tvix {args:?} could not start: {line:?}");
-            }
-        }
-    }
-
-    /// `kill -9`, as a machine dying.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    /// SIGTERM, as a service manager stops a daemon: it must end within ten seconds.
-    fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if !std::thread::panicking() {
-            panic!("the daemon did not stop within ten seconds of SIGTERM");
-        }
-    }
-}
 
 fn preconditions() {
     assert!(

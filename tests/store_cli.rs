@@ -4,12 +4,15 @@
 //! `tvix store daemon` on a unix socket and on loopback TCP. Also `tvix store copy`, and
 //! `kill -9` in the middle of an import.
 
+mod common;
+use common::daemon::Daemon;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 fn tvix(store: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tvix"))
@@ -99,52 +102,20 @@ fn check_url(url: &str, tree: &Path) {
     ok(tvix(url, &["verify"]));
 }
 
-/// A `tvix store daemon` process, killed when dropped.
-struct Daemon {
-    child: Child,
-    url: String,
-}
-
-impl Daemon {
-    /// Starts a daemon serving `store` on `listen` and waits until it accepts clients.
-    fn start(store: &str, listen: &str) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tvix"))
-            .args(["store", "--store", store, "daemon", "--listen", listen])
-            .env_remove("TVIX_STORE")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run tvix store daemon");
-        let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "serving STORE on URL"
-        let url = line
-            .trim()
-            .rsplit_once(" on ")
-            .unwrap_or_else(|| panic!("unexpected daemon output: {line:?}"))
-            .1
-            .to_string();
-        Daemon { child, url }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `tvix store daemon` serving `store` on `listen`.
+fn store_daemon(store: &str, listen: &str) -> Daemon {
+    Daemon::start(&["store", "--store", store, "daemon", "--listen", listen])
 }
 
 /// The daemons the CLI tests run against, each over its own local store in `dir`.
 fn daemons(dir: &Path) -> Vec<Daemon> {
     let unix = format!("unix://{}", dir.join("sock").display());
     vec![
-        Daemon::start(
+        store_daemon(
             &format!("local://{}", dir.join("store-unix").display()),
             &unix,
         ),
-        Daemon::start(
+        store_daemon(
             &format!("local://{}", dir.join("store-tcp").display()),
             "127.0.0.1:0",
         ),
@@ -298,7 +269,7 @@ fn copy_transfers_only_what_the_target_lacks() {
     let a = format!("local://{}", dir.path().join("a").display());
     let paths = String::from_utf8(ok(tvix(&a, &["import", t, f]))).unwrap();
     let paths: Vec<&str> = paths.lines().collect();
-    let d = Daemon::start(
+    let d = store_daemon(
         &format!("local://{}", dir.path().join("b").display()),
         &format!("unix://{}", dir.path().join("sock").display()),
     );
@@ -443,7 +414,7 @@ fn kill_9_during_import_leaves_a_consistent_store() {
 fn kill_9_of_a_daemon_client_during_import_leaves_a_consistent_store() {
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
-    let d = Daemon::start(
+    let d = store_daemon(
         &format!("local://{}", store_dir.display()),
         &format!("unix://{}", dir.path().join("sock").display()),
     );

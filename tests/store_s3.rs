@@ -11,6 +11,9 @@
 //! path not registered; two daemons importing the same tree at once store each chunk
 //! once.
 
+mod common;
+use common::daemon::Daemon;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -262,44 +265,16 @@ impl Drop for Moto {
     }
 }
 
-/// A `tvix store daemon` over the bucket and the database, killed when dropped.
-struct Daemon {
-    child: Child,
-    url: String,
-}
-
-impl Daemon {
-    fn start(moto: &Moto, pg: &Postgres) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tvix"))
-            .args(["store", "daemon", "--listen", "127.0.0.1:0", "--chunks"])
-            .arg(moto.chunks_url())
-            .arg("--metadata")
-            .arg(pg.url())
-            .env_remove("TVIX_STORE")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run tvix store daemon");
-        let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .rsplit_once(" on ")
-            .unwrap_or_else(|| panic!("unexpected daemon output: {line:?}"))
-            .1
-            .to_string();
-        Daemon { child, url }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `tvix store daemon` over the bucket and the database.
+fn store_daemon(moto: &Moto, pg: &Postgres) -> Daemon {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tvix"));
+    c.args(["store", "daemon", "--listen", "127.0.0.1:0", "--chunks"])
+        .arg(moto.chunks_url())
+        .arg("--metadata")
+        .arg(pg.url())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing");
+    Daemon::spawn(c)
 }
 
 fn tvix(store: &str, args: &[&str]) -> Output {
@@ -380,7 +355,7 @@ fn verify(url: &str) -> String {
 #[test]
 fn what_one_daemon_imports_the_other_exports_as_nix_does() {
     let (pg, moto) = (Postgres::start(), Moto::start());
-    let (d1, d2) = (Daemon::start(&moto, &pg), Daemon::start(&moto, &pg));
+    let (d1, d2) = (store_daemon(&moto, &pg), store_daemon(&moto, &pg));
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
     make_tree(&tree);
@@ -443,8 +418,8 @@ fn what_one_daemon_imports_the_other_exports_as_nix_does() {
 #[test]
 fn kill_9_of_a_daemon_during_an_import_leaves_a_consistent_store() {
     let (pg, moto) = (Postgres::start(), Moto::start());
-    let d1 = Daemon::start(&moto, &pg);
-    let d2 = Daemon::start(&moto, &pg);
+    let mut d1 = store_daemon(&moto, &pg);
+    let d2 = store_daemon(&moto, &pg);
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small");
     make_tree(&small);
@@ -473,9 +448,7 @@ fn kill_9_of_a_daemon_during_an_import_leaves_a_consistent_store() {
         assert!(Instant::now() < deadline, "the import made no progress");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut d1 = d1;
-    d1.child.kill().unwrap();
-    d1.child.wait().unwrap();
+    d1.kill();
     let status = client.wait().unwrap();
     assert!(
         !status.success(),
@@ -502,7 +475,7 @@ fn kill_9_of_a_daemon_during_an_import_leaves_a_consistent_store() {
 #[test]
 fn two_daemons_importing_one_tree_at_once_store_each_chunk_once() {
     let (pg, moto) = (Postgres::start(), Moto::start());
-    let (d1, d2) = (Daemon::start(&moto, &pg), Daemon::start(&moto, &pg));
+    let (d1, d2) = (store_daemon(&moto, &pg), store_daemon(&moto, &pg));
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
     let (n, size) = (32, 1 << 20);

@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod daemon;
 pub mod tmux;
 
 /// The `tvix` binary built by cargo for these tests, writing to a store of its own (an
