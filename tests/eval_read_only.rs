@@ -106,6 +106,49 @@ fn reading_a_path_only_computed_fails_as_in_nix() {
     assert_eq!(text(&got.stdout), "\"abc\"\n", "{}", text(&got.stderr));
 }
 
+/// Reading what was only computed (a `toFile` result, a source path, a `.drv`) through a
+/// string that refers to it fails as in Nix, which checks that the store paths a string
+/// refers to are valid before reading: the same message ("path '…' is not valid", the same
+/// in current Nix) and exit status, for every builtin that reads. tvix runs first.
+#[test]
+fn reading_what_was_only_computed_says_the_path_is_not_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let nonce = common::nonce();
+    std::fs::write(dir.path().join("f.nix"), format!("x: x # {nonce}\n")).unwrap();
+    let file = format!("builtins.toFile \"ro-valid-{nonce}\" \"abc\"");
+    let cases = [
+        format!("builtins.readFile ({file})"),
+        format!("import ({file})"),
+        format!("builtins.pathExists ({file})"),
+        format!("builtins.readDir ({file})"),
+        format!("builtins.hashFile \"sha256\" ({file})"),
+        "import \"${./f.nix}\"".to_string(),
+        format!(
+            "builtins.readFile (derivation {{ name = \"ro-valid-{nonce}\"; \
+             builder = \"/bin/sh\"; system = \"x86_64-linux\"; }}).drvPath"
+        ),
+    ];
+    let first_line = |o: &Output| text(&o.stderr).lines().next().unwrap_or("").to_string();
+    for expr in &cases {
+        let got = tvix_eval(&store, dir.path(), &["-E", expr]);
+        let want = nix_eval(dir.path(), &["-E", expr]);
+        assert_eq!(
+            want.status.code(),
+            Some(1),
+            "{expr}: {}",
+            text(&want.stderr)
+        );
+        assert!(
+            first_line(&want).ends_with("' is not valid"),
+            "{expr}: {}",
+            text(&want.stderr)
+        );
+        assert_eq!(got.status.code(), want.status.code(), "{expr}");
+        assert_eq!(first_line(&got), first_line(&want), "{expr}");
+    }
+}
+
 #[test]
 fn fetched_content_is_written_and_readable_in_read_only_mode() {
     let dir = tempfile::tempdir().unwrap();

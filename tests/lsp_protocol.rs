@@ -1044,14 +1044,175 @@ fn lib_defaults_to_nixpkgs_lib_from_the_search_path() {
     let mut c = Client::start(Value::Null);
     let uri = open(&mut c, "plain_module.nix", &fx);
     let _ = c.result("textDocument/hover", at(&uri, fx.pos("up")));
-    let messages = c.take("window/showMessage");
+    let messages = c.messages_until("window/showMessage", "<nixpkgs/lib>");
     assert_eq!(messages.len(), 1, "{messages:?}");
+    // Said once: not again for the next request.
+    let _ = c.result("textDocument/hover", at(&uri, fx.pos("up")));
+    let _ = c.result("tvix/evaluate", json!({"uri": uri, "text": "1"}));
+    assert!(c.take("window/showMessage").is_empty());
+    c.shutdown();
+}
+
+/// Opens `text` as the document at `path` (which need not exist) and returns its URI.
+fn open_text(c: &mut Client, path: &std::path::Path, text: &str) -> String {
+    let uri = format!("file://{}", path.display());
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": text}}),
+    );
+    uri
+}
+
+/// Without settings, `lib` comes from around the file: a `lib` directory above it (a
+/// nixpkgs checkout), or the nixpkgs input its flake's `flake.lock` pins when that is
+/// there. The server logs once what it used, and says once why a flake's nixpkgs could
+/// not be used.
+#[test]
+fn lib_comes_from_the_flake_input_or_a_lib_directory_above_the_file() {
+    let fx = Fixture::load("plain_module.nix");
+    let lib = format!("{}/lib", nixpkgs_lib());
+
+    // A nixpkgs checkout: `lib` next to the directory of the file.
+    let checkout = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&lib, checkout.path().join("lib")).unwrap();
+    std::fs::create_dir(checkout.path().join("pkgs")).unwrap();
+    let file = checkout.path().join("pkgs/module.nix");
+    let mut c = Client::start(Value::Null);
+    let uri = open_text(&mut c, &file, &fx.text);
+    let names = labels(&c.result("textDocument/completion", at(&uri, fx.pos("dot"))));
+    assert!(names.iter().any(|n| n == "toUpper"), "{names:?}");
+    let lib_dir = checkout.path().join("lib").display().to_string();
+    let logs = c.messages_until("window/logMessage", &lib_dir);
+    assert_eq!(used_lib(&logs).len(), 1, "{logs:?}");
+    assert!(c.take("window/showMessage").is_empty());
+    c.shutdown();
+
+    // A flake whose nixpkgs is a path input: its `lib`, said once for two files.
+    let flake = tempfile::tempdir().unwrap();
+    std::fs::write(flake.path().join("flake.nix"), "{ outputs = _: { }; }").unwrap();
+    std::fs::write(
+        flake.path().join("flake.lock"),
+        json!({"nodes": {
+            "nixpkgs": {"locked": {"type": "path", "path": nixpkgs_lib(), "narHash": "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}},
+            "root": {"inputs": {"nixpkgs": "nixpkgs"}}},
+          "root": "root", "version": 7})
+        .to_string(),
+    )
+    .unwrap();
+    let mut c = Client::start(Value::Null);
+    for name in ["a.nix", "b.nix"] {
+        let uri = open_text(&mut c, &flake.path().join(name), &fx.text);
+        let names = labels(&c.result("textDocument/completion", at(&uri, fx.pos("dot"))));
+        assert!(names.iter().any(|n| n == "toUpper"), "{names:?}");
+    }
+    let logs = c.messages_until("window/logMessage", "flake.lock");
+    assert_eq!(used_lib(&logs).len(), 1, "{logs:?}");
+    c.shutdown();
+
+    // A flake whose nixpkgs is not in the store (a GitHub input never fetched): said once,
+    // with the lib directory above used instead.
+    let nested = checkout.path().join("pkgs/app");
+    std::fs::create_dir(&nested).unwrap();
+    std::fs::write(nested.join("flake.nix"), "{ outputs = _: { }; }").unwrap();
+    std::fs::write(
+        nested.join("flake.lock"),
+        json!({"nodes": {
+            "nixpkgs": {"locked": {"type": "github", "owner": "NixOS", "repo": "nixpkgs",
+                "rev": "0000000000000000000000000000000000000000",
+                "narHash": "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}},
+            "root": {"inputs": {"nixpkgs": "nixpkgs"}}},
+          "root": "root", "version": 7})
+        .to_string(),
+    )
+    .unwrap();
+    let mut c = Client::start(Value::Null);
+    let uri = open_text(&mut c, &nested.join("default.nix"), &fx.text);
+    let names = labels(&c.result("textDocument/completion", at(&uri, fx.pos("dot"))));
+    assert!(names.iter().any(|n| n == "toUpper"), "{names:?}");
+    let shown = c.messages_until("window/showMessage", "is not in the store");
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    let _ = c.result("textDocument/hover", at(&uri, fx.pos("up")));
+    assert!(c.take("window/showMessage").is_empty());
+    c.shutdown();
+}
+
+/// The messages among `logs` that say which `lib` the server uses.
+fn used_lib(logs: &[Value]) -> Vec<&str> {
+    logs.iter()
+        .filter_map(|m| m["params"]["message"].as_str())
+        .filter(|m| m.contains("`lib` is"))
+        .collect()
+}
+
+/// The first line of what `nix-instantiate --eval -E expr` prints on failure, without
+/// `error: `.
+fn nix_error(expr: &str) -> String {
+    let out = std::process::Command::new("nix-instantiate")
+        .args(["--eval", "-E", expr])
+        .env("NIX_REMOTE", "dummy://")
+        .output()
+        .expect("nix-instantiate (scripts/setup.sh installs it)");
+    assert!(!out.status.success(), "nix-instantiate accepted {expr}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    stderr
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+/// Errors of the value of an open file are diagnostics where they happen, with Nix's
+/// message (compared with nix-instantiate). Attributes are lazy: a `throw` written in an
+/// attribute is not an error of the file (`nix-instantiate --eval` succeeds on it), while
+/// a type error in one still is reported.
+#[test]
+fn errors_of_a_file_s_value_are_diagnostics_but_a_lazy_throw_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Client::start(json!({"tvix": {"evalBudgetMs": 5000}}));
+    for (name, text, character) in [
+        ("add.nix", "let x = 1 + \"a\"; in x", 8),
+        ("assert.nix", "assert false; 1", 0),
+    ] {
+        let uri = open_text(&mut c, &dir.path().join(name), text);
+        let d = c.diagnostics_until(&uri, |d| d.iter().any(|x| x["code"] == "eval"));
+        let e = d.iter().find(|x| x["code"] == "eval").unwrap();
+        let message = e["message"].as_str().unwrap();
+        let want = format!("error: {}", nix_error(text));
+        assert_eq!(message.lines().next(), Some(want.as_str()), "{e}");
+        assert_eq!(
+            e["range"]["start"],
+            json!({"line": 0, "character": character}),
+            "{e}"
+        );
+    }
+
+    let both = "{ a = throw \"no\"; b = 1 + \"x\"; }";
+    let uri = open_text(&mut c, &dir.path().join("both.nix"), both);
+    let d = c.diagnostics_until(&uri, |d| d.iter().any(|x| x["code"] == "eval"));
+    let evals: Vec<&Value> = d.iter().filter(|x| x["code"] == "eval").collect();
+    assert_eq!(evals.len(), 1, "{d:?}");
     assert!(
-        messages[0]["params"]["message"]
+        evals[0]["message"]
             .as_str()
             .unwrap()
-            .contains("<nixpkgs/lib>"),
-        "{messages:?}"
+            .contains("cannot add a string to an integer"),
+        "{d:?}"
     );
+
+    let lazy = "{ a = throw \"no\"; }";
+    let nix = std::process::Command::new("nix-instantiate")
+        .args(["--eval", "-E", lazy])
+        .output()
+        .expect("nix-instantiate");
+    assert!(nix.status.success());
+    let uri = open_text(&mut c, &dir.path().join("lazy.nix"), lazy);
+    // The first publication is the static one; the second comes after the evaluation.
+    let published = std::cell::Cell::new(0);
+    let d = c.diagnostics_until(&uri, |_| {
+        published.set(published.get() + 1);
+        published.get() == 2
+    });
+    assert!(d.iter().all(|x| x["code"] != "eval"), "{d:?}");
     c.shutdown();
 }

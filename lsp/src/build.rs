@@ -53,7 +53,7 @@ pub fn target_source(file: &Path, args: &BTreeMap<String, String>, path: &[Strin
 }
 
 /// `s` as a Nix string literal.
-fn nix_string(s: &str) -> String {
+pub(crate) fn nix_string(s: &str) -> String {
     let escaped = s
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

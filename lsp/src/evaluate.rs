@@ -350,10 +350,26 @@ pub fn is_inconclusive(e: &EvalError) -> bool {
         || matches!(&e.kind, ErrorKind::Throw(m) if m.starts_with(crate::probe::NO_VALUE))
 }
 
+/// Whether an error is a failure the code asks for (`throw`, `abort`, `assert`), which a
+/// lazy attribute or list element only reaches when something uses it.
+fn is_deliberate(e: &EvalError) -> bool {
+    matches!(
+        e.kind,
+        ErrorKind::Throw(_)
+            | ErrorKind::Abort(_)
+            | ErrorKind::AssertionFailed(_)
+            | ErrorKind::AssertEqual(_)
+    )
+}
+
 /// Evaluates a whole file (its text as in the editor) deeply, calling it with the workspace
-/// arguments if it is a function, and reports the error it ends in. With an entry file, the
-/// entry is evaluated instead (`call_source` is then its argument) and only an error located
-/// in this file is reported.
+/// arguments if it is a function, and reports the error it ends in. Any error of the value
+/// itself (weak head normal form: `let x = 1 + "a"; in x`, `assert false; 1`) is reported;
+/// below it, a `throw`, `abort` or `assert` written in this file is not, since attributes
+/// are lazy and Nix only fails there when something uses them (`{ a = throw "no"; }`, the
+/// way nixpkgs' aliases are written), while a type error or a library's `throw` about an
+/// argument from this file is. With an entry file, the entry is evaluated instead
+/// (`call_source` is then its argument) and only an error located in this file is reported.
 pub fn file_errors(
     session: &mut Session,
     path: &Path,
@@ -368,31 +384,30 @@ pub fn file_errors(
     let result = (|| {
         // With an entry file, the file is checked as that evaluation uses it (as saved).
         let v = match entry {
-            Some(entry) => ev.eval_file(entry)?,
-            None => ev.eval_source(name.clone(), text.to_string(), base.clone())?,
+            Some(entry) => ev.eval_file(entry),
+            None => ev.eval_source(name.clone(), text.to_string(), base.clone()),
         };
-        let v = ev.force(v)?;
+        let v = ev.force(v?)?;
         let v = match (&v, call_source) {
             (Value::Lambda(_), Some(arg)) => {
                 let arg = ev.eval_source(PROBE_NAME.to_string(), arg, base.clone())?;
-                ev.call(v, arg, None)?
+                let v = ev.call(v, arg, None)?;
+                ev.force(v)?
             }
             _ => v,
         };
-        ev.force_deep(v)
+        let mut seen = std::collections::HashSet::new();
+        force_below(ev, &v, &mut seen, &|ev: &Evaluator, e: &EvalError| {
+            is_deliberate(e)
+                && e.span
+                    .is_some_and(|s| in_text(ev, s, &name, text).is_some())
+        })
     })();
     let e = result.err()?;
     if is_inconclusive(&e) {
         return None;
     }
-    let in_file = |span: Span| -> Option<(usize, usize)> {
-        let file = ev.sources.file_of(span);
-        if file.name() != name || file.source() != text {
-            return None;
-        }
-        let base = file.span.low();
-        Some(((span.low() - base) as usize, (span.high() - base) as usize))
-    };
+    let in_file = |span: Span| in_text(ev, span, &name, text);
     let mut range = e.span.and_then(in_file);
     if entry.is_some()
         && range.is_none()
@@ -427,6 +442,62 @@ pub fn file_errors(
         range,
         message: strip_frames(&rendered),
         related,
+    })
+}
+
+/// The byte range of `span` in `text`, if it points into that text evaluated as `name`.
+fn in_text(ev: &Evaluator, span: Span, name: &str, text: &str) -> Option<(usize, usize)> {
+    let file = ev.sources.file_of(span);
+    if file.name() != name || file.source() != text {
+        return None;
+    }
+    let base = file.span.low();
+    Some(((span.low() - base) as usize, (span.high() - base) as usize))
+}
+
+/// Forces what `v` (evaluated) holds, as `force_deep` does, except that an attribute or
+/// element whose error `skip` accepts is left as it is and the walk goes on with the next.
+fn force_below(
+    ev: &mut Evaluator,
+    v: &Value,
+    seen: &mut std::collections::HashSet<usize>,
+    skip: &dyn Fn(&Evaluator, &EvalError) -> bool,
+) -> Result<(), Box<EvalError>> {
+    use tvix_eval::error::AddContext;
+    let items: Vec<(Value, Option<Span>, Option<String>)> = match v {
+        Value::Attrs(a) if seen.insert(std::rc::Rc::as_ptr(a) as usize) => a
+            .iter()
+            .map(|e| {
+                (
+                    e.value.clone(),
+                    e.pos.get(),
+                    Some(e.name.as_str().to_string()),
+                )
+            })
+            .collect(),
+        Value::List(l) if seen.insert(std::rc::Rc::as_ptr(l) as usize) => {
+            l.iter().map(|i| (i.clone(), None, None)).collect()
+        }
+        _ => return Ok(()),
+    };
+    ev.nested(None, |ev| {
+        for (item, pos, name) in items {
+            ev.check_interrupt(None)?;
+            let inner = match ev.force(item) {
+                Ok(inner) => inner,
+                Err(e) if skip(ev, &e) => continue,
+                // The frame `force_deep` adds (none for list elements).
+                Err(e) => match name {
+                    Some(n) => {
+                        return Err(e)
+                            .context(pos, || format!("while evaluating the attribute '{n}'"))
+                    }
+                    None => return Err(e),
+                },
+            };
+            force_below(ev, &inner, seen, skip)?;
+        }
+        Ok(())
     })
 }
 

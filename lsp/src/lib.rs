@@ -24,6 +24,7 @@ mod format;
 mod guard;
 mod hover;
 mod lens;
+mod lib_source;
 mod line_index;
 mod links;
 mod navigation;

@@ -17,8 +17,8 @@ use crate::document::Document;
 use crate::guard;
 use crate::worker::{EvaluatorFactory, Worker};
 use crate::{
-    actions, build, completion, convert, diagnostics, evaluate, hover, lens, links, navigation,
-    outline, semantic_tokens,
+    actions, build, completion, convert, diagnostics, evaluate, hover, lens, lib_source, links,
+    navigation, outline, semantic_tokens,
 };
 
 /// The names of the global scope, shared by every request.
@@ -54,12 +54,16 @@ pub struct State {
     builds: Option<BuildFactory>,
     /// Numbers the builds' progress tokens.
     next_build: std::sync::atomic::AtomicU64,
-    /// Whether the user was told that no default `lib` could be found (told once).
-    told_no_lib: std::sync::atomic::AtomicBool,
+    /// Whether the search path (`NIX_PATH`, `tvix.searchPath`, `-I`) has `<nixpkgs/lib>`.
+    search_path_lib: std::sync::atomic::AtomicBool,
+    /// The default `lib` of the files in a directory (see [`State::settings_for`]).
+    libs: Mutex<HashMap<std::path::PathBuf, Option<String>>>,
+    /// What the server said about `lib` (each thing is said once).
+    told: Mutex<std::collections::HashSet<String>>,
 }
 
-/// The argument `lib` of module files and other functions when the settings give none
-/// and the search path has nixpkgs (`NIX_PATH`, `tvix.searchPath`, `-I`).
+/// The argument `lib` of module files and other functions when the settings give none, no
+/// flake or nixpkgs checkout around the file gives one, and the search path has nixpkgs.
 const DEFAULT_LIB: &str = "import <nixpkgs/lib>";
 
 /// The command that builds a derivation (`workspace/executeCommand`).
@@ -118,7 +122,9 @@ impl Server {
             root: RwLock::new(None),
             builds,
             next_build: std::sync::atomic::AtomicU64::new(0),
-            told_no_lib: std::sync::atomic::AtomicBool::new(false),
+            search_path_lib: std::sync::atomic::AtomicBool::new(false),
+            libs: Mutex::new(HashMap::new()),
+            told: Mutex::new(std::collections::HashSet::new()),
         }))
     }
 
@@ -170,54 +176,137 @@ impl State {
         if let Some(e) = error {
             self.client.show_message(MessageType::WARNING, e).await;
         }
-        let mut settings = settings;
         let given = settings.clone();
         let found_lib = self
             .worker
             .run(Duration::from_secs(5), move |s| {
                 s.settings = given;
                 s.reset();
-                // `lib` defaults to nixpkgs' when the search path has it.
-                !s.settings.args.contains_key("lib")
-                    && matches!(
-                        evaluate::eval_probe(
-                            s,
-                            "builtins.pathExists <nixpkgs/lib>".to_string(),
-                            std::path::Path::new("/"),
-                        ),
-                        Ok(tvix_eval::Value::Bool(true))
-                    )
+                // The last resort of a default `lib`: nixpkgs' on the search path.
+                matches!(
+                    evaluate::eval_probe(
+                        s,
+                        "builtins.pathExists <nixpkgs/lib>".to_string(),
+                        std::path::Path::new("/"),
+                    ),
+                    Ok(tvix_eval::Value::Bool(true))
+                )
             })
             .await
             .unwrap_or(false);
-        if found_lib {
-            settings
-                .args
-                .insert("lib".to_string(), DEFAULT_LIB.to_string());
-            let with_lib = settings.clone();
-            let _ = self
-                .worker
-                .run(Duration::from_secs(5), move |s| {
-                    s.settings = with_lib;
-                    s.reset();
-                })
-                .await;
-        } else if !settings.args.contains_key("lib")
-            && !self
-                .told_no_lib
-                .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            self.client
-                .show_message(
-                    MessageType::INFO,
-                    "tvix lsp: <nixpkgs/lib> is not on the search path (NIX_PATH, \
-                     tvix.searchPath), and the setting tvix.args.lib is not set: \
-                     a function's `lib` argument has no value, so completion and hover \
-                     know nothing about it",
-                )
+        self.search_path_lib
+            .store(found_lib, std::sync::atomic::Ordering::Relaxed);
+        self.libs.lock().expect("libs lock").clear();
+        *self.settings.write().expect("settings lock") = settings;
+    }
+
+    /// The settings for the document `uri`: the workspace's, with `lib` filled in when they
+    /// give none. It is the `lib` of the nixpkgs the flake around the file pins (when that
+    /// is in the store), else of the nixpkgs checkout the file is in, else
+    /// `import <nixpkgs/lib>` when the search path has it. What was used, or that nothing
+    /// was found, is said once.
+    async fn settings_for(&self, uri: &Uri) -> Settings {
+        let mut settings = self.settings();
+        if settings.args.contains_key("lib") {
+            return settings;
+        }
+        let dir = convert::base_dir(uri);
+        let cached = self.libs.lock().expect("libs lock").get(&dir).cloned();
+        let lib = match cached {
+            Some(lib) => lib,
+            None => {
+                let lib = self.find_lib(dir.clone()).await;
+                self.libs
+                    .lock()
+                    .expect("libs lock")
+                    .insert(dir, lib.clone());
+                lib
+            }
+        };
+        if let Some(lib) = lib {
+            settings.args.insert("lib".to_string(), lib);
+        }
+        settings
+    }
+
+    /// Looks for the default `lib` of the files in `dir` and says what it found, once.
+    async fn find_lib(&self, dir: std::path::PathBuf) -> Option<String> {
+        let search = self
+            .worker
+            .run(Duration::from_secs(5), move |s| {
+                let store_dir = match evaluate::eval_probe(
+                    s,
+                    "builtins.storeDir".to_string(),
+                    std::path::Path::new("/"),
+                ) {
+                    Ok(tvix_eval::Value::String(d)) => d.to_str_lossy().into_owned(),
+                    _ => "/nix/store".to_string(),
+                };
+                let mut exists = |p: &std::path::Path| {
+                    let probe = format!(
+                        "builtins.pathExists {}",
+                        crate::build::nix_string(&p.to_string_lossy())
+                    );
+                    matches!(
+                        evaluate::eval_probe(s, probe, std::path::Path::new("/")),
+                        Ok(tvix_eval::Value::Bool(true))
+                    )
+                };
+                lib_source::search(&dir, &store_dir, &mut exists)
+            })
+            .await
+            .unwrap_or_default();
+        if let Some(problem) = &search.flake_problem {
+            self.say_once(MessageType::WARNING, format!("tvix lsp: {problem}"))
                 .await;
         }
-        *self.settings.write().expect("settings lock") = settings;
+        match &search.found {
+            Some(found) => {
+                self.log_once(format!("tvix lsp: {}", found.describe()))
+                    .await;
+                Some(format!(
+                    "import {}",
+                    crate::build::nix_string(&found.lib().to_string_lossy())
+                ))
+            }
+            None if self
+                .search_path_lib
+                .load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                self.log_once(format!(
+                    "tvix lsp: `lib` is {DEFAULT_LIB} (nixpkgs on the search path)"
+                ))
+                .await;
+                Some(DEFAULT_LIB.to_string())
+            }
+            None => {
+                self.say_once(
+                    MessageType::INFO,
+                    "tvix lsp: no flake pinning nixpkgs and no nixpkgs lib directory above \
+                     the file, <nixpkgs/lib> is not on the search path (NIX_PATH, \
+                     tvix.searchPath), and the setting tvix.args.lib is not set: a \
+                     function's `lib` argument has no value, so completion and hover know \
+                     nothing about it"
+                        .to_string(),
+                )
+                .await;
+                None
+            }
+        }
+    }
+
+    /// Shows `message` unless it was said before.
+    async fn say_once(&self, typ: MessageType, message: String) {
+        if self.told.lock().expect("told lock").insert(message.clone()) {
+            self.client.show_message(typ, message).await;
+        }
+    }
+
+    /// Logs `message` (`window/logMessage`) unless it was said before.
+    async fn log_once(&self, message: String) {
+        if self.told.lock().expect("told lock").insert(message.clone()) {
+            self.client.log_message(MessageType::INFO, message).await;
+        }
     }
 
     fn open(&self, uri: Uri, text: String, version: i32) -> Arc<Document> {
@@ -315,7 +404,7 @@ impl State {
     /// means a lexical binding or a builtin (`with` never shadows those).
     async fn with_shadow_hints(&self, uri: &Uri, doc: &Document) -> Vec<Diagnostic> {
         const MAX_WITHS: usize = 20;
-        let settings = self.settings();
+        let settings = self.settings_for(uri).await;
         let candidates = crate::targets::with_shadow_candidates(
             &doc.root(),
             &doc.analysis,
@@ -367,7 +456,7 @@ impl State {
         let Some(path) = convert::path_of(uri) else {
             return Vec::new();
         };
-        let settings = self.settings();
+        let settings = self.settings_for(uri).await;
         let entry = settings
             .entry_file
             .as_ref()
@@ -416,7 +505,8 @@ impl State {
     /// top of the file) and prints the value deeply.
     pub async fn evaluate_request(&self, params: EvaluateParams) -> Result<EvaluateResult> {
         let base = convert::base_dir(&params.uri);
-        let args = self.settings().args;
+        let settings = self.settings_for(&params.uri).await;
+        let args = settings.args.clone();
         let doc = self.docs.read().expect("lock").get(&params.uri).cloned();
         // Without a range, a piece of the document (a selection) is evaluated where it
         // stands, so the names around it are in scope; the whole document stands alone.
@@ -457,7 +547,7 @@ impl State {
         };
         // A whole file that is a function is called with the workspace arguments, as
         // `tvix eval` calls it with `--arg`s.
-        let call = function_argument(&rnix::Root::parse(&params.text).syntax(), &self.settings());
+        let call = function_argument(&rnix::Root::parse(&params.text).syntax(), &settings);
         let result = self
             .worker
             .run(self.budget() * 10, move |s| {
@@ -652,7 +742,7 @@ impl LanguageServer for Server {
             let p = params.text_document_position_params;
             let doc = self.doc(&p.text_document.uri)?;
             let offset = offset_of(&doc, p.position);
-            let settings = self.settings();
+            let settings = self.settings_for(&p.text_document.uri).await;
             let plan = hover::plan(&doc, offset, &settings, &self.globals.names);
             let contents = hover::run(
                 plan,
@@ -677,7 +767,7 @@ impl LanguageServer for Server {
             let p = params.text_document_position;
             let doc = self.doc(&p.text_document.uri)?;
             let offset = offset_of(&doc, p.position);
-            let settings = self.settings();
+            let settings = self.settings_for(&p.text_document.uri).await;
             let plan = completion::plan(
                 p.text_document.uri.as_str(),
                 &doc,
@@ -728,7 +818,7 @@ impl LanguageServer for Server {
                     range: doc.range(r),
                 })));
             }
-            let settings = self.settings();
+            let settings = self.settings_for(&uri).await;
             let base = convert::base_dir(&uri);
             // A path literal: the file it names.
             let linked = links::document_links(&doc, Some(&base), &settings.search_path_pairs());
@@ -1008,7 +1098,7 @@ impl LanguageServer for Server {
             let hints = hover::inlay_hints(
                 &doc,
                 range,
-                &self.settings(),
+                &self.settings_for(&uri).await,
                 &self.worker,
                 self.budget(),
                 convert::base_dir(&uri),
@@ -1068,7 +1158,7 @@ impl State {
         &self,
         params: BuildParams,
     ) -> std::result::Result<Vec<(String, String)>, String> {
-        let settings = self.settings();
+        let settings = self.settings_for(&params.uri).await;
         if !settings.build.enable {
             return Err(format!(
                 "building is disabled; set {ENABLE_SETTING} to true to build from the editor"

@@ -375,8 +375,9 @@ fn eval_and_print(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<()> {
         let v = ev.force_deep(v)?;
         format!("{}\n", ev.to_json(v, None)?)
     } else if args.xml {
-        let v = ev.force_deep(v)?;
-        ev.to_xml(v, !args.no_location)?
+        // Without `--strict`, what is not evaluated yet shows as `<unevaluated />`, as in Nix.
+        let v = if args.strict { ev.force_deep(v)? } else { v };
+        ev.to_xml(v, args.strict, !args.no_location)?
     } else {
         let v = if args.strict { ev.force_deep(v)? } else { v };
         format!("{}\n", print_value(&v))
@@ -404,9 +405,15 @@ fn evaluate_root(
 ) -> EvalResult<Value> {
     let root = ev.eval_source(name, text, dir)?;
     let auto_args = auto_args(ev, args)?;
-    let mut v = ev.auto_call(root, &auto_args)?;
+    let mut v = ev.force(root)?;
     for path in &args.attr {
         v = select_attr_path(ev, v, path, &auto_args)?;
+    }
+    // `nix-instantiate --eval` calls the value only when given `--arg`s (a function is
+    // printed as it is otherwise, in Nix 2.8 and current Nix alike); instantiating always
+    // calls it, as Nix's search for derivations does.
+    if auto_args.is_empty() && !args.instantiate {
+        return Ok(v);
     }
     ev.auto_call(v, &auto_args)
 }

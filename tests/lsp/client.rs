@@ -190,6 +190,26 @@ impl Client {
         }
     }
 
+    /// Waits until the server has sent a `method` notification whose message contains
+    /// `needle` (notifications may come after the answer of the request that caused them),
+    /// then removes and returns all `method` notifications received so far.
+    pub fn messages_until(&mut self, method: &str, needle: &str) -> Vec<Value> {
+        let deadline = Instant::now() + TIMEOUT;
+        let has = |m: &Value| {
+            m["method"] == method
+                && m["params"]["message"]
+                    .as_str()
+                    .is_some_and(|t| t.contains(needle))
+        };
+        while !self.pending.iter().any(has) {
+            match self.next(deadline) {
+                Some(m) => self.pending.push(m),
+                None => panic!("no {method} saying '{needle}'; got {:?}", self.pending),
+            }
+        }
+        self.take(method)
+    }
+
     /// Removes and returns what the server sent with `method` (notifications, and requests
     /// already answered) that no call has consumed, in order.
     pub fn take(&mut self, method: &str) -> Vec<Value> {

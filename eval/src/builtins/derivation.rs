@@ -68,22 +68,63 @@ pub(super) const BUILTINS: &[PrimOp] = &[
 /// The `derivation` function, written in Nix: `derivationStrict` gives the paths; this
 /// wrapper gives every output an attribute set of its own (`outPath`, `drvPath`,
 /// `outputName`, `type = "derivation"`), shares the user's attributes among them, and lists
-/// them in `all`.
-const DERIVATION_NIX: &str = r#"
-drvAttrs@{ outputs ? [ "out" ], ... }:
+/// them in `all`. Its attributes stand at the lines and columns of current Nix's
+/// `derivation-internal.nix`, which `--xml --strict` output and error traces show
+/// (`derivation_attributes_stand_where_nix_has_them` checks them).
+const DERIVATION_NIX: &str = r#"# The `derivation` builtin, written in Nix.
+#
+# `derivationStrict` does the work: it checks the attributes, computes the
+# derivation (and writes it, in read-write mode) and gives the paths of the
+# `.drv` file and of each output. This wrapper makes of that what Nix code
+# expects of a derivation:
+#
+#   - one attribute set per output, each holding the caller's attributes and
+#     its own `outPath`, `drvPath`, `outputName` and `type = "derivation"`;
+#   - shared by all of them: `all`, the list of the outputs' sets, in the
+#     order of `outputs`; `drvAttrs`, the attributes the caller passed; and
+#     one attribute per output name, so `drv.dev` is the `dev` output whichever
+#     output `drv` is;
+#   - the value is the set of the first output.
+#
+# Everything here is lazy: `drvPath` and `outPath` are thunks over the one
+# call of `derivationStrict`, so reading `name` or `type` of a derivation does
+# not compute it, and `nix-instantiate --eval --xml` without `--strict` shows
+# a derivation as `<repeated />`, having no `drvPath` yet.
+#
+# Where the attributes stand matters: `nix-instantiate --eval --xml --strict`
+# prints the line and column of each attribute, and error traces point at
+# them ("while evaluating the attribute 'outPath'"). Current Nix's file has
+# its attributes at these very lines and columns, so tvix prints the same;
+# keep them where they are (a unit test checks them).
+#
+# The argument is the caller's set; `outputs` defaults to the one output
+# `out`, as in Nix. `strict` is computed once per call, whichever outputs are
+# read.
+#
+drvAttrs@{
+  outputs ? [ "out" ],
+  ...
+}:
 let
   strict = derivationStrict drvAttrs;
-  outputSet = outputName: common // {
-    outPath = builtins.getAttr outputName strict;
-    drvPath = strict.drvPath;
-    type = "derivation";
-    inherit outputName;
-  };
-  outputList = map (name: { inherit name; value = outputSet name; }) outputs;
-  common = drvAttrs // builtins.listToAttrs outputList // {
-    all = map (o: o.value) outputList;
-    inherit drvAttrs;
-  };
+
+  # The caller's attributes, one attribute per output, and what all share.
+  common =
+    drvAttrs // builtins.listToAttrs outputList
+    // {
+      all = map (o: o.value) outputList;
+      inherit drvAttrs;
+    };
+
+  outputList = map (outputName: {
+    name = outputName;
+    value = common // {
+      outPath = strict.${outputName};
+      drvPath = strict.drvPath;
+      type = "derivation";
+      inherit outputName;
+    };
+  }) outputs;
 in
 (builtins.head outputList).value
 "#;

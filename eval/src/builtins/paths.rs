@@ -99,10 +99,21 @@ fn path_arg(ev: &mut Evaluator, v: Value, s: Option<Span>) -> EvalResult<(PathBu
 /// that context is read, as Nix realises the context of every path a builtin reads
 /// (`import`, `scopedImport`, `readFile`, `readFileType`, `readDir`, `pathExists`,
 /// `hashFile`, `filterSource`, `builtins.path`). Plain paths and whole derivations
-/// (`drvPath`'s context) need no build. Each output is asked for once per evaluation.
+/// (`drvPath`'s context) need no build, but must be in the store: Nix's "path '…' is not
+/// valid" (in read-only mode, `toFile` and source paths are only computed). Each output is
+/// asked for once per evaluation.
 fn realise_context(ev: &mut Evaluator, ctx: &Context, s: Option<Span>) -> EvalResult<()> {
     let mut wanted = Vec::new();
     let mut store_dir = None;
+    for elem in ctx {
+        let (ContextElem::Plain(path) | ContextElem::AllOutputs(path)) = elem else {
+            continue;
+        };
+        // An IO that cannot tell (a refused read) leaves the read itself to report.
+        if let Ok(false) = ev.io.path_exists(Path::new(path)) {
+            return fail(format!("path '{path}' is not valid"), s);
+        }
+    }
     for elem in ctx {
         let ContextElem::Output(drv, output) = elem else {
             continue;
