@@ -101,10 +101,10 @@ fn needed_bindings(target: &SyntaxNode, analysis: &Analysis) -> Kept {
             SyntaxKind::NODE_LET_IN | SyntaxKind::NODE_LEGACY_LET => {
                 prunable.insert(parent.text_range());
             }
-            SyntaxKind::NODE_ATTR_SET => {
-                if ast::AttrSet::cast(parent.clone()).is_some_and(|s| s.rec_token().is_some()) {
-                    prunable.insert(parent.text_range());
-                }
+            SyntaxKind::NODE_ATTR_SET
+                if ast::AttrSet::cast(parent.clone()).is_some_and(|s| s.rec_token().is_some()) =>
+            {
+                prunable.insert(parent.text_range());
             }
             SyntaxKind::NODE_WITH => {
                 let w = ast::With::cast(parent.clone()).expect("kind checked");
