@@ -771,6 +771,49 @@ fn large_files_get_the_front_end_error_after_a_pause() {
     c.shutdown();
 }
 
+/// Hover deep inside a `let` of 40 000 bindings evaluates the hovered name (with only the
+/// bindings it needs) and shows its value, type and doc comment, as in a small file.
+#[test]
+fn hover_deep_in_a_big_let() {
+    let mut text = String::from("let\n");
+    for i in 0..40_000 {
+        match i {
+            39_000 => text.push_str("  /** Doubles a number. */\n  double = x: x * 2;\n"),
+            39_001 => text.push_str("  deep = { a = double b20000; };\n"),
+            39_999 => text.push_str("  /** The answer. */\n  answer = deep.a + b5;\n"),
+            _ => text.push_str(&format!("  b{i} = {i};\n")),
+        }
+    }
+    text.push_str("in { inherit answer; five = b5; }\n");
+    let position = |needle: &str, skip: usize| {
+        let at = text.find(needle).expect(needle) + skip;
+        let line = text[..at].matches('\n').count();
+        let column = at - text[..at].rfind('\n').map_or(0, |n| n + 1);
+        json!({"line": line, "character": column})
+    };
+    let mut c = Client::start(json!({"tvix": {"evalBudgetMs": 5000}}));
+    let uri = uri_of("big-let.nix");
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": text}}),
+    );
+    // On the name being defined: its doc comment and value.
+    let h = hover_text(&c.result("textDocument/hover", at(&uri, position("answer =", 1))));
+    assert!(h.starts_with("let binding `answer`\n\nThe answer."), "{h}");
+    assert!(h.contains("`answer` : int\n\n```nix\n40005\n```"), "{h}");
+    // On a use: the function's doc comment (from the binding and from the value).
+    let h = hover_text(&c.result("textDocument/hover", at(&uri, position("double b20000", 2))));
+    assert!(
+        h.starts_with("let binding `double`\n\nDoubles a number."),
+        "{h}"
+    );
+    assert!(h.contains("function\n\n```nix\nx:\n```"), "{h}");
+    // In the body, after all the bindings.
+    let h = hover_text(&c.result("textDocument/hover", at(&uri, position("five = b5", 8))));
+    assert!(h.contains("`b5` : int\n\n```nix\n5\n```"), "{h}");
+    c.shutdown();
+}
+
 /// The editor's evaluations never fetch or build unless the workspace allows it: each
 /// refusal names the setting that allows it; with `allowFetch`, the fetch is done.
 #[test]

@@ -25,7 +25,7 @@ pub fn actions(root: &SyntaxNode, analysis: &Analysis, range: TextRange) -> Vec<
     let mut out = Vec::new();
     // A bare cursor means the token after it, not the whitespace or node around it.
     let element = if range.is_empty() {
-        root.token_at_offset(range.start())
+        crate::tree::token_at_offset(root, range.start().into())
             .right_biased()
             .map(rowan::NodeOrToken::Token)
     } else {

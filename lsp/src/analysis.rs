@@ -49,6 +49,9 @@ pub struct Definition {
     pub scope: TextRange,
     /// The range of the whole binding (`name = value;`, the formal, the parameter).
     pub binding: TextRange,
+    /// Every binding that defines it, in source order (`binding` is the first): one per
+    /// site, except that an `inherit` defining several names is each one's binding.
+    pub bindings: Vec<TextRange>,
 }
 
 /// What a variable reference resolved to.
@@ -116,6 +119,15 @@ impl Analysis {
             .iter()
             .rev()
             .find(|r| contains(r.range, offset))
+    }
+
+    /// The references inside `range`, in source order (a slice of [`Analysis::refs`]).
+    pub fn references_in(&self, range: TextRange) -> &[Reference] {
+        let from = self
+            .refs
+            .partition_point(|r| r.range.start() < range.start());
+        let to = self.refs.partition_point(|r| r.range.start() < range.end());
+        &self.refs[from..to.max(from)]
     }
 
     /// The definition whose name (at any site) contains `offset`.
@@ -374,7 +386,11 @@ impl Walker<'_> {
         binding: TextRange,
     ) {
         if let Some(&d) = names.get(&name) {
-            self.out.defs[d].sites.push(site);
+            let def = &mut self.out.defs[d];
+            def.sites.push(site);
+            if def.bindings.last() != Some(&binding) {
+                def.bindings.push(binding);
+            }
             return;
         }
         self.out.defs.push(Definition {
@@ -384,6 +400,7 @@ impl Walker<'_> {
             uses: Vec::new(),
             scope,
             binding,
+            bindings: vec![binding],
         });
         names.insert(name, self.out.defs.len() - 1);
     }

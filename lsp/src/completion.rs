@@ -90,7 +90,7 @@ pub fn plan(
             ..CompletionItem::default()
         });
     }
-    let withs = targets::with_namespaces(&root, offset, &settings.args);
+    let withs = targets::with_namespaces(&root, &doc.analysis, offset, &settings.args);
     CompletionPlan::Scope { items, withs }
 }
 

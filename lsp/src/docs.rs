@@ -36,7 +36,7 @@ pub fn binding_markdown(root: &SyntaxNode, def: &Definition) -> String {
 
 /// The comment directly before the element at `range` (only whitespace in between).
 fn comment_before(root: &SyntaxNode, range: TextRange) -> Option<String> {
-    let first = root.token_at_offset(range.start()).right_biased()?;
+    let first = crate::tree::token_at_offset(root, range.start().into()).right_biased()?;
     let mut t = first.prev_token();
     while let Some(tok) = t {
         match tok.kind() {

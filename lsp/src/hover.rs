@@ -58,7 +58,7 @@ pub fn plan(doc: &Document, offset: usize, settings: &Settings, _globals: &[Stri
     let probe = if option.is_some() || on_global {
         None
     } else {
-        targets::hover_probe(&root, offset, &settings.args)
+        targets::hover_probe(&root, an, offset, &settings.args)
     };
     if range.is_none() {
         range = probe.as_ref().map(|p| p.range);
@@ -167,14 +167,14 @@ fn definition_plan(doc: &Document, offset: usize, settings: &Settings) -> Defini
     let args = &settings.args;
     let mut lookups: Vec<Lookup> = Vec::new();
     if let Some(sel) = targets::selected_attr(&root, offset) {
-        let (source, map) = crate::probe::probe_with_map(&sel.select, &sel.base, args);
+        let (source, map) = crate::probe::pruned_probe(&sel.select, &sel.base, args, &doc.analysis);
         lookups.push((source, map, sel.name));
     } else if let Some(r) = doc
         .analysis
         .reference_at(offset)
         .filter(|r| r.target == Target::With)
     {
-        for ns in targets::with_namespaces(&root, offset, args) {
+        for ns in targets::with_namespaces(&root, &doc.analysis, offset, args) {
             lookups.push((ns.source, ns.map, r.name.clone()));
         }
     }
@@ -307,7 +307,8 @@ fn inlay_probes(doc: &Document, range: TextRange, settings: &Settings) -> Vec<(u
                 continue;
             }
             let text = value.syntax().text().to_string();
-            let source = crate::probe::probe_source(value.syntax(), &text, &settings.args);
+            let (source, _) =
+                crate::probe::pruned_probe(value.syntax(), &text, &settings.args, &doc.analysis);
             probes.push((usize::from(path.syntax().text_range().end()), source));
         }
     }

@@ -34,6 +34,7 @@ mod probe;
 mod semantic_tokens;
 mod server;
 mod targets;
+mod tree;
 mod worker;
 
 pub use build::BuildFactory;

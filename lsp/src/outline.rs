@@ -161,7 +161,8 @@ pub fn selection_ranges(doc: &Document, offsets: &[usize]) -> Vec<SelectionRange
         .map(|&offset| {
             let mut ranges: Vec<TextRange> = Vec::new();
             let offset = (offset as u32).min(u32::from(root.text_range().end()));
-            if let Some(token) = root.token_at_offset(offset.into()).right_biased() {
+            if let Some(token) = crate::tree::token_at_offset(&root, offset as usize).right_biased()
+            {
                 if token.kind() != SyntaxKind::TOKEN_WHITESPACE {
                     ranges.push(token.text_range());
                 }

@@ -25,8 +25,11 @@ use crate::{
 pub struct GlobalScope {
     /// For lowering (the evaluator's front end).
     pub lowering: Globals,
-    /// For analysis and completion.
+    /// For completion, in the evaluator's order.
     pub names: Vec<String>,
+    /// The same, for analysis to look names up in (without interning every name of every
+    /// document: the interner never frees).
+    pub name_set: std::collections::HashSet<String>,
 }
 
 /// The server: its state, shared with the tasks that evaluate files in the background.
@@ -117,7 +120,11 @@ impl Server {
             docs: RwLock::new(HashMap::new()),
             settings: RwLock::new(Settings::default()),
             worker: Worker::spawn(factory, Settings::default()),
-            globals: Arc::new(GlobalScope { lowering, names }),
+            globals: Arc::new(GlobalScope {
+                lowering,
+                name_set: names.iter().cloned().collect(),
+                names,
+            }),
             eval_diagnostics: Mutex::new(HashMap::new()),
             root: RwLock::new(None),
             builds,
@@ -311,11 +318,7 @@ impl State {
 
     fn open(&self, uri: Uri, text: String, version: i32) -> Arc<Document> {
         let globals = self.globals.clone();
-        let is_global = move |n: &str| {
-            globals
-                .lowering
-                .contains_key(&tvix_eval::symbol::Symbol::intern(n))
-        };
+        let is_global = move |n: &str| globals.name_set.contains(n);
         let doc = Arc::new(Document::new(text, version, &is_global));
         self.docs
             .write()
@@ -530,7 +533,7 @@ impl State {
                 };
                 // An empty range stands for the token at the cursor, so its scopes count.
                 let element = if r.is_empty() {
-                    root.token_at_offset(r.start())
+                    crate::tree::token_at_offset(&root, r.start().into())
                         .right_biased()
                         .map(rowan::NodeOrToken::Token)
                 } else {

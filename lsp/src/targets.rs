@@ -9,6 +9,7 @@ use rnix::ast::{self, HasEntry};
 use rnix::{SyntaxKind, SyntaxNode, SyntaxToken, TextRange};
 use rowan::ast::AstNode;
 
+use crate::analysis::Analysis;
 use crate::probe::probe_source;
 
 /// A probe: the source to evaluate and the range of the code it stands for.
@@ -28,7 +29,7 @@ pub struct Probe {
 }
 
 fn token_at(root: &SyntaxNode, offset: usize) -> Option<SyntaxToken> {
-    let at = root.token_at_offset((offset as u32).into());
+    let at = crate::tree::token_at_offset(root, offset);
     // Prefer the identifier-like token when the cursor sits between two tokens.
     let pick = |t: &SyntaxToken| {
         matches!(
@@ -101,19 +102,24 @@ pub fn selected_attr(root: &SyntaxNode, offset: usize) -> Option<SelectedAttr> {
 
 /// The probe for the value of the expression under the cursor: a variable, an attribute of a
 /// selection (up to that attribute), a binding's value (on its name), a formal, or the
-/// smallest enclosing expression.
+/// smallest enclosing expression. The probe keeps only the bindings around it that it needs
+/// (`analysis` is the document's).
 pub fn hover_probe(
     root: &SyntaxNode,
+    analysis: &Analysis,
     offset: usize,
     args: &BTreeMap<String, String>,
 ) -> Option<Probe> {
+    let probe_source = |target: &SyntaxNode, replacement: &str| {
+        crate::probe::pruned_probe(target, replacement, args, analysis).0
+    };
     if let Some(sel) = selected_attr(root, offset) {
         let label = format!("{}.{}", sel.base, crate::actions::attr_name(&sel.name));
         return Some(Probe {
-            source: probe_source(&sel.select, &label, args),
+            source: probe_source(&sel.select, &label),
             label,
             range: sel.range,
-            attr: Some((probe_source(&sel.select, &sel.base, args), sel.name)),
+            attr: Some((probe_source(&sel.select, &sel.base), sel.name)),
             map: Vec::new(),
         });
     }
@@ -136,7 +142,7 @@ pub fn hover_probe(
         let value = kv.value()?;
         let text = value.syntax().text().to_string();
         return Some(Probe {
-            source: probe_source(value.syntax(), &text, args),
+            source: probe_source(value.syntax(), &text),
             label: kv.attrpath()?.syntax().text().to_string(),
             range: kv.attrpath()?.syntax().text_range(),
             attr: None,
@@ -160,7 +166,7 @@ pub fn hover_probe(
             let body = lambda.body()?;
             let name = token.text().to_string();
             return Some(Probe {
-                source: probe_source(body.syntax(), &name, args),
+                source: probe_source(body.syntax(), &name),
                 label: name,
                 range: token.text_range(),
                 attr: None,
@@ -183,7 +189,7 @@ pub fn hover_probe(
     })?;
     let text = expr.text().to_string();
     Some(Probe {
-        source: probe_source(&expr, &text, args),
+        source: probe_source(&expr, &text),
         label: text,
         range: expr.text_range(),
         attr: None,
@@ -194,6 +200,7 @@ pub fn hover_probe(
 /// Probes for the namespaces of the `with`s around `offset`, innermost first.
 pub fn with_namespaces(
     root: &SyntaxNode,
+    analysis: &Analysis,
     offset: usize,
     args: &BTreeMap<String, String>,
 ) -> Vec<Probe> {
@@ -213,7 +220,7 @@ pub fn with_namespaces(
         .filter_map(|w| {
             let ns = w.namespace()?;
             let text = ns.syntax().text().to_string();
-            let (source, map) = crate::probe::probe_with_map(ns.syntax(), &text, args);
+            let (source, map) = crate::probe::pruned_probe(ns.syntax(), &text, args, analysis);
             Some(Probe {
                 source,
                 label: text,
@@ -275,7 +282,7 @@ pub fn with_shadow_candidates(
         let text = ns.syntax().text().to_string();
         out.push((
             Probe {
-                source: probe_source(ns.syntax(), &text, args),
+                source: crate::probe::pruned_probe(ns.syntax(), &text, args, analysis).0,
                 label: text,
                 range: ns.syntax().text_range(),
                 attr: None,
