@@ -170,16 +170,14 @@ fn zip_attrs_with(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Va
     }
     let entries = groups
         .into_iter()
-        .map(|(name, values)| {
-            AttrEntry {
-                name,
-                value: Value::Thunk(Thunk::apply2(
-                    f.clone(),
-                    Value::name_string(name),
-                    Value::list(values),
-                )),
-                pos: (None).into(),
-            }
+        .map(|(name, values)| AttrEntry {
+            name,
+            value: Value::Thunk(Thunk::apply2(
+                f.clone(),
+                Value::name_string(name),
+                Value::list(values),
+            )),
+            pos: (None).into(),
         })
         .collect();
     Ok(Value::attrs(Attrs::from_unsorted(entries)))

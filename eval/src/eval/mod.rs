@@ -420,7 +420,10 @@ impl Evaluator {
     /// The value of a variable, forced; an already evaluated thunk is read in place.
     #[inline(always)]
     fn read_local(&mut self, env: &Rc<Env>, depth: u32, idx: u32) -> EvalResult<Value> {
-        match env.ancestor(depth as usize).evaluated_or_thunk(idx as usize) {
+        match env
+            .ancestor(depth as usize)
+            .evaluated_or_thunk(idx as usize)
+        {
             Ok(value) => Ok(value),
             Err(thunk) => self.force_thunk(&thunk),
         }

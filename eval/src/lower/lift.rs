@@ -317,7 +317,10 @@ mod tests {
     fn only_bindings_that_read_their_own_frame_stay_in_it() {
         let mut ev = evaluator();
         // Slots are in name order: a, b, f, g, h.
-        let e = lower(&mut ev, "let a = 1; b = a; f = x: x; g = y: a; h = z: h; in 0");
+        let e = lower(
+            &mut ev,
+            "let a = 1; b = a; f = x: x; g = y: a; h = z: h; in 0",
+        );
         let lifted: Vec<bool> = let_bindings(&e).iter().map(Option::is_some).collect();
         assert_eq!(lifted, [true, false, true, false, false]);
     }
@@ -329,12 +332,26 @@ mod tests {
         let Expr::Lambda(l) = &*e else { panic!() };
         let b = let_bindings(&l.body);
         // `x` was one frame up (past the let), and is now in the frame the code runs in.
-        assert!(matches!(b[0], Some(Expr::Local { depth: 0, idx: 0, .. })));
+        assert!(matches!(
+            b[0],
+            Some(Expr::Local {
+                depth: 0,
+                idx: 0,
+                ..
+            })
+        ));
         // Inside `w: x`, `x` was two frames up, and is now one.
         let Some(Expr::Lambda(inner)) = b[1] else {
             panic!()
         };
-        assert!(matches!(&*inner.body, Expr::Local { depth: 1, idx: 0, .. }));
+        assert!(matches!(
+            &*inner.body,
+            Expr::Local {
+                depth: 1,
+                idx: 0,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -357,7 +374,14 @@ mod tests {
         let Some(Expr::Parent(c)) = p.formals[2].default.as_deref() else {
             panic!()
         };
-        assert!(matches!(&**c, Expr::Local { depth: 0, idx: 0, .. }));
+        assert!(matches!(
+            &**c,
+            Expr::Local {
+                depth: 0,
+                idx: 0,
+                ..
+            }
+        ));
     }
 
     /// A function's `let` that binds a lambda reading nothing of the `let` no longer keeps

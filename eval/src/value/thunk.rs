@@ -43,7 +43,9 @@ impl Thunk {
 
     /// A thunk for the application `f a b`.
     pub fn apply2(f: Value, a: Value, b: Value) -> Thunk {
-        Thunk(Rc::new(RefCell::new(ThunkState::Apply2(Box::new((f, a, b))))))
+        Thunk(Rc::new(RefCell::new(ThunkState::Apply2(Box::new((
+            f, a, b,
+        ))))))
     }
 
     /// The value if the thunk has been evaluated.
