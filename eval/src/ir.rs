@@ -106,6 +106,11 @@ pub enum Expr {
     Neg { expr: ExprRef, span: Span },
     /// `__curPos`
     CurPos(Span),
+    /// A binding of a frame (a `let`/`rec` binding, an `inherit (e)` source, a formal's
+    /// default) that reads no slot of its frame, rewritten to run in the frame's parent:
+    /// its value is made over the parent, so it does not hold its own frame in a cycle
+    /// (`lower/lift.rs`).
+    Parent(ExprRef),
 }
 
 impl Expr {
@@ -130,6 +135,7 @@ impl Expr {
             Expr::Attrs(a) => a.span,
             Expr::RecAttrs { attrs, .. } => attrs.span,
             Expr::Lambda(l) => Some(l.span),
+            Expr::Parent(inner) => inner.span(),
             Expr::Const(_) | Expr::List(_) | Expr::Let { .. } => None,
         }
     }

@@ -112,10 +112,13 @@ fn map_attrs(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> 
         if i % 4096 == 0 {
             ev.check_interrupt(s)?;
         }
-        let partial = Value::Thunk(Thunk::apply(f.clone(), Value::name_string(e.name)));
         entries.push(AttrEntry {
             name: e.name,
-            value: Value::Thunk(Thunk::apply(partial, e.value.clone())),
+            value: Value::Thunk(Thunk::apply2(
+                f.clone(),
+                Value::name_string(e.name),
+                e.value.clone(),
+            )),
             // The values are new, so the old definition sites would be wrong (as in Nix).
             pos: (None).into(),
         });
@@ -167,13 +170,14 @@ fn zip_attrs_with(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Va
     }
     let entries = groups
         .into_iter()
-        .map(|(name, values)| {
-            let partial = Value::Thunk(Thunk::apply(f.clone(), Value::name_string(name)));
-            AttrEntry {
-                name,
-                value: Value::Thunk(Thunk::apply(partial, Value::list(values))),
-                pos: (None).into(),
-            }
+        .map(|(name, values)| AttrEntry {
+            name,
+            value: Value::Thunk(Thunk::apply2(
+                f.clone(),
+                Value::name_string(name),
+                Value::list(values),
+            )),
+            pos: (None).into(),
         })
         .collect();
     Ok(Value::attrs(Attrs::from_unsorted(entries)))

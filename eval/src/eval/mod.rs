@@ -9,6 +9,7 @@ mod assert_eq;
 mod auto_call;
 mod coerce;
 mod ops;
+mod stack;
 pub mod sym;
 
 use std::path::{Path, PathBuf};
@@ -26,10 +27,6 @@ use crate::lower::{self, Globals, LowerOptions};
 use crate::source::{SourceMap, Span};
 use crate::symbol::Symbol;
 use crate::value::*;
-
-/// Stack kept free before growing (bytes), and the size of each new segment.
-const STACK_RED_ZONE: usize = 256 * 1024;
-const STACK_SEGMENT: usize = 8 * 1024 * 1024;
 
 /// One entry of the search path (`-I`, `NIX_PATH`).
 #[derive(Clone, Debug)]
@@ -120,6 +117,9 @@ pub struct Evaluator {
     /// (each is asked for once).
     pub(crate) realised: rustc_hash::FxHashSet<crate::io::DrvOutput>,
     call_depth: usize,
+    /// The lowest stack address the recursive paths may use before growing the stack
+    /// (`stack.rs`; `stack::UNKNOWN_FLOOR` until the first guarded call sets it).
+    stack_floor: usize,
     /// Messages from `builtins.trace` and warnings go here (stderr by default).
     pub diagnostics: Box<dyn FnMut(&str)>,
     /// Derivations created by this evaluation, by `.drv` path, with their modulo hashes
@@ -165,6 +165,7 @@ impl Evaluator {
             source_paths: FxHashMap::default(),
             realised: Default::default(),
             call_depth: 0,
+            stack_floor: stack::UNKNOWN_FLOOR,
             diagnostics: Box::new(|msg| eprintln!("{msg}")),
             derivations: FxHashMap::default(),
             derivation_fn: None,
@@ -419,17 +420,12 @@ impl Evaluator {
     /// The value of a variable, forced; an already evaluated thunk is read in place.
     #[inline(always)]
     fn read_local(&mut self, env: &Rc<Env>, depth: u32, idx: u32) -> EvalResult<Value> {
-        let frame = env.ancestor(depth as usize);
-        let pending = frame.peek(idx as usize, |v| match v {
-            Value::Thunk(t) => match &*t.0.borrow() {
-                ThunkState::Done(v) => Err(v.clone()),
-                _ => Ok(t.clone()),
-            },
-            v => Err(v.clone()),
-        });
-        match pending {
-            Ok(thunk) => self.force_thunk(&thunk),
-            Err(value) => Ok(value),
+        match env
+            .ancestor(depth as usize)
+            .evaluated_or_thunk(idx as usize)
+        {
+            Ok(value) => Ok(value),
+            Err(thunk) => self.force_thunk(&thunk),
         }
     }
 
@@ -539,6 +535,7 @@ impl Evaluator {
                 ops::sub(Value::Int(0), v, Some(*span))
             }
             Expr::CurPos(span) => Ok(self.pos_attrs(*span)),
+            Expr::Parent(inner) => self.eval(inner, parent_of(env)),
             // The frequent forms are handled in `eval`; route them back there.
             _ => self.eval(e, env),
         }
@@ -570,6 +567,7 @@ impl Evaluator {
                 Some(v) => v,
                 None => Value::Thunk(Thunk::suspended(e.clone(), env.clone())),
             },
+            Expr::Parent(inner) => self.delay(inner, parent_of(env)),
             _ => {
                 Stats::bump(&self.stats.thunks);
                 Value::Thunk(Thunk::suspended(e.clone(), env.clone()))
@@ -585,6 +583,8 @@ impl Evaluator {
             // only values that need no slot are made now, everything else is a thunk.
             let v = match &**b {
                 Expr::Const(v) => v.clone(),
+                // Reads no slot of this frame: made over the parent (filled long ago).
+                Expr::Parent(inner) => self.delay(inner, env),
                 Expr::Lambda(l) => Value::Lambda(Rc::new(Closure {
                     lambda: l.clone(),
                     env: new.clone(),
@@ -616,15 +616,17 @@ impl Evaluator {
         }
         let state = std::mem::replace(&mut *t.0.borrow_mut(), ThunkState::Blackhole);
         let result = match &state {
-            ThunkState::Suspended(e, env) => {
-                stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || self.eval(e, env))
-            }
+            ThunkState::Suspended(e, env) => self.guarded(|ev| ev.eval(e, env)),
             ThunkState::Apply(app) => {
                 let (f, a) = (app.0.clone(), app.1.clone());
-                stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
-                    let f = self.force(f)?;
-                    self.call(f, a, None)
+                self.guarded(|ev| {
+                    let f = ev.force(f)?;
+                    ev.call(f, a, None)
                 })
+            }
+            ThunkState::Apply2(app) => {
+                let (f, a, b) = (app.0.clone(), app.1.clone(), app.2.clone());
+                self.guarded(|ev| ev.call2(f, a, b, None))
             }
             ThunkState::Blackhole => {
                 // Located later: the evaluations it passes through on its way back to this
@@ -791,7 +793,7 @@ impl Evaluator {
         f: impl FnOnce(&mut Self) -> EvalResult<T>,
     ) -> EvalResult<T> {
         self.enter_call(span)?;
-        let r = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || f(self));
+        let r = self.guarded(f);
         self.call_depth -= 1;
         r
     }
@@ -927,9 +929,9 @@ impl Evaluator {
     fn call_lambda(&mut self, c: &Closure, arg: Value, span: Option<Span>) -> EvalResult<Value> {
         Stats::bump(&self.stats.calls);
         self.enter_call(span)?;
-        let result = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
-            let env = self.bind_args(&c.lambda, &c.env, arg, span)?;
-            self.eval(&c.lambda.body, &env)
+        let result = self.guarded(|ev| {
+            let env = ev.bind_args(&c.lambda, &c.env, arg, span)?;
+            ev.eval(&c.lambda.body, &env)
                 .context(Some(c.lambda.span), || calling_frame(&c.lambda))
         });
         self.call_depth -= 1;
@@ -949,10 +951,10 @@ impl Evaluator {
                     self.call_depth -= 1;
                     return Err(e);
                 }
-                let result = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
-                    let env = self.bind_args(&c.lambda, &c.env, a, span)?;
-                    let env = self.bind_args(inner, &env, b, span)?;
-                    self.eval(&inner.body, &env)
+                let result = self.guarded(|ev| {
+                    let env = ev.bind_args(&c.lambda, &c.env, a, span)?;
+                    let env = ev.bind_args(inner, &env, b, span)?;
+                    ev.eval(&inner.body, &env)
                         .context(Some(inner.span), || calling_frame(inner))
                         .context(Some(c.lambda.span), || calling_frame(&c.lambda))
                 });
@@ -1006,6 +1008,8 @@ impl Evaluator {
                     env.set(i, v.clone());
                 }
                 None => match &formal.default {
+                    // A default that reads no formal is made over the closure's frame.
+                    Some(d) if matches!(&**d, Expr::Parent(_)) => env.set(i, self.delay(d, &env)),
                     Some(d) => env.set(i, Value::Thunk(Thunk::suspended(d.clone(), env.clone()))),
                     None => {
                         return Err(EvalError::new(
@@ -1438,6 +1442,11 @@ fn calling_frame(lambda: &Lambda) -> String {
         Some(n) => format!("while calling '{n}'"),
         None => "while calling anonymous lambda".to_string(),
     }
+}
+
+/// The frame enclosing `env`: where an [`Expr::Parent`] in `env` runs.
+fn parent_of(env: &Rc<Env>) -> &Rc<Env> {
+    env.ancestor(1)
 }
 
 /// The set a value already is, without evaluating anything.

@@ -360,7 +360,7 @@ impl Lowerer<'_> {
         if hidden {
             Ok(Expr::Let {
                 frame: Box::new(Frame {
-                    bindings: source_exprs,
+                    bindings: super::lift::lift_all(source_exprs),
                 }),
                 body: Rc::new(set),
             })
@@ -430,6 +430,7 @@ impl Lowerer<'_> {
             }
             self.lower_dynamics(&mut attrs, std::mem::take(&mut p.dynamics))?;
             let t = inner(self)?;
+            let bindings = super::lift::lift_all(bindings);
             Ok((Frame { bindings }, (attrs, t)))
         })();
         self.scopes.pop();

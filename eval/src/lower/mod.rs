@@ -6,6 +6,7 @@
 //! `let`, duplicate formals, undefined variables) are reported with their spans.
 
 mod attrs;
+mod lift;
 mod paths;
 mod scope;
 mod show;
@@ -677,7 +678,7 @@ impl<'a> Lowerer<'a> {
                     let mut formals = Vec::new();
                     for (sym, def, entry) in &entries {
                         let default = match entry.default() {
-                            Some(d) => Some(Rc::new(self.lower(&d, None)?)),
+                            Some(d) => Some(lift::lift(Rc::new(self.lower(&d, None)?))),
                             None => None,
                         };
                         formals.push(Formal {

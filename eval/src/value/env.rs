@@ -20,10 +20,9 @@ pub struct Env {
     /// so slots are filled after the frame is shared (see `set`).
     ///
     /// The contract that keeps the `UnsafeCell` sound: a reference into `slots` lives only
-    /// inside one method of this impl and never while a slot is written. `get` clones,
-    /// `len` reads the length, `set` writes, and `peek` hands a reference to a plain
-    /// function (`fn`, not a closure), which can reach neither the evaluator nor this frame
-    /// and so cannot write a slot while it holds the reference. Writes may come at any time
+    /// inside one method of this impl and never while a slot is written. `get` and
+    /// `evaluated_or_thunk` clone, `len` reads the length, `set` writes; none of them calls
+    /// out (to the evaluator or to a caller's function) while it holds the reference. Writes may come at any time
     /// (while a frame is set up, and when `__overrides` replaces bindings of a recursive set
     /// that has started to evaluate); no method reading a slot holds a reference across
     /// one. `Env` is not `Sync`, so no other thread can write meanwhile.
@@ -84,15 +83,21 @@ impl Env {
         slots[i].clone()
     }
 
-    /// Calls `f` with a reference to slot `i`, without cloning it. `f` is a plain function
-    /// pointer on purpose: it captures nothing, so it has no evaluator and no frame with
-    /// which to write a slot while it holds the reference (the contract on `slots`).
-    #[inline]
-    pub(crate) fn peek<R>(&self, i: usize, f: fn(&Value) -> R) -> R {
-        // SAFETY: by the contract on `slots`: `f` cannot reach `set` on this frame, so the
-        // reference stays valid while it runs, and it does not outlive the call.
+    /// Slot `i` as a variable read needs it: `Ok` with the value when it is evaluated (not
+    /// a thunk, or a thunk already done), otherwise `Err` with the thunk to force. One
+    /// clone either way, and no call through a pointer: this is every variable read.
+    #[inline(always)]
+    pub(crate) fn evaluated_or_thunk(&self, i: usize) -> Result<Value, super::Thunk> {
+        // SAFETY: see `set`; the reference lives only inside this method, which calls
+        // nothing that could reach this frame.
         let slots = unsafe { &*self.slots.get() };
-        f(&slots[i])
+        match &slots[i] {
+            Value::Thunk(t) => match &*t.0.borrow() {
+                super::ThunkState::Done(v) => Ok(v.clone()),
+                _ => Err(t.clone()),
+            },
+            v => Ok(v.clone()),
+        }
     }
 
     /// The frame `depth` levels up (0 is this one).

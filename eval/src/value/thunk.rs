@@ -14,6 +14,10 @@ pub enum ThunkState {
     /// state is as large as its largest variant, and every thunk pays for it, while most
     /// thunks are `Suspended` (two pointers) and become `Done` (one value).
     Apply(Box<(Value, Value)>),
+    /// The application `f a b` made lazily by a builtin (`mapAttrs`, `zipAttrsWith`): one
+    /// thunk instead of a second one for `f a`, and a curried lambda gets both arguments in
+    /// one call (`Evaluator::call2`), without the function between them.
+    Apply2(Box<(Value, Value, Value)>),
     /// Being evaluated right now: forcing it again is infinite recursion.
     Blackhole,
     /// Evaluated, in weak head normal form.
@@ -35,6 +39,13 @@ impl Thunk {
     /// A thunk for the application `f arg`.
     pub fn apply(f: Value, arg: Value) -> Thunk {
         Thunk(Rc::new(RefCell::new(ThunkState::Apply(Box::new((f, arg))))))
+    }
+
+    /// A thunk for the application `f a b`.
+    pub fn apply2(f: Value, a: Value, b: Value) -> Thunk {
+        Thunk(Rc::new(RefCell::new(ThunkState::Apply2(Box::new((
+            f, a, b,
+        ))))))
     }
 
     /// The value if the thunk has been evaluated.
