@@ -62,6 +62,7 @@
 
 #[cfg(feature = "castore")]
 pub mod cache_info;
+#[cfg(feature = "castore")]
 pub mod castore;
 #[cfg(feature = "cache")]
 pub mod compression;
