@@ -6,8 +6,8 @@
 
 mod common;
 use common::daemon::Daemon;
+use common::wait_bounded;
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ const BUSYBOX: &str = "/var/lib/tvix-tests/busybox";
 
 /// Runs `tvix ARGS`, killed if it takes longer than two minutes.
 fn tvix(args: &[&str], cwd: &Path) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tvix"))
+    let child = Command::new(env!("CARGO_BIN_EXE_tvix"))
         .args(args)
         .current_dir(cwd)
         .env_remove("TVIX_STORE")
@@ -25,35 +25,7 @@ fn tvix(args: &[&str], cwd: &Path) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run tvix");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut o = Vec::new();
-        let _ = out.read_to_end(&mut o);
-        o
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut e = Vec::new();
-        let _ = err.read_to_end(&mut e);
-        e
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tvix {args:?} took more than two minutes");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    }
+    wait_bounded(child, Duration::from_secs(120), &args)
 }
 
 fn preconditions() {

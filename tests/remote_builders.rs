@@ -13,12 +13,12 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 use common::daemon::Daemon;
-use common::{nonce, text};
+use common::{nonce, text, wait_bounded};
 
 const BUSYBOX: &str = "/var/lib/tvix-tests/busybox";
 
@@ -72,39 +72,7 @@ fn tvix(args: &[String], cwd: &Path) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run tvix");
-    wait_bounded(child, Duration::from_secs(180), args)
-}
-
-fn wait_bounded(mut child: Child, limit: Duration, what: &[String]) -> Output {
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let o = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let e = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tvix {what:?} took longer than {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: o.join().unwrap(),
-        stderr: e.join().unwrap(),
-    }
+    wait_bounded(child, Duration::from_secs(180), &args)
 }
 
 /// The machine of a build start record of `--log-format internal-json` (type 105,
