@@ -24,7 +24,14 @@ use crate::ir;
 use crate::source::Span;
 
 /// A Nix value.
+///
+/// The tag is a whole word (`repr(u64)`): with a one-byte tag, moving a `Value` whose variant
+/// is not known copied its first word as two overlapping 4-byte loads right after the tag was
+/// written as one byte, and every such load waited for the store to drain (a failed store
+/// forward) on every operand read. With a word-sized tag a value moves as two words; the size
+/// stays 16 bytes, and `Result<Value, _>` still uses the unused tag values as its niche.
 #[derive(Clone)]
+#[repr(u64)]
 pub enum Value {
     /// `null`
     Null,
@@ -186,5 +193,6 @@ mod tests {
     #[test]
     fn value_is_two_words() {
         assert_eq!(std::mem::size_of::<Value>(), 16);
+        assert_eq!(std::mem::size_of::<crate::error::EvalResult<Value>>(), 16);
     }
 }
