@@ -67,7 +67,7 @@ fn truth(
     ctx: impl FnOnce() -> String,
 ) -> EvalResult<bool> {
     match v {
-        Value::Bool(b) => Ok(b),
+        Value::Bool(b) => Ok(b.get()),
         other => ev.force_bool(other, s).context(None, ctx),
     }
 }
@@ -258,10 +258,10 @@ fn elem(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     for x in l.iter() {
         ev.check_interrupt(s)?;
         if ev.cells_equal(&a[0], x, s)? {
-            return Ok(Value::Bool(true));
+            return Ok(Value::bool(true));
         }
     }
-    Ok(Value::Bool(false))
+    Ok(Value::bool(false))
 }
 
 /// `any` (stops at the first `true`) and `all` (stops at the first `false`).
@@ -277,10 +277,10 @@ fn any_or_all(ev: &mut Evaluator, a: Args, s: Option<Span>, any: bool) -> EvalRe
         ev.check_interrupt(s)?;
         let r = ev.call_forced(f.clone(), x.clone(), s)?;
         if truth(ev, r, s, || return_value(name))? == any {
-            return Ok(Value::Bool(any));
+            return Ok(Value::bool(any));
         }
     }
-    Ok(Value::Bool(!any))
+    Ok(Value::bool(!any))
 }
 
 fn partition(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {

@@ -85,8 +85,10 @@ impl Evaluator {
                 self.cannot_coerce(&v, span)
             }
             Value::Int(i) if mode.coerce_more() => Ok(NixString::from(i.to_string())),
-            Value::Float(f) if mode.coerce_more() => Ok(NixString::from(float_to_string(f))),
-            Value::Bool(b) if mode.coerce_more() => Ok(NixString::from(if b { "1" } else { "" })),
+            Value::Float(f) if mode.coerce_more() => Ok(NixString::from(float_to_string(f.get()))),
+            Value::Bool(b) if mode.coerce_more() => {
+                Ok(NixString::from(if b.get() { "1" } else { "" }))
+            }
             Value::Null if mode.coerce_more() => Ok(NixString::from("")),
             Value::List(ref l) if mode.coerce_more() => {
                 let mut b = StringBuilder::new();

@@ -337,7 +337,7 @@ impl Evaluator {
                 } => {
                     let c = self.eval_operand(cond, env)?;
                     let c = match c {
-                        Value::Bool(b) => b,
+                        Value::Bool(b) => b.get(),
                         other => self.branch_condition(other, cond, *span)?,
                     };
                     e = if c { then } else { else_ };
@@ -528,7 +528,7 @@ impl Evaluator {
                     .eval(expr, env)
                     .and_then(|v| self.expect_bool(v, at))
                     .context(at, || "in the argument of '!'".to_string())?;
-                Ok(Value::Bool(!b))
+                Ok(Value::bool(!b))
             }
             Expr::Neg { expr, span } => {
                 let v = self.eval(expr, env)?;
@@ -855,7 +855,12 @@ impl Evaluator {
     ) -> EvalResult<Value> {
         self.enter_call(span)?;
         Stats::bump(&self.stats.primop_calls);
-        let r = (op.func)(self, args, span)
+        // Guarded like a lambda's body: a builtin called from the top of an evaluation
+        // (`builtins.foldl' f 0 xs` as the whole expression) would otherwise make each of
+        // its calls the outermost guarded one, which finds no stack floor set and takes the
+        // guard's slow path (`stack.rs`) every time.
+        let r = self
+            .guarded(|ev| (op.func)(ev, args, span))
             .context(span, || format!("while calling the '{}' builtin", op.name));
         self.call_depth -= 1;
         self.force(r?)
@@ -1287,19 +1292,19 @@ impl Evaluator {
         for (i, key) in path.iter().enumerate() {
             let name = self.key_name(key, env)?;
             let Value::Attrs(a) = &v else {
-                return Ok(Value::Bool(false));
+                return Ok(Value::bool(false));
             };
             match a.get(name) {
                 // The last attribute's value is not needed, only its presence.
-                Some(_) if i + 1 == path.len() => return Ok(Value::Bool(true)),
+                Some(_) if i + 1 == path.len() => return Ok(Value::bool(true)),
                 Some(next) => {
                     let next = next.clone();
                     v = self.force(next)?;
                 }
-                None => return Ok(Value::Bool(false)),
+                None => return Ok(Value::bool(false)),
             }
         }
-        Ok(Value::Bool(true))
+        Ok(Value::bool(true))
     }
 
     fn pos_attrs(&self, span: Span) -> Value {
@@ -1411,7 +1416,7 @@ impl Evaluator {
     /// Expects a Boolean.
     pub fn expect_bool(&mut self, v: Value, span: Option<Span>) -> EvalResult<bool> {
         match self.force(v)? {
-            Value::Bool(b) => Ok(b),
+            Value::Bool(b) => Ok(b.get()),
             other => {
                 let found = self.describe(&other);
                 Err(EvalError::new(

@@ -23,24 +23,30 @@ use crate::eval::Evaluator;
 use crate::ir;
 use crate::source::Span;
 
-/// A Nix value.
+/// A Nix value: two machine words, a tag and a payload.
 ///
-/// The tag is a whole word (`repr(u64)`): with a one-byte tag, moving a `Value` whose variant
-/// is not known copied its first word as two overlapping 4-byte loads right after the tag was
-/// written as one byte, and every such load waited for the store to drain (a failed store
-/// forward) on every operand read. With a word-sized tag a value moves as two words; the size
-/// stays 16 bytes, and `Result<Value, _>` still uses the unused tag values as its niche.
+/// Both words are whole integers, and that is what keeps the evaluator fast:
+/// - The tag is a word (`repr(u64)`). With a one-byte tag, moving a `Value` whose variant is
+///   not known copied its first word as two overlapping 4-byte loads right after the tag was
+///   written as one byte, and every such load waited for the store to drain (a failed store
+///   forward) on every operand read.
+/// - Every payload is one 8-byte integer or pointer ([`NixBool`] and [`NixFloat`] hold their
+///   value as a word). Then a `Value` is passed to and returned from functions in two
+///   registers; a one-byte `bool` or an `f64` (a float register) among the payloads made
+///   every `Value` argument go through memory instead.
+///
+/// The size stays 16 bytes, and `Result<Value, _>` uses the unused tag values as its niche.
 #[derive(Clone)]
 #[repr(u64)]
 pub enum Value {
     /// `null`
     Null,
     /// `true` / `false`
-    Bool(bool),
+    Bool(NixBool),
     /// A 64-bit signed integer.
     Int(i64),
     /// A double.
-    Float(f64),
+    Float(NixFloat),
     /// A string with context.
     String(Rc<NixString>),
     /// An absolute, canonical path.
@@ -55,6 +61,71 @@ pub enum Value {
     PrimOp(Rc<PrimOpApp>),
     /// A suspended computation.
     Thunk(Thunk),
+}
+
+/// A Boolean held in a whole word (see [`Value`]'s layout).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NixBool(u64);
+
+impl NixBool {
+    /// `true` (usable in patterns: `Value::Bool(NixBool::TRUE)`).
+    pub const TRUE: NixBool = NixBool(1);
+    /// `false`.
+    pub const FALSE: NixBool = NixBool(0);
+
+    /// `b` as a word.
+    #[inline(always)]
+    pub const fn new(b: bool) -> NixBool {
+        NixBool(b as u64)
+    }
+
+    /// The Boolean.
+    #[inline(always)]
+    pub const fn get(self) -> bool {
+        self.0 != 0
+    }
+}
+
+impl From<bool> for NixBool {
+    fn from(b: bool) -> NixBool {
+        NixBool::new(b)
+    }
+}
+
+impl std::fmt::Debug for NixBool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+/// A double held as its bits in an integer word (see [`Value`]'s layout).
+#[derive(Clone, Copy)]
+pub struct NixFloat(u64);
+
+impl NixFloat {
+    /// `x` as a word.
+    #[inline(always)]
+    pub const fn new(x: f64) -> NixFloat {
+        NixFloat(x.to_bits())
+    }
+
+    /// The double.
+    #[inline(always)]
+    pub const fn get(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+}
+
+impl From<f64> for NixFloat {
+    fn from(x: f64) -> NixFloat {
+        NixFloat::new(x)
+    }
+}
+
+impl std::fmt::Debug for NixFloat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
 }
 
 /// A Nix function value: the lambda's code and the environment it was created in.
@@ -92,6 +163,18 @@ pub struct PrimOpApp {
 }
 
 impl Value {
+    /// A Boolean value.
+    #[inline(always)]
+    pub const fn bool(b: bool) -> Value {
+        Value::Bool(NixBool::new(b))
+    }
+
+    /// A float value.
+    #[inline(always)]
+    pub const fn float(x: f64) -> Value {
+        Value::Float(NixFloat::new(x))
+    }
+
     /// A string value without context.
     pub fn string(s: impl Into<NixString>) -> Value {
         Value::String(Rc::new(s.into()))
@@ -172,9 +255,9 @@ impl std::fmt::Debug for Value {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Value::Null => write!(f, "null"),
-            Value::Bool(b) => write!(f, "{b}"),
+            Value::Bool(b) => write!(f, "{}", b.get()),
             Value::Int(i) => write!(f, "{i}"),
-            Value::Float(x) => write!(f, "{x}"),
+            Value::Float(x) => write!(f, "{}", x.get()),
             Value::String(s) => write!(f, "{s:?}"),
             Value::Path(p) => write!(f, "{}", p.display()),
             Value::Attrs(a) => write!(f, "{{ {} attrs }}", a.len()),
