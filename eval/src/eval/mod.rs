@@ -351,7 +351,7 @@ impl Evaluator {
                     namespace, body, ..
                 } => {
                     let ns = self.delay(namespace, env);
-                    let new = Rc::new(Env::single(Some(env.clone()), ns));
+                    let new = Env::shared_single(Some(env.clone()), ns);
                     e = body;
                     owned = Some(new);
                 }
@@ -362,7 +362,7 @@ impl Evaluator {
                     span,
                 } => return self.eval_select(expr, path, default.as_ref(), env, *span),
                 Expr::Lambda(l) => {
-                    return Ok(Value::Lambda(Rc::new(Closure {
+                    return Ok(Value::Lambda(rc_new(|| Closure {
                         lambda: l.clone(),
                         env: env.clone(),
                     })))
@@ -547,7 +547,7 @@ impl Evaluator {
         match &**e {
             Expr::Const(v) => v.clone(),
             Expr::Local { depth, idx, .. } => env.ancestor(*depth as usize).get(*idx as usize),
-            Expr::Lambda(l) => Value::Lambda(Rc::new(Closure {
+            Expr::Lambda(l) => Value::Lambda(rc_new(|| Closure {
                 lambda: l.clone(),
                 env: env.clone(),
             })),
@@ -577,7 +577,7 @@ impl Evaluator {
 
     /// Makes the frame for `let`/`rec` bindings and fills it with thunks of its bindings.
     fn enter_frame(&mut self, frame: &Frame, env: &Rc<Env>) -> Rc<Env> {
-        let new = Rc::new(Env::new(Some(env.clone()), frame.bindings.len()));
+        let new = Env::shared(Some(env.clone()), frame.bindings.len());
         for (i, b) in frame.bindings.iter().enumerate() {
             // The slots of this frame are not all filled yet, so nothing here may read them:
             // only values that need no slot are made now, everything else is a thunk.
@@ -585,7 +585,7 @@ impl Evaluator {
                 Expr::Const(v) => v.clone(),
                 // Reads no slot of this frame: made over the parent (filled long ago).
                 Expr::Parent(inner) => self.delay(inner, env),
-                Expr::Lambda(l) => Value::Lambda(Rc::new(Closure {
+                Expr::Lambda(l) => Value::Lambda(rc_new(|| Closure {
                     lambda: l.clone(),
                     env: new.clone(),
                 })),
@@ -987,7 +987,7 @@ impl Evaluator {
         span: Option<Span>,
     ) -> EvalResult<Rc<Env>> {
         let pattern = match &lambda.param {
-            Param::Ident(_) => return Ok(Rc::new(Env::single(Some(parent.clone()), arg))),
+            Param::Ident(_) => return Ok(Env::shared_single(Some(parent.clone()), arg)),
             Param::Pattern(p) => p,
         };
         let forced = self.force(arg.clone())?;
@@ -1004,7 +1004,7 @@ impl Evaluator {
         };
         // The whole argument gets a slot only when the pattern names it (`@args`): with two
         // formals or fewer the frame then fits in the `Env` itself, with no second allocation.
-        let env = Rc::new(Env::new(Some(parent.clone()), pattern.frame_size()));
+        let env = Env::shared(Some(parent.clone()), pattern.frame_size());
         let mut used = 0;
         for (i, formal) in pattern.formals.iter().enumerate() {
             match attrs.get(formal.name) {

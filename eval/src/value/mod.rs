@@ -162,6 +162,22 @@ pub struct PrimOpApp {
     pub args: Args,
 }
 
+/// `Rc::new(make())`, with the allocation made before the value: `Rc::new(v)` computes `v`
+/// first, and since it must survive the call into the allocator it is built on the stack
+/// and copied into the heap afterwards, in wide loads from the narrower stores that built
+/// it (each waits for those stores to drain: a failed store forward). Allocating first lets
+/// the value be written straight into its place. Frames, thunks and closures are made
+/// millions of times in a module-system evaluation.
+#[inline(always)]
+pub(crate) fn rc_new<T>(make: impl FnOnce() -> T) -> Rc<T> {
+    let mut rc = Rc::<T>::new_uninit();
+    Rc::get_mut(&mut rc)
+        .expect("a new Rc has no other handle")
+        .write(make());
+    // SAFETY: the value was written just above.
+    unsafe { rc.assume_init() }
+}
+
 impl Value {
     /// A Boolean value.
     #[inline(always)]
