@@ -642,7 +642,11 @@ impl Evaluator {
         };
         match result {
             Ok(v) => {
-                *t.0.borrow_mut() = ThunkState::Done(v.clone());
+                // Swapped in, the old state (a blackhole) dropped after: assigning would
+                // drop it first, and the new state, kept across that call, was copied in
+                // from the stack in loads that stall on the stores that built it.
+                let old = std::mem::replace(&mut *t.0.borrow_mut(), ThunkState::Done(v.clone()));
+                drop(old);
                 Ok(v)
             }
             Err(mut e) => {
