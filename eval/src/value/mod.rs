@@ -293,5 +293,30 @@ mod tests {
     fn value_is_two_words() {
         assert_eq!(std::mem::size_of::<Value>(), 16);
         assert_eq!(std::mem::size_of::<crate::error::EvalResult<Value>>(), 16);
+        assert_eq!(std::mem::size_of::<NixBool>(), 8);
+        assert_eq!(std::mem::size_of::<NixFloat>(), 8);
+    }
+
+    #[test]
+    fn word_payloads_give_back_what_they_hold() {
+        assert!(NixBool::new(true).get() && NixBool::TRUE.get());
+        assert!(!NixBool::new(false).get() && !NixBool::FALSE.get());
+        assert_eq!(NixBool::from(true), NixBool::TRUE);
+        for x in [0.0, -0.0, 1.5, -2.25e300, f64::MIN_POSITIVE, f64::INFINITY] {
+            assert_eq!(NixFloat::new(x).get().to_bits(), x.to_bits());
+        }
+        assert!(NixFloat::from(f64::NAN).get().is_nan());
+        assert!(matches!(Value::bool(true), Value::Bool(NixBool::TRUE)));
+        assert!(matches!(Value::float(0.5), Value::Float(f) if f.get() == 0.5));
+    }
+
+    #[test]
+    fn rc_new_builds_the_value_in_its_allocation() {
+        let v = rc_new(|| vec![Value::Int(1), Value::string("x")]);
+        assert_eq!(Rc::strong_count(&v), 1);
+        assert!(matches!(v[0], Value::Int(1)));
+        let w = v.clone();
+        drop(v);
+        assert_eq!(Rc::strong_count(&w), 1);
     }
 }
