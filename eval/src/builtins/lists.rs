@@ -195,7 +195,7 @@ fn foldl(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     for x in l.iter() {
         ev.check_interrupt(s)?;
         // `call2` applies a curried lambda without building the intermediate closure.
-        let r = ev.call2(f.clone(), acc, x.clone(), s)?;
+        let r = ev.call2(&f, acc, x.clone(), s)?;
         acc = ev.force(r)?;
     }
     ev.force(acc)
@@ -358,7 +358,7 @@ fn sort(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
         if direct {
             return Ok(ev.compare(x.clone(), y.clone(), s)? == Ordering::Less);
         }
-        let r = ev.call2(f.clone(), x.clone(), y.clone(), s)?;
+        let r = ev.call2(&f, x.clone(), y.clone(), s)?;
         truth(ev, r, s, || {
             "while evaluating the return value of the sorting function passed to builtins.sort"
                 .to_string()
