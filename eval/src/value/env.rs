@@ -92,10 +92,7 @@ impl Env {
         // nothing that could reach this frame.
         let slots = unsafe { &*self.slots.get() };
         match &slots[i] {
-            Value::Thunk(t) => match &*t.0.borrow() {
-                super::ThunkState::Done(v) => Ok(v.clone()),
-                _ => Err(t.clone()),
-            },
+            Value::Thunk(t) => t.value().ok_or_else(|| t.clone()),
             v => Ok(v.clone()),
         }
     }
