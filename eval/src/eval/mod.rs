@@ -609,12 +609,10 @@ impl Evaluator {
     }
 
     fn force_thunk(&mut self, t: &Thunk) -> EvalResult<Value> {
-        match &*t.0.borrow() {
-            ThunkState::Done(v) => return Ok(v.clone()),
-            ThunkState::Failed(e) => return Err(e.clone()),
-            _ => {}
+        if let Some(done) = t.evaluated() {
+            return done;
         }
-        let state = std::mem::replace(&mut *t.0.borrow_mut(), ThunkState::Blackhole);
+        let state = t.replace(ThunkState::Blackhole);
         let result = match &state {
             ThunkState::Suspended(e, env) => self.guarded(|ev| ev.eval(e, env)),
             ThunkState::Apply(app) => {
@@ -633,7 +631,7 @@ impl Evaluator {
                 // thunk's own evaluation are the loop (see `close_recursion_loop`).
                 let mut e = EvalError::new(ErrorKind::InfiniteRecursion, None);
                 e.recursion = Some(Box::new(RecursionLoop {
-                    target: Rc::as_ptr(&t.0) as *const () as usize,
+                    target: t.addr(),
                     members: Vec::new(),
                 }));
                 Err(e)
@@ -642,11 +640,10 @@ impl Evaluator {
         };
         match result {
             Ok(v) => {
-                // Swapped in, the old state (a blackhole) dropped after: assigning would
-                // drop it first, and the new state, kept across that call, was copied in
-                // from the stack in loads that stall on the stores that built it.
-                let old = std::mem::replace(&mut *t.0.borrow_mut(), ThunkState::Done(v.clone()));
-                drop(old);
+                // Swapped in, the old state (a blackhole) dropped after the write: assigning
+                // would drop it first, and the new state, kept across that call, was copied
+                // in from the stack in loads that stall on the stores that built it.
+                drop(t.replace(ThunkState::Done(v.clone())));
                 Ok(v)
             }
             Err(mut e) => {
@@ -658,7 +655,7 @@ impl Evaluator {
                 // `tryEval`, say) fails the same way without evaluating again. A thunk found
                 // being evaluated stays so (its outer evaluation decides), and running out of
                 // call depth is not a property of the thunk, so that one may be retried.
-                *t.0.borrow_mut() = match state {
+                let failed = match state {
                     ThunkState::Blackhole => ThunkState::Blackhole,
                     other
                         if matches!(e.kind, ErrorKind::StackOverflow | ErrorKind::Interrupted) =>
@@ -667,6 +664,7 @@ impl Evaluator {
                     }
                     _ => ThunkState::Failed(e.clone()),
                 };
+                drop(t.replace(failed));
                 Err(e)
             }
         }
@@ -688,7 +686,7 @@ impl Evaluator {
         if let Some(s) = expr_span {
             r.members.push(s);
         }
-        if r.target != Rc::as_ptr(&t.0) as *const () as usize {
+        if r.target != t.addr() {
             return;
         }
         let members = std::mem::take(&mut r.members);

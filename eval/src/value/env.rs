@@ -9,8 +9,11 @@ use smallvec::SmallVec;
 
 use super::Value;
 
-/// Frames of up to this many slots (most lambdas and small `let`s) need no second allocation.
-const INLINE_SLOTS: usize = 2;
+/// Frames of up to this many slots need no second allocation. One: a plain lambda's
+/// argument frame is most of the frames alive in a module-system evaluation (2.9 M of 3.9 M
+/// in modules-large), and with one slot inline a frame's allocation is 48 bytes instead of
+/// 64 (two inline), while a larger frame's slots cost the same either way.
+const INLINE_SLOTS: usize = 1;
 
 /// A frame of variable slots with a link to the enclosing frame.
 pub struct Env {
@@ -43,7 +46,7 @@ impl Env {
     pub fn single(parent: Option<Rc<Env>>, value: Value) -> Env {
         Env {
             parent,
-            slots: UnsafeCell::new(SmallVec::from_buf_and_len([value, Value::Null], 1)),
+            slots: UnsafeCell::new(SmallVec::from_buf([value])),
         }
     }
 
@@ -105,10 +108,7 @@ impl Env {
         // nothing that could reach this frame.
         let slots = unsafe { &*self.slots.get() };
         match &slots[i] {
-            Value::Thunk(t) => match &*t.0.borrow() {
-                super::ThunkState::Done(v) => Ok(v.clone()),
-                _ => Err(t.clone()),
-            },
+            Value::Thunk(t) => t.value().ok_or_else(|| t.clone()),
             v => Ok(v.clone()),
         }
     }
@@ -135,5 +135,22 @@ impl Env {
     /// Whether the frame has no slots.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With the reference counts, a one-slot frame is a 48-byte allocation.
+    #[test]
+    fn frame_is_four_words() {
+        assert_eq!(std::mem::size_of::<Env>(), 32);
+        let env = Env::single(None, Value::Int(3));
+        assert!(matches!(env.get(0), Value::Int(3)));
+        assert_eq!(env.len(), 1);
+        let env = Env::with_values(None, [Value::Int(1), Value::Int(2), Value::Null]);
+        assert!(matches!(env.get(1), Value::Int(2)));
+        assert_eq!(env.len(), 3);
     }
 }

@@ -5,6 +5,7 @@
 //! [`Thunk`]s; the evaluator forces them to weak head normal form on demand.
 
 mod attrs;
+mod counted;
 mod env;
 pub mod print;
 mod string;

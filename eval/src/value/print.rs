@@ -196,7 +196,7 @@ fn print_cell(
         },
         Value::Thunk(t) => match t.value() {
             Some(v) => {
-                let cell = Some(Rc::as_ptr(&t.0) as *const u8 as usize);
+                let cell = Some(t.addr());
                 print_cell(&v, cell, out, seen, m)
             }
             None => out.push_str(match m {

@@ -1,8 +1,8 @@
 //! Thunks: suspended computations, evaluated at most once (call-by-need).
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
+use super::counted::Shared;
 use super::{Env, Value};
 use crate::ir::ExprRef;
 
@@ -27,42 +27,70 @@ pub enum ThunkState {
 }
 
 /// A shared, mutable cell holding a suspended or evaluated value.
+///
+/// The cell is a count and the state (32 bytes, see `counted.rs`). Its state is never
+/// borrowed across evaluation: forcing takes it out with [`Thunk::replace`] (leaving a
+/// [`ThunkState::Blackhole`]) and puts the result back the same way, and readers clone a
+/// value out ([`Thunk::value`], [`Thunk::evaluated`]).
 #[derive(Clone)]
-pub struct Thunk(pub Rc<RefCell<ThunkState>>);
+pub struct Thunk(Shared<ThunkState>);
 
 impl Thunk {
     /// A thunk for `expr` in `env`.
     pub fn suspended(expr: ExprRef, env: Rc<Env>) -> Thunk {
-        Thunk(super::rc_new(|| {
-            RefCell::new(ThunkState::Suspended(expr, env))
-        }))
+        Thunk(Shared::new_with(|| ThunkState::Suspended(expr, env)))
     }
 
     /// A thunk for the application `f arg`.
     pub fn apply(f: Value, arg: Value) -> Thunk {
-        Thunk(super::rc_new(|| {
-            RefCell::new(ThunkState::Apply(Box::new((f, arg))))
-        }))
+        Thunk(Shared::new_with(|| ThunkState::Apply(Box::new((f, arg)))))
     }
 
     /// A thunk for the application `f a b`.
     pub fn apply2(f: Value, a: Value, b: Value) -> Thunk {
-        Thunk(super::rc_new(|| {
-            RefCell::new(ThunkState::Apply2(Box::new((f, a, b))))
-        }))
+        Thunk(Shared::new_with(|| ThunkState::Apply2(Box::new((f, a, b)))))
     }
 
     /// The value if the thunk has been evaluated.
+    #[inline]
     pub fn value(&self) -> Option<Value> {
-        match &*self.0.borrow() {
-            ThunkState::Done(v) => Some(v.clone()),
-            _ => None,
+        // SAFETY: the closure only clones a value out.
+        unsafe {
+            self.0.with(|s| match s {
+                ThunkState::Done(v) => Some(v.clone()),
+                _ => None,
+            })
         }
+    }
+
+    /// The outcome if the thunk has been evaluated: its value, or the error it failed with.
+    #[inline]
+    pub(crate) fn evaluated(&self) -> Option<crate::error::EvalResult<Value>> {
+        // SAFETY: the closure only clones a value or an error out.
+        unsafe {
+            self.0.with(|s| match s {
+                ThunkState::Done(v) => Some(Ok(v.clone())),
+                ThunkState::Failed(e) => Some(Err(e.clone())),
+                _ => None,
+            })
+        }
+    }
+
+    /// Puts `state` in the thunk and gives back the one it had (for the caller to drop).
+    #[inline]
+    pub(crate) fn replace(&self, state: ThunkState) -> ThunkState {
+        self.0.replace(state)
+    }
+
+    /// The address of the thunk's cell: its identity (the same for every handle).
+    #[inline]
+    pub fn addr(&self) -> usize {
+        self.0.addr()
     }
 
     /// Whether two handles are the same thunk.
     pub fn ptr_eq(&self, other: &Thunk) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
+        self.addr() == other.addr()
     }
 }
 
@@ -70,12 +98,25 @@ impl Thunk {
 mod tests {
     use super::*;
 
-    /// A thunk's allocation is the reference counts, the borrow flag and the state: 48 bytes
-    /// (a 64-byte state before `Apply` was boxed). Millions of thunks are alive at once in a
-    /// module-system evaluation, so this is most of the evaluator's memory.
+    /// A thunk's allocation is the count and the state: 32 bytes (48 with `Rc<RefCell<_>>`,
+    /// and a 64-byte state before `Apply` was boxed). Millions of thunks are alive at once in
+    /// a module-system evaluation, so this is most of the evaluator's memory.
     #[test]
     fn thunk_state_is_three_words() {
         assert_eq!(std::mem::size_of::<ThunkState>(), 24);
-        assert_eq!(std::mem::size_of::<RefCell<ThunkState>>(), 32);
+        assert_eq!(std::mem::size_of::<Thunk>(), 8);
+    }
+
+    #[test]
+    fn forcing_protocol_replaces_the_state_for_every_handle() {
+        let t = Thunk::apply(Value::Null, Value::Int(1));
+        let u = t.clone();
+        assert!(t.value().is_none() && t.evaluated().is_none());
+        let old = t.replace(ThunkState::Blackhole);
+        assert!(matches!(old, ThunkState::Apply(_)));
+        drop(t.replace(ThunkState::Done(Value::Int(7))));
+        assert!(matches!(u.value(), Some(Value::Int(7))));
+        assert!(matches!(u.evaluated(), Some(Ok(Value::Int(7)))));
+        assert!(t.ptr_eq(&u) && !t.ptr_eq(&Thunk::apply(Value::Null, Value::Null)));
     }
 }
