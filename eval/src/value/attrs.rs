@@ -29,6 +29,9 @@ pub struct Attrs {
 
 const LINEAR_SCAN_MAX: usize = 8;
 
+/// Sets up to this size are scanned by [`Attrs::find`] rather than binary searched.
+const LOOKUP_SCAN_MAX: usize = 16;
+
 impl Attrs {
     /// The empty set.
     pub fn new() -> Attrs {
@@ -75,20 +78,33 @@ impl Attrs {
         self.entries.binary_search_by(|e| e.name.cmp(&name))
     }
 
+    /// Where attribute `name` is, if the set has it: what a lookup needs, and nothing
+    /// more. A miss (`x.a or d`, `x ? a`) in a small set is one scan comparing pointers,
+    /// without `index_of`'s search for where the name would go; a scan of up to
+    /// [`LOOKUP_SCAN_MAX`] names beats a binary search, each of whose steps reads the
+    /// interned name behind a pointer.
+    #[inline]
+    fn find(&self, name: Symbol) -> Option<usize> {
+        if self.entries.len() <= LOOKUP_SCAN_MAX {
+            return self.entries.iter().position(|e| e.name == name);
+        }
+        self.entries.binary_search_by(|e| e.name.cmp(&name)).ok()
+    }
+
     /// The value of attribute `name`.
     #[inline]
     pub fn get(&self, name: Symbol) -> Option<&Value> {
-        self.index_of(name).ok().map(|i| &self.entries[i].value)
+        self.find(name).map(|i| &self.entries[i].value)
     }
 
     /// The whole entry of attribute `name`.
     pub fn get_entry(&self, name: Symbol) -> Option<&AttrEntry> {
-        self.index_of(name).ok().map(|i| &self.entries[i])
+        self.find(name).map(|i| &self.entries[i])
     }
 
     /// Whether attribute `name` exists.
     pub fn contains(&self, name: Symbol) -> bool {
-        self.index_of(name).is_ok()
+        self.find(name).is_some()
     }
 
     /// Entries in name order.
@@ -174,6 +190,38 @@ mod tests {
         assert_eq!(std::mem::size_of::<AttrEntry>(), 32);
         // A set is a pointer and a length: with the counts, a 32-byte allocation.
         assert_eq!(std::mem::size_of::<Attrs>(), 16);
+    }
+
+    /// Lookups by scan (small sets) and by binary search (larger ones) find every name a
+    /// set has and none it lacks, and inserts still land in name order.
+    #[test]
+    fn lookups_find_exactly_the_names_a_set_has() {
+        for n in [0, 1, 7, 8, 9, LOOKUP_SCAN_MAX, LOOKUP_SCAN_MAX + 1, 40] {
+            let mut set = Attrs::new();
+            for i in (0..n).rev() {
+                set.insert(AttrEntry {
+                    name: Symbol::intern(&format!("k{i:03}")),
+                    value: Value::Int(i as i64),
+                    pos: MaybeSpan::none(),
+                });
+            }
+            assert!(set
+                .iter()
+                .zip(set.iter().skip(1))
+                .all(|(a, b)| a.name < b.name));
+            for i in 0..n {
+                let name = Symbol::intern(&format!("k{i:03}"));
+                assert!(matches!(set.get(name), Some(Value::Int(v)) if *v == i as i64));
+                assert!(set.contains(name) && set.get_entry(name).is_some());
+            }
+            for missing in ["k", "k0000", "a", "zz", &format!("k{n:03}")] {
+                let name = Symbol::intern(missing);
+                assert!(
+                    set.get(name).is_none() && !set.contains(name),
+                    "{missing} in {n}"
+                );
+            }
+        }
     }
 
     fn entry(name: &str, v: i64) -> AttrEntry {
