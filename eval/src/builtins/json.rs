@@ -121,7 +121,7 @@ impl JsonWriter {
                 let r = ev.call(f, v.clone(), span)?;
                 let r = ev.force(r)?;
                 match &r {
-                    Value::String(s) => Ok(Rc::unwrap_or_clone(s.clone())),
+                    Value::String(s) => Ok(s.clone()),
                     Value::Path(_) => ev.coerce_to_string(r, CoerceMode::Interpolation, pos),
                     Value::Attrs(inner)
                         if inner.contains(sym::to_string()) || inner.contains(sym::out_path()) =>

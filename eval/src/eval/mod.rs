@@ -1103,7 +1103,7 @@ impl Evaluator {
                                 }
                                 _ => "while evaluating a path segment".to_string(),
                             });
-                    b.push(&s?);
+                    b.push(&*s?);
                 }
             }
         }
