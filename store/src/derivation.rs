@@ -124,9 +124,15 @@ pub struct Derivation {
 fn write_string(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    // Runs of bytes that need no escape are copied whole: most strings (paths, names) have
-    // no byte that does, and a byte-at-a-time push was the largest cost of writing a `.drv`.
+    // Most strings (paths, names) have no byte that needs an escape and are copied whole; a
+    // byte-at-a-time push was the largest cost of writing a `.drv`. The others are copied in
+    // runs between the escapes.
     let bytes = s.as_bytes();
+    if !may_need_escape(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut run_start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escaped: &[u8] = match b {
@@ -143,6 +149,20 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[run_start..]);
     out.push(b'"');
+}
+
+/// Whether `bytes` has a quote, a backslash or a control byte (a superset of the bytes
+/// [`write_string`] escapes). Blocks are tested without an early exit inside them, which the
+/// compiler turns into vector compares.
+fn may_need_escape(bytes: &[u8]) -> bool {
+    let suspect = |b: u8| (b == b'"') | (b == b'\\') | (b < 0x20);
+    let mut blocks = bytes.chunks_exact(16);
+    for block in &mut blocks {
+        if block.iter().fold(false, |hit, &b| hit | suspect(b)) {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&b| suspect(b))
 }
 
 fn write_list<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'a String>) {
@@ -588,10 +608,21 @@ mod tests {
     #[test]
     fn escaping() {
         let mut drv = Derivation::from_aterm_bytes(SIMPLE.as_bytes()).unwrap();
-        drv.args = vec!["a\"b\\c\nd\re\tf$g".into()];
+        drv.args = vec![
+            "a\"b\\c\nd\re\tf$g".into(),
+            // Escapes past the first blocks of 16 bytes, and a control byte kept as it is.
+            "0123456789abcdef0123456789abcdef\n0123456789\x01abcdef0123456789abcdef\"".into(),
+        ];
         let bytes = drv.to_aterm_bytes();
         let text = String::from_utf8(bytes.clone()).unwrap();
-        assert!(text.contains(r#"["a\"b\\c\nd\re\tf$g"]"#), "{text}");
+        assert!(
+            text.contains(concat!(
+                r#"["a\"b\\c\nd\re\tf$g","0123456789abcdef0123456789abcdef\n0123456789"#,
+                "\x01",
+                r#"abcdef0123456789abcdef\""]"#
+            )),
+            "{text}"
+        );
         assert_eq!(Derivation::from_aterm_bytes(&bytes).unwrap(), drv);
     }
 
