@@ -152,17 +152,28 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Whether `bytes` has a quote, a backslash or a control byte (a superset of the bytes
-/// [`write_string`] escapes). Blocks are tested without an early exit inside them, which the
-/// compiler turns into vector compares.
+/// [`write_string`] escapes), tested eight bytes at a time: `x - 0x01..01` borrows into a
+/// byte's top bit where that byte of `x` was zero (and `x - 0x20..20` where it was below
+/// 0x20), which `!x` keeps only for bytes that had it clear.
 fn may_need_escape(bytes: &[u8]) -> bool {
-    let suspect = |b: u8| (b == b'"') | (b == b'\\') | (b < 0x20);
-    let mut blocks = bytes.chunks_exact(16);
-    for block in &mut blocks {
-        if block.iter().fold(false, |hit, &b| hit | suspect(b)) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const TOPS: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & TOPS;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let x = u64::from_le_bytes(w);
+        if below(x ^ (ONES * b'"' as u64), 1) | below(x ^ (ONES * b'\\' as u64), 1) | below(x, 0x20)
+            != 0
+        {
             return true;
         }
     }
-    blocks.remainder().iter().any(|&b| suspect(b))
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
 fn write_list<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'a String>) {
@@ -624,6 +635,22 @@ mod tests {
             "{text}"
         );
         assert_eq!(Derivation::from_aterm_bytes(&bytes).unwrap(), drv);
+    }
+
+    #[test]
+    fn escape_test_finds_every_byte_that_needs_one() {
+        for len in [1, 7, 8, 9, 16, 23, 24, 31] {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    let suspect = b == b'"' || b == b'\\' || b < 0x20;
+                    assert_eq!(may_need_escape(&bytes), suspect, "{len} {at} {b}");
+                }
+            }
+        }
+        // Bytes around the borrow cases next to a hit or above 0x80.
+        assert!(!may_need_escape(b"\x80\xff\x21\x5d\x23\x5b !~\x7f"));
     }
 
     #[test]

@@ -116,6 +116,24 @@ fn decode_into(input: &[u8], out: &mut [u8]) -> Result<(), Nixbase32Error> {
     Ok(())
 }
 
+/// Checks, without decoding, that `input` is the canonical nixbase32 encoding of `size`
+/// bytes: what [`decode_fixed`] accepts. Store path digests (20 bytes, 32 characters, no
+/// spare bits) are checked by the thousand when `.drv` paths are computed.
+pub fn check(input: &[u8], size: usize) -> Result<(), Nixbase32Error> {
+    if input.len() != encode_len(size) {
+        return Err(Nixbase32Error::InvalidLength(input.len()));
+    }
+    if let Some(&c) = input.iter().find(|&&c| digit_of(c).is_none()) {
+        return Err(Nixbase32Error::InvalidCharacter(c as char));
+    }
+    // The first character holds the most significant bits; those past `size` bytes must be 0.
+    let spare = input.len() * 5 - size * 8;
+    match input.first().and_then(|&c| digit_of(c)) {
+        Some(top) if spare > 0 && top >> (5 - spare) != 0 => Err(Nixbase32Error::NonZeroPadding),
+        _ => Ok(()),
+    }
+}
+
 /// Decodes a nixbase32 string that must encode exactly `N` bytes.
 pub fn decode_fixed<const N: usize>(input: impl AsRef<[u8]>) -> Result<[u8; N], Nixbase32Error> {
     let input = input.as_ref();
@@ -170,6 +188,40 @@ mod tests {
             let enc = encode(&data);
             assert_eq!(enc.len(), encode_len(len));
             assert_eq!(decode(&enc).unwrap(), data);
+        }
+    }
+
+    #[test]
+    fn check_accepts_what_decode_accepts() {
+        let mut inputs: Vec<String> = vec!["0z".into(), "7z".into(), "8z".into(), "zz".into()];
+        for len in 0..12usize {
+            let data: Vec<u8> = (0..len).map(|i| (i * 91 + 200) as u8).collect();
+            let enc = encode(&data);
+            for top in ALPHABET.iter() {
+                let mut s = enc.clone().into_bytes();
+                if let Some(first) = s.first_mut() {
+                    *first = *top;
+                }
+                inputs.push(String::from_utf8(s).unwrap());
+            }
+            inputs.push(enc.replace('1', "e"));
+        }
+        for input in &inputs {
+            for size in 0..9 {
+                let decoded = decode(input).map(|v| v.len() == size);
+                let checked = check(input.as_bytes(), size);
+                match decoded {
+                    Ok(true) => assert_eq!(checked, Ok(()), "{input} {size}"),
+                    Ok(false) => assert!(checked.is_err(), "{input} {size}"),
+                    Err(e) => {
+                        if encode_len(size) == input.len() {
+                            assert_eq!(checked, Err(e), "{input} {size}")
+                        } else {
+                            assert!(checked.is_err(), "{input} {size}")
+                        }
+                    }
+                }
+            }
         }
     }
 

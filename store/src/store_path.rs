@@ -244,7 +244,7 @@ impl StoreDir {
             return Err(StorePathError::Malformed(base.to_string()));
         }
         let (digest_part, rest) = base.split_at(ENCODED_DIGEST_LEN);
-        nixbase32::decode_fixed::<DIGEST_LEN>(digest_part)
+        nixbase32::check(digest_part.as_bytes(), DIGEST_LEN)
             .map_err(|_| StorePathError::InvalidDigest(base.to_string()))?;
         validate_name(&rest[1..])
     }
