@@ -176,7 +176,7 @@ fn merge_in_runs(a: &[AttrEntry], b: &[AttrEntry], out: &mut Vec<AttrEntry>) {
             out.extend_from_slice(&b[j..j + run]);
             j += run;
             // On equal names `b`'s entry wins; it starts the next run.
-            if !b.get(j).is_some_and(|x| x.name == e.name) {
+            if b.get(j).is_none_or(|x| x.name != e.name) {
                 out.push(e.clone());
             }
         }
