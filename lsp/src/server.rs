@@ -196,7 +196,7 @@ impl State {
                         "builtins.pathExists <nixpkgs/lib>".to_string(),
                         std::path::Path::new("/"),
                     ),
-                    Ok(tvix_eval::Value::Bool(true))
+                    Ok(tvix_eval::Value::Bool(tvix_eval::value::NixBool::TRUE))
                 )
             })
             .await
@@ -256,7 +256,7 @@ impl State {
                     );
                     matches!(
                         evaluate::eval_probe(s, probe, std::path::Path::new("/")),
-                        Ok(tvix_eval::Value::Bool(true))
+                        Ok(tvix_eval::Value::Bool(tvix_eval::value::NixBool::TRUE))
                     )
                 };
                 lib_source::search(&dir, &store_dir, &mut exists)

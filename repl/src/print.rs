@@ -68,9 +68,15 @@ impl Printer<'_> {
         let st = self.opts.style;
         match v {
             Value::Null => write!(self.out, "{}null{}", st.number, st.reset),
-            Value::Bool(b) => write!(self.out, "{}{b}{}", st.number, st.reset),
+            Value::Bool(b) => write!(self.out, "{}{}{}", st.number, b.get(), st.reset),
             Value::Int(i) => write!(self.out, "{}{i}{}", st.number, st.reset),
-            Value::Float(f) => write!(self.out, "{}{}{}", st.number, format_float(*f), st.reset),
+            Value::Float(f) => write!(
+                self.out,
+                "{}{}{}",
+                st.number,
+                format_float(f.get()),
+                st.reset
+            ),
             Value::String(s) => {
                 let mut quoted = String::new();
                 escape_string(s.as_bytes(), &mut quoted);

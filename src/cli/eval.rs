@@ -568,7 +568,7 @@ fn collect_derivations(
                 let recurse = match &item {
                     Value::Attrs(inner) => match inner.get(Symbol::intern("recurseForDerivations"))
                     {
-                        Some(r) => matches!(ev.force(r.clone())?, Value::Bool(true)),
+                        Some(r) => matches!(ev.force(r.clone())?, Value::Bool(b) if b.get()),
                         None => false,
                     },
                     _ => false,

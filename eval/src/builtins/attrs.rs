@@ -31,7 +31,7 @@ pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("hasAttr", 2, |ev, a, s| {
         let name = attr_name(ev, &a[0], s)?;
         let set = ev.force_attrs(a[1].clone(), s)?;
-        Ok(Value::Bool(set.contains(name)))
+        Ok(Value::bool(set.contains(name)))
     }),
     primop!("removeAttrs", 2, remove_attrs),
     primop!("listToAttrs", 1, list_to_attrs),

@@ -19,7 +19,7 @@ use crate::value::*;
 pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("hasContext", 1, |ev, a, s| {
         let st = ev.force_string(a[0].clone(), s)?;
-        Ok(Value::Bool(st.has_context()))
+        Ok(Value::bool(st.has_context()))
     }),
     primop!("unsafeDiscardStringContext", 1, |ev, a, s| {
         let st = ev.coerce_string_arg(a[0].clone(), s)?;
@@ -114,10 +114,10 @@ fn get_context(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value
     let entries = by_path.into_iter().map(|(path, info)| {
         let mut fields = Vec::new();
         if info.path {
-            fields.push((Symbol::intern("path"), Value::Bool(true)));
+            fields.push((Symbol::intern("path"), Value::bool(true)));
         }
         if info.all_outputs {
-            fields.push((Symbol::intern("allOutputs"), Value::Bool(true)));
+            fields.push((Symbol::intern("allOutputs"), Value::bool(true)));
         }
         if !info.outputs.is_empty() {
             let mut outs = info.outputs;

@@ -25,40 +25,40 @@ pub(super) const BUILTINS: &[PrimOp] = &[
     primop!("deepSeq", 2, deep_seq),
     primop!("tryEval", 1, try_eval),
     primop!("typeOf", 1, type_of),
-    primop!("isNull", 1, |ev, a, _| Ok(Value::Bool(matches!(
+    primop!("isNull", 1, |ev, a, _| Ok(Value::bool(matches!(
         ev.force(a[0].clone())?,
         Value::Null
     )))),
-    primop!("isBool", 1, |ev, a, _| Ok(Value::Bool(matches!(
+    primop!("isBool", 1, |ev, a, _| Ok(Value::bool(matches!(
         ev.force(a[0].clone())?,
         Value::Bool(_)
     )))),
-    primop!("isInt", 1, |ev, a, _| Ok(Value::Bool(matches!(
+    primop!("isInt", 1, |ev, a, _| Ok(Value::bool(matches!(
         ev.force(a[0].clone())?,
         Value::Int(_)
     )))),
-    primop!("isFloat", 1, |ev, a, _| Ok(Value::Bool(matches!(
+    primop!("isFloat", 1, |ev, a, _| Ok(Value::bool(matches!(
         ev.force(a[0].clone())?,
         Value::Float(_)
     )))),
-    primop!("isString", 1, |ev, a, _| Ok(Value::Bool(matches!(
+    primop!("isString", 1, |ev, a, _| Ok(Value::bool(matches!(
         ev.force(a[0].clone())?,
         Value::String(_)
     )))),
-    primop!("isPath", 1, |ev, a, _| Ok(Value::Bool(matches!(
+    primop!("isPath", 1, |ev, a, _| Ok(Value::bool(matches!(
         ev.force(a[0].clone())?,
         Value::Path(_)
     )))),
-    primop!("isList", 1, |ev, a, _| Ok(Value::Bool(matches!(
+    primop!("isList", 1, |ev, a, _| Ok(Value::bool(matches!(
         ev.force(a[0].clone())?,
         Value::List(_)
     )))),
-    primop!("isAttrs", 1, |ev, a, _| Ok(Value::Bool(matches!(
+    primop!("isAttrs", 1, |ev, a, _| Ok(Value::bool(matches!(
         ev.force(a[0].clone())?,
         Value::Attrs(_)
     )))),
     primop!("isFunction", 1, |ev, a, _| {
-        Ok(Value::Bool(matches!(
+        Ok(Value::bool(matches!(
             ev.force(a[0].clone())?,
             Value::Lambda(_) | Value::PrimOp(_)
         )))
@@ -124,11 +124,11 @@ fn deep_seq(ev: &mut Evaluator, a: Args, _: Option<Span>) -> EvalResult<Value> {
 fn try_eval(ev: &mut Evaluator, a: Args, _: Option<Span>) -> EvalResult<Value> {
     let (success, value) = match ev.force(a[0].clone()) {
         Ok(v) => (true, v),
-        Err(e) if e.kind.is_catchable() => (false, Value::Bool(false)),
+        Err(e) if e.kind.is_catchable() => (false, Value::bool(false)),
         Err(e) => return Err(e),
     };
     Ok(make_attrs([
-        (sym::success(), Value::Bool(success)),
+        (sym::success(), Value::bool(success)),
         (sym::value(), value),
     ]))
 }
@@ -153,7 +153,8 @@ fn arith(ev: &mut Evaluator, op: BinOp, a: Args, span: Option<Span>) -> EvalResu
         // Like the reference, `div` looks at its divisor first (as a float).
         if op == BinOp::Div {
             match r {
-                Value::Int(0) | Value::Float(0.0) => {
+                Value::Int(0) => return Err(EvalError::new(ErrorKind::DivisionByZero, span)),
+                Value::Float(f) if f.get() == 0.0 => {
                     return Err(EvalError::new(ErrorKind::DivisionByZero, span))
                 }
                 Value::Int(_) | Value::Float(_) => {}
@@ -184,7 +185,7 @@ fn float_to_int(
 ) -> EvalResult<Value> {
     match ev.force(a[0].clone())? {
         Value::Int(i) => Ok(Value::Int(i)),
-        Value::Float(x) => Ok(Value::Int(f(x) as i64)),
+        Value::Float(x) => Ok(Value::Int(f(x.get()) as i64)),
         other => Err(EvalError::new(
             ErrorKind::TypeError {
                 expected: "a float",
@@ -248,7 +249,7 @@ fn function_args(ev: &mut Evaluator, a: Args, span: Option<Span>) -> EvalResult<
                     .iter()
                     .map(|f| AttrEntry {
                         name: f.name,
-                        value: Value::Bool(f.default.is_some()),
+                        value: Value::bool(f.default.is_some()),
                         pos: (Some(f.span)).into(),
                     })
                     .collect(),
@@ -438,7 +439,7 @@ impl KeySet {
         }
         Ok(match (&mut self.kind, &key) {
             (KeyKind::Num(set), Value::Int(i)) => set.insert(NumKey::Int(*i)),
-            (KeyKind::Num(set), Value::Float(f)) => set.insert(NumKey::Float(*f)),
+            (KeyKind::Num(set), Value::Float(f)) => set.insert(NumKey::Float(f.get())),
             (KeyKind::Str(set), Value::String(s)) => set.insert(s.as_bytes().into()),
             (KeyKind::Path(set), Value::Path(p)) => set.insert(p.as_os_str().as_bytes().into()),
             (KeyKind::Sorted(keys), _) => {

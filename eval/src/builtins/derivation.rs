@@ -769,7 +769,7 @@ fn add_path(
             let mut failure: Option<Box<EvalError>> = None;
             let mut keep = |p: &std::path::Path, ft: crate::io::FileType| {
                 let path_str = Value::string(p.as_os_str().as_bytes().to_vec());
-                ev.call2(f.clone(), path_str, Value::string(ft.as_str()), s)
+                ev.call2(&f, path_str, Value::string(ft.as_str()), s)
                     .and_then(|v| ev.force_bool(v, s))
                     .map_err(|e| {
                         let msg = e.kind.to_string();

@@ -398,7 +398,7 @@ fn fetch_git_args(ev: &mut Evaluator, args: GitArgs, s: Option<Span>) -> EvalRes
             Symbol::intern("shortRev"),
             Value::string(revision.rev[..7.min(revision.rev.len())].to_string()),
         ),
-        (Symbol::intern("submodules"), Value::Bool(false)),
+        (Symbol::intern("submodules"), Value::bool(false)),
     ]))
 }
 
@@ -555,7 +555,7 @@ fn fetch_tree(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value>
                         )
                     }
                     Value::Int(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
+                    Value::Bool(b) => b.get().to_string(),
                     _ => text(ev, val.clone(), s)?,
                 };
                 input.insert(name, t);

@@ -477,7 +477,7 @@ fn parse_flake_ref(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<V
                 value: match v {
                     Attr::Str(s) => Value::string(s),
                     Attr::Int(n) => Value::Int(n as i64),
-                    Attr::Bool(b) => Value::Bool(b),
+                    Attr::Bool(b) => Value::bool(b),
                 },
                 pos: (None).into(),
             })
@@ -494,7 +494,7 @@ fn flake_ref_to_string(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResu
         let name = e.name.as_str();
         let value = match ev.force(e.value.clone())? {
             Value::String(st) => Attr::Str(st.to_str_lossy().into_owned()),
-            Value::Bool(b) => Attr::Bool(b),
+            Value::Bool(b) => Attr::Bool(b.get()),
             Value::Int(n) if n < 0 => {
                 return fail(
                     format!("negative value given for flake ref attr {name}: {n}"),

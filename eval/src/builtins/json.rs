@@ -71,9 +71,9 @@ impl JsonWriter {
         let span = self.span;
         match ev.force(v)? {
             Value::Null => self.out.push_str("null"),
-            Value::Bool(b) => self.out.push_str(if b { "true" } else { "false" }),
+            Value::Bool(b) => self.out.push_str(if b.get() { "true" } else { "false" }),
             Value::Int(i) => self.out.push_str(&i.to_string()),
-            Value::Float(f) => self.out.push_str(&json_float(f)),
+            Value::Float(f) => self.out.push_str(&json_float(f.get())),
             Value::String(s) => self.string(&s)?,
             p @ Value::Path(_) => {
                 let s = ev.coerce_to_string(p, CoerceMode::Interpolation, span)?;
@@ -861,7 +861,7 @@ impl Parser<'_> {
                 }
             }
             match text.parse::<f64>() {
-                Ok(f) if f.is_finite() => Ok(Value::Float(f)),
+                Ok(f) if f.is_finite() => Ok(Value::float(f)),
                 _ => Err(format!(
                     "[json.exception.out_of_range.406] number overflow parsing '{text}'"
                 )),
@@ -1053,8 +1053,8 @@ impl Parser<'_> {
                 Ok(Value::string(s))
             }
             Tok::Number(n) => n,
-            Tok::True => Ok(Value::Bool(true)),
-            Tok::False => Ok(Value::Bool(false)),
+            Tok::True => Ok(Value::bool(true)),
+            Tok::False => Ok(Value::bool(false)),
             Tok::Null => Ok(Value::Null),
             Tok::Error(..) => Err(self.unexpected(&t, "value", None)),
             _ => Err(self.unexpected(&t, "value", Some("'[', '{', or a literal"))),

@@ -67,7 +67,7 @@ fn truth(
     ctx: impl FnOnce() -> String,
 ) -> EvalResult<bool> {
     match v {
-        Value::Bool(b) => Ok(b),
+        Value::Bool(b) => Ok(b.get()),
         other => ev.force_bool(other, s).context(None, ctx),
     }
 }
@@ -195,7 +195,7 @@ fn foldl(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     for x in l.iter() {
         ev.check_interrupt(s)?;
         // `call2` applies a curried lambda without building the intermediate closure.
-        let r = ev.call2(f.clone(), acc, x.clone(), s)?;
+        let r = ev.call2(&f, acc, x.clone(), s)?;
         acc = ev.force(r)?;
     }
     ev.force(acc)
@@ -258,10 +258,10 @@ fn elem(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     for x in l.iter() {
         ev.check_interrupt(s)?;
         if ev.cells_equal(&a[0], x, s)? {
-            return Ok(Value::Bool(true));
+            return Ok(Value::bool(true));
         }
     }
-    Ok(Value::Bool(false))
+    Ok(Value::bool(false))
 }
 
 /// `any` (stops at the first `true`) and `all` (stops at the first `false`).
@@ -277,10 +277,10 @@ fn any_or_all(ev: &mut Evaluator, a: Args, s: Option<Span>, any: bool) -> EvalRe
         ev.check_interrupt(s)?;
         let r = ev.call_forced(f.clone(), x.clone(), s)?;
         if truth(ev, r, s, || return_value(name))? == any {
-            return Ok(Value::Bool(any));
+            return Ok(Value::bool(any));
         }
     }
-    Ok(Value::Bool(!any))
+    Ok(Value::bool(!any))
 }
 
 fn partition(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
@@ -358,7 +358,7 @@ fn sort(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
         if direct {
             return Ok(ev.compare(x.clone(), y.clone(), s)? == Ordering::Less);
         }
-        let r = ev.call2(f.clone(), x.clone(), y.clone(), s)?;
+        let r = ev.call2(&f, x.clone(), y.clone(), s)?;
         truth(ev, r, s, || {
             "while evaluating the return value of the sorting function passed to builtins.sort"
                 .to_string()

@@ -107,8 +107,8 @@ pub(crate) fn global_scope(config: &EvalConfig, io: &dyn EvalIO) -> (Globals, Rc
         })
         .collect();
     let constants: Vec<(&str, Value)> = vec![
-        ("true", Value::Bool(true)),
-        ("false", Value::Bool(false)),
+        ("true", Value::bool(true)),
+        ("false", Value::bool(false)),
         ("null", Value::Null),
         ("currentSystem", Value::string(config.system.as_str())),
         ("currentTime", Value::Int(now)),
@@ -220,7 +220,7 @@ impl Evaluator {
     pub fn force_float(&mut self, v: Value, span: Option<Span>) -> EvalResult<f64> {
         match self.force(v)? {
             Value::Int(i) => Ok(i as f64),
-            Value::Float(f) => Ok(f),
+            Value::Float(f) => Ok(f.get()),
             other => self.type_error("a float", &other, span),
         }
     }

@@ -187,13 +187,13 @@ fn path_exists(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value
         .context(None, || "while realising the context of a path".to_string())?;
     if must_be_dir {
         // Asking the system about `p/.` follows symlinks and fails for non-directories.
-        return Ok(Value::Bool(
+        return Ok(Value::bool(
             ev.io.path_exists(&p.join(".")).unwrap_or(false),
         ));
     }
     match ev.io.file_type(&p) {
-        Ok(_) => Ok(Value::Bool(true)),
-        Err(e) if is_missing(&e) => Ok(Value::Bool(false)),
+        Ok(_) => Ok(Value::bool(true)),
+        Err(e) if is_missing(&e) => Ok(Value::bool(false)),
         Err(e) => fail(
             format!("getting status of '{}': {}", p.display(), os_error(&e)),
             s,

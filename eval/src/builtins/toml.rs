@@ -58,8 +58,8 @@ fn convert(v: ::toml::Value, timestamps: bool) -> Result<Value, String> {
             Value::string(s)
         }
         ::toml::Value::Integer(i) => Value::Int(i),
-        ::toml::Value::Float(f) => Value::Float(f),
-        ::toml::Value::Boolean(b) => Value::Bool(b),
+        ::toml::Value::Float(f) => Value::float(f),
+        ::toml::Value::Boolean(b) => Value::bool(b),
         ::toml::Value::Array(items) => Value::list(
             items
                 .into_iter()

@@ -172,7 +172,7 @@ impl XmlWriter {
                 "bool",
                 vec![(
                     "value",
-                    if b {
+                    if b.get() {
                         b"true".to_vec()
                     } else {
                         b"false".to_vec()
@@ -183,7 +183,7 @@ impl XmlWriter {
             Value::Float(f) => self.empty(
                 depth,
                 "float",
-                vec![("value", format_float(f).into_bytes())],
+                vec![("value", format_float(f.get()).into_bytes())],
             ),
             Value::String(s) => {
                 if let Some(c) = s.context() {

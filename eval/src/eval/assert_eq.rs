@@ -26,7 +26,11 @@ impl Evaluator {
                 if a == b {
                     Ok(())
                 } else {
-                    fail(format!("boolean '{a}' is not equal to boolean '{b}'"))
+                    fail(format!(
+                        "boolean '{}' is not equal to boolean '{}'",
+                        a.get(),
+                        b.get()
+                    ))
                 }
             }
             (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {

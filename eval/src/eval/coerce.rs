@@ -91,10 +91,10 @@ impl Evaluator {
             }
             Value::Int(i) if mode.coerce_more() => Ok(Rc::new(NixString::from(i.to_string()))),
             Value::Float(f) if mode.coerce_more() => {
-                Ok(Rc::new(NixString::from(float_to_string(f))))
+                Ok(Rc::new(NixString::from(float_to_string(f.get()))))
             }
             Value::Bool(b) if mode.coerce_more() => {
-                Ok(Rc::new(NixString::from(if b { "1" } else { "" })))
+                Ok(Rc::new(NixString::from(if b.get() { "1" } else { "" })))
             }
             Value::Null if mode.coerce_more() => Ok(Rc::new(NixString::from(""))),
             Value::List(ref l) if mode.coerce_more() => {

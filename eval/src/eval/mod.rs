@@ -337,7 +337,7 @@ impl Evaluator {
                 } => {
                     let c = self.eval_operand(cond, env)?;
                     let c = match c {
-                        Value::Bool(b) => b,
+                        Value::Bool(b) => b.get(),
                         other => self.branch_condition(other, cond, *span)?,
                     };
                     e = if c { then } else { else_ };
@@ -351,7 +351,7 @@ impl Evaluator {
                     namespace, body, ..
                 } => {
                     let ns = self.delay(namespace, env);
-                    let new = Rc::new(Env::single(Some(env.clone()), ns));
+                    let new = Env::shared_single(Some(env.clone()), ns);
                     e = body;
                     owned = Some(new);
                 }
@@ -362,7 +362,7 @@ impl Evaluator {
                     span,
                 } => return self.eval_select(expr, path, default.as_ref(), env, *span),
                 Expr::Lambda(l) => {
-                    return Ok(Value::Lambda(Rc::new(Closure {
+                    return Ok(Value::Lambda(rc_new(|| Closure {
                         lambda: l.clone(),
                         env: env.clone(),
                     })))
@@ -528,7 +528,7 @@ impl Evaluator {
                     .eval(expr, env)
                     .and_then(|v| self.expect_bool(v, at))
                     .context(at, || "in the argument of '!'".to_string())?;
-                Ok(Value::Bool(!b))
+                Ok(Value::bool(!b))
             }
             Expr::Neg { expr, span } => {
                 let v = self.eval(expr, env)?;
@@ -547,7 +547,7 @@ impl Evaluator {
         match &**e {
             Expr::Const(v) => v.clone(),
             Expr::Local { depth, idx, .. } => env.ancestor(*depth as usize).get(*idx as usize),
-            Expr::Lambda(l) => Value::Lambda(Rc::new(Closure {
+            Expr::Lambda(l) => Value::Lambda(rc_new(|| Closure {
                 lambda: l.clone(),
                 env: env.clone(),
             })),
@@ -577,7 +577,7 @@ impl Evaluator {
 
     /// Makes the frame for `let`/`rec` bindings and fills it with thunks of its bindings.
     fn enter_frame(&mut self, frame: &Frame, env: &Rc<Env>) -> Rc<Env> {
-        let new = Rc::new(Env::new(Some(env.clone()), frame.bindings.len()));
+        let new = Env::shared(Some(env.clone()), frame.bindings.len());
         for (i, b) in frame.bindings.iter().enumerate() {
             // The slots of this frame are not all filled yet, so nothing here may read them:
             // only values that need no slot are made now, everything else is a thunk.
@@ -585,7 +585,7 @@ impl Evaluator {
                 Expr::Const(v) => v.clone(),
                 // Reads no slot of this frame: made over the parent (filled long ago).
                 Expr::Parent(inner) => self.delay(inner, env),
-                Expr::Lambda(l) => Value::Lambda(Rc::new(Closure {
+                Expr::Lambda(l) => Value::Lambda(rc_new(|| Closure {
                     lambda: l.clone(),
                     env: new.clone(),
                 })),
@@ -625,8 +625,8 @@ impl Evaluator {
                 })
             }
             ThunkState::Apply2(app) => {
-                let (f, a, b) = (app.0.clone(), app.1.clone(), app.2.clone());
-                self.guarded(|ev| ev.call2(f, a, b, None))
+                let (a, b) = (app.1.clone(), app.2.clone());
+                self.guarded(|ev| ev.call2(&app.0, a, b, None))
             }
             ThunkState::Blackhole => {
                 // Located later: the evaluations it passes through on its way back to this
@@ -642,7 +642,11 @@ impl Evaluator {
         };
         match result {
             Ok(v) => {
-                *t.0.borrow_mut() = ThunkState::Done(v.clone());
+                // Swapped in, the old state (a blackhole) dropped after: assigning would
+                // drop it first, and the new state, kept across that call, was copied in
+                // from the stack in loads that stall on the stores that built it.
+                let old = std::mem::replace(&mut *t.0.borrow_mut(), ThunkState::Done(v.clone()));
+                drop(old);
                 Ok(v)
             }
             Err(mut e) => {
@@ -855,7 +859,12 @@ impl Evaluator {
     ) -> EvalResult<Value> {
         self.enter_call(span)?;
         Stats::bump(&self.stats.primop_calls);
-        let r = (op.func)(self, args, span)
+        // Guarded like a lambda's body: a builtin called from the top of an evaluation
+        // (`builtins.foldl' f 0 xs` as the whole expression) would otherwise make each of
+        // its calls the outermost guarded one, which finds no stack floor set and takes the
+        // guard's slow path (`stack.rs`) every time.
+        let r = self
+            .guarded(|ev| (op.func)(ev, args, span))
             .context(span, || format!("while calling the '{}' builtin", op.name));
         self.call_depth -= 1;
         self.force(r?)
@@ -890,7 +899,7 @@ impl Evaluator {
             }
             if matches!(&f, Value::Lambda(_)) && i + 1 < spine.len() {
                 let (a, b) = (self.delay(spine[i].0, env), self.delay(spine[i + 1].0, env));
-                f = self.call2(f, a, b, Some(spine[i + 1].1))?;
+                f = self.call2(&f, a, b, Some(spine[i + 1].1))?;
                 i += 2;
                 continue;
             }
@@ -940,9 +949,26 @@ impl Evaluator {
 
     /// Applies `f` to two arguments. A curried lambda (`a: b: ...`) gets both at once: the
     /// function between the two applications is never observable, so it is not made.
-    pub fn call2(&mut self, f: Value, a: Value, b: Value, span: Option<Span>) -> EvalResult<Value> {
-        let f = self.force(f)?;
-        if let Value::Lambda(c) = &f {
+    ///
+    /// The function is borrowed: with it by value, the arguments took seven words, one more
+    /// than fit in registers, and the second argument, passed on the stack in two stores and
+    /// read back in one wide load, stalled every call (4 % of `lists`).
+    pub fn call2(
+        &mut self,
+        f: &Value,
+        a: Value,
+        b: Value,
+        span: Option<Span>,
+    ) -> EvalResult<Value> {
+        let forced;
+        let f = match f {
+            Value::Thunk(t) => {
+                forced = self.force_thunk(t)?;
+                &forced
+            }
+            other => other,
+        };
+        if let Value::Lambda(c) = f {
             if let Expr::Lambda(inner) = &*c.lambda.body {
                 Stats::bump(&self.stats.calls);
                 Stats::bump(&self.stats.calls);
@@ -962,7 +988,7 @@ impl Evaluator {
                 return result;
             }
         }
-        let g = self.call(f, a, span)?;
+        let g = self.call(f.clone(), a, span)?;
         let g = self.force(g)?;
         self.call(g, b, span)
     }
@@ -982,7 +1008,7 @@ impl Evaluator {
         span: Option<Span>,
     ) -> EvalResult<Rc<Env>> {
         let pattern = match &lambda.param {
-            Param::Ident(_) => return Ok(Rc::new(Env::single(Some(parent.clone()), arg))),
+            Param::Ident(_) => return Ok(Env::shared_single(Some(parent.clone()), arg)),
             Param::Pattern(p) => p,
         };
         let forced = self.force(arg.clone())?;
@@ -999,7 +1025,7 @@ impl Evaluator {
         };
         // The whole argument gets a slot only when the pattern names it (`@args`): with two
         // formals or fewer the frame then fits in the `Env` itself, with no second allocation.
-        let env = Rc::new(Env::new(Some(parent.clone()), pattern.frame_size()));
+        let env = Env::shared(Some(parent.clone()), pattern.frame_size());
         let mut used = 0;
         for (i, formal) in pattern.formals.iter().enumerate() {
             match attrs.get(formal.name) {
@@ -1287,19 +1313,19 @@ impl Evaluator {
         for (i, key) in path.iter().enumerate() {
             let name = self.key_name(key, env)?;
             let Value::Attrs(a) = &v else {
-                return Ok(Value::Bool(false));
+                return Ok(Value::bool(false));
             };
             match a.get(name) {
                 // The last attribute's value is not needed, only its presence.
-                Some(_) if i + 1 == path.len() => return Ok(Value::Bool(true)),
+                Some(_) if i + 1 == path.len() => return Ok(Value::bool(true)),
                 Some(next) => {
                     let next = next.clone();
                     v = self.force(next)?;
                 }
-                None => return Ok(Value::Bool(false)),
+                None => return Ok(Value::bool(false)),
             }
         }
-        Ok(Value::Bool(true))
+        Ok(Value::bool(true))
     }
 
     fn pos_attrs(&self, span: Span) -> Value {
@@ -1411,7 +1437,7 @@ impl Evaluator {
     /// Expects a Boolean.
     pub fn expect_bool(&mut self, v: Value, span: Option<Span>) -> EvalResult<bool> {
         match self.force(v)? {
-            Value::Bool(b) => Ok(b),
+            Value::Bool(b) => Ok(b.get()),
             other => {
                 let found = self.describe(&other);
                 Err(EvalError::new(

@@ -48,12 +48,12 @@ pub(super) fn int_binop_now(op: BinOp, lhs: &Expr, rhs: &Expr, env: &Rc<Env>) ->
         BinOp::Add => Value::Int(a.checked_add(b)?),
         BinOp::Sub => Value::Int(a.checked_sub(b)?),
         BinOp::Mul => Value::Int(a.checked_mul(b)?),
-        BinOp::Lt => Value::Bool(a < b),
-        BinOp::LtEq => Value::Bool(a <= b),
-        BinOp::Gt => Value::Bool(a > b),
-        BinOp::GtEq => Value::Bool(a >= b),
-        BinOp::Eq => Value::Bool(a == b),
-        BinOp::NotEq => Value::Bool(a != b),
+        BinOp::Lt => Value::bool(a < b),
+        BinOp::LtEq => Value::bool(a <= b),
+        BinOp::Gt => Value::bool(a > b),
+        BinOp::GtEq => Value::bool(a >= b),
+        BinOp::Eq => Value::bool(a == b),
+        BinOp::NotEq => Value::bool(a != b),
         _ => return None,
     })
 }
@@ -91,7 +91,7 @@ fn arith(op: BinOp, a: Value, b: Value, span: Option<Span>) -> EvalResult<Value>
         (a @ (Value::Int(_) | Value::Float(_)), b @ (Value::Int(_) | Value::Float(_))) => {
             let x = as_f64(&a);
             let y = as_f64(&b);
-            Ok(Value::Float(match op {
+            Ok(Value::float(match op {
                 BinOp::Add => x + y,
                 BinOp::Sub => x - y,
                 BinOp::Mul => x * y,
@@ -128,7 +128,7 @@ fn arith(op: BinOp, a: Value, b: Value, span: Option<Span>) -> EvalResult<Value>
 fn as_f64(v: &Value) -> f64 {
     match v {
         Value::Int(i) => *i as f64,
-        Value::Float(f) => *f,
+        Value::Float(f) => f.get(),
         _ => 0.0,
     }
 }
@@ -151,10 +151,10 @@ impl Evaluator {
                     .and_then(|l| self.expect_bool(l, sp))
                     .context(sp, || "in the left operand of '&&'".into())?
                 {
-                    return Ok(Value::Bool(false));
+                    return Ok(Value::bool(false));
                 }
                 let r = self.eval(rhs, env)?;
-                Ok(Value::Bool(
+                Ok(Value::bool(
                     self.expect_bool(r, sp)
                         .context(sp, || "in the right operand of '&&'".into())?,
                 ))
@@ -165,10 +165,10 @@ impl Evaluator {
                     .and_then(|l| self.expect_bool(l, sp))
                     .context(sp, || "in the left operand of '||'".into())?
                 {
-                    return Ok(Value::Bool(true));
+                    return Ok(Value::bool(true));
                 }
                 let r = self.eval(rhs, env)?;
-                Ok(Value::Bool(
+                Ok(Value::bool(
                     self.expect_bool(r, sp)
                         .context(sp, || "in the right operand of '||'".into())?,
                 ))
@@ -179,10 +179,10 @@ impl Evaluator {
                     .and_then(|l| self.expect_bool(l, sp))
                     .context(sp, || "in the left operand of '->'".into())?
                 {
-                    return Ok(Value::Bool(true));
+                    return Ok(Value::bool(true));
                 }
                 let r = self.eval(rhs, env)?;
-                Ok(Value::Bool(
+                Ok(Value::bool(
                     self.expect_bool(r, sp)
                         .context(sp, || "in the right operand of '->'".into())?,
                 ))
@@ -226,12 +226,12 @@ impl Evaluator {
                                 return Ok(Value::Int(x));
                             }
                         }
-                        BinOp::Lt => return Ok(Value::Bool(a < b)),
-                        BinOp::LtEq => return Ok(Value::Bool(a <= b)),
-                        BinOp::Gt => return Ok(Value::Bool(a > b)),
-                        BinOp::GtEq => return Ok(Value::Bool(a >= b)),
-                        BinOp::Eq => return Ok(Value::Bool(a == b)),
-                        BinOp::NotEq => return Ok(Value::Bool(a != b)),
+                        BinOp::Lt => return Ok(Value::bool(a < b)),
+                        BinOp::LtEq => return Ok(Value::bool(a <= b)),
+                        BinOp::Gt => return Ok(Value::bool(a > b)),
+                        BinOp::GtEq => return Ok(Value::bool(a >= b)),
+                        BinOp::Eq => return Ok(Value::bool(a == b)),
+                        BinOp::NotEq => return Ok(Value::bool(a != b)),
                         _ => {}
                     }
                 }
@@ -251,12 +251,12 @@ impl Evaluator {
         match op {
             BinOp::Add => self.add(l, r, span),
             BinOp::Sub | BinOp::Mul | BinOp::Div => arith(op, l, r, span),
-            BinOp::Eq => Ok(Value::Bool(self.values_equal(l, r, span)?)),
-            BinOp::NotEq => Ok(Value::Bool(!self.values_equal(l, r, span)?)),
-            BinOp::Lt => Ok(Value::Bool(self.compare(l, r, span)? == Ordering::Less)),
-            BinOp::LtEq => Ok(Value::Bool(self.compare(r, l, span)? != Ordering::Less)),
-            BinOp::Gt => Ok(Value::Bool(self.compare(r, l, span)? == Ordering::Less)),
-            BinOp::GtEq => Ok(Value::Bool(self.compare(l, r, span)? != Ordering::Less)),
+            BinOp::Eq => Ok(Value::bool(self.values_equal(l, r, span)?)),
+            BinOp::NotEq => Ok(Value::bool(!self.values_equal(l, r, span)?)),
+            BinOp::Lt => Ok(Value::bool(self.compare(l, r, span)? == Ordering::Less)),
+            BinOp::LtEq => Ok(Value::bool(self.compare(r, l, span)? != Ordering::Less)),
+            BinOp::Gt => Ok(Value::bool(self.compare(r, l, span)? == Ordering::Less)),
+            BinOp::GtEq => Ok(Value::bool(self.compare(l, r, span)? != Ordering::Less)),
             BinOp::Update => match (l, r) {
                 (Value::Attrs(a), Value::Attrs(b)) => Ok(Value::attrs(a.update(&b))),
                 (Value::Attrs(_), other) | (other, _) => Err(EvalError::new(

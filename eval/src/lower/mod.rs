@@ -464,7 +464,7 @@ impl<'a> Lowerer<'a> {
                 }
             },
             ast::LiteralKind::Float(f) => match f.value() {
-                Ok(v) => Value::Float(v),
+                Ok(v) => Value::float(v),
                 Err(_) => {
                     return Err(self.error(
                         lit.syntax(),

@@ -47,6 +47,19 @@ impl Env {
         }
     }
 
+    /// A shared frame with `size` slots, all `null` until filled (allocated before it is
+    /// built: see [`crate::value::rc_new`]).
+    #[inline]
+    pub fn shared(parent: Option<Rc<Env>>, size: usize) -> Rc<Env> {
+        super::rc_new(|| Env::new(parent, size))
+    }
+
+    /// A shared frame of one slot (allocated before it is built).
+    #[inline]
+    pub fn shared_single(parent: Option<Rc<Env>>, value: Value) -> Rc<Env> {
+        super::rc_new(|| Env::single(parent, value))
+    }
+
     /// A frame whose slots are the given values.
     pub fn with_values(parent: Option<Rc<Env>>, values: impl IntoIterator<Item = Value>) -> Env {
         Env {

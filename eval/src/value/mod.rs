@@ -23,24 +23,30 @@ use crate::eval::Evaluator;
 use crate::ir;
 use crate::source::Span;
 
-/// A Nix value.
+/// A Nix value: two machine words, a tag and a payload.
 ///
-/// The tag is a whole word (`repr(u64)`): with a one-byte tag, moving a `Value` whose variant
-/// is not known copied its first word as two overlapping 4-byte loads right after the tag was
-/// written as one byte, and every such load waited for the store to drain (a failed store
-/// forward) on every operand read. With a word-sized tag a value moves as two words; the size
-/// stays 16 bytes, and `Result<Value, _>` still uses the unused tag values as its niche.
+/// Both words are whole integers, and that is what keeps the evaluator fast:
+/// - The tag is a word (`repr(u64)`). With a one-byte tag, moving a `Value` whose variant is
+///   not known copied its first word as two overlapping 4-byte loads right after the tag was
+///   written as one byte, and every such load waited for the store to drain (a failed store
+///   forward) on every operand read.
+/// - Every payload is one 8-byte integer or pointer ([`NixBool`] and [`NixFloat`] hold their
+///   value as a word). Then a `Value` is passed to and returned from functions in two
+///   registers; a one-byte `bool` or an `f64` (a float register) among the payloads made
+///   every `Value` argument go through memory instead.
+///
+/// The size stays 16 bytes, and `Result<Value, _>` uses the unused tag values as its niche.
 #[derive(Clone)]
 #[repr(u64)]
 pub enum Value {
     /// `null`
     Null,
     /// `true` / `false`
-    Bool(bool),
+    Bool(NixBool),
     /// A 64-bit signed integer.
     Int(i64),
     /// A double.
-    Float(f64),
+    Float(NixFloat),
     /// A string with context.
     String(Rc<NixString>),
     /// An absolute, canonical path.
@@ -55,6 +61,71 @@ pub enum Value {
     PrimOp(Rc<PrimOpApp>),
     /// A suspended computation.
     Thunk(Thunk),
+}
+
+/// A Boolean held in a whole word (see [`Value`]'s layout).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NixBool(u64);
+
+impl NixBool {
+    /// `true` (usable in patterns: `Value::Bool(NixBool::TRUE)`).
+    pub const TRUE: NixBool = NixBool(1);
+    /// `false`.
+    pub const FALSE: NixBool = NixBool(0);
+
+    /// `b` as a word.
+    #[inline(always)]
+    pub const fn new(b: bool) -> NixBool {
+        NixBool(b as u64)
+    }
+
+    /// The Boolean.
+    #[inline(always)]
+    pub const fn get(self) -> bool {
+        self.0 != 0
+    }
+}
+
+impl From<bool> for NixBool {
+    fn from(b: bool) -> NixBool {
+        NixBool::new(b)
+    }
+}
+
+impl std::fmt::Debug for NixBool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+/// A double held as its bits in an integer word (see [`Value`]'s layout).
+#[derive(Clone, Copy)]
+pub struct NixFloat(u64);
+
+impl NixFloat {
+    /// `x` as a word.
+    #[inline(always)]
+    pub const fn new(x: f64) -> NixFloat {
+        NixFloat(x.to_bits())
+    }
+
+    /// The double.
+    #[inline(always)]
+    pub const fn get(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+}
+
+impl From<f64> for NixFloat {
+    fn from(x: f64) -> NixFloat {
+        NixFloat::new(x)
+    }
+}
+
+impl std::fmt::Debug for NixFloat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
 }
 
 /// A Nix function value: the lambda's code and the environment it was created in.
@@ -91,7 +162,35 @@ pub struct PrimOpApp {
     pub args: Args,
 }
 
+/// `Rc::new(make())`, with the allocation made before the value: `Rc::new(v)` computes `v`
+/// first, and since it must survive the call into the allocator it is built on the stack
+/// and copied into the heap afterwards, in wide loads from the narrower stores that built
+/// it (each waits for those stores to drain: a failed store forward). Allocating first lets
+/// the value be written straight into its place. Frames, thunks and closures are made
+/// millions of times in a module-system evaluation.
+#[inline(always)]
+pub(crate) fn rc_new<T>(make: impl FnOnce() -> T) -> Rc<T> {
+    let mut rc = Rc::<T>::new_uninit();
+    Rc::get_mut(&mut rc)
+        .expect("a new Rc has no other handle")
+        .write(make());
+    // SAFETY: the value was written just above.
+    unsafe { rc.assume_init() }
+}
+
 impl Value {
+    /// A Boolean value.
+    #[inline(always)]
+    pub const fn bool(b: bool) -> Value {
+        Value::Bool(NixBool::new(b))
+    }
+
+    /// A float value.
+    #[inline(always)]
+    pub const fn float(x: f64) -> Value {
+        Value::Float(NixFloat::new(x))
+    }
+
     /// A string value without context.
     pub fn string(s: impl Into<NixString>) -> Value {
         Value::String(Rc::new(s.into()))
@@ -172,9 +271,9 @@ impl std::fmt::Debug for Value {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Value::Null => write!(f, "null"),
-            Value::Bool(b) => write!(f, "{b}"),
+            Value::Bool(b) => write!(f, "{}", b.get()),
             Value::Int(i) => write!(f, "{i}"),
-            Value::Float(x) => write!(f, "{x}"),
+            Value::Float(x) => write!(f, "{}", x.get()),
             Value::String(s) => write!(f, "{s:?}"),
             Value::Path(p) => write!(f, "{}", p.display()),
             Value::Attrs(a) => write!(f, "{{ {} attrs }}", a.len()),
@@ -194,5 +293,30 @@ mod tests {
     fn value_is_two_words() {
         assert_eq!(std::mem::size_of::<Value>(), 16);
         assert_eq!(std::mem::size_of::<crate::error::EvalResult<Value>>(), 16);
+        assert_eq!(std::mem::size_of::<NixBool>(), 8);
+        assert_eq!(std::mem::size_of::<NixFloat>(), 8);
+    }
+
+    #[test]
+    fn word_payloads_give_back_what_they_hold() {
+        assert!(NixBool::new(true).get() && NixBool::TRUE.get());
+        assert!(!NixBool::new(false).get() && !NixBool::FALSE.get());
+        assert_eq!(NixBool::from(true), NixBool::TRUE);
+        for x in [0.0, -0.0, 1.5, -2.25e300, f64::MIN_POSITIVE, f64::INFINITY] {
+            assert_eq!(NixFloat::new(x).get().to_bits(), x.to_bits());
+        }
+        assert!(NixFloat::from(f64::NAN).get().is_nan());
+        assert!(matches!(Value::bool(true), Value::Bool(NixBool::TRUE)));
+        assert!(matches!(Value::float(0.5), Value::Float(f) if f.get() == 0.5));
+    }
+
+    #[test]
+    fn rc_new_builds_the_value_in_its_allocation() {
+        let v = rc_new(|| vec![Value::Int(1), Value::string("x")]);
+        assert_eq!(Rc::strong_count(&v), 1);
+        assert!(matches!(v[0], Value::Int(1)));
+        let w = v.clone();
+        drop(v);
+        assert_eq!(Rc::strong_count(&w), 1);
     }
 }

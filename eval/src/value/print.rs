@@ -139,9 +139,9 @@ fn print_cell(
 ) {
     match v {
         Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Bool(b) => out.push_str(if b.get() { "true" } else { "false" }),
         Value::Int(i) => write!(out, "{i}").expect("write to string"),
-        Value::Float(f) => out.push_str(&format_float(*f)),
+        Value::Float(f) => out.push_str(&format_float(f.get())),
         Value::String(s) => escape_string(s.as_bytes(), out),
         Value::Path(p) => out.push_str(&String::from_utf8_lossy(p.as_os_str().as_bytes())),
         Value::Attrs(a) => {

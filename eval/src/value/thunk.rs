@@ -33,19 +33,23 @@ pub struct Thunk(pub Rc<RefCell<ThunkState>>);
 impl Thunk {
     /// A thunk for `expr` in `env`.
     pub fn suspended(expr: ExprRef, env: Rc<Env>) -> Thunk {
-        Thunk(Rc::new(RefCell::new(ThunkState::Suspended(expr, env))))
+        Thunk(super::rc_new(|| {
+            RefCell::new(ThunkState::Suspended(expr, env))
+        }))
     }
 
     /// A thunk for the application `f arg`.
     pub fn apply(f: Value, arg: Value) -> Thunk {
-        Thunk(Rc::new(RefCell::new(ThunkState::Apply(Box::new((f, arg))))))
+        Thunk(super::rc_new(|| {
+            RefCell::new(ThunkState::Apply(Box::new((f, arg))))
+        }))
     }
 
     /// A thunk for the application `f a b`.
     pub fn apply2(f: Value, a: Value, b: Value) -> Thunk {
-        Thunk(Rc::new(RefCell::new(ThunkState::Apply2(Box::new((
-            f, a, b,
-        ))))))
+        Thunk(super::rc_new(|| {
+            RefCell::new(ThunkState::Apply2(Box::new((f, a, b))))
+        }))
     }
 
     /// The value if the thunk has been evaluated.
