@@ -5,6 +5,7 @@
 //! compare equal by pointer, which makes attribute lookups cheap, and order by their bytes, which
 //! is the order in which Nix lists attribute names.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -49,6 +50,15 @@ fn prefix_of(s: &[u8]) -> u64 {
 /// equal, UTF-8 or not.
 static INTERNER: Mutex<Option<FxHashMap<&'static [u8], &'static Interned>>> = Mutex::new(None);
 
+thread_local! {
+    /// The names this thread has interned or looked up, in front of [`INTERNER`]: names built
+    /// at run time (`pkgs.${name}`, `listToAttrs`) are interned by the hundred thousand, and
+    /// taking the global lock for each was most of the cost. It holds only symbols of
+    /// `INTERNER`, which lives as long as the process, so it is never stale.
+    static SEEN: RefCell<FxHashMap<&'static [u8], &'static Interned>> =
+        RefCell::new(FxHashMap::default());
+}
+
 impl Symbol {
     /// Interns `name`, returning the unique symbol for it.
     pub fn intern(name: &str) -> Symbol {
@@ -58,6 +68,21 @@ impl Symbol {
     /// Interns a byte string (Nix strings are bytes, and so are attribute names: names
     /// that are not UTF-8 stay distinct, and [`Symbol::as_bytes`] gives them back whole).
     pub fn intern_bytes(name: &[u8]) -> Symbol {
+        // `try_with`: during thread teardown the cache may be gone; the global map is not.
+        let cached = SEEN
+            .try_with(|seen| seen.borrow().get(name).copied())
+            .ok()
+            .flatten();
+        if let Some(s) = cached {
+            return Symbol(s);
+        }
+        let symbol = Symbol::intern_global(name);
+        let _ = SEEN.try_with(|seen| seen.borrow_mut().insert(symbol.as_bytes(), symbol.0));
+        symbol
+    }
+
+    /// Interns `name` in the process-wide map.
+    fn intern_global(name: &[u8]) -> Symbol {
         let mut guard = INTERNER.lock().unwrap_or_else(|e| e.into_inner());
         let map = guard.get_or_insert_with(FxHashMap::default);
         if let Some(s) = map.get(name) {
@@ -155,6 +180,25 @@ mod tests {
         names.sort();
         syms.sort();
         assert_eq!(syms.iter().map(|s| s.as_str()).collect::<Vec<_>>(), names);
+    }
+
+    #[test]
+    fn threads_share_symbols() {
+        let here = Symbol::intern("shared-between-threads");
+        let there = std::thread::spawn(|| {
+            // Seen first on the other thread, then on this one.
+            let a = Symbol::intern("shared-between-threads");
+            let b = Symbol::intern("first-seen-on-the-other-thread");
+            (
+                a.0 as *const Interned as usize,
+                b.0 as *const Interned as usize,
+            )
+        })
+        .join()
+        .unwrap();
+        assert_eq!(here.0 as *const Interned as usize, there.0);
+        let later = Symbol::intern("first-seen-on-the-other-thread");
+        assert_eq!(later.0 as *const Interned as usize, there.1);
     }
 
     #[test]

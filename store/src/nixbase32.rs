@@ -38,14 +38,38 @@ pub const fn decode_len(len: usize) -> usize {
     len * 5 / 8
 }
 
+/// The digit of each byte, or [`NOT_A_DIGIT`]: a table, since store paths are parsed by the
+/// thousand when derivations are created.
+const DIGITS: [u8; 256] = {
+    let mut table = [NOT_A_DIGIT; 256];
+    let mut d = 0;
+    while d < ALPHABET.len() {
+        table[ALPHABET[d] as usize] = d as u8;
+        d += 1;
+    }
+    table
+};
+const NOT_A_DIGIT: u8 = 0xff;
+
 fn digit_of(c: u8) -> Option<u8> {
-    ALPHABET.iter().position(|&a| a == c).map(|p| p as u8)
+    match DIGITS[c as usize] {
+        NOT_A_DIGIT => None,
+        d => Some(d),
+    }
 }
 
 /// Encodes `input` in nixbase32.
 pub fn encode(input: &[u8]) -> String {
+    let mut out = String::with_capacity(encode_len(input.len()));
+    encode_to(input, &mut out);
+    out
+}
+
+/// Appends the nixbase32 encoding of `input` to `out` (store paths are printed by the
+/// thousand; this spares them an allocation each).
+pub fn encode_to(input: &[u8], out: &mut String) {
     let len = encode_len(input.len());
-    let mut out = String::with_capacity(len);
+    out.reserve(len);
     for n in (0..len).rev() {
         let b = n * 5;
         let i = b / 8;
@@ -58,7 +82,6 @@ pub fn encode(input: &[u8]) -> String {
         };
         out.push(ALPHABET[((lo | hi) & 0x1f) as usize] as char);
     }
-    out
 }
 
 /// Decodes a nixbase32 string, rejecting invalid characters, impossible lengths and
@@ -70,6 +93,13 @@ pub fn decode(input: impl AsRef<[u8]>) -> Result<Vec<u8>, Nixbase32Error> {
         return Err(Nixbase32Error::InvalidLength(input.len()));
     }
     let mut out = vec![0u8; size];
+    decode_into(input, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes `input` (of the encoding length of `out`) into `out`, which must be zeroed.
+fn decode_into(input: &[u8], out: &mut [u8]) -> Result<(), Nixbase32Error> {
+    let size = out.len();
     for (n, &c) in input.iter().rev().enumerate() {
         let digit = digit_of(c).ok_or(Nixbase32Error::InvalidCharacter(c as char))? as u16;
         let b = n * 5;
@@ -83,7 +113,25 @@ pub fn decode(input: impl AsRef<[u8]>) -> Result<Vec<u8>, Nixbase32Error> {
             return Err(Nixbase32Error::NonZeroPadding);
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Checks, without decoding, that `input` is the canonical nixbase32 encoding of `size`
+/// bytes: what [`decode_fixed`] accepts. Store path digests (20 bytes, 32 characters, no
+/// spare bits) are checked by the thousand when `.drv` paths are computed.
+pub fn check(input: &[u8], size: usize) -> Result<(), Nixbase32Error> {
+    if input.len() != encode_len(size) {
+        return Err(Nixbase32Error::InvalidLength(input.len()));
+    }
+    if let Some(&c) = input.iter().find(|&&c| digit_of(c).is_none()) {
+        return Err(Nixbase32Error::InvalidCharacter(c as char));
+    }
+    // The first character holds the most significant bits; those past `size` bytes must be 0.
+    let spare = input.len() * 5 - size * 8;
+    match input.first().and_then(|&c| digit_of(c)) {
+        Some(top) if spare > 0 && top >> (5 - spare) != 0 => Err(Nixbase32Error::NonZeroPadding),
+        _ => Ok(()),
+    }
 }
 
 /// Decodes a nixbase32 string that must encode exactly `N` bytes.
@@ -92,9 +140,8 @@ pub fn decode_fixed<const N: usize>(input: impl AsRef<[u8]>) -> Result<[u8; N], 
     if input.len() != encode_len(N) {
         return Err(Nixbase32Error::InvalidLength(input.len()));
     }
-    let v = decode(input)?;
     let mut out = [0u8; N];
-    out.copy_from_slice(&v);
+    decode_into(input, &mut out)?;
     Ok(out)
 }
 
@@ -141,6 +188,40 @@ mod tests {
             let enc = encode(&data);
             assert_eq!(enc.len(), encode_len(len));
             assert_eq!(decode(&enc).unwrap(), data);
+        }
+    }
+
+    #[test]
+    fn check_accepts_what_decode_accepts() {
+        let mut inputs: Vec<String> = vec!["0z".into(), "7z".into(), "8z".into(), "zz".into()];
+        for len in 0..12usize {
+            let data: Vec<u8> = (0..len).map(|i| (i * 91 + 200) as u8).collect();
+            let enc = encode(&data);
+            for top in ALPHABET.iter() {
+                let mut s = enc.clone().into_bytes();
+                if let Some(first) = s.first_mut() {
+                    *first = *top;
+                }
+                inputs.push(String::from_utf8(s).unwrap());
+            }
+            inputs.push(enc.replace('1', "e"));
+        }
+        for input in &inputs {
+            for size in 0..9 {
+                let decoded = decode(input).map(|v| v.len() == size);
+                let checked = check(input.as_bytes(), size);
+                match decoded {
+                    Ok(true) => assert_eq!(checked, Ok(()), "{input} {size}"),
+                    Ok(false) => assert!(checked.is_err(), "{input} {size}"),
+                    Err(e) => {
+                        if encode_len(size) == input.len() {
+                            assert_eq!(checked, Err(e), "{input} {size}")
+                        } else {
+                            assert!(checked.is_err(), "{input} {size}")
+                        }
+                    }
+                }
+            }
         }
     }
 

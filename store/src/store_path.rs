@@ -152,7 +152,16 @@ impl StorePath {
 
     /// `<digest>-<name>`, the base name in the store directory.
     pub fn to_base_name(&self) -> String {
-        format!("{}-{}", self.hash_part(), self.name)
+        let mut out = String::with_capacity(ENCODED_DIGEST_LEN + 1 + self.name.len());
+        self.push_base_name(&mut out);
+        out
+    }
+
+    /// Appends `<digest>-<name>` to `out`.
+    fn push_base_name(&self, out: &mut String) {
+        nixbase32::encode_to(&self.digest, out);
+        out.push('-');
+        out.push_str(&self.name);
     }
 
     /// The absolute path in the default store directory.
@@ -210,7 +219,34 @@ impl StoreDir {
 
     /// The absolute path of `path` in this store directory.
     pub fn display(&self, path: &StorePath) -> String {
-        format!("{}/{}", self.0, path)
+        let mut out =
+            String::with_capacity(self.0.len() + 1 + ENCODED_DIGEST_LEN + 1 + path.name.len());
+        out.push_str(&self.0);
+        out.push('/');
+        path.push_base_name(&mut out);
+        out
+    }
+
+    /// Checks that `path` is a store path directly in this directory, as [`Self::parse_path`]
+    /// does, without building a [`StorePath`]: an absolute path that parses is the display of
+    /// what it parses to, since only canonical digests are accepted.
+    pub fn check_path(&self, path: &str) -> Result<(), StorePathError> {
+        let base = path
+            .strip_prefix(self.0.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+            .filter(|b| !b.contains('/'))
+            .ok_or_else(|| StorePathError::NotInStore {
+                path: path.to_string(),
+                store_dir: self.0.clone(),
+            })?;
+        let bytes = base.as_bytes();
+        if bytes.len() < ENCODED_DIGEST_LEN + 1 || bytes[ENCODED_DIGEST_LEN] != b'-' {
+            return Err(StorePathError::Malformed(base.to_string()));
+        }
+        let (digest_part, rest) = base.split_at(ENCODED_DIGEST_LEN);
+        nixbase32::check(digest_part.as_bytes(), DIGEST_LEN)
+            .map_err(|_| StorePathError::InvalidDigest(base.to_string()))?;
+        validate_name(&rest[1..])
     }
 
     /// Parses an absolute store path `<store dir>/<digest>-<name>` (no sub-path).
@@ -263,11 +299,16 @@ impl StoreDir {
             self.0,
             name
         );
+        Ok(self.store_path_of_fingerprint(&fingerprint, name))
+    }
+
+    /// The store path named `name` (already validated) for a fingerprint.
+    fn store_path_of_fingerprint(&self, fingerprint: &str, name: &str) -> StorePath {
         let digest = compress_hash::<DIGEST_LEN>(NixHash::sha256(fingerprint.as_bytes()).digest());
-        Ok(StorePath {
+        StorePath {
             digest,
             name: name.to_string(),
-        })
+        }
     }
 
     /// `<kind>:<ref1>:<ref2>...[:self]` with references as sorted absolute paths.
@@ -302,6 +343,41 @@ impl StoreDir {
         }
         let ty = self.make_type("text", references, false);
         self.make_store_path(&ty, content_hash, name)
+    }
+
+    /// [`Self::make_text_path`] for references given as absolute paths (checked as
+    /// [`Self::parse_path`] checks them), in any order and possibly repeated, as a `.drv`
+    /// file's input sources and input derivations are: they need not be parsed and printed
+    /// again.
+    pub fn make_text_path_of_paths(
+        &self,
+        name: &str,
+        contents: &[u8],
+        references: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<StorePath, StorePathError> {
+        validate_name(name)?;
+        let mut refs: Vec<_> = references.into_iter().collect();
+        for r in &refs {
+            self.check_path(r.as_ref())?;
+        }
+        refs.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
+        refs.dedup_by(|a, b| a.as_ref() == b.as_ref());
+        let content_hash = NixHash::sha256(contents);
+        let mut fingerprint = String::with_capacity(
+            200 + name.len() + refs.iter().map(|r| r.as_ref().len() + 1).sum::<usize>(),
+        );
+        fingerprint.push_str("text");
+        for r in &refs {
+            fingerprint.push(':');
+            fingerprint.push_str(r.as_ref());
+        }
+        fingerprint.push(':');
+        fingerprint.push_str(&content_hash.to_prefixed(HashEncoding::Base16));
+        fingerprint.push(':');
+        fingerprint.push_str(&self.0);
+        fingerprint.push(':');
+        fingerprint.push_str(name);
+        Ok(self.store_path_of_fingerprint(&fingerprint, name))
     }
 
     /// The path `builtins.toFile name contents` produces (a text path with references).
@@ -458,6 +534,36 @@ mod tests {
             .make_source_path("a", &nar, [], false)
             .unwrap();
         assert_eq!(p.to_base_name(), "miacmq2d49l5qm1xgkpr982m3rd9ax08-a");
+    }
+
+    #[test]
+    fn text_path_of_paths_is_text_path_of_parsed_refs() {
+        let sd = StoreDir::default();
+        let a = "/nix/store/97qlv6h78lxlm9zc8849ahsbcklhsi2y-x.drv";
+        let b = "/nix/store/s668cfx1vrqfjryf96jj8wfhg7f67dhj-x";
+        let parsed = [sd.parse_path(a).unwrap(), sd.parse_path(b).unwrap()];
+        let expected = sd.make_text_path("y.drv", b"text", &parsed).unwrap();
+        // Any order, repeats merged.
+        let got = sd
+            .make_text_path_of_paths("y.drv", b"text", [b, a, b])
+            .unwrap();
+        assert_eq!(got, expected);
+        assert_eq!(sd.display(&got), expected.to_absolute_path());
+        // What parse_path rejects, this rejects.
+        for bad in [
+            "/nix/store/97qlv6h78lxlm9zc8849ahsbcklhsi2e-x",
+            "/nix/store/97qlv6h78lxlm9zc8849ahsbcklhsi2y",
+            "/tmp/97qlv6h78lxlm9zc8849ahsbcklhsi2y-x",
+            "/nix/store/97qlv6h78lxlm9zc8849ahsbcklhsi2y-x/sub",
+            "/nix/store/97qlv6h78lxlm9zc8849ahsbcklhsi2y-x!",
+        ] {
+            assert!(sd.parse_path(bad).is_err(), "{bad}");
+            assert_eq!(sd.check_path(bad), sd.parse_path(bad).map(|_| ()), "{bad}");
+            assert!(
+                sd.make_text_path_of_paths("y.drv", b"", [bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,5 @@
 //! Control and type builtins: errors, `tryEval`, `seq`, type predicates, arithmetic.
 
-use std::rc::Rc;
-
 use super::{fail, make_attrs};
 use crate::error::{AddContext, ErrorKind, EvalError, EvalResult};
 use crate::eval::{sym, CoerceMode, Evaluator};
@@ -200,7 +198,7 @@ fn float_to_int(
 
 fn to_string(ev: &mut Evaluator, a: Args, span: Option<Span>) -> EvalResult<Value> {
     let s = ev.coerce_to_string(a[0].clone(), CoerceMode::ToString, span)?;
-    Ok(Value::String(Rc::new(s)))
+    Ok(Value::String(s))
 }
 
 fn trace(ev: &mut Evaluator, a: Args, _: Option<Span>) -> EvalResult<Value> {

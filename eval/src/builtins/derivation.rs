@@ -16,7 +16,7 @@ use tvix_store::{Derivation, FileIngestionMethod, HashAlgo, NixHash, Output, Sto
 use super::control::primop;
 use super::{fail, make_attrs};
 use crate::error::{AddContext, ErrorKind, EvalError, EvalResult};
-use crate::eval::{CoerceMode, Evaluator};
+use crate::eval::{sym, CoerceMode, Evaluator};
 use crate::source::Span;
 use crate::symbol::Symbol;
 use crate::value::*;
@@ -40,12 +40,22 @@ pub struct KnownDerivation {
 impl KnownDerivation {
     /// What is kept of `drv`, whose modulo hash is `modulo`.
     fn new(drv: Derivation, modulo: NixHash, keep_whole: bool) -> KnownDerivation {
+        if keep_whole {
+            return KnownDerivation {
+                modulo,
+                outputs: drv.outputs.keys().cloned().collect(),
+                input_sources: drv.input_sources.iter().cloned().collect(),
+                input_derivations: drv.input_derivations.keys().cloned().collect(),
+                drv: Some(Rc::new(drv)),
+            };
+        }
+        // The parts kept are moved out of the derivation, not copied.
         KnownDerivation {
             modulo,
-            outputs: drv.outputs.keys().cloned().collect(),
-            input_sources: drv.input_sources.iter().cloned().collect(),
-            input_derivations: drv.input_derivations.keys().cloned().collect(),
-            drv: keep_whole.then(|| Rc::new(drv)),
+            outputs: drv.outputs.into_keys().collect(),
+            input_sources: drv.input_sources.into_iter().collect(),
+            input_derivations: drv.input_derivations.into_keys().collect(),
+            drv: None,
         }
     }
 }
@@ -232,7 +242,7 @@ struct Collected {
 fn derivation_strict(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let attrs = ev.force_attrs(a[0].clone(), s)?;
     let name_entry = attrs
-        .get_entry(Symbol::intern("name"))
+        .get_entry(sym::name())
         .ok_or_else(|| other("attribute 'name' missing", s))
         .context(None, || {
             "in the attrset passed as argument to builtins.derivationStrict".into()
@@ -257,11 +267,11 @@ fn derivation_strict(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult
 }
 
 fn build(ev: &mut Evaluator, attrs: &Attrs, name: &str, s: Option<Span>) -> EvalResult<Value> {
-    let ignore_nulls = match attrs.get(Symbol::intern("__ignoreNulls")) {
+    let ignore_nulls = match attrs.get(sym::ignore_nulls()) {
         Some(v) => ev.force_bool(v.clone(), s)?,
         None => false,
     };
-    let structured = match attrs.get(Symbol::intern("__structuredAttrs")) {
+    let structured = match attrs.get(sym::structured_attrs()) {
         Some(v) => ev.force_bool(v.clone(), s)?,
         None => false,
     };
@@ -302,10 +312,10 @@ fn build(ev: &mut Evaluator, attrs: &Attrs, name: &str, s: Option<Span>) -> Eval
             .env
             .insert("__json".into(), json.to_str_lossy().into_owned());
     }
-    if c.drv.builder.is_empty() && !attrs.contains(Symbol::intern("builder")) {
+    if c.drv.builder.is_empty() && !attrs.contains(sym::builder()) {
         return fail("required attribute 'builder' missing", s);
     }
-    if c.drv.system.is_empty() && !attrs.contains(Symbol::intern("system")) {
+    if c.drv.system.is_empty() && !attrs.contains(sym::system()) {
         return fail("required attribute 'system' missing", s);
     }
     finish(ev, c, name, s)
@@ -557,7 +567,7 @@ fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> 
             .map_err(|e| other(e.to_string(), s))?
     };
     let mut result = vec![(
-        Symbol::intern("drvPath"),
+        sym::drv_path(),
         Value::String(Rc::new(NixString::with_context(
             drv_path.clone().into_bytes(),
             Context::from([ContextElem::AllOutputs(drv_path.clone())]),

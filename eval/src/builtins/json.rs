@@ -121,7 +121,7 @@ impl JsonWriter {
                 let r = ev.call(f, v.clone(), span)?;
                 let r = ev.force(r)?;
                 match &r {
-                    Value::String(s) => Ok(Rc::unwrap_or_clone(s.clone())),
+                    Value::String(s) => Ok(s.clone()),
                     Value::Path(_) => ev.coerce_to_string(r, CoerceMode::Interpolation, pos),
                     Value::Attrs(inner)
                         if inner.contains(sym::to_string()) || inner.contains(sym::out_path()) =>
@@ -228,8 +228,14 @@ fn check_utf8(bytes: &[u8]) -> Result<(), String> {
 
 /// Writes a JSON string literal (UTF-8 kept as is, control characters escaped).
 fn write_json_string(bytes: &[u8], out: &mut String) -> Result<(), String> {
-    check_utf8(bytes)?;
-    let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+    // Valid UTF-8 passes nlohmann's check too; only invalid text needs its message.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            check_utf8(bytes)?;
+            return Err(e.to_string());
+        }
+    };
     write_json_str(text, out);
     Ok(())
 }
@@ -237,20 +243,32 @@ fn write_json_string(bytes: &[u8], out: &mut String) -> Result<(), String> {
 /// Writes `text` as a JSON string literal as Nix (nlohmann) does: UTF-8 kept as is, quotes,
 /// backslashes and control characters escaped.
 pub fn write_json_str(text: &str, out: &mut String) {
+    out.reserve(text.len() + 2);
     out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    // Only ASCII bytes are escaped, so the text between them is copied in runs (split at
+    // ASCII bytes, which are character boundaries).
+    let mut run_start = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            8 => "\\b",
+            12 => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&text[run_start..i]);
+        if escaped.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(escaped);
         }
+        run_start = i + 1;
     }
+    out.push_str(&text[run_start..]);
     out.push('"');
 }
 
@@ -870,6 +888,14 @@ impl Parser<'_> {
         self.pos += 1;
         let mut out = Vec::new();
         loop {
+            // Plain ASCII is copied in runs; the rest goes through the cases below.
+            let rest = &self.s[self.pos..];
+            let run = rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b))
+                .unwrap_or(rest.len());
+            out.extend_from_slice(&rest[..run]);
+            self.pos += run;
             let Some(c) = self.peek() else {
                 return Err(self.lex_error("invalid string: missing closing quote", self.s.len()));
             };

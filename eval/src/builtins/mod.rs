@@ -266,7 +266,7 @@ impl Evaluator {
     }
 
     /// Coerces to a string the way `toString`-like builtins that accept paths do.
-    pub fn coerce_string_arg(&mut self, v: Value, span: Option<Span>) -> EvalResult<NixString> {
+    pub fn coerce_string_arg(&mut self, v: Value, span: Option<Span>) -> EvalResult<Rc<NixString>> {
         self.coerce_to_string(v, CoerceMode::Interpolation, span)
     }
 

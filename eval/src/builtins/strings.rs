@@ -162,12 +162,33 @@ fn replace_strings(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<V
     // Replacements are forced only when used, and at most once.
     let mut tos: Vec<Option<Rc<NixString>>> = vec![None; to.len()];
     let bytes = input.as_bytes();
-    let mut out = StringBuilder::new();
+    let mut out = StringBuilder::with_capacity(bytes.len());
     if let Some(c) = input.context() {
         out.add_context(c);
     }
+    // Without an empty pattern, only positions holding the first byte of some pattern can
+    // match: the text up to the next one is copied whole instead of tried byte by byte.
+    let mut first_bytes = [false; 256];
+    for f in &froms {
+        if let Some(&b) = f.as_bytes().first() {
+            first_bytes[b as usize] = true;
+        }
+    }
+    let skip = froms.iter().all(|f| !f.is_empty());
     let mut p = 0;
     while p <= bytes.len() {
+        if skip {
+            let next = bytes[p..]
+                .iter()
+                .position(|&b| first_bytes[b as usize])
+                .map_or(bytes.len(), |i| p + i);
+            out.push_bytes(&bytes[p..next]);
+            p = next;
+            if p == bytes.len() {
+                // Only an empty pattern matches at the end.
+                break;
+            }
+        }
         let hit = froms
             .iter()
             .position(|f| bytes[p..].starts_with(f.as_bytes()));

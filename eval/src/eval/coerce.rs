@@ -39,24 +39,29 @@ pub fn float_to_string(f: f64) -> String {
 }
 
 impl Evaluator {
-    /// Coerces `v` to a string under `mode`.
+    /// Coerces `v` to a string under `mode`. A string value comes back as it is, shared:
+    /// most coercions are of strings, and copying one (with its context) only to read it
+    /// was a large part of building strings.
     pub fn coerce_to_string(
         &mut self,
         v: Value,
         mode: CoerceMode,
         span: Option<Span>,
-    ) -> EvalResult<NixString> {
+    ) -> EvalResult<Rc<NixString>> {
         let v = self.force(v)?;
         match v {
-            Value::String(s) => Ok(Rc::unwrap_or_clone(s)),
+            Value::String(s) => Ok(s),
             Value::Path(p) => {
                 if mode.copy_to_store() {
                     let store_path = self.source_to_store(&p, span)?;
                     let mut ctx = crate::value::Context::new();
                     ctx.insert(ContextElem::Plain(store_path.clone()));
-                    Ok(NixString::with_context(store_path.into_bytes(), ctx))
+                    Ok(Rc::new(NixString::with_context(
+                        store_path.into_bytes(),
+                        ctx,
+                    )))
                 } else {
-                    Ok(NixString::new(p.as_os_str().as_bytes()))
+                    Ok(Rc::new(NixString::new(p.as_os_str().as_bytes())))
                 }
             }
             Value::Attrs(ref a) => {
@@ -84,12 +89,14 @@ impl Evaluator {
                 }
                 self.cannot_coerce(&v, span)
             }
-            Value::Int(i) if mode.coerce_more() => Ok(NixString::from(i.to_string())),
-            Value::Float(f) if mode.coerce_more() => Ok(NixString::from(float_to_string(f.get()))),
-            Value::Bool(b) if mode.coerce_more() => {
-                Ok(NixString::from(if b.get() { "1" } else { "" }))
+            Value::Int(i) if mode.coerce_more() => Ok(Rc::new(NixString::from(i.to_string()))),
+            Value::Float(f) if mode.coerce_more() => {
+                Ok(Rc::new(NixString::from(float_to_string(f.get()))))
             }
-            Value::Null if mode.coerce_more() => Ok(NixString::from("")),
+            Value::Bool(b) if mode.coerce_more() => {
+                Ok(Rc::new(NixString::from(if b.get() { "1" } else { "" })))
+            }
+            Value::Null if mode.coerce_more() => Ok(Rc::new(NixString::from(""))),
             Value::List(ref l) if mode.coerce_more() => {
                 let mut b = StringBuilder::new();
                 for (i, item) in l.iter().enumerate() {
@@ -103,7 +110,7 @@ impl Evaluator {
                         b.push_bytes(b" ");
                     }
                 }
-                Ok(b.finish())
+                Ok(Rc::new(b.finish()))
             }
             other => self.cannot_coerce(&other, span),
         }

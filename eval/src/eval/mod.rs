@@ -1127,7 +1127,7 @@ impl Evaluator {
                                 }
                                 _ => "while evaluating a path segment".to_string(),
                             });
-                    b.push(&s?);
+                    b.push(&*s?);
                 }
             }
         }

@@ -298,7 +298,7 @@ impl Evaluator {
         match (&l, &r) {
             (Value::Path(p), _) => {
                 let rhs = match &r {
-                    Value::Path(q) => NixString::new(q.as_os_str().as_bytes()),
+                    Value::Path(q) => Rc::new(NixString::new(q.as_os_str().as_bytes())),
                     Value::String(s) => {
                         if s.has_context() {
                             return Err(other(
@@ -307,7 +307,7 @@ impl Evaluator {
                                 span,
                             ));
                         }
-                        (**s).clone()
+                        s.clone()
                     }
                     _ => self
                         .coerce_to_string(r.clone(), CoerceMode::PathSegment, span)
@@ -321,7 +321,7 @@ impl Evaluator {
             }
             (Value::String(a), _) => {
                 let b = match &r {
-                    Value::String(b) => (**b).clone(),
+                    Value::String(b) => b.clone(),
                     _ => self.coerce_to_string(r.clone(), CoerceMode::Interpolation, span)?,
                 };
                 let mut sb = StringBuilder::new();

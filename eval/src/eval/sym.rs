@@ -44,5 +44,8 @@ symbols! {
     wrong => "wrong",
     body => "body",
     ignore_nulls => "__ignoreNulls",
+    structured_attrs => "__structuredAttrs",
+    builder => "builder",
+    system => "system",
     overrides => "__overrides",
 }

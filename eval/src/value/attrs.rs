@@ -141,6 +141,10 @@ impl Attrs {
         };
         let shared = small.iter().filter(|e| large.contains(e.name)).count();
         let mut out = Vec::with_capacity(a.len() + b.len() - shared);
+        if small.len() * 8 <= large.len() {
+            merge_in_runs(a, b, &mut out);
+            return Attrs { entries: out };
+        }
         let (mut i, mut j) = (0, 0);
         while i < a.len() && j < b.len() {
             match a[i].name.cmp(&b[j].name) {
@@ -180,9 +184,88 @@ impl Attrs {
     }
 }
 
+/// `a // b` into `out` when one side is much smaller (`acc // { x = ...; }` in a fold): the
+/// larger side is copied in whole runs between the smaller side's names, found by binary
+/// search, instead of compared and pushed one entry at a time.
+fn merge_in_runs(a: &[AttrEntry], b: &[AttrEntry], out: &mut Vec<AttrEntry>) {
+    if b.len() <= a.len() {
+        let mut i = 0;
+        for e in b {
+            let run = a[i..].partition_point(|x| x.name < e.name);
+            out.extend_from_slice(&a[i..i + run]);
+            i += run;
+            if a.get(i).is_some_and(|x| x.name == e.name) {
+                i += 1;
+            }
+            out.push(e.clone());
+        }
+        out.extend_from_slice(&a[i..]);
+    } else {
+        let mut j = 0;
+        for e in a {
+            let run = b[j..].partition_point(|x| x.name < e.name);
+            out.extend_from_slice(&b[j..j + run]);
+            j += run;
+            // On equal names `b`'s entry wins; it starts the next run.
+            if b.get(j).is_none_or(|x| x.name != e.name) {
+                out.push(e.clone());
+            }
+        }
+        out.extend_from_slice(&b[j..]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn update_in_runs_is_update_by_merging() {
+        let set = |names: &[&str], v: i64| {
+            Attrs::from_unsorted(
+                names
+                    .iter()
+                    .map(|n| AttrEntry {
+                        name: Symbol::intern(n),
+                        value: Value::Int(v),
+                        pos: (None).into(),
+                    })
+                    .collect(),
+            )
+        };
+        let show = |s: &Attrs| {
+            s.iter()
+                .map(|e| match e.value {
+                    Value::Int(v) => format!("{}={v}", e.name),
+                    _ => unreachable!(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let large: Vec<String> = (0..40).map(|i| format!("k{i:02}")).collect();
+        let large: Vec<&str> = large.iter().map(String::as_str).collect();
+        let big = set(&large, 1);
+        for small in [
+            &["a", "k05", "k20", "zz"][..],
+            &["k00"],
+            &["k39", "m"],
+            &["b"],
+        ] {
+            let small = set(small, 2);
+            let mut expected: std::collections::BTreeMap<String, i64> =
+                big.iter().map(|e| (e.name.to_string(), 1)).collect();
+            let right: std::collections::BTreeMap<String, i64> =
+                small.iter().map(|e| (e.name.to_string(), 2)).collect();
+            let mut left_wins = right.clone();
+            expected.extend(right);
+            let want: Vec<String> = expected.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            assert_eq!(show(&big.update(&small)), want.join(" "));
+            // The other way round, the large side's values win on shared names.
+            left_wins.extend(big.iter().map(|e| (e.name.to_string(), 1)));
+            let want: Vec<String> = left_wins.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            assert_eq!(show(&small.update(&big)), want.join(" "));
+        }
+    }
 
     #[test]
     fn entries_are_four_words() {

@@ -28,9 +28,9 @@ pub struct NixString {
 
 impl NixString {
     /// A string without context.
-    pub fn new(bytes: impl Into<Box<[u8]>>) -> Self {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
         NixString {
-            bytes: std::borrow::Cow::Owned(bytes.into().into_vec()),
+            bytes: std::borrow::Cow::Owned(fit(bytes.into())),
             context: None,
         }
     }
@@ -44,14 +44,14 @@ impl NixString {
     }
 
     /// A string with the given context (an empty context is stored as none).
-    pub fn with_context(bytes: impl Into<Box<[u8]>>, context: Context) -> Self {
+    pub fn with_context(bytes: impl Into<Vec<u8>>, context: Context) -> Self {
         let context = if context.is_empty() {
             None
         } else {
             Some(Box::new(context))
         };
         NixString {
-            bytes: std::borrow::Cow::Owned(bytes.into().into_vec()),
+            bytes: std::borrow::Cow::Owned(fit(bytes.into())),
             context,
         }
     }
@@ -87,6 +87,15 @@ impl NixString {
     }
 }
 
+/// `bytes` without much unused capacity: strings live long, but shrinking every built string
+/// to its exact size (a reallocation each) cost more time than the little memory it saved.
+fn fit(mut bytes: Vec<u8>) -> Vec<u8> {
+    if bytes.capacity() - bytes.len() > 32 + bytes.len() / 4 {
+        bytes.shrink_to_fit();
+    }
+    bytes
+}
+
 impl From<&str> for NixString {
     fn from(s: &str) -> Self {
         NixString::new(s.as_bytes())
@@ -120,6 +129,14 @@ impl StringBuilder {
     /// An empty builder.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty builder with room for `n` bytes.
+    pub fn with_capacity(n: usize) -> Self {
+        StringBuilder {
+            bytes: Vec::with_capacity(n),
+            context: Context::new(),
+        }
     }
 
     /// Appends a string with its context.
