@@ -143,7 +143,9 @@ impl Attrs {
         let mut out = Vec::with_capacity(a.len() + b.len() - shared);
         if small.len() * 8 <= large.len() {
             merge_in_runs(a, b, &mut out);
-            return Attrs { entries: out };
+            return Attrs {
+                entries: out.into_boxed_slice(),
+            };
         }
         let (mut i, mut j) = (0, 0);
         while i < a.len() && j < b.len() {
