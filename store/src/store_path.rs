@@ -231,14 +231,7 @@ impl StoreDir {
     /// does, without building a [`StorePath`]: an absolute path that parses is the display of
     /// what it parses to, since only canonical digests are accepted.
     pub fn check_path(&self, path: &str) -> Result<(), StorePathError> {
-        let base = path
-            .strip_prefix(self.0.as_str())
-            .and_then(|r| r.strip_prefix('/'))
-            .filter(|b| !b.contains('/'))
-            .ok_or_else(|| StorePathError::NotInStore {
-                path: path.to_string(),
-                store_dir: self.0.clone(),
-            })?;
+        let base = self.base_name_of(path)?;
         let bytes = base.as_bytes();
         if bytes.len() < ENCODED_DIGEST_LEN + 1 || bytes[ENCODED_DIGEST_LEN] != b'-' {
             return Err(StorePathError::Malformed(base.to_string()));
@@ -251,15 +244,18 @@ impl StoreDir {
 
     /// Parses an absolute store path `<store dir>/<digest>-<name>` (no sub-path).
     pub fn parse_path(&self, path: &str) -> Result<StorePath, StorePathError> {
-        let base = path
-            .strip_prefix(self.0.as_str())
+        StorePath::from_base_name(self.base_name_of(path)?)
+    }
+
+    /// The last component of `path` when `path` is directly in this store directory.
+    fn base_name_of<'a>(&self, path: &'a str) -> Result<&'a str, StorePathError> {
+        path.strip_prefix(self.0.as_str())
             .and_then(|r| r.strip_prefix('/'))
             .filter(|b| !b.contains('/'))
             .ok_or_else(|| StorePathError::NotInStore {
                 path: path.to_string(),
                 store_dir: self.0.clone(),
-            })?;
-        StorePath::from_base_name(base)
+            })
     }
 
     /// Splits a path inside the store (`<store dir>/<digest>-<name>[/sub/path]`) into the
