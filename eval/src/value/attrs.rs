@@ -27,8 +27,6 @@ pub struct Attrs {
     entries: Box<[AttrEntry]>,
 }
 
-const LINEAR_SCAN_MAX: usize = 8;
-
 /// Sets up to this size are scanned by [`Attrs::find`] rather than binary searched.
 const LOOKUP_SCAN_MAX: usize = 16;
 
@@ -65,16 +63,9 @@ impl Attrs {
         self.entries.is_empty()
     }
 
+    /// Where `name` is (`Ok`) or would go in name order (`Err`), for [`Attrs::insert`];
+    /// lookups use [`Attrs::find`].
     fn index_of(&self, name: Symbol) -> Result<usize, usize> {
-        if self.entries.len() <= LINEAR_SCAN_MAX {
-            for (i, e) in self.entries.iter().enumerate() {
-                if e.name == name {
-                    return Ok(i);
-                }
-            }
-            // Not found: callers that insert need the sorted position.
-            return Err(self.entries.partition_point(|e| e.name < name));
-        }
         self.entries.binary_search_by(|e| e.name.cmp(&name))
     }
 
