@@ -135,7 +135,7 @@ pub(crate) fn global_scope(config: &EvalConfig, io: &dyn EvalIO) -> (Globals, Rc
     }
     let builtins_sym = Symbol::intern("builtins");
     let builtins_slot = names.len();
-    let env = Rc::new(Env::new(None, names.len() + 1));
+    let env = Env::shared(None, names.len() + 1);
     // `builtins.builtins` is the set itself: a thunk reading the global slot.
     let self_ref = Value::Thunk(Thunk::suspended(
         Rc::new(Expr::Local {
