@@ -88,7 +88,7 @@ pub(crate) fn global_scope(config: &EvalConfig, io: &dyn EvalIO) -> (Globals, Rc
             Symbol::intern(op.name),
             Value::PrimOp(Rc::new(PrimOpApp {
                 op,
-                args: Args::new(),
+                args: ArgVec::new(),
             })),
         ));
     }

@@ -805,10 +805,10 @@ impl Evaluator {
         match f {
             Value::Lambda(c) => self.call_lambda(&c, arg, span),
             Value::PrimOp(app) => {
-                let mut args: Args = app.args.iter().cloned().collect();
+                let mut args: ArgVec = app.args.iter().cloned().collect();
                 args.push(arg);
                 if args.len() == app.op.arity {
-                    self.call_primop(app.op, args, span)
+                    self.call_primop(app.op, &args, span)
                 } else {
                     Ok(Value::PrimOp(Rc::new(PrimOpApp { op: app.op, args })))
                 }
@@ -852,7 +852,7 @@ impl Evaluator {
     fn call_primop(
         &mut self,
         op: &'static PrimOp,
-        args: Args,
+        args: Args<'_>,
         span: Option<Span>,
     ) -> EvalResult<Value> {
         self.enter_call(span)?;
@@ -886,11 +886,11 @@ impl Evaluator {
                 let arity = app.op.arity;
                 if app.args.is_empty() && arity > 1 && arity <= spine.len() - i {
                     let op = app.op;
-                    let args: Args = spine[i..i + arity]
+                    let args: ArgVec = spine[i..i + arity]
                         .iter()
                         .map(|(a, _)| self.delay(a, env))
                         .collect();
-                    f = self.call_primop(op, args, Some(spine[i + arity - 1].1))?;
+                    f = self.call_primop(op, &args, Some(spine[i + arity - 1].1))?;
                     i += arity;
                     continue;
                 }

@@ -139,11 +139,19 @@ pub struct Closure {
 
 /// The signature of a builtin's implementation. It receives its arguments (not forced: a
 /// builtin forces what it needs, so that laziness matches Nix) and the call's span.
-pub type PrimOpFn = fn(&mut Evaluator, Args, Option<Span>) -> EvalResult<Value>;
+pub type PrimOpFn = fn(&mut Evaluator, Args<'_>, Option<Span>) -> EvalResult<Value>;
 
-/// A builtin's arguments. Inline up to three values, the largest arity of any builtin, so
-/// that neither a call nor a partial application allocates for them.
-pub type Args = smallvec::SmallVec<[Value; 3]>;
+/// A builtin's arguments, borrowed from the caller, who keeps them in an [`ArgVec`].
+///
+/// Borrowed, not moved: the caller has just written each argument (two word stores per
+/// value, returned in registers), and moving the whole vector into the call copied it in
+/// 16-byte loads that waited for those stores to drain (a failed store forward), on every
+/// builtin call. A builtin reads the arguments one word at a time and clones what it keeps.
+pub type Args<'a> = &'a [Value];
+
+/// A builtin's arguments, owned. Inline up to three values, the largest arity of any
+/// builtin, so that neither a call nor a partial application allocates for them.
+pub type ArgVec = smallvec::SmallVec<[Value; 3]>;
 
 /// A builtin function.
 pub struct PrimOp {
@@ -160,7 +168,7 @@ pub struct PrimOpApp {
     /// The builtin.
     pub op: &'static PrimOp,
     /// The arguments given so far (fewer than `op.arity`).
-    pub args: Args,
+    pub args: ArgVec,
 }
 
 /// `Rc::new(make())`, with the allocation made before the value: `Rc::new(v)` computes `v`
