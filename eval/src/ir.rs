@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use crate::source::Span;
 use crate::symbol::Symbol;
+pub use crate::value::LookupHint;
 use crate::value::Value;
 
 /// A shared expression; lazy positions hold these so a thunk can point at its code.
@@ -190,8 +191,8 @@ pub enum StrPart {
 
 /// One attribute name in a path: static or `${dynamic}`.
 pub enum AttrKey {
-    /// A name known at lowering time.
-    Static(Symbol),
+    /// A name known at lowering time, with where it was last found (see [`LookupHint`]).
+    Static(Symbol, LookupHint),
     /// A name computed at run time.
     Dynamic(ExprRef, Span),
 }

@@ -1220,7 +1220,7 @@ impl Evaluator {
 
     fn key_name(&mut self, key: &AttrKey, env: &Rc<Env>) -> EvalResult<Symbol> {
         match key {
-            AttrKey::Static(s) => Ok(*s),
+            AttrKey::Static(s, _) => Ok(*s),
             AttrKey::Dynamic(e, span) => {
                 let v = self.eval(e, env)?;
                 match v {
@@ -1255,7 +1255,7 @@ impl Evaluator {
         for key in path {
             let name = self.key_name(key, env)?;
             let next = match &v {
-                Value::Attrs(a) => a.get_entry(name).map(|e| (e.value.clone(), e.pos)),
+                Value::Attrs(a) => entry_at(a, key, name).map(|e| (e.value.clone(), e.pos)),
                 _ if default.is_some() => None,
                 other => {
                     let found = self.describe(other);
@@ -1313,7 +1313,7 @@ impl Evaluator {
             let Value::Attrs(a) = &v else {
                 return Ok(Value::bool(false));
             };
-            match a.get(name) {
+            match entry_at(a, key, name).map(|e| &e.value) {
                 // The last attribute's value is not needed, only its presence.
                 Some(_) if i + 1 == path.len() => return Ok(Value::bool(true)),
                 Some(next) => {
@@ -1494,12 +1494,22 @@ fn select_now(expr: &Expr, path: &[AttrKey], env: &Rc<Env>) -> Option<Value> {
     };
     let mut v = env.ancestor(*depth as usize).get(*idx as usize);
     for key in path {
-        let AttrKey::Static(name) = key else {
+        let AttrKey::Static(name, hint) = key else {
             return None;
         };
-        v = evaluated_attrs(&v)?.get(*name)?.clone();
+        v = evaluated_attrs(&v)?.find_hinted(*name, hint)?.value.clone();
     }
     Some(v)
+}
+
+/// Attribute `name` of `a`, looked up as `key` says: a static key remembers where it found
+/// its name last.
+#[inline]
+fn entry_at<'a>(a: &'a Attrs, key: &AttrKey, name: Symbol) -> Option<&'a AttrEntry> {
+    match key {
+        AttrKey::Static(_, hint) => a.find_hinted(name, hint),
+        AttrKey::Dynamic(..) => a.get_entry(name),
+    }
 }
 
 /// A `with`-bound variable whose namespaces are already evaluated: its value, found the way

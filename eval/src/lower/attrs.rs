@@ -87,7 +87,10 @@ impl Lowerer<'_> {
         let set = self.lower_pending(pending, Kind::Rec, Some(span))?;
         Ok(Expr::Select {
             expr: Rc::new(set),
-            path: Box::new([AttrKey::Static(Symbol::intern("body"))]),
+            path: Box::new([AttrKey::Static(
+                Symbol::intern("body"),
+                LookupHint::default(),
+            )]),
             default: None,
             span,
         })
@@ -303,7 +306,7 @@ impl Lowerer<'_> {
                     idx: source_base + k as u32,
                     span: None,
                 }),
-                path: Box::new([AttrKey::Static(n)]),
+                path: Box::new([AttrKey::Static(n, LookupHint::default())]),
                 default: None,
                 span,
             }),
@@ -378,7 +381,7 @@ impl Lowerer<'_> {
         for (attr, v, sp) in dynamics {
             let name = match self.lower_attr_key(&attr)? {
                 AttrKey::Dynamic(e, _) => e,
-                AttrKey::Static(s) => Rc::new(Expr::Const(crate::value::Value::name_string(s))),
+                AttrKey::Static(s, _) => Rc::new(Expr::Const(crate::value::Value::name_string(s))),
             };
             let value = Rc::new(self.lower_value(v, dyn_name, 0, 0)?);
             attrs.dynamics.push(DynamicAttr {

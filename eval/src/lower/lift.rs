@@ -59,7 +59,7 @@ impl Children {
         path.iter()
             .map(|k| {
                 Ok(match k {
-                    AttrKey::Static(s) => AttrKey::Static(*s),
+                    AttrKey::Static(s, _) => AttrKey::Static(*s, LookupHint::default()),
                     AttrKey::Dynamic(e, span) => AttrKey::Dynamic(self.expr(e, level)?, *span),
                 })
             })

@@ -725,7 +725,7 @@ impl<'a> Lowerer<'a> {
     /// One attribute name: static when it is an identifier or a string without interpolation.
     pub(crate) fn lower_attr_key(&mut self, attr: &ast::Attr) -> EvalResult<AttrKey> {
         if let Some(sym) = self.static_attr_name(attr)? {
-            return Ok(AttrKey::Static(sym));
+            return Ok(AttrKey::Static(sym, LookupHint::default()));
         }
         let span = self.span(attr.syntax());
         let e = match attr {

@@ -14,7 +14,7 @@ mod thunk;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-pub use attrs::{AttrEntry, Attrs};
+pub use attrs::{AttrEntry, Attrs, LookupHint};
 pub use env::Env;
 pub use string::{Context, ContextElem, NixString, StringBuilder};
 pub use thunk::{Thunk, ThunkState};
