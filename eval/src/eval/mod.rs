@@ -805,7 +805,11 @@ impl Evaluator {
         match f {
             Value::Lambda(c) => self.call_lambda(&c, arg, span),
             Value::PrimOp(app) => {
-                let mut args: ArgVec = app.args.iter().cloned().collect();
+                // Built in place, not collected and moved (see `eval_apply_spine`).
+                let mut args = ArgVec::new();
+                for a in app.args.iter() {
+                    args.push(a.clone());
+                }
                 args.push(arg);
                 if args.len() == app.op.arity {
                     self.call_primop(app.op, &args, span)
@@ -886,10 +890,13 @@ impl Evaluator {
                 let arity = app.op.arity;
                 if app.args.is_empty() && arity > 1 && arity <= spine.len() - i {
                     let op = app.op;
-                    let args: ArgVec = spine[i..i + arity]
-                        .iter()
-                        .map(|(a, _)| self.delay(a, env))
-                        .collect();
+                    // Pushed into a vector that stays where it is: collected, the vector was
+                    // built in a temporary and moved, in wide loads that stalled on the
+                    // narrower stores of the values just pushed.
+                    let mut args = ArgVec::new();
+                    for (a, _) in &spine[i..i + arity] {
+                        args.push(self.delay(a, env));
+                    }
                     f = self.call_primop(op, &args, Some(spine[i + arity - 1].1))?;
                     i += arity;
                     continue;
