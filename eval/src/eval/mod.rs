@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
-use smallvec::SmallVec;
 
 pub use coerce::CoerceMode;
 
@@ -874,41 +873,66 @@ impl Evaluator {
 
     /// `f a b c`: evaluates the head once and passes arguments straight to builtins that take
     /// several, instead of building a partial application per argument.
+    ///
+    /// The application nodes are gathered in a fixed array (most spines have two or three
+    /// arguments), not a growable vector: its checks and moves were a third of this
+    /// function's instructions.
     #[inline(never)]
     fn eval_apply_spine(&mut self, e: &Expr, env: &Rc<Env>) -> EvalResult<Value> {
-        let mut spine: SmallVec<[(&ExprRef, Span); 4]> = SmallVec::new();
+        const INLINE: usize = 8;
+        let mut nodes: [&Expr; INLINE] = [e; INLINE];
+        let mut n = 0;
         let mut head = e;
-        while let Expr::Apply { func, arg, span } = head {
-            spine.push((arg, *span));
+        while let Expr::Apply { func, .. } = head {
+            if n == INLINE {
+                let (head, all) = head_and_nodes(e);
+                return self.apply_nodes(head, &all, env);
+            }
+            nodes[n] = head;
+            n += 1;
             head = func;
         }
-        spine.reverse();
+        self.apply_nodes(head, &nodes[..n], env)
+    }
+
+    /// Applies `head` to the arguments of the application nodes `nodes` (outermost first,
+    /// so the first argument is the last node's).
+    #[inline(always)]
+    fn apply_nodes(&mut self, head: &Expr, nodes: &[&Expr], env: &Rc<Env>) -> EvalResult<Value> {
+        let count = nodes.len();
+        let arg_at = |i: usize| -> (&ExprRef, Span) {
+            match nodes[count - 1 - i] {
+                Expr::Apply { arg, span, .. } => (arg, *span),
+                _ => unreachable!("only application nodes are gathered"),
+            }
+        };
         let mut f = self.eval_operand(head, env)?;
         let mut i = 0;
-        while i < spine.len() {
+        while i < count {
             if let Value::PrimOp(app) = &f {
                 let arity = app.op.arity;
-                if app.args.is_empty() && arity > 1 && arity <= spine.len() - i {
+                if app.args.is_empty() && arity > 1 && arity <= count - i {
                     let op = app.op;
                     // Pushed into a vector that stays where it is: collected, the vector was
                     // built in a temporary and moved, in wide loads that stalled on the
                     // narrower stores of the values just pushed.
                     let mut args = ArgVec::new();
-                    for (a, _) in &spine[i..i + arity] {
-                        args.push(self.delay(a, env));
+                    for k in i..i + arity {
+                        args.push(self.delay(arg_at(k).0, env));
                     }
-                    f = self.call_primop(op, &args, Some(spine[i + arity - 1].1))?;
+                    f = self.call_primop(op, &args, Some(arg_at(i + arity - 1).1))?;
                     i += arity;
                     continue;
                 }
             }
-            if matches!(&f, Value::Lambda(_)) && i + 1 < spine.len() {
-                let (a, b) = (self.delay(spine[i].0, env), self.delay(spine[i + 1].0, env));
-                f = self.call2(&f, a, b, Some(spine[i + 1].1))?;
+            if matches!(&f, Value::Lambda(_)) && i + 1 < count {
+                let (a, b) = (arg_at(i), arg_at(i + 1));
+                let (a, b_value) = (self.delay(a.0, env), self.delay(b.0, env));
+                f = self.call2(&f, a, b_value, Some(b.1))?;
                 i += 2;
                 continue;
             }
-            let (arg, span) = spine[i];
+            let (arg, span) = arg_at(i);
             let arg = self.delay(arg, env);
             f = self.call_from_site(f, arg, span)?;
             i += 1;
@@ -1507,6 +1531,18 @@ fn select_now(expr: &Expr, path: &[AttrKey], env: &Rc<Env>) -> Option<Value> {
         v = evaluated_attrs(&v)?.find_hinted(*name, hint)?.value.clone();
     }
     Some(v)
+}
+
+/// The head of an application spine and its application nodes, outermost first (for
+/// spines longer than `eval_apply_spine` gathers in place).
+fn head_and_nodes(e: &Expr) -> (&Expr, Vec<&Expr>) {
+    let mut nodes = Vec::new();
+    let mut head = e;
+    while let Expr::Apply { func, .. } = head {
+        nodes.push(head);
+        head = func;
+    }
+    (head, nodes)
 }
 
 /// Attribute `name` of `a`, looked up as `key` says: a static key remembers where it found
