@@ -352,36 +352,33 @@ fn sort(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
         ev.check_interrupt(s)?;
         items.push(ev.force(x.clone())?);
     }
-    let mut order: Vec<usize> = (0..items.len()).collect();
     // `sort lessThan` (and `sort builtins.lessThan`) compares directly.
     if matches!(&f, Value::PrimOp(p) if p.op.name == "lessThan" && p.args.is_empty()) {
-        stable_sort(ev, &mut order, &mut |ev: &mut Evaluator,
-                                          x,
-                                          y|
-         -> EvalResult<bool> {
-            ev.check_interrupt(s)?;
-            Ok(ev.compare(items[x].clone(), items[y].clone(), s)? == Ordering::Less)
-        })?;
+        stable_sort(
+            ev,
+            &mut items,
+            Value::Null,
+            &mut |ev: &mut Evaluator, x: &Value, y: &Value| -> EvalResult<bool> {
+                ev.check_interrupt(s)?;
+                Ok(ev.compare(x.clone(), y.clone(), s)? == Ordering::Less)
+            },
+        )?;
     } else {
         // (Every call checks for an interrupt itself.)
-        stable_sort(ev, &mut order, &mut |ev: &mut Evaluator,
-                                          x,
-                                          y|
-         -> EvalResult<bool> {
-            let r = ev.call2(&f, items[x].clone(), items[y].clone(), s)?;
-            truth(ev, r, s, || {
-                "while evaluating the return value of the sorting function passed to builtins.sort"
-                    .to_string()
-            })
-        })?;
+        stable_sort(
+            ev,
+            &mut items,
+            Value::Null,
+            &mut |ev: &mut Evaluator, x: &Value, y: &Value| {
+                let r = ev.call2(&f, x.clone(), y.clone(), s)?;
+                truth(ev, r, s, || {
+                    "while evaluating the return value of the sorting function passed to builtins.sort"
+                        .to_string()
+                })
+            },
+        )?;
     }
-    // Each value moves to its place once; what is left behind is `null`, dropped for free.
-    Ok(Value::list(
-        order
-            .into_iter()
-            .map(|i| std::mem::replace(&mut items[i], Value::Null))
-            .collect(),
-    ))
+    Ok(Value::list(items))
 }
 
 #[cfg(test)]
