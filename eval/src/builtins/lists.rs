@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 
 use super::control::primop;
 use super::fail;
+use super::sort::stable_sort;
 use crate::error::{AddContext, EvalResult};
 use crate::eval::{sym, Evaluator};
 
@@ -334,7 +335,7 @@ fn group_by(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     ))
 }
 
-/// `sort comparator list`: a stable merge sort; the comparator says whether its first
+/// `sort comparator list`: stable (see `sort.rs`); the comparator says whether its first
 /// argument comes strictly before its second. Every element is forced first, as Nix does.
 fn sort(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let l = ev
@@ -352,94 +353,32 @@ fn sort(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
         items.push(ev.force(x.clone())?);
     }
     // `sort lessThan` (and `sort builtins.lessThan`) compares directly.
-    let direct = matches!(&f, Value::PrimOp(p) if p.op.name == "lessThan" && p.args.is_empty());
-    let mut less = |ev: &mut Evaluator, x: &Value, y: &Value| -> EvalResult<bool> {
-        ev.check_interrupt(s)?;
-        if direct {
-            return Ok(ev.compare(x.clone(), y.clone(), s)? == Ordering::Less);
-        }
-        let r = ev.call2(&f, x.clone(), y.clone(), s)?;
-        truth(ev, r, s, || {
-            "while evaluating the return value of the sorting function passed to builtins.sort"
-                .to_string()
-        })
-    };
-    merge_sort(ev, &mut items, &mut less)?;
+    if matches!(&f, Value::PrimOp(p) if p.op.name == "lessThan" && p.args.is_empty()) {
+        stable_sort(
+            ev,
+            &mut items,
+            Value::Null,
+            &mut |ev: &mut Evaluator, x: &Value, y: &Value| -> EvalResult<bool> {
+                ev.check_interrupt(s)?;
+                Ok(ev.compare(x.clone(), y.clone(), s)? == Ordering::Less)
+            },
+        )?;
+    } else {
+        // (Every call checks for an interrupt itself.)
+        stable_sort(
+            ev,
+            &mut items,
+            Value::Null,
+            &mut |ev: &mut Evaluator, x: &Value, y: &Value| {
+                let r = ev.call2(&f, x.clone(), y.clone(), s)?;
+                truth(ev, r, s, || {
+                    "while evaluating the return value of the sorting function passed to builtins.sort"
+                        .to_string()
+                })
+            },
+        )?;
+    }
     Ok(Value::list(items))
-}
-
-/// Runs shorter than this are sorted by insertion.
-const INSERTION_RUN: usize = 8;
-
-/// A stable merge sort driven by a fallible `less`; the first error aborts the sort.
-fn merge_sort<T: Clone>(
-    ev: &mut Evaluator,
-    v: &mut [T],
-    less: &mut impl FnMut(&mut Evaluator, &T, &T) -> EvalResult<bool>,
-) -> EvalResult<()> {
-    let n = v.len();
-    // Sort small runs in place by insertion.
-    let mut start = 0;
-    while start < n {
-        let end = (start + INSERTION_RUN).min(n);
-        for i in start + 1..end {
-            let mut j = i;
-            while j > start && less(ev, &v[j], &v[j - 1])? {
-                v.swap(j, j - 1);
-                j -= 1;
-            }
-        }
-        start = end;
-    }
-    if n <= INSERTION_RUN {
-        return Ok(());
-    }
-    // Merge runs bottom-up, alternating between `v` and a buffer.
-    let mut buf: Vec<T> = v.to_vec();
-    let mut width = INSERTION_RUN;
-    let mut in_buf = false;
-    while width < n {
-        {
-            let (src, dst): (&[T], &mut [T]) = if in_buf {
-                (&buf[..], &mut *v)
-            } else {
-                (&*v, &mut buf[..])
-            };
-            let mut lo = 0;
-            while lo < n {
-                let mid = (lo + width).min(n);
-                let hi = (lo + 2 * width).min(n);
-                // Already in order (e.g. presorted input): one comparison, then a copy.
-                if mid < hi && !less(ev, &src[mid], &src[mid - 1])? {
-                    dst[lo..hi].clone_from_slice(&src[lo..hi]);
-                    lo = hi;
-                    continue;
-                }
-                let (mut i, mut j, mut k) = (lo, mid, lo);
-                while i < mid && j < hi {
-                    // Take from the right only when it is strictly smaller: stability.
-                    if less(ev, &src[j], &src[i])? {
-                        dst[k] = src[j].clone();
-                        j += 1;
-                    } else {
-                        dst[k] = src[i].clone();
-                        i += 1;
-                    }
-                    k += 1;
-                }
-                dst[k..k + (mid - i)].clone_from_slice(&src[i..mid]);
-                k += mid - i;
-                dst[k..k + (hi - j)].clone_from_slice(&src[j..hi]);
-                lo = hi;
-            }
-        }
-        in_buf = !in_buf;
-        width *= 2;
-    }
-    if in_buf {
-        v.clone_from_slice(&buf);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

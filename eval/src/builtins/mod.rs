@@ -20,6 +20,7 @@ pub use json::write_json_str;
 mod lists;
 mod paths;
 mod regex;
+mod sort;
 mod strings;
 mod toml;
 mod versions;

@@ -154,14 +154,19 @@ impl Attrs {
         } else {
             (b, self)
         };
-        let shared = small.iter().filter(|e| large.contains(e.name)).count();
-        let mut out = Vec::with_capacity(a.len() + b.len() - shared);
         if small.len() * 8 <= large.len() {
+            let shared = small.iter().filter(|e| large.contains(e.name)).count();
+            let mut out = Vec::with_capacity(a.len() + b.len() - shared);
             merge_in_runs(a, b, &mut out);
             return Attrs {
                 entries: out.into_boxed_slice(),
             };
         }
+        // Sides of comparable size: the names they share are counted in one walk over
+        // both in order, not by a binary search of one side per name of the other (which
+        // reads an interned name behind a pointer at every step). Shared names are the
+        // same symbol, so most steps of the walk compare two pointers.
+        let mut out = Vec::with_capacity(a.len() + b.len() - count_shared(a, b));
         let (mut i, mut j) = (0, 0);
         while i < a.len() && j < b.len() {
             match a[i].name.cmp(&b[j].name) {
@@ -199,6 +204,23 @@ impl Attrs {
             }
         }
     }
+}
+
+/// How many names the sorted `a` and `b` have in common.
+fn count_shared(a: &[AttrEntry], b: &[AttrEntry]) -> usize {
+    let (mut i, mut j, mut shared) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].name.cmp(&b[j].name) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                shared += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    shared
 }
 
 /// `a // b` into `out` when one side is much smaller (`acc // { x = ...; }` in a fold): the
@@ -281,6 +303,28 @@ mod tests {
             left_wins.extend(big.iter().map(|e| (e.name.to_string(), 1)));
             let want: Vec<String> = left_wins.iter().map(|(k, v)| format!("{k}={v}")).collect();
             assert_eq!(show(&small.update(&big)), want.join(" "));
+        }
+    }
+
+    #[test]
+    fn update_of_comparable_sides_counts_shared_names_exactly() {
+        let set = |names: &[&str], v: i64| {
+            Attrs::from_unsorted(names.iter().map(|n| entry(n, v)).collect())
+        };
+        for (left, right) in [
+            (&["a", "b", "c"][..], &["b", "c", "d"][..]),
+            (&["a", "b"], &["a", "b"]),
+            (&["a", "c", "e"], &["b", "d", "f"]),
+            (&["x"], &["a", "x", "z"]),
+        ] {
+            let (l, r) = (set(left, 1), set(right, 2));
+            let shared = left.iter().filter(|n| right.contains(n)).count();
+            assert_eq!(count_shared(l.entries(), r.entries()), shared);
+            let mut want: std::collections::BTreeMap<String, i64> =
+                left.iter().map(|n| (n.to_string(), 1)).collect();
+            want.extend(right.iter().map(|n| (n.to_string(), 2)));
+            let want: Vec<(String, i64)> = want.into_iter().collect();
+            assert_eq!(names(&l.update(&r)), want);
         }
     }
 
