@@ -598,6 +598,15 @@ impl Evaluator {
         new
     }
 
+    /// [`Evaluator::force`] on a borrowed value: a thunk is forced in place.
+    #[inline]
+    pub(crate) fn force_ref(&mut self, v: &Value) -> EvalResult<Value> {
+        match v {
+            Value::Thunk(t) => self.force_thunk(t),
+            other => Ok(other.clone()),
+        }
+    }
+
     /// Forces a value to weak head normal form.
     #[inline]
     pub fn force(&mut self, v: Value) -> EvalResult<Value> {
@@ -1285,8 +1294,14 @@ impl Evaluator {
         let mut v = self.eval(expr, env)?;
         for key in path {
             let name = self.key_name(key, env)?;
+            // The attribute is forced where it lies in the set (which `v` keeps alive): no
+            // count taken on a thunk only to read the value it already has.
             let next = match &v {
-                Value::Attrs(a) => entry_at(a, key, name).map(|e| (e.value.clone(), e.pos)),
+                Value::Attrs(a) => entry_at(a, key, name).map(|e| {
+                    self.force_ref(&e.value).context(e.pos.get(), || {
+                        format!("while evaluating the attribute '{name}'")
+                    })
+                }),
                 _ if default.is_some() => None,
                 other => {
                     let found = self.describe(other);
@@ -1301,11 +1316,7 @@ impl Evaluator {
                 }
             };
             match next {
-                Some((value, pos)) => {
-                    v = self.force(value).context(pos.get(), || {
-                        format!("while evaluating the attribute '{name}'")
-                    })?;
-                }
+                Some(value) => v = value?,
                 None => {
                     if let Some(d) = default {
                         return self.eval(d, env);
