@@ -915,11 +915,14 @@ fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> 
             .calculate_output_paths(&sd, name, |p| known.get(p).map(|k| k.modulo.clone()))
             .map_err(|e| other(e.to_string(), s))?;
     }
-    let drv_path = c
-        .drv
-        .drv_path(&sd, name)
-        .map_err(|e| other(e.to_string(), s))?;
-    let drv_path = sd.display(&drv_path);
+    // The `.drv` path and the modulo hash (for dependents' paths) from one ATerm.
+    let made = {
+        let known = &ev.derivations;
+        c.drv
+            .drv_path_and_modulo(&sd, name, |p| known.get(p).map(|k| k.modulo.clone()))
+            .map_err(|e| other(e.to_string(), s))?
+    };
+    let drv_path = sd.display(&made.drv_path);
     if ev.io.writes_to_store() {
         let references: Vec<String> = c
             .drv
@@ -930,7 +933,7 @@ fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> 
             .collect();
         let written = ev
             .io
-            .add_text(&format!("{name}.drv"), &c.drv.to_aterm_bytes(), &references)
+            .add_text(&format!("{name}.drv"), &made.aterm, &references)
             .map_err(|e| other(e.to_string(), s))?;
         if written != drv_path {
             return fail(
@@ -939,12 +942,7 @@ fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> 
             );
         }
     }
-    let modulo = {
-        let known = &ev.derivations;
-        c.drv
-            .hash_derivation_modulo(|p| known.get(p).map(|k| k.modulo.clone()))
-            .map_err(|e| other(e.to_string(), s))?
-    };
+    let modulo = made.modulo;
     let mut result = vec![(
         sym::drv_path(),
         Value::String(Rc::new(NixString::with_context(
