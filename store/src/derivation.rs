@@ -205,66 +205,61 @@ impl Derivation {
 
     /// The ATerm serialisation, exactly as Nix writes `.drv` files.
     pub fn to_aterm_bytes(&self) -> Vec<u8> {
-        self.aterm(None, false)
+        let mut out = Vec::with_capacity(1024);
+        self.aterm_into(&mut out, Inputs::Paths(&self.input_derivations), false);
+        out
     }
 
-    /// The ATerm, optionally with the input derivations replaced (by their modulo hashes)
-    /// and with output paths (in `outputs` and `env`) blanked.
-    fn aterm(
+    /// Appends the ATerm to `out`, with the input derivations as `inputs` says and, with
+    /// `mask_outputs`, the output paths (in `outputs` and `env`) blanked. Gives the byte range
+    /// of the input derivations' list in `out` (from its `[` to its `]`).
+    fn aterm_into(
         &self,
-        inputs: Option<&BTreeMap<String, BTreeSet<String>>>,
+        out: &mut Vec<u8>,
+        inputs: Inputs<'_>,
         mask_outputs: bool,
-    ) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1024);
+    ) -> std::ops::Range<usize> {
         out.extend_from_slice(b"Derive([");
         for (i, (name, o)) in self.outputs.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             out.push(b'(');
-            write_string(&mut out, name);
+            write_string(out, name);
             out.push(b',');
-            write_string(&mut out, if mask_outputs { "" } else { &o.path });
+            write_string(out, if mask_outputs { "" } else { &o.path });
             out.push(b',');
-            write_string(&mut out, &o.hash_algo);
+            write_string(out, &o.hash_algo);
             out.push(b',');
-            write_string(&mut out, &o.hash);
-            out.push(b')');
-        }
-        out.extend_from_slice(b"],[");
-        let inputs = inputs.unwrap_or(&self.input_derivations);
-        for (i, (path, outs)) in inputs.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.push(b'(');
-            write_string(&mut out, path);
-            out.push(b',');
-            write_list(&mut out, outs);
+            write_string(out, &o.hash);
             out.push(b')');
         }
         out.extend_from_slice(b"],");
-        write_list(&mut out, &self.input_sources);
+        let start = out.len();
+        inputs.write(out);
+        let end = out.len();
         out.push(b',');
-        write_string(&mut out, &self.system);
+        write_list(out, &self.input_sources);
         out.push(b',');
-        write_string(&mut out, &self.builder);
+        write_string(out, &self.system);
         out.push(b',');
-        write_list(&mut out, &self.args);
+        write_string(out, &self.builder);
+        out.push(b',');
+        write_list(out, &self.args);
         out.extend_from_slice(b",[");
         for (i, (k, v)) in self.env.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             out.push(b'(');
-            write_string(&mut out, k);
+            write_string(out, k);
             out.push(b',');
             let masked = mask_outputs && self.outputs.contains_key(k);
-            write_string(&mut out, if masked { "" } else { v });
+            write_string(out, if masked { "" } else { v });
             out.push(b')');
         }
         out.extend_from_slice(b"])");
-        out
+        start..end
     }
 
     /// Parses the ATerm of a `.drv` file.
@@ -295,26 +290,97 @@ impl Derivation {
         self.hash_modulo(lookup, false)
     }
 
-    fn hash_modulo<F>(&self, mut lookup: F, mask_outputs: bool) -> Result<NixHash, DerivationError>
+    fn hash_modulo<F>(&self, lookup: F, mask_outputs: bool) -> Result<NixHash, DerivationError>
     where
         F: FnMut(&str) -> Option<NixHash>,
     {
-        if self.is_fixed_output() {
-            if let Some(o) = self.outputs.get("out") {
-                let s = format!("fixed:out:{}:{}:{}", o.hash_algo, o.hash, o.path);
-                return Ok(NixHash::sha256(s.as_bytes()));
-            }
+        if let Some(h) = self.fixed_output_modulo() {
+            return Ok(h);
         }
-        let mut inputs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let replaced = self.replaced_inputs(lookup)?;
+        let mut out = Vec::with_capacity(1024);
+        self.aterm_into(&mut out, Inputs::Replaced(&replaced), mask_outputs);
+        Ok(NixHash::sha256(&out))
+    }
+
+    /// The modulo hash of a fixed-output derivation, which depends on its output only.
+    fn fixed_output_modulo(&self) -> Option<NixHash> {
+        if !self.is_fixed_output() {
+            return None;
+        }
+        let o = self.outputs.get("out")?;
+        let s = format!("fixed:out:{}:{}:{}", o.hash_algo, o.hash, o.path);
+        Some(NixHash::sha256(s.as_bytes()))
+    }
+
+    /// The input derivations as the modulo hash has them: each path replaced by the base16
+    /// of its own modulo hash (from `lookup`), sorted by that, and inputs with equal hashes
+    /// merged (their output names united).
+    fn replaced_inputs<F>(&self, mut lookup: F) -> Result<Vec<(String, Vec<&str>)>, DerivationError>
+    where
+        F: FnMut(&str) -> Option<NixHash>,
+    {
+        let mut replaced: Vec<(String, Vec<&str>)> =
+            Vec::with_capacity(self.input_derivations.len());
         for (path, outs) in &self.input_derivations {
             let h = lookup(path)
                 .ok_or_else(|| DerivationError::UnknownInputDerivation(path.clone()))?;
-            inputs
-                .entry(h.to_base16())
-                .or_default()
-                .extend(outs.iter().cloned());
+            replaced.push((h.to_base16(), outs.iter().map(String::as_str).collect()));
         }
-        Ok(NixHash::sha256(&self.aterm(Some(&inputs), mask_outputs)))
+        replaced.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Equal hashes (fixed-output inputs with the same output) are neighbours now.
+        if replaced.windows(2).any(|w| w[0].0 == w[1].0) {
+            let mut merged: Vec<(String, Vec<&str>)> = Vec::with_capacity(replaced.len());
+            for (h, outs) in replaced {
+                match merged.last_mut() {
+                    Some((last, last_outs)) if *last == h => {
+                        last_outs.extend(outs);
+                        last_outs.sort_unstable();
+                        last_outs.dedup();
+                    }
+                    _ => merged.push((h, outs)),
+                }
+            }
+            replaced = merged;
+        }
+        Ok(replaced)
+    }
+
+    /// The `.drv` path of this complete derivation (named `name`), its modulo hash (what
+    /// [`Self::drv_path`] and [`Self::hash_derivation_modulo`] give) and its ATerm, made
+    /// together: the ATerm of the modulo hash differs from the `.drv` file only in the input
+    /// derivations, so the rest is written once and hashed from the file's bytes.
+    pub fn drv_path_and_modulo<F>(
+        &self,
+        store_dir: &StoreDir,
+        name: &str,
+        lookup: F,
+    ) -> Result<DrvPathAndModulo, DerivationError>
+    where
+        F: FnMut(&str) -> Option<NixHash>,
+    {
+        let mut aterm = Vec::with_capacity(1024);
+        let inputs_range =
+            self.aterm_into(&mut aterm, Inputs::Paths(&self.input_derivations), false);
+        let drv_path = self.drv_path_of(store_dir, name, &aterm)?;
+        let modulo = match self.fixed_output_modulo() {
+            Some(h) => h,
+            None => {
+                let replaced = self.replaced_inputs(lookup)?;
+                let mut inputs = Vec::with_capacity(inputs_range.len());
+                Inputs::Replaced(&replaced).write(&mut inputs);
+                let mut hasher = crate::hash::Hasher::new(HashAlgo::Sha256);
+                hasher.update(&aterm[..inputs_range.start]);
+                hasher.update(&inputs);
+                hasher.update(&aterm[inputs_range.end..]);
+                hasher.finish()
+            }
+        };
+        Ok(DrvPathAndModulo {
+            drv_path,
+            modulo,
+            aterm,
+        })
     }
 
     /// Computes and fills in the output paths (in `outputs` and in `env`) as Nix does when
@@ -370,15 +436,76 @@ impl Derivation {
     /// The store path of this derivation's `.drv` file for a derivation named `name`: a text
     /// path `<name>.drv` of the ATerm, referring to the input sources and input derivations.
     pub fn drv_path(&self, store_dir: &StoreDir, name: &str) -> Result<StorePath, DerivationError> {
+        self.drv_path_of(store_dir, name, &self.to_aterm_bytes())
+    }
+
+    /// [`Self::drv_path`] for this derivation's ATerm `aterm`.
+    fn drv_path_of(
+        &self,
+        store_dir: &StoreDir,
+        name: &str,
+        aterm: &[u8],
+    ) -> Result<StorePath, DerivationError> {
         let refs = self
             .input_sources
             .iter()
             .chain(self.input_derivations.keys());
-        Ok(store_dir.make_text_path_of_paths(
-            &format!("{name}.drv"),
-            &self.to_aterm_bytes(),
-            refs,
-        )?)
+        Ok(store_dir.make_text_path_of_paths(&format!("{name}.drv"), aterm, refs)?)
+    }
+}
+
+/// What [`Derivation::drv_path_and_modulo`] gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrvPathAndModulo {
+    /// The path of the `.drv` file.
+    pub drv_path: StorePath,
+    /// The modulo hash (`hashDerivationModulo`).
+    pub modulo: NixHash,
+    /// The `.drv` file's contents.
+    pub aterm: Vec<u8>,
+}
+
+/// The input derivations of an ATerm being written.
+enum Inputs<'a> {
+    /// By `.drv` path, as in the file.
+    Paths(&'a BTreeMap<String, BTreeSet<String>>),
+    /// By modulo hash, sorted, as in the modulo hash's ATerm.
+    Replaced(&'a [(String, Vec<&'a str>)]),
+}
+
+impl Inputs<'_> {
+    /// `[("path",["out",...]),...]`
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        let mut entry = |i: usize, path: &str, outs: &mut dyn Iterator<Item = &str>| {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'(');
+            write_string(out, path);
+            out.push(b',');
+            out.push(b'[');
+            for (j, o) in outs.enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                write_string(out, o);
+            }
+            out.extend_from_slice(b"])");
+        };
+        match self {
+            Inputs::Paths(map) => {
+                for (i, (path, outs)) in map.iter().enumerate() {
+                    entry(i, path, &mut outs.iter().map(String::as_str));
+                }
+            }
+            Inputs::Replaced(list) => {
+                for (i, (hash, outs)) in list.iter().enumerate() {
+                    entry(i, hash, &mut outs.iter().copied());
+                }
+            }
+        }
+        out.push(b']');
     }
 }
 
@@ -614,6 +741,67 @@ mod tests {
         }
         fresh.calculate_output_paths(&sd, "x", |_| None).unwrap();
         assert_eq!(fresh, drv);
+    }
+
+    /// The `.drv` path, ATerm and modulo hash made together are those made one by one, and
+    /// the modulo hash replaces input derivations by their hashes, merging equal ones.
+    #[test]
+    fn drv_path_and_modulo_agree_with_the_separate_computations() {
+        let sd = StoreDir::default();
+        let mut drv = Derivation::from_aterm_bytes(SIMPLE.as_bytes()).unwrap();
+        let path = |c: char| format!("/nix/store/{}-{c}.drv", c.to_string().repeat(32));
+        let outs = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+        drv.input_derivations.insert(path('a'), outs(&["out"]));
+        drv.input_derivations
+            .insert(path('b'), outs(&["dev", "out"]));
+        drv.input_derivations.insert(path('c'), outs(&["lib"]));
+        drv.env.insert("quoted".into(), "a\"b\nc".into());
+        let same = NixHash::sha256(b"same");
+        let other = NixHash::sha256(b"other");
+        let lookup = |p: &str| {
+            Some(if p == path('c') {
+                other.clone()
+            } else {
+                same.clone()
+            })
+        };
+
+        let made = drv.drv_path_and_modulo(&sd, "x", lookup).unwrap();
+        assert_eq!(made.drv_path, drv.drv_path(&sd, "x").unwrap());
+        assert_eq!(made.aterm, drv.to_aterm_bytes());
+        assert_eq!(made.modulo, drv.hash_derivation_modulo(lookup).unwrap());
+
+        let text = String::from_utf8(drv.to_aterm_bytes()).unwrap();
+        let by_path = format!(
+            r#"[("{}",["out"]),("{}",["dev","out"]),("{}",["lib"])]"#,
+            path('a'),
+            path('b'),
+            path('c')
+        );
+        let mut by_hash = [
+            format!(r#"("{}",["dev","out"])"#, same.to_base16()),
+            format!(r#"("{}",["lib"])"#, other.to_base16()),
+        ];
+        by_hash.sort();
+        let by_hash = format!("[{}]", by_hash.join(","));
+        assert!(text.contains(&by_path), "{text}");
+        let modulo_text = text.replace(&by_path, &by_hash);
+        assert_eq!(made.modulo, NixHash::sha256(modulo_text.as_bytes()));
+
+        // A fixed output's modulo hash is of the output alone.
+        let mut fixed = Derivation::from_aterm_bytes(SIMPLE.as_bytes()).unwrap();
+        let h = NixHash::sha256(b"contents");
+        fixed
+            .outputs
+            .insert("out".into(), Output::fixed(FileIngestionMethod::Flat, &h));
+        fixed.calculate_output_paths(&sd, "x", |_| None).unwrap();
+        let made = fixed.drv_path_and_modulo(&sd, "x", |_| None).unwrap();
+        let out = &fixed.outputs["out"];
+        assert_eq!(
+            made.modulo,
+            NixHash::sha256(format!("fixed:out:sha256:{}:{}", h.to_base16(), out.path).as_bytes())
+        );
+        assert_eq!(made.drv_path, fixed.drv_path(&sd, "x").unwrap());
     }
 
     #[test]

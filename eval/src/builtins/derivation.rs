@@ -17,6 +17,7 @@ use super::control::primop;
 use super::{fail, make_attrs};
 use crate::error::{AddContext, ErrorKind, EvalError, EvalResult};
 use crate::eval::{sym, CoerceMode, Evaluator};
+use crate::ir::{AttrKey, Expr, ExprRef};
 use crate::source::Span;
 use crate::symbol::Symbol;
 use crate::value::*;
@@ -81,6 +82,9 @@ pub(super) const BUILTINS: &[PrimOp] = &[
 /// them in `all`. Its attributes stand at the lines and columns of current Nix's
 /// `derivation-internal.nix`, which `--xml --strict` output and error traces show
 /// (`derivation_attributes_stand_where_nix_has_them` checks them).
+///
+/// The builtin does natively what this text does ([`derivation`]); the text is its
+/// specification (the tests compare the two), and the file its positions point into.
 const DERIVATION_NIX: &str = r#"# The `derivation` builtin, written in Nix.
 #
 # `derivationStrict` does the work: it checks the attributes, computes the
@@ -203,20 +207,395 @@ pub fn corepkg_source(path: &std::path::Path) -> Option<&'static str> {
     }
 }
 
+/// The `derivation` builtin, done natively: it builds the very values [`DERIVATION_NIX`]
+/// would build, with the same thunks left unevaluated, the same attribute positions (in that
+/// file, which is registered in the source map for them) and the same trace frames on every
+/// error, without evaluating the wrapper's two lambdas, `map`, `listToAttrs`, `head` and
+/// three `//` per derivation (a tenth of a package set's evaluation).
+///
+/// The lazy attributes are thunks of expressions written here in the evaluator's IR, the
+/// expressions the wrapper has at those places (`derivationStrict drvAttrs`,
+/// `strict.${outputName}`, `strict.drvPath`), so forcing them behaves as forcing the
+/// wrapper's does, errors and infinite-recursion reports included. The tests check the
+/// native builtin against the wrapper's source, case by case.
 fn derivation(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
-    let f = match &ev.derivation_fn {
-        Some(f) => f.clone(),
+    #[cfg(test)]
+    if tests::USE_NIX_WRAPPER.with(|w| w.get()) {
+        return derivation_in_nix(ev, a, s);
+    }
+    let w = match &ev.derivation_wrapper {
+        Some(w) => w.clone(),
         None => {
-            let f = ev.eval_source(
-                "«nix-internal»/derivation-internal.nix".to_string(),
-                DERIVATION_NIX.to_string(),
-                "/".into(),
-            )?;
-            ev.derivation_fn = Some(f.clone());
-            f
+            let w = Rc::new(Wrapper::new(ev));
+            ev.derivation_wrapper = Some(w.clone());
+            w
         }
     };
+    // The argument pattern `drvAttrs@{ outputs ? [ "out" ], ... }`.
+    let attrs = ev.force_attrs(a[0].clone(), s)?;
+    let drv_attrs = Value::Attrs(attrs.clone());
+    let outputs = attrs
+        .get(sym::outputs())
+        .cloned()
+        .unwrap_or_else(|| w.default_outputs.clone());
+    w.call(ev, &drv_attrs, &attrs, outputs)
+        .context(Some(w.lambda), || "while calling anonymous lambda".into())
+}
+
+/// The reference the native `derivation` is tested against: the wrapper evaluated from its
+/// Nix source.
+#[cfg(test)]
+fn derivation_in_nix(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
+    let f = ev.eval_source(
+        "«nix-internal»/derivation-internal.nix".to_string(),
+        DERIVATION_NIX.to_string(),
+        "/".into(),
+    )?;
     ev.call(f, a[0].clone(), s)
+}
+
+/// What the native `derivation` needs of [`DERIVATION_NIX`], made once per evaluator: the
+/// spans of its expressions and attributes, the IR of its lazy attributes, and the names.
+pub(crate) struct Wrapper {
+    /// The lambda (`drvAttrs@{ ... }: ...`), for the frame of errors in its body.
+    lambda: Span,
+    /// `builtins.head outputList`.
+    head_call: Span,
+    /// The `value` attribute of an element of `outputList`: the position of each output's
+    /// attribute in the result (`listToAttrs` keeps it).
+    value_attr: Span,
+    /// `common // { outPath = ...; ... }`.
+    value_merge: Span,
+    /// `drvAttrs // builtins.listToAttrs outputList // { ... }`.
+    common_merge: Span,
+    /// `builtins.listToAttrs outputList // { ... }`.
+    list_merge: Span,
+    /// `builtins.listToAttrs outputList`.
+    list_to_attrs_call: Span,
+    /// Positions of the attributes the wrapper adds.
+    all_pos: Span,
+    drv_attrs_pos: Span,
+    out_path_pos: Span,
+    drv_path_pos: Span,
+    type_pos: Span,
+    output_name_pos: Span,
+    /// `map (outputName: { ... }) outputs`.
+    map_call: Span,
+    /// `derivationStrict drvAttrs`, in a frame `[drvAttrs]`.
+    strict: ExprRef,
+    /// `strict.${outputName}`, in a frame `[strict, outputName]`.
+    out_path: ExprRef,
+    /// `strict.drvPath`, in the same frame.
+    drv_path: ExprRef,
+    /// `[ "out" ]`, the default of `outputs`.
+    default_outputs: Value,
+    /// The string `"derivation"`, the value of `type`.
+    type_value: Value,
+    sym_all: Symbol,
+    sym_drv_attrs: Symbol,
+    sym_output_name: Symbol,
+}
+
+/// The builtin `derivationStrict`, as the wrapper's expression `derivationStrict drvAttrs`
+/// calls it.
+static DERIVATION_STRICT: PrimOp = primop!("derivationStrict", 1, derivation_strict);
+
+/// Forces a set of one of the derivation's outputs that was not built with the call:
+/// `(strict, outputName, common)`, what the wrapper's `common // { ... }` of that output reads.
+static OUTPUT_SET: PrimOp = primop!("derivation", 3, |ev, a, _| {
+    let w = ev
+        .derivation_wrapper
+        .clone()
+        .expect("made by the call that made this output");
+    Ok(w.output_set(ev, &a[0], &a[1], &a[2]))
+});
+
+/// `all`: the list of the outputs' sets, each element a thunk of its own (as the wrapper's
+/// `map (o: o.value) outputList` makes them), from the list of the outputs' thunks.
+static ALL_OUTPUTS: PrimOp = primop!("derivation", 1, |ev, a, s| {
+    let cells = ev.force_list(a[0].clone(), s)?;
+    Ok(Value::list(
+        cells
+            .iter()
+            .map(|c| Value::Thunk(Thunk::apply(primop_value(&SAME_VALUE), c.clone())))
+            .collect(),
+    ))
+});
+
+/// `e` as it leaves thunks of the wrapper whose expressions are at `spans` (innermost
+/// first): an infinite recursion that passes them names them as part of its loop.
+fn passing(mut e: Box<EvalError>, spans: &[Span]) -> Box<EvalError> {
+    if let Some(r) = e.recursion.as_mut() {
+        r.members.extend_from_slice(spans);
+    }
+    e
+}
+
+/// An element of `all`: the output's set (forcing it, as `o.value` does).
+static SAME_VALUE: PrimOp = primop!("derivation", 1, |_, a, _| Ok(a[0].clone()));
+
+fn primop_value(op: &'static PrimOp) -> Value {
+    Value::PrimOp(Rc::new(PrimOpApp {
+        op,
+        args: Args::new(),
+    }))
+}
+
+impl Wrapper {
+    fn new(ev: &mut Evaluator) -> Wrapper {
+        let file = ev.sources.add(
+            "«nix-internal»/derivation-internal.nix".to_string(),
+            DERIVATION_NIX.to_string(),
+        );
+        // `text` from its `skip`-th byte to the end of `until` (searched from there on).
+        let span = |text: &str, skip: usize, until: &str| -> Span {
+            let start = DERIVATION_NIX
+                .find(text)
+                .expect("the wrapper's source has the text")
+                + skip;
+            let end = DERIVATION_NIX[start..]
+                .find(until)
+                .expect("the wrapper's source has the end")
+                + start
+                + until.len();
+            file.span.subspan(start as u64, end as u64)
+        };
+        let word = |text: &str, skip: usize, len: usize| -> Span {
+            let start = DERIVATION_NIX
+                .find(text)
+                .expect("the wrapper's source has the text")
+                + skip;
+            file.span.subspan(start as u64, (start + len) as u64)
+        };
+        let set_end = "\n    }";
+        let strict_call = word("derivationStrict drvAttrs", 0, 25);
+        let strict = Rc::new(Expr::Apply {
+            func: Rc::new(Expr::Const(primop_value(&DERIVATION_STRICT))),
+            arg: Rc::new(Expr::Local {
+                depth: 0,
+                idx: 0,
+                span: Some(word("derivationStrict drvAttrs", 17, 8)),
+            }),
+            span: strict_call,
+        });
+        let out_path = Rc::new(Expr::Select {
+            expr: Rc::new(Expr::Local {
+                depth: 0,
+                idx: 0,
+                span: Some(word("strict.${outputName}", 0, 6)),
+            }),
+            path: Box::new([AttrKey::Dynamic(
+                Rc::new(Expr::Local {
+                    depth: 0,
+                    idx: 1,
+                    span: Some(word("strict.${outputName}", 9, 10)),
+                }),
+                word("strict.${outputName}", 7, 13),
+            )]),
+            default: None,
+            span: word("strict.${outputName}", 0, 20),
+        });
+        let drv_path = Rc::new(Expr::Select {
+            expr: Rc::new(Expr::Local {
+                depth: 0,
+                idx: 0,
+                span: Some(word("strict.drvPath", 0, 6)),
+            }),
+            path: Box::new([AttrKey::Static(sym::drv_path())]),
+            default: None,
+            span: word("strict.drvPath", 0, 14),
+        });
+        let map_call = span("map (outputName", 0, "}) outputs");
+        Wrapper {
+            lambda: span("drvAttrs@{", 0, "(builtins.head outputList).value"),
+            head_call: word("builtins.head outputList", 0, 24),
+            value_attr: word("value = common", 0, 5),
+            value_merge: span("common // {\n      outPath", 0, set_end),
+            common_merge: span("drvAttrs // builtins.listToAttrs", 0, set_end),
+            list_merge: span("builtins.listToAttrs outputList", 0, set_end),
+            list_to_attrs_call: word("builtins.listToAttrs outputList", 0, 31),
+            all_pos: word("all = map", 0, 3),
+            drv_attrs_pos: word("inherit drvAttrs", 8, 8),
+            out_path_pos: word("outPath = strict", 0, 7),
+            drv_path_pos: word("drvPath = strict", 0, 7),
+            type_pos: word("type = \"derivation\";", 0, 4),
+            output_name_pos: word("inherit outputName", 8, 10),
+            map_call,
+            strict,
+            out_path,
+            drv_path,
+            default_outputs: Value::list(vec![Value::string("out")]),
+            type_value: Value::string("derivation"),
+            sym_all: Symbol::intern("all"),
+            sym_drv_attrs: Symbol::intern("drvAttrs"),
+            sym_output_name: Symbol::intern("outputName"),
+        }
+    }
+
+    /// The body of the wrapper: `(builtins.head outputList).value`.
+    fn call(
+        &self,
+        ev: &mut Evaluator,
+        drv_attrs: &Value,
+        attrs: &Attrs,
+        outputs: Value,
+    ) -> EvalResult<Value> {
+        // `head` forces `outputList`, that is `map` forces `outputs`; an infinite recursion
+        // through `outputs` passes the thunk of `outputList` on its way.
+        let outputs = ev
+            .force_list(outputs, Some(self.map_call))
+            .context(None, || {
+                "while evaluating the second argument passed to builtins.map".into()
+            })
+            .context(Some(self.map_call), || {
+                "while calling the 'map' builtin".into()
+            })
+            .map_err(|e| passing(e, &[self.map_call]))
+            .context(None, || {
+                "while evaluating the first argument passed to builtins.head".into()
+            })
+            .context(Some(self.head_call), || {
+                "while calling the 'head' builtin".into()
+            })?;
+        if outputs.is_empty() {
+            return fail(
+                "'builtins.head' called on an empty list",
+                Some(self.head_call),
+            )
+            .context(Some(self.head_call), || {
+                "while calling the 'head' builtin".into()
+            });
+        }
+        // `.value` of the first element forces `common`, which forces the name of every
+        // output (`listToAttrs`).
+        let names = self
+            .output_names(ev, &outputs)
+            .context(Some(self.list_to_attrs_call), || {
+                "while calling the 'listToAttrs' builtin".into()
+            })
+            .context(Some(self.list_merge), || {
+                "in the left operand of '//'".into()
+            })
+            .context(Some(self.common_merge), || {
+                "in the right operand of '//'".into()
+            })
+            .context(Some(self.value_merge), || {
+                "in the left operand of '//'".into()
+            })
+            // The thunks of `common` and of the first output's set.
+            .map_err(|e| passing(e, &[self.common_merge, self.value_merge]))
+            .context(Some(self.value_attr), || {
+                "while evaluating the attribute 'value'".into()
+            })?;
+        let strict_env = Rc::new(Env::with_values(None, [drv_attrs.clone()]));
+        let strict = ev.delay(&self.strict, &strict_env);
+        // Each element's `value`: the first one is the result, evaluated now; the others
+        // are thunks, filled in once `common` (which holds them) exists.
+        let cells: Vec<Thunk> = outputs
+            .iter()
+            .map(|_| Thunk::apply(Value::Null, Value::Null))
+            .collect();
+        let outputs_set = Attrs::from_unsorted(
+            names
+                .iter()
+                .zip(&cells)
+                .map(|(&(name, _), cell)| AttrEntry {
+                    name,
+                    value: Value::Thunk(cell.clone()),
+                    pos: Some(self.value_attr).into(),
+                })
+                .collect(),
+        );
+        let all = Thunk::apply(
+            primop_value(&ALL_OUTPUTS),
+            Value::list(cells.iter().cloned().map(Value::Thunk).collect()),
+        );
+        let shared = Attrs::from_unsorted(vec![
+            AttrEntry {
+                name: self.sym_all,
+                value: Value::Thunk(all),
+                pos: Some(self.all_pos).into(),
+            },
+            AttrEntry {
+                name: self.sym_drv_attrs,
+                value: drv_attrs.clone(),
+                pos: Some(self.drv_attrs_pos).into(),
+            },
+        ]);
+        let common = Value::attrs(attrs.update(&outputs_set.update(&shared)));
+        let mut first = Value::Null;
+        for (i, cell) in cells.iter().enumerate() {
+            let output_name = names[i].1.clone();
+            let state = if i == 0 {
+                first = self.output_set(ev, &strict, &output_name, &common);
+                ThunkState::Done(first.clone())
+            } else {
+                let f = Value::PrimOp(Rc::new(PrimOpApp {
+                    op: &OUTPUT_SET,
+                    args: Args::from_iter([strict.clone()]),
+                }));
+                ThunkState::Apply2(Box::new((f, output_name, common.clone())))
+            };
+            drop(cell.replace(state));
+        }
+        Ok(first)
+    }
+
+    /// Forces the name of each output as `listToAttrs` does: each must be a string.
+    fn output_names(
+        &self,
+        ev: &mut Evaluator,
+        outputs: &[Value],
+    ) -> EvalResult<Vec<(Symbol, Value)>> {
+        let s = Some(self.list_to_attrs_call);
+        let mut names = Vec::with_capacity(outputs.len());
+        for o in outputs {
+            ev.check_interrupt(s)?;
+            let name = ev.force_string(o.clone(), s)?;
+            names.push((Symbol::intern_bytes(name.as_bytes()), Value::String(name)));
+        }
+        Ok(names)
+    }
+
+    /// The set of one output: `common // { outPath; drvPath; type; outputName; }`.
+    fn output_set(
+        &self,
+        ev: &Evaluator,
+        strict: &Value,
+        output_name: &Value,
+        common: &Value,
+    ) -> Value {
+        let Value::Attrs(common) = common else {
+            unreachable!("the common attributes are a set");
+        };
+        let env = Rc::new(Env::with_values(
+            None,
+            [strict.clone(), output_name.clone()],
+        ));
+        let own = Attrs::from_sorted(vec![
+            AttrEntry {
+                name: sym::drv_path(),
+                value: ev.delay(&self.drv_path, &env),
+                pos: Some(self.drv_path_pos).into(),
+            },
+            AttrEntry {
+                name: sym::out_path(),
+                value: ev.delay(&self.out_path, &env),
+                pos: Some(self.out_path_pos).into(),
+            },
+            AttrEntry {
+                name: self.sym_output_name,
+                value: output_name.clone(),
+                pos: Some(self.output_name_pos).into(),
+            },
+            AttrEntry {
+                name: sym::type_(),
+                value: self.type_value.clone(),
+                pos: Some(self.type_pos).into(),
+            },
+        ]);
+        Value::attrs(common.update(&own))
+    }
 }
 
 fn store_dir(ev: &Evaluator, s: Option<Span>) -> EvalResult<StoreDir> {
@@ -536,11 +915,14 @@ fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> 
             .calculate_output_paths(&sd, name, |p| known.get(p).map(|k| k.modulo.clone()))
             .map_err(|e| other(e.to_string(), s))?;
     }
-    let drv_path = c
-        .drv
-        .drv_path(&sd, name)
-        .map_err(|e| other(e.to_string(), s))?;
-    let drv_path = sd.display(&drv_path);
+    // The `.drv` path and the modulo hash (for dependents' paths) from one ATerm.
+    let made = {
+        let known = &ev.derivations;
+        c.drv
+            .drv_path_and_modulo(&sd, name, |p| known.get(p).map(|k| k.modulo.clone()))
+            .map_err(|e| other(e.to_string(), s))?
+    };
+    let drv_path = sd.display(&made.drv_path);
     if ev.io.writes_to_store() {
         let references: Vec<String> = c
             .drv
@@ -551,7 +933,7 @@ fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> 
             .collect();
         let written = ev
             .io
-            .add_text(&format!("{name}.drv"), &c.drv.to_aterm_bytes(), &references)
+            .add_text(&format!("{name}.drv"), &made.aterm, &references)
             .map_err(|e| other(e.to_string(), s))?;
         if written != drv_path {
             return fail(
@@ -560,12 +942,7 @@ fn finish(ev: &mut Evaluator, mut c: Collected, name: &str, s: Option<Span>) -> 
             );
         }
     }
-    let modulo = {
-        let known = &ev.derivations;
-        c.drv
-            .hash_derivation_modulo(|p| known.get(p).map(|k| k.modulo.clone()))
-            .map_err(|e| other(e.to_string(), s))?
-    };
+    let modulo = made.modulo;
     let mut result = vec![(
         sym::drv_path(),
         Value::String(Rc::new(NixString::with_context(
@@ -809,8 +1186,97 @@ fn add_path(
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
+    use crate::diagnostic::{render_error, RenderOptions};
     use crate::eval::{EvalConfig, Evaluator};
     use crate::value::print::print_value;
+
+    thread_local! {
+        /// Makes `derivation` evaluate its Nix source, the reference for the native one.
+        pub(super) static USE_NIX_WRAPPER: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// What `src` shows in every way a derivation can be looked at: printed after forcing
+    /// deeply, as XML with and without `--strict`, as JSON; errors rendered with their
+    /// trace. With `in_nix`, `derivation` is the wrapper evaluated from its source.
+    fn observe(src: &str, in_nix: bool) -> Vec<String> {
+        USE_NIX_WRAPPER.with(|w| w.set(in_nix));
+        let mut shown = Vec::new();
+        for mode in ["deep", "xml", "xml-strict", "json"] {
+            let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
+            ev.diagnostics = Box::new(|_| {});
+            let r = ev
+                .eval_source("/test.nix".into(), src.into(), "/".into())
+                .and_then(|v| match mode {
+                    "deep" => ev.force_deep(v).map(|v| print_value(&v)),
+                    "xml" => ev.to_xml(v, false, true),
+                    "xml-strict" => ev.to_xml(v, true, true),
+                    _ => ev
+                        .to_json_string(v, None)
+                        .map(|s| s.to_str_lossy().into_owned()),
+                });
+            shown.push(match r {
+                Ok(text) => format!("{mode}: {text}"),
+                Err(e) => format!(
+                    "{mode}: {}",
+                    render_error(
+                        &e,
+                        &ev.sources,
+                        RenderOptions {
+                            show_trace: true,
+                            color: false,
+                        },
+                    )
+                ),
+            });
+        }
+        USE_NIX_WRAPPER.with(|w| w.set(false));
+        shown
+    }
+
+    /// The native `derivation` against its Nix source: the same values, the same unevaluated
+    /// parts, positions and errors with the same traces (infinite recursions included).
+    #[test]
+    fn native_derivation_is_the_nix_wrapper() {
+        let drv = r#"name = "x"; builder = "b"; system = "s";"#;
+        let two = format!(r#"{drv} outputs = [ "out" "dev" ];"#);
+        let cases = [
+            format!("derivation {{ {drv} }}"),
+            format!("derivation {{ {two} }}"),
+            r#"(derivation { name = "x"; system = "s"; }).drvPath"#.to_string(),
+            "derivation 1".to_string(),
+            r#"derivation (throw "arg")"#.to_string(),
+            format!(r#"(derivation {{ {drv} outputs = [ "out" 1 ]; }}).out"#),
+            format!(r#""${{derivation {{ {drv} args = [ (throw "boom") ]; }}}}""#),
+            format!("derivation {{ {drv} outputs = 1; }}"),
+            format!("derivation {{ {drv} outputs = [ ]; }}"),
+            format!(r#"derivation {{ {drv} outputs = [ (throw "x") ]; }}"#),
+            format!(r#"derivation {{ {drv} outputs = throw "x"; }}"#),
+            format!(r#"derivation {{ {drv} outputs = [ "out" (throw "y") ]; }}"#),
+            format!(r#"(derivation {{ {drv} outputs = [ "out dev" ]; }}).outPath"#),
+            format!(r#"derivation {{ {drv} outputs = [ "out" "out" ]; }}"#),
+            format!(r#"derivation {{ {drv} outputs = [ "dev" "out" "all" ]; }}"#),
+            format!(r#"derivation {{ {drv} outputs = [ "drvPath" ]; }}"#),
+            format!(r#"derivation {{ {drv} type = "t"; outPath = 1; all = 2; drvAttrs = 3; }}"#),
+            format!("let d = derivation {{ {two} }}; in builtins.seq d.drvPath d"),
+            format!("let d = derivation {{ {two} }}; in builtins.seq d.drvPath d.dev"),
+            format!("let d = derivation {{ {two} }}; in builtins.seq d.dev.outPath d"),
+            format!("let d = derivation {{ {two} }}; in builtins.seq d.all d"),
+            format!("let d = derivation {{ {two} }}; in builtins.seq (builtins.elemAt d.all 1) d"),
+            format!("let d = derivation {{ {two} }}; in [ d.out.dev.out.outputName (builtins.elemAt d.all 1 == d.dev) ]"),
+            format!("let a = {{ {drv} }}; d = derivation a; in builtins.seq d.drvPath [ d (d.drvAttrs == a) ]"),
+            format!("let d = derivation {{ {drv} }}; in map (n: builtins.unsafeGetAttrPos n d) (builtins.attrNames d)"),
+            format!("let d = derivation {{ {drv} foo = d.drvPath; }}; in d.drvPath"),
+            format!(r#"let d = derivation {{ {drv} foo = d.outPath; }}; in "${{d}}""#),
+            format!("let d = derivation {{ {drv} outputs = d.outputs; }}; in d"),
+            format!("let d = derivation {{ {drv} outputs = [ d.name ]; }}; in d.out"),
+            r#"let d = derivation { name = "x"; builder = "b"; }; in [ (builtins.tryEval d.drvPath).success d.outPath ]"#.to_string(),
+        ];
+        for case in &cases {
+            assert_eq!(observe(case, false), observe(case, true), "{case}");
+        }
+    }
 
     fn eval(src: &str) -> Result<String, String> {
         let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());

@@ -28,6 +28,7 @@ mod xml;
 
 use std::rc::Rc;
 
+pub(crate) use derivation::Wrapper as DerivationWrapper;
 pub use derivation::{corepkg_source, KnownDerivation, COREPKGS_PREFIX};
 
 use crate::error::{ErrorKind, EvalError, EvalResult};

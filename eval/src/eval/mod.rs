@@ -124,8 +124,8 @@ pub struct Evaluator {
     /// Derivations created by this evaluation, by `.drv` path, with their modulo hashes
     /// (needed to compute the paths of derivations that depend on them).
     pub derivations: FxHashMap<String, crate::builtins::KnownDerivation>,
-    /// The `derivation` function, made from its Nix source on first use.
-    pub(crate) derivation_fn: Option<Value>,
+    /// What the `derivation` builtin needs of its Nix source, made on first use.
+    pub(crate) derivation_wrapper: Option<Rc<crate::builtins::DerivationWrapper>>,
     /// Counters of the evaluator's work (`TVIX_SHOW_STATS`).
     pub stats: Stats,
     /// Set from another thread (a signal handler, a request's deadline) to stop the
@@ -167,7 +167,7 @@ impl Evaluator {
             stack_floor: stack::UNKNOWN_FLOOR,
             diagnostics: Box::new(|msg| eprintln!("{msg}")),
             derivations: FxHashMap::default(),
-            derivation_fn: None,
+            derivation_wrapper: None,
             stats: Stats::default(),
             interrupt: None,
         }
