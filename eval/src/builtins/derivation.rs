@@ -337,7 +337,7 @@ static SAME_VALUE: PrimOp = primop!("derivation", 1, |_, a, _| Ok(a[0].clone()))
 fn primop_value(op: &'static PrimOp) -> Value {
     Value::PrimOp(Rc::new(PrimOpApp {
         op,
-        args: Args::new(),
+        args: ArgVec::new(),
     }))
 }
 
@@ -401,7 +401,7 @@ impl Wrapper {
                 idx: 0,
                 span: Some(word("strict.drvPath", 0, 6)),
             }),
-            path: Box::new([AttrKey::Static(sym::drv_path())]),
+            path: Box::new([AttrKey::Static(sym::drv_path(), LookupHint::default())]),
             default: None,
             span: word("strict.drvPath", 0, 14),
         });
@@ -532,7 +532,7 @@ impl Wrapper {
             } else {
                 let f = Value::PrimOp(Rc::new(PrimOpApp {
                     op: &OUTPUT_SET,
-                    args: Args::from_iter([strict.clone()]),
+                    args: ArgVec::from_iter([strict.clone()]),
                 }));
                 ThunkState::Apply2(Box::new((f, output_name, common.clone())))
             };
