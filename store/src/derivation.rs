@@ -176,13 +176,13 @@ fn may_need_escape(bytes: &[u8]) -> bool {
         .any(|&b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
-fn write_list<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'a String>) {
+fn write_list(out: &mut Vec<u8>, items: impl IntoIterator<Item = impl AsRef<str>>) {
     out.push(b'[');
     for (i, s) in items.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_string(out, s);
+        write_string(out, s.as_ref());
     }
     out.push(b']');
 }
@@ -484,14 +484,8 @@ impl Inputs<'_> {
             out.push(b'(');
             write_string(out, path);
             out.push(b',');
-            out.push(b'[');
-            for (j, o) in outs.enumerate() {
-                if j > 0 {
-                    out.push(b',');
-                }
-                write_string(out, o);
-            }
-            out.extend_from_slice(b"])");
+            write_list(out, outs);
+            out.push(b')');
         };
         match self {
             Inputs::Paths(map) => {

@@ -1358,10 +1358,7 @@ impl Evaluator {
             match entry_at(a, key, name).map(|e| &e.value) {
                 // The last attribute's value is not needed, only its presence.
                 Some(_) if i + 1 == path.len() => return Ok(Value::bool(true)),
-                Some(next) => {
-                    let next = next.clone();
-                    v = self.force(next)?;
-                }
+                Some(next) => v = self.force_ref(next)?,
                 None => return Ok(Value::bool(false)),
             }
         }
