@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -28,6 +28,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::pack_writer::PackWriter;
 use super::{db_err, B3Digest, StoreError};
 
 /// The metadata tables.
@@ -83,6 +84,24 @@ pub(crate) trait Backend: Send + Sync {
     /// them all in one).
     fn kv_get_many(&self, t: Table, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         keys.iter().map(|k| self.kv_get(t, k)).collect()
+    }
+    /// For storing a blob: `None` if the blob's manifest is recorded already (then its
+    /// chunks are stored too, since a manifest is recorded only after them and removed
+    /// with them), else whether each of `chunks` is stored. Backends with transactions
+    /// look everything up in one.
+    fn blob_missing_chunks(
+        &self,
+        blob: &B3Digest,
+        chunks: &[B3Digest],
+    ) -> Result<Option<Vec<bool>>, StoreError> {
+        if self.kv_get(Table::Blobs, &blob.0)?.is_some() {
+            return Ok(None);
+        }
+        chunks
+            .iter()
+            .map(|d| self.chunk_has(d))
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
     /// Stores a metadata value durably.
     fn kv_put(&self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
@@ -294,66 +313,10 @@ const MAX_BATCH: usize = 65536;
 /// Start a new pack once the current one is this large.
 const PACK_MAX: u64 = 1 << 30;
 
-/// Start writing a pack's bytes back to disk every this many bytes, so that the sync
-/// before a commit finds little left to write.
-const WRITEBACK_STEP: u64 = 32 << 20;
-
 /// The pack this process appends to.
-struct PackWriter {
+struct OpenPack {
     name: String,
-    out: io::BufWriter<fs::File>,
-    len: u64,
-    /// Bytes whose writeback was started.
-    written_back: u64,
-    /// Where to ask for the writeback of a range (offset, length) to be started.
-    writeback: Option<std::sync::mpsc::SyncSender<(u64, u64)>>,
-}
-
-/// Starts the writeback of ranges of a pack on a thread of its own, until the sender is
-/// dropped. `sync_file_range` can block while the disk's queue is full; on the writing
-/// thread that would stall chunking and hashing, here it only delays the writeback, so
-/// the CPU work of an import overlaps with the disk's.
-fn writeback_thread(file: fs::File) -> Option<std::sync::mpsc::SyncSender<(u64, u64)>> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, u64)>(16);
-    std::thread::Builder::new()
-        .name("pack-writeback".into())
-        .spawn(move || {
-            for (from, n) in rx {
-                #[cfg(target_os = "linux")]
-                {
-                    use std::os::fd::AsRawFd;
-                    // SAFETY: `file` is open for the life of this thread. A failure
-                    // only means the final sync has more to write.
-                    unsafe {
-                        libc::sync_file_range(
-                            file.as_raw_fd(),
-                            from as libc::off64_t,
-                            n as libc::off64_t,
-                            libc::SYNC_FILE_RANGE_WRITE,
-                        )
-                    };
-                }
-                #[cfg(not(target_os = "linux"))]
-                let _ = (&file, from, n);
-            }
-        })
-        .ok()?;
-    Some(tx)
-}
-
-impl PackWriter {
-    /// Starts (without waiting for) the writeback of what was appended since the last
-    /// call.
-    fn start_writeback(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        if let Some(tx) = &self.writeback {
-            // A full queue means the disk is behind; the sync before the commit waits
-            // for it anyway, so the range is simply left to that sync.
-            let _ = tx.try_send((self.written_back, self.len - self.written_back));
-        }
-        self.written_back = self.len;
-        Ok(())
-    }
+    w: PackWriter,
 }
 
 /// Where a chunk is: a pack file (by name), an offset and a length.
@@ -411,7 +374,7 @@ pub(crate) struct LocalBackend {
     pack_counter: AtomicU64,
     pending: Mutex<Batch>,
     /// Lock order: `writer` before `pending`.
-    writer: Mutex<Option<PackWriter>>,
+    writer: Mutex<Option<OpenPack>>,
     /// The pack files read so far, each opened and mapped once (and mapped again when a
     /// chunk beyond the mapped length is wanted).
     pub(super) packs: Mutex<HashMap<String, MappedPack>>,
@@ -501,34 +464,20 @@ impl LocalBackend {
     }
 
     /// Starts a new pack file, made durable in its directory at once.
-    fn new_pack(&self) -> Result<PackWriter, StoreError> {
+    fn new_pack(&self) -> Result<OpenPack, StoreError> {
         let name = self.fresh_pack_name("");
         let path = self.packs_dir.join(&name);
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(path_err(&path))?;
+        let w = PackWriter::create(&path).map_err(path_err(&path))?;
         fs::File::open(&self.packs_dir)
             .and_then(|d| d.sync_all())
             .map_err(path_err(&self.packs_dir))?;
-        let writeback = file.try_clone().ok().and_then(writeback_thread);
-        Ok(PackWriter {
-            name,
-            writeback,
-            // Chunks of at least CHUNK_MIN bytes bypass the buffer (BufWriter writes
-            // data at least as large as its capacity directly); it gathers small files.
-            out: io::BufWriter::with_capacity(super::CHUNK_MIN, file),
-            len: 0,
-            written_back: 0,
-        })
+        Ok(OpenPack { name, w })
     }
 
-    /// Writes the pack's buffered bytes and makes them durable.
-    fn sync_pack(&self, w: &mut PackWriter) -> Result<(), StoreError> {
-        let path = self.packs_dir.join(&w.name);
-        w.out.flush().map_err(path_err(&path))?;
-        w.out.get_ref().sync_data().map_err(path_err(&path))
+    /// Writes the pack's pending bytes and makes them durable.
+    fn sync_pack(&self, p: &mut OpenPack) -> Result<(), StoreError> {
+        let path = self.packs_dir.join(&p.name);
+        p.w.sync().map_err(path_err(&path))
     }
 
     /// Commits the pending batch, plus `extra` if given, in one durable transaction after
@@ -669,7 +618,7 @@ impl LocalBackend {
             if let Some(w) = writer.as_mut() {
                 if locs.iter().flatten().any(|l| l.pack == w.name) {
                     let path = self.packs_dir.join(&w.name);
-                    w.out.flush().map_err(path_err(&path))?;
+                    w.w.flush().map_err(path_err(&path))?;
                 }
             }
         }
@@ -702,7 +651,7 @@ impl LocalBackend {
     fn chunk_put_inner(&self, d: &B3Digest, data: &[u8]) -> Result<(), StoreError> {
         let full = {
             let mut writer = self.writer.lock().map_err(|_| poisoned())?;
-            if writer.as_ref().is_some_and(|w| w.len >= PACK_MAX) {
+            if writer.as_ref().is_some_and(|w| w.w.len() >= PACK_MAX) {
                 // Finish the full pack: its bytes must be durable before the batch naming
                 // them is committed, and it will not be synced again.
                 if let Some(mut w) = writer.take() {
@@ -715,19 +664,31 @@ impl LocalBackend {
             let Some(w) = writer.as_mut() else {
                 return Err(poisoned());
             };
+            // Threads storing blobs at once may both have found a chunk missing; the
+            // one that comes second stores nothing.
+            let key = (Table::Chunks, d.0.to_vec());
+            if self
+                .pending
+                .lock()
+                .map_err(|_| poisoned())?
+                .contains_key(&key)
+            {
+                return Ok(());
+            }
             let path = self.packs_dir.join(&w.name);
-            w.out.write_all(data).map_err(path_err(&path))?;
+            let offset = w.w.len();
+            if let Err(e) = w.w.append(data) {
+                // Part of the chunk may be in the pack: no later chunk goes after it.
+                *writer = None;
+                return Err(path_err(&path)(e));
+            }
             let loc = Location {
                 pack: w.name.clone(),
-                offset: w.len,
+                offset,
                 len: data.len() as u64,
             };
-            w.len += data.len() as u64;
-            if w.len - w.written_back >= WRITEBACK_STEP {
-                w.start_writeback().map_err(path_err(&path))?;
-            }
             let mut pending = self.pending.lock().map_err(|_| poisoned())?;
-            pending.insert((Table::Chunks, d.0.to_vec()), loc.encode());
+            pending.insert(key, loc.encode());
             pending.len() >= MAX_BATCH
         };
         if full {
@@ -817,6 +778,39 @@ impl Backend for LocalBackend {
             }
         }
         Ok(out)
+    }
+
+    /// The batch first, then one read transaction for what it does not hold.
+    fn blob_missing_chunks(
+        &self,
+        blob: &B3Digest,
+        chunks: &[B3Digest],
+    ) -> Result<Option<Vec<bool>>, StoreError> {
+        let mut has: Vec<bool> = {
+            let pending = self.pending.lock().map_err(|_| poisoned())?;
+            if pending.contains_key(&(Table::Blobs, blob.0.to_vec())) {
+                return Ok(None);
+            }
+            chunks
+                .iter()
+                .map(|d| pending.contains_key(&(Table::Chunks, d.0.to_vec())))
+                .collect()
+        };
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let blobs = txn.open_table(Table::Blobs.def()).map_err(db_err)?;
+        if blobs.get(&blob.0[..]).map_err(db_err)?.is_some() {
+            return Ok(None);
+        }
+        if has.iter().all(|h| *h) {
+            return Ok(Some(has));
+        }
+        let table = txn.open_table(Table::Chunks.def()).map_err(db_err)?;
+        for (h, d) in has.iter_mut().zip(chunks) {
+            if !*h {
+                *h = table.get(&d.0[..]).map_err(db_err)?.is_some();
+            }
+        }
+        Ok(Some(has))
     }
 
     fn kv_put(&self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {

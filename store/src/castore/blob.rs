@@ -318,22 +318,33 @@ pub(crate) fn put_blob_bytes(
     }
 }
 
-/// [`put_blob`] for a blob of at most [`CHUNK_MAX`] bytes held in memory.
+/// [`put_blob`] for a blob of at most [`CHUNK_MAX`] bytes held in memory: cut and hashed
+/// first, then the blob and its chunks looked up at once, and only what is missing
+/// stored.
 fn put_small_blob(backend: &dyn Backend, data: &[u8]) -> Result<(B3Digest, u64), StoreError> {
-    let mut chunks = Vec::new();
-    let cdc = fastcdc::v2020::FastCDC::new(data, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX);
-    for c in cdc {
-        let piece = &data[c.offset..c.offset + c.length];
-        let d = B3Digest::of(piece);
-        store_chunk(backend, &d, piece)?;
-        chunks.push((d, c.length as u64));
-    }
-    let digest = match chunks.as_slice() {
-        [(only, _)] => *only,
+    let pieces: Vec<&[u8]> = fastcdc::v2020::FastCDC::new(data, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX)
+        .map(|c| &data[c.offset..c.offset + c.length])
+        .collect();
+    let digests: Vec<B3Digest> = pieces.iter().map(|p| B3Digest::of(p)).collect();
+    let digest = match digests.as_slice() {
+        [only] => *only,
         _ => B3Digest::of(data),
     };
     let size = data.len() as u64;
-    record_manifest(backend, &digest, Manifest { size, chunks })?;
+    let Some(stored) = backend.blob_missing_chunks(&digest, &digests)? else {
+        return Ok((digest, size));
+    };
+    for ((d, piece), stored) in digests.iter().zip(&pieces).zip(stored) {
+        if !stored {
+            backend.chunk_put(d, piece)?;
+        }
+    }
+    let chunks = digests
+        .into_iter()
+        .zip(&pieces)
+        .map(|(d, p)| (d, p.len() as u64))
+        .collect();
+    backend.kv_put(Table::Blobs, &digest.0, &Manifest { size, chunks }.encode())?;
     Ok((digest, size))
 }
 

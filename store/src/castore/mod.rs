@@ -35,6 +35,7 @@ pub(crate) mod directory;
 pub mod export;
 pub mod gc;
 pub mod nar;
+mod pack_writer;
 mod service;
 mod store;
 pub(crate) mod wire;

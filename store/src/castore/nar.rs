@@ -506,39 +506,108 @@ pub fn absolute_path(p: &Path) -> io::Result<PathBuf> {
 /// [`ingest_path`]; larger ones are streamed on the walking thread.
 const WORKER_BLOB_MAX: u64 = super::CHUNK_MAX as u64;
 
-/// Stores small files on a thread of its own, in the order they are handed over, so
-/// chunking, BLAKE3 and writing overlap with walking the tree and hashing the NAR.
-struct BlobWorker {
-    jobs: Option<std::sync::mpsc::SyncSender<Bytes>>,
-    results: std::sync::mpsc::Receiver<Result<B3Digest, StoreError>>,
+/// Stores small files on threads of their own (as many as there are cores), so chunking,
+/// BLAKE3 and writing overlap with walking the tree and hashing the NAR, and spread over
+/// the cores whenever the NAR hasher waits. Files are taken in the order they are handed
+/// over, but finish in any order: each result carries its job number.
+struct BlobWorkers {
+    jobs: Option<std::sync::mpsc::SyncSender<(usize, Bytes)>>,
+    results: std::sync::mpsc::Receiver<(usize, Result<B3Digest, StoreError>)>,
     sent: usize,
-    received: Vec<B3Digest>,
+    /// The digest of each job, once known.
+    received: Vec<Option<B3Digest>>,
 }
 
-impl BlobWorker {
+impl BlobWorkers {
+    /// How many threads store blobs: one per core (the NAR hasher and the walking thread
+    /// wait for them most of the time), at most 4.
+    fn count() -> usize {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 4)
+    }
+
+    /// Starts the workers in `scope`.
+    fn start<'scope, 'env, S>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        store: &'env S,
+    ) -> Self
+    where
+        S: BlobService + Sync + ?Sized,
+    {
+        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<(usize, Bytes)>(64);
+        let (result_tx, results) = std::sync::mpsc::channel();
+        let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
+        for _ in 0..Self::count() {
+            let job_rx = job_rx.clone();
+            let result_tx = result_tx.clone();
+            scope.spawn(move || loop {
+                // The lock is held only while waiting for the next job.
+                let next = match job_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => break,
+                };
+                let Ok((n, data)) = next else { break };
+                let r = store.put_blob_bytes(&data).map(|(d, _)| d);
+                let failed = r.is_err();
+                if result_tx.send((n, r)).is_err() || failed {
+                    break;
+                }
+            });
+        }
+        BlobWorkers {
+            jobs: Some(jobs),
+            results,
+            sent: 0,
+            received: Vec::new(),
+        }
+    }
+
     /// Hands a file's contents over; returns its job number.
     fn submit(&mut self, data: Bytes) -> Result<usize, StoreError> {
         let jobs = self.jobs.as_ref().ok_or_else(Self::gone)?;
-        if jobs.send(data).is_err() {
-            // The worker stopped after an error; its result says which.
-            self.digest(self.sent)?;
-            return Err(Self::gone());
+        let n = self.sent;
+        if jobs.send((n, data)).is_err() {
+            // Every worker stopped after an error; the results say which.
+            return Err(self.first_error());
         }
         self.sent += 1;
-        Ok(self.sent - 1)
+        Ok(n)
     }
 
-    /// The digest of job `n`, waiting for it if needed.
+    /// The digest of job `n`, waiting for it if needed. An error of any job is returned
+    /// as soon as it is seen (the ingestion fails as a whole).
     fn digest(&mut self, n: usize) -> Result<B3Digest, StoreError> {
-        while self.received.len() <= n {
-            let r = self.results.recv().map_err(|_| Self::gone())?;
-            self.received.push(r?);
+        loop {
+            if let Some(Some(d)) = self.received.get(n) {
+                return Ok(*d);
+            }
+            let (i, r) = self.results.recv().map_err(|_| Self::gone())?;
+            if self.received.len() <= i {
+                self.received.resize(i + 1, None);
+            }
+            self.received[i] = Some(r?);
         }
-        Ok(self.received[n])
+    }
+
+    /// The first error the workers reported (they stop at their first one).
+    fn first_error(&mut self) -> StoreError {
+        while let Ok((_, r)) = self.results.recv() {
+            if let Err(e) = r {
+                return e;
+            }
+        }
+        Self::gone()
+    }
+
+    /// Lets the workers finish what they have and stop.
+    fn finish(&mut self) {
+        self.jobs = None;
     }
 
     fn gone() -> StoreError {
-        StoreError::Io(io::Error::other("the blob storing thread stopped"))
+        StoreError::Io(io::Error::other("the blob storing threads stopped"))
     }
 }
 
@@ -553,7 +622,7 @@ enum Pending {
 }
 
 impl Pending {
-    fn resolve(self, worker: &mut BlobWorker) -> Result<Node, StoreError> {
+    fn resolve(self, worker: &mut BlobWorkers) -> Result<Node, StoreError> {
         match self {
             Pending::Node(n) => Ok(n),
             Pending::File {
@@ -573,8 +642,8 @@ impl Pending {
 /// `path` or below) and returns its root node and NAR sha256 and size.
 ///
 /// The tree is read once, on this thread; the NAR is hashed on a second thread and small
-/// files are stored on a third (large ones are streamed here), so the work spreads over
-/// the cores.
+/// files are stored by a thread per core (large ones are streamed here), so the work
+/// spreads over the cores.
 pub fn ingest_path<S>(store: &S, path: &Path) -> Result<(Node, NixHash, u64), StoreError>
 where
     S: BlobService + DirectoryService + Sync + ?Sized,
@@ -595,26 +664,10 @@ where
     F: FnMut(&Path, &fs::Metadata) -> io::Result<bool>,
 {
     std::thread::scope(|scope| {
-        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Bytes>(32);
-        let (result_tx, results) = std::sync::mpsc::channel();
-        scope.spawn(move || {
-            for data in job_rx {
-                let r = store.put_blob_bytes(&data).map(|(d, _)| d);
-                let failed = r.is_err();
-                if result_tx.send(r).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        let mut worker = BlobWorker {
-            jobs: Some(jobs),
-            results,
-            sent: 0,
-            received: Vec::new(),
-        };
-        let res = walk_and_ingest(store, path, &mut worker, filter);
-        // Let the worker finish (or stop) before the scope joins it.
-        worker.jobs = None;
+        let mut workers = BlobWorkers::start(scope, store);
+        let res = walk_and_ingest(store, path, &mut workers, filter);
+        // Let the workers finish (or stop) before the scope joins them.
+        workers.finish();
         res
     })
 }
@@ -622,7 +675,7 @@ where
 fn walk_and_ingest<S, F>(
     store: &S,
     path: &Path,
-    worker: &mut BlobWorker,
+    worker: &mut BlobWorkers,
     mut filter: F,
 ) -> Result<(Node, NixHash, u64), StoreError>
 where
