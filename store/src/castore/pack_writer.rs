@@ -429,17 +429,7 @@ fn thread_gone() -> io::Error {
 mod tests {
     use super::*;
 
-    fn bytes(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::castore::tests::pseudo_random as bytes;
 
     /// Appends pieces of awkward sizes (across blocks and staging buffers), flushing
     /// after some: after each flush the file holds exactly what was appended.

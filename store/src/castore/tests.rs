@@ -7,7 +7,9 @@ use crate::nar::NarEncoder;
 use crate::pathinfo::{PathInfo, PathInfoService};
 use crate::store_path::StorePath;
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+/// Deterministic bytes that neither compress nor repeat (xorshift), for tests of chunking
+/// and packs.
+pub(super) fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {
