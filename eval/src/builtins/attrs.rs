@@ -162,7 +162,7 @@ fn zip_attrs_with(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Va
         })?;
         all.extend(set.iter().map(|e| (e.name, e.value.clone())));
     }
-    all.sort_by(|x, y| x.0.cmp(&y.0));
+    all.sort_by_key(|x| x.0);
     let mut entries = Vec::new();
     let mut all = all.into_iter().peekable();
     while let Some((name, first)) = all.next() {
