@@ -1,7 +1,5 @@
 //! Attribute set builtins.
 
-use rustc_hash::{FxHashMap, FxHashSet};
-
 use super::control::primop;
 use crate::error::{AddContext, ErrorKind, EvalError, EvalResult};
 use crate::eval::{sym, Evaluator};
@@ -62,20 +60,15 @@ fn attr_name(ev: &mut Evaluator, v: &Value, s: Option<Span>) -> EvalResult<Symbo
 fn remove_attrs(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
     let set = ev.force_attrs(a[0].clone(), s)?;
     let names = ev.force_list(a[1].clone(), s)?;
-    let mut remove = FxHashSet::default();
+    let mut remove = Vec::with_capacity(names.len());
     for n in names.iter() {
         ev.check_interrupt(s)?;
-        remove.insert(attr_name(ev, n, s)?);
+        remove.push(attr_name(ev, n, s)?);
     }
-    if set.is_empty() || remove.is_empty() {
-        return Ok(Value::Attrs(set));
+    match set.without(&remove) {
+        Some(rest) => Ok(Value::attrs(rest)),
+        None => Ok(Value::Attrs(set)),
     }
-    Ok(Value::attrs(Attrs::from_sorted(
-        set.iter()
-            .filter(|e| !remove.contains(&e.name))
-            .cloned()
-            .collect(),
-    )))
 }
 
 fn list_to_attrs(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Value> {
@@ -157,20 +150,27 @@ fn zip_attrs_with(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Va
     let list = ev.force_list(a[1].clone(), s).context(None, || {
         "while evaluating the second argument passed to builtins.zipAttrsWith".to_string()
     })?;
-    let mut groups: FxHashMap<Symbol, Vec<Value>> = FxHashMap::default();
+    // Every attribute of every set, in list order. A stable sort by name then puts each
+    // name's values together in list order: the sets are sorted already, so the sort
+    // merges runs, and no map of vectors is built and sorted at the end.
+    let mut all: Vec<(Symbol, Value)> = Vec::new();
     for item in list.iter() {
         ev.check_interrupt(s)?;
         let set = ev.force_attrs(item.clone(), s).context(None, || {
             "while evaluating a value of the list passed as second argument to builtins.zipAttrsWith"
                 .to_string()
         })?;
-        for e in set.iter() {
-            groups.entry(e.name).or_default().push(e.value.clone());
-        }
+        all.extend(set.iter().map(|e| (e.name, e.value.clone())));
     }
-    let entries = groups
-        .into_iter()
-        .map(|(name, values)| AttrEntry {
+    all.sort_by_key(|x| x.0);
+    let mut entries = Vec::new();
+    let mut all = all.into_iter().peekable();
+    while let Some((name, first)) = all.next() {
+        let mut values = vec![first];
+        while let Some((_, v)) = all.next_if(|(n, _)| *n == name) {
+            values.push(v);
+        }
+        entries.push(AttrEntry {
             name,
             value: Value::Thunk(Thunk::apply2(
                 f.clone(),
@@ -178,9 +178,9 @@ fn zip_attrs_with(ev: &mut Evaluator, a: Args, s: Option<Span>) -> EvalResult<Va
                 Value::list(values),
             )),
             pos: (None).into(),
-        })
-        .collect();
-    Ok(Value::attrs(Attrs::from_unsorted(entries)))
+        });
+    }
+    Ok(Value::attrs(Attrs::from_sorted(entries)))
 }
 
 /// `unsafeGetAttrPos name set`: `{ file, line, column }` of the definition, or null.
@@ -241,6 +241,11 @@ mod tests {
             "{ b = 2; }",
         );
         ok("builtins.removeAttrs { a = 1; } [ ]", "{ a = 1; }");
+        ok(
+            "builtins.removeAttrs { a = 1; b = 2; c = 3; } [ \"c\" \"a\" \"c\" ]",
+            "{ b = 2; }",
+        );
+        ok("builtins.removeAttrs { a = 1; } [ \"b\" ]", "{ a = 1; }");
         err(
             "builtins.removeAttrs { a = 1; } [ 1 ]",
             "expected a string but found an integer: 1",
@@ -346,6 +351,12 @@ mod tests {
         ok(
             "builtins.zipAttrsWith (n: v: v) [ { a = 1; } { a = 2; b = 3; } ]",
             "{ a = [ 1 2 ]; b = [ 3 ]; }",
+        );
+        // Each name's values in list order, names from any of the sets, sets without the
+        // name skipped.
+        ok(
+            "builtins.zipAttrsWith (n: v: v) [ { b = 1; c = 2; } { } { a = 3; c = 4; } { c = 5; z = 6; } ]",
+            "{ a = [ 3 ]; b = [ 1 ]; c = [ 2 4 5 ]; z = [ 6 ]; }",
         );
         ok(
             "builtins.zipAttrsWith (n: v: n) [ { x = 1; } ]",

@@ -87,6 +87,31 @@ impl Attrs {
         self.entries.binary_search_by(|e| e.name.cmp(&name)).ok()
     }
 
+    /// The set without the attributes named in `names` (any order, repeats allowed), or
+    /// `None` when it has none of them, so that the caller keeps the set it has instead of
+    /// a copy. `removeAttrs` mostly gets a handful of names (`[ "_file" "key" ]` in the
+    /// module system): each is looked up, with no hash set built, and the kept entries
+    /// are copied once, in runs.
+    pub fn without(&self, names: &[Symbol]) -> Option<Attrs> {
+        let mut gone: smallvec::SmallVec<[usize; 8]> =
+            names.iter().filter_map(|n| self.find(*n)).collect();
+        if gone.is_empty() {
+            return None;
+        }
+        gone.sort_unstable();
+        gone.dedup();
+        let mut out = Vec::with_capacity(self.entries.len() - gone.len());
+        let mut from = 0;
+        for &i in &gone {
+            out.extend_from_slice(&self.entries[from..i]);
+            from = i + 1;
+        }
+        out.extend_from_slice(&self.entries[from..]);
+        Some(Attrs {
+            entries: out.into_boxed_slice(),
+        })
+    }
+
     /// The entry of attribute `name`, trying first where `hint` says the lookup site found
     /// its name last, and remembering where it was found. Sets made at the same place in the
     /// code have the same names at the same positions (option declarations, definitions,
@@ -385,6 +410,32 @@ mod tests {
                 (String::from_utf8_lossy(e.name.as_bytes()).into_owned(), v)
             })
             .collect()
+    }
+
+    /// `without` drops exactly the named entries (in any order, repeated, missing), keeps
+    /// the rest in order, and says so when nothing would be removed, for small (scanned)
+    /// and large (binary searched) sets.
+    #[test]
+    fn without_removes_exactly_the_named_entries() {
+        for n in [1, 5, LOOKUP_SCAN_MAX as i64 + 5, 60] {
+            let set = Attrs::from_unsorted((0..n).map(|i| entry(&format!("w{i:03}"), i)).collect());
+            let sym = |i: i64| Symbol::intern(&format!("w{i:03}"));
+            assert!(set.without(&[]).is_none());
+            assert!(set.without(&[Symbol::intern("absent"), sym(n)]).is_none());
+            let gone = [
+                sym(n - 1),
+                sym(0),
+                sym(n / 2),
+                sym(0),
+                Symbol::intern("absent"),
+            ];
+            let rest = set.without(&gone).expect("some names are there");
+            let want: Vec<(String, i64)> = (0..n)
+                .filter(|i| ![0, n / 2, n - 1].contains(i))
+                .map(|i| (format!("w{i:03}"), i))
+                .collect();
+            assert_eq!(names(&rest), want, "{n} entries");
+        }
     }
 
     #[test]
