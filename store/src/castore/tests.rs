@@ -838,3 +838,50 @@ fn a_forged_pack_passes_the_checksum_but_not_verify() {
         report.problems
     );
 }
+
+#[test]
+fn the_collector_records_checksums_for_the_chunks_it_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let sd = crate::store_path::StoreDir::default();
+    let (keep, keep_data) = (files.path().join("keep"), pseudo_random(400_000, 21));
+    let drop_it = files.path().join("drop");
+    std::fs::write(&keep, &keep_data).unwrap();
+    std::fs::write(&drop_it, pseudo_random(400_000, 22)).unwrap();
+    let kept = {
+        let store = Store::local(dir.path()).unwrap();
+        let kept = nar::import_path(&store, &sd, &keep).unwrap();
+        nar::import_path(&store, &sd, &drop_it).unwrap();
+        gc::GcRoots::in_store_dir(dir.path())
+            .add_direct("keep", &sd.display(&kept.store_path))
+            .unwrap();
+        // Locations as an older tvix wrote them: no checksums.
+        kept
+    };
+    rewrite_locations(dir.path(), |l| l.sum = None);
+    let store = Store::local(dir.path()).unwrap();
+    let opts = gc::GcOptions {
+        dry_run: false,
+        store_dir: sd.clone(),
+    };
+    let report = store.collect_garbage(&opts, &|| {}).unwrap();
+    assert_eq!(report.deleted.len(), 1);
+    drop(store);
+    // The live chunks were moved to a new pack, each with the checksum of its bytes.
+    let packs = dir.path().join("packs");
+    let mut moved = 0;
+    rewrite_locations(dir.path(), |l| {
+        assert!(l.pack.contains("-gc"), "{} was not rewritten", l.pack);
+        let bytes = std::fs::read(packs.join(&l.pack)).unwrap();
+        let piece = &bytes[l.offset as usize..(l.offset + l.len) as usize];
+        assert_eq!(l.sum, Some(chunk_sum::of(piece)));
+        moved += 1;
+    });
+    assert!(moved > 1);
+    let store = Store::local(dir.path()).unwrap();
+    let Node::File { digest, .. } = kept.node else {
+        panic!("not a file: {:?}", kept.node)
+    };
+    assert_eq!(read_all(&store, &digest).unwrap(), keep_data);
+    assert!(store.verify().unwrap().problems.is_empty());
+}
