@@ -57,7 +57,9 @@ enum StoreCommand {
         /// A store path, or a path inside one.
         path: String,
     },
-    /// Re-hash everything in the store and report problems; exit 1 if there are any.
+    /// Re-hash everything in the store (every chunk against its BLAKE3 digest, which
+    /// reads from a local store's own packs leave to a checksum) and report problems;
+    /// exit 1 if there are any.
     Verify,
     /// Delete every store path no GC root reaches (`result` links of `tvix build`, roots
     /// in the store's `gcroots/` directory, paths running processes hold), and free the

@@ -67,6 +67,19 @@ pub(crate) trait Backend: Send + Sync {
     /// Several chunks at once, unverified, in order (`None` for a missing one). The bytes
     /// are shared with the backend (no copy), so reading is cheap however large the batch.
     fn chunk_get_many(&self, ds: &[B3Digest]) -> Result<Vec<Option<Bytes>>, StoreError>;
+    /// [`Backend::chunk_get_many`] with the checksum ([`super::chunk_sum`]) each chunk was
+    /// stored with, where the backend keeps one (the local backend, for the chunks it
+    /// wrote itself). The default has none: every chunk is checked against its digest.
+    fn chunk_get_many_summed(
+        &self,
+        ds: &[B3Digest],
+    ) -> Result<Vec<Option<StoredChunk>>, StoreError> {
+        Ok(self
+            .chunk_get_many(ds)?
+            .into_iter()
+            .map(|c| c.map(|data| StoredChunk { data, sum: None }))
+            .collect())
+    }
     /// Whether the chunk exists.
     fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError>;
     /// Stores a chunk durably (the caller computed `d` from `data`).
@@ -140,6 +153,13 @@ pub(crate) trait Backend: Send + Sync {
     fn chunk_stats(&self) -> Option<ChunkStoreStats> {
         None
     }
+}
+
+/// A chunk's bytes as read from storage (not yet checked), and the checksum recorded
+/// when this store wrote them, if it did.
+pub(crate) struct StoredChunk {
+    pub(crate) data: Bytes,
+    pub(crate) sum: Option<u64>,
 }
 
 /// What a chunk store has asked of its storage.
@@ -319,19 +339,35 @@ struct OpenPack {
     w: PackWriter,
 }
 
-/// Where a chunk is: a pack file (by name), an offset and a length.
+/// Where a chunk is: a pack file (by name), an offset and a length, and the checksum
+/// ([`super::chunk_sum`]) taken when this store wrote it, if it did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Location {
     pub(super) pack: String,
     pub(super) offset: u64,
     pub(super) len: u64,
+    /// `None` for chunks written by an older tvix and for chunks of other backends:
+    /// those are checked against their BLAKE3 digest.
+    pub(super) sum: Option<u64>,
 }
 
+/// Set in the encoded length when a checksum follows it. A chunk is at most
+/// [`super::CHUNK_MAX`] bytes long, so the bit is never part of a length, and a decoder
+/// that does not know the flag rejects the location rather than misreading it.
+const HAS_SUM: u64 = 1 << 63;
+
 impl Location {
+    /// Offset and length (8 bytes each, little-endian; the length's top bit says whether
+    /// a checksum follows), the checksum if any (8 bytes), then the pack's name. Without
+    /// a checksum this is the encoding of the locations older stores hold.
     pub(super) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.pack.len());
+        let mut out = Vec::with_capacity(24 + self.pack.len());
         out.extend_from_slice(&self.offset.to_le_bytes());
-        out.extend_from_slice(&self.len.to_le_bytes());
+        let flag = if self.sum.is_some() { HAS_SUM } else { 0 };
+        out.extend_from_slice(&(self.len | flag).to_le_bytes());
+        if let Some(sum) = self.sum {
+            out.extend_from_slice(&sum.to_le_bytes());
+        }
         out.extend_from_slice(self.pack.as_bytes());
         out
     }
@@ -341,15 +377,23 @@ impl Location {
             what: "chunk location",
             reason,
         };
-        if b.len() < 17 {
-            return Err(bad("truncated"));
-        }
-        let mut u = [0u8; 8];
-        u.copy_from_slice(&b[..8]);
-        let offset = u64::from_le_bytes(u);
-        u.copy_from_slice(&b[8..16]);
-        let len = u64::from_le_bytes(u);
-        let pack = std::str::from_utf8(&b[16..]).map_err(|_| bad("pack name is not UTF-8"))?;
+        let u64_at = |at: usize| -> Result<u64, StoreError> {
+            let bytes = b.get(at..at + 8).ok_or_else(|| bad("truncated"))?;
+            let mut u = [0u8; 8];
+            u.copy_from_slice(bytes);
+            Ok(u64::from_le_bytes(u))
+        };
+        let offset = u64_at(0)?;
+        let raw_len = u64_at(8)?;
+        let (sum, name_at) = if raw_len & HAS_SUM != 0 {
+            (Some(u64_at(16)?), 24)
+        } else {
+            (None, 16)
+        };
+        let len = raw_len & !HAS_SUM;
+        let name = b.get(name_at..).filter(|n| !n.is_empty());
+        let name = name.ok_or_else(|| bad("truncated"))?;
+        let pack = std::str::from_utf8(name).map_err(|_| bad("pack name is not UTF-8"))?;
         // Never let a damaged database name a file outside the pack directory.
         if pack.contains('/') || pack.starts_with('.') {
             return Err(bad("bad pack name"));
@@ -361,6 +405,7 @@ impl Location {
             pack: pack.to_string(),
             offset,
             len,
+            sum,
         })
     }
 }
@@ -391,8 +436,9 @@ pub(crate) struct LocalBackend {
 /// something else could still shorten a pack (the kernel would then kill a process that
 /// touches a page past the end with SIGBUS), the file's length is checked before each
 /// batch of reads, and a pack found shorter is mapped again at its new length (the chunks
-/// past the end are reported missing). Bytes changed behind tvix's back are caught by
-/// the BLAKE3 check of every chunk read.
+/// past the end are reported missing). Bytes changed behind tvix's back by accident are
+/// caught by the check of every chunk read (its checksum, or its BLAKE3 digest), bytes
+/// changed on purpose by `verify` ([`super::chunk_sum`]).
 pub(super) struct MappedPack {
     file: fs::File,
     map: Bytes,
@@ -551,7 +597,7 @@ impl LocalBackend {
                 Bytes::new()
             } else {
                 // SAFETY: see `MappedPack`: the pack is append-only and its length was
-                // just checked; every byte read from the map is verified by its digest.
+                // just checked; every byte read from the map is checked (`check_chunk`).
                 let map = unsafe { memmap2::Mmap::map(&pack.file) }.map_err(path_err(&path))?;
                 Bytes::from_owner(map)
             };
@@ -601,7 +647,7 @@ pub(super) fn open_db(path: &Path) -> Result<Database, StoreError> {
 }
 
 /// The chunks found, or (`Err`) what was found when a pack named by a location is gone.
-type ChunkLookup = Result<Vec<Option<Bytes>>, Vec<Option<Bytes>>>;
+type ChunkLookup = Result<Vec<Option<StoredChunk>>, Vec<Option<StoredChunk>>>;
 
 impl LocalBackend {
     /// One attempt of [`Backend::chunk_get_many`].
@@ -641,7 +687,10 @@ impl LocalBackend {
                 let map = maps.get(l.pack.as_str())?.as_ref()?;
                 let end = l.offset.checked_add(l.len)?;
                 // A pack cut short makes the chunk missing.
-                (end <= map.len() as u64).then(|| map.slice(l.offset as usize..end as usize))
+                (end <= map.len() as u64).then(|| StoredChunk {
+                    data: map.slice(l.offset as usize..end as usize),
+                    sum: l.sum,
+                })
             })
             .collect();
         Ok(if pack_gone { Err(found) } else { Ok(found) })
@@ -649,6 +698,9 @@ impl LocalBackend {
 
     /// Appends a chunk to this process's pack and records its location in the batch.
     fn chunk_put_inner(&self, d: &B3Digest, data: &[u8]) -> Result<(), StoreError> {
+        // Taken of the bytes the caller hashed, before they are copied anywhere, and
+        // outside the writer's lock (threads storing blobs at once each take their own).
+        let sum = super::chunk_sum::of(data);
         let full = {
             let mut writer = self.writer.lock().map_err(|_| poisoned())?;
             if writer.as_ref().is_some_and(|w| w.w.len() >= PACK_MAX) {
@@ -686,6 +738,7 @@ impl LocalBackend {
                 pack: w.name.clone(),
                 offset,
                 len: data.len() as u64,
+                sum: Some(sum),
             };
             let mut pending = self.pending.lock().map_err(|_| poisoned())?;
             pending.insert(key, loc.encode());
@@ -703,13 +756,24 @@ impl Backend for LocalBackend {
     /// pack that is gone was compacted by a collection after the locations were read:
     /// they are read once more (the chunks' new places were committed before the old
     /// pack was removed).
-    fn chunk_get_many(&self, ds: &[B3Digest]) -> Result<Vec<Option<Bytes>>, StoreError> {
+    fn chunk_get_many_summed(
+        &self,
+        ds: &[B3Digest],
+    ) -> Result<Vec<Option<StoredChunk>>, StoreError> {
         match self.chunk_get_many_once(ds)? {
             Ok(found) => Ok(found),
             Err(_) => Ok(self
                 .chunk_get_many_once(ds)?
                 .unwrap_or_else(|partial| partial)),
         }
+    }
+
+    fn chunk_get_many(&self, ds: &[B3Digest]) -> Result<Vec<Option<Bytes>>, StoreError> {
+        Ok(self
+            .chunk_get_many_summed(ds)?
+            .into_iter()
+            .map(|c| c.map(|c| c.data))
+            .collect())
     }
 
     fn chunk_has(&self, d: &B3Digest) -> Result<bool, StoreError> {

@@ -4,7 +4,7 @@ use std::io::{self, Read};
 
 use bytes::Bytes;
 
-use super::backend::{Backend, Table};
+use super::backend::{Backend, StoredChunk, Table};
 use super::wire::{put_u64, Decoder};
 use super::{B3Digest, StoreError};
 
@@ -34,8 +34,10 @@ pub trait BlobService {
     fn blob_size(&self, digest: &B3Digest) -> Result<Option<u64>, StoreError>;
 
     /// A streaming reader of the blob, or `None` if it is not stored. From a local or
-    /// memory store, every chunk is checked against its digest before any of its bytes
-    /// are returned; a corrupt or missing chunk makes `read` fail with an error that
+    /// memory store, every chunk is checked before any of its bytes are returned: against
+    /// the checksum the local store took when it wrote the chunk (see
+    /// [`super::chunk_sum`] for what that does and does not catch), else against its
+    /// digest; a corrupt or missing chunk makes `read` fail with an error that
     /// [`StoreError::from_io`] turns back into [`StoreError::CorruptChunk`] /
     /// [`StoreError::MissingChunk`]. From a gRPC store, the server checks the chunks and
     /// the client re-hashes the whole blob: bytes that do not add up to the digest or the
@@ -47,7 +49,7 @@ pub trait BlobService {
     /// first; `None` if the blob is not stored. An `offset` equal to the size gives no
     /// bytes, one beyond it is [`StoreError::RangeOutOfBounds`]. The bytes are checked as
     /// well as the store can check a part of a blob: a local or memory store reads only
-    /// the chunks covering the range and checks each against its digest; a gRPC store
+    /// the chunks covering the range and checks each as [`BlobService::open_blob`] does; a gRPC store
     /// relies on the server's check of those chunks and checks the length it receives.
     ///
     /// The default reads the blob from its start with [`BlobService::open_blob`] and
@@ -218,9 +220,9 @@ pub(crate) fn read_range(
     let chunks = &index.chunks[first..last];
     let ids: Vec<B3Digest> = chunks.iter().map(|(d, _)| *d).collect();
     counter.fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    let fetched = backend.chunk_get_many(&ids)?;
+    let fetched = backend.chunk_get_many_summed(&ids)?;
     check_chunks(chunks, &fetched)?;
-    let mut pieces = fetched.into_iter().flatten();
+    let mut pieces = fetched.into_iter().flatten().map(|c| c.data);
     let skip = (offset - start) as usize;
     if chunks.len() == 1 {
         // One chunk: hand out a slice of it, no copy.
@@ -359,8 +361,21 @@ pub(crate) fn manifest(
     }
 }
 
-/// Checks a fetched chunk against its digest and expected length.
-fn check_chunk(d: &B3Digest, len: Option<u64>, data: &[u8]) -> Result<(), StoreError> {
+/// Checks a fetched chunk against its expected length and its checksum
+/// ([`super::chunk_sum`]) if it has one, else (or if that does not match) against its
+/// digest.
+fn check_chunk(
+    d: &B3Digest,
+    len: Option<u64>,
+    data: &[u8],
+    sum: Option<u64>,
+) -> Result<(), StoreError> {
+    let len_ok = len.is_none_or(|l| l == data.len() as u64);
+    if len_ok && sum.is_some_and(|s| s == super::chunk_sum::of(data)) {
+        return Ok(());
+    }
+    // No checksum, or one that does not match: the digest decides (a damaged checksum
+    // must not make good bytes unreadable).
     let actual = B3Digest::of(data);
     if actual != *d || len.is_some_and(|l| l != data.len() as u64) {
         return Err(StoreError::CorruptChunk {
@@ -413,11 +428,14 @@ fn cut_by_size(sizes: impl Iterator<Item = u64> + Clone, n: usize) -> Vec<usize>
     cuts
 }
 
-/// Checks fetched chunks against their digests and lengths (`fetched[i]` is chunk
-/// `chunks[i]`, `None` if it is missing). Hashing is the bulk of the cost of a read, so
-/// a large batch is split by bytes between the available cores. The error reported is
-/// that of the first bad chunk.
-fn check_chunks(chunks: &[(B3Digest, u64)], fetched: &[Option<Bytes>]) -> Result<(), StoreError> {
+/// Checks fetched chunks as [`check_chunk`] does (`fetched[i]` is chunk `chunks[i]`,
+/// `None` if it is missing). Checking is the bulk of the cost of a read (even with
+/// checksums), so a large batch is split by bytes between the available cores. The error reported is that of the
+/// first bad chunk.
+fn check_chunks(
+    chunks: &[(B3Digest, u64)],
+    fetched: &[Option<StoredChunk>],
+) -> Result<(), StoreError> {
     let check =
         |(from, to): (usize, usize)| check_chunks_here(&chunks[from..to], &fetched[from..to]);
     let total: u64 = chunks.iter().map(|(_, len)| *len).sum();
@@ -433,11 +451,11 @@ fn check_chunks(chunks: &[(B3Digest, u64)], fetched: &[Option<Bytes>]) -> Result
 /// [`check_chunks`] on the calling thread.
 fn check_chunks_here(
     chunks: &[(B3Digest, u64)],
-    fetched: &[Option<Bytes>],
+    fetched: &[Option<StoredChunk>],
 ) -> Result<(), StoreError> {
-    for ((d, len), data) in chunks.iter().zip(fetched) {
-        let data = data.as_ref().ok_or(StoreError::MissingChunk(*d))?;
-        check_chunk(d, Some(*len), data)?;
+    for ((d, len), c) in chunks.iter().zip(fetched) {
+        let c = c.as_ref().ok_or(StoreError::MissingChunk(*d))?;
+        check_chunk(d, Some(*len), &c.data, c.sum)?;
     }
     Ok(())
 }
@@ -482,17 +500,18 @@ fn read_blobs_here(
         chunks.extend(m.chunks);
     }
     let want: Vec<B3Digest> = chunks.iter().map(|(d, _)| *d).collect();
-    let fetched = backend.chunk_get_many(&want)?;
+    let fetched = backend.chunk_get_many_summed(&want)?;
     check_chunks_here(&chunks, &fetched)?;
-    let mut fetched = fetched.into_iter().flatten();
+    let mut fetched = fetched.into_iter().flatten().map(|c| c.data);
     Ok(counts
         .into_iter()
         .map(|n| fetched.by_ref().take(n).collect())
         .collect())
 }
 
-/// Checks chunks against their digests, fetched in one batch: each one's outcome, in
-/// order (a missing chunk is [`StoreError::MissingChunk`]).
+/// Checks chunks against their digests (never only their checksums: this is
+/// `verify`), fetched in one batch: each one's outcome, in order (a missing chunk is
+/// [`StoreError::MissingChunk`]).
 pub(crate) fn check_stored_chunks(
     backend: &dyn Backend,
     ds: &[B3Digest],
@@ -502,7 +521,7 @@ pub(crate) fn check_stored_chunks(
         .iter()
         .zip(fetched)
         .map(|(d, data)| match data {
-            Some(data) => check_chunk(d, None, &data),
+            Some(data) => check_chunk(d, None, &data, None),
             None => Err(StoreError::MissingChunk(*d)),
         })
         .collect())
@@ -537,8 +556,8 @@ impl Read for BlobReader<'_> {
     }
 }
 
-/// Streams a stored blob chunk by chunk, checking each chunk against its digest and
-/// length before returning any of its bytes. (The manifest itself is checked against the
+/// Streams a stored blob chunk by chunk, checking each chunk's length and its checksum or
+/// digest ([`check_chunk`]) before returning any of its bytes. (The manifest itself is checked against the
 /// blob's digest by [`super::Store::verify`].)
 pub(crate) struct ChunkReader<'a> {
     backend: &'a dyn Backend,
@@ -570,9 +589,9 @@ impl<'a> ChunkReader<'a> {
             let end = (self.next_chunk + FETCH_AHEAD).min(self.manifest.chunks.len());
             let chunks = &self.manifest.chunks[self.next_chunk..end];
             let want: Vec<B3Digest> = chunks.iter().map(|(d, _)| *d).collect();
-            let fetched = self.backend.chunk_get_many(&want)?;
+            let fetched = self.backend.chunk_get_many_summed(&want)?;
             check_chunks(chunks, &fetched)?;
-            self.fetched = fetched.into_iter().flatten().collect();
+            self.fetched = fetched.into_iter().flatten().map(|c| c.data).collect();
             self.next_chunk = end;
         }
         match self.fetched.pop_front() {

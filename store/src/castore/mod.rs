@@ -2,8 +2,10 @@
 //!
 //! - **Blobs** are file contents, addressed by their BLAKE3 digest and stored in
 //!   content-defined chunks (FastCDC), so files that share runs of bytes share chunks. Every
-//!   chunk is addressed by its own BLAKE3 digest and checked when read back: a corrupted
-//!   chunk is reported as [`StoreError::CorruptChunk`], never returned.
+//!   chunk is addressed by its own BLAKE3 digest and checked when read back (against the
+//!   checksum the local store took when writing it, if it has one: [`chunk_sum`]; else
+//!   against its digest): a corrupted chunk is reported as [`StoreError::CorruptChunk`],
+//!   never returned. [`Store::verify`] checks every chunk against its digest.
 //! - **Directories** are Merkle nodes: a sorted list of named entries, each a file (blob
 //!   digest, size, executable bit), a symlink (target) or a subdirectory (its directory
 //!   digest and size). A directory's digest is the BLAKE3 of its canonical encoding
@@ -28,6 +30,7 @@ pub(crate) mod backend;
 pub(crate) mod blob;
 #[cfg(feature = "cache")]
 pub mod cache_dir;
+pub(crate) mod chunk_sum;
 #[cfg(feature = "cluster")]
 pub(crate) mod composed;
 pub mod copy;

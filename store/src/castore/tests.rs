@@ -634,3 +634,254 @@ fn composed_store_reads_back_what_spans_packs_and_blocks() {
     let report = store.verify().unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+/// Rewrites every chunk location of the (closed) local store in `dir` with `change`, as
+/// an older tvix or a damaged database would have left it.
+fn rewrite_locations(dir: &std::path::Path, mut change: impl FnMut(&mut backend::Location)) {
+    use redb::ReadableTable;
+    let db = backend::open_db(&dir.join("db.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut table = txn.open_table(backend::Table::Chunks.def()).unwrap();
+        let all: Vec<(Vec<u8>, Vec<u8>)> = table
+            .iter()
+            .unwrap()
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                (k.value().to_vec(), v.value().to_vec())
+            })
+            .collect();
+        assert!(!all.is_empty());
+        for (k, v) in all {
+            let mut loc = backend::Location::decode(&v).unwrap();
+            change(&mut loc);
+            table.insert(k.as_slice(), loc.encode().as_slice()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+}
+
+/// Flips one bit of chunk `victim` in its pack (found through `store`).
+fn flip_bit_of_chunk(store: &Store, victim: &B3Digest, at: u64, bit: u8) {
+    let (pack, offset, _) = store.chunk_location(victim).unwrap().unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[(offset + at) as usize] ^= 1 << bit;
+    std::fs::write(&pack, bytes).unwrap();
+}
+
+#[test]
+fn chunk_locations_encode_with_and_without_a_checksum() {
+    let with = backend::Location {
+        pack: "1-2-3.pack".into(),
+        offset: 7 << 33,
+        len: CHUNK_MAX as u64,
+        sum: Some(0x8000_0000_0000_0001),
+    };
+    assert_eq!(backend::Location::decode(&with.encode()).unwrap(), with);
+    let without = backend::Location {
+        sum: None,
+        ..with.clone()
+    };
+    assert_eq!(
+        backend::Location::decode(&without.encode()).unwrap(),
+        without
+    );
+    // What stores written before checksums hold: offset, length, name.
+    let mut old = Vec::new();
+    old.extend_from_slice(&5u64.to_le_bytes());
+    old.extend_from_slice(&100u64.to_le_bytes());
+    old.extend_from_slice(b"9-9-9.pack");
+    let loc = backend::Location::decode(&old).unwrap();
+    assert_eq!((loc.offset, loc.len, loc.sum), (5, 100, None));
+    assert_eq!(loc.encode(), old);
+    // A checksum flagged but cut off, a name missing, a length too large.
+    let enc = with.encode();
+    for bad in [&enc[..20], &enc[..24], &old[..16]] {
+        assert!(backend::Location::decode(bad).is_err());
+    }
+    let mut long = old.clone();
+    long[8..16].copy_from_slice(&(CHUNK_MAX as u64 + 1).to_le_bytes());
+    assert!(backend::Location::decode(&long).is_err());
+}
+
+#[test]
+fn local_chunks_are_checked_by_checksum_and_old_stores_by_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pseudo_random(1_000_000, 11);
+    let (d, chunks) = {
+        let store = Store::local(dir.path()).unwrap();
+        let (d, _) = store.put_blob(&mut data.as_slice()).unwrap();
+        store.commit().unwrap();
+        (d, store.blob_chunks(&d).unwrap().unwrap())
+    };
+    // Every location written carries the checksum of its chunk's bytes.
+    let packs = dir.path().join("packs");
+    let mut n_locations = 0;
+    rewrite_locations(dir.path(), |l| {
+        let bytes = std::fs::read(packs.join(&l.pack)).unwrap();
+        let piece = &bytes[l.offset as usize..(l.offset + l.len) as usize];
+        assert_eq!(l.sum, Some(chunk_sum::of(piece)));
+        n_locations += 1;
+    });
+    assert_eq!(n_locations, chunks.len());
+    // A store whose locations have no checksum (written before they existed) reads the
+    // same, and still finds a damaged chunk (by its digest).
+    rewrite_locations(dir.path(), |l| l.sum = None);
+    let store = Store::local(dir.path()).unwrap();
+    assert_eq!(read_all(&store, &d).unwrap(), data);
+    flip_bit_of_chunk(&store, &chunks[2].0, 5, 3);
+    match read_all(&store, &d) {
+        Err(StoreError::CorruptChunk { expected, .. }) => assert_eq!(expected, chunks[2].0),
+        other => panic!("unexpected {other:?}"),
+    }
+    flip_bit_of_chunk(&store, &chunks[2].0, 5, 3);
+    assert_eq!(read_all(&store, &d).unwrap(), data);
+    // Writing to an old store: new chunks get checksums, old ones are left as they are.
+    let more = pseudo_random(300_000, 12);
+    let (d2, _) = store.put_blob(&mut more.as_slice()).unwrap();
+    store.commit().unwrap();
+    assert_eq!(read_all(&store, &d2).unwrap(), more);
+    let n_new = store.blob_chunks(&d2).unwrap().unwrap().len();
+    drop(store);
+    let (mut with, mut without) = (0, 0);
+    rewrite_locations(dir.path(), |l| match l.sum {
+        Some(_) => with += 1,
+        None => without += 1,
+    });
+    assert_eq!((with, without), (n_new, chunks.len()));
+}
+
+#[test]
+fn a_damaged_checksum_does_not_reject_good_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pseudo_random(600_000, 13);
+    let d = {
+        let store = Store::local(dir.path()).unwrap();
+        let (d, _) = store.put_blob(&mut data.as_slice()).unwrap();
+        store.commit().unwrap();
+        d
+    };
+    rewrite_locations(dir.path(), |l| l.sum = l.sum.map(|s| s ^ 1));
+    let store = Store::local(dir.path()).unwrap();
+    assert_eq!(read_all(&store, &d).unwrap(), data);
+    assert!(store.verify().unwrap().problems.is_empty());
+}
+
+/// Bit positions in the first bytes of a buffer whose flipping together leaves its
+/// CRC-64 unchanged (a CRC is linear over equal-length inputs, so among any 65 single-bit
+/// changes some set cancels out): what someone forging a pack would write.
+fn bits_keeping_the_checksum(data: &[u8]) -> Vec<usize> {
+    let base = chunk_sum::of(data);
+    // An XOR basis of the checksum changes, indexed by their top bit, each with the set
+    // of flips (a bit mask over the first 128 bits) that makes it.
+    let mut basis: [Option<(u64, u128)>; 64] = [None; 64];
+    for bit in 0..128usize {
+        let mut flipped = data.to_vec();
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        let mut v = chunk_sum::of(&flipped) ^ base;
+        let mut set: u128 = 1 << bit;
+        for top in (0..64).rev() {
+            if v >> top & 1 == 0 {
+                continue;
+            }
+            match basis[top] {
+                Some((bv, bs)) => {
+                    v ^= bv;
+                    set ^= bs;
+                }
+                None => {
+                    basis[top] = Some((v, set));
+                    break;
+                }
+            }
+        }
+        if v == 0 {
+            return (0..128).filter(|b| set >> b & 1 == 1).collect();
+        }
+    }
+    unreachable!("65 vectors in a 64-bit space are dependent")
+}
+
+#[test]
+fn a_forged_pack_passes_the_checksum_but_not_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::local(dir.path()).unwrap();
+    let data = pseudo_random(200_000, 14);
+    let (d, _) = store.put_blob(&mut data.as_slice()).unwrap();
+    store.commit().unwrap();
+    let chunks = store.blob_chunks(&d).unwrap().unwrap();
+    let (victim, len) = chunks[0];
+    let (pack, offset, _) = store.chunk_location(&victim).unwrap().unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let piece = offset as usize..(offset + len) as usize;
+    let bits = bits_keeping_the_checksum(&bytes[piece.clone()]);
+    for b in &bits {
+        bytes[offset as usize + b / 8] ^= 1 << (b % 8);
+    }
+    assert_eq!(
+        chunk_sum::of(&bytes[piece.clone()]),
+        chunk_sum::of(&data[..len as usize])
+    );
+    std::fs::write(&pack, &bytes).unwrap();
+    // The documented limit: a read checks the checksum only, so it returns the forged
+    // bytes; `verify` hashes every chunk and names it.
+    let read = read_all(&store, &d).unwrap();
+    assert_ne!(read, data);
+    assert_eq!(&read[..len as usize], &bytes[piece]);
+    let report = store.verify().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(&victim.to_string())),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn the_collector_records_checksums_for_the_chunks_it_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let sd = crate::store_path::StoreDir::default();
+    let (keep, keep_data) = (files.path().join("keep"), pseudo_random(400_000, 21));
+    let drop_it = files.path().join("drop");
+    std::fs::write(&keep, &keep_data).unwrap();
+    std::fs::write(&drop_it, pseudo_random(400_000, 22)).unwrap();
+    let kept = {
+        let store = Store::local(dir.path()).unwrap();
+        let kept = nar::import_path(&store, &sd, &keep).unwrap();
+        nar::import_path(&store, &sd, &drop_it).unwrap();
+        gc::GcRoots::in_store_dir(dir.path())
+            .add_direct("keep", &sd.display(&kept.store_path))
+            .unwrap();
+        // Locations as an older tvix wrote them: no checksums.
+        kept
+    };
+    rewrite_locations(dir.path(), |l| l.sum = None);
+    let store = Store::local(dir.path()).unwrap();
+    let opts = gc::GcOptions {
+        dry_run: false,
+        store_dir: sd.clone(),
+    };
+    let report = store.collect_garbage(&opts, &|| {}).unwrap();
+    assert_eq!(report.deleted.len(), 1);
+    drop(store);
+    // The live chunks were moved to a new pack, each with the checksum of its bytes.
+    let packs = dir.path().join("packs");
+    let mut moved = 0;
+    rewrite_locations(dir.path(), |l| {
+        assert!(l.pack.contains("-gc"), "{} was not rewritten", l.pack);
+        let bytes = std::fs::read(packs.join(&l.pack)).unwrap();
+        let piece = &bytes[l.offset as usize..(l.offset + l.len) as usize];
+        assert_eq!(l.sum, Some(chunk_sum::of(piece)));
+        moved += 1;
+    });
+    assert!(moved > 1);
+    let store = Store::local(dir.path()).unwrap();
+    let Node::File { digest, .. } = kept.node else {
+        panic!("not a file: {:?}", kept.node)
+    };
+    assert_eq!(read_all(&store, &digest).unwrap(), keep_data);
+    assert!(store.verify().unwrap().problems.is_empty());
+}

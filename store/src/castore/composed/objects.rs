@@ -152,6 +152,8 @@ impl ChunkStore for ObjectChunks {
                     pack: name.clone(),
                     offset,
                     len: data.len() as u64,
+                    // Objects are another store's: their chunks are checked by digest.
+                    sum: None,
                 },
             ));
             offset += data.len() as u64;

@@ -25,7 +25,7 @@ use redb::ReadableTable;
 use super::mark::Live;
 use super::GcReport;
 use crate::castore::backend::{LocalBackend, Location, Table};
-use crate::castore::{db_err, B3Digest, StoreError};
+use crate::castore::{chunk_sum, db_err, B3Digest, StoreError};
 
 fn path_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Path {
@@ -220,6 +220,8 @@ impl LocalBackend {
                     pack: new_name.clone(),
                     offset,
                     len: loc.len,
+                    // The bytes were just checked against their digest.
+                    sum: Some(chunk_sum::of(&bytes)),
                 },
             );
             offset += loc.len;
