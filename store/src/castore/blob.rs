@@ -377,7 +377,7 @@ fn check_chunk(
     // No checksum, or one that does not match: the digest decides (a damaged checksum
     // must not make good bytes unreadable).
     let actual = B3Digest::of(data);
-    if actual != *d || len.is_some_and(|l| l != data.len() as u64) {
+    if actual != *d || !len_ok {
         return Err(StoreError::CorruptChunk {
             expected: *d,
             actual,

@@ -79,9 +79,7 @@ fn corrupt_chunk_is_detected_not_returned() {
     // Reading it back once also writes out the pack's buffer.
     assert_eq!(read_all(&store, &d).unwrap(), data);
     let (f, offset, _) = store.chunk_location(&victim).unwrap().unwrap();
-    let mut bytes = std::fs::read(&f).unwrap();
-    bytes[offset as usize + 10] ^= 0x01;
-    std::fs::write(&f, &bytes).unwrap();
+    flip_bit_of_chunk(&store, &victim, 10, 0);
 
     let mut r = store.open_blob(&d).unwrap().unwrap();
     let mut got = Vec::new();
