@@ -54,13 +54,25 @@ impl Env {
     /// built: see [`crate::value::rc_new`]).
     #[inline]
     pub fn shared(parent: Option<Rc<Env>>, size: usize) -> Rc<Env> {
-        super::rc_new(|| Env::new(parent, size))
+        Env::tracked(super::rc_new(|| Env::new(parent, size)))
     }
 
     /// A shared frame of one slot (allocated before it is built).
     #[inline]
     pub fn shared_single(parent: Option<Rc<Env>>, value: Value) -> Rc<Env> {
-        super::rc_new(|| Env::single(parent, value))
+        Env::tracked(super::rc_new(|| Env::single(parent, value)))
+    }
+
+    /// This frame, shared. Every shared frame is made through here or the two above, so
+    /// that a tracking thread records it (`registry.rs`).
+    pub fn into_shared(self) -> Rc<Env> {
+        Env::tracked(Rc::new(self))
+    }
+
+    #[inline(always)]
+    fn tracked(env: Rc<Env>) -> Rc<Env> {
+        super::registry::note_frame(&env);
+        env
     }
 
     /// A frame whose slots are the given values.
@@ -88,6 +100,20 @@ impl Env {
             let old = std::mem::replace(slot, v);
             // Dropping the old value may run arbitrary drops; it happens after the write.
             drop(old);
+        }
+    }
+
+    /// Sets every slot to `null`, dropping what they held (a registry's release).
+    pub(crate) fn clear(&self) {
+        for i in 0..self.len() {
+            self.set(i, Value::Null);
+        }
+    }
+
+    /// Sets every slot to `v` (a registry's release, for a frame still held after it).
+    pub(crate) fn fill(&self, v: &Value) {
+        for i in 0..self.len() {
+            self.set(i, v.clone());
         }
     }
 
