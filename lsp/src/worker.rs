@@ -29,12 +29,15 @@ const MAX_FED_BYTES: usize = 64 * 1024 * 1024;
 
 /// Thunks and frames the worker's registry may hold after a sweep before the evaluator is
 /// replaced. What a sweep leaves is what is live (the import cache, cached values) and the
-/// reference cycles of past evaluations, which only replacing the evaluator frees: each
-/// whole-file evaluation of a 40 000-binding `let` leaves about 120 000 objects. Four
-/// million is well above what a workspace keeps live (nixpkgs' `lib` is about 200 000),
-/// and at 40 to 100 bytes an object, with what the objects hold, it keeps the worker's
-/// memory under a few hundred MiB (see "How it stays fast" in ARCHITECTURE.md).
-pub const MAX_TRACKED: usize = 4_000_000;
+/// reference cycles of past evaluations, which only replacing the evaluator frees. Measured:
+/// each whole-file evaluation of the 40 000-binding `let` of `scripts/lsp-bench.py
+/// --big-let 40000` leaves about 37 000 objects, some 8 MiB with what they hold, so two
+/// million means a new evaluator about every 50 such evaluations, at a few hundred MiB. It
+/// is above what a module-system evaluation the size of `modules.nix` (2000 options) leaves,
+/// 0.9 million, so a cached options tree of that size survives; one of NixOS's size
+/// (`modules-large.nix`, 20 000 options: 9 million) does not, and is evaluated again after
+/// each reset. Releasing two million objects takes about half a second.
+pub const MAX_TRACKED: usize = 2_000_000;
 
 /// Fewest recorded objects before a sweep: below it sweeping after every job would cost more
 /// than the memory it gives back.

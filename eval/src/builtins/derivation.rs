@@ -487,7 +487,7 @@ impl Wrapper {
             .context(Some(self.value_attr), || {
                 "while evaluating the attribute 'value'".into()
             })?;
-        let strict_env = Env::with_values(None, [drv_attrs.clone()]).into_shared();
+        let strict_env = Rc::new(Env::with_values(None, [drv_attrs.clone()]));
         let strict = ev.delay(&self.strict, &strict_env);
         // Each element's `value`: the first one is the result, evaluated now; the others
         // are thunks, filled in once `common` (which holds them) exists.
@@ -568,7 +568,10 @@ impl Wrapper {
         let Value::Attrs(common) = common else {
             unreachable!("the common attributes are a set");
         };
-        let env = Env::with_values(None, [strict.clone(), output_name.clone()]).into_shared();
+        let env = Rc::new(Env::with_values(
+            None,
+            [strict.clone(), output_name.clone()],
+        ));
         let own = Attrs::from_sorted(vec![
             AttrEntry {
                 name: sym::drv_path(),

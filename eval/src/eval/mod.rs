@@ -284,7 +284,7 @@ impl Evaluator {
                 .map(|i| globals_env.get(i))
                 .chain(scope.iter().map(|(_, v)| v.clone())),
         );
-        Ok((lowered, env.into_shared()))
+        Ok((lowered, Rc::new(env)))
     }
 
     /// Evaluates a file (`import`-style: a directory means its `default.nix`).
@@ -1468,7 +1468,7 @@ impl Evaluator {
             &globals,
             &self.config.lower,
         )?;
-        self.eval(&lowered.expr, &env.into_shared())
+        self.eval(&lowered.expr, &Rc::new(env))
     }
 
     /// Expects a Boolean.

@@ -51,28 +51,25 @@ impl Env {
     }
 
     /// A shared frame with `size` slots, all `null` until filled (allocated before it is
-    /// built: see [`crate::value::rc_new`]).
-    #[inline]
+    /// built: see [`crate::value::rc_new`]). Every frame filled after it is shared is made
+    /// here, and recorded if this thread tracks (`registry.rs`): such a frame can end up
+    /// holding itself. A frame shared complete (`shared_single`, or `Rc::new` of a frame
+    /// filled first) is not recorded: its slots hold values made before it, which can reach
+    /// it again only through a thunk or a frame filled later, both recorded, so a release
+    /// breaks every cycle through it all the same (and a lambda's argument frame, most of
+    /// all frames, costs nothing more). Always inlined: out of line (as the check made it)
+    /// it cost `enter_frame` more than the check itself.
+    #[inline(always)]
     pub fn shared(parent: Option<Rc<Env>>, size: usize) -> Rc<Env> {
-        Env::tracked(super::rc_new(|| Env::new(parent, size)))
+        let env = super::rc_new(|| Env::new(parent, size));
+        super::registry::note_frame(&env);
+        env
     }
 
     /// A shared frame of one slot (allocated before it is built).
     #[inline]
     pub fn shared_single(parent: Option<Rc<Env>>, value: Value) -> Rc<Env> {
-        Env::tracked(super::rc_new(|| Env::single(parent, value)))
-    }
-
-    /// This frame, shared. Every shared frame is made through here or the two above, so
-    /// that a tracking thread records it (`registry.rs`).
-    pub fn into_shared(self) -> Rc<Env> {
-        Env::tracked(Rc::new(self))
-    }
-
-    #[inline(always)]
-    fn tracked(env: Rc<Env>) -> Rc<Env> {
-        super::registry::note_frame(&env);
-        env
+        super::rc_new(|| Env::single(parent, value))
     }
 
     /// A frame whose slots are the given values.

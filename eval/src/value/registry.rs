@@ -5,13 +5,14 @@
 //! `rec` frame holds thunks that hold the frame, a closure in a frame's slot holds the frame,
 //! a forced thunk can hold a value that contains the thunk (`let s = { a = { b = s.a; }; };
 //! in s.a.b.b`). Counting never frees a cycle, not even when the evaluator is dropped. Every
-//! cycle passes through a thunk or a frame, the only objects changed after they are made, so
-//! emptying every thunk and frame of an evaluator that is gone breaks every cycle, and the
-//! counts free the rest.
+//! cycle passes through a thunk or a frame filled after it was shared (`Env::shared`), the
+//! only objects changed after they are made, so emptying every such thunk and frame of an
+//! evaluator that is gone breaks every cycle, and the counts free the rest. (A frame shared
+//! complete holds values made before it, which lead back to it only through one of those.)
 //!
 //! Tracking is opt-in, per thread: [`Registry::track_this_thread`]. While a thread has a
-//! registry, every thunk and frame it makes is recorded (a thunk by a handle, a frame by a
-//! weak reference). [`Registry::detach`] takes what has been recorded so far out as a
+//! registry, every thunk and every frame made by `Env::shared` on it is recorded (a thunk by
+//! a handle, a frame by a weak reference). [`Registry::detach`] takes what has been recorded so far out as a
 //! [`Generation`]; dropping it (or [`Generation::release`]) empties its objects. That is only
 //! sound when nothing live can reach them any more: the owner detaches when it drops the
 //! evaluator that made them and releases once no value of that evaluator is held (the
@@ -24,13 +25,12 @@
 //! would have); the owner sweeps now and then, and replaces its evaluator when what is left
 //! (live values and cycles) grows past its bound.
 //!
-//! Cost when no thread tracks: one load of a global and a branch per thunk and frame made
-//! (`note_thunk`, `note_frame`), the rest is out of line.
+//! Cost on a thread that does not track: one compare of a thread-local flag and a branch
+//! per thunk and frame made (`note_thunk`, `note_frame`); the rest is out of line.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{Env, Thunk, ThunkState, Value};
 use crate::error::{ErrorKind, EvalError};
@@ -40,12 +40,12 @@ use crate::error::{ErrorKind, EvalError};
 pub const RELEASED: &str =
     "this value belonged to an evaluator that has been dropped and its memory released";
 
-/// How many threads have a registry: when none does, making a thunk or frame costs one
-/// load of this and a branch (a thread-local would cost the same on most targets, but not
-/// on all, and only the language server's one worker ever tracks).
-static TRACKING_THREADS: AtomicUsize = AtomicUsize::new(0);
-
 thread_local! {
+    /// Whether this thread has a registry. Read for every thunk and frame made: a `const`
+    /// flag with nothing to drop needs no lazy set-up, so the read is one compare with the
+    /// thread's own copy (an atomic global would be a load, a test and the branch: an
+    /// instruction more, where a third of one per thunk is measurable).
+    static TRACKING: Cell<bool> = const { Cell::new(false) };
     /// The objects recorded on this thread, while it has a registry.
     static RECORDED: RefCell<Option<Objects>> = const { RefCell::new(None) };
 }
@@ -68,15 +68,15 @@ impl Objects {
 /// Records `t` if this thread tracks (called for every thunk made).
 #[inline(always)]
 pub(crate) fn note_thunk(t: &Thunk) {
-    if TRACKING_THREADS.load(Ordering::Relaxed) != 0 {
+    if TRACKING.with(Cell::get) {
         note_thunk_slow(t);
     }
 }
 
-/// Records `env` if this thread tracks (called for every shared frame made).
+/// Records `env` if this thread tracks (called for every frame filled after it is shared).
 #[inline(always)]
 pub(crate) fn note_frame(env: &Rc<Env>) {
-    if TRACKING_THREADS.load(Ordering::Relaxed) != 0 {
+    if TRACKING.with(Cell::get) {
         note_frame_slow(env);
     }
 }
@@ -132,7 +132,7 @@ impl Registry {
                 return Err(RegistryError::AlreadyTracking);
             }
             *r = Some(Objects::default());
-            TRACKING_THREADS.fetch_add(1, Ordering::Relaxed);
+            TRACKING.with(|t| t.set(true));
             Ok(Registry {
                 _not_send: PhantomData,
             })
@@ -206,8 +206,14 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let objects = RECORDED.with(|r| r.borrow_mut().take()).unwrap_or_default();
-        TRACKING_THREADS.fetch_sub(1, Ordering::Relaxed);
+        // `try_with`: a registry dropped while the thread's locals are torn down finds
+        // nothing to release rather than panicking.
+        let objects = RECORDED
+            .try_with(|r| r.borrow_mut().take())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let _ = TRACKING.try_with(|t| t.set(false));
         drop(Generation { objects });
     }
 }
