@@ -36,7 +36,7 @@ const MAX_FED_BYTES: usize = 64 * 1024 * 1024;
 /// is above what a module-system evaluation the size of `modules.nix` (2000 options) leaves,
 /// 0.9 million, so a cached options tree of that size survives; one of NixOS's size
 /// (`modules-large.nix`, 20 000 options: 9 million) does not, and is evaluated again after
-/// each reset. Releasing two million objects takes about half a second.
+/// each reset. Releasing two million objects takes up to about a second.
 pub const MAX_TRACKED: usize = 2_000_000;
 
 /// Fewest recorded objects before a sweep: below it sweeping after every job would cost more
