@@ -17,7 +17,7 @@ use std::rc::Rc;
 
 pub use attrs::{AttrEntry, Attrs, LookupHint};
 pub use env::Env;
-pub use registry::{Generation, Registry, RegistryError, RELEASED, SWEEP_PASSES};
+pub use registry::{Generation, Registry, RegistryError, RELEASED};
 pub use string::{Context, ContextElem, NixString, StringBuilder};
 pub use thunk::{Thunk, ThunkState};
 

@@ -12,8 +12,9 @@
 //!
 //! Tracking is opt-in, per thread: [`Registry::track_this_thread`]. While a thread has a
 //! registry, every thunk and every frame made by `Env::shared` on it is recorded (a thunk by
-//! a handle, a frame by a weak reference). [`Registry::detach`] takes what has been recorded so far out as a
-//! [`Generation`]; dropping it (or [`Generation::release`]) empties its objects. That is only
+//! a handle, a frame by a weak reference). [`Registry::detach`] takes what has been recorded
+//! so far out as a [`Generation`]; dropping it (or [`Generation::release`]) empties its
+//! objects. That is only
 //! sound when nothing live can reach them any more: the owner detaches when it drops the
 //! evaluator that made them and releases once no value of that evaluator is held (the
 //! language server: after the job that dropped it). An emptied object that is reached anyway
@@ -26,7 +27,8 @@
 //! (live values and cycles) grows past its bound.
 //!
 //! Cost on a thread that does not track: one compare of a thread-local flag and a branch
-//! per thunk and frame made (`note_thunk`, `note_frame`); the rest is out of line.
+//! per thunk and `Env::shared` frame made (`note_thunk`, `note_frame`); the rest is out of
+//! line.
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
@@ -153,7 +155,7 @@ impl Registry {
     /// Forgets the recorded objects that nothing else holds, freeing them as counting
     /// would have without the registry, and gives back how many were forgotten. Freeing
     /// one can leave others held by the registry alone; those go in a later pass (at most
-    /// [`SWEEP_PASSES`]; what is left goes in a later sweep).
+    /// `SWEEP_PASSES`; what is left goes in a later sweep).
     pub fn sweep(&self) -> usize {
         // Taken out while objects are freed: a drop can make nothing, but the registry
         // must not be borrowed while arbitrary drops run.
@@ -179,15 +181,9 @@ impl Registry {
             }
         }
         let forgotten = before - objects.len();
-        RECORDED.with(|r| {
-            let mut r = r.borrow_mut();
-            // Objects made by drops in between (none are) would be in a fresh list.
-            let newer = r.replace(objects);
-            if let (Some(newer), Some(all)) = (newer, r.as_mut()) {
-                all.thunks.extend(newer.thunks);
-                all.frames.extend(newer.frames);
-            }
-        });
+        // Put back: nothing was made meanwhile (a drop runs no Nix code, so it makes no
+        // thunk or frame; one made anyway would only have gone unrecorded).
+        RECORDED.with(|r| *r.borrow_mut() = Some(objects));
         forgotten
     }
 
@@ -221,7 +217,7 @@ impl Drop for Registry {
 /// Sweep passes over the recorded objects at most, each linear in their number: most
 /// garbage goes in the first two (one in each direction), and a sweep is not meant to be
 /// complete, only to keep the registry near the size of what is live.
-pub const SWEEP_PASSES: usize = 4;
+const SWEEP_PASSES: usize = 4;
 
 /// The thunks and frames made while an evaluator lived, taken out of the registry when it
 /// was dropped. Dropping this empties them all (see [`Generation::release`]).
@@ -446,14 +442,13 @@ mod tests {
             panic!("not a set")
         };
         let attr = a.get(crate::symbol::Symbol::intern("a")).cloned().unwrap();
-        let e = ev.force(attr).err().expect("a released thunk fails");
+        let e = ev.force(attr).expect_err("a released thunk fails");
         assert_eq!(e.kind.to_string(), RELEASED);
         let f = a.get(crate::symbol::Symbol::intern("f")).cloned().unwrap();
         let e = ev
             .force(f)
             .and_then(|f| ev.call(f, Value::Int(1), None))
-            .err()
-            .expect("a released frame's slots fail");
+            .expect_err("a released frame's slots fail");
         assert_eq!(e.kind.to_string(), RELEASED);
         drop((set, ev));
         drop(registry);
