@@ -10,6 +10,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tvix_eval::value::{Generation, Registry};
 use tvix_eval::{Evaluator, Value};
 
 use crate::config::Settings;
@@ -26,6 +27,22 @@ pub const STACK_SIZE: usize = 256 * 1024 * 1024;
 /// Probe sources fed to one evaluator before it is replaced: each stays in its source map.
 const MAX_FED_BYTES: usize = 64 * 1024 * 1024;
 
+/// Thunks and frames the worker's registry may hold after a sweep before the evaluator is
+/// replaced. What a sweep leaves is what is live (the import cache, cached values) and the
+/// reference cycles of past evaluations, which only replacing the evaluator frees. Measured:
+/// each whole-file evaluation of the 40 000-binding `let` of `scripts/lsp-bench.py
+/// --big-let 40000` leaves about 37 000 objects, some 8 MiB with what they hold, so two
+/// million means a new evaluator about every 50 such evaluations, at a few hundred MiB. It
+/// is above what a module-system evaluation the size of `modules.nix` (2000 options) leaves,
+/// 0.9 million, so a cached options tree of that size survives; one of NixOS's size
+/// (`modules-large.nix`, 20 000 options: 9 million) does not, and is evaluated again after
+/// each reset. Releasing two million objects takes up to about a second.
+pub const MAX_TRACKED: usize = 2_000_000;
+
+/// Fewest recorded objects before a sweep: below it sweeping after every job would cost more
+/// than the memory it gives back.
+const MIN_SWEEP_AT: usize = 100_000;
+
 /// The worker's state, handed to each job.
 pub struct Session {
     factory: EvaluatorFactory,
@@ -34,9 +51,37 @@ pub struct Session {
     evaluator: Option<Evaluator>,
     fed_bytes: usize,
     cache: HashMap<String, Value>,
+    /// This thread's record of the thunks and frames it makes (`None` if the thread could
+    /// not track: then cycles leak as they would without it). Declared after `evaluator`
+    /// and `cache`: fields drop in order, and dropping the registry releases what it
+    /// records, which must come after every holder of its values.
+    registry: Option<Registry>,
+    /// What dropped evaluators made, released after the job that dropped them: until then
+    /// the job may still hold their values.
+    retired: Vec<Generation>,
+    /// The registry is swept when it holds more than this ([`Session::next_sweep_at`]).
+    sweep_at: usize,
+    /// [`MAX_TRACKED`], lower in tests.
+    max_tracked: usize,
 }
 
 impl Session {
+    /// A session with no evaluator yet, tracking what this thread's evaluators make (see
+    /// `tvix_eval::value::Registry`). Made on the thread that runs the jobs.
+    fn new(factory: EvaluatorFactory, settings: Settings) -> Session {
+        Session {
+            factory,
+            settings,
+            evaluator: None,
+            fed_bytes: 0,
+            cache: HashMap::new(),
+            registry: Registry::track_this_thread().ok(),
+            retired: Vec::new(),
+            sweep_at: MIN_SWEEP_AT,
+            max_tracked: MAX_TRACKED,
+        }
+    }
+
     /// The evaluator, made on first use after a reset.
     pub fn evaluator(&mut self) -> &mut Evaluator {
         let settings = &self.settings;
@@ -50,11 +95,44 @@ impl Session {
     }
 
     /// Drops the evaluator (its import cache and source map): after a settings change, a
-    /// saved file, a panic, or when it has seen too much probe text.
+    /// saved file, a panic, when it has seen too much probe text, or when its registry holds
+    /// too much. What it made is released after the current job ([`Session::end_job`]).
     pub fn reset(&mut self) {
         self.cache.clear();
         self.evaluator = None;
         self.fed_bytes = 0;
+        if let Some(registry) = &self.registry {
+            self.retired.push(registry.detach());
+        }
+        self.sweep_at = self.next_sweep_at(0);
+    }
+
+    /// When to sweep next, `left` objects being recorded after a sweep: when that has
+    /// doubled (so sweeping costs a constant per object made), and at the bound at the latest
+    /// (so the registry never holds much more than it).
+    fn next_sweep_at(&self, left: usize) -> usize {
+        (2 * left).max(MIN_SWEEP_AT).min(self.max_tracked)
+    }
+
+    /// After each job, when none of its values is held any more: releases what dropped
+    /// evaluators made (freeing their cycles), sweeps the registry when it has doubled, and
+    /// replaces the evaluator when what is left is past [`MAX_TRACKED`].
+    fn end_job(&mut self) {
+        self.retired.clear();
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        if registry.len() <= self.sweep_at {
+            return;
+        }
+        registry.sweep();
+        let left = registry.len();
+        if left > self.max_tracked {
+            self.reset();
+            self.retired.clear();
+        } else {
+            self.sweep_at = self.next_sweep_at(left);
+        }
     }
 
     /// A value computed earlier with this evaluator (the options tree, ...).
@@ -115,15 +193,10 @@ impl Worker {
             .name("tvix-lsp-eval".to_string())
             .stack_size(STACK_SIZE)
             .spawn(move || {
-                let mut session = Session {
-                    factory,
-                    settings,
-                    evaluator: None,
-                    fed_bytes: 0,
-                    cache: HashMap::new(),
-                };
+                let mut session = Session::new(factory, settings);
                 while let Ok(job) = rx.recv() {
                     job(&mut session);
+                    session.end_job();
                 }
             })
             .expect("spawning the evaluation thread");
@@ -211,6 +284,74 @@ mod tests {
             Ok(v) => tvix_eval::value::print::print_value(&v),
             Err(e) => e.kind.to_string(),
         }
+    }
+
+    fn session() -> Session {
+        let factory: EvaluatorFactory = Arc::new(|_: &Settings| {
+            Evaluator::new(
+                Box::new(tvix_eval::io::StdIO::new()),
+                tvix_eval::EvalConfig::default(),
+            )
+        });
+        Session::new(factory, Settings::default())
+    }
+
+    /// Evaluates a list whose unforced elements hold the `let` frame that holds the list: a
+    /// cycle of `n` thunks that no sweep frees. Gives a weak reference to the list.
+    fn cyclic_list(s: &mut Session, n: usize) -> std::rc::Weak<Vec<Value>> {
+        let src = format!("let xs = builtins.genList (i: {{ next = xs; }}) {n}; in xs");
+        let ev = s.evaluator();
+        match ev
+            .eval_source("«test»".into(), src, "/".into())
+            .and_then(|v| ev.force(v))
+        {
+            Ok(Value::List(l)) => std::rc::Rc::downgrade(&l),
+            _ => panic!("not a list"),
+        }
+    }
+
+    #[test]
+    fn past_the_bound_the_evaluator_is_replaced_and_its_cycles_freed() {
+        let mut s = session();
+        s.max_tracked = 150_000;
+        s.sweep_at = s.next_sweep_at(0);
+        let first = cyclic_list(&mut s, 40_000);
+        s.end_job();
+        let mut jobs = 1;
+        while s.evaluator.is_some() {
+            assert!(jobs < 10, "no reset after {jobs} jobs");
+            // Sweeping cannot free a cycle: it is alive until the evaluator is replaced.
+            assert!(first.upgrade().is_some());
+            cyclic_list(&mut s, 40_000);
+            s.end_job();
+            jobs += 1;
+        }
+        assert!(jobs >= 3, "reset after {jobs} jobs, before the bound");
+        assert!(first.upgrade().is_none(), "the first job's cycle is freed");
+        let left = s.registry.as_ref().map_or(usize::MAX, Registry::len);
+        assert_eq!(left, 0, "nothing is recorded once the evaluator is gone");
+        // The next job gets a new evaluator.
+        assert_eq!(eval(&mut s, "6 * 7"), "42");
+    }
+
+    #[test]
+    fn values_of_a_job_stay_valid_until_it_ends_even_across_a_reset() {
+        let mut s = session();
+        let list = cyclic_list(&mut s, 10);
+        let list = list.upgrade().expect("held by its cycle");
+        s.reset();
+        // Still usable in this job: the old evaluator's objects are released after it.
+        let ev = s.evaluator();
+        let v = ev.force(list[3].clone()).expect("forced");
+        assert!(matches!(v, Value::Attrs(_)));
+        let weak = std::rc::Rc::downgrade(&list);
+        drop((list, v));
+        assert!(
+            weak.upgrade().is_some(),
+            "the cycle lives until the job ends"
+        );
+        s.end_job();
+        assert!(weak.upgrade().is_none());
     }
 
     #[test]

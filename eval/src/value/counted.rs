@@ -86,7 +86,7 @@ impl<T> Shared<T> {
     }
 
     /// The number of handles to the cell.
-    #[cfg(test)]
+    #[inline]
     pub(crate) fn count(&self) -> usize {
         self.inner().count.get()
     }

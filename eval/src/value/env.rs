@@ -51,10 +51,19 @@ impl Env {
     }
 
     /// A shared frame with `size` slots, all `null` until filled (allocated before it is
-    /// built: see [`crate::value::rc_new`]).
-    #[inline]
+    /// built: see [`crate::value::rc_new`]). Every frame filled after it is shared is made
+    /// here, and recorded if this thread tracks (`registry.rs`): such a frame can end up
+    /// holding itself. A frame shared complete (`shared_single`, or `Rc::new` of a frame
+    /// filled first) is not recorded: its slots hold values made before it, which can reach
+    /// it again only through a thunk or a frame filled later, both recorded, so a release
+    /// breaks every cycle through it all the same (and a lambda's argument frame, most of
+    /// all frames, costs nothing more). Always inlined: out of line (as the check made it)
+    /// it cost `enter_frame` more than the check itself.
+    #[inline(always)]
     pub fn shared(parent: Option<Rc<Env>>, size: usize) -> Rc<Env> {
-        super::rc_new(|| Env::new(parent, size))
+        let env = super::rc_new(|| Env::new(parent, size));
+        super::registry::note_frame(&env);
+        env
     }
 
     /// A shared frame of one slot (allocated before it is built).
@@ -88,6 +97,20 @@ impl Env {
             let old = std::mem::replace(slot, v);
             // Dropping the old value may run arbitrary drops; it happens after the write.
             drop(old);
+        }
+    }
+
+    /// Sets every slot to `null`, dropping what they held (a registry's release).
+    pub(crate) fn clear(&self) {
+        for i in 0..self.len() {
+            self.set(i, Value::Null);
+        }
+    }
+
+    /// Sets every slot to `v` (a registry's release, for a frame still held after it).
+    pub(crate) fn fill(&self, v: &Value) {
+        for i in 0..self.len() {
+            self.set(i, v.clone());
         }
     }
 

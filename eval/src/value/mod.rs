@@ -8,6 +8,7 @@ mod attrs;
 mod counted;
 mod env;
 pub mod print;
+mod registry;
 mod string;
 mod thunk;
 
@@ -16,6 +17,7 @@ use std::rc::Rc;
 
 pub use attrs::{AttrEntry, Attrs, LookupHint};
 pub use env::Env;
+pub use registry::{Generation, Registry, RegistryError, RELEASED};
 pub use string::{Context, ContextElem, NixString, StringBuilder};
 pub use thunk::{Thunk, ThunkState};
 

@@ -36,19 +36,41 @@ pub enum ThunkState {
 pub struct Thunk(Shared<ThunkState>);
 
 impl Thunk {
-    /// A thunk for `expr` in `env`.
+    /// A thunk for `expr` in `env`. Inlined: it is most of the thunks made, and its
+    /// callers (`delay`, `enter_frame`) are the evaluator's hottest paths.
+    #[inline(always)]
     pub fn suspended(expr: ExprRef, env: Rc<Env>) -> Thunk {
-        Thunk(Shared::new_with(|| ThunkState::Suspended(expr, env)))
+        Thunk::tracked(Shared::new_with(|| ThunkState::Suspended(expr, env)))
     }
 
     /// A thunk for the application `f arg`.
     pub fn apply(f: Value, arg: Value) -> Thunk {
-        Thunk(Shared::new_with(|| ThunkState::Apply(Box::new((f, arg)))))
+        Thunk::tracked(Shared::new_with(|| ThunkState::Apply(Box::new((f, arg)))))
     }
 
     /// A thunk for the application `f a b`.
     pub fn apply2(f: Value, a: Value, b: Value) -> Thunk {
-        Thunk(Shared::new_with(|| ThunkState::Apply2(Box::new((f, a, b)))))
+        Thunk::tracked(Shared::new_with(|| ThunkState::Apply2(Box::new((f, a, b)))))
+    }
+
+    /// Every thunk is made here: recorded if this thread tracks (`registry.rs`).
+    #[inline(always)]
+    fn tracked(cell: Shared<ThunkState>) -> Thunk {
+        let t = Thunk(cell);
+        super::registry::note_thunk(&t);
+        t
+    }
+
+    /// A thunk that failed with `e`, not recorded: the one a registry puts in the slots of
+    /// frames that outlive their release, which must not be emptied by a later one.
+    pub(crate) fn untracked_failed(e: Box<crate::error::EvalError>) -> Thunk {
+        Thunk(Shared::new_with(|| ThunkState::Failed(e)))
+    }
+
+    /// How many handles to this thunk exist (the registry's own included).
+    #[inline]
+    pub(crate) fn handles(&self) -> usize {
+        self.0.count()
     }
 
     /// The value if the thunk has been evaluated.
