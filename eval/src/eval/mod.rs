@@ -134,10 +134,10 @@ pub struct Evaluator {
 }
 
 /// What an evaluation did, counted as it goes (cheap enough to always count).
-#[derive(Default, Debug)]
 pub struct Stats {
-    /// Thunks allocated.
-    pub thunks: std::cell::Cell<u64>,
+    /// The thread's count of thunks made when the evaluator was made (thunks are counted
+    /// where they are made, per thread: `value::thunk::made_on_this_thread`).
+    thunks_before: u64,
     /// Calls of Nix functions.
     pub calls: std::cell::Cell<u64>,
     /// Calls of builtins with all their arguments.
@@ -145,8 +145,33 @@ pub struct Stats {
 }
 
 impl Stats {
+    fn new() -> Stats {
+        Stats {
+            thunks_before: crate::value::thunks_made_on_this_thread(),
+            calls: Default::default(),
+            primop_calls: Default::default(),
+        }
+    }
+
     fn bump(c: &std::cell::Cell<u64>) {
         c.set(c.get() + 1);
+    }
+
+    /// Thunks made on this thread since the evaluator was made: every thunk, whether the
+    /// evaluator or a builtin made it (with one evaluator per thread, as in the CLI, that
+    /// evaluator's thunks).
+    pub fn thunks(&self) -> u64 {
+        crate::value::thunks_made_on_this_thread() - self.thunks_before
+    }
+}
+
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stats")
+            .field("thunks", &self.thunks())
+            .field("calls", &self.calls.get())
+            .field("primop_calls", &self.primop_calls.get())
+            .finish()
     }
 }
 
@@ -168,7 +193,7 @@ impl Evaluator {
             diagnostics: Box::new(|msg| eprintln!("{msg}")),
             derivations: FxHashMap::default(),
             derivation_wrapper: None,
-            stats: Stats::default(),
+            stats: Stats::new(),
             interrupt: None,
         }
     }
@@ -567,10 +592,7 @@ impl Evaluator {
                 None => Value::Thunk(Thunk::suspended(e.clone(), env.clone())),
             },
             Expr::Parent(inner) => self.delay(inner, parent_of(env)),
-            _ => {
-                Stats::bump(&self.stats.thunks);
-                Value::Thunk(Thunk::suspended(e.clone(), env.clone()))
-            }
+            _ => Value::Thunk(Thunk::suspended(e.clone(), env.clone())),
         }
     }
 
@@ -588,10 +610,7 @@ impl Evaluator {
                     lambda: l.clone(),
                     env: new.clone(),
                 })),
-                _ => {
-                    Stats::bump(&self.stats.thunks);
-                    Value::Thunk(Thunk::suspended(b.clone(), new.clone()))
-                }
+                _ => Value::Thunk(Thunk::suspended(b.clone(), new.clone())),
             };
             new.set(i, v);
         }
@@ -1589,6 +1608,20 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    /// `TVIX_SHOW_STATS` counts the thunks builtins make too (`genList` and `map` make one
+    /// per element): it counted only some of the evaluator's own before.
+    #[test]
+    fn stats_count_every_thunk_made() {
+        let mut ev = Evaluator::new(Box::new(crate::io::StdIO::new()), EvalConfig::default());
+        let before = ev.stats.thunks();
+        let src = "builtins.length (builtins.map (x: x) (builtins.genList (i: i) 100))";
+        let v = ev.eval_source("«test»".into(), src.into(), "/".into());
+        assert!(matches!(v, Ok(Value::Int(100))));
+        let made = ev.stats.thunks() - before;
+        assert!((200..300).contains(&made), "{made} thunks counted");
+        assert!(format!("{:?}", ev.stats).contains(&format!("thunks: {}", ev.stats.thunks())));
+    }
 
     #[test]
     fn an_interrupt_stops_a_long_evaluation_and_the_evaluator_stays_usable() {

@@ -19,7 +19,7 @@ pub use attrs::{AttrEntry, Attrs, LookupHint};
 pub use env::Env;
 pub use registry::{Generation, Registry, RegistryError, RELEASED};
 pub use string::{Context, ContextElem, NixString, StringBuilder};
-pub use thunk::{Thunk, ThunkState};
+pub use thunk::{made_on_this_thread as thunks_made_on_this_thread, Thunk, ThunkState};
 
 use crate::error::EvalResult;
 use crate::eval::Evaluator;
