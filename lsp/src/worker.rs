@@ -268,14 +268,18 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 mod tests {
     use super::*;
 
-    fn worker() -> Worker {
-        let factory: EvaluatorFactory = Arc::new(|_: &Settings| {
+    /// Plain evaluators with the default settings.
+    fn factory() -> EvaluatorFactory {
+        Arc::new(|_: &Settings| {
             Evaluator::new(
                 Box::new(tvix_eval::io::StdIO::new()),
                 tvix_eval::EvalConfig::default(),
             )
-        });
-        Worker::spawn(factory, Settings::default())
+        })
+    }
+
+    fn worker() -> Worker {
+        Worker::spawn(factory(), Settings::default())
     }
 
     fn eval(s: &mut Session, src: &str) -> String {
@@ -287,13 +291,7 @@ mod tests {
     }
 
     fn session() -> Session {
-        let factory: EvaluatorFactory = Arc::new(|_: &Settings| {
-            Evaluator::new(
-                Box::new(tvix_eval::io::StdIO::new()),
-                tvix_eval::EvalConfig::default(),
-            )
-        });
-        Session::new(factory, Settings::default())
+        Session::new(factory(), Settings::default())
     }
 
     /// Evaluates a list whose unforced elements hold the `let` frame that holds the list: a

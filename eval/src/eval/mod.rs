@@ -136,7 +136,7 @@ pub struct Evaluator {
 /// What an evaluation did, counted as it goes (cheap enough to always count).
 pub struct Stats {
     /// The thread's count of thunks made when the evaluator was made (thunks are counted
-    /// where they are made, per thread: `value::thunk::made_on_this_thread`).
+    /// where they are made, per thread: [`crate::value::thunks_made_on_this_thread`]).
     thunks_before: u64,
     /// Calls of Nix functions.
     pub calls: std::cell::Cell<u64>,

@@ -100,14 +100,8 @@ impl Env {
         }
     }
 
-    /// Sets every slot to `null`, dropping what they held (a registry's release).
-    pub(crate) fn clear(&self) {
-        for i in 0..self.len() {
-            self.set(i, Value::Null);
-        }
-    }
-
-    /// Sets every slot to `v` (a registry's release, for a frame still held after it).
+    /// Sets every slot to `v`, dropping what they held (a registry's release: `null` to
+    /// break cycles, then a failing thunk for a frame still held after it).
     pub(crate) fn fill(&self, v: &Value) {
         for i in 0..self.len() {
             self.set(i, v.clone());

@@ -86,24 +86,23 @@ pub(crate) fn note_frame(env: &Rc<Env>) {
 #[cold]
 #[inline(never)]
 fn note_thunk_slow(t: &Thunk) {
-    // `try_*`: never a panic, not even while the thread is being torn down or the registry
-    // is busy (nothing makes a thunk then; if something did, it would only go untracked).
-    let _ = RECORDED.try_with(|r| {
-        if let Ok(mut r) = r.try_borrow_mut() {
-            if let Some(objects) = r.as_mut() {
-                objects.thunks.push(t.clone());
-            }
-        }
-    });
+    record(|objects| objects.thunks.push(t.clone()));
 }
 
 #[cold]
 #[inline(never)]
 fn note_frame_slow(env: &Rc<Env>) {
+    record(|objects| objects.frames.push(Rc::downgrade(env)));
+}
+
+/// Adds to this thread's recorded objects. `try_*`: never a panic, not even while the
+/// thread is being torn down or the registry is busy (nothing makes a thunk or frame then;
+/// if something did, it would only go untracked).
+fn record(add: impl FnOnce(&mut Objects)) {
     let _ = RECORDED.try_with(|r| {
         if let Ok(mut r) = r.try_borrow_mut() {
             if let Some(objects) = r.as_mut() {
-                objects.frames.push(Rc::downgrade(env));
+                add(objects);
             }
         }
     });
@@ -261,7 +260,7 @@ fn release(objects: Objects) -> usize {
     }
     for f in &frames {
         if let Some(f) = f.upgrade() {
-            f.clear();
+            f.fill(&Value::Null);
         }
     }
     // Then what is still held from outside (the registry holds each thunk once) is made to
@@ -355,7 +354,7 @@ mod tests {
         let f = frame_cycle(&mut ev);
         assert!(RECORDED.with(|r| r.borrow().is_none()));
         drop(ev);
-        // FIXME (by design): without a registry a cycle is never freed.
+        // Without a registry a cycle is never freed: what the registry is for.
         assert!(x.upgrade().is_some() && f.upgrade().is_some());
     }
 
